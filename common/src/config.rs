@@ -1,0 +1,380 @@
+//! The cluster file: every party's address and public key, plus job defaults.
+//!
+//! ```toml
+//! [job]
+//! ring_bits = 32          # 32, 64 or 128
+//! frac_bits = 16
+//!
+//! [parties.server0]
+//! address = "127.0.0.1:7100"
+//! public_key = "base64..."
+//!
+//! [parties.server1]
+//! address = "127.0.0.1:7101"
+//! public_key = "base64..."
+//!
+//! [parties.model-owner]
+//! address = "127.0.0.1:7200"   # the model owner dials out; the address is informational
+//! public_key = "base64..."
+//!
+//! [parties.data-owner-0]
+//! public_key = "base64..."      # data owners only dial out: no address needed
+//! ```
+//!
+//! Any value can be overridden from the environment with the `TESSERA` prefix and `__` between
+//! levels, e.g. `TESSERA__PARTIES__SERVER1__ADDRESS=10.0.0.5:7101` or `TESSERA__JOB__FRAC_BITS=20`
+//! (environment keys are lowercased, so party names with dashes can only be set in the file).
+//!
+//! A cluster needs `server0`, `server1` and the `model-owner`; `server2` is optional (two-server
+//! additive aggregation) but needed by the three-server protocols. Servers need an address.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use x25519_dalek::PublicKey;
+
+use crate::identity::{KeyError, public_key_from_base64};
+use crate::party::PartyId;
+
+/// Errors of loading a cluster file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read or parsed, or a value has the wrong type.
+    #[error("cluster config {path}: {source}")]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// What the `config` crate reported.
+        source: config::ConfigError,
+    },
+    /// A table under `[parties]` whose name is not a party name.
+    #[error("cluster config: {0:?} is not a party name (server0..server2, model-owner, data-owner-N)")]
+    BadPartyName(String),
+    /// A required party is not listed.
+    #[error("cluster config: party {0} is missing")]
+    MissingParty(PartyId),
+    /// A party's address is not `host:port`.
+    #[error("cluster config: party {party} has a bad address {address:?} (expected host:port)")]
+    BadAddress {
+        /// The party.
+        party: PartyId,
+        /// The address as written.
+        address: String,
+    },
+    /// A party's public key is not 32 bytes of base64.
+    #[error("cluster config: party {party} has a bad public key: {source}")]
+    BadKey {
+        /// The party.
+        party: PartyId,
+        /// The key error.
+        source: KeyError,
+    },
+    /// A job default out of range.
+    #[error("cluster config: job.{field} {reason}")]
+    BadJob {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Job parameters the cluster file sets by default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobDefaults {
+    /// Ring size in bits for shares: 32, 64 or 128.
+    pub ring_bits: u32,
+    /// Fixed-point fractional bits.
+    pub frac_bits: u32,
+    /// Clipping bound on every coordinate of an update.
+    pub clip: f64,
+    /// Data owners needed before a round may close.
+    pub min_clients: usize,
+    /// Seconds a round stays open for uploads.
+    pub round_deadline_secs: u64,
+    /// Local epochs per round.
+    pub local_epochs: usize,
+    /// Local batch size.
+    pub batch_size: usize,
+    /// Local learning rate.
+    pub learning_rate: f64,
+}
+
+impl Default for JobDefaults {
+    fn default() -> Self {
+        JobDefaults {
+            ring_bits: 32,
+            frac_bits: 16,
+            clip: 8.0,
+            min_clients: 2,
+            round_deadline_secs: 120,
+            local_epochs: 1,
+            batch_size: 32,
+            learning_rate: 0.05,
+        }
+    }
+}
+
+/// One party's entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartyEntry {
+    /// `host:port` it listens on, if it listens.
+    pub address: Option<String>,
+    /// Its X25519 public key.
+    pub public_key: PublicKey,
+}
+
+impl PartyEntry {
+    /// `http://host:port`, for gRPC clients.
+    pub fn endpoint(&self) -> Option<String> {
+        self.address.as_ref().map(|a| format!("http://{a}"))
+    }
+}
+
+/// A validated cluster description.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Every party, by name.
+    pub parties: BTreeMap<PartyId, PartyEntry>,
+    /// Job defaults.
+    pub job: JobDefaults,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    #[serde(default)]
+    job: JobDefaults,
+    parties: BTreeMap<String, RawParty>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParty {
+    address: Option<String>,
+    public_key: String,
+}
+
+impl ClusterConfig {
+    /// Loads and validates a cluster file, with `TESSERA__...` environment overrides.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, None)
+    }
+
+    /// Like [`ClusterConfig::load`], with the environment given explicitly (for tests); `None`
+    /// reads the process environment.
+    pub fn load_with_env(
+        path: &Path,
+        env: Option<config::Map<String, String>>,
+    ) -> Result<Self, ConfigError> {
+        let load = |source| ConfigError::Load {
+            path: path.to_owned(),
+            source,
+        };
+        let raw: RawCluster = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("TESSERA")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(env),
+            )
+            .build()
+            .map_err(load)?
+            .try_deserialize()
+            .map_err(load)?;
+        Self::validate(raw)
+    }
+
+    /// Parses and validates a cluster description from TOML text (no environment overrides).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawCluster = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|source| ConfigError::Load {
+                path: PathBuf::from("<inline>"),
+                source,
+            })?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawCluster) -> Result<Self, ConfigError> {
+        let mut parties = BTreeMap::new();
+        for (name, entry) in raw.parties {
+            let party: PartyId = name
+                .parse()
+                .map_err(|_| ConfigError::BadPartyName(name.clone()))?;
+            if let Some(address) = &entry.address
+                && !is_host_port(address)
+            {
+                return Err(ConfigError::BadAddress {
+                    party,
+                    address: address.clone(),
+                });
+            }
+            let public_key = public_key_from_base64(&entry.public_key)
+                .map_err(|source| ConfigError::BadKey { party, source })?;
+            parties.insert(
+                party,
+                PartyEntry {
+                    address: entry.address,
+                    public_key,
+                },
+            );
+        }
+        for required in [PartyId::Server(0), PartyId::Server(1), PartyId::ModelOwner] {
+            if !parties.contains_key(&required) {
+                return Err(ConfigError::MissingParty(required));
+            }
+        }
+        for (party, entry) in &parties {
+            if party.is_server() && entry.address.is_none() {
+                return Err(ConfigError::BadAddress {
+                    party: *party,
+                    address: String::new(),
+                });
+            }
+        }
+        let job = raw.job;
+        if ![32, 64, 128].contains(&job.ring_bits) {
+            return Err(ConfigError::BadJob {
+                field: "ring_bits",
+                reason: format!("is {}, must be 32, 64 or 128", job.ring_bits),
+            });
+        }
+        if job.frac_bits + 2 > job.ring_bits {
+            return Err(ConfigError::BadJob {
+                field: "frac_bits",
+                reason: format!("is {}, too large for a {}-bit ring", job.frac_bits, job.ring_bits),
+            });
+        }
+        if !(job.clip.is_finite() && job.clip > 0.0) {
+            return Err(ConfigError::BadJob {
+                field: "clip",
+                reason: format!("is {}, must be positive", job.clip),
+            });
+        }
+        Ok(ClusterConfig { parties, job })
+    }
+
+    /// Number of compute servers (2 or 3).
+    pub fn num_servers(&self) -> usize {
+        if self.parties.contains_key(&PartyId::Server(2)) { 3 } else { 2 }
+    }
+
+    /// The compute servers, in index order.
+    pub fn servers(&self) -> Vec<PartyId> {
+        (0..self.num_servers() as u8).map(PartyId::Server).collect()
+    }
+
+    /// The data owners listed.
+    pub fn data_owners(&self) -> Vec<PartyId> {
+        self.parties
+            .keys()
+            .copied()
+            .filter(|p| matches!(p, PartyId::DataOwner(_)))
+            .collect()
+    }
+
+    /// A party's entry, or [`ConfigError::MissingParty`].
+    pub fn party(&self, party: PartyId) -> Result<&PartyEntry, ConfigError> {
+        self.parties
+            .get(&party)
+            .ok_or(ConfigError::MissingParty(party))
+    }
+
+    /// Every party with its public key (to build a [`crate::seal::Sealer`]).
+    pub fn public_keys(&self) -> impl Iterator<Item = (PartyId, &PublicKey)> {
+        self.parties.iter().map(|(p, e)| (*p, &e.public_key))
+    }
+}
+
+/// `host:port` with a non-empty host (name, IPv4, or bracketed IPv6) and a u16 port.
+fn is_host_port(s: &str) -> bool {
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok()
+                && !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    fn key() -> String {
+        Identity::generate(PartyId::ModelOwner, &mut rand::rng()).public_key_base64()
+    }
+
+    fn cluster(extra: &str) -> String {
+        format!(
+            "[job]\nfrac_bits = 12\n\
+             [parties.server0]\naddress = \"127.0.0.1:7100\"\npublic_key = \"{}\"\n\
+             [parties.server1]\naddress = \"localhost:7101\"\npublic_key = \"{}\"\n\
+             [parties.model-owner]\npublic_key = \"{}\"\n\
+             [parties.data-owner-0]\npublic_key = \"{}\"\n{extra}",
+            key(),
+            key(),
+            key(),
+            key()
+        )
+    }
+
+    #[test]
+    fn loads_a_valid_cluster_with_env_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, cluster("")).unwrap();
+        let mut env = config::Map::new();
+        env.insert("TESSERA__JOB__RING_BITS".into(), "64".into());
+        env.insert("TESSERA__PARTIES__SERVER1__ADDRESS".into(), "10.1.2.3:9000".into());
+        let c = ClusterConfig::load_with_env(&path, Some(env)).unwrap();
+        assert_eq!(c.num_servers(), 2);
+        assert_eq!(c.job.frac_bits, 12);
+        assert_eq!(c.job.ring_bits, 64);
+        assert_eq!(
+            c.party(PartyId::Server(1)).unwrap().address.as_deref(),
+            Some("10.1.2.3:9000")
+        );
+        assert_eq!(c.data_owners(), vec![PartyId::DataOwner(0)]);
+    }
+
+    #[test]
+    fn reports_missing_party_bad_address_and_bad_key() {
+        let no_s1 = cluster("").replace("[parties.server1]", "[parties.server2]");
+        assert!(matches!(
+            ClusterConfig::from_toml(&no_s1),
+            Err(ConfigError::MissingParty(PartyId::Server(1)))
+        ));
+        let bad_addr = cluster("").replace("localhost:7101", "localhost");
+        assert!(matches!(
+            ClusterConfig::from_toml(&bad_addr),
+            Err(ConfigError::BadAddress { party: PartyId::Server(1), .. })
+        ));
+        let bad_key = cluster("[parties.data-owner-1]\npublic_key = \"not-a-key\"\n");
+        assert!(matches!(
+            ClusterConfig::from_toml(&bad_key),
+            Err(ConfigError::BadKey { party: PartyId::DataOwner(1), .. })
+        ));
+        let bad_name = cluster("[parties.server9]\npublic_key = \"x\"\n");
+        assert!(matches!(
+            ClusterConfig::from_toml(&bad_name),
+            Err(ConfigError::BadPartyName(_))
+        ));
+        let bad_ring = cluster("").replace("frac_bits = 12", "ring_bits = 48");
+        assert!(matches!(ClusterConfig::from_toml(&bad_ring), Err(ConfigError::BadJob { .. })));
+    }
+}

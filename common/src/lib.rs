@@ -1,0 +1,29 @@
+//! Tessera's shared core.
+//!
+//! Everything two or more roles (data owner, aggregator, model owner) need lives here:
+//!
+//! - [`ring`]: wrapping arithmetic on `u32`, `u64` and `u128` behind one [`ring::Ring`] trait, ring
+//!   tensors and a blocked, parallel matmul kernel;
+//! - [`fixed`]: fixed-point encoding of reals into a ring, with an explicit overflow budget;
+//! - [`prg`]: the ChaCha20 expansion of a 32-byte seed into ring elements;
+//! - [`sharing`]: additive, replicated and seed-compressed secret sharing;
+//! - [`party`]: party identifiers (`server0`, `model-owner`, `data-owner-3`);
+//! - [`identity`]: X25519 static key pairs and their key files;
+//! - [`seal`]: the authenticated envelope every message between parties travels in;
+//! - [`config`]: the cluster file naming each party's address and public key;
+//! - [`net`]: the [`net::Network`] trait between servers and its in-memory implementation.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod fixed;
+pub mod identity;
+pub mod net;
+pub mod party;
+pub mod prg;
+pub mod ring;
+pub mod seal;
+pub mod sharing;
+
+pub use party::PartyId;
+pub use ring::{Ring, RingTensor};

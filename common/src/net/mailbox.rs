@@ -1,0 +1,160 @@
+//! The receive side shared by every [`super::Network`]: messages wait under `(from, tag)` until
+//! asked for, and a waiting `recv` is woken by the message, by its peer's disconnection, or by the
+//! timeout.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::{NetError, Tag};
+use crate::party::PartyId;
+
+type Waiter = oneshot::Sender<Result<Vec<u8>, NetError>>;
+
+enum Slot {
+    Queued(VecDeque<Vec<u8>>),
+    Waiting(Waiter),
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<(PartyId, Tag), Slot>,
+    gone: HashMap<PartyId, NetError>,
+}
+
+/// Messages delivered to one party, keyed by sender and tag.
+#[derive(Default)]
+pub struct Mailbox {
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mailbox")
+    }
+}
+
+impl Mailbox {
+    /// An empty mailbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the maps consistent (every update is one insert
+        // or remove), so a poisoned lock is safe to keep using.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delivers a message from `from` under `tag`.
+    pub fn deliver(&self, from: PartyId, tag: Tag, payload: Vec<u8>) {
+        let mut state = self.lock();
+        let key = (from, tag);
+        let payload = match state.slots.remove(&key) {
+            Some(Slot::Waiting(waiter)) => match waiter.send(Ok(payload)) {
+                Ok(()) => return,
+                // The receiver gave up (timeout); keep the message for a later recv.
+                Err(Ok(payload)) => payload,
+                Err(Err(_)) => return,
+            },
+            Some(Slot::Queued(mut queue)) => {
+                queue.push_back(payload);
+                state.slots.insert(key, Slot::Queued(queue));
+                return;
+            }
+            None => payload,
+        };
+        state
+            .slots
+            .insert(key, Slot::Queued(VecDeque::from([payload])));
+    }
+
+    /// Marks `peer` as gone: waiting and future receives from it fail with `error` (messages it
+    /// sent before leaving can still be received).
+    pub fn fail_peer(&self, peer: PartyId, error: NetError) {
+        let mut state = self.lock();
+        let waiting: Vec<(PartyId, Tag)> = state
+            .slots
+            .iter()
+            .filter(|((from, _), slot)| *from == peer && matches!(slot, Slot::Waiting(_)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in waiting {
+            if let Some(Slot::Waiting(waiter)) = state.slots.remove(&key) {
+                let _ = waiter.send(Err(error.clone()));
+            }
+        }
+        state.gone.insert(peer, error);
+    }
+
+    /// Clears a peer's gone mark (it reconnected).
+    pub fn revive_peer(&self, peer: PartyId) {
+        self.lock().gone.remove(&peer);
+    }
+
+    /// Waits for the message `from` sent under `tag`, at most `timeout`.
+    pub async fn recv(
+        &self,
+        from: PartyId,
+        tag: &Tag,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, NetError> {
+        let key = (from, tag.clone());
+        let rx = {
+            let mut state = self.lock();
+            match state.slots.remove(&key) {
+                Some(Slot::Queued(mut queue)) => {
+                    let msg = queue.pop_front();
+                    if !queue.is_empty() {
+                        state.slots.insert(key.clone(), Slot::Queued(queue));
+                    }
+                    if let Some(msg) = msg {
+                        return Ok(msg);
+                    }
+                }
+                Some(Slot::Waiting(_)) => {
+                    // Two concurrent receives of one (from, tag): tags must be unique.
+                    return Err(NetError::Transport {
+                        peer: from,
+                        reason: format!("two concurrent receives of tag {tag:?}"),
+                    });
+                }
+                None => {}
+            }
+            if let Some(err) = state.gone.get(&from) {
+                return Err(err.clone());
+            }
+            let (tx, rx) = oneshot::channel();
+            state.slots.insert(key.clone(), Slot::Waiting(tx));
+            rx
+        };
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(NetError::Disconnected(from)),
+            Err(_) => {
+                let mut state = self.lock();
+                // Remove our waiter unless a message raced in and replaced it.
+                if let Some(Slot::Waiting(_)) = state.slots.get(&key) {
+                    state.slots.remove(&key);
+                }
+                Err(NetError::Timeout {
+                    from,
+                    tag: tag.clone(),
+                    after: timeout,
+                })
+            }
+        }
+    }
+
+    /// Parties whose messages are waiting unclaimed (for diagnostics).
+    pub fn pending_senders(&self) -> HashSet<PartyId> {
+        self.lock()
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Queued(_)))
+            .map(|((p, _), _)| *p)
+            .collect()
+    }
+}
