@@ -50,7 +50,9 @@ pub enum ConfigError {
         source: config::ConfigError,
     },
     /// A table under `[parties]` whose name is not a party name.
-    #[error("cluster config: {0:?} is not a party name (server0..server2, model-owner, data-owner-N)")]
+    #[error(
+        "cluster config: {0:?} is not a party name (server0..server2, model-owner, data-owner-N)"
+    )]
     BadPartyName(String),
     /// A required party is not listed.
     #[error("cluster config: party {0} is missing")]
@@ -249,7 +251,10 @@ impl ClusterConfig {
         if job.frac_bits + 2 > job.ring_bits {
             return Err(ConfigError::BadJob {
                 field: "frac_bits",
-                reason: format!("is {}, too large for a {}-bit ring", job.frac_bits, job.ring_bits),
+                reason: format!(
+                    "is {}, too large for a {}-bit ring",
+                    job.frac_bits, job.ring_bits
+                ),
             });
         }
         if !(job.clip.is_finite() && job.clip > 0.0) {
@@ -263,7 +268,11 @@ impl ClusterConfig {
 
     /// Number of compute servers (2 or 3).
     pub fn num_servers(&self) -> usize {
-        if self.parties.contains_key(&PartyId::Server(2)) { 3 } else { 2 }
+        if self.parties.contains_key(&PartyId::Server(2)) {
+            3
+        } else {
+            2
+        }
     }
 
     /// The compute servers, in index order.
@@ -340,7 +349,10 @@ mod tests {
         std::fs::write(&path, cluster("")).unwrap();
         let mut env = config::Map::new();
         env.insert("TESSERA__JOB__RING_BITS".into(), "64".into());
-        env.insert("TESSERA__PARTIES__SERVER1__ADDRESS".into(), "10.1.2.3:9000".into());
+        env.insert(
+            "TESSERA__PARTIES__SERVER1__ADDRESS".into(),
+            "10.1.2.3:9000".into(),
+        );
         let c = ClusterConfig::load_with_env(&path, Some(env)).unwrap();
         assert_eq!(c.num_servers(), 2);
         assert_eq!(c.job.frac_bits, 12);
@@ -362,12 +374,18 @@ mod tests {
         let bad_addr = cluster("").replace("localhost:7101", "localhost");
         assert!(matches!(
             ClusterConfig::from_toml(&bad_addr),
-            Err(ConfigError::BadAddress { party: PartyId::Server(1), .. })
+            Err(ConfigError::BadAddress {
+                party: PartyId::Server(1),
+                ..
+            })
         ));
         let bad_key = cluster("[parties.data-owner-1]\npublic_key = \"not-a-key\"\n");
         assert!(matches!(
             ClusterConfig::from_toml(&bad_key),
-            Err(ConfigError::BadKey { party: PartyId::DataOwner(1), .. })
+            Err(ConfigError::BadKey {
+                party: PartyId::DataOwner(1),
+                ..
+            })
         ));
         let bad_name = cluster("[parties.server9]\npublic_key = \"x\"\n");
         assert!(matches!(
@@ -375,6 +393,9 @@ mod tests {
             Err(ConfigError::BadPartyName(_))
         ));
         let bad_ring = cluster("").replace("frac_bits = 12", "ring_bits = 48");
-        assert!(matches!(ClusterConfig::from_toml(&bad_ring), Err(ConfigError::BadJob { .. })));
+        assert!(matches!(
+            ClusterConfig::from_toml(&bad_ring),
+            Err(ConfigError::BadJob { .. })
+        ));
     }
 }

@@ -21,7 +21,9 @@ pub enum FixedPointError {
     #[error("value {0} is not finite")]
     NotFinite(f64),
     /// `|x| * 2^f` does not fit in the signed range of the ring.
-    #[error("value {value} out of range: |x| must stay below {limit} with {frac_bits} fractional bits in a {ring_bits}-bit ring")]
+    #[error(
+        "value {value} out of range: |x| must stay below {limit} with {frac_bits} fractional bits in a {ring_bits}-bit ring"
+    )]
     OutOfRange {
         /// The value.
         value: f64,
@@ -160,9 +162,18 @@ mod tests {
     #[test]
     fn rejects_bad_values() {
         let fp = FixedPoint::new(16);
-        assert!(matches!(fp.encode::<u32>(f64::NAN), Err(FixedPointError::NotFinite(_))));
-        assert!(matches!(fp.encode::<u32>(f64::INFINITY), Err(FixedPointError::NotFinite(_))));
-        assert!(matches!(fp.encode::<u32>(40_000.0), Err(FixedPointError::OutOfRange { .. })));
+        assert!(matches!(
+            fp.encode::<u32>(f64::NAN),
+            Err(FixedPointError::NotFinite(_))
+        ));
+        assert!(matches!(
+            fp.encode::<u32>(f64::INFINITY),
+            Err(FixedPointError::NotFinite(_))
+        ));
+        assert!(matches!(
+            fp.encode::<u32>(40_000.0),
+            Err(FixedPointError::OutOfRange { .. })
+        ));
         assert!(fp.encode::<u32>(32_767.0).is_ok());
         assert!(matches!(
             FixedPoint::new(40).encode::<u32>(1.0),

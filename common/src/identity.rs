@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use x25519_dalek::{PublicKey, StaticSecret};
+pub use x25519_dalek::PublicKey;
+use x25519_dalek::StaticSecret;
 use zeroize::Zeroizing;
 
 use crate::party::{BadPartyName, PartyId};
@@ -162,10 +163,13 @@ impl Identity {
 
     /// Reads a key file written by [`Identity::write_key_file`].
     pub fn read_key_file(path: &Path) -> Result<Self, KeyError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        })?);
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            );
         let format = |reason: &str| KeyError::Format {
             path: path.to_owned(),
             reason: reason.to_owned(),
@@ -236,14 +240,29 @@ mod tests {
         let secret = B64.encode(id.secret().as_bytes());
         std::fs::write(
             &path,
-            format!("party = model-owner\nsecret = {secret}\npublic = {}\n", other.public_key_base64()),
+            format!(
+                "party = model-owner\nsecret = {secret}\npublic = {}\n",
+                other.public_key_base64()
+            ),
         )
         .unwrap();
-        assert!(matches!(Identity::read_key_file(&path), Err(KeyError::Mismatch(_))));
+        assert!(matches!(
+            Identity::read_key_file(&path),
+            Err(KeyError::Mismatch(_))
+        ));
         std::fs::write(&path, "party = model-owner\n").unwrap();
-        assert!(matches!(Identity::read_key_file(&path), Err(KeyError::Format { .. })));
+        assert!(matches!(
+            Identity::read_key_file(&path),
+            Err(KeyError::Format { .. })
+        ));
         std::fs::write(&path, format!("party = nobody\nsecret = {secret}\n")).unwrap();
-        assert!(matches!(Identity::read_key_file(&path), Err(KeyError::Party(_))));
-        assert!(matches!(public_key_from_base64("AAAA"), Err(KeyError::BadPublicKey(_))));
+        assert!(matches!(
+            Identity::read_key_file(&path),
+            Err(KeyError::Party(_))
+        ));
+        assert!(matches!(
+            public_key_from_base64("AAAA"),
+            Err(KeyError::BadPublicKey(_))
+        ));
     }
 }

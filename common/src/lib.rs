@@ -11,10 +11,12 @@
 //! - [`identity`]: X25519 static key pairs and their key files;
 //! - [`seal`]: the authenticated envelope every message between parties travels in;
 //! - [`config`]: the cluster file naming each party's address and public key;
+//! - [`cli`]: command-line pieces every binary shares (`keygen`, logging);
 //! - [`net`]: the [`net::Network`] trait between servers and its in-memory implementation.
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod fixed;
 pub mod identity;

@@ -106,9 +106,8 @@ impl FromStr for PartyId {
 
 /// Parses a decimal index with no sign, no leading zeros (except "0") and no spaces.
 fn parse_index<T: FromStr>(s: &str) -> Option<T> {
-    let canonical = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && (s == "0" || !s.starts_with('0'));
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     if canonical { s.parse().ok() } else { None }
 }
 

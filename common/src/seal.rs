@@ -303,8 +303,8 @@ impl Sealer {
             .into_iter()
             .filter(|(p, _)| *p != identity.party())
             .map(|(p, pk)| {
-                let cipher = derive_pair_key(identity, p, pk)
-                    .map(|k| ChaCha20Poly1305::new(&(*k).into()));
+                let cipher =
+                    derive_pair_key(identity, p, pk).map(|k| ChaCha20Poly1305::new(&(*k).into()));
                 (p, cipher)
             })
             .collect();

@@ -1,1 +1,7 @@
-//! x
+//! Tessera model owner: starts jobs, opens results, trains the global model.
+//!
+//! - [`cli`]: the `model-owner` command line.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;

@@ -1,1 +1,16 @@
-//! x
+//! Tessera's wire protocol: the gRPC services and messages of `proto/tessera.proto`, generated at
+//! build time by `tonic-prost-build` from descriptors compiled by the pure-Rust `protox` (so no
+//! `protoc` install is needed).
+
+/// Largest payload a single chunk carries (1 MiB), well under the gRPC message limit.
+pub const MAX_CHUNK_BYTES: usize = 1 << 20;
+
+/// The gRPC message size limit Tessera configures on every client and server (a chunk plus its
+/// envelope overhead fits many times over).
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// Generated code of package `tessera.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("tessera.v1");
+}

@@ -77,7 +77,11 @@ fn gemm<R: Ring>(a: &[R], b: &[R], m: usize, k: usize, n: usize, parallel: bool)
 /// Packs `B[pc..pc+kc, ..]` into `NR`-wide panels: panel `p` holds rows `0..kc` of columns
 /// `p*NR..p*NR+NR`, each row contiguous, zero-padded past `n`.
 fn pack_b<R: Ring>(b: &[R], n: usize, pc: usize, kc: usize, out: &mut [R]) {
-    for (p, panel) in out.chunks_exact_mut(kc * NR).take(n.div_ceil(NR)).enumerate() {
+    for (p, panel) in out
+        .chunks_exact_mut(kc * NR)
+        .take(n.div_ceil(NR))
+        .enumerate()
+    {
         let j0 = p * NR;
         let width = NR.min(n - j0);
         for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
@@ -91,7 +95,11 @@ fn pack_b<R: Ring>(b: &[R], n: usize, pc: usize, kc: usize, out: &mut [R]) {
 /// Packs `A[ic..ic+mc, pc..pc+kc]` into `MR`-tall panels stored column by column
 /// (`MR` consecutive elements per `kk`), zero-padded past `mc`.
 fn pack_a<R: Ring>(a: &[R], k: usize, ic: usize, mc: usize, pc: usize, kc: usize, out: &mut [R]) {
-    for (p, panel) in out.chunks_exact_mut(kc * MR).take(mc.div_ceil(MR)).enumerate() {
+    for (p, panel) in out
+        .chunks_exact_mut(kc * MR)
+        .take(mc.div_ceil(MR))
+        .enumerate()
+    {
         let i0 = p * MR;
         let height = MR.min(mc - i0);
         for r in 0..MR {
@@ -122,7 +130,11 @@ fn block_kernel<R: Ring>(
     for (q, b_panel) in packed_b.chunks_exact(kc * NR).enumerate() {
         let j0 = q * NR;
         let width = NR.min(n - j0);
-        for (p, a_panel) in packed_a.chunks_exact(kc * MR).take(mc.div_ceil(MR)).enumerate() {
+        for (p, a_panel) in packed_a
+            .chunks_exact(kc * MR)
+            .take(mc.div_ceil(MR))
+            .enumerate()
+        {
             let acc = micro_kernel(a_panel, b_panel, kc);
             let i0 = p * MR;
             for (r, acc_row) in acc.iter().enumerate().take(MR.min(mc - i0)) {

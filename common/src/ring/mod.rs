@@ -21,16 +21,7 @@ use std::hash::Hash;
 /// Elements are read as two's-complement signed values where a sign matters (fixed point,
 /// comparisons). Byte encodings are little-endian.
 pub trait Ring:
-    Copy
-    + Default
-    + Debug
-    + Eq
-    + Ord
-    + Hash
-    + Send
-    + Sync
-    + bytemuck::Pod
-    + 'static
+    Copy + Default + Debug + Eq + Ord + Hash + Send + Sync + bytemuck::Pod + 'static
 {
     /// Number of bits `k` of the ring `Z/2^k`.
     const BITS: u32;

@@ -123,7 +123,9 @@ impl<R: Ring> RingTensor<R> {
 
     fn zip_with(&self, other: &Self, f: impl Fn(R, R) -> R + Sync) -> Result<Self, ShapeError> {
         self.check_same(other)?;
-        let out = Zip::from(&self.0).and(&other.0).map_collect(|a, b| f(*a, *b));
+        let out = Zip::from(&self.0)
+            .and(&other.0)
+            .map_collect(|a, b| f(*a, *b));
         Ok(RingTensor(out))
     }
 
@@ -218,7 +220,10 @@ mod tests {
     fn shape_errors_are_typed() {
         let a = RingTensor::<u64>::zeros(&[2, 3]);
         let b = RingTensor::<u64>::zeros(&[2, 3]);
-        assert!(matches!(a.add(&RingTensor::zeros(&[3, 2])), Err(ShapeError::Mismatch { .. })));
+        assert!(matches!(
+            a.add(&RingTensor::zeros(&[3, 2])),
+            Err(ShapeError::Mismatch { .. })
+        ));
         assert!(matches!(a.matmul(&b), Err(ShapeError::Matmul { .. })));
         assert!(matches!(
             RingTensor::<u64>::from_vec(&[2, 2], vec![1, 2, 3]),

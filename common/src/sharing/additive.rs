@@ -1,6 +1,5 @@
 //! n-party additive sharing: `x = x_0 + ... + x_{n-1} mod 2^k`, any `n-1` shares uniformly random.
 
-
 use super::SharingError;
 use crate::ring::{Ring, RingTensor};
 

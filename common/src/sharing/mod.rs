@@ -33,6 +33,8 @@ pub enum SharingError {
     #[error(transparent)]
     Shape(#[from] ShapeError),
     /// Replicated shares whose overlapping components disagree.
-    #[error("replicated shares are inconsistent: party {0}'s second component differs from party {1}'s first")]
+    #[error(
+        "replicated shares are inconsistent: party {0}'s second component differs from party {1}'s first"
+    )]
     Inconsistent(usize, usize),
 }

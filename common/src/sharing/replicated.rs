@@ -18,7 +18,11 @@ pub struct ReplicatedShare<R: Ring> {
 
 impl<R: Ring> std::fmt::Debug for ReplicatedShare<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReplicatedShare(shape {:?}, <redacted>)", self.first.shape())
+        write!(
+            f,
+            "ReplicatedShare(shape {:?}, <redacted>)",
+            self.first.shape()
+        )
     }
 }
 

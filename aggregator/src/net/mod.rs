@@ -1,0 +1,10 @@
+//! Server-to-server networking over gRPC.
+//!
+//! [`grpc::GrpcNetwork`] implements [`tessera_common::net::Network`] with one bidirectional
+//! `PeerService.Exchange` stream per pair of servers, every frame sealed with the pair's key. The
+//! in-memory implementation lives beside the trait in `tessera-common`.
+
+pub mod frame;
+pub mod grpc;
+
+pub use grpc::{GrpcNetwork, GrpcNetworkSettings, PeerHub};

@@ -1,0 +1,87 @@
+//! Command-line pieces shared by the `aggregator`, `data-owner` and `model-owner` binaries.
+
+use std::path::PathBuf;
+
+use crate::identity::{Identity, KeyError};
+use crate::party::PartyId;
+
+/// Arguments of the `keygen` subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeygenArgs {
+    /// The party this key belongs to (e.g. server0, model-owner, data-owner-3).
+    #[arg(long)]
+    pub name: PartyId,
+    /// Where to write the key file (created with mode 0600; never overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Errors of `keygen`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeygenError {
+    /// The name is not a party this binary plays.
+    #[error("{name} is not a {role} party name")]
+    WrongRole {
+        /// The name given.
+        name: PartyId,
+        /// The binary's role.
+        role: &'static str,
+    },
+    /// Writing the key failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// Generates a key pair for `args.name`, checks it is a party `role` plays (`is_role`), writes the
+/// key file and returns the identity (whose public key the caller prints for the cluster file).
+pub fn run_keygen(
+    args: &KeygenArgs,
+    role: &'static str,
+    is_role: impl Fn(PartyId) -> bool,
+) -> Result<Identity, KeygenError> {
+    if !is_role(args.name) {
+        return Err(KeygenError::WrongRole {
+            name: args.name,
+            role,
+        });
+    }
+    let identity = Identity::generate(args.name, &mut rand::rng());
+    identity.write_key_file(&args.out)?;
+    Ok(identity)
+}
+
+/// Prints what `keygen` made: the public key line to paste into the cluster file.
+pub fn print_keygen_result(identity: &Identity, out: &std::path::Path) {
+    println!("wrote {} key to {}", identity.party(), out.display());
+    println!("public_key = \"{}\"", identity.public_key_base64());
+}
+
+/// Installs the `tracing` subscriber: `RUST_LOG` filters, default `info`.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs `keygen` end to end for a binary playing `role`: writes the key file, prints the public
+/// key, and returns the process exit code (errors go to stderr).
+pub fn keygen_exit_code(
+    args: &KeygenArgs,
+    role: &'static str,
+    is_role: impl Fn(PartyId) -> bool,
+) -> i32 {
+    match run_keygen(args, role, is_role) {
+        Ok(identity) => {
+            print_keygen_result(&identity, &args.out);
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
