@@ -63,7 +63,7 @@ impl Prg {
         self.fill_bytes(bytemuck::cast_slice_mut(out));
         if cfg!(target_endian = "big") {
             for v in out.iter_mut() {
-                *v = v.from_le();
+                *v = v.le_to_native();
             }
         }
     }

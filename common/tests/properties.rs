@@ -15,7 +15,12 @@ use tessera_common::sharing::{
 
 fn tensor<R: Ring>(shape: &[usize], raw: &[u128]) -> RingTensor<R> {
     let n: usize = shape.iter().product();
-    let values = raw.iter().cycle().take(n).map(|v| R::from_i128(*v as i128)).collect();
+    let values = raw
+        .iter()
+        .cycle()
+        .take(n)
+        .map(|v| R::from_i128(*v as i128))
+        .collect();
     RingTensor::from_vec(shape, values).unwrap()
 }
 
@@ -165,7 +170,13 @@ mod ring_u32 {
 /// Larger products cross the kernel's block boundaries (KC = 256, MC = 64) and the parallel path.
 #[test]
 fn matmul_across_block_boundaries() {
-    for (m, k, n) in [(1, 1, 1), (1, 600, 1), (130, 257, 9), (65, 513, 70), (200, 300, 1)] {
+    for (m, k, n) in [
+        (1, 1, 1),
+        (1, 600, 1),
+        (130, 257, 9),
+        (65, 513, 70),
+        (200, 300, 1),
+    ] {
         let mut prg = tessera_common::prg::Prg::new(&Seed([3; 32]), 1);
         let a: Vec<u64> = prg.ring_vec(m * k);
         let b: Vec<u64> = prg.ring_vec(k * n);

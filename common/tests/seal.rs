@@ -97,14 +97,20 @@ fn expect(round: u64) -> Expected {
 fn seal_open_round_trip() {
     let p = pair();
     let msg = b"explicit share bytes".repeat(100);
-    let env = p.owner.seal_for(PartyId::Server(0), &context(7, 3), &msg).unwrap();
+    let env = p
+        .owner
+        .seal_for(PartyId::Server(0), &context(7, 3), &msg)
+        .unwrap();
     assert_eq!(env.len(), msg.len() + OVERHEAD);
     let opened = p.server0.open(&env, &expect(7)).unwrap();
     assert_eq!(opened.plaintext, msg);
     assert_eq!(opened.header.sender, PartyId::DataOwner(3));
     assert_eq!(opened.header.chunk, 3);
     // Ciphertext hides the plaintext, and two seals of one message differ (fresh nonces).
-    let env2 = p.owner.seal_for(PartyId::Server(0), &context(7, 3), &msg).unwrap();
+    let env2 = p
+        .owner
+        .seal_for(PartyId::Server(0), &context(7, 3), &msg)
+        .unwrap();
     assert_ne!(env, env2);
     assert!(!env.windows(20).any(|w| w == &msg[..20]));
 }
@@ -112,7 +118,10 @@ fn seal_open_round_trip() {
 #[test]
 fn every_tampering_fails_with_its_own_error() {
     let p = pair();
-    let env = p.owner.seal_for(PartyId::Server(0), &context(7, 0), b"secret").unwrap();
+    let env = p
+        .owner
+        .seal_for(PartyId::Server(0), &context(7, 0), b"secret")
+        .unwrap();
 
     // A flipped bit anywhere in the ciphertext or tag.
     for i in [HEADER_LEN + 12, env.len() - 1] {
@@ -174,20 +183,35 @@ fn every_tampering_fails_with_its_own_error() {
         })
     );
     // A new chunk index from the same sender is fine.
-    let next = p.owner.seal_for(PartyId::Server(0), &context(7, 1), b"more").unwrap();
+    let next = p
+        .owner
+        .seal_for(PartyId::Server(0), &context(7, 1), b"more")
+        .unwrap();
     p.server0.open_once(&next, &expect(7), &mut guard).unwrap();
 
     // Other header checks.
     let mut wrong_job = expect(7);
     wrong_job.job_id = 1;
-    assert!(matches!(p.server0.open(&env, &wrong_job), Err(SealError::WrongJob { .. })));
+    assert!(matches!(
+        p.server0.open(&env, &wrong_job),
+        Err(SealError::WrongJob { .. })
+    ));
     let mut wrong_purpose = expect(7);
     wrong_purpose.purpose = Purpose::Result;
-    assert!(matches!(p.server0.open(&env, &wrong_purpose), Err(SealError::WrongPurpose { .. })));
+    assert!(matches!(
+        p.server0.open(&env, &wrong_purpose),
+        Err(SealError::WrongPurpose { .. })
+    ));
     let mut wrong_sender = expect(7);
     wrong_sender.sender = Some(PartyId::DataOwner(4));
-    assert!(matches!(p.server0.open(&env, &wrong_sender), Err(SealError::WrongSender { .. })));
-    assert!(matches!(p.server0.open(&env[..40], &expect(7)), Err(SealError::Malformed(_))));
+    assert!(matches!(
+        p.server0.open(&env, &wrong_sender),
+        Err(SealError::WrongSender { .. })
+    ));
+    assert!(matches!(
+        p.server0.open(&env[..40], &expect(7)),
+        Err(SealError::Malformed(_))
+    ));
     let mut bad_version = env.clone();
     bad_version[0] = 9;
     assert_eq!(
@@ -206,7 +230,9 @@ fn unknown_sender_is_rejected() {
         *s0.public_key()
     };
     let forger = Sealer::new(&stranger, [(PartyId::Server(0), &s0_pub)]);
-    let env = forger.seal_for(PartyId::Server(0), &context(7, 0), b"x").unwrap();
+    let env = forger
+        .seal_for(PartyId::Server(0), &context(7, 0), b"x")
+        .unwrap();
     assert_eq!(
         p.server0.open(&env, &expect(7)).err(),
         Some(SealError::UnknownSender(PartyId::DataOwner(77)))

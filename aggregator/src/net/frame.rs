@@ -95,3 +95,53 @@ pub fn connection_id(session: u64, dialer_nonce: &[u8; 32], acceptor_nonce: &[u8
     id.copy_from_slice(&digest[..8]);
     u64::from_le_bytes(id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_common::identity::Identity;
+
+    fn sealers() -> (Sealer, Sealer) {
+        let a = Identity::generate(PartyId::Server(2), &mut rand::rng());
+        let b = Identity::generate(PartyId::Server(0), &mut rand::rng());
+        let keys = [(a.party(), *a.public_key()), (b.party(), *b.public_key())];
+        (
+            Sealer::new(&a, keys.iter().map(|(p, k)| (*p, k))),
+            Sealer::new(&b, keys.iter().map(|(p, k)| (*p, k))),
+        )
+    }
+
+    #[test]
+    fn frames_round_trip_and_bind_sequence_and_connection() {
+        let (a, b) = sealers();
+        let tag = Tag::new("op7/open");
+        let env = seal_frame(&a, PartyId::Server(0), 99, 3, &tag, b"payload").unwrap();
+        let (sender, got_tag, payload) =
+            open_frame(&b, Some(PartyId::Server(2)), 99, 3, &env).unwrap();
+        assert_eq!(
+            (sender, got_tag, payload.as_slice()),
+            (PartyId::Server(2), tag, &b"payload"[..])
+        );
+        // Replayed (expected the next sequence number) or from an earlier connection: rejected.
+        assert!(matches!(
+            open_frame(&b, Some(PartyId::Server(2)), 99, 4, &env),
+            Err(FrameError::Seal(SealError::WrongRound {
+                expected: 4,
+                got: 3
+            }))
+        ));
+        assert!(matches!(
+            open_frame(&b, Some(PartyId::Server(2)), 100, 3, &env),
+            Err(FrameError::Seal(SealError::WrongJob { .. }))
+        ));
+    }
+
+    #[test]
+    fn connection_ids_depend_on_both_nonces() {
+        let base = connection_id(1, &[1; 32], &[2; 32]);
+        assert_ne!(base, connection_id(1, &[1; 32], &[3; 32]));
+        assert_ne!(base, connection_id(1, &[3; 32], &[2; 32]));
+        assert_ne!(base, connection_id(2, &[1; 32], &[2; 32]));
+        assert_eq!(base, connection_id(1, &[1; 32], &[2; 32]));
+    }
+}

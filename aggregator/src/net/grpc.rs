@@ -170,7 +170,9 @@ impl PeerHub {
                     match open_frame(&self.0.sealer, Some(peer), conn, seq, &frame.envelope) {
                         Ok((_, tag, payload)) => {
                             seq += 1;
-                            self.0.mailbox.deliver(peer, tag, payload);
+                            if !self.0.mailbox.deliver(peer, tag, payload) {
+                                break NetError::Disconnected(self.0.me);
+                            }
                         }
                         Err(e) => {
                             warn!(me = %self.0.me, %peer, error = %e, "dropping peer link: bad frame");
@@ -305,6 +307,7 @@ impl PeerHub {
     }
 
     fn shutdown(&self) {
+        self.0.mailbox.close();
         self.links().clear();
         for reader in self
             .0
@@ -449,8 +452,11 @@ impl Network for GrpcNetwork {
             return Err(NetError::UnknownPeer(to));
         }
         if to == hub.me {
-            hub.counters.on_send(payload.len());
-            hub.mailbox.deliver(to, tag.clone(), payload);
+            let len = payload.len();
+            if !hub.mailbox.deliver(to, tag.clone(), payload) {
+                return Err(NetError::Disconnected(to));
+            }
+            hub.counters.on_send(len);
             return Ok(());
         }
         let link = self

@@ -22,6 +22,7 @@ enum Slot {
 struct State {
     slots: HashMap<(PartyId, Tag), Slot>,
     gone: HashMap<PartyId, NetError>,
+    closed: bool,
 }
 
 /// Messages delivered to one party, keyed by sender and tag.
@@ -48,27 +49,40 @@ impl Mailbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Delivers a message from `from` under `tag`.
-    pub fn deliver(&self, from: PartyId, tag: Tag, payload: Vec<u8>) {
+    /// Delivers a message from `from` under `tag`; `false` if the mailbox is closed (its owner
+    /// left) and the message was dropped.
+    pub fn deliver(&self, from: PartyId, tag: Tag, payload: Vec<u8>) -> bool {
         let mut state = self.lock();
+        if state.closed {
+            return false;
+        }
         let key = (from, tag);
         let payload = match state.slots.remove(&key) {
             Some(Slot::Waiting(waiter)) => match waiter.send(Ok(payload)) {
-                Ok(()) => return,
+                Ok(()) => return true,
                 // The receiver gave up (timeout); keep the message for a later recv.
                 Err(Ok(payload)) => payload,
-                Err(Err(_)) => return,
+                Err(Err(_)) => return true,
             },
             Some(Slot::Queued(mut queue)) => {
                 queue.push_back(payload);
                 state.slots.insert(key, Slot::Queued(queue));
-                return;
+                return true;
             }
             None => payload,
         };
         state
             .slots
             .insert(key, Slot::Queued(VecDeque::from([payload])));
+        true
+    }
+
+    /// Closes the mailbox: its owner left, later deliveries are refused and queued messages
+    /// dropped.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.slots.clear();
     }
 
     /// Marks `peer` as gone: waiting and future receives from it fail with `error` (messages it

@@ -50,6 +50,9 @@ impl MemoryNetwork {
 
     /// Leaves the network: every peer's receives from this party fail from now on.
     pub fn disconnect(&self) {
+        if let Some(mine) = self.mailboxes.get(&self.me) {
+            mine.close();
+        }
         for (party, mailbox) in self.mailboxes.iter() {
             if *party != self.me {
                 mailbox.fail_peer(self.me, NetError::Disconnected(self.me));
@@ -75,8 +78,11 @@ impl Network for MemoryNetwork {
 
     async fn send(&self, to: PartyId, tag: &Tag, payload: Vec<u8>) -> Result<(), NetError> {
         let mailbox = self.mailboxes.get(&to).ok_or(NetError::UnknownPeer(to))?;
-        self.counters.on_send(payload.len());
-        mailbox.deliver(self.me, tag.clone(), payload);
+        let len = payload.len();
+        if !mailbox.deliver(self.me, tag.clone(), payload) {
+            return Err(NetError::Disconnected(to));
+        }
+        self.counters.on_send(len);
         Ok(())
     }
 

@@ -57,7 +57,7 @@ pub trait Ring:
     /// Bit `i` of the element.
     fn bit(self, i: u32) -> bool;
     /// Converts from little-endian in place (a no-op on little-endian machines).
-    fn from_le(self) -> Self;
+    fn le_to_native(self) -> Self;
     /// Writes the little-endian encoding into `out`, which has exactly [`Ring::BYTES`] bytes.
     fn write_le(self, out: &mut [u8]);
     /// Reads the little-endian encoding from `bytes`, which has exactly [`Ring::BYTES`] bytes.
@@ -118,7 +118,7 @@ macro_rules! impl_ring {
                 (self >> i) & 1 == 1
             }
             #[inline(always)]
-            fn from_le(self) -> Self {
+            fn le_to_native(self) -> Self {
                 <$t>::from_le(self)
             }
             #[inline(always)]
@@ -151,7 +151,7 @@ pub fn encode_elements<R: Ring>(values: &[R]) -> Vec<u8> {
 /// Decodes little-endian bytes into ring elements; `None` if the length is not a multiple of
 /// [`Ring::BYTES`].
 pub fn decode_elements<R: Ring>(bytes: &[u8]) -> Option<Vec<R>> {
-    if bytes.len() % R::BYTES != 0 {
+    if !bytes.len().is_multiple_of(R::BYTES) {
         return None;
     }
     Some(bytes.chunks_exact(R::BYTES).map(R::read_le).collect())

@@ -9,11 +9,11 @@ use std::time::Duration;
 use ndarray::Array2;
 use rand::Rng;
 use serde_json::{Value, json};
+use tessera_common::PartyId;
 use tessera_common::identity::Identity;
 use tessera_common::prg::{Prg, Seed};
 use tessera_common::ring::{Ring, matmul, matmul_serial};
 use tessera_common::seal::{Context, Expected, Purpose, Sealer};
-use tessera_common::PartyId;
 
 use super::report::{print_table, si};
 use super::time_it;
@@ -79,8 +79,18 @@ fn byte_rows(rows: &mut Vec<Value>) {
     let b = Identity::generate(PartyId::Server(0), &mut rand::rng());
     let sa = Sealer::new(&a, [(b.party(), b.public_key())]);
     let sb = Sealer::new(&b, [(a.party(), a.public_key())]);
-    let ctx = Context { purpose: Purpose::Upload, job_id: 1, round: 1, chunk: 0 };
-    let expected = Expected { purpose: Purpose::Upload, job_id: 1, round: 1, sender: None };
+    let ctx = Context {
+        purpose: Purpose::Upload,
+        job_id: 1,
+        round: 1,
+        chunk: 0,
+    };
+    let expected = Expected {
+        purpose: Purpose::Upload,
+        job_id: 1,
+        round: 1,
+        sender: None,
+    };
     let mut envelope = Vec::new();
     let seal = time_it(MIN_TIME, || {
         envelope = sa.seal_for(b.party(), &ctx, &buf).expect("seal");
@@ -103,7 +113,11 @@ pub fn run() -> Vec<Value> {
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let s = |k: &str| r.get(k).map(|v| v.to_string().trim_matches('"').to_owned()).unwrap_or_default();
+            let s = |k: &str| {
+                r.get(k)
+                    .map(|v| v.to_string().trim_matches('"').to_owned())
+                    .unwrap_or_default()
+            };
             let rate = match (r.get("macs_per_s"), r.get("bytes_per_s")) {
                 (Some(m), _) => format!("{}MAC/s", si(m.as_f64().unwrap_or(0.0))),
                 (_, Some(b)) => format!("{}B/s", si(b.as_f64().unwrap_or(0.0))),
@@ -112,6 +126,9 @@ pub fn run() -> Vec<Value> {
             vec![s("op"), s("ring"), s("size"), s("impl"), s("threads"), rate]
         })
         .collect();
-    print_table(&["op", "ring", "size", "impl", "threads", "throughput"], &table);
+    print_table(
+        &["op", "ring", "size", "impl", "threads", "throughput"],
+        &table,
+    );
     rows
 }

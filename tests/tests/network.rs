@@ -1,0 +1,217 @@
+//! The server-to-server `Network`: one message-exchange scenario run over the in-memory network
+//! and over gRPC on 127.0.0.1 (real sockets, sealed frames), plus failure behaviour: a peer that
+//! disconnects yields an error, never a hang, and a receive with no sender times out.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+
+use tessera_aggregator::net::{GrpcNetwork, GrpcNetworkSettings};
+use tessera_common::PartyId;
+use tessera_common::identity::Identity;
+use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::net::{NetError, Network, Tag};
+
+const SERVERS: [PartyId; 3] = [PartyId::Server(0), PartyId::Server(1), PartyId::Server(2)];
+
+fn payload(from: usize, to: usize, kind: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ (from as u8 * 16 + to as u8) ^ kind)
+        .collect()
+}
+
+/// Every server sends two tagged messages to every other, then receives them in the opposite
+/// order to the sends; one message is 6 MiB (over tonic's default 4 MiB limit).
+async fn exchange_scenario<N: Network>(nets: &[N]) {
+    let big = 6 << 20;
+    let tasks = nets.iter().enumerate().map(|(i, net)| async move {
+        for (j, _) in SERVERS.iter().enumerate().filter(|(j, _)| *j != i) {
+            let len_a = if i == 0 && j == 1 { big } else { 1000 + i };
+            net.send(SERVERS[j], &Tag::new("first"), payload(i, j, 1, len_a))
+                .await
+                .unwrap();
+            net.send(SERVERS[j], &Tag::new("second"), payload(i, j, 2, 77))
+                .await
+                .unwrap();
+        }
+        for (j, _) in SERVERS.iter().enumerate().filter(|(j, _)| *j != i) {
+            // Out of order: "second" was sent after "first" but is received first.
+            let second = net.recv(SERVERS[j], &Tag::new("second")).await.unwrap();
+            assert_eq!(second, payload(j, i, 2, 77));
+            let len_a = if j == 0 && i == 1 { big } else { 1000 + j };
+            let first = net.recv(SERVERS[j], &Tag::new("first")).await.unwrap();
+            assert_eq!(first, payload(j, i, 1, len_a));
+        }
+        // A reply round, to check round counting.
+        let next = SERVERS[(i + 1) % 3];
+        net.send(next, &Tag::new("reply"), vec![i as u8])
+            .await
+            .unwrap();
+        let prev = SERVERS[(i + 2) % 3];
+        assert_eq!(
+            net.recv(prev, &Tag::new("reply")).await.unwrap(),
+            vec![((i + 2) % 3) as u8]
+        );
+    });
+    join_all(tasks).await;
+    for (i, net) in nets.iter().enumerate() {
+        let stats = net.stats();
+        assert_eq!(stats.messages_sent, 5, "server{i}");
+        assert_eq!(stats.messages_received, 5, "server{i}");
+        assert_eq!(stats.rounds, 2, "server{i}");
+        let expected_sent: u64 = (0..3)
+            .filter(|j| *j != i)
+            .map(|j| if i == 0 && j == 1 { big as u64 } else { 1000 + i as u64 } + 77)
+            .sum::<u64>()
+            + 1;
+        assert_eq!(stats.bytes_sent, expected_sent, "server{i}");
+    }
+}
+
+fn identities() -> Vec<Identity> {
+    SERVERS
+        .iter()
+        .map(|p| Identity::generate(*p, &mut rand::rng()))
+        .collect()
+}
+
+async fn grpc_cluster(recv_timeout: Duration) -> Vec<GrpcNetwork> {
+    let ids = identities();
+    let mut listeners = Vec::new();
+    let mut servers = Vec::new();
+    for p in SERVERS {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        servers.push((p, l.local_addr().unwrap().to_string()));
+        listeners.push(l);
+    }
+    let settings = GrpcNetworkSettings {
+        session: 5,
+        servers,
+        recv_timeout,
+        connect_timeout: Duration::from_secs(10),
+    };
+    let keys: Vec<_> = ids
+        .iter()
+        .map(|id| (id.party(), *id.public_key()))
+        .collect();
+    let starts = ids.iter().zip(listeners).map(|(id, listener)| {
+        let keys = keys.clone();
+        let settings = settings.clone();
+        async move {
+            GrpcNetwork::start(id, keys.iter().map(|(p, k)| (*p, k)), &settings, listener).await
+        }
+    });
+    let started = join_all(starts).await;
+    started.into_iter().map(|r| r.unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_over_memory() {
+    let nets = MemoryNetwork::cluster(&SERVERS);
+    exchange_scenario(&nets).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_over_grpc() {
+    let nets = grpc_cluster(Duration::from_secs(20)).await;
+    exchange_scenario(&nets).await;
+}
+
+async fn disconnect_scenario<N: Network>(mut nets: Vec<N>) {
+    let dropped = nets.pop().unwrap(); // server2
+    let waiting = &nets[0];
+    let started = Instant::now();
+    let never_sent = Tag::new("never-sent");
+    let pending = waiting.recv(PartyId::Server(2), &never_sent);
+    let drop_later = async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(dropped);
+    };
+    let (result, ()) = tokio::join!(pending, drop_later);
+    assert!(
+        matches!(
+            result,
+            Err(NetError::Disconnected(PartyId::Server(2))) | Err(NetError::Transport { .. })
+        ),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Later receives fail at once; the remaining pair still works.
+    assert!(
+        nets[1]
+            .recv(PartyId::Server(2), &Tag::new("x"))
+            .await
+            .is_err()
+    );
+    nets[0]
+        .send(PartyId::Server(1), &Tag::new("still"), vec![1])
+        .await
+        .unwrap();
+    assert_eq!(
+        nets[1]
+            .recv(PartyId::Server(0), &Tag::new("still"))
+            .await
+            .unwrap(),
+        vec![1]
+    );
+    assert!(matches!(
+        nets[0]
+            .send(PartyId::Server(2), &Tag::new("gone"), vec![1])
+            .await,
+        Err(NetError::Disconnected(PartyId::Server(2)))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_over_memory() {
+    disconnect_scenario(MemoryNetwork::cluster(&SERVERS)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_over_grpc() {
+    disconnect_scenario(grpc_cluster(Duration::from_secs(30)).await).await;
+}
+
+async fn timeout_scenario<N: Network>(nets: Vec<N>) {
+    let started = Instant::now();
+    let result = nets[1].recv(PartyId::Server(0), &Tag::new("silence")).await;
+    assert!(
+        matches!(result, Err(NetError::Timeout { .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A message that arrives after a timed-out receive is still delivered to the next receive.
+    nets[0]
+        .send(PartyId::Server(1), &Tag::new("silence"), vec![9])
+        .await
+        .unwrap();
+    assert_eq!(
+        nets[1]
+            .recv(PartyId::Server(0), &Tag::new("silence"))
+            .await
+            .unwrap(),
+        vec![9]
+    );
+    assert!(matches!(
+        nets[1].recv(PartyId::ModelOwner, &Tag::new("x")).await,
+        Err(NetError::UnknownPeer(PartyId::ModelOwner))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_over_memory() {
+    timeout_scenario(MemoryNetwork::cluster_with_timeout(
+        &SERVERS,
+        Duration::from_millis(300),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_over_grpc() {
+    timeout_scenario(grpc_cluster(Duration::from_millis(300)).await).await;
+}
