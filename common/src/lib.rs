@@ -7,9 +7,12 @@
 //! - [`fixed`]: fixed-point encoding of reals into a ring, with an explicit overflow budget;
 //! - [`prg`]: the ChaCha20 expansion of a 32-byte seed into ring elements;
 //! - [`sharing`]: additive, replicated and seed-compressed secret sharing;
+//! - [`upload`]: which sealed parts a data owner's update upload consists of;
 //! - [`party`]: party identifiers (`server0`, `model-owner`, `data-owner-3`);
 //! - [`identity`]: X25519 static key pairs and their key files;
 //! - [`seal`]: the authenticated envelope every message between parties travels in;
+//! - [`dataset`]: the bundled MNIST digits, IDX and CSV loaders, IID and label-skewed splits;
+//! - [`model_spec`] and [`job`]: the serde model description and a job's settings;
 //! - [`config`]: the cluster file naming each party's address and public key;
 //! - [`cli`]: command-line pieces every binary shares (`keygen`, logging);
 //! - [`net`]: the [`net::Network`] trait between servers and its in-memory implementation.
@@ -18,14 +21,18 @@
 
 pub mod cli;
 pub mod config;
+pub mod dataset;
 pub mod fixed;
 pub mod identity;
+pub mod job;
+pub mod model_spec;
 pub mod net;
 pub mod party;
 pub mod prg;
 pub mod ring;
 pub mod seal;
 pub mod sharing;
+pub mod upload;
 
 pub use party::PartyId;
 pub use ring::{Ring, RingTensor};

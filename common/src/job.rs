@@ -1,0 +1,241 @@
+//! Job settings: what the model owner starts on the servers and what every data owner receives with
+//! each round.
+//!
+//! The settings fix the update vector every data owner uploads: `num_params` clipped, weighted
+//! parameter deltas followed by one weight coordinate, each encoded in fixed point in a
+//! `ring_bits`-bit ring. [`JobSettings::validate`] refuses parameters whose overflow budget does not
+//! fit: the sum over `max_clients` updates, each coordinate at most `max_weight * clip` in
+//! magnitude, must not wrap the ring.
+
+use serde::{Deserialize, Serialize};
+
+use crate::fixed::FixedPoint;
+use crate::model_spec::ModelSpec;
+use crate::ring::Ring;
+
+/// The server-side optimizer the model owner applies to the averaged update.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerOptimizer {
+    /// FedAvg: `w += server_lr * mean_delta`.
+    FedAvg {
+        /// Server learning rate (1.0 is plain FedAvg).
+        server_lr: f64,
+    },
+    /// FedAdam (Reddi et al. 2021, "Adaptive Federated Optimization").
+    FedAdam {
+        /// Server learning rate.
+        server_lr: f64,
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Adaptivity `tau`.
+        tau: f64,
+    },
+}
+
+/// A job's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSettings {
+    /// Job id (chosen by the model owner).
+    pub job_id: u64,
+    /// The model.
+    pub model: ModelSpec,
+    /// Parameters in the model (the update has one more coordinate: the weight).
+    pub num_params: usize,
+    /// Number of rounds.
+    pub rounds: u64,
+    /// Ring size in bits of the shares: 32, 64 or 128.
+    pub ring_bits: u32,
+    /// Fixed-point fractional bits.
+    pub frac_bits: u32,
+    /// Per-coordinate clipping bound on the (unweighted) delta.
+    pub clip: f64,
+    /// Largest weight (sample count) one data owner may claim; larger counts are capped.
+    pub max_weight: f64,
+    /// Largest number of contributors a round accepts.
+    pub max_clients: usize,
+    /// Contributors needed before a round may close.
+    pub min_clients: usize,
+    /// How long a round stays open for uploads, in milliseconds.
+    pub round_deadline_ms: u64,
+    /// Local epochs per round.
+    pub local_epochs: usize,
+    /// Local batch size.
+    pub batch_size: usize,
+    /// Local learning rate.
+    pub learning_rate: f64,
+    /// Number of compute servers (2 or 3).
+    pub num_servers: usize,
+    /// The model owner's optimizer (informational for servers and data owners).
+    pub optimizer: ServerOptimizer,
+}
+
+/// Settings that cannot work.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// A field out of range.
+    #[error("job setting {field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The sum of updates could wrap the ring.
+    #[error(
+        "overflow budget exceeded: {max_clients} clients x weight {max_weight} x clip {clip} with {frac_bits} fractional bits can wrap a {ring_bits}-bit ring ({headroom_bits:.1} bits of headroom)"
+    )]
+    Overflow {
+        /// Clients.
+        max_clients: usize,
+        /// Weight cap.
+        max_weight: f64,
+        /// Clip.
+        clip: f64,
+        /// Fractional bits.
+        frac_bits: u32,
+        /// Ring bits.
+        ring_bits: u32,
+        /// Headroom (negative).
+        headroom_bits: f64,
+    },
+}
+
+impl JobSettings {
+    /// Length of the update vector: the parameters plus the weight coordinate.
+    pub fn update_len(&self) -> usize {
+        self.num_params + 1
+    }
+
+    /// The fixed-point parameters.
+    pub fn fixed_point(&self) -> FixedPoint {
+        FixedPoint::new(self.frac_bits)
+    }
+
+    /// Checks ranges, the model, and the overflow budget.
+    pub fn validate(&self) -> Result<(), JobError> {
+        let invalid =
+            |field: &'static str, reason: String| Err(JobError::Invalid { field, reason });
+        match self.model.num_params() {
+            Ok(n) if n == self.num_params => {}
+            Ok(n) => {
+                return invalid(
+                    "num_params",
+                    format!("{} but the model has {n}", self.num_params),
+                );
+            }
+            Err(e) => return invalid("model", e.to_string()),
+        }
+        if ![2, 3].contains(&self.num_servers) {
+            return invalid(
+                "num_servers",
+                format!("{} (must be 2 or 3)", self.num_servers),
+            );
+        }
+        if self.min_clients == 0 || self.min_clients > self.max_clients {
+            return invalid(
+                "min_clients",
+                format!("{} with max_clients {}", self.min_clients, self.max_clients),
+            );
+        }
+        for (field, v) in [
+            ("clip", self.clip),
+            ("max_weight", self.max_weight),
+            ("learning_rate", self.learning_rate),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return invalid(field, format!("{v} (must be positive)"));
+            }
+        }
+        if self.batch_size == 0 {
+            return invalid("batch_size", "0".into());
+        }
+        let budget = match self.ring_bits {
+            32 => self.budget::<u32>(),
+            64 => self.budget::<u64>(),
+            128 => self.budget::<u128>(),
+            other => return invalid("ring_bits", format!("{other} (must be 32, 64 or 128)")),
+        };
+        if !budget.fits() {
+            return Err(JobError::Overflow {
+                max_clients: self.max_clients,
+                max_weight: self.max_weight,
+                clip: self.clip,
+                frac_bits: self.frac_bits,
+                ring_bits: self.ring_bits,
+                headroom_bits: budget.headroom_bits,
+            });
+        }
+        Ok(())
+    }
+
+    /// The overflow budget in ring `R`: every coordinate (deltas and weight) is at most
+    /// `max_weight * max(clip, 1)` in magnitude.
+    fn budget<R: Ring>(&self) -> crate::fixed::SumBudget {
+        self.fixed_point().sum_budget::<R>(
+            self.max_clients as u64,
+            self.max_weight * self.clip.max(1.0),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn settings() -> JobSettings {
+        let model = ModelSpec::logistic_regression();
+        JobSettings {
+            job_id: 1,
+            num_params: model.num_params().unwrap(),
+            model,
+            rounds: 3,
+            ring_bits: 32,
+            frac_bits: 16,
+            clip: 1.0,
+            max_weight: 4000.0,
+            max_clients: 8,
+            min_clients: 2,
+            round_deadline_ms: 1000,
+            local_epochs: 1,
+            batch_size: 32,
+            learning_rate: 0.1,
+            num_servers: 3,
+            optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+        }
+    }
+
+    #[test]
+    fn budget_is_enforced() {
+        let ok = settings();
+        assert_eq!(ok.validate(), Ok(()));
+        let too_many = JobSettings {
+            max_clients: 100,
+            ..settings()
+        };
+        assert!(matches!(
+            too_many.validate(),
+            Err(JobError::Overflow { .. })
+        ));
+        let wider = JobSettings {
+            max_clients: 100,
+            ring_bits: 64,
+            ..settings()
+        };
+        assert_eq!(wider.validate(), Ok(()));
+        let wrong_len = JobSettings {
+            num_params: 3,
+            ..settings()
+        };
+        assert!(matches!(
+            wrong_len.validate(),
+            Err(JobError::Invalid {
+                field: "num_params",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,302 @@
+//! Model descriptions shared by every party.
+//!
+//! A [`ModelSpec`] is a serde description of a feed-forward network: the shape of one input sample
+//! and a list of layers. The same spec builds the burn module the data owners train and the model
+//! owner evaluates (`tessera_data_owner::model`), and names how many parameters an update has, so
+//! the servers can check upload lengths without knowing anything else about the model.
+//!
+//! Parameters are counted (and flattened) layer by layer in spec order: a dense layer's weight
+//! (`in x out`, row-major) then its bias (`out`); a conv layer's weight
+//! (`out_channels x in_channels x k x k`) then its bias (`out_channels`).
+
+use serde::{Deserialize, Serialize};
+
+/// One layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LayerSpec {
+    /// Fully connected layer with `units` outputs (input must be flat).
+    Dense {
+        /// Output width.
+        units: usize,
+    },
+    /// `max(0, x)`.
+    Relu,
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// 2-D convolution with square kernels.
+    Conv2d {
+        /// Output channels.
+        channels: usize,
+        /// Kernel side.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Zero padding on each side.
+        padding: usize,
+    },
+    /// 2-D max pooling with square windows.
+    MaxPool2d {
+        /// Window side.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+    },
+    /// 2-D average pooling with square windows.
+    AvgPool2d {
+        /// Window side.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+    },
+    /// Flattens `[c, h, w]` to `[c * h * w]`.
+    Flatten,
+}
+
+/// A network: input sample shape and layers; the last layer's output is the class logits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Shape of one input sample: `[features]` or `[channels, height, width]`.
+    pub input_shape: Vec<usize>,
+    /// Layers in order.
+    pub layers: Vec<LayerSpec>,
+}
+
+/// A spec whose layers do not fit their inputs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("model spec: layer {layer} ({kind}) cannot take input of shape {input:?}")]
+pub struct SpecError {
+    /// Index of the offending layer.
+    pub layer: usize,
+    /// Its kind.
+    pub kind: &'static str,
+    /// The shape it was given.
+    pub input: Vec<usize>,
+}
+
+/// What one layer turns into once shapes are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolvedLayer {
+    /// Dense `inputs -> units`.
+    Dense {
+        /// Input width.
+        inputs: usize,
+        /// Output width.
+        units: usize,
+    },
+    /// Conv `in_channels -> channels`.
+    Conv2d {
+        /// Input channels.
+        in_channels: usize,
+        /// Output channels.
+        channels: usize,
+        /// Kernel side.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Padding.
+        padding: usize,
+    },
+    /// A layer without parameters.
+    Stateless(StatelessLayer),
+}
+
+/// The parameter-free layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatelessLayer {
+    /// ReLU.
+    Relu,
+    /// Sigmoid.
+    Sigmoid,
+    /// Max pooling (kernel, stride).
+    MaxPool2d(usize, usize),
+    /// Average pooling (kernel, stride).
+    AvgPool2d(usize, usize),
+    /// Flatten.
+    Flatten,
+}
+
+impl ModelSpec {
+    /// MNIST network A of SecureML/SecureNN: FC 784-128, ReLU, FC 128-128, ReLU, FC 128-10.
+    pub fn network_a() -> Self {
+        ModelSpec {
+            input_shape: vec![1, 28, 28],
+            layers: vec![
+                LayerSpec::Flatten,
+                LayerSpec::Dense { units: 128 },
+                LayerSpec::Relu,
+                LayerSpec::Dense { units: 128 },
+                LayerSpec::Relu,
+                LayerSpec::Dense { units: 10 },
+            ],
+        }
+    }
+
+    /// Multinomial logistic regression on MNIST: FC 784-10.
+    pub fn logistic_regression() -> Self {
+        ModelSpec {
+            input_shape: vec![1, 28, 28],
+            layers: vec![LayerSpec::Flatten, LayerSpec::Dense { units: 10 }],
+        }
+    }
+
+    /// A preset by name (`network-a`, `logreg`).
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "network-a" | "a" => Some(Self::network_a()),
+            "logreg" | "logistic-regression" => Some(Self::logistic_regression()),
+            _ => None,
+        }
+    }
+
+    /// Resolves every layer against its input shape; the output shape of the network with it.
+    pub fn resolve(&self) -> Result<(Vec<ResolvedLayer>, Vec<usize>), SpecError> {
+        let mut shape = self.input_shape.clone();
+        let mut out = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let err = |kind: &'static str, shape: &[usize]| SpecError {
+                layer: i,
+                kind,
+                input: shape.to_vec(),
+            };
+            let (resolved, next) = match (layer, shape.as_slice()) {
+                (LayerSpec::Dense { units }, &[inputs]) if *units > 0 && inputs > 0 => (
+                    ResolvedLayer::Dense {
+                        inputs,
+                        units: *units,
+                    },
+                    vec![*units],
+                ),
+                (LayerSpec::Dense { .. }, s) => return Err(err("dense", s)),
+                (LayerSpec::Relu, s) => {
+                    (ResolvedLayer::Stateless(StatelessLayer::Relu), s.to_vec())
+                }
+                (LayerSpec::Sigmoid, s) => (
+                    ResolvedLayer::Stateless(StatelessLayer::Sigmoid),
+                    s.to_vec(),
+                ),
+                (LayerSpec::Flatten, s) => (
+                    ResolvedLayer::Stateless(StatelessLayer::Flatten),
+                    vec![s.iter().product()],
+                ),
+                (
+                    LayerSpec::Conv2d {
+                        channels,
+                        kernel,
+                        stride,
+                        padding,
+                    },
+                    &[c, h, w],
+                ) if *kernel > 0
+                    && *stride > 0
+                    && h + 2 * padding >= *kernel
+                    && w + 2 * padding >= *kernel =>
+                {
+                    (
+                        ResolvedLayer::Conv2d {
+                            in_channels: c,
+                            channels: *channels,
+                            kernel: *kernel,
+                            stride: *stride,
+                            padding: *padding,
+                        },
+                        vec![
+                            *channels,
+                            (h + 2 * padding - kernel) / stride + 1,
+                            (w + 2 * padding - kernel) / stride + 1,
+                        ],
+                    )
+                }
+                (LayerSpec::Conv2d { .. }, s) => return Err(err("conv2d", s)),
+                (
+                    LayerSpec::MaxPool2d { kernel, stride }
+                    | LayerSpec::AvgPool2d { kernel, stride },
+                    &[c, h, w],
+                ) if *kernel > 0 && *stride > 0 && h >= *kernel && w >= *kernel => {
+                    let stateless = if matches!(layer, LayerSpec::MaxPool2d { .. }) {
+                        StatelessLayer::MaxPool2d(*kernel, *stride)
+                    } else {
+                        StatelessLayer::AvgPool2d(*kernel, *stride)
+                    };
+                    (
+                        ResolvedLayer::Stateless(stateless),
+                        vec![c, (h - kernel) / stride + 1, (w - kernel) / stride + 1],
+                    )
+                }
+                (LayerSpec::MaxPool2d { .. } | LayerSpec::AvgPool2d { .. }, s) => {
+                    return Err(err("pool2d", s));
+                }
+            };
+            out.push(resolved);
+            shape = next;
+        }
+        Ok((out, shape))
+    }
+
+    /// Total number of parameters.
+    pub fn num_params(&self) -> Result<usize, SpecError> {
+        Ok(self
+            .resolve()?
+            .0
+            .iter()
+            .map(|l| match l {
+                ResolvedLayer::Dense { inputs, units } => inputs * units + units,
+                ResolvedLayer::Conv2d {
+                    in_channels,
+                    channels,
+                    kernel,
+                    ..
+                } => channels * in_channels * kernel * kernel + channels,
+                ResolvedLayer::Stateless(_) => 0,
+            })
+            .sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_have_known_sizes() {
+        assert_eq!(
+            ModelSpec::network_a().num_params(),
+            Ok(784 * 128 + 128 + 128 * 128 + 128 + 1290)
+        );
+        assert_eq!(ModelSpec::logistic_regression().num_params(), Ok(7850));
+        let (_, out) = ModelSpec::network_a().resolve().unwrap();
+        assert_eq!(out, vec![10]);
+    }
+
+    #[test]
+    fn conv_shapes_and_errors() {
+        let spec = ModelSpec {
+            input_shape: vec![1, 28, 28],
+            layers: vec![
+                LayerSpec::Conv2d {
+                    channels: 16,
+                    kernel: 5,
+                    stride: 1,
+                    padding: 0,
+                },
+                LayerSpec::Relu,
+                LayerSpec::MaxPool2d {
+                    kernel: 2,
+                    stride: 2,
+                },
+                LayerSpec::Flatten,
+                LayerSpec::Dense { units: 10 },
+            ],
+        };
+        let (_, out) = spec.resolve().unwrap();
+        assert_eq!(out, vec![10]);
+        assert_eq!(spec.num_params(), Ok(16 * 25 + 16 + 16 * 12 * 12 * 10 + 10));
+        let bad = ModelSpec {
+            input_shape: vec![1, 28, 28],
+            layers: vec![LayerSpec::Dense { units: 3 }],
+        };
+        assert_eq!(bad.num_params().unwrap_err().layer, 0);
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<ModelSpec>(&json).unwrap(), spec);
+    }
+}
