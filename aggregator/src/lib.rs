@@ -1,9 +1,11 @@
 //! The Tessera compute server (`server0`, `server1`, `server2`).
 //!
 //! - [`net`]: the gRPC implementation of [`tessera_common::net::Network`] between servers.
+//! - [`secagg`]: secure-aggregation rounds (transport-free service logic).
 //! - [`cli`]: the `aggregator` command line.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod net;
+pub mod secagg;

@@ -1,9 +1,11 @@
 //! Job settings: what the model owner starts on the servers and what every data owner receives with
 //! each round.
 //!
-//! The settings fix the update vector every data owner uploads: `num_params` clipped, weighted
-//! parameter deltas followed by one weight coordinate, each encoded in fixed point in a
-//! `ring_bits`-bit ring. [`JobSettings::validate`] refuses parameters whose overflow budget does not
+//! The settings fix the update vector every data owner uploads, encoded in fixed point in a
+//! `ring_bits`-bit ring: `num_params` clipped parameter deltas times the owner's weight `w`, then
+//! its mean local training loss times `w`, then `w` itself (its sample count, capped at
+//! `max_weight`). The sum over contributors therefore gives the weighted mean delta and the
+//! weighted mean training loss once divided by the last coordinate. [`JobSettings::validate`] refuses parameters whose overflow budget does not
 //! fit: the sum over `max_clients` updates, each coordinate at most `max_weight * clip` in
 //! magnitude, must not wrap the ring.
 
@@ -105,9 +107,17 @@ pub enum JobError {
 }
 
 impl JobSettings {
-    /// Length of the update vector: the parameters plus the weight coordinate.
+    /// Length of the update vector: the parameters, the weighted loss and the weight.
     pub fn update_len(&self) -> usize {
-        self.num_params + 1
+        self.num_params + 2
+    }
+
+    /// The most fractional bits (at most 20) whose overflow budget fits the other settings.
+    pub fn auto_frac_bits(&self) -> u32 {
+        (4..=20)
+            .rev()
+            .find(|f| JobSettings { frac_bits: *f, ..self.clone() }.validate().is_ok())
+            .unwrap_or(4)
     }
 
     /// The fixed-point parameters.
@@ -172,8 +182,9 @@ impl JobSettings {
         Ok(())
     }
 
-    /// The overflow budget in ring `R`: every coordinate (deltas and weight) is at most
-    /// `max_weight * max(clip, 1)` in magnitude.
+    /// The overflow budget in ring `R`: every coordinate (deltas, loss and weight) is at most
+    /// `max_weight * max(clip, 1)` in magnitude (the training loss is clipped to `clip`, at least 1,
+    /// by the data owner as well).
     fn budget<R: Ring>(&self) -> crate::fixed::SumBudget {
         self.fixed_point().sum_budget::<R>(
             self.max_clients as u64,

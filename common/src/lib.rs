@@ -4,6 +4,7 @@
 //!
 //! - [`ring`]: wrapping arithmetic on `u32`, `u64` and `u128` behind one [`ring::Ring`] trait, ring
 //!   tensors and a blocked, parallel matmul kernel;
+//! - [`ringvec`]: vectors in a ring chosen at run time (a job's `ring_bits`);
 //! - [`fixed`]: fixed-point encoding of reals into a ring, with an explicit overflow budget;
 //! - [`prg`]: the ChaCha20 expansion of a 32-byte seed into ring elements;
 //! - [`sharing`]: additive, replicated and seed-compressed secret sharing;
@@ -14,11 +15,13 @@
 //! - [`dataset`]: the bundled MNIST digits, IDX and CSV loaders, IID and label-skewed splits;
 //! - [`model_spec`] and [`job`]: the serde model description and a job's settings;
 //! - [`config`]: the cluster file naming each party's address and public key;
+//! - [`api`]: what data owners and the model owner ask of the servers, as transport-free traits;
 //! - [`cli`]: command-line pieces every binary shares (`keygen`, logging);
 //! - [`net`]: the [`net::Network`] trait between servers and its in-memory implementation.
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dataset;
@@ -30,6 +33,7 @@ pub mod net;
 pub mod party;
 pub mod prg;
 pub mod ring;
+pub mod ringvec;
 pub mod seal;
 pub mod sharing;
 pub mod upload;

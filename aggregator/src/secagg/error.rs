@@ -1,0 +1,101 @@
+//! Errors of the aggregation service; every rejection a sender can cause has its own variant.
+
+use tessera_common::PartyId;
+use tessera_common::job::JobError;
+use tessera_common::net::NetError;
+use tessera_common::seal::SealError;
+
+/// Why a request to an aggregator failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// No such job on this server.
+    #[error("unknown job {0}")]
+    UnknownJob(u64),
+    /// A leader-only request sent to a helper.
+    #[error("{0} is not the leader")]
+    NotLeader(PartyId),
+    /// The job settings are unusable.
+    #[error(transparent)]
+    BadJob(#[from] JobError),
+    /// A job id reused with different settings.
+    #[error("job {0} already exists with different settings")]
+    JobConflict(u64),
+    /// An envelope failed to open: unknown sender, bad tag, wrong round/receiver/job, replay.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// The sender may not make this request (e.g. a data owner starting a job).
+    #[error("{party} may not {action}")]
+    Forbidden {
+        /// The sender.
+        party: PartyId,
+        /// What it tried.
+        action: &'static str,
+    },
+    /// The round is not accepting uploads (closed, aggregated, failed, or another round is open).
+    #[error("round {round} of job {job} is not open for uploads")]
+    RoundClosed {
+        /// Job.
+        job: u64,
+        /// Round the upload was for.
+        round: u64,
+    },
+    /// The owner already contributed to this round.
+    #[error("{0} already contributed to this round")]
+    DuplicateUpload(PartyId),
+    /// A chunk index seen before in this upload.
+    #[error("chunk {chunk} replayed within the upload")]
+    ReplayedChunk {
+        /// The chunk index.
+        chunk: u64,
+    },
+    /// Chunks out of order or missing.
+    #[error("expected chunk {expected}, got chunk {got}")]
+    OutOfOrder {
+        /// Expected index.
+        expected: u64,
+        /// Index received.
+        got: u64,
+    },
+    /// An update, share piece, or weight vector of the wrong length or ring.
+    #[error("wrong length: {0}")]
+    WrongLength(String),
+    /// A plaintext that does not parse.
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// The upload ended before all its parts arrived.
+    #[error("upload incomplete: {0}")]
+    Incomplete(String),
+    /// The round already has `max_clients` contributors.
+    #[error("round is full ({0} contributors)")]
+    RoundFull(usize),
+    /// A helper refused the upload's seed (forged or mangled).
+    #[error("helper {helper} rejected the upload: {reason}")]
+    HelperRejected {
+        /// The helper.
+        helper: PartyId,
+        /// Its reason.
+        reason: String,
+    },
+    /// Opening a round out of sequence.
+    #[error("cannot open round {requested}: {reason}")]
+    BadRoundOrder {
+        /// The round asked for.
+        requested: u64,
+        /// Why not.
+        reason: String,
+    },
+    /// The result of a round is not (yet) available.
+    #[error("no result for round {round} of job {job}: {state}")]
+    NotReady {
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// The round's state.
+        state: String,
+    },
+    /// Server-to-server communication failed.
+    #[error("peer network: {0}")]
+    Peer(#[from] NetError),
+}

@@ -1,0 +1,73 @@
+//! The in-process transport: [`LeaderApi`] and [`ServerApi`] straight on the service (simulated
+//! mode and tests), with the same errors a gRPC client would map to.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_common::PartyId;
+use tessera_common::api::{ApiError, JobStatus, LeaderApi, RoundAnnouncement, ServerApi, UploadReceipt};
+use tessera_common::net::Network;
+
+use super::{AggregatorService, ServiceError};
+
+/// How long a round poll waits before answering with the current state.
+pub const FETCH_ROUND_WAIT: Duration = Duration::from_secs(20);
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotReady { .. } => ApiError::NotReady(e.to_string()),
+            ServiceError::Peer(_) => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Rejected(other.to_string()),
+        }
+    }
+}
+
+/// A server reached in-process.
+pub struct LocalServer<N: Network + 'static>(pub Arc<AggregatorService<N>>);
+
+impl<N: Network + 'static> Clone for LocalServer<N> {
+    fn clone(&self) -> Self {
+        LocalServer(Arc::clone(&self.0))
+    }
+}
+
+impl<N: Network + 'static> LeaderApi for LocalServer<N> {
+    async fn fetch_round(&self, _owner: PartyId, job_id: u64, after_round: u64) -> Result<RoundAnnouncement, ApiError> {
+        Ok(AggregatorService::fetch_round(&self.0, job_id, after_round, FETCH_ROUND_WAIT).await?)
+    }
+
+    async fn fetch_weights(&self, owner: PartyId, job_id: u64, round: u64) -> Result<Vec<Vec<u8>>, ApiError> {
+        Ok(AggregatorService::fetch_weights(&self.0, owner, job_id, round).await?)
+    }
+
+    async fn upload(&self, envelopes: Vec<Vec<u8>>) -> Result<UploadReceipt, ApiError> {
+        let first = envelopes.first().ok_or_else(|| ApiError::Rejected("empty upload".into()))?;
+        let job_id = tessera_common::seal::Header::parse(first)
+            .map_err(|e| ApiError::Rejected(e.to_string()))?
+            .job_id;
+        let mut session = self.0.begin_upload(job_id)?;
+        for envelope in &envelopes {
+            self.0.push_upload(&mut session, envelope)?;
+        }
+        Ok(self.0.finish_upload(session).await?)
+    }
+}
+
+impl<N: Network + 'static> ServerApi for LocalServer<N> {
+    async fn start_job(&self, envelope: Vec<u8>) -> Result<JobStatus, ApiError> {
+        Ok(AggregatorService::start_job(&self.0, &envelope)?)
+    }
+
+    async fn open_round(&self, envelopes: Vec<Vec<u8>>) -> Result<JobStatus, ApiError> {
+        Ok(AggregatorService::open_round(&self.0, &envelopes).await?)
+    }
+
+    async fn status(&self, job_id: u64) -> Result<JobStatus, ApiError> {
+        Ok(AggregatorService::status(&self.0, job_id).await?)
+    }
+
+    async fn fetch_result(&self, job_id: u64, round: u64) -> Result<Vec<Vec<u8>>, ApiError> {
+        Ok(AggregatorService::fetch_result(&self.0, job_id, round).await?)
+    }
+}

@@ -1,0 +1,650 @@
+//! The aggregation service of one server: jobs, rounds, uploads, helpers, results.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tessera_common::PartyId;
+use tessera_common::job::JobSettings;
+use tessera_common::net::{NetError, Network, Tag};
+use tessera_common::ringvec::RingVec;
+use tessera_common::seal::{Context, Expected, Header, Purpose, ReplayGuard, Sealer};
+use tessera_common::upload::{UPLOAD_CHUNK_BYTES, UploadPart};
+use tokio::sync::{Mutex, watch};
+use tracing::{info, warn};
+
+use super::messages::{JobStatus, PeerMsg, PeerReply, RoundAnnouncement, RoundState, UploadReceipt};
+use super::{ServiceError, UploadSession};
+
+/// One job on one server.
+pub struct Job {
+    pub(crate) settings: JobSettings,
+    state: Mutex<JobState>,
+    changed: watch::Sender<(u64, RoundState)>,
+}
+
+struct JobState {
+    round: u64,
+    state: RoundState,
+    deadline_unix_ms: u64,
+    /// Global weights of the current round, f32 little-endian (leader).
+    weights: Arc<Vec<u8>>,
+    /// Running sum of this server's shares of the committed updates.
+    acc: Option<RingVec>,
+    contributors: Vec<PartyId>,
+    guard: ReplayGuard,
+    /// Next leader-to-helper message number of the current round.
+    peer_seq: u64,
+    /// Sealed result shares by round.
+    results: HashMap<u64, Vec<Vec<u8>>>,
+    message: String,
+}
+
+impl Job {
+    async fn notify(&self, st: &JobState) {
+        self.changed.send_replace((st.round, st.state));
+    }
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn round_tag(job: u64, round: u64, seq: u64) -> Tag {
+    Tag::new(format!("secagg/{job}/{round}/{seq}"))
+}
+
+fn reply_tag(job: u64, round: u64, seq: u64) -> Tag {
+    Tag::new(format!("secagg/{job}/{round}/{seq}/reply"))
+}
+
+/// The aggregation service of one server.
+pub struct AggregatorService<N: Network + 'static> {
+    me: PartyId,
+    num_servers: usize,
+    sealer: Sealer,
+    network: Arc<N>,
+    jobs: StdMutex<HashMap<u64, Arc<Job>>>,
+}
+
+impl<N: Network + 'static> std::fmt::Debug for AggregatorService<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AggregatorService({})", self.me)
+    }
+}
+
+impl<N: Network + 'static> AggregatorService<N> {
+    /// A service for the server `sealer.me()` among `num_servers`, talking to the other servers
+    /// over `network`.
+    pub fn new(sealer: Sealer, num_servers: usize, network: Arc<N>) -> Arc<Self> {
+        Arc::new(AggregatorService {
+            me: sealer.me(),
+            num_servers,
+            sealer,
+            network,
+            jobs: StdMutex::new(HashMap::new()),
+        })
+    }
+
+    /// This server.
+    pub fn me(&self) -> PartyId {
+        self.me
+    }
+
+    fn is_leader(&self) -> bool {
+        self.me == PartyId::Server(0)
+    }
+
+    fn job(&self, job_id: u64) -> Result<Arc<Job>, ServiceError> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&job_id)
+            .cloned()
+            .ok_or(ServiceError::UnknownJob(job_id))
+    }
+
+    /// The job with the largest id (what a data owner that names no job takes part in).
+    fn newest_job(&self) -> Option<Arc<Job>> {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.keys().max().and_then(|k| jobs.get(k)).cloned()
+    }
+
+    fn require_leader(&self) -> Result<(), ServiceError> {
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(ServiceError::NotLeader(self.me))
+        }
+    }
+
+    /// Starts a job from the model owner's sealed control envelope (idempotent for equal settings).
+    pub fn start_job(self: &Arc<Self>, envelope: &[u8]) -> Result<JobStatus, ServiceError> {
+        let header = Header::parse(envelope)?;
+        let opened = self.sealer.open(
+            envelope,
+            &Expected {
+                purpose: Purpose::Control,
+                job_id: header.job_id,
+                round: 0,
+                sender: Some(PartyId::ModelOwner),
+            },
+        )?;
+        let settings: JobSettings = serde_json::from_slice(&opened.plaintext)
+            .map_err(|e| ServiceError::Malformed(format!("job settings: {e}")))?;
+        settings.validate()?;
+        if settings.job_id != header.job_id {
+            return Err(ServiceError::Malformed("job id differs from the envelope's".into()));
+        }
+        if settings.num_servers != self.num_servers {
+            return Err(ServiceError::Malformed(format!(
+                "job wants {} servers, this cluster has {}",
+                settings.num_servers, self.num_servers
+            )));
+        }
+        let job = {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(existing) = jobs.get(&settings.job_id) {
+                if existing.settings != settings {
+                    return Err(ServiceError::JobConflict(settings.job_id));
+                }
+                return Ok(self.status_of(existing.settings.job_id, 0, RoundState::Idle, Vec::new(), String::new()));
+            }
+            let job = Arc::new(Job {
+                settings: settings.clone(),
+                state: Mutex::new(JobState {
+                    round: 0,
+                    state: RoundState::Idle,
+                    deadline_unix_ms: 0,
+                    weights: Arc::new(Vec::new()),
+                    acc: None,
+                    contributors: Vec::new(),
+                    guard: ReplayGuard::new(),
+                    peer_seq: 0,
+                    results: HashMap::new(),
+                    message: String::new(),
+                }),
+                changed: watch::Sender::new((0, RoundState::Idle)),
+            });
+            jobs.insert(settings.job_id, Arc::clone(&job));
+            job
+        };
+        info!(me = %self.me, job = settings.job_id, params = settings.num_params, "job started");
+        if !self.is_leader() {
+            let service = Arc::clone(self);
+            tokio::spawn(async move { service.helper_loop(job).await });
+        }
+        Ok(self.status_of(settings.job_id, 0, RoundState::Idle, Vec::new(), String::new()))
+    }
+
+    fn status_of(&self, job_id: u64, round: u64, state: RoundState, contributors: Vec<PartyId>, message: String) -> JobStatus {
+        JobStatus {
+            job_id,
+            round,
+            state,
+            contributors,
+            message,
+        }
+    }
+
+    /// The status of a job.
+    pub async fn status(&self, job_id: u64) -> Result<JobStatus, ServiceError> {
+        let job = self.job(job_id)?;
+        let st = job.state.lock().await;
+        Ok(self.status_of(job_id, st.round, st.state, st.contributors.clone(), st.message.clone()))
+    }
+
+    /// Opens round `round` with the global weights in the model owner's sealed envelopes (leader).
+    pub async fn open_round(self: &Arc<Self>, envelopes: &[Vec<u8>]) -> Result<JobStatus, ServiceError> {
+        self.require_leader()?;
+        let first = envelopes
+            .first()
+            .ok_or_else(|| ServiceError::Incomplete("no envelopes".into()))?;
+        let header = Header::parse(first)?;
+        let job = self.job(header.job_id)?;
+        let expected = Expected {
+            purpose: Purpose::Control,
+            job_id: header.job_id,
+            round: header.round,
+            sender: Some(PartyId::ModelOwner),
+        };
+        let mut weights = Vec::with_capacity(job.settings.num_params * 4);
+        for (i, env) in envelopes.iter().enumerate() {
+            let opened = self.sealer.open(env, &expected)?;
+            if opened.header.chunk != i as u64 {
+                return Err(ServiceError::OutOfOrder {
+                    expected: i as u64,
+                    got: opened.header.chunk,
+                });
+            }
+            weights.extend_from_slice(&opened.plaintext);
+        }
+        if weights.len() != job.settings.num_params * 4 {
+            return Err(ServiceError::WrongLength(format!(
+                "{} weight bytes for {} parameters",
+                weights.len(),
+                job.settings.num_params
+            )));
+        }
+        if weights
+            .chunks_exact(4)
+            .any(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+        {
+            return Err(ServiceError::Malformed("non-finite weight".into()));
+        }
+        let round = header.round;
+        let deadline = Duration::from_millis(job.settings.round_deadline_ms);
+        {
+            let mut st = job.state.lock().await;
+            if round != st.round + 1 || !st.state.is_final() {
+                return Err(ServiceError::BadRoundOrder {
+                    requested: round,
+                    reason: format!("round {} is {:?}", st.round, st.state),
+                });
+            }
+            if round > job.settings.rounds {
+                return Err(ServiceError::BadRoundOrder {
+                    requested: round,
+                    reason: format!("the job has {} rounds", job.settings.rounds),
+                });
+            }
+            st.round = round;
+            st.state = RoundState::Open;
+            st.deadline_unix_ms = now_unix_ms() + deadline.as_millis() as u64;
+            st.weights = Arc::new(weights);
+            st.acc = Some(
+                RingVec::zeros(job.settings.ring_bits, job.settings.update_len())
+                    .map_err(|e| ServiceError::Malformed(e.to_string()))?,
+            );
+            st.contributors.clear();
+            st.peer_seq = 0;
+            st.message.clear();
+            job.notify(&st).await;
+        }
+        info!(job = header.job_id, round, "round open");
+        let service = Arc::clone(self);
+        let deadline_job = Arc::clone(&job);
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            let mut st = deadline_job.state.lock().await;
+            if st.round == round && st.state.accepts_uploads() {
+                service.close_locked(&deadline_job, &mut st).await;
+            }
+        });
+        self.status(header.job_id).await
+    }
+
+    /// Waits up to `wait` for a round of `job_id` (0: the newest job) after `after_round` that
+    /// accepts uploads.
+    pub async fn fetch_round(&self, job_id: u64, after_round: u64, wait: Duration) -> Result<RoundAnnouncement, ServiceError> {
+        self.require_leader()?;
+        let job = if job_id == 0 {
+            self.newest_job().ok_or(ServiceError::UnknownJob(0))?
+        } else {
+            self.job(job_id)?
+        };
+        let mut changed = job.changed.subscribe();
+        let give_up = Instant::now() + wait;
+        loop {
+            {
+                let st = job.state.lock().await;
+                let done = st.round >= job.settings.rounds && st.state.is_final();
+                if (st.round > after_round && st.state.accepts_uploads()) || done || Instant::now() >= give_up {
+                    return Ok(RoundAnnouncement {
+                        settings: job.settings.clone(),
+                        round: st.round,
+                        state: st.state,
+                        deadline_unix_ms: st.deadline_unix_ms,
+                        job_done: done,
+                    });
+                }
+            }
+            let _ = tokio::time::timeout_at(give_up.into(), changed.changed()).await;
+        }
+    }
+
+    /// The round's global weights, sealed for `owner` in chunks.
+    pub async fn fetch_weights(&self, owner: PartyId, job_id: u64, round: u64) -> Result<Vec<Vec<u8>>, ServiceError> {
+        self.require_leader()?;
+        if !matches!(owner, PartyId::DataOwner(_)) || !self.sealer.knows(owner) {
+            return Err(tessera_common::seal::SealError::UnknownSender(owner).into());
+        }
+        let job = self.job(job_id)?;
+        let weights = {
+            let st = job.state.lock().await;
+            if st.round != round || !st.state.accepts_uploads() {
+                return Err(ServiceError::RoundClosed { job: job_id, round });
+            }
+            Arc::clone(&st.weights)
+        };
+        weights
+            .chunks(UPLOAD_CHUNK_BYTES)
+            .enumerate()
+            .map(|(i, piece)| {
+                let ctx = Context {
+                    purpose: Purpose::Control,
+                    job_id,
+                    round,
+                    chunk: i as u64,
+                };
+                self.sealer.seal_for(owner, &ctx, piece).map_err(ServiceError::from)
+            })
+            .collect()
+    }
+
+    /// Starts an upload for job `job_id` (leader).
+    pub fn begin_upload(&self, job_id: u64) -> Result<UploadSession, ServiceError> {
+        self.require_leader()?;
+        Ok(UploadSession::new(self.job(job_id)?))
+    }
+
+    /// Checks and stages one envelope of an upload.
+    pub fn push_upload(&self, session: &mut UploadSession, envelope: &[u8]) -> Result<(), ServiceError> {
+        session.push(&self.sealer, envelope)
+    }
+
+    /// Commits a complete upload: the helpers check their seeds, then the share joins the round.
+    pub async fn finish_upload(self: &Arc<Self>, session: UploadSession) -> Result<UploadReceipt, ServiceError> {
+        session.check_complete()?;
+        let owner = session.owner.ok_or_else(|| ServiceError::Incomplete("empty upload".into()))?;
+        let job = Arc::clone(&session.job);
+        let settings = &job.settings;
+        let mut st = job.state.lock().await;
+        if st.round != session.round || !st.state.accepts_uploads() {
+            return Err(ServiceError::RoundClosed {
+                job: settings.job_id,
+                round: session.round,
+            });
+        }
+        if st.contributors.contains(&owner) {
+            return Err(ServiceError::DuplicateUpload(owner));
+        }
+        if st.contributors.len() >= settings.max_clients {
+            return Err(ServiceError::RoundFull(st.contributors.len()));
+        }
+        let round = st.round;
+        // Two-phase check with the helpers: forward, collect answers, decide.
+        let forward_seq = st.peer_seq;
+        st.peer_seq += 2;
+        let mut rejection = None;
+        for (i, envelope) in session.seed_envelopes.iter().enumerate() {
+            let helper = PartyId::Server(i as u8 + 1);
+            let msg = PeerMsg::Forward {
+                owner,
+                envelope: envelope.clone(),
+            };
+            self.send_peer(helper, settings.job_id, round, forward_seq, &msg).await?;
+        }
+        for i in 0..session.seed_envelopes.len() {
+            let helper = PartyId::Server(i as u8 + 1);
+            match self.recv_reply(helper, settings.job_id, round, forward_seq).await? {
+                PeerReply::Ok => {}
+                PeerReply::Rejected(reason) => rejection = Some(ServiceError::HelperRejected { helper, reason }),
+            }
+        }
+        let commit = rejection.is_none();
+        for i in 0..session.seed_envelopes.len() {
+            let helper = PartyId::Server(i as u8 + 1);
+            self.send_peer(helper, settings.job_id, round, forward_seq + 1, &PeerMsg::Decide { commit })
+                .await?;
+        }
+        if let Some(e) = rejection {
+            warn!(job = settings.job_id, round, %owner, error = %e, "upload rejected by a helper");
+            return Err(e);
+        }
+        let staging = session.staging.as_ref().ok_or_else(|| ServiceError::Incomplete("no share".into()))?;
+        st.acc
+            .as_mut()
+            .ok_or_else(|| ServiceError::RoundClosed { job: settings.job_id, round })?
+            .add_assign(staging)
+            .map_err(|e| ServiceError::WrongLength(e.to_string()))?;
+        for h in &session.headers {
+            st.guard.record(h)?;
+        }
+        st.contributors.push(owner);
+        st.state = RoundState::Collecting;
+        info!(job = settings.job_id, round, %owner, contributors = st.contributors.len(), "upload committed");
+        job.notify(&st).await;
+        if st.contributors.len() >= settings.max_clients {
+            self.close_locked(&job, &mut st).await;
+        }
+        Ok(UploadReceipt {
+            job_id: settings.job_id,
+            round,
+            chunks_accepted: session.next_chunk,
+        })
+    }
+
+    /// Closes the current round (the job's lock is held).
+    async fn close_locked(&self, job: &Job, st: &mut JobState) {
+        let settings = &job.settings;
+        let round = st.round;
+        st.state = RoundState::Closed;
+        job.notify(st).await;
+        let abort = st.contributors.len() < settings.min_clients;
+        let msg = PeerMsg::Close {
+            contributors: st.contributors.clone(),
+            abort,
+        };
+        let seq = st.peer_seq;
+        st.peer_seq += 1;
+        let mut failure = None;
+        for h in 1..self.num_servers {
+            if let Err(e) = self.send_peer(PartyId::Server(h as u8), settings.job_id, round, seq, &msg).await {
+                failure = Some(e.to_string());
+            }
+        }
+        for h in 1..self.num_servers {
+            let helper = PartyId::Server(h as u8);
+            match self.recv_reply(helper, settings.job_id, round, seq).await {
+                Ok(PeerReply::Ok) => {}
+                Ok(PeerReply::Rejected(r)) => failure = Some(format!("{helper}: {r}")),
+                Err(e) => failure = Some(format!("{helper}: {e}")),
+            }
+        }
+        if abort {
+            st.state = RoundState::Failed;
+            st.message = format!(
+                "round {round} closed with {} contributors, fewer than min_clients {}",
+                st.contributors.len(),
+                settings.min_clients
+            );
+            st.acc = None;
+        } else if let Some(f) = failure {
+            st.state = RoundState::Failed;
+            st.message = format!("round {round} failed at a helper: {f}");
+            st.acc = None;
+        } else {
+            match self.seal_result(settings, round, st.acc.take()) {
+                Ok(sealed) => {
+                    st.results.insert(round, sealed);
+                    st.state = RoundState::Aggregated;
+                }
+                Err(e) => {
+                    st.state = RoundState::Failed;
+                    st.message = e.to_string();
+                }
+            }
+        }
+        info!(job = settings.job_id, round, state = ?st.state, contributors = st.contributors.len(), "round closed");
+        job.notify(st).await;
+    }
+
+    fn seal_result(&self, settings: &JobSettings, round: u64, acc: Option<RingVec>) -> Result<Vec<Vec<u8>>, ServiceError> {
+        let acc = acc.ok_or_else(|| ServiceError::Incomplete("no accumulator".into()))?;
+        let per_chunk = UPLOAD_CHUNK_BYTES / acc.element_bytes();
+        (0..acc.len().div_ceil(per_chunk))
+            .map(|i| {
+                let range = i * per_chunk..((i + 1) * per_chunk).min(acc.len());
+                let ctx = Context {
+                    purpose: Purpose::Result,
+                    job_id: settings.job_id,
+                    round,
+                    chunk: i as u64,
+                };
+                self.sealer
+                    .seal_for(PartyId::ModelOwner, &ctx, &acc.to_le_bytes(range))
+                    .map_err(ServiceError::from)
+            })
+            .collect()
+    }
+
+    /// This server's sealed share of round `round`'s result.
+    pub async fn fetch_result(&self, job_id: u64, round: u64) -> Result<Vec<Vec<u8>>, ServiceError> {
+        let job = self.job(job_id)?;
+        let st = job.state.lock().await;
+        st.results.get(&round).cloned().ok_or_else(|| ServiceError::NotReady {
+            job: job_id,
+            round,
+            state: if st.round == round {
+                format!("{:?} {}", st.state, st.message)
+            } else {
+                format!("current round is {}", st.round)
+            },
+        })
+    }
+
+    async fn send_peer(&self, to: PartyId, job: u64, round: u64, seq: u64, msg: &PeerMsg) -> Result<(), ServiceError> {
+        let bytes = serde_json::to_vec(msg).map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        Ok(self.network.send(to, &round_tag(job, round, seq), bytes).await?)
+    }
+
+    async fn recv_reply(&self, from: PartyId, job: u64, round: u64, seq: u64) -> Result<PeerReply, ServiceError> {
+        let bytes = self.network.recv(from, &reply_tag(job, round, seq)).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ServiceError::Malformed(format!("reply from {from}: {e}")))
+    }
+
+    /// A helper's side of a job: answers the leader's messages round after round.
+    async fn helper_loop(self: Arc<Self>, job: Arc<Job>) {
+        let settings = &job.settings;
+        let leader = PartyId::Server(0);
+        let mut pending: Option<(PartyId, RingVec, Header)> = None;
+        for round in 1..=settings.rounds {
+            {
+                let mut st = job.state.lock().await;
+                st.round = round;
+                st.state = RoundState::Open;
+                st.acc = RingVec::zeros(settings.ring_bits, settings.update_len()).ok();
+                st.contributors.clear();
+                job.notify(&st).await;
+            }
+            let mut seq = 0u64;
+            loop {
+                let msg = match self.network.recv(leader, &round_tag(settings.job_id, round, seq)).await {
+                    Ok(bytes) => serde_json::from_slice::<PeerMsg>(&bytes),
+                    Err(NetError::Timeout { .. }) => continue,
+                    Err(e) => {
+                        let mut st = job.state.lock().await;
+                        st.state = RoundState::Failed;
+                        st.message = format!("leader unreachable: {e}");
+                        job.notify(&st).await;
+                        warn!(me = %self.me, job = settings.job_id, error = %e, "helper stops: leader unreachable");
+                        return;
+                    }
+                };
+                let mut st = job.state.lock().await;
+                let (reply, closed) = match msg {
+                    Err(e) => (Some(PeerReply::Rejected(format!("bad message: {e}"))), false),
+                    Ok(PeerMsg::Forward { owner, envelope }) => {
+                        pending = None;
+                        let reply = match self.stage_seed(settings, &st, round, owner, &envelope) {
+                            Ok(staged) => {
+                                pending = Some(staged);
+                                PeerReply::Ok
+                            }
+                            Err(e) => {
+                                warn!(me = %self.me, %owner, error = %e, "seed rejected");
+                                PeerReply::Rejected(e.to_string())
+                            }
+                        };
+                        (Some(reply), false)
+                    }
+                    Ok(PeerMsg::Decide { commit }) => {
+                        if let (true, Some((owner, expansion, header))) = (commit, pending.take()) {
+                            let added = st.acc.as_mut().map(|acc| acc.add_assign(&expansion));
+                            if matches!(added, Some(Ok(()))) && st.guard.record(&header).is_ok() {
+                                st.contributors.push(owner);
+                                st.state = RoundState::Collecting;
+                            }
+                        }
+                        (None, false)
+                    }
+                    Ok(PeerMsg::Close { contributors, abort }) => {
+                        pending = None;
+                        let reply = if abort {
+                            st.state = RoundState::Failed;
+                            st.acc = None;
+                            PeerReply::Ok
+                        } else if contributors != st.contributors {
+                            st.state = RoundState::Failed;
+                            st.message = format!("contributor sets differ: leader {contributors:?}, mine {:?}", st.contributors);
+                            PeerReply::Rejected(st.message.clone())
+                        } else {
+                            match self.seal_result(settings, round, st.acc.take()) {
+                                Ok(sealed) => {
+                                    st.results.insert(round, sealed);
+                                    st.state = RoundState::Aggregated;
+                                    PeerReply::Ok
+                                }
+                                Err(e) => PeerReply::Rejected(e.to_string()),
+                            }
+                        };
+                        (Some(reply), true)
+                    }
+                };
+                job.notify(&st).await;
+                drop(st);
+                if let Some(reply) = reply {
+                    let bytes = serde_json::to_vec(&reply).unwrap_or_default();
+                    if let Err(e) = self.network.send(leader, &reply_tag(settings.job_id, round, seq), bytes).await {
+                        warn!(me = %self.me, error = %e, "cannot answer the leader");
+                    }
+                }
+                seq += 1;
+                if closed {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Opens, checks and expands one owner's seed envelope for this helper.
+    fn stage_seed(
+        &self,
+        settings: &JobSettings,
+        st: &JobState,
+        round: u64,
+        owner: PartyId,
+        envelope: &[u8],
+    ) -> Result<(PartyId, RingVec, Header), ServiceError> {
+        if st.contributors.contains(&owner) {
+            return Err(ServiceError::DuplicateUpload(owner));
+        }
+        let opened = self.sealer.open(
+            envelope,
+            &Expected {
+                purpose: Purpose::Upload,
+                job_id: settings.job_id,
+                round,
+                sender: Some(owner),
+            },
+        )?;
+        let part = UploadPart::from_bytes(&opened.plaintext).map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        let UploadPart::Seed { seed, elements } = part else {
+            return Err(ServiceError::Malformed("expected a seed".into()));
+        };
+        if elements != settings.update_len() as u64 {
+            return Err(ServiceError::WrongLength(format!(
+                "seed expands to {elements} elements, the job needs {}",
+                settings.update_len()
+            )));
+        }
+        let mut expansion =
+            RingVec::zeros(settings.ring_bits, settings.update_len()).map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        expansion.add_seed(&seed);
+        Ok((owner, expansion, opened.header))
+    }
+}

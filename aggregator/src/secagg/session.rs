@@ -1,0 +1,178 @@
+//! One data owner's upload in progress at the leader: chunk-by-chunk checks and staging.
+//!
+//! Nothing an upload session does touches the round: its explicit share is summed into its own
+//! staging vector, and only [`crate::secagg::AggregatorService::finish_upload`] commits it. A
+//! session dropped half-way (the owner died, the stream broke) leaves no trace.
+
+use std::sync::Arc;
+
+use tessera_common::PartyId;
+use tessera_common::ringvec::RingVec;
+use tessera_common::seal::{Expected, Header, Purpose, Sealer};
+use tessera_common::upload::{UploadPart, share_chunk_count};
+
+use super::ServiceError;
+use super::service::Job;
+
+/// A checked, staged upload not yet committed.
+pub struct UploadSession {
+    pub(crate) job: Arc<Job>,
+    pub(crate) owner: Option<PartyId>,
+    pub(crate) round: u64,
+    pub(crate) share_chunks: Option<u64>,
+    pub(crate) staging: Option<RingVec>,
+    pub(crate) next_chunk: u64,
+    pub(crate) seed_envelopes: Vec<Vec<u8>>,
+    pub(crate) headers: Vec<Header>,
+}
+
+impl std::fmt::Debug for UploadSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "UploadSession(job {}, {:?}, round {}, next chunk {})",
+            self.job.settings.job_id, self.owner, self.round, self.next_chunk
+        )
+    }
+}
+
+impl UploadSession {
+    pub(crate) fn new(job: Arc<Job>) -> Self {
+        UploadSession {
+            job,
+            owner: None,
+            round: 0,
+            share_chunks: None,
+            staging: None,
+            next_chunk: 0,
+            seed_envelopes: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The uploading data owner, once the first envelope named it.
+    pub fn owner(&self) -> Option<PartyId> {
+        self.owner
+    }
+
+    /// Checks and stages one envelope.
+    pub(crate) fn push(&mut self, sealer: &Sealer, envelope: &[u8]) -> Result<(), ServiceError> {
+        let settings = &self.job.settings;
+        let header = Header::parse(envelope)?;
+        // The first envelope fixes sender and round; every later one must match.
+        let owner = *self.owner.get_or_insert(header.sender);
+        if self.headers.is_empty() {
+            self.round = header.round;
+        }
+        if !matches!(owner, PartyId::DataOwner(_)) {
+            return Err(ServiceError::Forbidden {
+                party: owner,
+                action: "upload an update",
+            });
+        }
+        let expected = Expected {
+            purpose: Purpose::Upload,
+            job_id: settings.job_id,
+            round: self.round,
+            sender: Some(owner),
+        };
+        if header.chunk < self.next_chunk {
+            return Err(ServiceError::ReplayedChunk {
+                chunk: header.chunk,
+            });
+        }
+        if header.chunk > self.next_chunk {
+            return Err(ServiceError::OutOfOrder {
+                expected: self.next_chunk,
+                got: header.chunk,
+            });
+        }
+        let share_chunks = self.share_chunks;
+        match (header.chunk, share_chunks) {
+            (0, _) => {
+                let opened = sealer.open(envelope, &expected)?;
+                let part = UploadPart::from_bytes(&opened.plaintext)
+                    .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+                let UploadPart::Manifest {
+                    chunks,
+                    elements,
+                    ring_bits,
+                } = part
+                else {
+                    return Err(ServiceError::Malformed("chunk 0 must be the manifest".into()));
+                };
+                let len = settings.update_len();
+                let want_chunks = share_chunk_count(len, settings.ring_bits as usize / 8);
+                if ring_bits != settings.ring_bits || elements != len as u64 || chunks as usize != want_chunks {
+                    return Err(ServiceError::WrongLength(format!(
+                        "manifest says {elements} x u{ring_bits} in {chunks} chunks; the job needs {len} x u{} in {want_chunks}",
+                        settings.ring_bits
+                    )));
+                }
+                self.share_chunks = Some(u64::from(chunks));
+                self.staging = Some(
+                    RingVec::zeros(settings.ring_bits, len)
+                        .map_err(|e| ServiceError::Malformed(e.to_string()))?,
+                );
+            }
+            (c, Some(k)) if c <= k => {
+                let opened = sealer.open(envelope, &expected)?;
+                let part = UploadPart::from_bytes(&opened.plaintext)
+                    .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+                let UploadPart::Share { offset, bytes } = part else {
+                    return Err(ServiceError::Malformed(format!("chunk {c} must be a share piece")));
+                };
+                let staging = self.staging.as_mut().ok_or_else(|| ServiceError::Malformed("no manifest".into()))?;
+                let per_chunk = tessera_common::upload::UPLOAD_CHUNK_BYTES / staging.element_bytes();
+                let want_offset = (c - 1) * per_chunk as u64;
+                let want_len = per_chunk.min(staging.len() - want_offset as usize);
+                if offset != want_offset || bytes.len() != want_len * staging.element_bytes() {
+                    return Err(ServiceError::WrongLength(format!(
+                        "share chunk {c} holds {} bytes at {offset}; expected {} at {want_offset}",
+                        bytes.len(),
+                        want_len * staging.element_bytes()
+                    )));
+                }
+                staging
+                    .add_bytes_at(offset as usize, &bytes)
+                    .map_err(|e| ServiceError::WrongLength(e.to_string()))?;
+            }
+            (c, Some(k)) if c <= k + settings.num_servers as u64 - 1 => {
+                // A helper's seed: check the header only; the helper opens it.
+                let helper = PartyId::Server((c - k) as u8);
+                if header.receiver != helper
+                    || header.purpose != Purpose::Upload
+                    || header.job_id != settings.job_id
+                    || header.round != self.round
+                    || header.sender != owner
+                {
+                    return Err(ServiceError::Malformed(format!(
+                        "chunk {c} must be a seed envelope for {helper} in round {}",
+                        self.round
+                    )));
+                }
+                self.seed_envelopes.push(envelope.to_vec());
+            }
+            (c, _) => {
+                return Err(ServiceError::Malformed(format!("unexpected chunk {c}")));
+            }
+        }
+        self.headers.push(header);
+        self.next_chunk += 1;
+        Ok(())
+    }
+
+    /// Whether every part arrived.
+    pub(crate) fn check_complete(&self) -> Result<(), ServiceError> {
+        let helpers = self.job.settings.num_servers as u64 - 1;
+        match self.share_chunks {
+            Some(k) if self.next_chunk == 1 + k + helpers => Ok(()),
+            Some(k) => Err(ServiceError::Incomplete(format!(
+                "{} of {} envelopes",
+                self.next_chunk,
+                1 + k + helpers
+            ))),
+            None => Err(ServiceError::Incomplete("no manifest".into())),
+        }
+    }
+}

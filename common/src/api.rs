@@ -1,0 +1,144 @@
+//! The requests each role makes of the servers, as transport-free traits.
+//!
+//! A data owner talks to the leader through [`LeaderApi`]; the model owner talks to every server
+//! through [`ServerApi`]. The aggregator crate implements both directly on its service (simulated
+//! mode: no sockets, same logic, same sealing), and the gRPC clients implement them over the wire
+//! (networked mode). Every payload that matters is a sealed envelope, so neither transport is
+//! trusted.
+
+use std::future::Future;
+
+use crate::PartyId;
+use crate::job::JobSettings;
+
+/// The state of a job's current round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RoundState {
+    /// No round opened yet.
+    Idle,
+    /// Open, no upload committed yet.
+    Open,
+    /// Open, at least one upload committed.
+    Collecting,
+    /// Closed; the servers are finishing their result shares.
+    Closed,
+    /// Every server holds its sealed result share.
+    Aggregated,
+    /// Closed without a result (too few contributors, or a server failed).
+    Failed,
+}
+
+impl RoundState {
+    /// Whether uploads are accepted.
+    pub fn accepts_uploads(self) -> bool {
+        matches!(self, RoundState::Open | RoundState::Collecting)
+    }
+
+    /// Whether the round is over (a new one may open).
+    pub fn is_final(self) -> bool {
+        matches!(self, RoundState::Idle | RoundState::Aggregated | RoundState::Failed)
+    }
+}
+
+/// What a data owner learns when it polls for a round.
+#[derive(Debug, Clone)]
+pub struct RoundAnnouncement {
+    /// The job's settings.
+    pub settings: JobSettings,
+    /// The round.
+    pub round: u64,
+    /// Its state.
+    pub state: RoundState,
+    /// When uploads close (milliseconds since the Unix epoch).
+    pub deadline_unix_ms: u64,
+    /// No further rounds will come.
+    pub job_done: bool,
+}
+
+/// A job's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStatus {
+    /// Job id.
+    pub job_id: u64,
+    /// Current round.
+    pub round: u64,
+    /// Its state.
+    pub state: RoundState,
+    /// Committed contributors of the current round.
+    pub contributors: Vec<PartyId>,
+    /// A human-readable note (why a round failed, say).
+    pub message: String,
+}
+
+/// Acknowledgement of an accepted upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadReceipt {
+    /// Job.
+    pub job_id: u64,
+    /// Round.
+    pub round: u64,
+    /// Envelopes accepted.
+    pub chunks_accepted: u64,
+}
+
+/// Why a request failed, as the caller needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The server refused the request: retrying the same request will not help.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// What was asked for does not exist yet (a result still being computed): retry later.
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// The server could not be reached or failed: retry with backoff.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A data owner's view of the leader.
+pub trait LeaderApi: Send + Sync {
+    /// Waits (bounded) for a round of `job_id` (0: the newest job) after `after_round`.
+    fn fetch_round(
+        &self,
+        owner: PartyId,
+        job_id: u64,
+        after_round: u64,
+    ) -> impl Future<Output = Result<RoundAnnouncement, ApiError>> + Send;
+
+    /// The round's global weights, sealed for `owner`.
+    fn fetch_weights(
+        &self,
+        owner: PartyId,
+        job_id: u64,
+        round: u64,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, ApiError>> + Send;
+
+    /// Uploads one update's sealed envelopes, in order.
+    fn upload(
+        &self,
+        envelopes: Vec<Vec<u8>>,
+    ) -> impl Future<Output = Result<UploadReceipt, ApiError>> + Send;
+}
+
+/// The model owner's view of one server.
+pub trait ServerApi: Send + Sync {
+    /// Starts a job (a sealed control envelope holding the settings).
+    fn start_job(&self, envelope: Vec<u8>) -> impl Future<Output = Result<JobStatus, ApiError>> + Send;
+
+    /// Opens a round with the global weights (sealed chunks; leader only).
+    fn open_round(
+        &self,
+        envelopes: Vec<Vec<u8>>,
+    ) -> impl Future<Output = Result<JobStatus, ApiError>> + Send;
+
+    /// A job's status.
+    fn status(&self, job_id: u64) -> impl Future<Output = Result<JobStatus, ApiError>> + Send;
+
+    /// This server's sealed share of a round's result.
+    fn fetch_result(
+        &self,
+        job_id: u64,
+        round: u64,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, ApiError>> + Send;
+}
