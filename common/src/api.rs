@@ -36,7 +36,10 @@ impl RoundState {
 
     /// Whether the round is over (a new one may open).
     pub fn is_final(self) -> bool {
-        matches!(self, RoundState::Idle | RoundState::Aggregated | RoundState::Failed)
+        matches!(
+            self,
+            RoundState::Idle | RoundState::Aggregated | RoundState::Failed
+        )
     }
 }
 
@@ -124,7 +127,10 @@ pub trait LeaderApi: Send + Sync {
 /// The model owner's view of one server.
 pub trait ServerApi: Send + Sync {
     /// Starts a job (a sealed control envelope holding the settings).
-    fn start_job(&self, envelope: Vec<u8>) -> impl Future<Output = Result<JobStatus, ApiError>> + Send;
+    fn start_job(
+        &self,
+        envelope: Vec<u8>,
+    ) -> impl Future<Output = Result<JobStatus, ApiError>> + Send;
 
     /// Opens a round with the global weights (sealed chunks; leader only).
     fn open_round(

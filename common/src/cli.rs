@@ -59,8 +59,18 @@ pub fn print_keygen_result(identity: &Identity, out: &std::path::Path) {
 
 /// Installs the `tracing` subscriber: `RUST_LOG` filters, default `info`.
 pub fn init_logging() {
+    init_logging_with_default("info");
+}
+
+/// Installs the `tracing` subscriber with default level `warn` (interactive commands that print
+/// their own progress).
+pub fn init_logging_quiet() {
+    init_logging_with_default("warn");
+}
+
+fn init_logging_with_default(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -3,7 +3,7 @@
 //!
 //! The settings fix the update vector every data owner uploads, encoded in fixed point in a
 //! `ring_bits`-bit ring: `num_params` clipped parameter deltas times the owner's weight `w`, then
-//! its mean local training loss times `w`, then `w` itself (its sample count, capped at
+//! its mean local training loss (scaled into `[0, 1]`) times `w`, then `w` itself (its sample count, capped at
 //! `max_weight`). The sum over contributors therefore gives the weighted mean delta and the
 //! weighted mean training loss once divided by the last coordinate. [`JobSettings::validate`] refuses parameters whose overflow budget does not
 //! fit: the sum over `max_clients` updates, each coordinate at most `max_weight * clip` in
@@ -116,7 +116,14 @@ impl JobSettings {
     pub fn auto_frac_bits(&self) -> u32 {
         (4..=20)
             .rev()
-            .find(|f| JobSettings { frac_bits: *f, ..self.clone() }.validate().is_ok())
+            .find(|f| {
+                JobSettings {
+                    frac_bits: *f,
+                    ..self.clone()
+                }
+                .validate()
+                .is_ok()
+            })
             .unwrap_or(4)
     }
 
@@ -183,8 +190,8 @@ impl JobSettings {
     }
 
     /// The overflow budget in ring `R`: every coordinate (deltas, loss and weight) is at most
-    /// `max_weight * max(clip, 1)` in magnitude (the training loss is clipped to `clip`, at least 1,
-    /// by the data owner as well).
+    /// `max_weight * max(clip, 1)` in magnitude (the data owner reports its loss scaled into
+    /// `[0, 1]`).
     fn budget<R: Ring>(&self) -> crate::fixed::SumBudget {
         self.fixed_point().sum_budget::<R>(
             self.max_clients as u64,

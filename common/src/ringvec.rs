@@ -52,13 +52,28 @@ fn add_into<R: Ring>(acc: &mut [R], add: &[R]) {
     }
 }
 
-fn add_bytes_into<R: Ring>(acc: &mut [R], offset: usize, bytes: &[u8]) -> Result<usize, RingVecError> {
-    let values: Vec<R> = decode_elements(bytes)
-        .ok_or_else(|| RingVecError::Mismatch(format!("{} bytes are not whole u{} elements", bytes.len(), R::BITS)))?;
+fn add_bytes_into<R: Ring>(
+    acc: &mut [R],
+    offset: usize,
+    bytes: &[u8],
+) -> Result<usize, RingVecError> {
+    let values: Vec<R> = decode_elements(bytes).ok_or_else(|| {
+        RingVecError::Mismatch(format!(
+            "{} bytes are not whole u{} elements",
+            bytes.len(),
+            R::BITS
+        ))
+    })?;
     let end = offset
         .checked_add(values.len())
         .filter(|end| *end <= acc.len())
-        .ok_or_else(|| RingVecError::Mismatch(format!("piece at {offset} of {} elements overruns {}", values.len(), acc.len())))?;
+        .ok_or_else(|| {
+            RingVecError::Mismatch(format!(
+                "piece at {offset} of {} elements overruns {}",
+                values.len(),
+                acc.len()
+            ))
+        })?;
     add_into(&mut acc[offset..end], &values);
     Ok(values.len())
 }
@@ -91,7 +106,10 @@ impl RingVec {
         fp: FixedPoint,
         values: &[f64],
     ) -> Result<Self, crate::fixed::FixedPointError> {
-        fn enc<R: Ring>(fp: FixedPoint, values: &[f64]) -> Result<Vec<R>, crate::fixed::FixedPointError> {
+        fn enc<R: Ring>(
+            fp: FixedPoint,
+            values: &[f64],
+        ) -> Result<Vec<R>, crate::fixed::FixedPointError> {
             values.iter().map(|v| fp.encode(*v)).collect()
         }
         Ok(match ring_bits {
@@ -143,14 +161,22 @@ impl RingVec {
     /// Elementwise `self += other`.
     pub fn add_assign(&mut self, other: &RingVec) -> Result<(), RingVecError> {
         if self.len() != other.len() {
-            return Err(RingVecError::Mismatch(format!("lengths {} and {}", self.len(), other.len())));
+            return Err(RingVecError::Mismatch(format!(
+                "lengths {} and {}",
+                self.len(),
+                other.len()
+            )));
         }
         match (self, other) {
             (RingVec::U32(a), RingVec::U32(b)) => add_into(a, b),
             (RingVec::U64(a), RingVec::U64(b)) => add_into(a, b),
             (RingVec::U128(a), RingVec::U128(b)) => add_into(a, b),
             (a, b) => {
-                return Err(RingVecError::Mismatch(format!("rings u{} and u{}", a.ring_bits(), b.ring_bits())));
+                return Err(RingVecError::Mismatch(format!(
+                    "rings u{} and u{}",
+                    a.ring_bits(),
+                    b.ring_bits()
+                )));
             }
         }
         Ok(())
@@ -174,9 +200,13 @@ mod tests {
         let expected: Vec<u64> = Prg::new(&seed, STREAM_SHARE).ring_vec(40_000);
         assert_eq!(a, RingVec::U64(expected.clone()));
         let mut b = RingVec::zeros(64, 40_000).unwrap();
-        b.add_bytes_at(10, &encode_elements(&expected[..5])).unwrap();
+        b.add_bytes_at(10, &encode_elements(&expected[..5]))
+            .unwrap();
         assert_eq!(b.to_le_bytes(10..15), encode_elements(&expected[..5]));
-        assert!(b.add_bytes_at(39_999, &encode_elements(&expected[..5])).is_err());
+        assert!(
+            b.add_bytes_at(39_999, &encode_elements(&expected[..5]))
+                .is_err()
+        );
         assert!(b.add_bytes_at(0, &[1, 2, 3]).is_err());
         assert!(a.add_assign(&RingVec::zeros(32, 40_000).unwrap()).is_err());
     }

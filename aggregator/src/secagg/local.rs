@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_common::PartyId;
-use tessera_common::api::{ApiError, JobStatus, LeaderApi, RoundAnnouncement, ServerApi, UploadReceipt};
+use tessera_common::api::{
+    ApiError, JobStatus, LeaderApi, RoundAnnouncement, ServerApi, UploadReceipt,
+};
 use tessera_common::net::Network;
 
 use super::{AggregatorService, ServiceError};
@@ -33,16 +35,28 @@ impl<N: Network + 'static> Clone for LocalServer<N> {
 }
 
 impl<N: Network + 'static> LeaderApi for LocalServer<N> {
-    async fn fetch_round(&self, _owner: PartyId, job_id: u64, after_round: u64) -> Result<RoundAnnouncement, ApiError> {
+    async fn fetch_round(
+        &self,
+        _owner: PartyId,
+        job_id: u64,
+        after_round: u64,
+    ) -> Result<RoundAnnouncement, ApiError> {
         Ok(AggregatorService::fetch_round(&self.0, job_id, after_round, FETCH_ROUND_WAIT).await?)
     }
 
-    async fn fetch_weights(&self, owner: PartyId, job_id: u64, round: u64) -> Result<Vec<Vec<u8>>, ApiError> {
+    async fn fetch_weights(
+        &self,
+        owner: PartyId,
+        job_id: u64,
+        round: u64,
+    ) -> Result<Vec<Vec<u8>>, ApiError> {
         Ok(AggregatorService::fetch_weights(&self.0, owner, job_id, round).await?)
     }
 
     async fn upload(&self, envelopes: Vec<Vec<u8>>) -> Result<UploadReceipt, ApiError> {
-        let first = envelopes.first().ok_or_else(|| ApiError::Rejected("empty upload".into()))?;
+        let first = envelopes
+            .first()
+            .ok_or_else(|| ApiError::Rejected("empty upload".into()))?;
         let job_id = tessera_common::seal::Header::parse(first)
             .map_err(|e| ApiError::Rejected(e.to_string()))?
             .job_id;

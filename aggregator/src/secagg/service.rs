@@ -13,7 +13,9 @@ use tessera_common::upload::{UPLOAD_CHUNK_BYTES, UploadPart};
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
 
-use super::messages::{JobStatus, PeerMsg, PeerReply, RoundAnnouncement, RoundState, UploadReceipt};
+use super::messages::{
+    JobStatus, PeerMsg, PeerReply, RoundAnnouncement, RoundState, UploadReceipt,
+};
 use super::{ServiceError, UploadSession};
 
 /// One job on one server.
@@ -137,7 +139,9 @@ impl<N: Network + 'static> AggregatorService<N> {
             .map_err(|e| ServiceError::Malformed(format!("job settings: {e}")))?;
         settings.validate()?;
         if settings.job_id != header.job_id {
-            return Err(ServiceError::Malformed("job id differs from the envelope's".into()));
+            return Err(ServiceError::Malformed(
+                "job id differs from the envelope's".into(),
+            ));
         }
         if settings.num_servers != self.num_servers {
             return Err(ServiceError::Malformed(format!(
@@ -151,7 +155,13 @@ impl<N: Network + 'static> AggregatorService<N> {
                 if existing.settings != settings {
                     return Err(ServiceError::JobConflict(settings.job_id));
                 }
-                return Ok(self.status_of(existing.settings.job_id, 0, RoundState::Idle, Vec::new(), String::new()));
+                return Ok(self.status_of(
+                    existing.settings.job_id,
+                    0,
+                    RoundState::Idle,
+                    Vec::new(),
+                    String::new(),
+                ));
             }
             let job = Arc::new(Job {
                 settings: settings.clone(),
@@ -177,10 +187,23 @@ impl<N: Network + 'static> AggregatorService<N> {
             let service = Arc::clone(self);
             tokio::spawn(async move { service.helper_loop(job).await });
         }
-        Ok(self.status_of(settings.job_id, 0, RoundState::Idle, Vec::new(), String::new()))
+        Ok(self.status_of(
+            settings.job_id,
+            0,
+            RoundState::Idle,
+            Vec::new(),
+            String::new(),
+        ))
     }
 
-    fn status_of(&self, job_id: u64, round: u64, state: RoundState, contributors: Vec<PartyId>, message: String) -> JobStatus {
+    fn status_of(
+        &self,
+        job_id: u64,
+        round: u64,
+        state: RoundState,
+        contributors: Vec<PartyId>,
+        message: String,
+    ) -> JobStatus {
         JobStatus {
             job_id,
             round,
@@ -194,11 +217,20 @@ impl<N: Network + 'static> AggregatorService<N> {
     pub async fn status(&self, job_id: u64) -> Result<JobStatus, ServiceError> {
         let job = self.job(job_id)?;
         let st = job.state.lock().await;
-        Ok(self.status_of(job_id, st.round, st.state, st.contributors.clone(), st.message.clone()))
+        Ok(self.status_of(
+            job_id,
+            st.round,
+            st.state,
+            st.contributors.clone(),
+            st.message.clone(),
+        ))
     }
 
     /// Opens round `round` with the global weights in the model owner's sealed envelopes (leader).
-    pub async fn open_round(self: &Arc<Self>, envelopes: &[Vec<u8>]) -> Result<JobStatus, ServiceError> {
+    pub async fn open_round(
+        self: &Arc<Self>,
+        envelopes: &[Vec<u8>],
+    ) -> Result<JobStatus, ServiceError> {
         self.require_leader()?;
         let first = envelopes
             .first()
@@ -279,7 +311,12 @@ impl<N: Network + 'static> AggregatorService<N> {
 
     /// Waits up to `wait` for a round of `job_id` (0: the newest job) after `after_round` that
     /// accepts uploads.
-    pub async fn fetch_round(&self, job_id: u64, after_round: u64, wait: Duration) -> Result<RoundAnnouncement, ServiceError> {
+    pub async fn fetch_round(
+        &self,
+        job_id: u64,
+        after_round: u64,
+        wait: Duration,
+    ) -> Result<RoundAnnouncement, ServiceError> {
         self.require_leader()?;
         let job = if job_id == 0 {
             self.newest_job().ok_or(ServiceError::UnknownJob(0))?
@@ -292,7 +329,10 @@ impl<N: Network + 'static> AggregatorService<N> {
             {
                 let st = job.state.lock().await;
                 let done = st.round >= job.settings.rounds && st.state.is_final();
-                if (st.round > after_round && st.state.accepts_uploads()) || done || Instant::now() >= give_up {
+                if (st.round > after_round && st.state.accepts_uploads())
+                    || done
+                    || Instant::now() >= give_up
+                {
                     return Ok(RoundAnnouncement {
                         settings: job.settings.clone(),
                         round: st.round,
@@ -307,7 +347,12 @@ impl<N: Network + 'static> AggregatorService<N> {
     }
 
     /// The round's global weights, sealed for `owner` in chunks.
-    pub async fn fetch_weights(&self, owner: PartyId, job_id: u64, round: u64) -> Result<Vec<Vec<u8>>, ServiceError> {
+    pub async fn fetch_weights(
+        &self,
+        owner: PartyId,
+        job_id: u64,
+        round: u64,
+    ) -> Result<Vec<Vec<u8>>, ServiceError> {
         self.require_leader()?;
         if !matches!(owner, PartyId::DataOwner(_)) || !self.sealer.knows(owner) {
             return Err(tessera_common::seal::SealError::UnknownSender(owner).into());
@@ -330,7 +375,9 @@ impl<N: Network + 'static> AggregatorService<N> {
                     round,
                     chunk: i as u64,
                 };
-                self.sealer.seal_for(owner, &ctx, piece).map_err(ServiceError::from)
+                self.sealer
+                    .seal_for(owner, &ctx, piece)
+                    .map_err(ServiceError::from)
             })
             .collect()
     }
@@ -342,14 +389,23 @@ impl<N: Network + 'static> AggregatorService<N> {
     }
 
     /// Checks and stages one envelope of an upload.
-    pub fn push_upload(&self, session: &mut UploadSession, envelope: &[u8]) -> Result<(), ServiceError> {
+    pub fn push_upload(
+        &self,
+        session: &mut UploadSession,
+        envelope: &[u8],
+    ) -> Result<(), ServiceError> {
         session.push(&self.sealer, envelope)
     }
 
     /// Commits a complete upload: the helpers check their seeds, then the share joins the round.
-    pub async fn finish_upload(self: &Arc<Self>, session: UploadSession) -> Result<UploadReceipt, ServiceError> {
+    pub async fn finish_upload(
+        self: &Arc<Self>,
+        session: UploadSession,
+    ) -> Result<UploadReceipt, ServiceError> {
         session.check_complete()?;
-        let owner = session.owner.ok_or_else(|| ServiceError::Incomplete("empty upload".into()))?;
+        let owner = session
+            .owner
+            .ok_or_else(|| ServiceError::Incomplete("empty upload".into()))?;
         let job = Arc::clone(&session.job);
         let settings = &job.settings;
         let mut st = job.state.lock().await;
@@ -376,29 +432,47 @@ impl<N: Network + 'static> AggregatorService<N> {
                 owner,
                 envelope: envelope.clone(),
             };
-            self.send_peer(helper, settings.job_id, round, forward_seq, &msg).await?;
+            self.send_peer(helper, settings.job_id, round, forward_seq, &msg)
+                .await?;
         }
         for i in 0..session.seed_envelopes.len() {
             let helper = PartyId::Server(i as u8 + 1);
-            match self.recv_reply(helper, settings.job_id, round, forward_seq).await? {
+            match self
+                .recv_reply(helper, settings.job_id, round, forward_seq)
+                .await?
+            {
                 PeerReply::Ok => {}
-                PeerReply::Rejected(reason) => rejection = Some(ServiceError::HelperRejected { helper, reason }),
+                PeerReply::Rejected(reason) => {
+                    rejection = Some(ServiceError::HelperRejected { helper, reason })
+                }
             }
         }
         let commit = rejection.is_none();
         for i in 0..session.seed_envelopes.len() {
             let helper = PartyId::Server(i as u8 + 1);
-            self.send_peer(helper, settings.job_id, round, forward_seq + 1, &PeerMsg::Decide { commit })
-                .await?;
+            self.send_peer(
+                helper,
+                settings.job_id,
+                round,
+                forward_seq + 1,
+                &PeerMsg::Decide { commit },
+            )
+            .await?;
         }
         if let Some(e) = rejection {
             warn!(job = settings.job_id, round, %owner, error = %e, "upload rejected by a helper");
             return Err(e);
         }
-        let staging = session.staging.as_ref().ok_or_else(|| ServiceError::Incomplete("no share".into()))?;
+        let staging = session
+            .staging
+            .as_ref()
+            .ok_or_else(|| ServiceError::Incomplete("no share".into()))?;
         st.acc
             .as_mut()
-            .ok_or_else(|| ServiceError::RoundClosed { job: settings.job_id, round })?
+            .ok_or_else(|| ServiceError::RoundClosed {
+                job: settings.job_id,
+                round,
+            })?
             .add_assign(staging)
             .map_err(|e| ServiceError::WrongLength(e.to_string()))?;
         for h in &session.headers {
@@ -433,7 +507,10 @@ impl<N: Network + 'static> AggregatorService<N> {
         st.peer_seq += 1;
         let mut failure = None;
         for h in 1..self.num_servers {
-            if let Err(e) = self.send_peer(PartyId::Server(h as u8), settings.job_id, round, seq, &msg).await {
+            if let Err(e) = self
+                .send_peer(PartyId::Server(h as u8), settings.job_id, round, seq, &msg)
+                .await
+            {
                 failure = Some(e.to_string());
             }
         }
@@ -473,7 +550,12 @@ impl<N: Network + 'static> AggregatorService<N> {
         job.notify(st).await;
     }
 
-    fn seal_result(&self, settings: &JobSettings, round: u64, acc: Option<RingVec>) -> Result<Vec<Vec<u8>>, ServiceError> {
+    fn seal_result(
+        &self,
+        settings: &JobSettings,
+        round: u64,
+        acc: Option<RingVec>,
+    ) -> Result<Vec<Vec<u8>>, ServiceError> {
         let acc = acc.ok_or_else(|| ServiceError::Incomplete("no accumulator".into()))?;
         let per_chunk = UPLOAD_CHUNK_BYTES / acc.element_bytes();
         (0..acc.len().div_ceil(per_chunk))
@@ -493,28 +575,52 @@ impl<N: Network + 'static> AggregatorService<N> {
     }
 
     /// This server's sealed share of round `round`'s result.
-    pub async fn fetch_result(&self, job_id: u64, round: u64) -> Result<Vec<Vec<u8>>, ServiceError> {
+    pub async fn fetch_result(
+        &self,
+        job_id: u64,
+        round: u64,
+    ) -> Result<Vec<Vec<u8>>, ServiceError> {
         let job = self.job(job_id)?;
         let st = job.state.lock().await;
-        st.results.get(&round).cloned().ok_or_else(|| ServiceError::NotReady {
-            job: job_id,
-            round,
-            state: if st.round == round {
-                format!("{:?} {}", st.state, st.message)
-            } else {
-                format!("current round is {}", st.round)
-            },
-        })
+        st.results
+            .get(&round)
+            .cloned()
+            .ok_or_else(|| ServiceError::NotReady {
+                job: job_id,
+                round,
+                state: if st.round == round {
+                    format!("{:?} {}", st.state, st.message)
+                } else {
+                    format!("current round is {}", st.round)
+                },
+            })
     }
 
-    async fn send_peer(&self, to: PartyId, job: u64, round: u64, seq: u64, msg: &PeerMsg) -> Result<(), ServiceError> {
+    async fn send_peer(
+        &self,
+        to: PartyId,
+        job: u64,
+        round: u64,
+        seq: u64,
+        msg: &PeerMsg,
+    ) -> Result<(), ServiceError> {
         let bytes = serde_json::to_vec(msg).map_err(|e| ServiceError::Malformed(e.to_string()))?;
-        Ok(self.network.send(to, &round_tag(job, round, seq), bytes).await?)
+        Ok(self
+            .network
+            .send(to, &round_tag(job, round, seq), bytes)
+            .await?)
     }
 
-    async fn recv_reply(&self, from: PartyId, job: u64, round: u64, seq: u64) -> Result<PeerReply, ServiceError> {
+    async fn recv_reply(
+        &self,
+        from: PartyId,
+        job: u64,
+        round: u64,
+        seq: u64,
+    ) -> Result<PeerReply, ServiceError> {
         let bytes = self.network.recv(from, &reply_tag(job, round, seq)).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ServiceError::Malformed(format!("reply from {from}: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ServiceError::Malformed(format!("reply from {from}: {e}")))
     }
 
     /// A helper's side of a job: answers the leader's messages round after round.
@@ -533,7 +639,11 @@ impl<N: Network + 'static> AggregatorService<N> {
             }
             let mut seq = 0u64;
             loop {
-                let msg = match self.network.recv(leader, &round_tag(settings.job_id, round, seq)).await {
+                let msg = match self
+                    .network
+                    .recv(leader, &round_tag(settings.job_id, round, seq))
+                    .await
+                {
                     Ok(bytes) => serde_json::from_slice::<PeerMsg>(&bytes),
                     Err(NetError::Timeout { .. }) => continue,
                     Err(e) => {
@@ -547,7 +657,10 @@ impl<N: Network + 'static> AggregatorService<N> {
                 };
                 let mut st = job.state.lock().await;
                 let (reply, closed) = match msg {
-                    Err(e) => (Some(PeerReply::Rejected(format!("bad message: {e}"))), false),
+                    Err(e) => (
+                        Some(PeerReply::Rejected(format!("bad message: {e}"))),
+                        false,
+                    ),
                     Ok(PeerMsg::Forward { owner, envelope }) => {
                         pending = None;
                         let reply = match self.stage_seed(settings, &st, round, owner, &envelope) {
@@ -572,7 +685,10 @@ impl<N: Network + 'static> AggregatorService<N> {
                         }
                         (None, false)
                     }
-                    Ok(PeerMsg::Close { contributors, abort }) => {
+                    Ok(PeerMsg::Close {
+                        contributors,
+                        abort,
+                    }) => {
                         pending = None;
                         let reply = if abort {
                             st.state = RoundState::Failed;
@@ -580,7 +696,10 @@ impl<N: Network + 'static> AggregatorService<N> {
                             PeerReply::Ok
                         } else if contributors != st.contributors {
                             st.state = RoundState::Failed;
-                            st.message = format!("contributor sets differ: leader {contributors:?}, mine {:?}", st.contributors);
+                            st.message = format!(
+                                "contributor sets differ: leader {contributors:?}, mine {:?}",
+                                st.contributors
+                            );
                             PeerReply::Rejected(st.message.clone())
                         } else {
                             match self.seal_result(settings, round, st.acc.take()) {
@@ -599,7 +718,11 @@ impl<N: Network + 'static> AggregatorService<N> {
                 drop(st);
                 if let Some(reply) = reply {
                     let bytes = serde_json::to_vec(&reply).unwrap_or_default();
-                    if let Err(e) = self.network.send(leader, &reply_tag(settings.job_id, round, seq), bytes).await {
+                    if let Err(e) = self
+                        .network
+                        .send(leader, &reply_tag(settings.job_id, round, seq), bytes)
+                        .await
+                    {
                         warn!(me = %self.me, error = %e, "cannot answer the leader");
                     }
                 }
@@ -632,7 +755,8 @@ impl<N: Network + 'static> AggregatorService<N> {
                 sender: Some(owner),
             },
         )?;
-        let part = UploadPart::from_bytes(&opened.plaintext).map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        let part = UploadPart::from_bytes(&opened.plaintext)
+            .map_err(|e| ServiceError::Malformed(e.to_string()))?;
         let UploadPart::Seed { seed, elements } = part else {
             return Err(ServiceError::Malformed("expected a seed".into()));
         };
@@ -642,8 +766,8 @@ impl<N: Network + 'static> AggregatorService<N> {
                 settings.update_len()
             )));
         }
-        let mut expansion =
-            RingVec::zeros(settings.ring_bits, settings.update_len()).map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        let mut expansion = RingVec::zeros(settings.ring_bits, settings.update_len())
+            .map_err(|e| ServiceError::Malformed(e.to_string()))?;
         expansion.add_seed(&seed);
         Ok((owner, expansion, opened.header))
     }

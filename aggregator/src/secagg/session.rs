@@ -99,11 +99,16 @@ impl UploadSession {
                     ring_bits,
                 } = part
                 else {
-                    return Err(ServiceError::Malformed("chunk 0 must be the manifest".into()));
+                    return Err(ServiceError::Malformed(
+                        "chunk 0 must be the manifest".into(),
+                    ));
                 };
                 let len = settings.update_len();
                 let want_chunks = share_chunk_count(len, settings.ring_bits as usize / 8);
-                if ring_bits != settings.ring_bits || elements != len as u64 || chunks as usize != want_chunks {
+                if ring_bits != settings.ring_bits
+                    || elements != len as u64
+                    || chunks as usize != want_chunks
+                {
                     return Err(ServiceError::WrongLength(format!(
                         "manifest says {elements} x u{ring_bits} in {chunks} chunks; the job needs {len} x u{} in {want_chunks}",
                         settings.ring_bits
@@ -120,10 +125,16 @@ impl UploadSession {
                 let part = UploadPart::from_bytes(&opened.plaintext)
                     .map_err(|e| ServiceError::Malformed(e.to_string()))?;
                 let UploadPart::Share { offset, bytes } = part else {
-                    return Err(ServiceError::Malformed(format!("chunk {c} must be a share piece")));
+                    return Err(ServiceError::Malformed(format!(
+                        "chunk {c} must be a share piece"
+                    )));
                 };
-                let staging = self.staging.as_mut().ok_or_else(|| ServiceError::Malformed("no manifest".into()))?;
-                let per_chunk = tessera_common::upload::UPLOAD_CHUNK_BYTES / staging.element_bytes();
+                let staging = self
+                    .staging
+                    .as_mut()
+                    .ok_or_else(|| ServiceError::Malformed("no manifest".into()))?;
+                let per_chunk =
+                    tessera_common::upload::UPLOAD_CHUNK_BYTES / staging.element_bytes();
                 let want_offset = (c - 1) * per_chunk as u64;
                 let want_len = per_chunk.min(staging.len() - want_offset as usize);
                 if offset != want_offset || bytes.len() != want_len * staging.element_bytes() {

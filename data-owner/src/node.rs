@@ -1,0 +1,292 @@
+//! The data-owner node: waits for rounds, trains locally, uploads its sealed, shared update.
+//!
+//! Per round: fetch the global weights (sealed by the leader for this owner), train `local_epochs`
+//! on the local data, form the update `[clip(delta) * w, min(loss, 16) / 16 * w, w]` with `w` the
+//! sample count capped at `max_weight`, encode it in fixed point, share it with seed compression
+//! among the servers, seal every part and upload. A failed round is logged and the node waits for
+//! the next; an unreachable leader is retried with exponential backoff.
+
+use std::time::Duration;
+
+use tessera_common::PartyId;
+use tessera_common::api::{ApiError, LeaderApi, RoundAnnouncement, UploadReceipt};
+use tessera_common::dataset::Dataset;
+use tessera_common::fixed::FixedPointError;
+use tessera_common::job::JobSettings;
+use tessera_common::ringvec::RingVec;
+use tessera_common::seal::{Expected, Purpose, SealError, Sealer};
+use tessera_common::upload::{UploadBuildError, build_upload_vec};
+use tracing::{info, warn};
+
+use crate::model::{ModelError, TrainSettings, train_local};
+
+/// Why a round failed for this node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoundError {
+    /// The leader refused or could not be reached.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The weights did not open (not from the leader, or tampered).
+    #[error("weights: {0}")]
+    Seal(#[from] SealError),
+    /// The weights have the wrong length or non-finite values.
+    #[error("weights: {0}")]
+    BadWeights(String),
+    /// Training failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The update does not encode (non-finite after training).
+    #[error(transparent)]
+    Encode(#[from] FixedPointError),
+    /// Sharing or sealing failed.
+    #[error(transparent)]
+    Upload(#[from] UploadBuildError),
+}
+
+/// What one round did.
+#[derive(Debug, Clone)]
+pub struct RoundReport {
+    /// The receipt of the upload.
+    pub receipt: UploadReceipt,
+    /// Mean local training loss of the last epoch.
+    pub train_loss: f64,
+    /// Bytes uploaded (envelopes).
+    pub upload_bytes: usize,
+}
+
+/// Training losses are reported up to this bound, scaled into `[0, 1]` before weighting.
+pub const LOSS_BOUND: f64 = 16.0;
+
+/// Forms the plaintext update: clipped deltas and clipped loss, each times the weight, then the
+/// weight.
+pub fn form_update(
+    settings: &JobSettings,
+    start: &[f32],
+    trained: &[f32],
+    train_loss: f64,
+    samples: usize,
+) -> Vec<f64> {
+    let w = (samples as f64).min(settings.max_weight);
+    let clip = settings.clip;
+    let mut update: Vec<f64> = trained
+        .iter()
+        .zip(start)
+        .map(|(t, s)| (f64::from(*t) - f64::from(*s)).clamp(-clip, clip) * w)
+        .collect();
+    update.push(train_loss.clamp(0.0, LOSS_BOUND) / LOSS_BOUND * w);
+    update.push(w);
+    update
+}
+
+/// One institution's node.
+pub struct DataOwnerNode<L: LeaderApi> {
+    me: PartyId,
+    sealer: Sealer,
+    leader: L,
+    data: Dataset,
+    show_progress: bool,
+}
+
+impl<L: LeaderApi> std::fmt::Debug for DataOwnerNode<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataOwnerNode({}, {} samples)", self.me, self.data.len())
+    }
+}
+
+impl<L: LeaderApi> DataOwnerNode<L> {
+    /// A node for `sealer.me()` holding `data`.
+    pub fn new(sealer: Sealer, leader: L, data: Dataset, show_progress: bool) -> Self {
+        DataOwnerNode {
+            me: sealer.me(),
+            sealer,
+            leader,
+            data,
+            show_progress,
+        }
+    }
+
+    /// Takes part in every round of `job_id` (0: the newest job) until the job is done.
+    pub async fn run(&self, job_id: u64) -> Vec<Result<RoundReport, RoundError>> {
+        let mut reports = Vec::new();
+        let mut after = 0;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let ann = match self.leader.fetch_round(self.me, job_id, after).await {
+                Ok(a) => {
+                    backoff = Duration::from_millis(100);
+                    a
+                }
+                Err(e) => {
+                    warn!(me = %self.me, error = %e, retry_in = ?backoff, "cannot reach the leader");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            if ann.round > after && ann.state.accepts_uploads() {
+                after = ann.round;
+                let result = self.take_part(&ann).await;
+                match &result {
+                    Ok(r) => {
+                        info!(me = %self.me, round = ann.round, loss = r.train_loss, bytes = r.upload_bytes, "update uploaded")
+                    }
+                    Err(e) => {
+                        warn!(me = %self.me, round = ann.round, error = %e, "round failed; waiting for the next")
+                    }
+                }
+                reports.push(result);
+            }
+            if ann.job_done {
+                return reports;
+            }
+        }
+    }
+
+    /// Trains on `start` and uploads the update for the announced round.
+    pub async fn take_part(&self, ann: &RoundAnnouncement) -> Result<RoundReport, RoundError> {
+        let settings = &ann.settings;
+        let start = self.fetch_weights(settings, ann.round).await?;
+        let train = TrainSettings {
+            epochs: settings.local_epochs,
+            batch_size: settings.batch_size,
+            learning_rate: settings.learning_rate,
+            shuffle_seed: ann.round
+                ^ u64::from(match self.me {
+                    PartyId::DataOwner(i) => i,
+                    _ => 0,
+                }) << 32,
+        };
+        let (spec, data, show) = (
+            settings.model.clone(),
+            self.data.clone(),
+            self.show_progress,
+        );
+        let start_for_training = start.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let bar = progress_bar(show);
+            let result = train_local(&spec, &start_for_training, &data, &train, |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            });
+            bar.finish_and_clear();
+            result
+        })
+        .await
+        .map_err(|e| RoundError::BadWeights(format!("training task failed: {e}")))??;
+        let update = form_update(
+            settings,
+            &start,
+            &outcome.params,
+            outcome.mean_loss,
+            self.data.len(),
+        );
+        let encoded = RingVec::encode(settings.ring_bits, settings.fixed_point(), &update)?;
+        let envelopes = build_upload_vec(
+            &self.sealer,
+            settings.job_id,
+            ann.round,
+            &encoded,
+            settings.num_servers,
+            &mut rand::rng(),
+        )?;
+        let upload_bytes = envelopes.iter().map(Vec::len).sum();
+        let receipt = self.leader.upload(envelopes).await?;
+        Ok(RoundReport {
+            receipt,
+            train_loss: outcome.mean_loss,
+            upload_bytes,
+        })
+    }
+
+    async fn fetch_weights(
+        &self,
+        settings: &JobSettings,
+        round: u64,
+    ) -> Result<Vec<f32>, RoundError> {
+        let envelopes = self
+            .leader
+            .fetch_weights(self.me, settings.job_id, round)
+            .await?;
+        let expected = Expected {
+            purpose: Purpose::Control,
+            job_id: settings.job_id,
+            round,
+            sender: Some(PartyId::Server(0)),
+        };
+        let mut bytes = Vec::with_capacity(settings.num_params * 4);
+        for (i, env) in envelopes.iter().enumerate() {
+            let opened = self.sealer.open(env, &expected)?;
+            if opened.header.chunk != i as u64 {
+                return Err(RoundError::BadWeights(format!(
+                    "chunk {} out of order",
+                    opened.header.chunk
+                )));
+            }
+            bytes.extend_from_slice(&opened.plaintext);
+        }
+        if bytes.len() != settings.num_params * 4 {
+            return Err(RoundError::BadWeights(format!(
+                "{} bytes for {} parameters",
+                bytes.len(),
+                settings.num_params
+            )));
+        }
+        let weights: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if weights.iter().any(|w| !w.is_finite()) {
+            return Err(RoundError::BadWeights("non-finite weight".into()));
+        }
+        Ok(weights)
+    }
+}
+
+fn progress_bar(show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("local training {bar:30} {pos}/{len} batches")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_common::job::ServerOptimizer;
+    use tessera_common::model_spec::ModelSpec;
+
+    #[test]
+    fn updates_are_clipped_and_weighted() {
+        let model = ModelSpec::logistic_regression();
+        let settings = JobSettings {
+            job_id: 1,
+            num_params: 2,
+            model,
+            rounds: 1,
+            ring_bits: 32,
+            frac_bits: 16,
+            clip: 0.5,
+            max_weight: 100.0,
+            max_clients: 2,
+            min_clients: 1,
+            round_deadline_ms: 10,
+            local_epochs: 1,
+            batch_size: 1,
+            learning_rate: 0.1,
+            num_servers: 2,
+            optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+        };
+        let u = form_update(&settings, &[0.0, 1.0], &[2.0, 0.75], 0.3, 500);
+        assert_eq!(
+            u,
+            vec![0.5 * 100.0, -0.25 * 100.0, 0.3 / LOSS_BOUND * 100.0, 100.0]
+        );
+    }
+}

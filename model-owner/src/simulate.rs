@@ -1,0 +1,185 @@
+//! Simulated mode (TF Encrypted's LocalConfig): every party in one process.
+//!
+//! Servers are [`AggregatorService`]s over the in-memory [`MemoryNetwork`]; data owners are
+//! [`DataOwnerNode`]s and the model owner a [`Trainer`], both calling the services in-process. Every
+//! party has its own X25519 identity and every payload is sealed exactly as in networked mode: only
+//! the sockets are missing.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rand::RngExt;
+use tessera_aggregator::secagg::AggregatorService;
+use tessera_aggregator::secagg::local::LocalServer;
+use tessera_common::PartyId;
+use tessera_common::dataset::{Dataset, Split};
+use tessera_common::identity::{Identity, PublicKey};
+use tessera_common::job::{JobSettings, ServerOptimizer};
+use tessera_common::model_spec::ModelSpec;
+use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::seal::Sealer;
+use tessera_data_owner::model::initial_params;
+use tessera_data_owner::node::DataOwnerNode;
+
+use crate::trainer::{TrainError, Trainer, TrainerConfig, TrainingSummary, initial_checkpoint};
+
+/// Options of a simulated training run.
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    /// Rounds.
+    pub rounds: u64,
+    /// Data owners.
+    pub data_owners: usize,
+    /// Servers (2 or 3).
+    pub servers: usize,
+    /// Label-skewed split instead of IID.
+    pub non_iid: bool,
+    /// Output folder.
+    pub out: PathBuf,
+    /// The model.
+    pub model: ModelSpec,
+    /// Server optimizer.
+    pub optimizer: ServerOptimizer,
+    /// Local epochs per round.
+    pub local_epochs: usize,
+    /// Local batch size.
+    pub batch_size: usize,
+    /// Local learning rate.
+    pub learning_rate: f64,
+    /// Ring bits of the shares.
+    pub ring_bits: u32,
+    /// Progress bars and per-round lines.
+    pub interactive: bool,
+}
+
+/// Errors of a simulation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimulateError {
+    /// Bad options.
+    #[error("bad options: {0}")]
+    Options(String),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+}
+
+/// The job settings a simulation uses, sized for `data_owners` owners holding `max_samples` each.
+pub fn simulation_settings(
+    opts: &SimulateOptions,
+    max_samples: usize,
+) -> Result<JobSettings, SimulateError> {
+    let num_params = opts
+        .model
+        .num_params()
+        .map_err(|e| SimulateError::Options(e.to_string()))?;
+    let mut settings = JobSettings {
+        job_id: rand::rng().random_range(1..u64::MAX / 2),
+        model: opts.model.clone(),
+        num_params,
+        rounds: opts.rounds,
+        ring_bits: opts.ring_bits,
+        frac_bits: 16,
+        clip: 1.0,
+        max_weight: max_samples as f64,
+        max_clients: opts.data_owners,
+        min_clients: opts.data_owners.div_ceil(2),
+        round_deadline_ms: 600_000,
+        local_epochs: opts.local_epochs,
+        batch_size: opts.batch_size,
+        learning_rate: opts.learning_rate,
+        num_servers: opts.servers,
+        optimizer: opts.optimizer,
+    };
+    settings.frac_bits = settings.auto_frac_bits();
+    settings
+        .validate()
+        .map_err(|e| SimulateError::Options(e.to_string()))?;
+    Ok(settings)
+}
+
+/// Runs a whole federated training in this process.
+pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, SimulateError> {
+    if ![2, 3].contains(&opts.servers) {
+        return Err(SimulateError::Options(format!(
+            "--servers {} (must be 2 or 3)",
+            opts.servers
+        )));
+    }
+    if opts.data_owners == 0 || opts.rounds == 0 {
+        return Err(SimulateError::Options(
+            "need at least one data owner and one round".into(),
+        ));
+    }
+    let train = Dataset::bundled_mnist(Split::Train);
+    let test = Dataset::bundled_mnist(Split::Test);
+    let parts = if opts.non_iid {
+        train.split_label_skew(opts.data_owners)
+    } else {
+        train.split_iid(opts.data_owners)
+    };
+    let max_samples = parts.iter().map(Dataset::len).max().unwrap_or(1);
+    let settings = simulation_settings(&opts, max_samples)?;
+
+    let servers: Vec<PartyId> = (0..opts.servers as u8).map(PartyId::Server).collect();
+    let owners: Vec<PartyId> = (0..opts.data_owners as u32)
+        .map(PartyId::DataOwner)
+        .collect();
+    let identities: Vec<Identity> = servers
+        .iter()
+        .chain(&owners)
+        .chain(std::iter::once(&PartyId::ModelOwner))
+        .map(|p| Identity::generate(*p, &mut rand::rng()))
+        .collect();
+    let keys: Vec<(PartyId, PublicKey)> = identities
+        .iter()
+        .map(|i| (i.party(), *i.public_key()))
+        .collect();
+    let sealer_of = |party: PartyId| {
+        let id = identities
+            .iter()
+            .find(|i| i.party() == party)
+            .expect("every party has an identity");
+        Sealer::new(id, keys.iter().map(|(p, k)| (*p, k)))
+    };
+
+    let networks = MemoryNetwork::cluster(&servers);
+    let services: Vec<LocalServer<MemoryNetwork>> = networks
+        .into_iter()
+        .zip(&servers)
+        .map(|(net, p)| {
+            LocalServer(AggregatorService::new(
+                sealer_of(*p),
+                opts.servers,
+                Arc::new(net),
+            ))
+        })
+        .collect();
+
+    let config = TrainerConfig {
+        settings: settings.clone(),
+        out_dir: opts.out.clone(),
+        show_progress: opts.interactive,
+        print_rounds: true,
+    };
+    let trainer = Trainer::new(
+        services.clone(),
+        sealer_of(PartyId::ModelOwner),
+        config,
+        test,
+    );
+    trainer.start_job().await?;
+
+    let mut nodes = Vec::new();
+    for (owner, data) in owners.iter().zip(parts) {
+        let node = DataOwnerNode::new(sealer_of(*owner), services[0].clone(), data, false);
+        let job_id = settings.job_id;
+        nodes.push(tokio::spawn(async move { node.run(job_id).await }));
+    }
+    let initial = initial_params(&settings.model).map_err(TrainError::from)?;
+    let summary = trainer.run(initial_checkpoint(&settings, initial)).await?;
+    for node in nodes {
+        let _ = node.await;
+    }
+    Ok(summary)
+}

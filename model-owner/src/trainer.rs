@@ -1,0 +1,314 @@
+//! The federated training loop the model owner drives.
+//!
+//! Start the job on every server; then per round: open it on the leader with the current weights,
+//! wait until it is aggregated (or failed), fetch every server's sealed result share, reveal the
+//! sum, apply the server optimizer, evaluate on the held-out test set, checkpoint and log metrics.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tessera_common::PartyId;
+use tessera_common::api::{ApiError, RoundState, ServerApi};
+use tessera_common::dataset::Dataset;
+use tessera_common::job::JobSettings;
+use tessera_common::seal::{Context, Purpose, SealError, Sealer};
+use tessera_common::upload::UPLOAD_CHUNK_BYTES;
+use tessera_data_owner::model::{ModelError, evaluate};
+use tracing::{info, warn};
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::optimizer::OptimizerState;
+use crate::report::{self, RoundMetrics};
+use crate::reveal::{RevealError, decode_aggregate, reveal_sum};
+
+/// Errors that stop training.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A server refused or could not be reached.
+    #[error("{server}: {source}")]
+    Api {
+        /// The server.
+        server: PartyId,
+        /// What it said.
+        source: ApiError,
+    },
+    /// Sealing failed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// A round did not finish in time.
+    #[error("round {round} did not finish within {waited:?}")]
+    RoundTimeout {
+        /// The round.
+        round: u64,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// The result shares did not reveal.
+    #[error(transparent)]
+    Reveal(#[from] RevealError),
+    /// Evaluation failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Checkpoint or report I/O.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Report files.
+    #[error("report: {0}")]
+    Report(#[from] std::io::Error),
+}
+
+/// How to run training.
+#[derive(Debug, Clone)]
+pub struct TrainerConfig {
+    /// The job.
+    pub settings: JobSettings,
+    /// Where metrics, plot and checkpoint go.
+    pub out_dir: PathBuf,
+    /// Show a progress bar over rounds.
+    pub show_progress: bool,
+    /// Print one line per round on stdout.
+    pub print_rounds: bool,
+}
+
+/// The outcome of a training run.
+#[derive(Debug, Clone)]
+pub struct TrainingSummary {
+    /// Final weights.
+    pub weights: Vec<f32>,
+    /// One row per round.
+    pub metrics: Vec<RoundMetrics>,
+    /// Test accuracy of the final weights.
+    pub final_accuracy: f64,
+}
+
+/// The model owner's driver over the servers `servers[i]` = `server{i}`.
+pub struct Trainer<S: ServerApi> {
+    servers: Vec<S>,
+    sealer: Sealer,
+    config: TrainerConfig,
+    test: Dataset,
+}
+
+impl<S: ServerApi> std::fmt::Debug for Trainer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Trainer(job {})", self.config.settings.job_id)
+    }
+}
+
+fn api(server: usize) -> impl Fn(ApiError) -> TrainError {
+    move |source| TrainError::Api {
+        server: PartyId::Server(server as u8),
+        source,
+    }
+}
+
+impl<S: ServerApi> Trainer<S> {
+    /// A trainer over `servers` (in index order), sealing as the model owner.
+    pub fn new(servers: Vec<S>, sealer: Sealer, config: TrainerConfig, test: Dataset) -> Self {
+        Trainer {
+            servers,
+            sealer,
+            config,
+            test,
+        }
+    }
+
+    /// Starts the job on every server.
+    pub async fn start_job(&self) -> Result<(), TrainError> {
+        let settings = &self.config.settings;
+        let json = serde_json::to_vec(settings).map_err(std::io::Error::other)?;
+        for (i, server) in self.servers.iter().enumerate() {
+            let ctx = Context {
+                purpose: Purpose::Control,
+                job_id: settings.job_id,
+                round: 0,
+                chunk: 0,
+            };
+            let envelope = self
+                .sealer
+                .seal_for(PartyId::Server(i as u8), &ctx, &json)?;
+            server.start_job(envelope).await.map_err(api(i))?;
+        }
+        Ok(())
+    }
+
+    /// Runs rounds `1..=settings.rounds` from `checkpoint` (its weights, optimizer and metrics).
+    pub async fn run(&self, mut checkpoint: Checkpoint) -> Result<TrainingSummary, TrainError> {
+        let settings = self.config.settings.clone();
+        std::fs::create_dir_all(&self.config.out_dir)?;
+        self.start_job().await?;
+        let bar = if self.config.show_progress {
+            indicatif::ProgressBar::new(settings.rounds)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("rounds {bar:30} {pos}/{len} {msg}")
+        {
+            bar.set_style(style);
+        }
+        let round_offset = checkpoint.metrics.len() as u64;
+        for round in 1..=settings.rounds {
+            let started = Instant::now();
+            let (contributors, train_loss, bytes) = match self.round(round, &mut checkpoint).await?
+            {
+                Some(done) => done,
+                None => (0, f64::NAN, 0),
+            };
+            let (accuracy, test_loss) = self.evaluate(&checkpoint.weights).await?;
+            let row = RoundMetrics {
+                round: round_offset + round,
+                train_loss,
+                test_loss,
+                test_accuracy: accuracy,
+                clients: contributors,
+                bytes,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            let line = format!(
+                "round {:>3}: clients {} train loss {:.4} test loss {:.4} test accuracy {:.4} ({:.1} s)",
+                row.round,
+                row.clients,
+                row.train_loss,
+                row.test_loss,
+                row.test_accuracy,
+                row.seconds
+            );
+            if self.config.print_rounds {
+                bar.suspend(|| println!("{line}"));
+            }
+            info!("{line}");
+            bar.set_message(format!("accuracy {accuracy:.4}"));
+            bar.inc(1);
+            checkpoint.metrics.push(row);
+            checkpoint.save(&self.config.out_dir.join("checkpoint.json"))?;
+            report::write_metrics_csv(
+                &self.config.out_dir.join("metrics.csv"),
+                &checkpoint.metrics,
+            )?;
+            report::write_plot_png(
+                &self.config.out_dir.join("metrics.png"),
+                &checkpoint.metrics,
+            )?;
+        }
+        bar.finish_and_clear();
+        let final_accuracy = checkpoint
+            .metrics
+            .last()
+            .map(|m| m.test_accuracy)
+            .unwrap_or(0.0);
+        Ok(TrainingSummary {
+            weights: checkpoint.weights,
+            metrics: checkpoint.metrics,
+            final_accuracy,
+        })
+    }
+
+    async fn evaluate(&self, weights: &[f32]) -> Result<(f64, f64), TrainError> {
+        let (spec, weights, test) = (
+            self.config.settings.model.clone(),
+            weights.to_vec(),
+            self.test.clone(),
+        );
+        tokio::task::spawn_blocking(move || evaluate(&spec, &weights, &test))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .map_err(TrainError::from)
+    }
+
+    /// One round; `None` if it failed (too few contributors), leaving the weights unchanged.
+    async fn round(
+        &self,
+        round: u64,
+        checkpoint: &mut Checkpoint,
+    ) -> Result<Option<(usize, f64, u64)>, TrainError> {
+        let settings = &self.config.settings;
+        let mut bytes = 0u64;
+        let weight_bytes: Vec<u8> = checkpoint
+            .weights
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let envelopes = weight_bytes
+            .chunks(UPLOAD_CHUNK_BYTES)
+            .enumerate()
+            .map(|(i, piece)| {
+                let ctx = Context {
+                    purpose: Purpose::Control,
+                    job_id: settings.job_id,
+                    round,
+                    chunk: i as u64,
+                };
+                self.sealer.seal_for(PartyId::Server(0), &ctx, piece)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        bytes += envelopes.iter().map(|e| e.len() as u64).sum::<u64>();
+        self.servers[0]
+            .open_round(envelopes)
+            .await
+            .map_err(api(0))?;
+
+        let waited_max =
+            Duration::from_millis(settings.round_deadline_ms) + Duration::from_secs(120);
+        let waiting = Instant::now();
+        let status = loop {
+            let status = self.servers[0]
+                .status(settings.job_id)
+                .await
+                .map_err(api(0))?;
+            if status.round == round
+                && matches!(status.state, RoundState::Aggregated | RoundState::Failed)
+            {
+                break status;
+            }
+            if waiting.elapsed() > waited_max {
+                return Err(TrainError::RoundTimeout {
+                    round,
+                    waited: waited_max,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if status.state == RoundState::Failed {
+            warn!(round, reason = %status.message, "round failed");
+            return Ok(None);
+        }
+        let mut shares = Vec::with_capacity(self.servers.len());
+        for (i, server) in self.servers.iter().enumerate() {
+            let fetched = loop {
+                match server.fetch_result(settings.job_id, round).await {
+                    Ok(s) => break s,
+                    Err(ApiError::NotReady(_)) if waiting.elapsed() < waited_max => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => return Err(api(i)(e)),
+                }
+            };
+            bytes += fetched.iter().map(|e| e.len() as u64).sum::<u64>();
+            shares.push((PartyId::Server(i as u8), fetched));
+        }
+        let sum = reveal_sum(&self.sealer, settings, round, &shares)?;
+        let aggregate = decode_aggregate(settings, &sum);
+        checkpoint
+            .optimizer
+            .apply(&mut checkpoint.weights, &aggregate.mean_delta);
+        checkpoint.next_round = round + 1;
+        Ok(Some((
+            status.contributors.len(),
+            aggregate.mean_train_loss,
+            bytes,
+        )))
+    }
+}
+
+/// A fresh checkpoint: initial weights and optimizer state, no rounds yet.
+pub fn initial_checkpoint(settings: &JobSettings, weights: Vec<f32>) -> Checkpoint {
+    Checkpoint {
+        next_round: 1,
+        optimizer: OptimizerState::new(settings.optimizer, weights.len()),
+        weights,
+        metrics: Vec::new(),
+        settings: settings.clone(),
+    }
+}
