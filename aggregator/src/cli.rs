@@ -1,7 +1,20 @@
 //! The `aggregator` command line.
 
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
+use tessera_common::PartyId;
 use tessera_common::cli::{KeygenArgs, keygen_exit_code};
+use tessera_common::config::ClusterConfig;
+use tessera_common::identity::Identity;
+use tessera_common::seal::Sealer;
+use tracing::info;
+
+use crate::grpc::{ServiceCell, serve};
+use crate::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
+use crate::secagg::AggregatorService;
 
 /// Tessera compute server.
 #[derive(Debug, Parser)]
@@ -17,6 +30,116 @@ pub struct Cli {
 pub enum Command {
     /// Generate this server's X25519 key file and print its public key.
     Keygen(KeygenArgs),
+    /// Run the server: peer links to the other servers, the data-owner and model-owner services.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// The cluster file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// This server's name (server0, server1, server2).
+    #[arg(long)]
+    pub name: PartyId,
+    /// This server's key file.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Listen address (default: this server's address in the cluster file).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Seconds to wait for the other servers to connect.
+    #[arg(long, default_value_t = 120)]
+    pub connect_timeout_secs: u64,
+}
+
+/// Errors of `serve`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] tessera_common::config::ConfigError),
+    /// The key file.
+    #[error(transparent)]
+    Key(#[from] tessera_common::identity::KeyError),
+    /// The key file belongs to another party, or its key is not the cluster file's.
+    #[error("{0}")]
+    Identity(String),
+    /// Binding or serving.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Connecting to the other servers.
+    #[error(transparent)]
+    Net(#[from] tessera_common::net::NetError),
+}
+
+/// Runs a server until Ctrl-C.
+pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
+    let cluster = ClusterConfig::load(&args.config)?;
+    let identity = Identity::read_key_file(&args.key)?;
+    if identity.party() != args.name || !args.name.is_server() {
+        return Err(ServeError::Identity(format!(
+            "key file is for {}, not server {}",
+            identity.party(),
+            args.name
+        )));
+    }
+    let entry = cluster.party(args.name)?;
+    if entry.public_key != *identity.public_key() {
+        return Err(ServeError::Identity(format!(
+            "{}'s key differs from the cluster file's public key",
+            args.name
+        )));
+    }
+    let address = args
+        .listen
+        .clone()
+        .or_else(|| entry.address.clone())
+        .unwrap_or_default();
+    let listener = GrpcNetwork::bind(&address).await?;
+    let servers: Vec<(PartyId, String)> = cluster
+        .servers()
+        .into_iter()
+        .map(|p| {
+            (
+                p,
+                cluster
+                    .party(p)
+                    .ok()
+                    .and_then(|e| e.address.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let settings = GrpcNetworkSettings {
+        session: 0,
+        servers,
+        recv_timeout: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(args.connect_timeout_secs),
+    };
+    let server_ids = cluster.servers();
+    let hub = PeerHub::new(
+        &identity,
+        &server_ids,
+        cluster.public_keys(),
+        settings.session,
+        settings.recv_timeout,
+    );
+    let cell: ServiceCell = Arc::new(OnceLock::new());
+    let server = serve(listener, &hub, Arc::clone(&cell));
+    info!(me = %args.name, %address, "listening; connecting to peers");
+    let network = GrpcNetwork::over_hub(hub, &settings).await?;
+    let sealer = Sealer::new(&identity, cluster.public_keys());
+    let service = AggregatorService::new(sealer, cluster.num_servers(), Arc::new(network));
+    let _ = cell.set(service);
+    info!(me = %args.name, servers = cluster.num_servers(), "ready");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("shutting down"),
+        _ = server => {}
+    }
+    Ok(())
 }
 
 /// Runs the command line; returns the process exit code.
@@ -24,5 +147,6 @@ pub fn run(cli: Cli) -> i32 {
     tessera_common::cli::init_logging();
     match cli.command {
         Command::Keygen(args) => keygen_exit_code(&args, "server", |p| p.is_server()),
+        Command::Serve(args) => tessera_common::cli::block_on_exit_code(serve_command(args)),
     }
 }

@@ -95,3 +95,24 @@ pub fn keygen_exit_code(
         }
     }
 }
+
+/// Runs `future` on a new multi-threaded tokio runtime; exit code 0 on `Ok`, 1 (with the error on
+/// stderr) otherwise.
+pub fn block_on_exit_code<E: std::fmt::Display>(
+    future: impl std::future::Future<Output = Result<(), E>>,
+) -> i32 {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(future) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}

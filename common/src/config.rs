@@ -103,6 +103,8 @@ pub struct JobDefaults {
     pub batch_size: usize,
     /// Local learning rate.
     pub learning_rate: f64,
+    /// Largest weight (sample count) one data owner may claim.
+    pub max_weight: f64,
 }
 
 impl Default for JobDefaults {
@@ -110,12 +112,13 @@ impl Default for JobDefaults {
         JobDefaults {
             ring_bits: 32,
             frac_bits: 16,
-            clip: 8.0,
+            clip: 1.0,
             min_clients: 2,
             round_deadline_secs: 120,
             local_epochs: 1,
             batch_size: 32,
-            learning_rate: 0.05,
+            learning_rate: 0.1,
+            max_weight: 4096.0,
         }
     }
 }

@@ -1,8 +1,18 @@
 //! The `data-owner` command line.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 use tessera_common::PartyId;
 use tessera_common::cli::{KeygenArgs, keygen_exit_code};
+use tessera_common::config::ClusterConfig;
+use tessera_common::dataset::{Dataset, Split};
+use tessera_common::identity::Identity;
+use tessera_common::seal::Sealer;
+use tracing::info;
+
+use crate::client::GrpcLeader;
+use crate::node::DataOwnerNode;
 
 /// Tessera data-owner node (an institution).
 #[derive(Debug, Parser)]
@@ -18,6 +28,116 @@ pub struct Cli {
 pub enum Command {
     /// Generate this party's X25519 key file and print its public key.
     Keygen(KeygenArgs),
+    /// Take part in a job: dial the leader, train on local data each round, upload shares.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// The cluster file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// This data owner's name (data-owner-N).
+    #[arg(long)]
+    pub name: PartyId,
+    /// This data owner's key file.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Local data: a folder of MNIST IDX files (train-*), a CSV file (features then a label column),
+    /// or `bundled` for the bundled MNIST training digits.
+    #[arg(long)]
+    pub data: String,
+    /// Use only part K of N (an IID slice), as `K/N`, e.g. `0/3`.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// The job to join (0: the newest on the leader).
+    #[arg(long, default_value_t = 0)]
+    pub job: u64,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Keep a record of every encoded update uploaded (`update-<job>-<round>.bin`) in this folder.
+    #[arg(long)]
+    pub audit_dir: Option<PathBuf>,
+}
+
+/// Errors of `serve`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] tessera_common::config::ConfigError),
+    /// The key file.
+    #[error(transparent)]
+    Key(#[from] tessera_common::identity::KeyError),
+    /// Key or name mismatch, bad shard.
+    #[error("{0}")]
+    Invalid(String),
+    /// The data.
+    #[error(transparent)]
+    Data(#[from] tessera_common::dataset::DatasetError),
+    /// The leader's address.
+    #[error(transparent)]
+    Api(#[from] tessera_common::api::ApiError),
+}
+
+fn load_data(args: &ServeArgs) -> Result<Dataset, ServeError> {
+    let data = if args.data == "bundled" {
+        Dataset::bundled_mnist(Split::Train)
+    } else {
+        Dataset::load_path(std::path::Path::new(&args.data), Split::Train)?
+    };
+    match &args.shard {
+        None => Ok(data),
+        Some(spec) => {
+            let bad = || ServeError::Invalid(format!("--shard {spec:?}: expected K/N with K < N"));
+            let (k, n) = spec.split_once('/').ok_or_else(bad)?;
+            let (k, n): (usize, usize) =
+                (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+            if k >= n {
+                return Err(bad());
+            }
+            Ok(data.split_iid(n).swap_remove(k))
+        }
+    }
+}
+
+/// Runs the node until the job is done.
+pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
+    let cluster = ClusterConfig::load(&args.config)?;
+    let identity = Identity::read_key_file(&args.key)?;
+    if identity.party() != args.name || !matches!(args.name, PartyId::DataOwner(_)) {
+        return Err(ServeError::Invalid(format!(
+            "key file is for {}, not data owner {}",
+            identity.party(),
+            args.name
+        )));
+    }
+    if cluster.party(args.name)?.public_key != *identity.public_key() {
+        return Err(ServeError::Invalid(format!(
+            "{}'s key differs from the cluster file's",
+            args.name
+        )));
+    }
+    let data = load_data(&args)?;
+    let leader_address = cluster
+        .party(PartyId::Server(0))?
+        .address
+        .clone()
+        .unwrap_or_default();
+    let leader = GrpcLeader::new(&leader_address)?;
+    let sealer = Sealer::new(&identity, cluster.public_keys());
+    info!(me = %args.name, samples = data.len(), leader = %leader_address, "waiting for rounds");
+    let mut node = DataOwnerNode::new(sealer, leader, data, !args.quiet);
+    if let Some(dir) = &args.audit_dir {
+        node = node.with_audit_dir(dir.clone());
+    }
+    let reports = node.run(args.job).await;
+    let ok = reports.iter().filter(|r| r.is_ok()).count();
+    info!(me = %args.name, rounds = reports.len(), uploaded = ok, "job done");
+    Ok(())
 }
 
 /// Runs the command line; returns the process exit code.
@@ -27,5 +147,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Keygen(args) => {
             keygen_exit_code(&args, "data owner", |p| matches!(p, PartyId::DataOwner(_)))
         }
+        Command::Serve(args) => tessera_common::cli::block_on_exit_code(serve_command(args)),
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! - [`model`]: burn modules from a `ModelSpec`, flat parameters, local training, evaluation.
 //! - [`node`]: the round loop: fetch weights, train, share, seal, upload.
+//! - [`client`]: the gRPC client of the leader.
 //! - [`cli`]: the `data-owner` command line.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod client;
 pub mod model;
 pub mod node;

@@ -86,6 +86,7 @@ pub struct DataOwnerNode<L: LeaderApi> {
     leader: L,
     data: Dataset,
     show_progress: bool,
+    audit_dir: Option<std::path::PathBuf>,
 }
 
 impl<L: LeaderApi> std::fmt::Debug for DataOwnerNode<L> {
@@ -103,7 +104,16 @@ impl<L: LeaderApi> DataOwnerNode<L> {
             leader,
             data,
             show_progress,
+            audit_dir: None,
         }
+    }
+
+    /// Keeps a record of every update this node uploads: `<dir>/update-<job>-<round>.bin`, the
+    /// encoded update (little-endian ring elements) before sharing. An institution's own audit trail
+    /// of what it contributed; it never leaves the institution.
+    pub fn with_audit_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.audit_dir = Some(dir);
+        self
     }
 
     /// Takes part in every round of `job_id` (0: the newest job) until the job is done.
@@ -191,6 +201,14 @@ impl<L: LeaderApi> DataOwnerNode<L> {
             &mut rand::rng(),
         )?;
         let upload_bytes = envelopes.iter().map(Vec::len).sum();
+        if let Some(dir) = &self.audit_dir {
+            let path = dir.join(format!("update-{}-{}.bin", settings.job_id, ann.round));
+            if let Err(e) = std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&path, encoded.to_le_bytes(0..encoded.len())))
+            {
+                warn!(me = %self.me, path = %path.display(), error = %e, "cannot write the audit record");
+            }
+        }
         let receipt = self.leader.upload(envelopes).await?;
         Ok(RoundReport {
             receipt,

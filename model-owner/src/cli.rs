@@ -74,18 +74,18 @@ pub struct TrainingArgs {
     /// The server optimizer.
     #[arg(long, value_enum, default_value = "fedavg")]
     pub optimizer: OptimizerChoice,
-    /// Local epochs per round.
-    #[arg(long, default_value_t = 1)]
-    pub local_epochs: usize,
-    /// Local batch size.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Local SGD learning rate.
-    #[arg(long, default_value_t = 0.1)]
-    pub learning_rate: f64,
-    /// Ring size of the shares (32, 64 or 128 bits).
-    #[arg(long, default_value_t = 32)]
-    pub ring_bits: u32,
+    /// Local epochs per round [default: the cluster file's, else 1].
+    #[arg(long)]
+    pub local_epochs: Option<usize>,
+    /// Local batch size [default: the cluster file's, else 32].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Local SGD learning rate [default: the cluster file's, else 0.1].
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Ring size of the shares: 32, 64 or 128 bits [default: the cluster file's, else 32].
+    #[arg(long)]
+    pub ring_bits: Option<u32>,
     /// Output folder (metrics.csv, metrics.png, checkpoint.json).
     #[arg(long, default_value = "tessera-out")]
     pub out: PathBuf,
@@ -112,6 +112,30 @@ pub enum Command {
         #[arg(long)]
         non_iid: bool,
     },
+    /// Drive a federated training on a networked cluster (servers and data owners already running).
+    Train {
+        /// Training options.
+        #[command(flatten)]
+        training: TrainingArgs,
+        /// The cluster file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The model owner's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Continue from a checkpoint (runs the rounds left, as a new job).
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Test data (folder of IDX files or CSV) [default: the bundled MNIST test digits].
+        #[arg(long)]
+        test_data: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// Keep each round's revealed sum and contributor list in this folder.
+        #[arg(long)]
+        audit_dir: Option<PathBuf>,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -135,10 +159,10 @@ pub fn run(cli: Cli) -> i32 {
                 out: training.out.clone(),
                 model: training.model.spec(),
                 optimizer: training.optimizer.settings(),
-                local_epochs: training.local_epochs,
-                batch_size: training.batch_size,
-                learning_rate: training.learning_rate,
-                ring_bits: training.ring_bits,
+                local_epochs: training.local_epochs.unwrap_or(1),
+                batch_size: training.batch_size.unwrap_or(32),
+                learning_rate: training.learning_rate.unwrap_or(0.1),
+                ring_bits: training.ring_bits.unwrap_or(32),
                 interactive: true,
             };
             let runtime = match tokio::runtime::Runtime::new() {
@@ -159,6 +183,32 @@ pub fn run(cli: Cli) -> i32 {
                     1
                 }
             }
+        }
+        Command::Train {
+            training,
+            config,
+            key,
+            resume,
+            test_data,
+            quiet,
+            audit_dir,
+        } => {
+            let out = training.out.clone();
+            tessera_common::cli::block_on_exit_code(async move {
+                let summary = crate::networked::train_command(
+                    training,
+                    &config,
+                    &key,
+                    resume.as_deref(),
+                    test_data.as_deref(),
+                    quiet,
+                    audit_dir.as_deref(),
+                )
+                .await?;
+                println!("metrics: {}", out.join("metrics.csv").display());
+                println!("final test accuracy: {:.4}", summary.final_accuracy);
+                Ok::<(), crate::networked::NetworkedError>(())
+            })
         }
     }
 }

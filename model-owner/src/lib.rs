@@ -5,13 +5,17 @@
 //! - [`reveal`]: opening and summing the servers' sealed result shares.
 //! - [`optimizer`]: FedAvg and FedAdam.
 //! - [`checkpoint`], [`report`]: training state on disk, `metrics.csv` and `metrics.png`.
+//! - [`networked`]: `model-owner train` against a networked cluster.
 //! - [`simulate`]: simulated mode, every party in one process.
+//! - [`client`]: the gRPC client of a server.
 //! - [`cli`]: the `model-owner` command line.
 
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
 pub mod cli;
+pub mod client;
+pub mod networked;
 pub mod optimizer;
 pub mod report;
 pub mod reveal;

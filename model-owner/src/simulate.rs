@@ -161,6 +161,7 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
         out_dir: opts.out.clone(),
         show_progress: opts.interactive,
         print_rounds: true,
+        audit_dir: None,
     };
     let trainer = Trainer::new(
         services.clone(),

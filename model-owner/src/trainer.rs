@@ -21,6 +21,9 @@ use crate::optimizer::OptimizerState;
 use crate::report::{self, RoundMetrics};
 use crate::reveal::{RevealError, decode_aggregate, reveal_sum};
 
+/// How long the model owner waits for servers that are still starting.
+const STARTUP_WAIT: Duration = Duration::from_secs(120);
+
 /// Errors that stop training.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -69,6 +72,9 @@ pub struct TrainerConfig {
     pub show_progress: bool,
     /// Print one line per round on stdout.
     pub print_rounds: bool,
+    /// Keep each round's revealed sum (`aggregate-<job>-<round>.bin`, little-endian ring elements)
+    /// and contributors (`aggregate-<job>-<round>.txt`) in this folder.
+    pub audit_dir: Option<PathBuf>,
 }
 
 /// The outcome of a training run.
@@ -128,7 +134,20 @@ impl<S: ServerApi> Trainer<S> {
             let envelope = self
                 .sealer
                 .seal_for(PartyId::Server(i as u8), &ctx, &json)?;
-            server.start_job(envelope).await.map_err(api(i))?;
+            // Servers may still be starting or connecting to each other: retry while unavailable.
+            let give_up = Instant::now() + STARTUP_WAIT;
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match server.start_job(envelope.clone()).await {
+                    Ok(_) => break,
+                    Err(ApiError::Unavailable(reason)) if Instant::now() < give_up => {
+                        info!(server = i, %reason, "server not ready; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                    Err(e) => return Err(api(i)(e)),
+                }
+            }
         }
         Ok(())
     }
@@ -289,6 +308,20 @@ impl<S: ServerApi> Trainer<S> {
             shares.push((PartyId::Server(i as u8), fetched));
         }
         let sum = reveal_sum(&self.sealer, settings, round, &shares)?;
+        if let Some(dir) = &self.config.audit_dir {
+            std::fs::create_dir_all(dir)?;
+            let stem = format!("aggregate-{}-{round}", settings.job_id);
+            std::fs::write(
+                dir.join(format!("{stem}.bin")),
+                sum.to_le_bytes(0..sum.len()),
+            )?;
+            let names: Vec<String> = status
+                .contributors
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            std::fs::write(dir.join(format!("{stem}.txt")), names.join("\n") + "\n")?;
+        }
         let aggregate = decode_aggregate(settings, &sum);
         checkpoint
             .optimizer

@@ -1,6 +1,8 @@
 //! Tessera's wire protocol: the gRPC services and messages of `proto/tessera.proto`, generated at
 //! build time by `tonic-prost-build` from descriptors compiled by the pure-Rust `protox` (so no
-//! `protoc` install is needed).
+//! `protoc` install is needed), and [`convert`]: conversions to and from `tessera-common` types.
+
+pub mod convert;
 
 /// Largest payload a single chunk carries (1 MiB), well under the gRPC message limit.
 pub const MAX_CHUNK_BYTES: usize = 1 << 20;

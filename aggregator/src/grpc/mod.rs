@@ -1,0 +1,6 @@
+//! Thin tonic adapters over the transport-free [`crate::secagg::AggregatorService`]: decode, call,
+//! encode; every decision is the service's.
+
+pub mod services;
+
+pub use services::{ServiceCell, serve};

@@ -1,0 +1,136 @@
+//! Conversions between the wire messages and `tessera-common`'s transport-free types, and between
+//! gRPC statuses and [`ApiError`].
+
+use tessera_common::api::{ApiError, JobStatus, RoundAnnouncement, RoundState, UploadReceipt};
+use tessera_common::job::JobSettings;
+use tonic::{Code, Status};
+
+use crate::v1;
+
+/// A round state on the wire.
+pub fn round_state_to_wire(s: RoundState) -> v1::RoundState {
+    match s {
+        RoundState::Idle => v1::RoundState::Unspecified,
+        RoundState::Open => v1::RoundState::Open,
+        RoundState::Collecting => v1::RoundState::Collecting,
+        RoundState::Closed => v1::RoundState::Closed,
+        RoundState::Aggregated => v1::RoundState::Aggregated,
+        RoundState::Failed => v1::RoundState::Failed,
+    }
+}
+
+/// A round state from the wire (unknown values read as idle).
+pub fn round_state_from_wire(v: i32) -> RoundState {
+    match v1::RoundState::try_from(v).unwrap_or(v1::RoundState::Unspecified) {
+        v1::RoundState::Unspecified => RoundState::Idle,
+        v1::RoundState::Open => RoundState::Open,
+        v1::RoundState::Collecting => RoundState::Collecting,
+        v1::RoundState::Closed => RoundState::Closed,
+        v1::RoundState::Aggregated => RoundState::Aggregated,
+        v1::RoundState::Failed => RoundState::Failed,
+    }
+}
+
+/// A job status on the wire.
+pub fn status_to_wire(s: &JobStatus) -> v1::JobStatus {
+    v1::JobStatus {
+        job_id: s.job_id,
+        round: s.round,
+        state: round_state_to_wire(s.state) as i32,
+        contributors: s.contributors.iter().map(ToString::to_string).collect(),
+        total_weight: 0,
+        message: s.message.clone(),
+    }
+}
+
+/// A job status from the wire.
+pub fn status_from_wire(s: v1::JobStatus) -> Result<JobStatus, ApiError> {
+    let contributors = s
+        .contributors
+        .iter()
+        .map(|c| {
+            c.parse()
+                .map_err(|e| ApiError::Rejected(format!("bad contributor: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(JobStatus {
+        job_id: s.job_id,
+        round: s.round,
+        state: round_state_from_wire(s.state),
+        contributors,
+        message: s.message,
+    })
+}
+
+/// A round announcement on the wire.
+pub fn announcement_to_wire(a: &RoundAnnouncement) -> Result<v1::RoundAnnouncement, Status> {
+    Ok(v1::RoundAnnouncement {
+        job_id: a.settings.job_id,
+        round: a.round,
+        state: round_state_to_wire(a.state) as i32,
+        settings_json: serde_json::to_string(&a.settings)
+            .map_err(|e| Status::internal(e.to_string()))?,
+        num_params: a.settings.num_params as u64,
+        deadline_unix_ms: a.deadline_unix_ms,
+        job_done: a.job_done,
+    })
+}
+
+/// A round announcement from the wire (the settings are re-validated).
+pub fn announcement_from_wire(a: v1::RoundAnnouncement) -> Result<RoundAnnouncement, ApiError> {
+    let settings: JobSettings = serde_json::from_str(&a.settings_json)
+        .map_err(|e| ApiError::Rejected(format!("bad job settings: {e}")))?;
+    settings
+        .validate()
+        .map_err(|e| ApiError::Rejected(format!("unusable job settings: {e}")))?;
+    Ok(RoundAnnouncement {
+        settings,
+        round: a.round,
+        state: round_state_from_wire(a.state),
+        deadline_unix_ms: a.deadline_unix_ms,
+        job_done: a.job_done,
+    })
+}
+
+/// An upload receipt from the wire.
+pub fn receipt_from_wire(r: v1::UploadReceipt) -> UploadReceipt {
+    UploadReceipt {
+        job_id: r.job_id,
+        round: r.round,
+        chunks_accepted: r.chunks_accepted,
+    }
+}
+
+/// An upload receipt on the wire.
+pub fn receipt_to_wire(r: &UploadReceipt) -> v1::UploadReceipt {
+    v1::UploadReceipt {
+        job_id: r.job_id,
+        round: r.round,
+        chunks_accepted: r.chunks_accepted,
+    }
+}
+
+/// How a client should treat a gRPC status.
+pub fn api_error_from_status(s: Status) -> ApiError {
+    let text = format!("{:?}: {}", s.code(), s.message());
+    match s.code() {
+        Code::NotFound => ApiError::NotReady(text),
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::Cancelled
+        | Code::Unknown
+        | Code::Aborted
+        | Code::ResourceExhausted => ApiError::Unavailable(text),
+        _ => ApiError::Rejected(text),
+    }
+}
+
+/// The gRPC status for an [`ApiError`] (servers map their own errors to these three kinds first).
+pub fn status_from_api_error(e: &ApiError) -> Status {
+    match e {
+        ApiError::NotReady(m) => Status::not_found(m.clone()),
+        ApiError::Unavailable(m) => Status::unavailable(m.clone()),
+        ApiError::Rejected(m) => Status::failed_precondition(m.clone()),
+        other => Status::unknown(other.to_string()),
+    }
+}
