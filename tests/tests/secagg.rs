@@ -1,0 +1,280 @@
+//! Secure aggregation in one process (the real services over the in-memory network, real sealing):
+//! the revealed aggregate is the exact ring sum of the committed updates; every kind of bad upload
+//! is refused with its own error and leaves the round's result unaffected; a server's share is not
+//! the update; an upload costs about one plaintext copy.
+
+use std::sync::Arc;
+
+use tessera_aggregator::secagg::AggregatorService;
+use tessera_aggregator::secagg::local::LocalServer;
+use tessera_common::PartyId;
+use tessera_common::api::{ApiError, LeaderApi, RoundState, ServerApi};
+use tessera_common::identity::{Identity, PublicKey};
+use tessera_common::job::{JobSettings, ServerOptimizer};
+use tessera_common::model_spec::ModelSpec;
+use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::ringvec::RingVec;
+use tessera_common::seal::{Context, Expected, Purpose, Sealer};
+use tessera_common::upload::{UploadPart, build_upload_vec};
+use tessera_model_owner::reveal::reveal_sum;
+
+struct Cluster {
+    servers: Vec<LocalServer<MemoryNetwork>>,
+    ids: Vec<Identity>,
+    keys: Vec<(PartyId, PublicKey)>,
+    settings: JobSettings,
+}
+
+impl Cluster {
+    fn sealer(&self, party: PartyId) -> Sealer {
+        let id = self.ids.iter().find(|i| i.party() == party).unwrap();
+        Sealer::new(id, self.keys.iter().map(|(p, k)| (*p, k)))
+    }
+
+    fn leader(&self) -> &LocalServer<MemoryNetwork> {
+        &self.servers[0]
+    }
+}
+
+fn settings(num_servers: usize, max_clients: usize, min_clients: usize) -> JobSettings {
+    let model = ModelSpec::logistic_regression();
+    JobSettings {
+        job_id: 77,
+        num_params: model.num_params().unwrap(),
+        model,
+        rounds: 3,
+        ring_bits: 32,
+        frac_bits: 16,
+        clip: 1.0,
+        max_weight: 1000.0,
+        max_clients,
+        min_clients,
+        round_deadline_ms: 2_000,
+        local_epochs: 1,
+        batch_size: 32,
+        learning_rate: 0.1,
+        num_servers,
+        optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+    }
+}
+
+async fn cluster(num_servers: usize, max_clients: usize, min_clients: usize) -> Cluster {
+    let mut parties: Vec<PartyId> = (0..num_servers as u8).map(PartyId::Server).collect();
+    parties.extend((0..4).map(PartyId::DataOwner));
+    parties.push(PartyId::ModelOwner);
+    let ids: Vec<Identity> = parties.iter().map(|p| Identity::generate(*p, &mut rand::rng())).collect();
+    let keys = ids.iter().map(|i| (i.party(), *i.public_key())).collect();
+    let mut c = Cluster {
+        servers: Vec::new(),
+        ids,
+        keys,
+        settings: settings(num_servers, max_clients, min_clients),
+    };
+    let servers: Vec<PartyId> = (0..num_servers as u8).map(PartyId::Server).collect();
+    for (net, p) in MemoryNetwork::cluster(&servers).into_iter().zip(&servers) {
+        c.servers.push(LocalServer(AggregatorService::new(c.sealer(*p), num_servers, Arc::new(net))));
+    }
+    let mo = c.sealer(PartyId::ModelOwner);
+    let json = serde_json::to_vec(&c.settings).unwrap();
+    for (i, s) in c.servers.iter().enumerate() {
+        let ctx = Context { purpose: Purpose::Control, job_id: 77, round: 0, chunk: 0 };
+        s.start_job(mo.seal_for(PartyId::Server(i as u8), &ctx, &json).unwrap()).await.unwrap();
+    }
+    c
+}
+
+async fn open_round(c: &Cluster, round: u64) {
+    let mo = c.sealer(PartyId::ModelOwner);
+    let weights: Vec<u8> = vec![0u8; c.settings.num_params * 4];
+    let ctx = Context { purpose: Purpose::Control, job_id: 77, round, chunk: 0 };
+    let env = mo.seal_for(PartyId::Server(0), &ctx, &weights).unwrap();
+    c.leader().open_round(vec![env]).await.unwrap();
+}
+
+/// A deterministic update per owner, in the ring.
+fn update(c: &Cluster, owner: u32) -> RingVec {
+    let n = c.settings.update_len();
+    RingVec::U32((0..n as u32).map(|i| i.wrapping_mul(2_654_435_761).wrapping_add(owner * 1_000_003)).collect())
+}
+
+fn upload_of(c: &Cluster, owner: u32, round: u64, update: &RingVec) -> Vec<Vec<u8>> {
+    build_upload_vec(&c.sealer(PartyId::DataOwner(owner)), 77, round, update, c.settings.num_servers, &mut rand::rng()).unwrap()
+}
+
+async fn wait_final(c: &Cluster, round: u64) -> tessera_common::api::JobStatus {
+    for _ in 0..400 {
+        let s = c.leader().status(77).await.unwrap();
+        if s.round == round && s.state.is_final() {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("round {round} did not finish");
+}
+
+async fn revealed(c: &Cluster, round: u64) -> RingVec {
+    let mut shares = Vec::new();
+    for (i, s) in c.servers.iter().enumerate() {
+        let mut got = None;
+        for _ in 0..200 {
+            match s.fetch_result(77, round).await {
+                Ok(r) => {
+                    got = Some(r);
+                    break;
+                }
+                Err(ApiError::NotReady(_)) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        shares.push((PartyId::Server(i as u8), got.expect("result share")));
+    }
+    reveal_sum(&c.sealer(PartyId::ModelOwner), &c.settings, round, &shares).unwrap()
+}
+
+fn ring_sum(parts: &[RingVec]) -> RingVec {
+    let mut acc = RingVec::zeros(32, parts[0].len()).unwrap();
+    for p in parts {
+        acc.add_assign(p).unwrap();
+    }
+    acc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_is_the_exact_sum_with_two_and_three_servers() {
+    for servers in [2, 3] {
+        let c = cluster(servers, 3, 2).await;
+        open_round(&c, 1).await;
+        let updates: Vec<RingVec> = (0..3).map(|o| update(&c, o)).collect();
+        for (o, u) in updates.iter().enumerate() {
+            c.leader().upload(upload_of(&c, o as u32, 1, u)).await.unwrap();
+        }
+        let status = wait_final(&c, 1).await;
+        assert_eq!(status.state, RoundState::Aggregated);
+        assert_eq!(status.contributors.len(), 3);
+        assert_eq!(revealed(&c, 1).await, ring_sum(&updates), "{servers} servers");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_and_leave_the_round_unaffected() {
+    let c = cluster(3, 3, 2).await;
+    open_round(&c, 1).await;
+    let good: Vec<RingVec> = (0..2).map(|o| update(&c, o)).collect();
+    let leader = c.leader();
+    leader.upload(upload_of(&c, 0, 1, &good[0])).await.unwrap();
+
+    // Unknown sender: a party not in the cluster.
+    let stranger = Identity::generate(PartyId::DataOwner(99), &mut rand::rng());
+    let keys = c.keys.clone();
+    let forger = Sealer::new(&stranger, keys.iter().map(|(p, k)| (*p, k)));
+    let forged = build_upload_vec(&forger, 77, 1, &update(&c, 9), 3, &mut rand::rng()).unwrap();
+    let err = leader.upload(forged).await.unwrap_err();
+    assert!(err.to_string().contains("unknown sender"), "{err}");
+
+    // Bad tag: a flipped bit in a share chunk.
+    let mut tampered = upload_of(&c, 1, 1, &good[1]);
+    let last = tampered[1].len() - 1;
+    tampered[1][last] ^= 1;
+    let err = leader.upload(tampered).await.unwrap_err();
+    assert!(err.to_string().contains("failed authentication"), "{err}");
+
+    // Bad tag on a helper's seed: only the helper can tell, and it refuses.
+    let mut bad_seed = upload_of(&c, 1, 1, &good[1]);
+    let n = bad_seed.len();
+    let end = bad_seed[n - 1].len() - 1;
+    bad_seed[n - 1][end] ^= 1;
+    let err = leader.upload(bad_seed).await.unwrap_err();
+    assert!(err.to_string().contains("helper server2 rejected"), "{err}");
+
+    // Wrong length: an update one element short.
+    let short = match &good[1] {
+        RingVec::U32(v) => RingVec::U32(v[1..].to_vec()),
+        _ => unreachable!(),
+    };
+    let err = leader.upload(upload_of(&c, 1, 1, &short)).await.unwrap_err();
+    assert!(err.to_string().contains("wrong length"), "{err}");
+
+    // Duplicate upload: data-owner-0 again; and the very same envelopes replayed.
+    let err = leader.upload(upload_of(&c, 0, 1, &good[0])).await.unwrap_err();
+    assert!(err.to_string().contains("already contributed"), "{err}");
+    let first = upload_of(&c, 1, 1, &good[1]);
+    leader.upload(first.clone()).await.unwrap();
+    let err = leader.upload(first).await.unwrap_err();
+    assert!(err.to_string().contains("already contributed"), "{err}");
+
+    // A chunk replayed inside one upload.
+    let mut replayed = upload_of(&c, 2, 1, &update(&c, 2));
+    replayed.insert(2, replayed[1].clone());
+    let err = leader.upload(replayed).await.unwrap_err();
+    assert!(err.to_string().contains("replayed"), "{err}");
+
+    // Wrong round: sealed for round 2 while round 1 is open.
+    let err = leader.upload(upload_of(&c, 2, 2, &update(&c, 2))).await.unwrap_err();
+    assert!(err.to_string().contains("round 2"), "{err}");
+
+    // The round closes at its deadline with exactly the two good contributors.
+    let status = wait_final(&c, 1).await;
+    assert_eq!(status.state, RoundState::Aggregated);
+    assert_eq!(status.contributors, vec![PartyId::DataOwner(0), PartyId::DataOwner(1)]);
+    assert_eq!(revealed(&c, 1).await, ring_sum(&good));
+
+    // Upload for a closed round.
+    let err = leader.upload(upload_of(&c, 3, 1, &update(&c, 3))).await.unwrap_err();
+    assert!(err.to_string().contains("not open"), "{err}");
+    assert_eq!(revealed(&c, 1).await, ring_sum(&good));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_below_min_clients_fails_and_the_next_one_works() {
+    let c = cluster(2, 3, 2).await;
+    open_round(&c, 1).await;
+    c.leader().upload(upload_of(&c, 0, 1, &update(&c, 0))).await.unwrap();
+    let status = wait_final(&c, 1).await;
+    assert_eq!(status.state, RoundState::Failed);
+    assert!(matches!(c.leader().fetch_result(77, 1).await, Err(ApiError::NotReady(_))));
+    open_round(&c, 2).await;
+    let updates: Vec<RingVec> = (0..3).map(|o| update(&c, o)).collect();
+    for (o, u) in updates.iter().enumerate() {
+        c.leader().upload(upload_of(&c, o as u32, 2, u)).await.unwrap();
+    }
+    assert_eq!(wait_final(&c, 2).await.state, RoundState::Aggregated);
+    assert_eq!(revealed(&c, 2).await, ring_sum(&updates));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_share_is_not_the_update_and_changes_between_runs() {
+    let c = cluster(3, 3, 2).await;
+    let server0 = c.sealer(PartyId::Server(0));
+    let u = update(&c, 0);
+    let expected = Expected { purpose: Purpose::Upload, job_id: 77, round: 1, sender: Some(PartyId::DataOwner(0)) };
+    let share_of = |envelopes: &[Vec<u8>]| match UploadPart::from_bytes(&server0.open(&envelopes[1], &expected).unwrap().plaintext).unwrap() {
+        UploadPart::Share { bytes, .. } => bytes,
+        other => panic!("{other:?}"),
+    };
+    let a = share_of(&upload_of(&c, 0, 1, &u));
+    let b = share_of(&upload_of(&c, 0, 1, &u));
+    let plain = u.to_le_bytes(0..u.len());
+    assert_eq!(a.len(), plain.len());
+    assert_ne!(a, plain);
+    assert_ne!(a, b);
+    // Not even close: about 1/2^32 of the elements coincide by chance.
+    let same = a.chunks(4).zip(plain.chunks(4)).filter(|(x, y)| x == y).count();
+    assert!(same < 3, "{same} elements equal the plaintext");
+    // The leader cannot open a helper's seed.
+    let envelopes = upload_of(&c, 0, 1, &u);
+    assert!(server0.open(envelopes.last().unwrap(), &expected).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_is_about_one_plaintext_copy_with_a_32_bit_ring() {
+    let c = cluster(3, 3, 2).await;
+    let model = ModelSpec::network_a();
+    let n = model.num_params().unwrap();
+    let update = RingVec::U32(vec![7; n + 2]);
+    let envelopes = upload_of(&c, 0, 1, &update);
+    let bytes: usize = envelopes.iter().map(Vec::len).sum();
+    let plaintext = n * 4;
+    let ratio = bytes as f64 / plaintext as f64;
+    assert!(ratio <= 1.1, "upload {bytes} bytes for {plaintext} plaintext bytes ({ratio:.4}x)");
+    assert!(ratio >= 1.0);
+}
