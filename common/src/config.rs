@@ -47,7 +47,7 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
         /// What the `config` crate reported.
-        source: config::ConfigError,
+        source: Box<config::ConfigError>,
     },
     /// A table under `[parties]` whose name is not a party name.
     #[error(
@@ -177,7 +177,7 @@ impl ClusterConfig {
     ) -> Result<Self, ConfigError> {
         let load = |source| ConfigError::Load {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         };
         let raw: RawCluster = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
@@ -202,7 +202,7 @@ impl ClusterConfig {
             .and_then(config::Config::try_deserialize)
             .map_err(|source| ConfigError::Load {
                 path: PathBuf::from("<inline>"),
-                source,
+                source: Box::new(source),
             })?;
         Self::validate(raw)
     }

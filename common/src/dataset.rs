@@ -360,7 +360,12 @@ mod tests {
             s.dedup();
             s.len()
         };
-        assert!(skew.iter().all(|p| classes(p) <= 4));
+        // 6 label-sorted shards of 10 classes: a shard spans at most 3 classes, a part 2 shards.
+        assert!(
+            skew.iter().all(|p| classes(p) <= 6),
+            "{:?}",
+            skew.iter().map(classes).collect::<Vec<_>>()
+        );
         assert!(iid.iter().all(|p| classes(p) == 10));
     }
 }

@@ -81,7 +81,9 @@ fn add_bytes_into<R: Ring>(
 fn add_seed_into<R: Ring>(acc: &mut [R], seed: &Seed) {
     // Expand in blocks so memory stays O(block), not O(len).
     let mut prg = Prg::new(seed, STREAM_SHARE);
-    let mut block = vec![R::ZERO; 1 << 14];
+    // On the heap: 16 Ki elements of u128 would be 256 KiB of stack.
+    let mut block = Vec::new();
+    block.resize(1 << 14, R::ZERO);
     for chunk in acc.chunks_mut(1 << 14) {
         let buf = &mut block[..chunk.len()];
         prg.fill_ring(buf);

@@ -200,6 +200,29 @@ pub fn share_elements<R: Ring>(bytes: &[u8]) -> Result<Vec<R>, MalformedPart> {
     decode_elements(bytes).ok_or(MalformedPart("share bytes are not whole ring elements"))
 }
 
+/// [`build_upload`] for an update held as a [`crate::ringvec::RingVec`].
+pub fn build_upload_vec<G: rand::CryptoRng + ?Sized>(
+    sealer: &Sealer,
+    job_id: u64,
+    round: u64,
+    update: &crate::ringvec::RingVec,
+    num_servers: usize,
+    rng: &mut G,
+) -> Result<Vec<Vec<u8>>, UploadBuildError> {
+    use crate::ringvec::RingVec;
+    match update {
+        RingVec::U32(v) => build_upload(sealer, job_id, round, v, num_servers, rng),
+        RingVec::U64(v) => build_upload(sealer, job_id, round, v, num_servers, rng),
+        RingVec::U128(v) => build_upload(sealer, job_id, round, v, num_servers, rng),
+    }
+}
+
+/// Number of share chunks an update of `elements` elements of `element_bytes` bytes is cut into.
+pub fn share_chunk_count(elements: usize, element_bytes: usize) -> usize {
+    let per_chunk = (UPLOAD_CHUNK_BYTES / element_bytes).max(1);
+    elements.div_ceil(per_chunk)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,27 +250,4 @@ mod tests {
         assert!(UploadPart::from_bytes(&[7]).is_err());
         assert!(UploadPart::from_bytes(&[]).is_err());
     }
-}
-
-/// [`build_upload`] for an update held as a [`crate::ringvec::RingVec`].
-pub fn build_upload_vec<G: rand::CryptoRng + ?Sized>(
-    sealer: &Sealer,
-    job_id: u64,
-    round: u64,
-    update: &crate::ringvec::RingVec,
-    num_servers: usize,
-    rng: &mut G,
-) -> Result<Vec<Vec<u8>>, UploadBuildError> {
-    use crate::ringvec::RingVec;
-    match update {
-        RingVec::U32(v) => build_upload(sealer, job_id, round, v, num_servers, rng),
-        RingVec::U64(v) => build_upload(sealer, job_id, round, v, num_servers, rng),
-        RingVec::U128(v) => build_upload(sealer, job_id, round, v, num_servers, rng),
-    }
-}
-
-/// Number of share chunks an update of `elements` elements of `element_bytes` bytes is cut into.
-pub fn share_chunk_count(elements: usize, element_bytes: usize) -> usize {
-    let per_chunk = (UPLOAD_CHUNK_BYTES / element_bytes).max(1);
-    elements.div_ceil(per_chunk)
 }

@@ -57,7 +57,7 @@ pub struct ServeArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
-    /// Keep a record of every encoded update uploaded (`update-<job>-<round>.bin`) in this folder.
+    /// Keep a record of every encoded update uploaded (`update-<owner>-<job>-<round>.bin`) in this folder.
     #[arg(long)]
     pub audit_dir: Option<PathBuf>,
 }

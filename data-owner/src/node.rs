@@ -108,7 +108,7 @@ impl<L: LeaderApi> DataOwnerNode<L> {
         }
     }
 
-    /// Keeps a record of every update this node uploads: `<dir>/update-<job>-<round>.bin`, the
+    /// Keeps a record of every update this node uploads: `<dir>/update-<owner>-<job>-<round>.bin`, the
     /// encoded update (little-endian ring elements) before sharing. An institution's own audit trail
     /// of what it contributed; it never leaves the institution.
     pub fn with_audit_dir(mut self, dir: std::path::PathBuf) -> Self {
@@ -202,7 +202,10 @@ impl<L: LeaderApi> DataOwnerNode<L> {
         )?;
         let upload_bytes = envelopes.iter().map(Vec::len).sum();
         if let Some(dir) = &self.audit_dir {
-            let path = dir.join(format!("update-{}-{}.bin", settings.job_id, ann.round));
+            let path = dir.join(format!(
+                "update-{}-{}-{}.bin",
+                self.me, settings.job_id, ann.round
+            ));
             if let Err(e) = std::fs::create_dir_all(dir)
                 .and_then(|()| std::fs::write(&path, encoded.to_le_bytes(0..encoded.len())))
             {

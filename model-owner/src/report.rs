@@ -43,6 +43,9 @@ pub fn write_metrics_csv(path: &Path, rows: &[RoundMetrics]) -> std::io::Result<
     f.flush()
 }
 
+/// Picks one plotted value out of a row.
+type Series<'a> = &'a dyn Fn(&RoundMetrics) -> f64;
+
 const W: usize = 640;
 const H: usize = 400;
 const MARGIN: usize = 30;
@@ -96,7 +99,7 @@ pub fn write_plot_png(path: &Path, rows: &[RoundMetrics]) -> std::io::Result<()>
         .flat_map(|r| [r.test_loss, r.train_loss])
         .filter(|v| v.is_finite())
         .fold(1e-9, f64::max);
-    let series: [(&dyn Fn(&RoundMetrics) -> f64, [u8; 3]); 3] = [
+    let series: [(Series, [u8; 3]); 3] = [
         (&|r| r.test_accuracy, [30, 80, 220]),
         (&|r| r.test_loss / max_loss, [220, 40, 40]),
         (&|r| r.train_loss / max_loss, [240, 150, 20]),

@@ -170,11 +170,10 @@ impl<S: ServerApi> Trainer<S> {
         let round_offset = checkpoint.metrics.len() as u64;
         for round in 1..=settings.rounds {
             let started = Instant::now();
-            let (contributors, train_loss, bytes) = match self.round(round, &mut checkpoint).await?
-            {
-                Some(done) => done,
-                None => (0, f64::NAN, 0),
-            };
+            let (contributors, train_loss, bytes) = self
+                .round(round, &mut checkpoint)
+                .await?
+                .unwrap_or((0, f64::NAN, 0));
             let (accuracy, test_loss) = self.evaluate(&checkpoint.weights).await?;
             let row = RoundMetrics {
                 round: round_offset + round,

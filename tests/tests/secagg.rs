@@ -62,7 +62,10 @@ async fn cluster(num_servers: usize, max_clients: usize, min_clients: usize) -> 
     let mut parties: Vec<PartyId> = (0..num_servers as u8).map(PartyId::Server).collect();
     parties.extend((0..4).map(PartyId::DataOwner));
     parties.push(PartyId::ModelOwner);
-    let ids: Vec<Identity> = parties.iter().map(|p| Identity::generate(*p, &mut rand::rng())).collect();
+    let ids: Vec<Identity> = parties
+        .iter()
+        .map(|p| Identity::generate(*p, &mut rand::rng()))
+        .collect();
     let keys = ids.iter().map(|i| (i.party(), *i.public_key())).collect();
     let mut c = Cluster {
         servers: Vec::new(),
@@ -72,13 +75,24 @@ async fn cluster(num_servers: usize, max_clients: usize, min_clients: usize) -> 
     };
     let servers: Vec<PartyId> = (0..num_servers as u8).map(PartyId::Server).collect();
     for (net, p) in MemoryNetwork::cluster(&servers).into_iter().zip(&servers) {
-        c.servers.push(LocalServer(AggregatorService::new(c.sealer(*p), num_servers, Arc::new(net))));
+        c.servers.push(LocalServer(AggregatorService::new(
+            c.sealer(*p),
+            num_servers,
+            Arc::new(net),
+        )));
     }
     let mo = c.sealer(PartyId::ModelOwner);
     let json = serde_json::to_vec(&c.settings).unwrap();
     for (i, s) in c.servers.iter().enumerate() {
-        let ctx = Context { purpose: Purpose::Control, job_id: 77, round: 0, chunk: 0 };
-        s.start_job(mo.seal_for(PartyId::Server(i as u8), &ctx, &json).unwrap()).await.unwrap();
+        let ctx = Context {
+            purpose: Purpose::Control,
+            job_id: 77,
+            round: 0,
+            chunk: 0,
+        };
+        s.start_job(mo.seal_for(PartyId::Server(i as u8), &ctx, &json).unwrap())
+            .await
+            .unwrap();
     }
     c
 }
@@ -86,7 +100,12 @@ async fn cluster(num_servers: usize, max_clients: usize, min_clients: usize) -> 
 async fn open_round(c: &Cluster, round: u64) {
     let mo = c.sealer(PartyId::ModelOwner);
     let weights: Vec<u8> = vec![0u8; c.settings.num_params * 4];
-    let ctx = Context { purpose: Purpose::Control, job_id: 77, round, chunk: 0 };
+    let ctx = Context {
+        purpose: Purpose::Control,
+        job_id: 77,
+        round,
+        chunk: 0,
+    };
     let env = mo.seal_for(PartyId::Server(0), &ctx, &weights).unwrap();
     c.leader().open_round(vec![env]).await.unwrap();
 }
@@ -94,11 +113,26 @@ async fn open_round(c: &Cluster, round: u64) {
 /// A deterministic update per owner, in the ring.
 fn update(c: &Cluster, owner: u32) -> RingVec {
     let n = c.settings.update_len();
-    RingVec::U32((0..n as u32).map(|i| i.wrapping_mul(2_654_435_761).wrapping_add(owner * 1_000_003)).collect())
+    RingVec::U32(
+        (0..n as u32)
+            .map(|i| {
+                i.wrapping_mul(2_654_435_761)
+                    .wrapping_add(owner * 1_000_003)
+            })
+            .collect(),
+    )
 }
 
 fn upload_of(c: &Cluster, owner: u32, round: u64, update: &RingVec) -> Vec<Vec<u8>> {
-    build_upload_vec(&c.sealer(PartyId::DataOwner(owner)), 77, round, update, c.settings.num_servers, &mut rand::rng()).unwrap()
+    build_upload_vec(
+        &c.sealer(PartyId::DataOwner(owner)),
+        77,
+        round,
+        update,
+        c.settings.num_servers,
+        &mut rand::rng(),
+    )
+    .unwrap()
 }
 
 async fn wait_final(c: &Cluster, round: u64) -> tessera_common::api::JobStatus {
@@ -122,7 +156,9 @@ async fn revealed(c: &Cluster, round: u64) -> RingVec {
                     got = Some(r);
                     break;
                 }
-                Err(ApiError::NotReady(_)) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                Err(ApiError::NotReady(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await
+                }
                 Err(e) => panic!("{e}"),
             }
         }
@@ -146,12 +182,19 @@ async fn aggregate_is_the_exact_sum_with_two_and_three_servers() {
         open_round(&c, 1).await;
         let updates: Vec<RingVec> = (0..3).map(|o| update(&c, o)).collect();
         for (o, u) in updates.iter().enumerate() {
-            c.leader().upload(upload_of(&c, o as u32, 1, u)).await.unwrap();
+            c.leader()
+                .upload(upload_of(&c, o as u32, 1, u))
+                .await
+                .unwrap();
         }
         let status = wait_final(&c, 1).await;
         assert_eq!(status.state, RoundState::Aggregated);
         assert_eq!(status.contributors.len(), 3);
-        assert_eq!(revealed(&c, 1).await, ring_sum(&updates), "{servers} servers");
+        assert_eq!(
+            revealed(&c, 1).await,
+            ring_sum(&updates),
+            "{servers} servers"
+        );
     }
 }
 
@@ -191,11 +234,17 @@ async fn bad_uploads_are_refused_and_leave_the_round_unaffected() {
         RingVec::U32(v) => RingVec::U32(v[1..].to_vec()),
         _ => unreachable!(),
     };
-    let err = leader.upload(upload_of(&c, 1, 1, &short)).await.unwrap_err();
+    let err = leader
+        .upload(upload_of(&c, 1, 1, &short))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("wrong length"), "{err}");
 
     // Duplicate upload: data-owner-0 again; and the very same envelopes replayed.
-    let err = leader.upload(upload_of(&c, 0, 1, &good[0])).await.unwrap_err();
+    let err = leader
+        .upload(upload_of(&c, 0, 1, &good[0]))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("already contributed"), "{err}");
     let first = upload_of(&c, 1, 1, &good[1]);
     leader.upload(first.clone()).await.unwrap();
@@ -209,17 +258,26 @@ async fn bad_uploads_are_refused_and_leave_the_round_unaffected() {
     assert!(err.to_string().contains("replayed"), "{err}");
 
     // Wrong round: sealed for round 2 while round 1 is open.
-    let err = leader.upload(upload_of(&c, 2, 2, &update(&c, 2))).await.unwrap_err();
+    let err = leader
+        .upload(upload_of(&c, 2, 2, &update(&c, 2)))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("round 2"), "{err}");
 
     // The round closes at its deadline with exactly the two good contributors.
     let status = wait_final(&c, 1).await;
     assert_eq!(status.state, RoundState::Aggregated);
-    assert_eq!(status.contributors, vec![PartyId::DataOwner(0), PartyId::DataOwner(1)]);
+    assert_eq!(
+        status.contributors,
+        vec![PartyId::DataOwner(0), PartyId::DataOwner(1)]
+    );
     assert_eq!(revealed(&c, 1).await, ring_sum(&good));
 
     // Upload for a closed round.
-    let err = leader.upload(upload_of(&c, 3, 1, &update(&c, 3))).await.unwrap_err();
+    let err = leader
+        .upload(upload_of(&c, 3, 1, &update(&c, 3)))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("not open"), "{err}");
     assert_eq!(revealed(&c, 1).await, ring_sum(&good));
 }
@@ -228,14 +286,23 @@ async fn bad_uploads_are_refused_and_leave_the_round_unaffected() {
 async fn a_round_below_min_clients_fails_and_the_next_one_works() {
     let c = cluster(2, 3, 2).await;
     open_round(&c, 1).await;
-    c.leader().upload(upload_of(&c, 0, 1, &update(&c, 0))).await.unwrap();
+    c.leader()
+        .upload(upload_of(&c, 0, 1, &update(&c, 0)))
+        .await
+        .unwrap();
     let status = wait_final(&c, 1).await;
     assert_eq!(status.state, RoundState::Failed);
-    assert!(matches!(c.leader().fetch_result(77, 1).await, Err(ApiError::NotReady(_))));
+    assert!(matches!(
+        c.leader().fetch_result(77, 1).await,
+        Err(ApiError::NotReady(_))
+    ));
     open_round(&c, 2).await;
     let updates: Vec<RingVec> = (0..3).map(|o| update(&c, o)).collect();
     for (o, u) in updates.iter().enumerate() {
-        c.leader().upload(upload_of(&c, o as u32, 2, u)).await.unwrap();
+        c.leader()
+            .upload(upload_of(&c, o as u32, 2, u))
+            .await
+            .unwrap();
     }
     assert_eq!(wait_final(&c, 2).await.state, RoundState::Aggregated);
     assert_eq!(revealed(&c, 2).await, ring_sum(&updates));
@@ -246,8 +313,17 @@ async fn a_server_share_is_not_the_update_and_changes_between_runs() {
     let c = cluster(3, 3, 2).await;
     let server0 = c.sealer(PartyId::Server(0));
     let u = update(&c, 0);
-    let expected = Expected { purpose: Purpose::Upload, job_id: 77, round: 1, sender: Some(PartyId::DataOwner(0)) };
-    let share_of = |envelopes: &[Vec<u8>]| match UploadPart::from_bytes(&server0.open(&envelopes[1], &expected).unwrap().plaintext).unwrap() {
+    let expected = Expected {
+        purpose: Purpose::Upload,
+        job_id: 77,
+        round: 1,
+        sender: Some(PartyId::DataOwner(0)),
+    };
+    let share_of = |envelopes: &[Vec<u8>]| match UploadPart::from_bytes(
+        &server0.open(&envelopes[1], &expected).unwrap().plaintext,
+    )
+    .unwrap()
+    {
         UploadPart::Share { bytes, .. } => bytes,
         other => panic!("{other:?}"),
     };
@@ -258,7 +334,11 @@ async fn a_server_share_is_not_the_update_and_changes_between_runs() {
     assert_ne!(a, plain);
     assert_ne!(a, b);
     // Not even close: about 1/2^32 of the elements coincide by chance.
-    let same = a.chunks(4).zip(plain.chunks(4)).filter(|(x, y)| x == y).count();
+    let same = a
+        .chunks(4)
+        .zip(plain.chunks(4))
+        .filter(|(x, y)| x == y)
+        .count();
     assert!(same < 3, "{same} elements equal the plaintext");
     // The leader cannot open a helper's seed.
     let envelopes = upload_of(&c, 0, 1, &u);
@@ -275,6 +355,9 @@ async fn upload_is_about_one_plaintext_copy_with_a_32_bit_ring() {
     let bytes: usize = envelopes.iter().map(Vec::len).sum();
     let plaintext = n * 4;
     let ratio = bytes as f64 / plaintext as f64;
-    assert!(ratio <= 1.1, "upload {bytes} bytes for {plaintext} plaintext bytes ({ratio:.4}x)");
+    assert!(
+        ratio <= 1.1,
+        "upload {bytes} bytes for {plaintext} plaintext bytes ({ratio:.4}x)"
+    );
     assert!(ratio >= 1.0);
 }

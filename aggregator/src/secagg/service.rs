@@ -469,7 +469,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             .ok_or_else(|| ServiceError::Incomplete("no share".into()))?;
         st.acc
             .as_mut()
-            .ok_or_else(|| ServiceError::RoundClosed {
+            .ok_or(ServiceError::RoundClosed {
                 job: settings.job_id,
                 round,
             })?

@@ -148,7 +148,7 @@ impl UploadSession {
                     .add_bytes_at(offset as usize, &bytes)
                     .map_err(|e| ServiceError::WrongLength(e.to_string()))?;
             }
-            (c, Some(k)) if c <= k + settings.num_servers as u64 - 1 => {
+            (c, Some(k)) if c < k + settings.num_servers as u64 => {
                 // A helper's seed: check the header only; the helper opens it.
                 let helper = PartyId::Server((c - k) as u8);
                 if header.receiver != helper

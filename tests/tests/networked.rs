@@ -1,0 +1,353 @@
+//! Networked mode with real processes on 127.0.0.1: three `aggregator`s, data owners and the
+//! `model-owner`, talking gRPC. The test checks what the model owner revealed against the sum the
+//! test computes itself from the data owners' own audit records of what they uploaded: exact in
+//! the ring.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tessera_common::PartyId;
+use tessera_common::api::LeaderApi;
+use tessera_common::identity::Identity;
+use tessera_common::ringvec::RingVec;
+use tessera_common::seal::Sealer;
+use tessera_common::upload::build_upload_vec;
+use tessera_data_owner::client::GrpcLeader;
+use tessera_proto::v1::SealedChunk;
+use tessera_proto::v1::data_owner_service_client::DataOwnerServiceClient;
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    ids: Vec<Identity>,
+    leader_address: String,
+}
+
+impl Cluster {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn config(&self) -> PathBuf {
+        self.path("cluster.toml")
+    }
+
+    fn spawn(&self, exe: &str, args: &[&str], log: &str) -> Proc {
+        let log = std::fs::File::create(self.path(log)).unwrap();
+        let child = Command::new(exe)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Proc(child)
+    }
+
+    fn start_servers(&self) -> Vec<Proc> {
+        (0..3)
+            .map(|i| {
+                let name = format!("server{i}");
+                let key = self.path(&format!("{name}.key"));
+                self.spawn(
+                    env!("CARGO_BIN_EXE_t-aggregator"),
+                    &[
+                        "serve",
+                        "--config",
+                        path_str(&self.config()),
+                        "--name",
+                        &name,
+                        "--key",
+                        path_str(&key),
+                    ],
+                    &format!("{name}.log"),
+                )
+            })
+            .collect()
+    }
+
+    fn start_data_owner(&self, i: u32, shard: &str) -> Proc {
+        let name = format!("data-owner-{i}");
+        let key = self.path(&format!("{name}.key"));
+        let audit = self.path("audit");
+        self.spawn(
+            env!("CARGO_BIN_EXE_t-data-owner"),
+            &[
+                "serve",
+                "--config",
+                path_str(&self.config()),
+                "--name",
+                &name,
+                "--key",
+                path_str(&key),
+                "--data",
+                "bundled",
+                "--shard",
+                shard,
+                "--quiet",
+                "--audit-dir",
+                path_str(&audit),
+            ],
+            &format!("{name}.log"),
+        )
+    }
+
+    fn run_model_owner(&self, rounds: u32, timeout: Duration) {
+        let key = self.path("model-owner.key");
+        let mut mo = self.spawn(
+            env!("CARGO_BIN_EXE_t-model-owner"),
+            &[
+                "train",
+                "--config",
+                path_str(&self.config()),
+                "--key",
+                path_str(&key),
+                "--rounds",
+                &rounds.to_string(),
+                "--model",
+                "logreg",
+                "--out",
+                path_str(&self.path("out")),
+                "--audit-dir",
+                path_str(&self.path("audit")),
+                "--quiet",
+            ],
+            "model-owner.log",
+        );
+        let started = Instant::now();
+        loop {
+            if let Some(status) = mo.0.try_wait().unwrap() {
+                assert!(status.success(), "model owner failed:\n{}", self.logs());
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "model owner timed out:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                out += &format!(
+                    "== {}\n{}\n",
+                    p.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+        out
+    }
+
+    fn sealer(&self, party: PartyId) -> Sealer {
+        let id = self.ids.iter().find(|i| i.party() == party).unwrap();
+        Sealer::new(id, self.ids.iter().map(|i| (i.party(), i.public_key())))
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn cluster(min_clients: usize, deadline_secs: u64) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let mut parties: Vec<PartyId> = (0..3).map(PartyId::Server).collect();
+    parties.extend((0..3).map(PartyId::DataOwner));
+    parties.push(PartyId::ModelOwner);
+    let ids: Vec<Identity> = parties
+        .iter()
+        .map(|p| Identity::generate(*p, &mut rand::rng()))
+        .collect();
+    let mut toml = format!(
+        "[job]\nring_bits = 32\nfrac_bits = 16\nclip = 1.0\nmin_clients = {min_clients}\nround_deadline_secs = {deadline_secs}\n"
+    );
+    let mut leader_address = String::new();
+    for id in &ids {
+        id.write_key_file(&dir.path().join(format!("{}.key", id.party())))
+            .unwrap();
+        toml += &format!(
+            "[parties.{}]\npublic_key = \"{}\"\n",
+            id.party(),
+            id.public_key_base64()
+        );
+        if id.party().is_server() {
+            let address = format!("127.0.0.1:{}", free_port());
+            if id.party() == PartyId::Server(0) {
+                leader_address = address.clone();
+            }
+            toml += &format!("address = \"{address}\"\n");
+        }
+    }
+    std::fs::write(dir.path().join("cluster.toml"), toml).unwrap();
+    Cluster {
+        dir,
+        ids,
+        leader_address,
+    }
+}
+
+/// The `<audit>/<prefix>-...-<job>-<round>.bin` files, as (job, round, path).
+fn audit_records(dir: &Path, prefix: &str) -> Vec<(u64, u64, PathBuf)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(rest) = name
+            .strip_prefix(&format!("{prefix}-"))
+            .and_then(|r| r.strip_suffix(".bin"))
+        {
+            let mut fields = rest.rsplit('-');
+            let round = fields.next().unwrap().parse().unwrap();
+            let job = fields.next().unwrap().parse().unwrap();
+            out.push((job, round, entry.path()));
+        }
+    }
+    out
+}
+
+fn ring_vec(path: &Path) -> RingVec {
+    let bytes = std::fs::read(path).unwrap();
+    let mut v = RingVec::zeros(32, bytes.len() / 4).unwrap();
+    v.add_bytes_at(0, &bytes).unwrap();
+    v
+}
+
+#[test]
+fn two_rounds_over_grpc_reveal_the_exact_sum() {
+    let c = cluster(2, 60);
+    let _servers = c.start_servers();
+    let _owners: Vec<Proc> = (0..3)
+        .map(|i| c.start_data_owner(i, &format!("{i}/3")))
+        .collect();
+    c.run_model_owner(2, Duration::from_secs(180));
+
+    let audit = c.path("audit");
+    let aggregates = audit_records(&audit, "aggregate");
+    let updates = audit_records(&audit, "update");
+    assert_eq!(aggregates.len(), 2, "{aggregates:?}");
+    for (job, round, path) in &aggregates {
+        let owners: Vec<&PathBuf> = updates
+            .iter()
+            .filter(|(j, r, _)| j == job && r == round)
+            .map(|(_, _, p)| p)
+            .collect();
+        assert_eq!(
+            owners.len(),
+            3,
+            "round {round}: every owner recorded its update"
+        );
+        let mut expected = RingVec::zeros(32, ring_vec(owners[0]).len()).unwrap();
+        for p in owners {
+            expected.add_assign(&ring_vec(p)).unwrap();
+        }
+        assert_eq!(
+            ring_vec(path),
+            expected,
+            "round {round}: revealed aggregate is the exact ring sum"
+        );
+        let contributors = std::fs::read_to_string(path.with_extension("txt")).unwrap();
+        assert_eq!(contributors.lines().count(), 3);
+    }
+    let metrics = std::fs::read_to_string(c.path("out/metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+}
+
+#[test]
+fn a_data_owner_killed_mid_upload_leaves_the_others_aggregated() {
+    let c = cluster(2, 6);
+    let _servers = c.start_servers();
+    let _owners: Vec<Proc> = (0..2)
+        .map(|i| c.start_data_owner(i, &format!("{i}/3")))
+        .collect();
+
+    // data-owner-2 is this test: it starts an upload and dies half-way through it.
+    let sealer = c.sealer(PartyId::DataOwner(2));
+    let address = c.leader_address.clone();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let saboteur = runtime.spawn(async move {
+        let leader = GrpcLeader::new(&address).unwrap();
+        let ann = loop {
+            match leader.fetch_round(PartyId::DataOwner(2), 0, 0).await {
+                Ok(a) if a.state.accepts_uploads() => break a,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let update = RingVec::U32(vec![123_456; ann.settings.update_len()]);
+        let envelopes = build_upload_vec(
+            &sealer,
+            ann.settings.job_id,
+            ann.round,
+            &update,
+            3,
+            &mut rand::rng(),
+        )
+        .unwrap();
+        let mut client = DataOwnerServiceClient::connect(format!("http://{address}"))
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let upload = tokio::spawn(async move {
+            client
+                .upload_shares(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        });
+        for envelope in envelopes.into_iter().take(2) {
+            tx.send(SealedChunk { envelope }).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        upload.abort(); // the process dies: the stream is reset mid-upload
+        drop(tx);
+    });
+
+    c.run_model_owner(1, Duration::from_secs(180));
+    runtime.block_on(saboteur).unwrap();
+
+    let audit = c.path("audit");
+    let aggregates = audit_records(&audit, "aggregate");
+    assert_eq!(aggregates.len(), 1, "{}", c.logs());
+    let (job, round, path) = &aggregates[0];
+    let text = std::fs::read_to_string(path.with_extension("txt")).unwrap();
+    let mut contributors: Vec<&str> = text.lines().collect();
+    contributors.sort();
+    assert_eq!(contributors, ["data-owner-0", "data-owner-1"]);
+    let mut expected: Option<RingVec> = None;
+    for (j, r, p) in audit_records(&audit, "update") {
+        if j == *job && r == *round {
+            let v = ring_vec(&p);
+            match expected.as_mut() {
+                None => expected = Some(v),
+                Some(e) => e.add_assign(&v).unwrap(),
+            }
+        }
+    }
+    assert_eq!(
+        ring_vec(path),
+        expected.unwrap(),
+        "aggregate is the sum over the contributor set"
+    );
+}
