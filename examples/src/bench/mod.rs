@@ -6,6 +6,7 @@
 
 pub mod report;
 pub mod ring;
+pub mod secagg;
 
 use std::time::{Duration, Instant};
 

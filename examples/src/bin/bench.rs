@@ -2,23 +2,25 @@
 //!
 //! ```text
 //! cargo run --release -p tessera-examples --bin bench -- ring
+//! cargo run --release -p tessera-examples --bin bench -- secagg
 //! ```
 //!
 //! Each suite prints a markdown table and writes `target/bench/<suite>.json`.
 
-use tessera_examples::bench::{report, ring};
+use tessera_examples::bench::{report, ring, secagg};
 
 fn main() {
     let suites: Vec<String> = std::env::args().skip(1).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench <suite>...   (suites: ring)");
+        eprintln!("usage: bench <suite>...   (suites: ring, secagg)");
         std::process::exit(2);
     }
     for suite in suites {
         let rows = match suite.as_str() {
             "ring" => ring::run(),
+            "secagg" => secagg::run(),
             other => {
-                eprintln!("unknown suite {other:?} (suites: ring)");
+                eprintln!("unknown suite {other:?} (suites: ring, secagg)");
                 std::process::exit(2);
             }
         };
