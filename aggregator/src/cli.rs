@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tessera_common::PartyId;
-use tessera_common::cli::{KeygenArgs, keygen_exit_code};
-use tessera_common::config::ClusterConfig;
-use tessera_common::identity::Identity;
+use tessera_common::cli::{KeygenArgs, keygen_exit_code, load_party};
 use tessera_common::seal::Sealer;
 use tracing::info;
 
@@ -58,15 +56,15 @@ pub struct ServeArgs {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
+    /// The cluster file or key file.
+    #[error(transparent)]
+    Party(#[from] tessera_common::cli::PartyLoadError),
     /// Configuration.
     #[error(transparent)]
     Config(#[from] tessera_common::config::ConfigError),
-    /// The key file.
-    #[error(transparent)]
-    Key(#[from] tessera_common::identity::KeyError),
-    /// The key file belongs to another party, or its key is not the cluster file's.
-    #[error("{0}")]
-    Identity(String),
+    /// Not a server name.
+    #[error("{0} is not a server")]
+    NotServer(PartyId),
     /// Binding or serving.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -77,22 +75,11 @@ pub enum ServeError {
 
 /// Runs a server until Ctrl-C.
 pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
-    let cluster = ClusterConfig::load(&args.config)?;
-    let identity = Identity::read_key_file(&args.key)?;
-    if identity.party() != args.name || !args.name.is_server() {
-        return Err(ServeError::Identity(format!(
-            "key file is for {}, not server {}",
-            identity.party(),
-            args.name
-        )));
+    if !args.name.is_server() {
+        return Err(ServeError::NotServer(args.name));
     }
+    let (cluster, identity) = load_party(&args.config, &args.key, args.name)?;
     let entry = cluster.party(args.name)?;
-    if entry.public_key != *identity.public_key() {
-        return Err(ServeError::Identity(format!(
-            "{}'s key differs from the cluster file's public key",
-            args.name
-        )));
-    }
     let address = args
         .listen
         .clone()

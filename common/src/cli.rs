@@ -116,3 +116,43 @@ pub fn block_on_exit_code<E: std::fmt::Display>(
         }
     }
 }
+
+/// Errors of loading a party's cluster file and key file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PartyLoadError {
+    /// The cluster file.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The key file.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The key file is for another party, or its key is not the cluster file's.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// Loads the cluster file and the key file of `party`, checking that the key file is that party's
+/// and that its public key is the one the cluster file lists.
+pub fn load_party(
+    config: &std::path::Path,
+    key: &std::path::Path,
+    party: PartyId,
+) -> Result<(crate::config::ClusterConfig, Identity), PartyLoadError> {
+    let cluster = crate::config::ClusterConfig::load(config)?;
+    let identity = Identity::read_key_file(key)?;
+    if identity.party() != party {
+        return Err(PartyLoadError::Mismatch(format!(
+            "key file {} is for {}, not {party}",
+            key.display(),
+            identity.party()
+        )));
+    }
+    if cluster.party(party)?.public_key != *identity.public_key() {
+        return Err(PartyLoadError::Mismatch(format!(
+            "{party}'s key file does not match its public key in {}",
+            config.display()
+        )));
+    }
+    Ok((cluster, identity))
+}

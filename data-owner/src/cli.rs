@@ -4,10 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tessera_common::PartyId;
-use tessera_common::cli::{KeygenArgs, keygen_exit_code};
-use tessera_common::config::ClusterConfig;
+use tessera_common::cli::{KeygenArgs, keygen_exit_code, load_party};
 use tessera_common::dataset::{Dataset, Split};
-use tessera_common::identity::Identity;
 use tessera_common::seal::Sealer;
 use tracing::info;
 
@@ -66,13 +64,13 @@ pub struct ServeArgs {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
+    /// The cluster file or key file.
+    #[error(transparent)]
+    Party(#[from] tessera_common::cli::PartyLoadError),
     /// Configuration.
     #[error(transparent)]
     Config(#[from] tessera_common::config::ConfigError),
-    /// The key file.
-    #[error(transparent)]
-    Key(#[from] tessera_common::identity::KeyError),
-    /// Key or name mismatch, bad shard.
+    /// A bad argument.
     #[error("{0}")]
     Invalid(String),
     /// The data.
@@ -106,21 +104,13 @@ fn load_data(args: &ServeArgs) -> Result<Dataset, ServeError> {
 
 /// Runs the node until the job is done.
 pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
-    let cluster = ClusterConfig::load(&args.config)?;
-    let identity = Identity::read_key_file(&args.key)?;
-    if identity.party() != args.name || !matches!(args.name, PartyId::DataOwner(_)) {
+    if !matches!(args.name, PartyId::DataOwner(_)) {
         return Err(ServeError::Invalid(format!(
-            "key file is for {}, not data owner {}",
-            identity.party(),
+            "{} is not a data owner",
             args.name
         )));
     }
-    if cluster.party(args.name)?.public_key != *identity.public_key() {
-        return Err(ServeError::Invalid(format!(
-            "{}'s key differs from the cluster file's",
-            args.name
-        )));
-    }
+    let (cluster, identity) = load_party(&args.config, &args.key, args.name)?;
     let data = load_data(&args)?;
     let leader_address = cluster
         .party(PartyId::Server(0))?

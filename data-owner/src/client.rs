@@ -4,11 +4,11 @@
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, LeaderApi, RoundAnnouncement, UploadReceipt};
 use tessera_proto::MAX_MESSAGE_BYTES;
+use tessera_proto::client::{collect_envelopes, envelope_stream, lazy_channel};
 use tessera_proto::convert::{announcement_from_wire, api_error_from_status, receipt_from_wire};
 use tessera_proto::v1::data_owner_service_client::DataOwnerServiceClient;
-use tessera_proto::v1::{FetchRoundRequest, FetchWeightsRequest, SealedChunk};
-use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tessera_proto::v1::{FetchRoundRequest, FetchWeightsRequest};
+use tonic::transport::Channel;
 
 /// The leader, reached over gRPC.
 #[derive(Clone, Debug)]
@@ -19,11 +19,7 @@ pub struct GrpcLeader {
 impl GrpcLeader {
     /// A client of the leader at `host:port` (connects on first use).
     pub fn new(address: &str) -> Result<Self, ApiError> {
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| ApiError::Rejected(format!("bad address {address}: {e}")))?
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .tcp_nodelay(true);
-        let client = DataOwnerServiceClient::new(endpoint.connect_lazy())
+        let client = DataOwnerServiceClient::new(lazy_channel(address)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(GrpcLeader { client })
@@ -62,26 +58,18 @@ impl LeaderApi for GrpcLeader {
             job_id,
             round,
         };
-        let mut stream = self
+        let stream = self
             .client
             .clone()
             .fetch_weights(request)
             .await
             .map_err(api_error_from_status)?
             .into_inner();
-        let mut envelopes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            envelopes.push(chunk.map_err(api_error_from_status)?.envelope);
-        }
-        Ok(envelopes)
+        collect_envelopes(stream).await
     }
 
     async fn upload(&self, envelopes: Vec<Vec<u8>>) -> Result<UploadReceipt, ApiError> {
-        let stream = tokio_stream::iter(
-            envelopes
-                .into_iter()
-                .map(|envelope| SealedChunk { envelope }),
-        );
+        let stream = envelope_stream(envelopes);
         let response = self
             .client
             .clone()

@@ -2,11 +2,11 @@
 
 use tessera_common::api::{ApiError, JobStatus, ServerApi};
 use tessera_proto::MAX_MESSAGE_BYTES;
+use tessera_proto::client::{collect_envelopes, envelope_stream, lazy_channel};
 use tessera_proto::convert::{api_error_from_status, status_from_wire};
 use tessera_proto::v1::model_owner_service_client::ModelOwnerServiceClient;
 use tessera_proto::v1::{FetchResultRequest, SealedChunk, StatusRequest};
-use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// One server, reached over gRPC.
 #[derive(Clone, Debug)]
@@ -17,11 +17,7 @@ pub struct GrpcServer {
 impl GrpcServer {
     /// A client of the server at `host:port` (connects on first use).
     pub fn new(address: &str) -> Result<Self, ApiError> {
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| ApiError::Rejected(format!("bad address {address}: {e}")))?
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .tcp_nodelay(true);
-        let client = ModelOwnerServiceClient::new(endpoint.connect_lazy())
+        let client = ModelOwnerServiceClient::new(lazy_channel(address)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(GrpcServer { client })
@@ -40,11 +36,7 @@ impl ServerApi for GrpcServer {
     }
 
     async fn open_round(&self, envelopes: Vec<Vec<u8>>) -> Result<JobStatus, ApiError> {
-        let stream = tokio_stream::iter(
-            envelopes
-                .into_iter()
-                .map(|envelope| SealedChunk { envelope }),
-        );
+        let stream = envelope_stream(envelopes);
         let response = self
             .client
             .clone()
@@ -65,17 +57,13 @@ impl ServerApi for GrpcServer {
     }
 
     async fn fetch_result(&self, job_id: u64, round: u64) -> Result<Vec<Vec<u8>>, ApiError> {
-        let mut stream = self
+        let stream = self
             .client
             .clone()
             .fetch_result(FetchResultRequest { job_id, round })
             .await
             .map_err(api_error_from_status)?
             .into_inner();
-        let mut envelopes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            envelopes.push(chunk.map_err(api_error_from_status)?.envelope);
-        }
-        Ok(envelopes)
+        collect_envelopes(stream).await
     }
 }

@@ -6,7 +6,6 @@ use rand::RngExt;
 use tessera_common::PartyId;
 use tessera_common::config::ClusterConfig;
 use tessera_common::dataset::{Dataset, Split};
-use tessera_common::identity::Identity;
 use tessera_common::job::JobSettings;
 use tessera_common::seal::Sealer;
 use tessera_data_owner::model::initial_params;
@@ -20,13 +19,13 @@ use crate::trainer::{TrainError, Trainer, TrainerConfig, TrainingSummary, initia
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetworkedError {
+    /// The cluster file or key file.
+    #[error(transparent)]
+    Party(#[from] tessera_common::cli::PartyLoadError),
     /// Configuration.
     #[error(transparent)]
     Config(#[from] tessera_common::config::ConfigError),
-    /// The key file.
-    #[error(transparent)]
-    Key(#[from] tessera_common::identity::KeyError),
-    /// Settings or identity mismatch.
+    /// Unusable settings.
     #[error("{0}")]
     Invalid(String),
     /// Test data.
@@ -88,15 +87,7 @@ pub async fn train_command(
     quiet: bool,
     audit_dir: Option<&Path>,
 ) -> Result<TrainingSummary, NetworkedError> {
-    let cluster = ClusterConfig::load(config)?;
-    let identity = Identity::read_key_file(key)?;
-    if identity.party() != PartyId::ModelOwner
-        || cluster.party(PartyId::ModelOwner)?.public_key != *identity.public_key()
-    {
-        return Err(NetworkedError::Invalid(
-            "the key file is not the cluster's model-owner key".into(),
-        ));
-    }
+    let (cluster, identity) = tessera_common::cli::load_party(config, key, PartyId::ModelOwner)?;
     let test = match test_data {
         Some(p) => Dataset::load_path(p, Split::Test)?,
         None => Dataset::bundled_mnist(Split::Test),

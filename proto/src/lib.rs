@@ -2,6 +2,7 @@
 //! build time by `tonic-prost-build` from descriptors compiled by the pure-Rust `protox` (so no
 //! `protoc` install is needed), and [`convert`]: conversions to and from `tessera-common` types.
 
+pub mod client;
 pub mod convert;
 
 /// Largest payload a single chunk carries (1 MiB), well under the gRPC message limit.
