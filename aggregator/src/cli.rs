@@ -1,12 +1,11 @@
 //! The `aggregator` command line.
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tessera_common::PartyId;
-use tessera_common::cli::{KeygenArgs, keygen_exit_code, load_party};
+use tessera_common::cli::{KeygenArgs, PartyArgs, keygen_exit_code};
 use tessera_common::seal::Sealer;
 use tracing::info;
 
@@ -35,15 +34,9 @@ pub enum Command {
 /// Arguments of `serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// The cluster file.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// This server's name (server0, server1, server2).
-    #[arg(long)]
-    pub name: PartyId,
-    /// This server's key file.
-    #[arg(long)]
-    pub key: PathBuf,
+    /// Cluster file, name and key file.
+    #[command(flatten)]
+    pub party: PartyArgs,
     /// Listen address (default: this server's address in the cluster file).
     #[arg(long)]
     pub listen: Option<String>,
@@ -75,11 +68,11 @@ pub enum ServeError {
 
 /// Runs a server until Ctrl-C.
 pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
-    if !args.name.is_server() {
-        return Err(ServeError::NotServer(args.name));
+    if !args.party.name.is_server() {
+        return Err(ServeError::NotServer(args.party.name));
     }
-    let (cluster, identity) = load_party(&args.config, &args.key, args.name)?;
-    let entry = cluster.party(args.name)?;
+    let (cluster, identity) = args.party.load()?;
+    let entry = cluster.party(args.party.name)?;
     let address = args
         .listen
         .clone()
@@ -116,12 +109,12 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     );
     let cell: ServiceCell = Arc::new(OnceLock::new());
     let server = serve(listener, &hub, Arc::clone(&cell));
-    info!(me = %args.name, %address, "listening; connecting to peers");
+    info!(me = %args.party.name, %address, "listening; connecting to peers");
     let network = GrpcNetwork::over_hub(hub, &settings).await?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
     let service = AggregatorService::new(sealer, cluster.num_servers(), Arc::new(network));
     let _ = cell.set(service);
-    info!(me = %args.name, servers = cluster.num_servers(), "ready");
+    info!(me = %args.party.name, servers = cluster.num_servers(), "ready");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => info!("shutting down"),
         _ = server => {}

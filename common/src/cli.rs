@@ -117,6 +117,27 @@ pub fn block_on_exit_code<E: std::fmt::Display>(
     }
 }
 
+/// The arguments every long-running party takes: its cluster file, name and key file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PartyArgs {
+    /// The cluster file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// This party's name (server0, data-owner-3, ...).
+    #[arg(long)]
+    pub name: PartyId,
+    /// This party's key file.
+    #[arg(long)]
+    pub key: PathBuf,
+}
+
+impl PartyArgs {
+    /// [`load_party`] for these arguments.
+    pub fn load(&self) -> Result<(crate::config::ClusterConfig, Identity), PartyLoadError> {
+        load_party(&self.config, &self.key, self.name)
+    }
+}
+
 /// Errors of loading a party's cluster file and key file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

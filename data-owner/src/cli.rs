@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tessera_common::PartyId;
-use tessera_common::cli::{KeygenArgs, keygen_exit_code, load_party};
+use tessera_common::cli::{KeygenArgs, PartyArgs, keygen_exit_code};
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::seal::Sealer;
 use tracing::info;
@@ -33,15 +33,9 @@ pub enum Command {
 /// Arguments of `serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// The cluster file.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// This data owner's name (data-owner-N).
-    #[arg(long)]
-    pub name: PartyId,
-    /// This data owner's key file.
-    #[arg(long)]
-    pub key: PathBuf,
+    /// Cluster file, name and key file.
+    #[command(flatten)]
+    pub party: PartyArgs,
     /// Local data: a folder of MNIST IDX files (train-*), a CSV file (features then a label column),
     /// or `bundled` for the bundled MNIST training digits.
     #[arg(long)]
@@ -104,13 +98,13 @@ fn load_data(args: &ServeArgs) -> Result<Dataset, ServeError> {
 
 /// Runs the node until the job is done.
 pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
-    if !matches!(args.name, PartyId::DataOwner(_)) {
+    if !matches!(args.party.name, PartyId::DataOwner(_)) {
         return Err(ServeError::Invalid(format!(
             "{} is not a data owner",
-            args.name
+            args.party.name
         )));
     }
-    let (cluster, identity) = load_party(&args.config, &args.key, args.name)?;
+    let (cluster, identity) = args.party.load()?;
     let data = load_data(&args)?;
     let leader_address = cluster
         .party(PartyId::Server(0))?
@@ -119,14 +113,14 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         .unwrap_or_default();
     let leader = GrpcLeader::new(&leader_address)?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
-    info!(me = %args.name, samples = data.len(), leader = %leader_address, "waiting for rounds");
+    info!(me = %args.party.name, samples = data.len(), leader = %leader_address, "waiting for rounds");
     let mut node = DataOwnerNode::new(sealer, leader, data, !args.quiet);
     if let Some(dir) = &args.audit_dir {
         node = node.with_audit_dir(dir.clone());
     }
     let reports = node.run(args.job).await;
     let ok = reports.iter().filter(|r| r.is_ok()).count();
-    info!(me = %args.name, rounds = reports.len(), uploaded = ok, "job done");
+    info!(me = %args.party.name, rounds = reports.len(), uploaded = ok, "job done");
     Ok(())
 }
 
