@@ -445,3 +445,53 @@ mod tests {
         assert!(acc1 > acc0.max(0.6), "accuracy {acc0} -> {acc1}");
     }
 }
+
+#[cfg(test)]
+mod conv_tests {
+    use super::*;
+    use tessera_common::model_spec::LayerSpec;
+
+    #[test]
+    fn conv_pool_specs_build_train_and_flatten() {
+        let spec = ModelSpec {
+            input_shape: vec![1, 28, 28],
+            layers: vec![
+                LayerSpec::Conv2d {
+                    channels: 4,
+                    kernel: 5,
+                    stride: 2,
+                    padding: 2,
+                },
+                LayerSpec::Relu,
+                LayerSpec::MaxPool2d {
+                    kernel: 2,
+                    stride: 2,
+                },
+                LayerSpec::Sigmoid,
+                LayerSpec::AvgPool2d {
+                    kernel: 2,
+                    stride: 1,
+                },
+                LayerSpec::Flatten,
+                LayerSpec::Dense { units: 10 },
+            ],
+        };
+        let start = initial_params(&spec).unwrap();
+        assert_eq!(start.len(), spec.num_params().unwrap());
+        let device = Device::flex();
+        let model = SpecModel::from_flat(&spec, &start, &device).unwrap();
+        assert_eq!(model.flatten(), start);
+        let data = Dataset::bundled_mnist(tessera_common::dataset::Split::Test)
+            .subset(&(0..64).collect::<Vec<_>>());
+        assert_eq!(model.forward(&data.features, 64, &device).dims(), [64, 10]);
+        let settings = TrainSettings {
+            epochs: 1,
+            batch_size: 16,
+            learning_rate: 0.1,
+            shuffle_seed: 3,
+        };
+        let out = train_local(&spec, &start, &data, &settings, |_, _| {}).unwrap();
+        assert_eq!(out.params.len(), start.len());
+        assert_ne!(out.params, start);
+    }
+}
