@@ -3,11 +3,13 @@
 //! - [`net`]: the gRPC implementation of [`tessera_common::net::Network`] between servers.
 //! - [`secagg`]: secure-aggregation rounds (transport-free service logic).
 //! - [`grpc`]: the tonic adapters of the data-owner and model-owner services.
+//! - [`mpc`]: the MPC engine (sessions, local harness, Pond).
 //! - [`cli`]: the `aggregator` command line.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod grpc;
+pub mod mpc;
 pub mod net;
 pub mod secagg;

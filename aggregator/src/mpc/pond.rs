@@ -1,0 +1,320 @@
+//! Pond: two-party additive sharing between `server0` and `server1`, with `server2` as the crypto
+//! producer (Dahl et al. 2018, arXiv 1810.08130, §3; Beaver 1991 for multiplication triples;
+//! Mohassel & Zhang 2017 (SecureML) §4.1 for local truncation).
+//!
+//! A [`PondTensor`] is `x = x0 + x1 mod 2^k`; `server0` holds `x0`, `server1` holds `x1`, the
+//! producer holds nothing. Linear operations are local. Multiplication uses a Beaver triple from the
+//! producer: `(a0, b0, c0)` come from the PRG the producer shares with `server0`, `(a1, b1)` from the
+//! one it shares with `server1`, and the producer sends only the correction
+//! `c1 = (a0 + a1)(b0 + b1) - c0` to `server1`. Online, each computing server sends `x_i - a_i` and
+//! `y_i - b_i` and gets the other's: one round, `2n` elements each way, plus `n` from the producer.
+
+use tessera_common::net::Network;
+use tessera_common::ring::{Ring, RingTensor};
+
+use super::{MpcError, Op, Session};
+
+/// The producer of correlated randomness.
+pub const PRODUCER: usize = 2;
+
+/// A Pond-shared tensor: this server's share (none at the producer) and the public shape.
+#[derive(Clone)]
+pub struct PondTensor<R: Ring> {
+    share: Option<RingTensor<R>>,
+    shape: Vec<usize>,
+}
+
+impl<R: Ring> std::fmt::Debug for PondTensor<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PondTensor({:?}, <share redacted>)", self.shape)
+    }
+}
+
+impl<R: Ring> PondTensor<R> {
+    /// The public shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// This server's share (none at the producer). Exposed for tests of what a server sees.
+    pub fn share(&self) -> Option<&RingTensor<R>> {
+        self.share.as_ref()
+    }
+
+    fn map2(
+        &self,
+        other: &Self,
+        f: impl Fn(
+            &RingTensor<R>,
+            &RingTensor<R>,
+        ) -> Result<RingTensor<R>, tessera_common::ring::ShapeError>,
+    ) -> Result<Self, MpcError> {
+        let share = match (&self.share, &other.share) {
+            (Some(a), Some(b)) => Some(f(a, b)?),
+            _ => None,
+        };
+        Ok(PondTensor {
+            share,
+            shape: self.shape.clone(),
+        })
+    }
+
+    /// `self + other` (local).
+    pub fn add(&self, other: &Self) -> Result<Self, MpcError> {
+        self.map2(other, RingTensor::add)
+    }
+
+    /// `self - other` (local).
+    pub fn sub(&self, other: &Self) -> Result<Self, MpcError> {
+        self.map2(other, RingTensor::sub)
+    }
+
+    /// `-self` (local).
+    pub fn neg(&self) -> Self {
+        PondTensor {
+            share: self.share.as_ref().map(RingTensor::neg),
+            shape: self.shape.clone(),
+        }
+    }
+
+    /// `self * k` for a public scalar (local).
+    pub fn scale(&self, k: R) -> Self {
+        PondTensor {
+            share: self.share.as_ref().map(|s| s.scale(k)),
+            shape: self.shape.clone(),
+        }
+    }
+}
+
+fn computing(session: &Session<impl Network>) -> bool {
+    session.me() < PRODUCER
+}
+
+fn check_servers<N: Network>(session: &Session<N>) -> Result<(), MpcError> {
+    if session.servers() < 3 {
+        return Err(MpcError::Party(
+            "Pond needs three servers (server2 is the crypto producer)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Shares a value held by server `owner` (`value` is `Some` there, `None` elsewhere).
+pub async fn share_from<R: Ring, N: Network>(
+    session: &Session<N>,
+    owner: usize,
+    value: Option<&RingTensor<R>>,
+    shape: &[usize],
+) -> Result<PondTensor<R>, MpcError> {
+    check_servers(session)?;
+    let op = session.op("pond_share");
+    let before = session.net_stats();
+    let me = session.me();
+    let share = if me == owner {
+        let x = value.ok_or_else(|| MpcError::Party("the owner must supply the value".into()))?;
+        if x.shape() != shape {
+            return Err(MpcError::Party(format!(
+                "value shape {:?}, declared {shape:?}",
+                x.shape()
+            )));
+        }
+        let mut mask = RingTensor::<R>::zeros(shape);
+        rand::Rng::fill_bytes(
+            &mut rand::rng(),
+            bytemuck::cast_slice_mut(mask.as_mut_slice()),
+        );
+        let other_share = x.sub(&mask)?;
+        match owner {
+            0 => {
+                session.send(1, &op, "share", &other_share).await?;
+                Some(mask)
+            }
+            1 => {
+                session.send(0, &op, "share", &other_share).await?;
+                Some(mask)
+            }
+            _ => {
+                session.send(0, &op, "share", &mask).await?;
+                session.send(1, &op, "share", &other_share).await?;
+                None
+            }
+        }
+    } else if computing(session) {
+        Some(session.recv(owner, &op, "share", shape).await?)
+    } else {
+        None
+    };
+    session.record(&op, before);
+    Ok(PondTensor {
+        share,
+        shape: shape.to_vec(),
+    })
+}
+
+/// Reveals `x` to server `receiver` only: it gets `Some(x)`, every other server `None`.
+pub async fn reveal_to<R: Ring, N: Network>(
+    session: &Session<N>,
+    x: &PondTensor<R>,
+    receiver: usize,
+) -> Result<Option<RingTensor<R>>, MpcError> {
+    let op = session.op("pond_reveal");
+    let before = session.net_stats();
+    let me = session.me();
+    if computing(session) && me != receiver {
+        let share = x
+            .share
+            .as_ref()
+            .ok_or_else(|| MpcError::Party("missing share".into()))?;
+        session.send(receiver, &op, "open", share).await?;
+    }
+    let out = if me == receiver {
+        let mut sum = x
+            .share
+            .clone()
+            .unwrap_or_else(|| RingTensor::zeros(&x.shape));
+        for j in (0..PRODUCER).filter(|j| *j != me) {
+            sum.add_assign(&session.recv(j, &op, "open", &x.shape).await?)?;
+        }
+        Some(sum)
+    } else {
+        None
+    };
+    session.record(&op, before);
+    Ok(out)
+}
+
+/// How a triple's `c` is formed from `a` and `b`: elementwise or matrix product.
+#[derive(Clone, Copy)]
+enum Product {
+    Hadamard,
+    Matmul,
+}
+
+impl Product {
+    fn apply<R: Ring>(
+        self,
+        a: &RingTensor<R>,
+        b: &RingTensor<R>,
+    ) -> Result<RingTensor<R>, MpcError> {
+        Ok(match self {
+            Product::Hadamard => a.mul(b)?,
+            Product::Matmul => a.matmul(b)?,
+        })
+    }
+}
+
+/// A Beaver multiplication (elementwise or matrix) of two shared tensors.
+async fn beaver<R: Ring, N: Network>(
+    session: &Session<N>,
+    op: Op,
+    x: &PondTensor<R>,
+    y: &PondTensor<R>,
+    out_shape: Vec<usize>,
+    product: Product,
+) -> Result<PondTensor<R>, MpcError> {
+    check_servers(session)?;
+    let before = session.net_stats();
+    let me = session.me();
+    // Triple: (a_i, b_i) from the PRG server i shares with the producer; c0 too; c1 sent.
+    let triple_part = |i: usize| -> Result<(RingTensor<R>, RingTensor<R>), MpcError> {
+        let other = if me == PRODUCER { i } else { PRODUCER };
+        let mut prg = session.shared_prg(other, &op, i as u64)?;
+        Ok((prg.ring_tensor(&x.shape), prg.ring_tensor(&y.shape)))
+    };
+    let c0_of = || -> Result<RingTensor<R>, MpcError> {
+        let other = if me == PRODUCER { 0 } else { PRODUCER };
+        Ok(session.shared_prg(other, &op, 7)?.ring_tensor(&out_shape))
+    };
+    if me == PRODUCER {
+        let (a0, b0) = triple_part(0)?;
+        let (a1, b1) = triple_part(1)?;
+        let c = product.apply(&a0.add(&a1)?, &b0.add(&b1)?)?;
+        let c1 = c.sub(&c0_of()?)?;
+        session.send(1, &op, "c1", &c1).await?;
+        session.record(&op, before);
+        return Ok(PondTensor {
+            share: None,
+            shape: out_shape,
+        });
+    }
+    let (a, b) = triple_part(me)?;
+    let c = if me == 0 {
+        c0_of()?
+    } else {
+        session.recv(PRODUCER, &op, "c1", &out_shape).await?
+    };
+    let (xs, ys) = match (&x.share, &y.share) {
+        (Some(xs), Some(ys)) => (xs, ys),
+        _ => return Err(MpcError::Party("missing share".into())),
+    };
+    let e_mine = xs.sub(&a)?;
+    let f_mine = ys.sub(&b)?;
+    let other = 1 - me;
+    session.send(other, &op, "e", &e_mine).await?;
+    session.send(other, &op, "f", &f_mine).await?;
+    let e = e_mine.add(&session.recv(other, &op, "e", &x.shape).await?)?;
+    let f = f_mine.add(&session.recv(other, &op, "f", &y.shape).await?)?;
+    // z_i = c_i + e*b_i + a_i*f (+ e*f at server0).
+    let mut z = c;
+    z.add_assign(&product.apply(&e, &b)?)?;
+    z.add_assign(&product.apply(&a, &f)?)?;
+    if me == 0 {
+        z.add_assign(&product.apply(&e, &f)?)?;
+    }
+    session.record(&op, before);
+    Ok(PondTensor {
+        share: Some(z),
+        shape: out_shape,
+    })
+}
+
+/// Elementwise product `x * y` (exact in the ring).
+pub async fn mul<R: Ring, N: Network>(
+    session: &Session<N>,
+    x: &PondTensor<R>,
+    y: &PondTensor<R>,
+) -> Result<PondTensor<R>, MpcError> {
+    if x.shape != y.shape {
+        return Err(tessera_common::ring::ShapeError::Mismatch {
+            left: x.shape.clone(),
+            right: y.shape.clone(),
+        }
+        .into());
+    }
+    let op = session.op("pond_mul");
+    beaver(session, op, x, y, x.shape.clone(), Product::Hadamard).await
+}
+
+/// Matrix product `x · y` of `m x k` and `k x n` shared matrices (exact in the ring).
+pub async fn matmul<R: Ring, N: Network>(
+    session: &Session<N>,
+    x: &PondTensor<R>,
+    y: &PondTensor<R>,
+) -> Result<PondTensor<R>, MpcError> {
+    let (m, n) = match (x.shape.as_slice(), y.shape.as_slice()) {
+        (&[m, k], &[k2, n]) if k == k2 => (m, n),
+        _ => {
+            return Err(tessera_common::ring::ShapeError::Matmul {
+                left: x.shape.clone(),
+                right: y.shape.clone(),
+            }
+            .into());
+        }
+    };
+    let op = session.op("pond_matmul");
+    beaver(session, op, x, y, vec![m, n], Product::Matmul).await
+}
+
+/// Probabilistic local truncation by `bits` (SecureML §4.1): `server0` shifts its share
+/// arithmetically, `server1` negates, shifts, negates. For `|x| < 2^(k-2)` the result is
+/// `x >> bits` up to ±1 except with probability about `|x| / 2^(k-1)`.
+pub fn truncate<R: Ring>(session_me: usize, x: &PondTensor<R>, bits: u32) -> PondTensor<R> {
+    let share = x.share.as_ref().map(|s| match session_me {
+        0 => s.map(|v| v.shr_signed(bits)),
+        _ => s.map(|v| v.neg().shr_signed(bits).neg()),
+    });
+    PondTensor {
+        share,
+        shape: x.shape.clone(),
+    }
+}

@@ -1,0 +1,213 @@
+//! A computation session among the servers: operation ids, pairwise seeds, counters.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tessera_common::PartyId;
+use tessera_common::net::{NetError, NetStats, Network, Tag};
+use tessera_common::prg::{Prg, Seed};
+use tessera_common::ring::{Ring, RingTensor, ShapeError, decode_elements, encode_elements};
+
+/// Errors of secure computation.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum MpcError {
+    /// Communication failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// Shapes do not fit the operation.
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    /// A peer sent bytes that are not what the protocol expects.
+    #[error("protocol violation by {peer}: {reason}")]
+    Protocol {
+        /// The peer.
+        peer: PartyId,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The operation needs a party this session does not have, or is called by the wrong party.
+    #[error("{0}")]
+    Party(String),
+}
+
+/// One operation of a session: its id names its messages and its PRG streams.
+#[derive(Debug, Clone)]
+pub struct Op {
+    /// Sequence number within the session (the same on every server: SPMD).
+    pub id: u64,
+    /// A short name for tags and statistics.
+    pub name: &'static str,
+}
+
+/// Communication of one operation at this server.
+#[derive(Debug, Clone)]
+pub struct OpStats {
+    /// The operation.
+    pub name: &'static str,
+    /// Counters accumulated while it ran.
+    pub net: NetStats,
+}
+
+/// A session among the servers of one network.
+pub struct Session<N: Network> {
+    net: Arc<N>,
+    me: usize,
+    servers: usize,
+    ops: AtomicU64,
+    seeds: HashMap<usize, Seed>,
+    stats: Mutex<Vec<OpStats>>,
+    /// Per operation: communication rounds so far and whether its last action was a send.
+    phases: Mutex<HashMap<u64, (u64, bool)>>,
+}
+
+impl<N: Network> std::fmt::Debug for Session<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session(server{} of {})", self.me, self.servers)
+    }
+}
+
+impl<N: Network> Session<N> {
+    /// Opens a session: each pair of servers agrees on a PRG seed (the lower-numbered one draws
+    /// it and sends it over the sealed network).
+    pub async fn new(net: Arc<N>) -> Result<Self, MpcError> {
+        let me = net
+            .me()
+            .server_index()
+            .ok_or_else(|| MpcError::Party(format!("{} is not a server", net.me())))?;
+        let servers = net.parties().iter().filter(|p| p.is_server()).count();
+        let mut seeds = HashMap::new();
+        let tag = Tag::new("mpc/setup/seed");
+        for j in me + 1..servers {
+            let seed = Seed::random(&mut rand::rng());
+            net.send(PartyId::Server(j as u8), &tag, seed.0.to_vec())
+                .await?;
+            seeds.insert(j, seed);
+        }
+        for j in 0..me {
+            let bytes = net.recv(PartyId::Server(j as u8), &tag).await?;
+            let raw: [u8; 32] = bytes.try_into().map_err(|_| MpcError::Protocol {
+                peer: PartyId::Server(j as u8),
+                reason: "seed is not 32 bytes".into(),
+            })?;
+            seeds.insert(j, Seed(raw));
+        }
+        Ok(Session {
+            net,
+            me,
+            servers,
+            ops: AtomicU64::new(0),
+            seeds,
+            stats: Mutex::new(Vec::new()),
+            phases: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// This server's index.
+    pub fn me(&self) -> usize {
+        self.me
+    }
+
+    /// Number of servers.
+    pub fn servers(&self) -> usize {
+        self.servers
+    }
+
+    /// The next operation (every server calls operations in the same order).
+    pub fn op(&self, name: &'static str) -> Op {
+        Op {
+            id: self.ops.fetch_add(1, Ordering::Relaxed),
+            name,
+        }
+    }
+
+    fn tag(op: &Op, part: &str) -> Tag {
+        Tag::new(format!("mpc/{}/{}/{part}", op.id, op.name))
+    }
+
+    /// Counts rounds per operation the way [`tessera_common::net::Counters`] does per endpoint: a
+    /// send after a receive (or the operation's first send) starts a round.
+    fn phase(&self, op: &Op, sending: bool) {
+        let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+        let (rounds, in_send) = phases.entry(op.id).or_insert((0, false));
+        if sending && !*in_send {
+            *rounds += 1;
+        }
+        *in_send = sending;
+    }
+
+    /// Sends ring elements to server `to` under `op`/`part`.
+    pub async fn send<R: Ring>(
+        &self,
+        to: usize,
+        op: &Op,
+        part: &str,
+        x: &RingTensor<R>,
+    ) -> Result<(), MpcError> {
+        self.phase(op, true);
+        Ok(self
+            .net
+            .send(
+                PartyId::Server(to as u8),
+                &Self::tag(op, part),
+                encode_elements(x.as_slice()),
+            )
+            .await?)
+    }
+
+    /// Receives ring elements of `shape` from server `from` under `op`/`part`.
+    pub async fn recv<R: Ring>(
+        &self,
+        from: usize,
+        op: &Op,
+        part: &str,
+        shape: &[usize],
+    ) -> Result<RingTensor<R>, MpcError> {
+        let peer = PartyId::Server(from as u8);
+        let bytes = self.net.recv(peer, &Self::tag(op, part)).await?;
+        self.phase(op, false);
+        let values = decode_elements::<R>(&bytes).ok_or_else(|| MpcError::Protocol {
+            peer,
+            reason: "not whole ring elements".into(),
+        })?;
+        RingTensor::from_vec(shape, values).map_err(|e| MpcError::Protocol {
+            peer,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The PRG this server shares with server `other` for stream `sub` of `op`.
+    pub fn shared_prg(&self, other: usize, op: &Op, sub: u64) -> Result<Prg, MpcError> {
+        let seed = self
+            .seeds
+            .get(&other)
+            .ok_or_else(|| MpcError::Party(format!("no seed with server{other}")))?;
+        Ok(Prg::new(seed, (op.id << 8) | sub))
+    }
+
+    /// Network counters so far.
+    pub fn net_stats(&self) -> NetStats {
+        self.net.stats()
+    }
+
+    /// Records the communication of an operation that started at `before`.
+    pub fn record(&self, op: &Op, before: NetStats) {
+        let mut net = self.net.stats().since(&before);
+        net.rounds = self
+            .phases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&op.id)
+            .map_or(0, |(rounds, _)| rounds);
+        self.stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(OpStats { name: op.name, net });
+    }
+
+    /// Per-operation counters recorded so far.
+    pub fn op_stats(&self) -> Vec<OpStats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
