@@ -192,3 +192,45 @@ fn pond_mul_moves_the_expected_bytes() {
     assert_eq!(stats[2].bytes_sent, n as u64 * 8);
     assert_eq!(stats[0].rounds, 1);
 }
+
+#[test]
+fn pond_square_and_sum_are_exact() {
+    let x = tensor(5, &[7, 9]);
+    let outs = runtime()
+        .block_on(run_local(3, {
+            let x = x.clone();
+            move |s: S| {
+                let x = x.clone();
+                async move {
+                    let me = s.me();
+                    let xs = pond::share_from(&s, 2, (me == 2).then_some(&x), x.shape()).await?;
+                    let sq = pond::square(&s, &xs).await?;
+                    let sq_bytes = s
+                        .op_stats()
+                        .last()
+                        .cloned()
+                        .expect("square recorded")
+                        .net
+                        .bytes_sent;
+                    let summed = pond::sum_axis(&sq, 1)?;
+                    Ok((
+                        pond::reveal_to(&s, &sq, 0).await?,
+                        pond::reveal_to(&s, &summed, 0).await?,
+                        sq_bytes,
+                    ))
+                }
+            }
+        }))
+        .unwrap();
+    let (sq, summed, bytes) = outs[0].clone();
+    let expected = x.mul(&x).unwrap();
+    assert_eq!(sq.unwrap(), expected);
+    let rows: Vec<u64> = expected
+        .as_slice()
+        .chunks(9)
+        .map(|r| r.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
+        .collect();
+    assert_eq!(summed.unwrap().into_vec(), rows);
+    // Half of mul's online traffic: one opened tensor of 63 elements.
+    assert_eq!(bytes, 63 * 8);
+}

@@ -8,6 +8,7 @@
 //! one it shares with `server1`, and the producer sends only the correction
 //! `c1 = (a0 + a1)(b0 + b1) - c0` to `server1`. Online, each computing server sends `x_i - a_i` and
 //! `y_i - b_i` and gets the other's: one round, `2n` elements each way, plus `n` from the producer.
+//! Squaring uses a pair `(a, a²)` and opens only `x - a`.
 
 use tessera_common::net::Network;
 use tessera_common::ring::{Ring, RingTensor};
@@ -317,4 +318,83 @@ pub fn truncate<R: Ring>(session_me: usize, x: &PondTensor<R>, bits: u32) -> Pon
         share,
         shape: x.shape.clone(),
     }
+}
+
+/// `x²` elementwise with a squaring pair `(a, a²)` from the producer: one opening of `e = x - a`
+/// instead of two, so half the online traffic of [`mul`]; `z = a² + 2·e·a + e²` (the `e²` term at
+/// `server0` only).
+pub async fn square<R: Ring, N: Network>(
+    session: &Session<N>,
+    x: &PondTensor<R>,
+) -> Result<PondTensor<R>, MpcError> {
+    check_servers(session)?;
+    let op = session.op("pond_square");
+    let before = session.net_stats();
+    let me = session.me();
+    let a_of = |i: usize| -> Result<RingTensor<R>, MpcError> {
+        let other = if me == PRODUCER { i } else { PRODUCER };
+        Ok(session
+            .shared_prg(other, &op, i as u64)?
+            .ring_tensor(&x.shape))
+    };
+    let c0_of = || -> Result<RingTensor<R>, MpcError> {
+        let other = if me == PRODUCER { 0 } else { PRODUCER };
+        Ok(session.shared_prg(other, &op, 7)?.ring_tensor(&x.shape))
+    };
+    if me == PRODUCER {
+        let a = a_of(0)?.add(&a_of(1)?)?;
+        let c1 = a.mul(&a)?.sub(&c0_of()?)?;
+        session.send(1, &op, "c1", &c1).await?;
+        session.record(&op, before);
+        return Ok(PondTensor {
+            share: None,
+            shape: x.shape.clone(),
+        });
+    }
+    let a = a_of(me)?;
+    let c = if me == 0 {
+        c0_of()?
+    } else {
+        session.recv(PRODUCER, &op, "c1", &x.shape).await?
+    };
+    let xs = x
+        .share
+        .as_ref()
+        .ok_or_else(|| MpcError::Party("missing share".into()))?;
+    let e_mine = xs.sub(&a)?;
+    let other = 1 - me;
+    session.send(other, &op, "e", &e_mine).await?;
+    let e = e_mine.add(&session.recv(other, &op, "e", &x.shape).await?)?;
+    let mut z = c;
+    z.add_assign(&e.mul(&a)?.scale(R::from_u64(2)))?;
+    if me == 0 {
+        z.add_assign(&e.mul(&e)?)?;
+    }
+    session.record(&op, before);
+    Ok(PondTensor {
+        share: Some(z),
+        shape: x.shape.clone(),
+    })
+}
+
+/// Sum along `axis` (local).
+pub fn sum_axis<R: Ring>(x: &PondTensor<R>, axis: usize) -> Result<PondTensor<R>, MpcError> {
+    if axis >= x.shape.len() {
+        return Err(MpcError::Party(format!(
+            "axis {axis} out of range for shape {:?}",
+            x.shape
+        )));
+    }
+    let mut shape = x.shape.clone();
+    shape.remove(axis);
+    let share = match &x.share {
+        Some(s) => {
+            let summed = s
+                .view()
+                .fold_axis(ndarray::Axis(axis), R::ZERO, |acc, v| acc.add(*v));
+            Some(RingTensor::from_array(summed))
+        }
+        None => None,
+    };
+    Ok(PondTensor { share, shape })
 }
