@@ -138,7 +138,8 @@ impl PeerHub {
 
     /// Registers an authenticated connection and starts reading from it.
     fn register(&self, peer: PartyId, tx: FrameTx, conn: u64, inbound: Streaming<PeerFrame>) {
-        let count = {
+        self.0.mailbox.revive_peer(peer);
+        {
             let mut links = self.links();
             links.insert(
                 peer,
@@ -148,9 +149,10 @@ impl PeerHub {
                     next_seq: 1,
                 })),
             );
-            links.len()
-        };
-        self.0.mailbox.revive_peer(peer);
+            // Published under the links lock, so two registrations racing cannot leave a stale
+            // count behind.
+            self.0.linked.send_replace(links.len());
+        }
         let hub = self.clone();
         let reader = tokio::spawn(async move { hub.read_loop(peer, conn, inbound).await });
         self.0
@@ -158,7 +160,6 @@ impl PeerHub {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(reader);
-        self.0.linked.send_replace(count);
         debug!(me = %self.0.me, %peer, "peer connected");
     }
 
@@ -190,7 +191,11 @@ impl PeerHub {
             }
         };
         debug!(me = %self.0.me, %peer, %error, "peer link closed");
-        self.links().remove(&peer);
+        {
+            let mut links = self.links();
+            links.remove(&peer);
+            self.0.linked.send_replace(links.len());
+        }
         self.0.mailbox.fail_peer(peer, error);
     }
 
