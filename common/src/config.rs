@@ -132,13 +132,6 @@ pub struct PartyEntry {
     pub public_key: PublicKey,
 }
 
-impl PartyEntry {
-    /// `http://host:port`, for gRPC clients.
-    pub fn endpoint(&self) -> Option<String> {
-        self.address.as_ref().map(|a| format!("http://{a}"))
-    }
-}
-
 /// A validated cluster description.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {

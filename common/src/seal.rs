@@ -218,10 +218,8 @@ impl Header {
             b.copy_from_slice(&envelope[i..i + 5]);
             PartyId::from_bytes(b).ok_or(SealError::Malformed("bad party encoding"))
         };
-        let purpose = Purpose::from_byte(envelope[1]).ok_or(SealError::WrongPurpose {
-            expected: Purpose::Upload,
-            got: envelope[1],
-        })?;
+        let purpose =
+            Purpose::from_byte(envelope[1]).ok_or(SealError::Malformed("unknown purpose byte"))?;
         Ok(Header {
             purpose,
             job_id: u64_at(2),
@@ -457,10 +455,5 @@ impl ReplayGuard {
                 chunk: header.chunk,
             })
         }
-    }
-
-    /// Forgets every entry of a job's round (when the round is closed for good).
-    pub fn forget_round(&mut self, job_id: u64, round: u64) {
-        self.seen.retain(|k| !(k.2 == job_id && k.3 == round));
     }
 }

@@ -38,7 +38,6 @@ pub fn status_to_wire(s: &JobStatus) -> v1::JobStatus {
         round: s.round,
         state: round_state_to_wire(s.state) as i32,
         contributors: s.contributors.iter().map(ToString::to_string).collect(),
-        total_weight: 0,
         message: s.message.clone(),
     }
 }

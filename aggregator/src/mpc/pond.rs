@@ -87,6 +87,25 @@ impl<R: Ring> PondTensor<R> {
     }
 }
 
+/// PRG stream of `c0`, the part of a triple's product `server0` derives itself.
+const C0_STREAM: u64 = 7;
+
+/// The PRG computing server `i` shares with the producer for `op`'s stream `sub`, from whichever of
+/// the two this server is (the correlated randomness of a triple costs no communication).
+fn producer_prg<N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    i: usize,
+    sub: u64,
+) -> Result<tessera_common::prg::Prg, MpcError> {
+    let other = if session.me() == PRODUCER {
+        i
+    } else {
+        PRODUCER
+    };
+    session.shared_prg(other, op, sub)
+}
+
 fn computing(session: &Session<impl Network>) -> bool {
     session.me() < PRODUCER
 }
@@ -218,13 +237,11 @@ async fn beaver<R: Ring, N: Network>(
     let me = session.me();
     // Triple: (a_i, b_i) from the PRG server i shares with the producer; c0 too; c1 sent.
     let triple_part = |i: usize| -> Result<(RingTensor<R>, RingTensor<R>), MpcError> {
-        let other = if me == PRODUCER { i } else { PRODUCER };
-        let mut prg = session.shared_prg(other, &op, i as u64)?;
+        let mut prg = producer_prg(session, &op, i, i as u64)?;
         Ok((prg.ring_tensor(&x.shape), prg.ring_tensor(&y.shape)))
     };
     let c0_of = || -> Result<RingTensor<R>, MpcError> {
-        let other = if me == PRODUCER { 0 } else { PRODUCER };
-        Ok(session.shared_prg(other, &op, 7)?.ring_tensor(&out_shape))
+        Ok(producer_prg(session, &op, 0, C0_STREAM)?.ring_tensor(&out_shape))
     };
     if me == PRODUCER {
         let (a0, b0) = triple_part(0)?;
@@ -332,14 +349,10 @@ pub async fn square<R: Ring, N: Network>(
     let before = session.net_stats();
     let me = session.me();
     let a_of = |i: usize| -> Result<RingTensor<R>, MpcError> {
-        let other = if me == PRODUCER { i } else { PRODUCER };
-        Ok(session
-            .shared_prg(other, &op, i as u64)?
-            .ring_tensor(&x.shape))
+        Ok(producer_prg(session, &op, i, i as u64)?.ring_tensor(&x.shape))
     };
     let c0_of = || -> Result<RingTensor<R>, MpcError> {
-        let other = if me == PRODUCER { 0 } else { PRODUCER };
-        Ok(session.shared_prg(other, &op, 7)?.ring_tensor(&x.shape))
+        Ok(producer_prg(session, &op, 0, C0_STREAM)?.ring_tensor(&x.shape))
     };
     if me == PRODUCER {
         let a = a_of(0)?.add(&a_of(1)?)?;

@@ -292,6 +292,8 @@ impl<N: Network + 'static> AggregatorService<N> {
                     .map_err(|e| ServiceError::Malformed(e.to_string()))?,
             );
             st.contributors.clear();
+            // Envelopes of earlier rounds fail the round check; the guard only needs this one's.
+            st.guard = ReplayGuard::new();
             st.peer_seq = 0;
             st.message.clear();
             job.notify(&st).await;
@@ -635,6 +637,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 st.state = RoundState::Open;
                 st.acc = RingVec::zeros(settings.ring_bits, settings.update_len()).ok();
                 st.contributors.clear();
+                st.guard = ReplayGuard::new();
                 job.notify(&st).await;
             }
             let mut seq = 0u64;

@@ -2,7 +2,7 @@
 //! asked for, and a waiting `recv` is woken by the message, by its peer's disconnection, or by the
 //! timeout.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -160,15 +160,5 @@ impl Mailbox {
                 })
             }
         }
-    }
-
-    /// Parties whose messages are waiting unclaimed (for diagnostics).
-    pub fn pending_senders(&self) -> HashSet<PartyId> {
-        self.lock()
-            .slots
-            .iter()
-            .filter(|(_, s)| matches!(s, Slot::Queued(_)))
-            .map(|((p, _), _)| *p)
-            .collect()
     }
 }
