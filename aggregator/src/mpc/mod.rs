@@ -14,7 +14,9 @@
 //! multiplication and matrix multiplication and probabilistic truncation are built and tested;
 //! SecureNN and ABY3 are not yet.
 
+pub mod aby3;
 pub mod harness;
+pub mod layout;
 pub mod pond;
 pub mod session;
 

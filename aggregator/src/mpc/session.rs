@@ -30,6 +30,23 @@ pub enum MpcError {
     /// The operation needs a party this session does not have, or is called by the wrong party.
     #[error("{0}")]
     Party(String),
+    /// The protocol does not provide this operation (e.g. exact max-pooling under Pond).
+    #[error("{protocol} does not support {op}")]
+    Unsupported {
+        /// The protocol.
+        protocol: &'static str,
+        /// The operation.
+        op: &'static str,
+    },
+    /// An argument is out of the operation's domain (axis, stride, bit count...).
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+}
+
+/// The tag of an input or output exchanged with a party outside the servers: named by the
+/// caller (both ends know the label; an operation id is internal to the servers).
+pub fn party_tag(label: &str) -> Tag {
+    Tag::new(format!("mpc/io/{label}"))
 }
 
 /// One operation of a session: its id names its messages and its PRG streams.
@@ -154,6 +171,94 @@ impl<N: Network> Session<N> {
                 encode_elements(x.as_slice()),
             )
             .await?)
+    }
+
+    /// Sends a flat vector of ring elements to server `to` under `op`/`part`.
+    pub async fn send_vec<R: Ring>(
+        &self,
+        to: usize,
+        op: &Op,
+        part: &str,
+        x: &[R],
+    ) -> Result<(), MpcError> {
+        self.send_bytes(to, op, part, encode_elements(x)).await
+    }
+
+    /// Receives exactly `len` ring elements from server `from` under `op`/`part`.
+    pub async fn recv_vec<R: Ring>(
+        &self,
+        from: usize,
+        op: &Op,
+        part: &str,
+        len: usize,
+    ) -> Result<Vec<R>, MpcError> {
+        let bytes = self.recv_bytes(from, op, part, len * R::BYTES).await?;
+        decode_elements::<R>(&bytes).ok_or_else(|| MpcError::Protocol {
+            peer: PartyId::Server(from as u8),
+            reason: "not whole ring elements".into(),
+        })
+    }
+
+    /// Sends raw bytes (e.g. elements of a small field, one byte each) to server `to`.
+    pub async fn send_bytes(
+        &self,
+        to: usize,
+        op: &Op,
+        part: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), MpcError> {
+        self.phase(op, true);
+        Ok(self
+            .net
+            .send(PartyId::Server(to as u8), &Self::tag(op, part), bytes)
+            .await?)
+    }
+
+    /// Receives exactly `len` raw bytes from server `from`.
+    pub async fn recv_bytes(
+        &self,
+        from: usize,
+        op: &Op,
+        part: &str,
+        len: usize,
+    ) -> Result<Vec<u8>, MpcError> {
+        let peer = PartyId::Server(from as u8);
+        let bytes = self.net.recv(peer, &Self::tag(op, part)).await?;
+        self.phase(op, false);
+        if bytes.len() != len {
+            return Err(MpcError::Protocol {
+                peer,
+                reason: format!("expected {len} bytes, got {}", bytes.len()),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Sends bytes to any party of the network (a data owner or the model owner) under `label`.
+    pub async fn send_party(
+        &self,
+        to: PartyId,
+        label: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), MpcError> {
+        Ok(self.net.send(to, &party_tag(label), bytes).await?)
+    }
+
+    /// Receives `len` ring elements from any party of the network under `label`.
+    pub async fn recv_party<R: Ring>(
+        &self,
+        from: PartyId,
+        label: &str,
+        len: usize,
+    ) -> Result<Vec<R>, MpcError> {
+        let bytes = self.net.recv(from, &party_tag(label)).await?;
+        match decode_elements::<R>(&bytes) {
+            Some(v) if v.len() == len => Ok(v),
+            _ => Err(MpcError::Protocol {
+                peer: from,
+                reason: format!("expected {len} ring elements under {label:?}"),
+            }),
+        }
     }
 
     /// Receives ring elements of `shape` from server `from` under `op`/`part`.

@@ -1,4 +1,4 @@
-//! The MPC engine's Pond protocol in one process: every operation revealed and compared with the
+//! Pond in one process: every operation revealed and compared with the
 //! plaintext computation (exact in the ring; truncation within its stated bound), what a server
 //! sees of an input, and who a reveal reaches.
 
@@ -6,32 +6,19 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use proptest::prelude::*;
+use tessera_aggregator::mpc::MpcError;
 use tessera_aggregator::mpc::harness::run_local;
 use tessera_aggregator::mpc::pond::{self, PondTensor};
-use tessera_aggregator::mpc::{MpcError, Session};
-use tessera_common::net::memory::MemoryNetwork;
-use tessera_common::prg::{Prg, Seed};
 use tessera_common::ring::RingTensor;
 
-type S = Arc<Session<MemoryNetwork>>;
+use crate::{S, runtime, tensor};
+
 /// A binary secure operation under test.
 type BinaryOp = fn(
     S,
     PondTensor<u64>,
     PondTensor<u64>,
 ) -> BoxFuture<'static, Result<PondTensor<u64>, MpcError>>;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn tensor(seed: u8, shape: &[usize]) -> RingTensor<u64> {
-    Prg::new(&Seed([seed; 32]), 0).ring_tensor(shape)
-}
 
 /// Shares `x` from server0 and `y` from server1, applies `f`, reveals to server0.
 fn run_binary(x: RingTensor<u64>, y: RingTensor<u64>, f: BinaryOp) -> RingTensor<u64> {

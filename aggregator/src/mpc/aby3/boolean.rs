@@ -1,0 +1,218 @@
+//! Boolean circuits on ABY3 sharings (Mohassel & Rindal 2018, §5.3 conversions, §5.4 bit
+//! injection) and the comparisons built on them.
+//!
+//! Arithmetic-to-boolean (A2B): the three arithmetic shares `x0, x1, x2` are each a boolean
+//! sharing with one non-zero slot (its two holders know it), so `x = x0 + x1 + x2` is a boolean
+//! addition of three inputs: one full-adder layer (carry-save, one AND round) and a Kogge-Stone
+//! parallel-prefix adder (one AND round for the generate bits, then `log2 64 = 6` rounds of
+//! two batched ANDs). Boolean-to-arithmetic (B2A, §5.3): servers 0 and 1 draw `x1`, servers 1
+//! and 2 draw `x2`, the circuit computes `x0 = x - x1 - x2`, which is opened to servers 0 and 2 only.
+//! Bit injection (a shared bit to an arithmetic 0/1) XORs the three slot bits arithmetically,
+//! `a ^ b = a + b - 2ab`: two multiplications in sequence.
+
+use tessera_common::net::Network;
+
+use super::{
+    Aby3Bits, Aby3Tensor, Arith, Bool, MpcError, Product, Session, Shared, check_servers, next,
+    product,
+};
+
+/// Bits of an element (the ring is `Z_{2^64}`).
+pub const BITS: u32 = 64;
+
+/// ANDs several independent pairs in one round (their lengths may differ).
+pub async fn and_batch<N: Network>(
+    session: &Session<N>,
+    pairs: &[(&Aby3Bits, &Aby3Bits)],
+) -> Result<Vec<Aby3Bits>, MpcError> {
+    let xs: Vec<&Aby3Bits> = pairs.iter().map(|p| p.0).collect();
+    let ys: Vec<&Aby3Bits> = pairs.iter().map(|p| p.1).collect();
+    let (x, y) = (Shared::concat(&xs), Shared::concat(&ys));
+    if x.len() != y.len() {
+        return Err(MpcError::Invalid(
+            "AND operands of different lengths".into(),
+        ));
+    }
+    let shape = [x.len()];
+    let z = product(session, "aby3_and", &x, &y, Product::Hadamard, &shape).await?;
+    let shapes: Vec<&[usize]> = pairs.iter().map(|p| p.0.shape()).collect();
+    z.split(&shapes)
+}
+
+/// `a + b` on boolean sharings with a Kogge-Stone adder: `1 + 6` AND rounds.
+pub async fn ks_add<N: Network>(
+    session: &Session<N>,
+    a: &Aby3Bits,
+    b: &Aby3Bits,
+) -> Result<Aby3Bits, MpcError> {
+    let p0 = a.add(b)?;
+    let mut g = and_batch(session, &[(a, b)]).await?.remove(0);
+    let mut p = p0.clone();
+    let mut shift = 1;
+    while shift < BITS {
+        let gs = g.shl(shift);
+        if shift * 2 < BITS {
+            let ps = p.shl(shift);
+            let mut r = and_batch(session, &[(&p, &gs), (&p, &ps)]).await?;
+            p = r.remove(1);
+            g = g.add(&r.remove(0))?;
+        } else {
+            g = g.add(&and_batch(session, &[(&p, &gs)]).await?.remove(0))?;
+        }
+        shift *= 2;
+    }
+    p0.add(&g.shl(1))
+}
+
+/// `a + b + c` on boolean sharings: a full-adder layer (`carry = ((a^c)&(b^c))^c`, one AND
+/// round) reduces three inputs to two, then [`ks_add`].
+pub async fn add3<N: Network>(
+    session: &Session<N>,
+    a: &Aby3Bits,
+    b: &Aby3Bits,
+    c: &Aby3Bits,
+) -> Result<Aby3Bits, MpcError> {
+    let sum = a.add(b)?.add(c)?;
+    let t = and_batch(session, &[(&a.add(c)?, &b.add(c)?)])
+        .await?
+        .remove(0);
+    let carry = t.add(c)?;
+    ks_add(session, &sum, &carry.shl(1)).await
+}
+
+/// Arithmetic to boolean sharing (§5.3).
+pub async fn a2b<N: Network>(session: &Session<N>, x: &Aby3Tensor) -> Result<Aby3Bits, MpcError> {
+    check_servers(session)?;
+    let me = session.me();
+    let slot = |j: usize| {
+        let pick = |holder: usize, v: &Vec<u64>| {
+            if holder == j {
+                v.clone()
+            } else {
+                vec![0; v.len()]
+            }
+        };
+        Shared::<Bool>::from_parts(pick(me, &x.s[0]), pick(next(me), &x.s[1]), &x.shape)
+    };
+    add3(session, &slot(0), &slot(1), &slot(2)).await
+}
+
+/// Boolean to arithmetic sharing (§5.3): no server learns anything but its new shares.
+pub async fn b2a<N: Network>(session: &Session<N>, x: &Aby3Bits) -> Result<Aby3Tensor, MpcError> {
+    check_servers(session)?;
+    let op = session.op("aby3_b2a");
+    let me = session.me();
+    let n = x.len();
+    // x1: known to servers 0 and 1 (slot 1); x2: known to servers 1 and 2 (slot 2).
+    let draw = |pair_other: usize, sub: u64| -> Result<Vec<u64>, MpcError> {
+        Ok(session.shared_prg(pair_other, &op, sub)?.ring_vec(n))
+    };
+    let x1 = match me {
+        0 => draw(1, 1)?,
+        1 => draw(0, 1)?,
+        _ => vec![0; n],
+    };
+    let x2 = match me {
+        1 => draw(2, 2)?,
+        2 => draw(1, 2)?,
+        _ => vec![0; n],
+    };
+    let negate = |v: &[u64]| v.iter().map(|a| a.wrapping_neg()).collect::<Vec<_>>();
+    let neg1 = Shared::<Bool>::from_slot(me, 1, &negate(&x1), &x.shape);
+    let neg2 = Shared::<Bool>::from_slot(me, 2, &negate(&x2), &x.shape);
+    let y = add3(session, x, &neg1, &neg2).await?;
+    // Open y = x0 to servers 0 and 2, the holders of slot 0: server 1 sends slot 2 to server 0,
+    // server 0 sends slot 1 to server 2.
+    let before = session.net_stats();
+    let open = |missing: Vec<u64>| -> Vec<u64> {
+        (0..n).map(|i| y.s[0][i] ^ y.s[1][i] ^ missing[i]).collect()
+    };
+    let out = match me {
+        0 => {
+            session.send_vec(2, &op, "x0", &y.s[1]).await?;
+            let x0 = open(session.recv_vec::<u64>(1, &op, "x0", n).await?);
+            Shared::<Arith>::from_parts(x0, x1, &x.shape)
+        }
+        1 => {
+            session.send_vec(0, &op, "x0", &y.s[1]).await?;
+            Shared::from_parts(x1, x2, &x.shape)
+        }
+        _ => {
+            let x0 = open(session.recv_vec::<u64>(0, &op, "x0", n).await?);
+            Shared::from_parts(x2, x0, &x.shape)
+        }
+    };
+    session.record(&op, before);
+    Ok(out)
+}
+
+/// The bit at `pos` of each element of a boolean sharing as an arithmetic 0/1 (bit injection,
+/// §5.4.1): the slot bits `b0, b1, b2` are arithmetic sharings with one slot each, XORed as
+/// `t = b0 + b1 - 2 b0 b1`, then `t + b2 - 2 t b2`.
+pub async fn bit_inject<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Bits,
+    pos: u32,
+) -> Result<Aby3Tensor, MpcError> {
+    check_servers(session)?;
+    let me = session.me();
+    let bits = |v: &[u64]| v.iter().map(|a| (a >> pos) & 1).collect::<Vec<u64>>();
+    let (mine, theirs) = (bits(&x.s[0]), bits(&x.s[1]));
+    let slot = |j: usize| {
+        let pick = |holder: usize, v: &Vec<u64>| {
+            if holder == j {
+                v.clone()
+            } else {
+                vec![0; v.len()]
+            }
+        };
+        Shared::<Arith>::from_parts(pick(me, &mine), pick(next(me), &theirs), &x.shape)
+    };
+    let xor = async |a: Aby3Tensor, b: Aby3Tensor| -> Result<Aby3Tensor, MpcError> {
+        let ab = super::mul(session, &a, &b).await?;
+        a.add(&b)?.sub(&ab.scale(2))
+    };
+    let t = xor(slot(0), slot(1)).await?;
+    xor(t, slot(2)).await
+}
+
+/// The most significant bit of each element (1 for negative values) as an arithmetic 0/1.
+pub async fn msb<N: Network>(session: &Session<N>, x: &Aby3Tensor) -> Result<Aby3Tensor, MpcError> {
+    let bits = a2b(session, x).await?;
+    bit_inject(session, &bits, BITS - 1).await
+}
+
+/// `x < y` as an arithmetic 0/1 (the sign of `x - y`; exact while `|x - y| < 2^63`).
+pub async fn less<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor,
+    y: &Aby3Tensor,
+) -> Result<Aby3Tensor, MpcError> {
+    msb(session, &x.sub(y)?).await
+}
+
+/// `x > y` as an arithmetic 0/1.
+pub async fn greater<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor,
+    y: &Aby3Tensor,
+) -> Result<Aby3Tensor, MpcError> {
+    less(session, y, x).await
+}
+
+/// `x == y` as an arithmetic 0/1: the AND of all bits of `!(x - y)`, folded in 6 rounds.
+pub async fn equal<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor,
+    y: &Aby3Tensor,
+) -> Result<Aby3Tensor, MpcError> {
+    let me = session.me();
+    let mut w = a2b(session, &x.sub(y)?).await?.not(me);
+    let mut shift = BITS / 2;
+    while shift >= 1 {
+        let hi = w.shr(shift);
+        w = and_batch(session, &[(&w, &hi)]).await?.remove(0);
+        shift /= 2;
+    }
+    bit_inject(session, &w, 0).await
+}

@@ -1,0 +1,580 @@
+//! ABY3: three-party replicated secret sharing (Mohassel & Rindal, CCS 2018, "ABY3: A Mixed
+//! Protocol Framework for Machine Learning").
+//!
+//! A value is `x = x0 + x1 + x2` (arithmetic, mod 2^64) or `x = x0 ^ x1 ^ x2` (boolean, 64 bits
+//! packed per element); server `i` holds the pair `(x_i, x_{i+1})` (§2.2). Any two servers can
+//! reconstruct, no single one learns anything. This module holds the sharing, linear operations,
+//! multiplication with resharing from zero-sharings (§3, §5.1), opening and input/output; the
+//! submodules add the rest:
+//!
+//! - [`boolean`]: AND/XOR, A2B with a Kogge-Stone adder, B2A, bit injection, MSB, comparisons
+//!   (§5.3, §5.4).
+//! - [`trunc`]: fixed-point truncation with truncation pairs `(r, r/2^d)` (§5.1.1, Π_trunc2).
+//! - [`nonlinear`]: select, ReLU, maximum, argmax, max-pooling, bitonic sort.
+//! - [`approx`]: exp, log, reciprocal, sqrt, inverse sqrt, sigmoid, softmax.
+
+pub mod approx;
+pub mod boolean;
+pub mod nonlinear;
+pub mod trunc;
+
+use std::marker::PhantomData;
+
+use tessera_common::PartyId;
+use tessera_common::net::Network;
+use tessera_common::ring::{RingTensor, ShapeError};
+
+use super::{MpcError, Op, Session};
+
+/// The number of servers ABY3 runs on.
+pub const SERVERS: usize = 3;
+
+/// The algebra of a sharing: arithmetic mod 2^64 or boolean (XOR/AND on 64-bit words).
+pub trait Kind: Clone + Send + Sync + 'static {
+    /// Name for messages and errors.
+    const NAME: &'static str;
+    /// Share combination (`+` or `^`).
+    fn add(a: u64, b: u64) -> u64;
+    /// Its inverse (`-` or `^`).
+    fn sub(a: u64, b: u64) -> u64;
+    /// Product (`*` or `&`).
+    fn mul(a: u64, b: u64) -> u64;
+}
+
+/// Arithmetic sharing in the ring `Z_{2^64}`.
+#[derive(Debug, Clone, Copy)]
+pub struct Arith;
+
+/// Boolean sharing: XOR shares of 64-bit words.
+#[derive(Debug, Clone, Copy)]
+pub struct Bool;
+
+impl Kind for Arith {
+    const NAME: &'static str = "arith";
+    fn add(a: u64, b: u64) -> u64 {
+        a.wrapping_add(b)
+    }
+    fn sub(a: u64, b: u64) -> u64 {
+        a.wrapping_sub(b)
+    }
+    fn mul(a: u64, b: u64) -> u64 {
+        a.wrapping_mul(b)
+    }
+}
+
+impl Kind for Bool {
+    const NAME: &'static str = "bool";
+    fn add(a: u64, b: u64) -> u64 {
+        a ^ b
+    }
+    fn sub(a: u64, b: u64) -> u64 {
+        a ^ b
+    }
+    fn mul(a: u64, b: u64) -> u64 {
+        a & b
+    }
+}
+
+/// A replicated sharing held by one server: its two shares `(x_me, x_{me+1})` and the shape.
+#[derive(Clone)]
+pub struct Shared<K: Kind> {
+    s: [Vec<u64>; 2],
+    shape: Vec<usize>,
+    kind: PhantomData<K>,
+}
+
+/// An arithmetic ABY3 tensor.
+pub type Aby3Tensor = Shared<Arith>;
+/// A boolean ABY3 tensor (64 bits per element).
+pub type Aby3Bits = Shared<Bool>;
+
+impl<K: Kind> std::fmt::Debug for Shared<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Aby3[{}]({:?}, <shares redacted>)", K::NAME, self.shape)
+    }
+}
+
+pub(crate) fn next(me: usize) -> usize {
+    (me + 1) % SERVERS
+}
+
+pub(crate) fn prev(me: usize) -> usize {
+    (me + 2) % SERVERS
+}
+
+fn zip(a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
+    a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect()
+}
+
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl<K: Kind> Shared<K> {
+    pub(crate) fn from_parts(s0: Vec<u64>, s1: Vec<u64>, shape: &[usize]) -> Self {
+        Shared {
+            s: [s0, s1],
+            shape: shape.to_vec(),
+            kind: PhantomData,
+        }
+    }
+
+    /// The public shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.s[0].len()
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.s[0].is_empty()
+    }
+
+    /// This server's two shares `(x_me, x_{me+1})`. Exposed for tests of what a server sees.
+    pub fn shares(&self) -> (&[u64], &[u64]) {
+        (&self.s[0], &self.s[1])
+    }
+
+    /// All zeros (a valid sharing of zero).
+    pub fn zeros(shape: &[usize]) -> Self {
+        let n = numel(shape);
+        Self::from_parts(vec![0; n], vec![0; n], shape)
+    }
+
+    /// A sharing of a value the two holders of slot `slot` both know (the others pass zeros):
+    /// it sits in that slot only, so no communication is needed.
+    pub(crate) fn from_slot(me: usize, slot: usize, value: &[u64], shape: &[usize]) -> Self {
+        let n = value.len();
+        let pick = |j: usize| {
+            if j == slot {
+                value.to_vec()
+            } else {
+                vec![0; n]
+            }
+        };
+        Self::from_parts(pick(me), pick(next(me)), shape)
+    }
+
+    /// A public value as a sharing (in slot 0).
+    pub fn public(me: usize, value: &[u64], shape: &[usize]) -> Self {
+        Self::from_slot(me, 0, value, shape)
+    }
+
+    /// Applies a local map to both shares. `f` must be linear for the kind (a gather, reshape,
+    /// transpose, sum, shift for boolean shares...), since it is applied to each share.
+    pub fn map_local(
+        &self,
+        shape: &[usize],
+        f: impl Fn(&[u64]) -> Vec<u64>,
+    ) -> Result<Self, MpcError> {
+        let (a, b) = (f(&self.s[0]), f(&self.s[1]));
+        if a.len() != numel(shape) {
+            return Err(ShapeError::Length {
+                len: a.len(),
+                shape: shape.to_vec(),
+            }
+            .into());
+        }
+        Ok(Self::from_parts(a, b, shape))
+    }
+
+    /// The same shares under another shape with the same number of elements.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Self, MpcError> {
+        self.map_local(shape, <[u64]>::to_vec)
+    }
+
+    fn check_same(&self, other: &Self) -> Result<(), MpcError> {
+        if self.shape != other.shape {
+            return Err(ShapeError::Mismatch {
+                left: self.shape.clone(),
+                right: other.shape.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn zip_with(&self, other: &Self, f: impl Fn(u64, u64) -> u64) -> Result<Self, MpcError> {
+        self.check_same(other)?;
+        Ok(Self::from_parts(
+            zip(&self.s[0], &other.s[0], &f),
+            zip(&self.s[1], &other.s[1], &f),
+            &self.shape,
+        ))
+    }
+
+    /// `self + other` (arithmetic) or `self ^ other` (boolean); local.
+    pub fn add(&self, other: &Self) -> Result<Self, MpcError> {
+        self.zip_with(other, K::add)
+    }
+
+    /// `self - other` (arithmetic) or `self ^ other` (boolean); local.
+    pub fn sub(&self, other: &Self) -> Result<Self, MpcError> {
+        self.zip_with(other, K::sub)
+    }
+
+    /// Adds a public tensor (to slot 0, held by servers 0 and 2).
+    pub fn add_public(&self, me: usize, c: &[u64]) -> Result<Self, MpcError> {
+        self.add(&Self::public(me, c, &self.shape))
+    }
+
+    /// Elementwise product with a public tensor (local, no truncation).
+    pub fn mul_public(&self, c: &[u64]) -> Result<Self, MpcError> {
+        if c.len() != self.len() {
+            return Err(ShapeError::Length {
+                len: c.len(),
+                shape: self.shape.clone(),
+            }
+            .into());
+        }
+        Ok(Self::from_parts(
+            zip(&self.s[0], c, K::mul),
+            zip(&self.s[1], c, K::mul),
+            &self.shape,
+        ))
+    }
+
+    /// Each element times the public scalar `k` (`&` for boolean sharing).
+    pub fn scale(&self, k: u64) -> Self {
+        let f = |v: &Vec<u64>| v.iter().map(|a| K::mul(*a, k)).collect();
+        Self::from_parts(f(&self.s[0]), f(&self.s[1]), &self.shape)
+    }
+
+    /// Concatenates flat sharings (for batching independent operations into one round).
+    pub fn concat(parts: &[&Self]) -> Self {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for p in parts {
+            a.extend_from_slice(&p.s[0]);
+            b.extend_from_slice(&p.s[1]);
+        }
+        let n = a.len();
+        Self::from_parts(a, b, &[n])
+    }
+
+    /// Splits a flat sharing into consecutive pieces of the given shapes (inverse of `concat`).
+    pub fn split(&self, shapes: &[&[usize]]) -> Result<Vec<Self>, MpcError> {
+        let total: usize = shapes.iter().map(|s| numel(s)).sum();
+        if total != self.len() {
+            return Err(ShapeError::Length {
+                len: total,
+                shape: vec![self.len()],
+            }
+            .into());
+        }
+        let mut out = Vec::new();
+        let mut at = 0;
+        for shape in shapes {
+            let n = numel(shape);
+            out.push(Self::from_parts(
+                self.s[0][at..at + n].to_vec(),
+                self.s[1][at..at + n].to_vec(),
+                shape,
+            ));
+            at += n;
+        }
+        Ok(out)
+    }
+}
+
+impl Aby3Tensor {
+    /// `-self` (local).
+    pub fn neg(&self) -> Self {
+        self.scale(u64::MAX)
+    }
+}
+
+impl Aby3Bits {
+    /// Bitwise NOT (flip slot 0).
+    pub fn not(&self, me: usize) -> Self {
+        let ones = vec![u64::MAX; self.len()];
+        Self::public(me, &ones, &self.shape)
+            .add(self)
+            .unwrap_or_else(|_| self.clone())
+    }
+
+    /// Logical shift left by `bits` (local).
+    pub fn shl(&self, bits: u32) -> Self {
+        let f = |v: &Vec<u64>| v.iter().map(|a| a << bits).collect();
+        Self::from_parts(f(&self.s[0]), f(&self.s[1]), &self.shape)
+    }
+
+    /// Logical shift right by `bits` (local).
+    pub fn shr(&self, bits: u32) -> Self {
+        let f = |v: &Vec<u64>| v.iter().map(|a| a >> bits).collect();
+        Self::from_parts(f(&self.s[0]), f(&self.s[1]), &self.shape)
+    }
+}
+
+pub(crate) fn check_servers<N: Network>(session: &Session<N>) -> Result<(), MpcError> {
+    if session.servers() != SERVERS {
+        return Err(MpcError::Party(format!(
+            "ABY3 runs on exactly three servers, this session has {}",
+            session.servers()
+        )));
+    }
+    Ok(())
+}
+
+/// This server's share of a fresh zero-sharing for `op`/`sub`: `F(k_{i,i+1}) - F(k_{i-1,i})`
+/// (§2.2), so the three shares sum (or XOR) to zero and no server can predict another's.
+pub(crate) fn zero_share<K: Kind, N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    sub: u64,
+    len: usize,
+) -> Result<Vec<u64>, MpcError> {
+    let me = session.me();
+    let a: Vec<u64> = session.shared_prg(next(me), op, sub)?.ring_vec(len);
+    let b: Vec<u64> = session.shared_prg(prev(me), op, sub)?.ring_vec(len);
+    Ok(zip(&a, &b, K::sub))
+}
+
+/// A random sharing no server knows: slot `j` comes from the PRG of the pair `{j-1, j}`, the
+/// two servers that hold it. No communication.
+pub(crate) fn random_shared<K: Kind, N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    sub: u64,
+    shape: &[usize],
+) -> Result<Shared<K>, MpcError> {
+    let me = session.me();
+    let n = numel(shape);
+    let mine: Vec<u64> = session.shared_prg(prev(me), op, sub)?.ring_vec(n);
+    let theirs: Vec<u64> = session.shared_prg(next(me), op, sub)?.ring_vec(n);
+    Ok(Shared::from_parts(mine, theirs, shape))
+}
+
+/// Turns a 3-out-of-3 sharing `z_me` (already masked by a zero-sharing) back into a replicated
+/// one: each server sends its share to the previous server (one round, one element each).
+async fn reshare<K: Kind, N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    z: Vec<u64>,
+    shape: &[usize],
+) -> Result<Shared<K>, MpcError> {
+    let me = session.me();
+    session.send_vec(prev(me), op, "reshare", &z).await?;
+    let other = session.recv_vec(next(me), op, "reshare", z.len()).await?;
+    Ok(Shared::from_parts(z, other, shape))
+}
+
+/// How a product is formed: elementwise or matrix product (arithmetic only).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Product {
+    Hadamard,
+    Matmul { m: usize, k: usize, n: usize },
+}
+
+impl Product {
+    pub(crate) fn for_matmul(x: &[usize], y: &[usize]) -> Result<(Self, Vec<usize>), MpcError> {
+        match (x, y) {
+            (&[m, k], &[k2, n]) if k == k2 => Ok((Product::Matmul { m, k, n }, vec![m, n])),
+            _ => Err(ShapeError::Matmul {
+                left: x.to_vec(),
+                right: y.to_vec(),
+            }
+            .into()),
+        }
+    }
+
+    /// `x_i·y_i + x_i·y_{i+1} + x_{i+1}·y_i`: this server's additive share of the product.
+    fn cross<K: Kind>(self, x: &Shared<K>, y: &Shared<K>) -> Result<Vec<u64>, MpcError> {
+        match self {
+            Product::Hadamard => Ok((0..x.len())
+                .map(|i| {
+                    let (a0, a1, b0, b1) = (x.s[0][i], x.s[1][i], y.s[0][i], y.s[1][i]);
+                    K::add(K::add(K::mul(a0, b0), K::mul(a0, b1)), K::mul(a1, b0))
+                })
+                .collect()),
+            Product::Matmul { m, k, n } => {
+                let t = |v: &[u64], r, c| RingTensor::from_vec(&[r, c], v.to_vec());
+                let (a0, a1) = (t(&x.s[0], m, k)?, t(&x.s[1], m, k)?);
+                let (b0, b1) = (t(&y.s[0], k, n)?, t(&y.s[1], k, n)?);
+                let mut z = a0.matmul(&b0.add(&b1)?)?;
+                z.add_assign(&a1.matmul(&b0)?)?;
+                Ok(z.into_vec())
+            }
+        }
+    }
+}
+
+/// Product of two sharings (mul for arithmetic, AND for boolean) with resharing: one round,
+/// each server sends one element per output element (§3 semi-honest multiplication).
+pub(crate) async fn product<K: Kind, N: Network>(
+    session: &Session<N>,
+    name: &'static str,
+    x: &Shared<K>,
+    y: &Shared<K>,
+    product: Product,
+    out_shape: &[usize],
+) -> Result<Shared<K>, MpcError> {
+    check_servers(session)?;
+    let op = session.op(name);
+    let before = session.net_stats();
+    let z = product.cross(x, y)?;
+    let alpha = zero_share::<K, N>(session, &op, 0, z.len())?;
+    let z = zip(&z, &alpha, K::add);
+    let out = reshare(session, &op, z, out_shape).await?;
+    session.record(&op, before);
+    Ok(out)
+}
+
+/// Elementwise product `x * y` (exact in the ring).
+pub async fn mul<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor,
+    y: &Aby3Tensor,
+) -> Result<Aby3Tensor, MpcError> {
+    x.check_same(y)?;
+    product(session, "aby3_mul", x, y, Product::Hadamard, &x.shape).await
+}
+
+/// Matrix product of `m x k` and `k x n` sharings (exact in the ring).
+pub async fn matmul<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor,
+    y: &Aby3Tensor,
+) -> Result<Aby3Tensor, MpcError> {
+    let (p, shape) = Product::for_matmul(&x.shape, &y.shape)?;
+    product(session, "aby3_matmul", x, y, p, &shape).await
+}
+
+/// Bitwise AND of two boolean sharings.
+pub async fn and<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Bits,
+    y: &Aby3Bits,
+) -> Result<Aby3Bits, MpcError> {
+    x.check_same(y)?;
+    product(session, "aby3_and", x, y, Product::Hadamard, &x.shape).await
+}
+
+/// Shares a value held by server `owner` (`Some` there): the owner draws the three shares and
+/// sends each other server its pair.
+pub async fn share_from<K: Kind, N: Network>(
+    session: &Session<N>,
+    owner: usize,
+    value: Option<&RingTensor<u64>>,
+    shape: &[usize],
+) -> Result<Shared<K>, MpcError> {
+    check_servers(session)?;
+    let op = session.op("aby3_share");
+    let before = session.net_stats();
+    let me = session.me();
+    let n = numel(shape);
+    let out = if me == owner {
+        let x = value.ok_or_else(|| MpcError::Party("the owner must supply the value".into()))?;
+        if x.shape() != shape {
+            return Err(ShapeError::Mismatch {
+                left: x.shape().to_vec(),
+                right: shape.to_vec(),
+            }
+            .into());
+        }
+        let slots = split3::<K>(x.as_slice());
+        for j in [next(me), prev(me)] {
+            let mut pair = slots[j].clone();
+            pair.extend_from_slice(&slots[next(j)]);
+            session.send_vec(j, &op, "pair", &pair).await?;
+        }
+        Shared::from_parts(slots[me].clone(), slots[next(me)].clone(), shape)
+    } else {
+        let pair = session.recv_vec::<u64>(owner, &op, "pair", 2 * n).await?;
+        Shared::from_parts(pair[..n].to_vec(), pair[n..].to_vec(), shape)
+    };
+    session.record(&op, before);
+    Ok(out)
+}
+
+/// Splits `x` into three fresh random shares (of kind `K`).
+pub fn split3<K: Kind>(x: &[u64]) -> [Vec<u64>; 3] {
+    let mut rng = rand::rng();
+    let mut r = |n: usize| {
+        let mut v = vec![0u64; n];
+        rand::Rng::fill_bytes(&mut rng, bytemuck::cast_slice_mut(&mut v));
+        v
+    };
+    let (a, b) = (r(x.len()), r(x.len()));
+    let c = zip(&zip(x, &a, K::sub), &b, K::sub);
+    [a, b, c]
+}
+
+/// Receives an input from a party outside the servers (a data owner or the model owner), sent
+/// with [`crate::mpc::io::send_input`] under `label`: it sends each server its pair of shares.
+pub async fn input_from<K: Kind, N: Network>(
+    session: &Session<N>,
+    from: PartyId,
+    label: &str,
+    shape: &[usize],
+) -> Result<Shared<K>, MpcError> {
+    check_servers(session)?;
+    let n = numel(shape);
+    let pair = session.recv_party::<u64>(from, label, 2 * n).await?;
+    Ok(Shared::from_parts(
+        pair[..n].to_vec(),
+        pair[n..].to_vec(),
+        shape,
+    ))
+}
+
+/// Reveals `x` to a party outside the servers: each server sends its first share, the party
+/// adds the three ([`crate::mpc::io::receive_output`]). The servers learn nothing.
+pub async fn output_to<K: Kind, N: Network>(
+    session: &Session<N>,
+    x: &Shared<K>,
+    to: PartyId,
+    label: &str,
+) -> Result<(), MpcError> {
+    session
+        .send_party(to, label, tessera_common::ring::encode_elements(&x.s[0]))
+        .await
+}
+
+/// Opens `x` to all three servers (each sends its first share to the next: one round).
+pub async fn open<K: Kind, N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    x: &Shared<K>,
+) -> Result<Vec<u64>, MpcError> {
+    let me = session.me();
+    session.send_vec(next(me), op, "open", &x.s[0]).await?;
+    let missing = session
+        .recv_vec::<u64>(prev(me), op, "open", x.len())
+        .await?;
+    Ok((0..x.len())
+        .map(|i| K::add(K::add(x.s[0][i], x.s[1][i]), missing[i]))
+        .collect())
+}
+
+/// Reveals `x` to server `receiver` only (the server after it sends the one share it lacks).
+pub async fn reveal_to<K: Kind, N: Network>(
+    session: &Session<N>,
+    x: &Shared<K>,
+    receiver: usize,
+) -> Result<Option<RingTensor<u64>>, MpcError> {
+    check_servers(session)?;
+    let op = session.op("aby3_reveal");
+    let before = session.net_stats();
+    let me = session.me();
+    let out = if me == next(receiver) {
+        session.send_vec(receiver, &op, "open", &x.s[1]).await?;
+        None
+    } else if me == receiver {
+        let missing = session
+            .recv_vec::<u64>(next(me), &op, "open", x.len())
+            .await?;
+        let v = (0..x.len())
+            .map(|i| K::add(K::add(x.s[0][i], x.s[1][i]), missing[i]))
+            .collect();
+        Some(RingTensor::from_vec(&x.shape, v)?)
+    } else {
+        None
+    };
+    session.record(&op, before);
+    Ok(out)
+}

@@ -1,0 +1,224 @@
+//! Local data movement on shares: gathers for im2col, pooling windows, axis reductions and
+//! sorting networks. Every map here is linear (a gather, with zeros for padding), so applying it
+//! to each share of a sharing applies it to the shared value, with no communication.
+
+use super::MpcError;
+
+/// A gather: output element `i` is input element `idx[i]`, or zero for `None` (padding).
+#[derive(Debug, Clone)]
+pub struct Gather {
+    idx: Vec<Option<usize>>,
+}
+
+impl Gather {
+    /// Applies the gather to one share.
+    pub fn apply(&self, v: &[u64]) -> Vec<u64> {
+        self.idx.iter().map(|i| i.map_or(0, |i| v[i])).collect()
+    }
+
+    /// Number of output elements.
+    pub fn len(&self) -> usize {
+        self.idx.len()
+    }
+
+    /// Whether the gather produces nothing.
+    pub fn is_empty(&self) -> bool {
+        self.idx.is_empty()
+    }
+
+    /// Columns `cols` of every row of a `[rows, width]` matrix, as `[rows, cols.len()]`.
+    pub fn columns(rows: usize, width: usize, cols: &[usize]) -> Self {
+        Gather {
+            idx: (0..rows)
+                .flat_map(|r| cols.iter().map(move |c| Some(r * width + c)))
+                .collect(),
+        }
+    }
+
+    /// Elements at the given flat positions.
+    pub fn positions(idx: &[usize]) -> Self {
+        Gather {
+            idx: idx.iter().map(|i| Some(*i)).collect(),
+        }
+    }
+
+    /// Transpose of a `[rows, cols]` matrix.
+    pub fn transpose(rows: usize, cols: usize) -> Self {
+        Gather {
+            idx: (0..cols)
+                .flat_map(|c| (0..rows).map(move |r| Some(r * cols + c)))
+                .collect(),
+        }
+    }
+}
+
+/// Geometry of a 2-D window sweep over an `[n, c, h, w]` input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Kernel height and width.
+    pub kernel: (usize, usize),
+    /// Stride (both axes).
+    pub stride: usize,
+    /// Zero padding (both axes, both sides).
+    pub padding: usize,
+}
+
+impl Window {
+    /// Output height and width for an `h x w` input.
+    pub fn output(&self, h: usize, w: usize) -> Result<(usize, usize), MpcError> {
+        let (kh, kw) = self.kernel;
+        if self.stride == 0
+            || kh == 0
+            || kw == 0
+            || h + 2 * self.padding < kh
+            || w + 2 * self.padding < kw
+        {
+            return Err(MpcError::Invalid(format!(
+                "window {self:?} does not fit a {h}x{w} input"
+            )));
+        }
+        Ok((
+            (h + 2 * self.padding - kh) / self.stride + 1,
+            (w + 2 * self.padding - kw) / self.stride + 1,
+        ))
+    }
+
+    fn dims(shape: &[usize]) -> Result<(usize, usize, usize, usize), MpcError> {
+        match shape {
+            &[n, c, h, w] => Ok((n, c, h, w)),
+            _ => Err(MpcError::Invalid(format!(
+                "expected an [n, c, h, w] input, got {shape:?}"
+            ))),
+        }
+    }
+
+    /// im2col: `[n*oh*ow, c*kh*kw]` patches (padding reads zero) and `(n, oh, ow)`.
+    pub fn im2col(&self, shape: &[usize]) -> Result<(Gather, (usize, usize, usize)), MpcError> {
+        let (n, c, h, w) = Self::dims(shape)?;
+        let (oh, ow) = self.output(h, w)?;
+        let (kh, kw) = self.kernel;
+        let mut idx = Vec::with_capacity(n * oh * ow * c * kh * kw);
+        for b in 0..n {
+            for y in 0..oh {
+                for x in 0..ow {
+                    for ch in 0..c {
+                        for dy in 0..kh {
+                            for dx in 0..kw {
+                                let iy = (y * self.stride + dy) as isize - self.padding as isize;
+                                let ix = (x * self.stride + dx) as isize - self.padding as isize;
+                                let inside =
+                                    iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
+                                idx.push(
+                                    inside.then(|| {
+                                        ((b * c + ch) * h + iy as usize) * w + ix as usize
+                                    }),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok((Gather { idx }, (n, oh, ow)))
+    }
+
+    /// Pooling windows per channel: `[n*c*oh*ow, kh*kw]` and the output shape `[n, c, oh, ow]`.
+    pub fn pool(&self, shape: &[usize]) -> Result<(Gather, Vec<usize>), MpcError> {
+        let (n, c, h, w) = Self::dims(shape)?;
+        let (oh, ow) = self.output(h, w)?;
+        let (kh, kw) = self.kernel;
+        let mut idx = Vec::with_capacity(n * c * oh * ow * kh * kw);
+        for plane in 0..n * c {
+            for y in 0..oh {
+                for x in 0..ow {
+                    for dy in 0..kh {
+                        for dx in 0..kw {
+                            let iy = (y * self.stride + dy) as isize - self.padding as isize;
+                            let ix = (x * self.stride + dx) as isize - self.padding as isize;
+                            let inside =
+                                iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
+                            idx.push(inside.then(|| (plane * h + iy as usize) * w + ix as usize));
+                        }
+                    }
+                }
+            }
+        }
+        Ok((Gather { idx }, vec![n, c, oh, ow]))
+    }
+}
+
+/// `[n*oh*ow, o]` convolution rows to `[n, o, oh, ow]`.
+pub fn rows_to_nchw(n: usize, oh: usize, ow: usize, o: usize) -> Gather {
+    let mut idx = Vec::with_capacity(n * o * oh * ow);
+    for b in 0..n {
+        for ch in 0..o {
+            for p in 0..oh * ow {
+                idx.push(Some((b * oh * ow + p) * o + ch));
+            }
+        }
+    }
+    Gather { idx }
+}
+
+/// The compare-exchange stages of a bitonic sorting network on `n` (a power of two) elements:
+/// per stage, pairs `(i, l)` with `i < l` and whether the pair sorts ascending.
+pub fn bitonic_stages(n: usize) -> Vec<Vec<(usize, usize, bool)>> {
+    let mut stages = Vec::new();
+    let mut k = 2;
+    while k <= n {
+        let mut j = k / 2;
+        while j > 0 {
+            stages.push(
+                (0..n)
+                    .filter_map(|i| {
+                        let l = i ^ j;
+                        (l > i).then_some((i, l, i & k == 0))
+                    })
+                    .collect(),
+            );
+            j /= 2;
+        }
+        k *= 2;
+    }
+    stages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitonic_network_sorts_plain_values() {
+        let mut v: Vec<i64> = (0..64).map(|i| (i * 37 % 64) - 20).collect();
+        for stage in bitonic_stages(v.len()) {
+            for (i, l, asc) in stage {
+                if (v[l] < v[i]) == asc && v[l] != v[i] {
+                    v.swap(i, l);
+                }
+            }
+        }
+        assert!(v.windows(2).all(|w| w[0] <= w[1]), "{v:?}");
+    }
+
+    #[test]
+    fn im2col_of_identity_kernel_reads_the_input() {
+        let win = Window {
+            kernel: (1, 1),
+            stride: 1,
+            padding: 0,
+        };
+        let (g, (n, oh, ow)) = win.im2col(&[1, 2, 2, 3]).unwrap();
+        assert_eq!((n, oh, ow), (1, 2, 3));
+        let v: Vec<u64> = (0..12).collect();
+        // rows are pixels, columns channels.
+        assert_eq!(g.apply(&v), vec![0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5, 11]);
+        let padded = Window {
+            kernel: (3, 3),
+            stride: 1,
+            padding: 1,
+        };
+        let (g, _) = padded.im2col(&[1, 1, 2, 2]).unwrap();
+        // the first patch (centred on pixel 0) has zeros above and to the left.
+        assert_eq!(&g.apply(&[1, 2, 3, 4])[..9], &[0, 0, 0, 0, 1, 2, 0, 3, 4]);
+    }
+}
