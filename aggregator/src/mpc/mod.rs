@@ -15,9 +15,14 @@
 //! SecureNN and ABY3 are not yet.
 
 pub mod aby3;
+pub mod approx;
 pub mod harness;
+pub mod io;
 pub mod layout;
+pub mod nn;
 pub mod pond;
+pub mod protocol;
+pub mod securenn;
 pub mod session;
 
 pub use session::{MpcError, Op, OpStats, Session};

@@ -60,6 +60,53 @@ impl<R: Ring> PondTensor<R> {
         })
     }
 
+    pub(crate) fn from_share(share: Option<RingTensor<R>>, shape: &[usize]) -> Self {
+        PondTensor {
+            share,
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// Applies a local map to this server's share. `f` must be linear (a gather, reshape, sum...).
+    pub fn map_local(&self, shape: &[usize], f: impl Fn(&[R]) -> Vec<R>) -> Result<Self, MpcError> {
+        let share = match &self.share {
+            Some(s) => Some(RingTensor::from_vec(shape, f(s.as_slice()))?),
+            None => None,
+        };
+        Ok(Self::from_share(share, shape))
+    }
+
+    /// Adds a public tensor (server0 adds it to its share).
+    pub fn add_public(&self, me: usize, c: &[R]) -> Result<Self, MpcError> {
+        if c.len() != self.shape.iter().product::<usize>() {
+            return Err(tessera_common::ring::ShapeError::Length {
+                len: c.len(),
+                shape: self.shape.clone(),
+            }
+            .into());
+        }
+        let add = |s: &[R]| s.iter().zip(c).map(|(a, b)| a.add(*b)).collect();
+        if me == 0 {
+            self.map_local(&self.shape.clone(), add)
+        } else {
+            Ok(self.clone())
+        }
+    }
+
+    /// Elementwise product with a public tensor (local, no truncation).
+    pub fn mul_public(&self, c: &[R]) -> Result<Self, MpcError> {
+        if c.len() != self.shape.iter().product::<usize>() {
+            return Err(tessera_common::ring::ShapeError::Length {
+                len: c.len(),
+                shape: self.shape.clone(),
+            }
+            .into());
+        }
+        self.map_local(&self.shape.clone(), |s| {
+            s.iter().zip(c).map(|(a, b)| a.mul(*b)).collect()
+        })
+    }
+
     /// `self + other` (local).
     pub fn add(&self, other: &Self) -> Result<Self, MpcError> {
         self.map2(other, RingTensor::add)
@@ -169,6 +216,48 @@ pub async fn share_from<R: Ring, N: Network>(
         share,
         shape: shape.to_vec(),
     })
+}
+
+/// Receives an input from a party outside the servers (a data owner or the model owner), sent
+/// with [`crate::mpc::io::send_input`] under `label`: `server0` and `server1` each get one
+/// additive share; the producer gets nothing.
+pub async fn input_from<R: Ring, N: Network>(
+    session: &Session<N>,
+    from: tessera_common::PartyId,
+    label: &str,
+    shape: &[usize],
+) -> Result<PondTensor<R>, MpcError> {
+    check_servers(session)?;
+    let share = if computing(session) {
+        let n = shape.iter().product();
+        Some(RingTensor::from_vec(
+            shape,
+            session.recv_party::<R>(from, label, n).await?,
+        )?)
+    } else {
+        None
+    };
+    Ok(PondTensor::from_share(share, shape))
+}
+
+/// Reveals `x` to a party outside the servers: `server0` and `server1` send their shares, the
+/// party adds them ([`crate::mpc::io::receive_output`]).
+pub async fn output_to<R: Ring, N: Network>(
+    session: &Session<N>,
+    x: &PondTensor<R>,
+    to: tessera_common::PartyId,
+    label: &str,
+) -> Result<(), MpcError> {
+    if let Some(share) = &x.share {
+        session
+            .send_party(
+                to,
+                label,
+                tessera_common::ring::encode_elements(share.as_slice()),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// Reveals `x` to server `receiver` only: it gets `Some(x)`, every other server `None`.
@@ -410,4 +499,52 @@ pub fn sum_axis<R: Ring>(x: &PondTensor<R>, axis: usize) -> Result<PondTensor<R>
         None => None,
     };
     Ok(PondTensor { share, shape })
+}
+
+/// Concatenates flat Pond tensors (to batch independent operations into one round).
+pub fn concat<R: Ring>(parts: &[&PondTensor<R>]) -> Result<PondTensor<R>, MpcError> {
+    let n: usize = parts
+        .iter()
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum();
+    let share = if parts.iter().all(|p| p.share.is_some()) {
+        let mut v = Vec::with_capacity(n);
+        for p in parts.iter().filter_map(|p| p.share.as_ref()) {
+            v.extend_from_slice(p.as_slice());
+        }
+        Some(RingTensor::from_vec(&[n], v)?)
+    } else {
+        None
+    };
+    Ok(PondTensor::from_share(share, &[n]))
+}
+
+/// Splits a flat Pond tensor into consecutive pieces of the given shapes.
+pub fn split<R: Ring>(
+    x: &PondTensor<R>,
+    shapes: &[&[usize]],
+) -> Result<Vec<PondTensor<R>>, MpcError> {
+    let total: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+    if total != x.shape.iter().product::<usize>() {
+        return Err(tessera_common::ring::ShapeError::Length {
+            len: total,
+            shape: x.shape.clone(),
+        }
+        .into());
+    }
+    let mut at = 0;
+    let mut out = Vec::new();
+    for shape in shapes {
+        let n: usize = shape.iter().product();
+        let share = match &x.share {
+            Some(s) => Some(RingTensor::from_vec(
+                shape,
+                s.as_slice()[at..at + n].to_vec(),
+            )?),
+            None => None,
+        };
+        out.push(PondTensor::from_share(share, shape));
+        at += n;
+    }
+    Ok(out)
 }

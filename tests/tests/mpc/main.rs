@@ -4,11 +4,16 @@
 //! communication each operation costs. One test binary, one module per protocol.
 
 mod aby3;
+mod layers;
 mod pond;
+mod securenn;
 
 use std::sync::Arc;
 
-use tessera_aggregator::mpc::Session;
+use futures::future::BoxFuture;
+use tessera_aggregator::mpc::harness::run_local;
+use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
+use tessera_aggregator::mpc::{MpcError, Session};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::{Prg, Seed};
 use tessera_common::ring::RingTensor;
@@ -57,4 +62,111 @@ pub fn reals(seed: u8, n: usize, lo: f64, hi: f64) -> Vec<f64> {
         .iter()
         .map(|v| lo + (hi - lo) * ((*v >> 11) as f64 / (1u64 << 53) as f64))
         .collect()
+}
+
+/// A protocol bound to a test session with [`F`] fractional bits.
+pub trait Make: Protocol + Sized + 'static {
+    /// Binds `s`.
+    fn make(s: S) -> Self;
+}
+
+impl Make for Pond<MemoryNetwork> {
+    fn make(s: S) -> Self {
+        Pond::new(s, F)
+    }
+}
+
+impl Make for SecureNn<MemoryNetwork> {
+    fn make(s: S) -> Self {
+        SecureNn::new(s, F)
+    }
+}
+
+impl Make for Aby3<MemoryNetwork> {
+    fn make(s: S) -> Self {
+        Aby3::new(s, F)
+    }
+}
+
+/// Pond on the in-memory network.
+pub type PondM = Pond<MemoryNetwork>;
+/// SecureNN on the in-memory network.
+pub type SecureNnM = SecureNn<MemoryNetwork>;
+/// ABY3 on the in-memory network.
+pub type Aby3M = Aby3<MemoryNetwork>;
+
+/// A secure program under test: shared inputs in, one shared result out.
+pub type Prog<P> = Arc<
+    dyn Fn(
+            Arc<P>,
+            Vec<<P as Protocol>::Tensor>,
+        ) -> BoxFuture<'static, Result<<P as Protocol>::Tensor, MpcError>>
+        + Send
+        + Sync,
+>;
+
+/// Builds a [`Prog`] for protocol `$P` from `|p, v| body` (`p: Arc<$P>`, `v` the shared inputs).
+#[macro_export]
+macro_rules! prog {
+    ($P:ty, |$p:ident, $v:ident| $body:expr) => {{
+        let f: $crate::Prog<$P> = std::sync::Arc::new(
+                    move |$p: std::sync::Arc<$P>,
+                          $v: Vec<<$P as tessera_aggregator::mpc::protocol::Protocol>::Tensor>| {
+                        Box::pin(async move { $body })
+                            as futures::future::BoxFuture<
+                                'static,
+                                Result<
+                                    <$P as tessera_aggregator::mpc::protocol::Protocol>::Tensor,
+                                    tessera_aggregator::mpc::MpcError,
+                                >,
+                            >
+                    },
+                );
+        f
+    }};
+}
+
+/// Shares input `i` from server `i % 3`, runs `program` under protocol `P`, reveals the result
+/// to server 1 only (and checks that nobody else got it).
+pub fn try_run<P: Make>(
+    inputs: Vec<RingTensor<u64>>,
+    program: Prog<P>,
+) -> Result<RingTensor<u64>, MpcError> {
+    let outs = runtime().block_on(run_local(3, move |s: S| {
+        let (inputs, program) = (inputs.clone(), Arc::clone(&program));
+        async move {
+            let p = Arc::new(P::make(s));
+            let me = p.me();
+            let mut shared = Vec::new();
+            for (i, x) in inputs.iter().enumerate() {
+                let owner = i % 3;
+                shared.push(
+                    p.share(owner, (me == owner).then_some(x), x.shape())
+                        .await?,
+                );
+            }
+            let z = program(Arc::clone(&p), shared).await?;
+            p.reveal(&z, 1).await
+        }
+    }))?;
+    assert!(
+        outs[0].is_none() && outs[2].is_none(),
+        "only server1 receives"
+    );
+    Ok(outs[1].clone().expect("server1 receives"))
+}
+
+/// [`try_run`], expecting success.
+pub fn run<P: Make>(inputs: Vec<RingTensor<u64>>, program: Prog<P>) -> RingTensor<u64> {
+    try_run(inputs, program).expect("secure program")
+}
+
+/// Signed view of ring elements.
+pub fn signed(x: &RingTensor<u64>) -> Vec<i64> {
+    x.as_slice().iter().map(|v| *v as i64).collect()
+}
+
+/// Random signed integers with `|x| < 2^bits`.
+pub fn ints(seed: u8, n: usize, bits: u32) -> RingTensor<u64> {
+    tensor(seed, &[n]).map(|v| ((v as i64) >> (64 - bits - 1)) as u64)
 }

@@ -216,3 +216,12 @@ pub async fn equal<N: Network>(
     }
     bit_inject(session, &w, 0).await
 }
+
+/// `x >= 0` as an arithmetic 0/1 (the derivative of ReLU): `1 - msb(x)`.
+pub async fn drelu<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor,
+) -> Result<Aby3Tensor, MpcError> {
+    let ones = vec![1u64; x.len()];
+    msb(session, x).await?.neg().add_public(session.me(), &ones)
+}

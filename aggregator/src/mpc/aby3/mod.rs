@@ -10,12 +10,13 @@
 //! - [`boolean`]: AND/XOR, A2B with a Kogge-Stone adder, B2A, bit injection, MSB, comparisons
 //!   (§5.3, §5.4).
 //! - [`trunc`]: fixed-point truncation with truncation pairs `(r, r/2^d)` (§5.1.1, Π_trunc2).
-//! - [`nonlinear`]: select, ReLU, maximum, argmax, max-pooling, bitonic sort.
-//! - [`approx`]: exp, log, reciprocal, sqrt, inverse sqrt, sigmoid, softmax.
+//!
+//! Select, ReLU, maximum, argmax, max-pooling, sorting ([`crate::mpc::nn`]) and exp, log,
+//! reciprocal, square roots, sigmoid, softmax ([`crate::mpc::approx`]) are written once over
+//! [`crate::mpc::protocol::Protocol`] and run on ABY3 through its exact comparison
+//! [`boolean::drelu`] and its one-round fixed-point product [`trunc::mul_trunc`].
 
-pub mod approx;
 pub mod boolean;
-pub mod nonlinear;
 pub mod trunc;
 
 use std::marker::PhantomData;

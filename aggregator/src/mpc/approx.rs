@@ -1,0 +1,194 @@
+//! Fixed-point approximations over any [`Protocol`] (`f` fractional bits), with the iteration counts
+//! CrypTen uses (Knott et al. 2021, "CrypTen", §3.3 and its `crypten.common.functions`):
+//!
+//! - `exp(x)` by `(e^(x/2^8))^(2^8)`, the inner power by its second-order Taylor polynomial
+//!   `1 + t + t^2/2` (CrypTen uses `1 + t`, whose relative error `x^2/512` is 3% at `x = 4`),
+//!   then 8 squarings, the first six with 4 extra fractional bits: relative error about
+//!   `|x|^3/196608 + 6e-4` for `x` in `[-512, 4]` (the base stays in `[0.5, 1]` for `x < 0`, so
+//!   very negative inputs give a tiny positive result, not an overflow); 10 rounds.
+//! - `reciprocal(x)` by Newton `y <- y (2 - x y)` from `y0 = 3 exp(0.5 - x) + 0.003`, 10
+//!   iterations (quadratic convergence; `0 < x y0 < 2` holds on `[0.1, 500]`).
+//! - `inv_sqrt(x)` by Newton `y <- y (3 - x y^2) / 2` from
+//!   `y0 = 2.2 exp(-(x/2 + 0.2)) + 0.2 - x/1024`, 4 iterations (CrypTen's 3 leave 0.3% at
+//!   `x = 10`, where `1 - x y0^2 = 0.59`); `sqrt(x) = x inv_sqrt(x)`.
+//! - `log(x)` by 2 Householder iterations `y <- y - sum_{k=1..8} h^k / k` with
+//!   `h = 1 - x exp(-y)`, from `y0 = x/120 - 20 exp(-2x - 1) + 3`.
+//! - `sigmoid(x) = 1 / (1 + exp(-|x|))` mirrored for `x < 0`: the reciprocal's argument lies in
+//!   `(1, 2]`, so 4 Newton steps from `0.75` suffice (`|1 - x y0| <= 0.5`, error `0.5^16`).
+//! - `softmax` along the last axis: subtract the maximum (exact, [`super::nonlinear`]), `exp`,
+//!   sum, reciprocal on `[1, k]` by Newton from `1/k`.
+
+//!
+//! `exp`, `reciprocal`, `inv_sqrt`, `sqrt` and `log` need only products and truncation (every
+//! protocol); `sigmoid` and `softmax` also compare (SecureNN and ABY3).
+
+use super::MpcError;
+use super::layout::Gather;
+use super::nn::{max_last_axis, select};
+use super::protocol::Protocol;
+
+/// Fixed-point encoding of `v` with `f` fractional bits.
+pub fn fx(v: f64, f: u32) -> u64 {
+    (v * (1u64 << f) as f64).round() as i64 as u64
+}
+
+fn numel<P: Protocol>(p: &P, x: &P::Tensor) -> usize {
+    p.shape(x).iter().product()
+}
+
+/// `x + v` for a public real `v` (fixed point with `bits` fractional bits).
+fn plus<P: Protocol>(p: &P, x: &P::Tensor, v: f64, bits: u32) -> Result<P::Tensor, MpcError> {
+    p.add_public(x, &vec![fx(v, bits); numel(p, x)])
+}
+
+/// `a * x + b` for public reals `a`, `b` (one truncation).
+async fn affine<P: Protocol>(p: &P, x: &P::Tensor, a: f64, b: f64) -> Result<P::Tensor, MpcError> {
+    let f = p.frac_bits();
+    let scaled = p.truncate(&p.scale(x, fx(a, f)), f).await?;
+    plus(p, &scaled, b, f)
+}
+
+/// `e^x` (see the module docs for the error).
+pub async fn exp<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    const ITERATIONS: u32 = 8;
+    // Extra fractional bits kept while the base is near 1 (values stay below 2^44, so each
+    // truncation fails with probability below 2^-19).
+    const EXTRA: u32 = 4;
+    let f = p.frac_bits();
+    let g = f + EXTRA;
+    // t = x / 2^8 with g fractional bits; base = 1 + t + t^2/2.
+    let t = p.truncate(x, ITERATIONS - EXTRA).await?;
+    let half_t2 = p.mul_trunc(&t, &t, g + 1).await?;
+    let mut y = plus(p, &p.add(&t, &half_t2)?, 1.0, g)?;
+    for i in 0..ITERATIONS {
+        // The last two squarings drop back to f bits (the first of them sheds the extra bits).
+        let bits = match i {
+            6 => g + EXTRA,
+            7 => f,
+            _ => g,
+        };
+        y = p.mul_trunc(&y, &y, bits).await?;
+    }
+    Ok(y)
+}
+
+/// Newton iterations for `1/x` from `y`.
+async fn newton_reciprocal<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    mut y: P::Tensor,
+    iterations: usize,
+) -> Result<P::Tensor, MpcError> {
+    let f = p.frac_bits();
+    for _ in 0..iterations {
+        let xy = p.mul_trunc(x, &y, f).await?;
+        let t = plus(p, &p.neg(&xy), 2.0, f)?;
+        y = p.mul_trunc(&y, &t, f).await?;
+    }
+    Ok(y)
+}
+
+/// `1/x` for `x` in `[0.1, 500]`.
+pub async fn reciprocal<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    let e = exp(p, &plus(p, &p.neg(x), 0.5, p.frac_bits())?).await?;
+    let y0 = affine(p, &e, 3.0, 0.003).await?;
+    newton_reciprocal(p, x, y0, 10).await
+}
+
+/// `1/sqrt(x)` for `x` in `[0.1, 100]`.
+pub async fn inv_sqrt<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    let f = p.frac_bits();
+    let e = exp(p, &affine(p, x, -0.5, -0.2).await?).await?;
+    let mut y = p.sub(&affine(p, &e, 2.2, 0.2).await?, &p.truncate(x, 10).await?)?;
+    for _ in 0..4 {
+        let y2 = p.mul_trunc(&y, &y, f).await?;
+        let t = plus(p, &p.neg(&p.mul_trunc(x, &y2, f).await?), 3.0, f)?;
+        // y * t / 2: truncate by f + 1.
+        y = p.mul_trunc(&y, &t, f + 1).await?;
+    }
+    Ok(y)
+}
+
+/// `sqrt(x)` for `x` in `[0.1, 100]`.
+pub async fn sqrt<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    let r = inv_sqrt(p, x).await?;
+    p.mul_trunc(x, &r, p.frac_bits()).await
+}
+
+/// `x, x^2, ..., x^n` with `ceil(log2 n)` rounds (each level multiplies the known powers by the
+/// highest one, batched).
+async fn powers<P: Protocol>(p: &P, x: &P::Tensor, n: usize) -> Result<Vec<P::Tensor>, MpcError> {
+    let shape = p.shape(x).to_vec();
+    let mut pw = vec![x.clone()];
+    while pw.len() < n {
+        let top = pw[pw.len() - 1].clone();
+        let take = pw.len().min(n - pw.len());
+        let lhs: Vec<&P::Tensor> = (0..take).map(|_| &top).collect();
+        let rhs: Vec<&P::Tensor> = pw[..take].iter().collect();
+        let prod = p
+            .mul_trunc(&p.concat(&lhs)?, &p.concat(&rhs)?, p.frac_bits())
+            .await?;
+        let shapes: Vec<&[usize]> = (0..take).map(|_| shape.as_slice()).collect();
+        pw.extend(p.split(&prod, &shapes)?);
+    }
+    Ok(pw)
+}
+
+/// `ln x` for `x` in `[0.5, 100]`.
+pub async fn log<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    let f = p.frac_bits();
+    let e = exp(p, &affine(p, x, -2.0, -1.0).await?).await?;
+    let mut y = p.sub(&affine(p, x, 1.0 / 120.0, 3.0).await?, &p.scale(&e, 20))?;
+    for _ in 0..2 {
+        let ey = exp(p, &p.neg(&y)).await?;
+        let h = plus(p, &p.neg(&p.mul_trunc(x, &ey, f).await?), 1.0, f)?;
+        let pw = powers(p, &h, 8).await?;
+        let mut sum = p.scale(x, 0);
+        for (k, power) in pw.iter().enumerate() {
+            sum = p.add(&sum, &p.scale(power, fx(1.0 / (k + 1) as f64, f)))?;
+        }
+        y = p.sub(&y, &p.truncate(&sum, f).await?)?;
+    }
+    Ok(y)
+}
+
+/// The logistic function (see the module docs); needs a comparison.
+pub async fn sigmoid<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    let f = p.frac_bits();
+    let pos = p.drelu(x).await?;
+    let abs = select(p, &pos, x, &p.neg(x)).await?;
+    let e = exp(p, &p.neg(&abs)).await?;
+    let d = plus(p, &e, 1.0, f)?;
+    let y0 = p.public(&vec![fx(0.75, f); numel(p, x)], p.shape(x));
+    let r = newton_reciprocal(p, &d, y0, 4).await?;
+    let mirrored = plus(p, &p.neg(&r), 1.0, f)?;
+    select(p, &pos, &r, &mirrored).await
+}
+
+/// Softmax along the last axis; needs a comparison.
+pub async fn softmax<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    let f = p.frac_bits();
+    let shape = p.shape(x).to_vec();
+    let k = *shape.last().unwrap_or(&1);
+    let rows = numel(p, x) / k.max(1);
+    let m = max_last_axis(p, x).await?;
+    let spread = Gather::positions(&(0..rows * k).map(|i| i / k).collect::<Vec<_>>());
+    let mb = p.map_local(&m, &shape, &|s| spread.apply(s))?;
+    let e = exp(p, &p.sub(x, &mb)?).await?;
+    let sum = p.map_local(&e, &[rows], &|s| {
+        s.chunks(k)
+            .map(|c| c.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
+            .collect()
+    })?;
+    // Newton from 1/k: |1 - s/k| <= 1 - 1/k, squared each step; stop below 1e-6.
+    let mut iterations = 0;
+    let mut err = 1.0 - 1.0 / k as f64;
+    while err > 1e-6 {
+        err *= err;
+        iterations += 1;
+    }
+    let y0 = p.public(&vec![fx(1.0 / k as f64, f); rows], &[rows]);
+    let r = newton_reciprocal(p, &sum, y0, iterations).await?;
+    let rb = p.map_local(&r, &shape, &|s| spread.apply(s))?;
+    p.mul_trunc(&e, &rb, f).await
+}

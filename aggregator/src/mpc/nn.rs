@@ -1,0 +1,366 @@
+//! Layers written once over [`Protocol`]: they run on every protocol that has the operations
+//! they need, and return [`MpcError::Unsupported`] on one that lacks them (the comparison-based
+//! layers under Pond).
+//!
+//! - Linear: dense (`x·w + b`), conv2d via im2col (one matrix product), average pooling, mean.
+//! - Comparison-based (exact): select, ReLU, maximum, maximum and argmax along the last axis (a
+//!   tree of `ceil(log2 k)` levels, each one batched comparison and one multiplication),
+//!   max-pooling, and a bitonic sorting network (`log2 n (log2 n + 1) / 2` compare-exchange
+//!   stages).
+//! - Polynomials (Pond's approximations, TF Encrypted `pond.py`): sigmoid by a degree-9 odd
+//!   polynomial, ReLU by a degree-2 one; both only as good as the fit on their interval.
+
+use super::MpcError;
+use super::approx::fx;
+use super::layout::{Gather, Window, bitonic_stages, rows_to_nchw};
+use super::protocol::Protocol;
+
+/// `c ? x : y` for an arithmetic 0/1 `c`: `y + c (x - y)`, one multiplication.
+pub async fn select<P: Protocol>(
+    p: &P,
+    c: &P::Tensor,
+    x: &P::Tensor,
+    y: &P::Tensor,
+) -> Result<P::Tensor, MpcError> {
+    p.add(y, &p.mul(c, &p.sub(x, y)?).await?)
+}
+
+/// `x < y` as an arithmetic 0/1 (exact while `|x - y| < 2^62`).
+pub async fn less<P: Protocol>(p: &P, x: &P::Tensor, y: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    let ge = p.drelu(&p.sub(x, y)?).await?;
+    let ones = vec![1u64; p.shape(x).iter().product()];
+    p.add_public(&p.neg(&ge), &ones)
+}
+
+/// `max(x, 0)`, exact in the ring.
+pub async fn relu<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    let d = p.drelu(x).await?;
+    p.mul(&d, x).await
+}
+
+/// Elementwise maximum.
+pub async fn maximum<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    y: &P::Tensor,
+) -> Result<P::Tensor, MpcError> {
+    let c = less(p, x, y).await?;
+    select(p, &c, y, x).await
+}
+
+fn rows_and_width(shape: &[usize]) -> Result<(usize, usize, Vec<usize>), MpcError> {
+    match shape.split_last() {
+        Some((&k, rest)) if k > 0 => Ok((rest.iter().product(), k, rest.to_vec())),
+        _ => Err(MpcError::Invalid(format!(
+            "cannot reduce the last axis of {shape:?}"
+        ))),
+    }
+}
+
+fn gather<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    g: &Gather,
+    shape: &[usize],
+) -> Result<P::Tensor, MpcError> {
+    p.map_local(x, shape, &|s| g.apply(s))
+}
+
+/// Maximum along the last axis and, with `with_index`, its position.
+async fn max_tree<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    with_index: bool,
+) -> Result<(P::Tensor, Option<P::Tensor>), MpcError> {
+    let (rows, mut k, out_shape) = rows_and_width(p.shape(x))?;
+    let mut v = p.reshape(x, &[rows, k])?;
+    let positions: Vec<u64> = (0..rows).flat_map(|_| 0..k as u64).collect();
+    let mut idx = with_index.then(|| p.public(&positions, &[rows, k]));
+    while k > 1 {
+        let half = k / 2;
+        let rest = k - 2 * half;
+        let cols = |r: std::ops::Range<usize>| Gather::columns(rows, k, &r.collect::<Vec<_>>());
+        let (gl, gr, gt) = (cols(0..half), cols(half..2 * half), cols(2 * half..k));
+        let (a, b) = (
+            gather(p, &v, &gl, &[rows, half])?,
+            gather(p, &v, &gr, &[rows, half])?,
+        );
+        let c = less(p, &a, &b).await?;
+        // One multiplication for the value and (batched) the index: c * (b - a).
+        let dv = p.sub(&b, &a)?;
+        let half_shape: &[usize] = &[rows, half];
+        let (new_v, new_i) = match &idx {
+            Some(i) => {
+                let (ia, ib) = (
+                    gather(p, i, &gl, half_shape)?,
+                    gather(p, i, &gr, half_shape)?,
+                );
+                let di = p.sub(&ib, &ia)?;
+                let prod = p
+                    .mul(&p.concat(&[&c, &c])?, &p.concat(&[&dv, &di])?)
+                    .await?;
+                let parts = p.split(&prod, &[half_shape, half_shape])?;
+                (p.add(&a, &parts[0])?, Some(p.add(&ia, &parts[1])?))
+            }
+            None => (p.add(&a, &p.mul(&c, &dv).await?)?, None),
+        };
+        // Rows become [the half winners, the odd column left over].
+        let w = half + rest;
+        let merge = Gather::positions(
+            &(0..rows)
+                .flat_map(|r| {
+                    (0..half)
+                        .map(move |c| r * half + c)
+                        .chain((0..rest).map(move |c| rows * half + r * rest + c))
+                })
+                .collect::<Vec<_>>(),
+        );
+        let join = |head: &P::Tensor, src: &P::Tensor| -> Result<P::Tensor, MpcError> {
+            let tail = gather(p, src, &gt, &[rows, rest])?;
+            gather(p, &p.concat(&[head, &tail])?, &merge, &[rows, w])
+        };
+        v = join(&new_v, &v)?;
+        if let (Some(ni), Some(i)) = (new_i, &idx) {
+            idx = Some(join(&ni, i)?);
+        }
+        k = w;
+    }
+    let idx = match idx {
+        Some(i) => Some(p.reshape(&i, &out_shape)?),
+        None => None,
+    };
+    Ok((p.reshape(&v, &out_shape)?, idx))
+}
+
+/// Maximum along the last axis.
+pub async fn max_last_axis<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    Ok(max_tree(p, x, false).await?.0)
+}
+
+/// Position of the maximum along the last axis (an integer, not fixed-point, sharing; ties go
+/// to the earlier position).
+pub async fn argmax<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    max_tree(p, x, true)
+        .await?
+        .1
+        .ok_or_else(|| MpcError::Invalid("argmax without index".into()))
+}
+
+/// Max-pooling of an `[n, c, h, w]` sharing (exact).
+pub async fn maxpool2d<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    window: Window,
+) -> Result<P::Tensor, MpcError> {
+    let (g, out_shape) = window.pool(p.shape(x))?;
+    let (kh, kw) = window.kernel;
+    let patches = gather(p, x, &g, &[g.len() / (kh * kw), kh * kw])?;
+    p.reshape(&max_last_axis(p, &patches).await?, &out_shape)
+}
+
+/// Average pooling of an `[n, c, h, w]` fixed-point sharing: window sums (local) times the
+/// public `1/(kh kw)`, one truncation.
+pub async fn avgpool2d<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    window: Window,
+) -> Result<P::Tensor, MpcError> {
+    let (g, out_shape) = window.pool(p.shape(x))?;
+    let (kh, kw) = window.kernel;
+    let k = kh * kw;
+    let sums = p.map_local(x, &out_shape, &|s| {
+        g.apply(s)
+            .chunks(k)
+            .map(|c| c.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
+            .collect()
+    })?;
+    let f = p.frac_bits();
+    p.truncate(&p.scale(&sums, fx(1.0 / k as f64, f)), f).await
+}
+
+/// Mean along the last axis of a fixed-point sharing (local sum, public scale, one truncation).
+pub async fn mean_last_axis<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    let (rows, k, out_shape) = rows_and_width(p.shape(x))?;
+    let sums = p.map_local(x, &out_shape, &|s| {
+        s.chunks(k)
+            .map(|c| c.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
+            .collect()
+    })?;
+    let _ = rows;
+    let f = p.frac_bits();
+    p.truncate(&p.scale(&sums, fx(1.0 / k as f64, f)), f).await
+}
+
+/// A dense layer on fixed-point sharings: `x·w + b` for `x: [m, k]`, `w: [k, n]`, `b: [n]`.
+pub async fn dense<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    w: &P::Tensor,
+    b: &P::Tensor,
+) -> Result<P::Tensor, MpcError> {
+    let y = p.matmul_trunc(x, w, p.frac_bits()).await?;
+    let shape = p.shape(&y).to_vec();
+    let n = *shape.last().unwrap_or(&1);
+    let spread = Gather::positions(
+        &(0..shape.iter().product())
+            .map(|i| i % n)
+            .collect::<Vec<_>>(),
+    );
+    p.add(&y, &gather(p, b, &spread, &shape)?)
+}
+
+/// 2-D convolution of `x: [n, c, h, w]` with `kernel: [o, c, kh, kw]` (fixed point, no bias)
+/// via im2col: the patches `[n*oh*ow, c*kh*kw]` times the kernel as `[c*kh*kw, o]`, one matrix
+/// product and one truncation; the result is `[n, o, oh, ow]`.
+pub async fn conv2d<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    kernel: &P::Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<P::Tensor, MpcError> {
+    let (o, c, kh, kw) = match p.shape(kernel) {
+        &[o, c, kh, kw] => (o, c, kh, kw),
+        s => {
+            return Err(MpcError::Invalid(format!(
+                "kernel must be [o, c, kh, kw], got {s:?}"
+            )));
+        }
+    };
+    if p.shape(x).get(1) != Some(&c) {
+        return Err(MpcError::Invalid(format!(
+            "input {:?} does not have the kernel's {c} channels",
+            p.shape(x)
+        )));
+    }
+    let window = Window {
+        kernel: (kh, kw),
+        stride,
+        padding,
+    };
+    let (g, (n, oh, ow)) = window.im2col(p.shape(x))?;
+    let cols = gather(p, x, &g, &[n * oh * ow, c * kh * kw])?;
+    let kmat = gather(
+        p,
+        kernel,
+        &Gather::transpose(o, c * kh * kw),
+        &[c * kh * kw, o],
+    )?;
+    let rows = p.matmul_trunc(&cols, &kmat, p.frac_bits()).await?;
+    gather(p, &rows, &rows_to_nchw(n, oh, ow, o), &[n, o, oh, ow])
+}
+
+/// `sum_i coeffs[i] x^i` for a fixed-point sharing (powers by sequential multiplication, one
+/// truncation per power; the weighted sum is truncated once).
+pub async fn polynomial<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    coeffs: &[f64],
+) -> Result<P::Tensor, MpcError> {
+    let f = p.frac_bits();
+    let n: usize = p.shape(x).iter().product();
+    let shape = p.shape(x).to_vec();
+    let mut acc = p.public(
+        &vec![fx(coeffs.first().copied().unwrap_or(0.0), 2 * f); n],
+        &shape,
+    );
+    let mut power = x.clone();
+    for (i, c) in coeffs.iter().enumerate().skip(1) {
+        if i > 1 {
+            power = p.mul_trunc(&power, x, f).await?;
+        }
+        if *c != 0.0 {
+            acc = p.add(&acc, &p.scale(&power, fx(*c, f)))?;
+        }
+    }
+    p.truncate(&acc, f).await
+}
+
+/// TF Encrypted's Pond sigmoid: an odd degree-9 polynomial fitted on `[-8, 8]` (largest error
+/// there 0.0234; outside it diverges).
+pub async fn sigmoid_poly<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    const COEFFS: [f64; 10] = [
+        0.5,
+        0.2159198015,
+        0.0,
+        -0.0082176259,
+        0.0,
+        0.0001825597,
+        0.0,
+        -0.0000018848,
+        0.0,
+        0.0000000072,
+    ];
+    // Evaluated in z = x/8 (within [-1, 1] on the fitted interval) with coefficients c_i 8^i:
+    // the high coefficients (7e-9 for x^9) would round to zero with 16 fractional bits.
+    const SHIFT: u32 = 3;
+    let scaled: Vec<f64> = COEFFS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c * f64::from(1u32 << (SHIFT * i as u32)))
+        .collect();
+    let z = p.truncate(x, SHIFT).await?;
+    polynomial(p, &z, &scaled).await
+}
+
+/// TF Encrypted's Pond ReLU approximation: `0.4401 + 0.5 x + 0.1122 x^2`, a least-squares fit of
+/// ReLU on `[-4, 4]` (not exact: use [`relu`] where the protocol can compare).
+pub async fn relu_poly<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    polynomial(p, x, &[0.44015372000819103, 0.5, 0.11217537671414643]).await
+}
+
+/// Sorts a 1-D sharing ascending with a bitonic network (padded to a power of two with a large
+/// public value; inputs must satisfy `|x| < 2^61`).
+pub async fn sort<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+    let n: usize = p.shape(x).iter().product();
+    let size = n.next_power_of_two();
+    let pad = vec![1u64 << 61; size - n];
+    let mut v = p.concat(&[&p.reshape(x, &[n])?, &p.public(&pad, &[size - n])])?;
+    for stage in bitonic_stages(size) {
+        let m = stage.len();
+        let at = |pick: &dyn Fn(&(usize, usize, bool)) -> usize| {
+            Gather::positions(&stage.iter().map(pick).collect::<Vec<_>>())
+        };
+        let vi = gather(p, &v, &at(&|q| q.0), &[m])?;
+        let vl = gather(p, &v, &at(&|q| q.1), &[m])?;
+        // Swap when the pair is out of order: v[l] < v[i] ascending, v[i] < v[l] descending.
+        let lo = gather(p, &v, &at(&|q| if q.2 { q.1 } else { q.0 }), &[m])?;
+        let hi = gather(p, &v, &at(&|q| if q.2 { q.0 } else { q.1 }), &[m])?;
+        let c = less(p, &lo, &hi).await?;
+        let d = p.mul(&c, &p.sub(&vl, &vi)?).await?;
+        let both = p.concat(&[&p.add(&vi, &d)?, &p.sub(&vl, &d)?])?;
+        // Scatter back: position i <- new v[i] (j), position l <- new v[l] (m + j).
+        let mut src = vec![0usize; size];
+        for (j, (i, l, _)) in stage.iter().enumerate() {
+            src[*i] = j;
+            src[*l] = m + j;
+        }
+        v = gather(p, &both, &Gather::positions(&src), &[size])?;
+    }
+    let shape = p.shape(x).to_vec();
+    p.map_local(&v, &shape, &|s| s[..n].to_vec())
+}
+
+/// `x / y` for fixed-point `x >= 0`, `y > 0` whose quotient is below `2^int_bits`: exactly
+/// `floor(x 2^f / y)` (f fractional bits), by long division bit by bit (SecureNN Algorithm 9):
+/// `f + int_bits` steps, each one comparison and one multiplication. Needs
+/// `x 2^f < 2^62` and `y 2^(f + int_bits) < 2^62` in raw units.
+pub async fn divide<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    y: &P::Tensor,
+    int_bits: u32,
+) -> Result<P::Tensor, MpcError> {
+    let f = p.frac_bits();
+    let num = p.scale(x, 1u64 << f);
+    let mut used = p.scale(x, 0);
+    let mut q = p.scale(x, 0);
+    for i in (0..f + int_bits).rev() {
+        let yi = p.scale(y, 1u64 << i);
+        let rest = p.sub(&p.sub(&num, &used)?, &yi)?;
+        let bit = p.drelu(&rest).await?;
+        used = p.add(&used, &p.mul(&bit, &yi).await?)?;
+        q = p.add(&q, &p.scale(&bit, 1u64 << i))?;
+    }
+    Ok(q)
+}

@@ -1,0 +1,400 @@
+//! One interface over the three protocols, so a model written once runs on any of them.
+//!
+//! [`Protocol`] has the sharing, the local linear operations, the interactive products and
+//! truncation every protocol provides, and the comparison ([`Protocol::drelu`]) only SecureNN and
+//! ABY3 provide: under Pond it returns [`MpcError::Unsupported`], never a panic, and so does
+//! everything built on it in [`super::nn`] (ReLU, max-pooling, argmax, sort...). All values are
+//! in the 64-bit ring; fixed-point values carry [`Protocol::frac_bits`] fractional bits.
+//!
+//! [`Pond`], [`SecureNn`] and [`Aby3`] bind a [`Session`] to a protocol.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tessera_common::PartyId;
+use tessera_common::net::Network;
+use tessera_common::ring::RingTensor;
+
+use super::aby3::{self, Aby3Tensor, Shared};
+use super::pond::{self, PondTensor};
+use super::{MpcError, Session, securenn};
+
+/// The error of an operation a protocol lacks.
+pub fn unsupported(protocol: &'static str, op: &'static str) -> MpcError {
+    MpcError::Unsupported { protocol, op }
+}
+
+/// The operations of a secret-sharing protocol (see the module docs).
+pub trait Protocol: Send + Sync {
+    /// A shared tensor as one server holds it.
+    type Tensor: Clone + Send + Sync + std::fmt::Debug + 'static;
+    /// The protocol's name (`pond`, `securenn`, `aby3`).
+    const NAME: &'static str;
+
+    /// This server's index.
+    fn me(&self) -> usize;
+    /// Fractional bits of fixed-point values.
+    fn frac_bits(&self) -> u32;
+    /// The session (counters, operation ids).
+    fn session_stats(&self) -> tessera_common::net::NetStats;
+    /// A tensor's public shape.
+    fn shape<'a>(&self, x: &'a Self::Tensor) -> &'a [usize];
+
+    /// Shares a value held by server `owner`.
+    fn share(
+        &self,
+        owner: usize,
+        value: Option<&RingTensor<u64>>,
+        shape: &[usize],
+    ) -> impl Future<Output = Result<Self::Tensor, MpcError>> + Send;
+    /// Receives an input secret-shared by an outside party ([`super::io::send_input`]).
+    fn input(
+        &self,
+        from: PartyId,
+        label: &str,
+        shape: &[usize],
+    ) -> impl Future<Output = Result<Self::Tensor, MpcError>> + Send;
+    /// Reveals `x` to server `to` only.
+    fn reveal(
+        &self,
+        x: &Self::Tensor,
+        to: usize,
+    ) -> impl Future<Output = Result<Option<RingTensor<u64>>, MpcError>> + Send;
+    /// Reveals `x` to an outside party only ([`super::io::receive_output`]).
+    fn output(
+        &self,
+        x: &Self::Tensor,
+        to: PartyId,
+        label: &str,
+    ) -> impl Future<Output = Result<(), MpcError>> + Send;
+
+    /// A public tensor as a sharing.
+    fn public(&self, value: &[u64], shape: &[usize]) -> Self::Tensor;
+    /// `x + y`.
+    fn add(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError>;
+    /// `x - y`.
+    fn sub(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError>;
+    /// `x * k` for a public ring scalar (no truncation).
+    fn scale(&self, x: &Self::Tensor, k: u64) -> Self::Tensor;
+    /// `x * c` elementwise for a public tensor (no truncation).
+    fn mul_public(&self, x: &Self::Tensor, c: &[u64]) -> Result<Self::Tensor, MpcError>;
+    /// A linear local map applied to the shares (gather, reshape, sum...).
+    fn map_local(
+        &self,
+        x: &Self::Tensor,
+        shape: &[usize],
+        f: &(dyn Fn(&[u64]) -> Vec<u64> + Sync),
+    ) -> Result<Self::Tensor, MpcError>;
+
+    /// Elementwise product (exact in the ring).
+    fn mul(
+        &self,
+        x: &Self::Tensor,
+        y: &Self::Tensor,
+    ) -> impl Future<Output = Result<Self::Tensor, MpcError>> + Send;
+    /// Matrix product (exact in the ring).
+    fn matmul(
+        &self,
+        x: &Self::Tensor,
+        y: &Self::Tensor,
+    ) -> impl Future<Output = Result<Self::Tensor, MpcError>> + Send;
+    /// Signed shift right by `bits` (within one unit).
+    fn truncate(
+        &self,
+        x: &Self::Tensor,
+        bits: u32,
+    ) -> impl Future<Output = Result<Self::Tensor, MpcError>> + Send;
+    /// `(x * y) >> bits`.
+    fn mul_trunc(
+        &self,
+        x: &Self::Tensor,
+        y: &Self::Tensor,
+        bits: u32,
+    ) -> impl Future<Output = Result<Self::Tensor, MpcError>> + Send {
+        async move { self.truncate(&self.mul(x, y).await?, bits).await }
+    }
+    /// `(x · y) >> bits`.
+    fn matmul_trunc(
+        &self,
+        x: &Self::Tensor,
+        y: &Self::Tensor,
+        bits: u32,
+    ) -> impl Future<Output = Result<Self::Tensor, MpcError>> + Send {
+        async move { self.truncate(&self.matmul(x, y).await?, bits).await }
+    }
+    /// `x >= 0` as an arithmetic 0/1 (exact). Pond has no exact comparison.
+    fn drelu(
+        &self,
+        x: &Self::Tensor,
+    ) -> impl Future<Output = Result<Self::Tensor, MpcError>> + Send {
+        let _ = x;
+        async move { Err(unsupported(Self::NAME, "comparison (drelu)")) }
+    }
+
+    /// `-x`.
+    fn neg(&self, x: &Self::Tensor) -> Self::Tensor {
+        self.scale(x, u64::MAX)
+    }
+    /// `x + c` for a public tensor.
+    fn add_public(&self, x: &Self::Tensor, c: &[u64]) -> Result<Self::Tensor, MpcError> {
+        self.add(x, &self.public(c, self.shape(x)))
+    }
+    /// The same shares under another shape.
+    fn reshape(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor, MpcError> {
+        self.map_local(x, shape, &<[u64]>::to_vec)
+    }
+    /// Concatenates flat tensors (to batch independent operations into one round).
+    fn concat(&self, parts: &[&Self::Tensor]) -> Result<Self::Tensor, MpcError>;
+    /// Splits a flat tensor into pieces of the given shapes.
+    fn split(&self, x: &Self::Tensor, shapes: &[&[usize]]) -> Result<Vec<Self::Tensor>, MpcError>;
+}
+
+macro_rules! binding {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name<N: Network> {
+            session: Arc<Session<N>>,
+            frac_bits: u32,
+        }
+
+        impl<N: Network> $name<N> {
+            /// Binds `session` with fixed-point values of `frac_bits` fractional bits.
+            pub fn new(session: Arc<Session<N>>, frac_bits: u32) -> Self {
+                $name { session, frac_bits }
+            }
+
+            /// The session.
+            pub fn session(&self) -> &Session<N> {
+                &self.session
+            }
+        }
+    };
+}
+
+binding!(
+    /// Pond (two computing servers and a producer).
+    Pond
+);
+binding!(
+    /// SecureNN: Pond's sharing plus exact comparisons with server2 as the helper.
+    SecureNn
+);
+binding!(
+    /// ABY3 (three servers, replicated sharing).
+    Aby3
+);
+
+/// The parts of Pond and SecureNN that are the same: both hold [`PondTensor`]s.
+macro_rules! additive_impl {
+    () => {
+        type Tensor = PondTensor<u64>;
+
+        fn me(&self) -> usize {
+            self.session.me()
+        }
+        fn frac_bits(&self) -> u32 {
+            self.frac_bits
+        }
+        fn session_stats(&self) -> tessera_common::net::NetStats {
+            self.session.net_stats()
+        }
+        fn shape<'a>(&self, x: &'a Self::Tensor) -> &'a [usize] {
+            x.shape()
+        }
+        async fn share(
+            &self,
+            owner: usize,
+            value: Option<&RingTensor<u64>>,
+            shape: &[usize],
+        ) -> Result<Self::Tensor, MpcError> {
+            pond::share_from(&self.session, owner, value, shape).await
+        }
+        async fn input(
+            &self,
+            from: PartyId,
+            label: &str,
+            shape: &[usize],
+        ) -> Result<Self::Tensor, MpcError> {
+            pond::input_from(&self.session, from, label, shape).await
+        }
+        async fn reveal(
+            &self,
+            x: &Self::Tensor,
+            to: usize,
+        ) -> Result<Option<RingTensor<u64>>, MpcError> {
+            pond::reveal_to(&self.session, x, to).await
+        }
+        async fn output(&self, x: &Self::Tensor, to: PartyId, label: &str) -> Result<(), MpcError> {
+            pond::output_to(&self.session, x, to, label).await
+        }
+        fn public(&self, value: &[u64], shape: &[usize]) -> Self::Tensor {
+            let share = (self.me() < pond::PRODUCER).then(|| {
+                let v = if self.me() == 0 {
+                    value.to_vec()
+                } else {
+                    vec![0; value.len()]
+                };
+                RingTensor::from_vec(shape, v).unwrap_or_else(|_| RingTensor::zeros(shape))
+            });
+            PondTensor::from_share(share, shape)
+        }
+        fn add(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
+            x.add(y)
+        }
+        fn sub(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
+            x.sub(y)
+        }
+        fn scale(&self, x: &Self::Tensor, k: u64) -> Self::Tensor {
+            x.scale(k)
+        }
+        fn mul_public(&self, x: &Self::Tensor, c: &[u64]) -> Result<Self::Tensor, MpcError> {
+            x.mul_public(c)
+        }
+        fn map_local(
+            &self,
+            x: &Self::Tensor,
+            shape: &[usize],
+            f: &(dyn Fn(&[u64]) -> Vec<u64> + Sync),
+        ) -> Result<Self::Tensor, MpcError> {
+            x.map_local(shape, f)
+        }
+        async fn mul(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
+            pond::mul(&self.session, x, y).await
+        }
+        async fn matmul(
+            &self,
+            x: &Self::Tensor,
+            y: &Self::Tensor,
+        ) -> Result<Self::Tensor, MpcError> {
+            pond::matmul(&self.session, x, y).await
+        }
+        async fn truncate(&self, x: &Self::Tensor, bits: u32) -> Result<Self::Tensor, MpcError> {
+            Ok(pond::truncate(self.me(), x, bits))
+        }
+        fn concat(&self, parts: &[&Self::Tensor]) -> Result<Self::Tensor, MpcError> {
+            pond::concat(parts)
+        }
+        fn split(
+            &self,
+            x: &Self::Tensor,
+            shapes: &[&[usize]],
+        ) -> Result<Vec<Self::Tensor>, MpcError> {
+            pond::split(x, shapes)
+        }
+    };
+}
+
+impl<N: Network> Protocol for Pond<N> {
+    const NAME: &'static str = "pond";
+    additive_impl!();
+}
+
+impl<N: Network> Protocol for SecureNn<N> {
+    const NAME: &'static str = "securenn";
+    additive_impl!();
+
+    async fn drelu(&self, x: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
+        securenn::drelu(&self.session, x).await
+    }
+}
+
+impl<N: Network> Protocol for Aby3<N> {
+    type Tensor = Aby3Tensor;
+    const NAME: &'static str = "aby3";
+
+    fn me(&self) -> usize {
+        self.session.me()
+    }
+    fn frac_bits(&self) -> u32 {
+        self.frac_bits
+    }
+    fn session_stats(&self) -> tessera_common::net::NetStats {
+        self.session.net_stats()
+    }
+    fn shape<'a>(&self, x: &'a Self::Tensor) -> &'a [usize] {
+        x.shape()
+    }
+    async fn share(
+        &self,
+        owner: usize,
+        value: Option<&RingTensor<u64>>,
+        shape: &[usize],
+    ) -> Result<Self::Tensor, MpcError> {
+        aby3::share_from(&self.session, owner, value, shape).await
+    }
+    async fn input(
+        &self,
+        from: PartyId,
+        label: &str,
+        shape: &[usize],
+    ) -> Result<Self::Tensor, MpcError> {
+        aby3::input_from(&self.session, from, label, shape).await
+    }
+    async fn reveal(
+        &self,
+        x: &Self::Tensor,
+        to: usize,
+    ) -> Result<Option<RingTensor<u64>>, MpcError> {
+        aby3::reveal_to(&self.session, x, to).await
+    }
+    async fn output(&self, x: &Self::Tensor, to: PartyId, label: &str) -> Result<(), MpcError> {
+        aby3::output_to(&self.session, x, to, label).await
+    }
+    fn public(&self, value: &[u64], shape: &[usize]) -> Self::Tensor {
+        Shared::public(self.me(), value, shape)
+    }
+    fn add(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
+        x.add(y)
+    }
+    fn sub(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
+        x.sub(y)
+    }
+    fn scale(&self, x: &Self::Tensor, k: u64) -> Self::Tensor {
+        x.scale(k)
+    }
+    fn mul_public(&self, x: &Self::Tensor, c: &[u64]) -> Result<Self::Tensor, MpcError> {
+        x.mul_public(c)
+    }
+    fn map_local(
+        &self,
+        x: &Self::Tensor,
+        shape: &[usize],
+        f: &(dyn Fn(&[u64]) -> Vec<u64> + Sync),
+    ) -> Result<Self::Tensor, MpcError> {
+        x.map_local(shape, f)
+    }
+    async fn mul(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
+        aby3::mul(&self.session, x, y).await
+    }
+    async fn matmul(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
+        aby3::matmul(&self.session, x, y).await
+    }
+    async fn truncate(&self, x: &Self::Tensor, bits: u32) -> Result<Self::Tensor, MpcError> {
+        aby3::trunc::truncate(&self.session, x, bits).await
+    }
+    async fn mul_trunc(
+        &self,
+        x: &Self::Tensor,
+        y: &Self::Tensor,
+        bits: u32,
+    ) -> Result<Self::Tensor, MpcError> {
+        aby3::trunc::mul_trunc(&self.session, x, y, bits).await
+    }
+    async fn matmul_trunc(
+        &self,
+        x: &Self::Tensor,
+        y: &Self::Tensor,
+        bits: u32,
+    ) -> Result<Self::Tensor, MpcError> {
+        aby3::trunc::matmul_trunc(&self.session, x, y, bits).await
+    }
+    async fn drelu(&self, x: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
+        aby3::boolean::drelu(&self.session, x).await
+    }
+    fn concat(&self, parts: &[&Self::Tensor]) -> Result<Self::Tensor, MpcError> {
+        Ok(Shared::concat(parts))
+    }
+    fn split(&self, x: &Self::Tensor, shapes: &[&[usize]]) -> Result<Vec<Self::Tensor>, MpcError> {
+        x.split(shapes)
+    }
+}

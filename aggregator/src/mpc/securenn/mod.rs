@@ -1,0 +1,46 @@
+//! SecureNN (Wagh, Gupta & Chandran, PoPETs 2019, "SecureNN: 3-Party Secure Computation for
+//! Neural Network Training"): Pond's two-party additive sharing (`server0`, `server1`) with
+//! `server2` as the helper that deals correlated randomness and takes part in the comparison
+//! protocols, never seeing a value in the clear.
+//!
+//! - [`compare`]: PrivateCompare (Algorithm 3): shares of the bits of `x` in `Z_67` and a public
+//!   `r`; the helper learns `beta XOR (x > r)` for a bit `beta` it does not know.
+//! - [`convert`]: ShareConvert (Algorithm 4): shares in `Z_{2^64}` to shares in the odd ring
+//!   `Z_{2^64 - 1}`.
+//! - [`msb`]: ComputeMSB (Algorithm 5): the most significant bit of a value shared in
+//!   `Z_{2^64 - 1}` is the low bit of `2a mod (2^64 - 1)`, read through a masked opening and
+//!   PrivateCompare.
+//! - [`drelu`] (Algorithm 6): `x >= 0` as shares of 0/1: ShareConvert of `2x` (even, so never
+//!   `2^64 - 1`, the one value ShareConvert excludes), then ComputeMSB; valid for `|x| < 2^62`.
+//!
+//! Exact ReLU (Algorithm 7), select (Algorithm 2), maximum and max-pooling (Algorithm 8) and
+//! division (Algorithm 9) are the generic layers of [`crate::mpc::nn`] on top of [`drelu`] and
+//! Pond's Beaver multiplication (SecureNN's `MatMul`, Algorithm 1, with the dealer's triples
+//! compressed by seeds). The dealer's other messages are compressed the same way: `server0`'s
+//! share of anything the helper deals comes from the PRG the two share, and only `server1`'s is
+//! sent.
+
+pub mod compare;
+pub mod convert;
+pub mod msb;
+mod zn;
+
+use tessera_common::net::Network;
+
+use super::pond::{PRODUCER, PondTensor};
+use super::{MpcError, Session};
+
+/// The helper server.
+pub const HELPER: usize = PRODUCER;
+
+/// `x >= 0` for `|x| < 2^62`, as Pond shares of 0/1 (Algorithm 6).
+pub async fn drelu<N: Network>(
+    session: &Session<N>,
+    x: &PondTensor<u64>,
+) -> Result<PondTensor<u64>, MpcError> {
+    let doubled = x.scale(2);
+    let y = convert::share_convert(session, &doubled).await?;
+    let msb = msb::compute_msb(session, &y, x.shape()).await?;
+    let ones = vec![1u64; x.shape().iter().product()];
+    msb.neg().add_public(session.me(), &ones)
+}

@@ -1,0 +1,110 @@
+//! ComputeMSB (SecureNN Algorithm 5): the most significant bit of `a`, shared in the odd ring
+//! `Z_{2^64 - 1}`, as shares in `Z_{2^64}`.
+//!
+//! Over an odd modulus `MSB(a) = LSB(y)` for `y = 2a`. The helper deals a random `x` (shares in
+//! the odd ring, of its bits in `Z_67`, and of its low bit in `Z_{2^64}`); the computing servers
+//! open `r = y + x` to each other; `LSB(y) = r_0 XOR x_0 XOR (x > r)`, the last term (the
+//! wrap-around) from PrivateCompare under a common random bit `beta`, dealt back as `beta'`; the
+//! XORs of shared bits take one Beaver multiplication. Five rounds (the first, the helper's
+//! dealing, does not depend on `a`).
+
+use tessera_common::net::Network;
+use tessera_common::ring::RingTensor;
+
+use super::HELPER;
+use super::compare::private_compare;
+use super::zn::{Deal, Zn, bits_of, deal, dealt};
+use crate::mpc::pond::{self, PondTensor};
+use crate::mpc::{MpcError, Session};
+
+const X: Deal = Deal {
+    part: "x",
+    stream: 1,
+    zn: Zn::Odd,
+};
+const X_BITS: Deal = Deal {
+    part: "x_bits",
+    stream: 2,
+    zn: Zn::P,
+};
+const X_LSB: Deal = Deal {
+    part: "x_lsb",
+    stream: 3,
+    zn: Zn::L,
+};
+const BETA: Deal = Deal {
+    part: "beta",
+    stream: 5,
+    zn: Zn::L,
+};
+
+/// `MSB(a)` as Pond shares of 0/1 for `a` shared in `Z_{2^64 - 1}` (`a_share` empty at the
+/// helper).
+pub async fn compute_msb<N: Network>(
+    session: &Session<N>,
+    a_share: &[u64],
+    shape: &[usize],
+) -> Result<PondTensor<u64>, MpcError> {
+    let op = session.op("snn_msb");
+    let before = session.net_stats();
+    let me = session.me();
+    let n: usize = shape.iter().product();
+    let odd = Zn::Odd;
+    if me == HELPER {
+        let x = Zn::Odd.sample(&mut rand_prg(), n);
+        deal(session, &op, X, &x).await?;
+        deal(session, &op, X_BITS, &bits_of(&x)).await?;
+        let lsb: Vec<u64> = x.iter().map(|v| v & 1).collect();
+        deal(session, &op, X_LSB, &lsb).await?;
+        let beta1 = private_compare(session, &op, &[], &[], &[], n)
+            .await?
+            .unwrap_or_default();
+        deal(session, &op, BETA, &beta1).await?;
+        session.record(&op, before);
+        // The XOR's multiplication: the helper deals the Beaver triple.
+        let none = PondTensor::from_share(None, shape);
+        return pond::mul(session, &none, &none).await;
+    }
+    if a_share.len() != n {
+        return Err(MpcError::Invalid(format!(
+            "{} shares for {n} elements",
+            a_share.len()
+        )));
+    }
+    let x = dealt(session, &op, X, n).await?;
+    let x_bits = dealt(session, &op, X_BITS, 64 * n).await?;
+    let x_lsb = dealt(session, &op, X_LSB, n).await?;
+    // r = 2a + x, opened between server0 and server1.
+    let r_mine: Vec<u64> = (0..n)
+        .map(|i| odd.add(odd.add(a_share[i], a_share[i]), x[i]))
+        .collect();
+    let other = 1 - me;
+    session.send_vec(other, &op, "r", &r_mine).await?;
+    let r_other = session.recv_vec::<u64>(other, &op, "r", n).await?;
+    let r: Vec<u64> = (0..n).map(|i| odd.add(r_mine[i], r_other[i])).collect();
+    let beta: Vec<u64> = session
+        .shared_prg(other, &op, 4)?
+        .ring_vec::<u64>(n)
+        .iter()
+        .map(|v| v & 1)
+        .collect();
+    private_compare(session, &op, &x_bits, &r, &beta, n).await?;
+    let beta1 = dealt(session, &op, BETA, n).await?;
+    session.record(&op, before);
+    let j = me as u64;
+    // gamma = beta XOR beta' = (x > r); delta = x_0 XOR r_0 (shares in Z_{2^64}).
+    let xor_public = |shared: u64, bit: u64| {
+        (shared.wrapping_add(j * bit)).wrapping_sub(2u64.wrapping_mul(bit).wrapping_mul(shared))
+    };
+    let gamma: Vec<u64> = (0..n).map(|i| xor_public(beta1[i], beta[i])).collect();
+    let delta: Vec<u64> = (0..n).map(|i| xor_public(x_lsb[i], r[i] & 1)).collect();
+    let g = PondTensor::from_share(Some(RingTensor::from_vec(shape, gamma)?), shape);
+    let d = PondTensor::from_share(Some(RingTensor::from_vec(shape, delta)?), shape);
+    let theta = pond::mul(session, &g, &d).await?;
+    // alpha = gamma XOR delta = gamma + delta - 2 theta.
+    g.add(&d)?.sub(&theta.scale(2))
+}
+
+fn rand_prg() -> tessera_common::prg::Prg {
+    tessera_common::prg::Prg::new(&tessera_common::prg::Seed::random(&mut rand::rng()), 0)
+}
