@@ -4,15 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
-
-use tessera_aggregator::net::{GrpcNetwork, GrpcNetworkSettings};
 use tessera_common::PartyId;
-use tessera_common::identity::Identity;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::net::{NetError, Network, Tag};
 
-const SERVERS: [PartyId; 3] = [PartyId::Server(0), PartyId::Server(1), PartyId::Server(2)];
+use futures::future::join_all;
+use tessera_tests::{SERVERS, grpc_cluster};
 
 fn payload(from: usize, to: usize, kind: u8, len: usize) -> Vec<u8> {
     (0..len)
@@ -66,43 +63,6 @@ async fn exchange_scenario<N: Network>(nets: &[N]) {
             + 1;
         assert_eq!(stats.bytes_sent, expected_sent, "server{i}");
     }
-}
-
-fn identities() -> Vec<Identity> {
-    SERVERS
-        .iter()
-        .map(|p| Identity::generate(*p, &mut rand::rng()))
-        .collect()
-}
-
-async fn grpc_cluster(recv_timeout: Duration) -> Vec<GrpcNetwork> {
-    let ids = identities();
-    let mut listeners = Vec::new();
-    let mut servers = Vec::new();
-    for p in SERVERS {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        servers.push((p, l.local_addr().unwrap().to_string()));
-        listeners.push(l);
-    }
-    let settings = GrpcNetworkSettings {
-        session: 5,
-        servers,
-        recv_timeout,
-        connect_timeout: Duration::from_secs(10),
-    };
-    let keys: Vec<_> = ids
-        .iter()
-        .map(|id| (id.party(), *id.public_key()))
-        .collect();
-    let starts = ids.iter().zip(listeners).map(|(id, listener)| {
-        let keys = keys.clone();
-        let settings = settings.clone();
-        async move {
-            GrpcNetwork::start(id, keys.iter().map(|(p, k)| (*p, k)), &settings, listener).await
-        }
-    });
-    let started = join_all(starts).await;
-    started.into_iter().map(|r| r.unwrap()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,12 @@
-//! Run one async program as every server in one process, over the in-memory network.
+//! Run one async program as every server in one process, over the in-memory network (the library
+//! equivalent of TF Encrypted's `LocalConfig`), optionally with outside parties (data owners,
+//! the model owner) that provide inputs and receive outputs.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tessera_common::PartyId;
+use tessera_common::net::Network;
 use tessera_common::net::memory::MemoryNetwork;
 
 use super::{MpcError, Session};
@@ -16,22 +19,65 @@ where
     F: Fn(Arc<Session<MemoryNetwork>>) -> Fut,
     Fut: Future<Output = Result<T, MpcError>> + Send + 'static,
 {
-    let parties: Vec<PartyId> = (0..servers as u8).map(PartyId::Server).collect();
-    let mut handles = Vec::new();
-    let nets = MemoryNetwork::cluster(&parties);
-    let mut sessions = Vec::new();
-    let mut setups = Vec::new();
-    for net in nets {
-        setups.push(tokio::spawn(Session::new(Arc::new(net))));
+    let none = |_: MemoryNetwork| async { Ok(()) };
+    Ok(run_local_with(servers, &[], program, none).await?.0)
+}
+
+/// Runs `program` as each server and `outsider` as each of the outside parties `outsiders`
+/// (each with its own network endpoint); returns the servers' results in server order and the
+/// outside parties' results in the order given.
+pub async fn run_local_with<T, U, F, Fut, G, Gut>(
+    servers: usize,
+    outsiders: &[PartyId],
+    program: F,
+    outsider: G,
+) -> Result<(Vec<T>, Vec<U>), MpcError>
+where
+    T: Send + 'static,
+    U: Send + 'static,
+    F: Fn(Arc<Session<MemoryNetwork>>) -> Fut,
+    Fut: Future<Output = Result<T, MpcError>> + Send + 'static,
+    G: Fn(MemoryNetwork) -> Gut,
+    Gut: Future<Output = Result<U, MpcError>> + Send + 'static,
+{
+    let mut parties: Vec<PartyId> = (0..servers as u8).map(PartyId::Server).collect();
+    parties.extend_from_slice(outsiders);
+    let mut nets = MemoryNetwork::cluster(&parties);
+    let outside_nets = nets.split_off(servers);
+    let outside: Vec<_> = outside_nets
+        .into_iter()
+        .map(|net| tokio::spawn(outsider(net)))
+        .collect();
+    let out = run_on(nets, program).await?;
+    let mut others = Vec::new();
+    for h in outside {
+        others.push(
+            h.await
+                .map_err(|e| MpcError::Party(format!("outside party task: {e}")))??,
+        );
     }
+    Ok((out, others))
+}
+
+/// Runs `program` as every server of `nets` (one endpoint per server, any [`Network`]: the
+/// in-memory one or gRPC) concurrently; returns what each returned, in the order of `nets`.
+pub async fn run_on<N, T, F, Fut>(nets: Vec<N>, program: F) -> Result<Vec<T>, MpcError>
+where
+    N: Network + 'static,
+    T: Send + 'static,
+    F: Fn(Arc<Session<N>>) -> Fut,
+    Fut: Future<Output = Result<T, MpcError>> + Send + 'static,
+{
+    let setups: Vec<_> = nets
+        .into_iter()
+        .map(|net| tokio::spawn(Session::new(Arc::new(net))))
+        .collect();
+    let mut handles = Vec::new();
     for s in setups {
         let session = s
             .await
             .map_err(|e| MpcError::Party(format!("setup task: {e}")))??;
-        sessions.push(Arc::new(session));
-    }
-    for session in &sessions {
-        handles.push(tokio::spawn(program(Arc::clone(session))));
+        handles.push(tokio::spawn(program(Arc::new(session))));
     }
     let mut out = Vec::new();
     for h in handles {

@@ -4,6 +4,8 @@
 //! communication each operation costs. One test binary, one module per protocol.
 
 mod aby3;
+mod grpc;
+mod io;
 mod layers;
 mod pond;
 mod securenn;

@@ -1,0 +1,80 @@
+//! Inputs from outside parties and outputs to the one entitled: a data owner secret-shares its
+//! features, the model owner its weights, the servers compute `relu(x·w)` and reveal it to the
+//! model owner only (the data owner gets nothing back).
+
+use std::sync::Arc;
+
+use tessera_aggregator::mpc::harness::run_local_with;
+use tessera_aggregator::mpc::io::{Scheme, receive_output, send_input};
+use tessera_aggregator::mpc::nn;
+use tessera_common::PartyId;
+use tessera_common::net::Network;
+
+use crate::{Aby3M, Make, SecureNnM, enc, reals, runtime};
+
+fn relu_of_product_reaches_only_the_model_owner<P: Make>(scheme: Scheme) {
+    let (m, k, n) = (5, 7, 3);
+    let xs = reals(61, m * k, -2.0, 2.0);
+    let ws = reals(62, k * n, -1.0, 1.0);
+    let (x, w) = (enc(&xs, &[m, k]), enc(&ws, &[k, n]));
+    let outsiders = [PartyId::DataOwner(0), PartyId::ModelOwner];
+    let (_, outside) = runtime()
+        .block_on(run_local_with(
+            3,
+            &outsiders,
+            move |s| async move {
+                let p = P::make(s);
+                let x = p.input(PartyId::DataOwner(0), "features", &[m, k]).await?;
+                let w = p.input(PartyId::ModelOwner, "weights", &[k, n]).await?;
+                let y = p.matmul_trunc(&x, &w, p.frac_bits()).await?;
+                let z = nn::relu(&p, &y).await?;
+                p.output(&z, PartyId::ModelOwner, "prediction").await
+            },
+            {
+                let (x, w) = (x.clone(), w.clone());
+                move |net| {
+                    let (x, w) = (x.clone(), w.clone());
+                    async move {
+                        let net = Arc::new(net);
+                        match net.me() {
+                            PartyId::DataOwner(_) => {
+                                send_input(&*net, scheme, "features", &x).await?;
+                                Ok(None)
+                            }
+                            _ => {
+                                send_input(&*net, scheme, "weights", &w).await?;
+                                Ok(Some(
+                                    receive_output(&*net, scheme, "prediction", &[m, n]).await?,
+                                ))
+                            }
+                        }
+                    }
+                }
+            },
+        ))
+        .unwrap();
+    assert!(outside[0].is_none(), "the data owner receives nothing");
+    let got = crate::dec(outside[1].as_ref().expect("the model owner receives"));
+    for r in 0..m {
+        for c in 0..n {
+            let y: f64 = (0..k).map(|t| xs[r * k + t] * ws[t * n + c]).sum();
+            assert!(
+                (got[r * n + c] - y.max(0.0)).abs() <= 3.0 / 65536.0,
+                "{}: [{r},{c}] {} vs {}",
+                P::NAME,
+                got[r * n + c],
+                y.max(0.0)
+            );
+        }
+    }
+}
+
+#[test]
+fn outside_inputs_and_output_under_securenn() {
+    relu_of_product_reaches_only_the_model_owner::<SecureNnM>(Scheme::Additive);
+}
+
+#[test]
+fn outside_inputs_and_output_under_aby3() {
+    relu_of_product_reaches_only_the_model_owner::<Aby3M>(Scheme::Replicated);
+}
