@@ -66,9 +66,13 @@ fn check(name: &str, inputs: &Inputs, outs: Vec<Vec<Option<RingTensor<u64>>>>, w
     );
     let (x, y) = (&inputs.fixed[0], &inputs.fixed[1]);
     let prod = signed(got[2].as_ref().unwrap());
-    for i in 0..x.len() {
-        let exact = ((x.as_slice()[i] as i64 as i128 * y.as_slice()[i] as i64 as i128) >> F) as i64;
-        assert!((prod[i] - exact).abs() <= 1, "{name}: mul_trunc at {i}");
+    for (i, (got, (a, b))) in prod
+        .iter()
+        .zip(x.as_slice().iter().zip(y.as_slice()))
+        .enumerate()
+    {
+        let exact = ((*a as i64 as i128 * *b as i64 as i128) >> F) as i64;
+        assert!((got - exact).abs() <= 1, "{name}: mul_trunc at {i}");
     }
     if with_relu {
         let expected = x.map(|v| if (v as i64) < 0 { 0 } else { v });
