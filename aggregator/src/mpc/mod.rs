@@ -3,16 +3,24 @@
 //!
 //! - [`session`]: a computation session: operation ids (each operation gets its own message tags,
 //!   so independent operations can be in flight), pairwise PRG seeds agreed at session start for
-//!   correlated randomness, per-operation communication counters.
+//!   correlated randomness (zero-sharings, common masks, the dealer's triples), per-operation
+//!   counters and a message-depth clock for communication rounds.
 //! - [`harness`]: run one async program as all servers in one process over the in-memory network
-//!   (the library equivalent of TF Encrypted's `LocalConfig`).
+//!   (the library equivalent of TF Encrypted's `LocalConfig`), with outside parties if wanted, or
+//!   over any network (gRPC).
+//! - [`io`]: the outside parties' end: a data owner or the model owner shares an input to the
+//!   servers or receives an output only it may see.
 //! - [`pond`]: two-party additive sharing between `server0` and `server1` with `server2` as the
 //!   crypto producer (Dahl et al. 2018, "Private Machine Learning in TensorFlow using Secure
 //!   Computation", arXiv 1810.08130, §3).
-//!
-//! Status: the session, the harness and Pond's sharing, reveal, linear operations, Beaver
-//! multiplication and matrix multiplication and probabilistic truncation are built and tested;
-//! SecureNN and ABY3 are not yet.
+//! - [`securenn`]: Pond's sharing plus exact comparisons with `server2` as helper (Wagh, Gupta,
+//!   Chandran, PoPETs 2019).
+//! - [`aby3`]: three-party replicated arithmetic and boolean sharing and conversions (Mohassel &
+//!   Rindal, CCS 2018).
+//! - [`protocol`]: one trait over the three; operations a protocol lacks fail with
+//!   [`MpcError::Unsupported`].
+//! - [`nn`], [`approx`]: layers and function approximations written once over the trait;
+//!   [`layout`]: the local gathers they use (im2col, pooling windows, sorting network).
 
 pub mod aby3;
 pub mod approx;

@@ -345,11 +345,6 @@ async fn beaver<R: Ring, N: Network>(
         });
     }
     let (a, b) = triple_part(me)?;
-    let c = if me == 0 {
-        c0_of()?
-    } else {
-        session.recv(PRODUCER, &op, "c1", &out_shape).await?
-    };
     let (xs, ys) = match (&x.share, &y.share) {
         (Some(xs), Some(ys)) => (xs, ys),
         _ => return Err(MpcError::Party("missing share".into())),
@@ -357,8 +352,14 @@ async fn beaver<R: Ring, N: Network>(
     let e_mine = xs.sub(&a)?;
     let f_mine = ys.sub(&b)?;
     let other = 1 - me;
+    // The openings do not wait for the correction: one round in all.
     session.send(other, &op, "e", &e_mine).await?;
     session.send(other, &op, "f", &f_mine).await?;
+    let c = if me == 0 {
+        c0_of()?
+    } else {
+        session.recv(PRODUCER, &op, "c1", &out_shape).await?
+    };
     let e = e_mine.add(&session.recv(other, &op, "e", &x.shape).await?)?;
     let f = f_mine.add(&session.recv(other, &op, "f", &y.shape).await?)?;
     // z_i = c_i + e*b_i + a_i*f (+ e*f at server0).
@@ -454,11 +455,6 @@ pub async fn square<R: Ring, N: Network>(
         });
     }
     let a = a_of(me)?;
-    let c = if me == 0 {
-        c0_of()?
-    } else {
-        session.recv(PRODUCER, &op, "c1", &x.shape).await?
-    };
     let xs = x
         .share
         .as_ref()
@@ -466,6 +462,11 @@ pub async fn square<R: Ring, N: Network>(
     let e_mine = xs.sub(&a)?;
     let other = 1 - me;
     session.send(other, &op, "e", &e_mine).await?;
+    let c = if me == 0 {
+        c0_of()?
+    } else {
+        session.recv(PRODUCER, &op, "c1", &x.shape).await?
+    };
     let e = e_mine.add(&session.recv(other, &op, "e", &x.shape).await?)?;
     let mut z = c;
     z.add_assign(&e.mul(&a)?.scale(R::from_u64(2)))?;

@@ -35,8 +35,6 @@ pub trait Protocol: Send + Sync {
     fn me(&self) -> usize;
     /// Fractional bits of fixed-point values.
     fn frac_bits(&self) -> u32;
-    /// The session (counters, operation ids).
-    fn session_stats(&self) -> tessera_common::net::NetStats;
     /// A tensor's public shape.
     fn shape<'a>(&self, x: &'a Self::Tensor) -> &'a [usize];
 
@@ -195,9 +193,6 @@ macro_rules! additive_impl {
         fn frac_bits(&self) -> u32 {
             self.frac_bits
         }
-        fn session_stats(&self) -> tessera_common::net::NetStats {
-            self.session.net_stats()
-        }
         fn shape<'a>(&self, x: &'a Self::Tensor) -> &'a [usize] {
             x.shape()
         }
@@ -307,9 +302,6 @@ impl<N: Network> Protocol for Aby3<N> {
     }
     fn frac_bits(&self) -> u32 {
         self.frac_bits
-    }
-    fn session_stats(&self) -> tessera_common::net::NetStats {
-        self.session.net_stats()
     }
     fn shape<'a>(&self, x: &'a Self::Tensor) -> &'a [usize] {
         x.shape()

@@ -77,7 +77,27 @@ pub struct Session<N: Network> {
     stats: Mutex<Vec<OpStats>>,
     /// Per operation: communication rounds so far and whether its last action was a send.
     phases: Mutex<HashMap<u64, (u64, bool)>>,
+    counters: Counters,
 }
+
+/// This server's payload counters and its message-depth clock.
+///
+/// Every message carries the depth at which it arrives (the sender's clock plus one); a
+/// receiver's clock becomes the larger of its own and the message's. After a [`Session::barrier`]
+/// all clocks agree, so the largest clock after an operation minus the common clock before it is
+/// the operation's number of sequential communication rounds (its critical path), whatever the
+/// pattern of who sends to whom.
+#[derive(Debug, Default)]
+struct Counters {
+    messages_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    messages_received: AtomicU64,
+    bytes_received: AtomicU64,
+    clock: AtomicU64,
+}
+
+/// Bytes of the depth header in front of every message between servers.
+const DEPTH_BYTES: usize = 8;
 
 impl<N: Network> std::fmt::Debug for Session<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,6 +138,7 @@ impl<N: Network> Session<N> {
             seeds,
             stats: Mutex::new(Vec::new()),
             phases: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
         })
     }
 
@@ -162,15 +183,7 @@ impl<N: Network> Session<N> {
         part: &str,
         x: &RingTensor<R>,
     ) -> Result<(), MpcError> {
-        self.phase(op, true);
-        Ok(self
-            .net
-            .send(
-                PartyId::Server(to as u8),
-                &Self::tag(op, part),
-                encode_elements(x.as_slice()),
-            )
-            .await?)
+        self.send_vec(to, op, part, x.as_slice()).await
     }
 
     /// Sends a flat vector of ring elements to server `to` under `op`/`part`.
@@ -208,9 +221,17 @@ impl<N: Network> Session<N> {
         bytes: Vec<u8>,
     ) -> Result<(), MpcError> {
         self.phase(op, true);
+        let c = &self.counters;
+        c.messages_sent.fetch_add(1, Ordering::Relaxed);
+        c.bytes_sent
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let depth = c.clock.load(Ordering::Relaxed) + 1;
+        let mut framed = Vec::with_capacity(DEPTH_BYTES + bytes.len());
+        framed.extend_from_slice(&depth.to_le_bytes());
+        framed.extend_from_slice(&bytes);
         Ok(self
             .net
-            .send(PartyId::Server(to as u8), &Self::tag(op, part), bytes)
+            .send(PartyId::Server(to as u8), &Self::tag(op, part), framed)
             .await?)
     }
 
@@ -223,8 +244,24 @@ impl<N: Network> Session<N> {
         len: usize,
     ) -> Result<Vec<u8>, MpcError> {
         let peer = PartyId::Server(from as u8);
-        let bytes = self.net.recv(peer, &Self::tag(op, part)).await?;
+        let framed = self.net.recv(peer, &Self::tag(op, part)).await?;
         self.phase(op, false);
+        if framed.len() < DEPTH_BYTES {
+            return Err(MpcError::Protocol {
+                peer,
+                reason: "message shorter than its depth header".into(),
+            });
+        }
+        let (head, bytes) = framed.split_at(DEPTH_BYTES);
+        let mut depth = [0u8; DEPTH_BYTES];
+        depth.copy_from_slice(head);
+        let c = &self.counters;
+        c.clock
+            .fetch_max(u64::from_le_bytes(depth), Ordering::Relaxed);
+        c.messages_received.fetch_add(1, Ordering::Relaxed);
+        c.bytes_received
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let bytes = bytes.to_vec();
         if bytes.len() != len {
             return Err(MpcError::Protocol {
                 peer,
@@ -269,17 +306,22 @@ impl<N: Network> Session<N> {
         part: &str,
         shape: &[usize],
     ) -> Result<RingTensor<R>, MpcError> {
-        let peer = PartyId::Server(from as u8);
-        let bytes = self.net.recv(peer, &Self::tag(op, part)).await?;
-        self.phase(op, false);
-        let values = decode_elements::<R>(&bytes).ok_or_else(|| MpcError::Protocol {
-            peer,
-            reason: "not whole ring elements".into(),
-        })?;
-        RingTensor::from_vec(shape, values).map_err(|e| MpcError::Protocol {
-            peer,
-            reason: e.to_string(),
-        })
+        let n = shape.iter().product();
+        let values = self.recv_vec(from, op, part, n).await?;
+        Ok(RingTensor::from_vec(shape, values)?)
+    }
+
+    /// Waits until every server has reached this point (each sends an empty message to every
+    /// other); afterwards all depth clocks agree.
+    pub async fn barrier(&self) -> Result<(), MpcError> {
+        let op = self.op("barrier");
+        for j in (0..self.servers).filter(|j| *j != self.me) {
+            self.send_bytes(j, &op, "sync", Vec::new()).await?;
+        }
+        for j in (0..self.servers).filter(|j| *j != self.me) {
+            self.recv_bytes(j, &op, "sync", 0).await?;
+        }
+        Ok(())
     }
 
     /// The PRG this server shares with server `other` for stream `sub` of `op`.
@@ -291,14 +333,22 @@ impl<N: Network> Session<N> {
         Ok(Prg::new(seed, (op.id << 8) | sub))
     }
 
-    /// Network counters so far.
+    /// This server's counters so far: payload messages and bytes between the servers (without
+    /// the depth header), and as `rounds` its depth clock (see [`Counters`]).
     pub fn net_stats(&self) -> NetStats {
-        self.net.stats()
+        let c = &self.counters;
+        NetStats {
+            messages_sent: c.messages_sent.load(Ordering::Relaxed),
+            bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+            messages_received: c.messages_received.load(Ordering::Relaxed),
+            bytes_received: c.bytes_received.load(Ordering::Relaxed),
+            rounds: c.clock.load(Ordering::Relaxed),
+        }
     }
 
     /// Records the communication of an operation that started at `before`.
     pub fn record(&self, op: &Op, before: NetStats) {
-        let mut net = self.net.stats().since(&before);
+        let mut net = self.net_stats().since(&before);
         net.rounds = self
             .phases
             .lock()

@@ -3,24 +3,26 @@
 //! ```text
 //! cargo run --release -p tessera-examples --bin bench -- ring
 //! cargo run --release -p tessera-examples --bin bench -- secagg
+//! cargo run --release -p tessera-examples --bin bench -- mpc
 //! ```
 //!
 //! Each suite prints a markdown table and writes `target/bench/<suite>.json`.
 
-use tessera_examples::bench::{report, ring, secagg};
+use tessera_examples::bench::{mpc, report, ring, secagg};
 
 fn main() {
     let suites: Vec<String> = std::env::args().skip(1).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench <suite>...   (suites: ring, secagg)");
+        eprintln!("usage: bench <suite>...   (suites: ring, secagg, mpc)");
         std::process::exit(2);
     }
     for suite in suites {
         let rows = match suite.as_str() {
             "ring" => ring::run(),
             "secagg" => secagg::run(),
+            "mpc" => mpc::run(),
             other => {
-                eprintln!("unknown suite {other:?} (suites: ring, secagg)");
+                eprintln!("unknown suite {other:?} (suites: ring, secagg, mpc)");
                 std::process::exit(2);
             }
         };

@@ -1,0 +1,305 @@
+//! `bench mpc`: every protocol's operations in simulated mode (three servers in one process over
+//! the in-memory network), per operation: elements or matrix size, seconds, communication rounds
+//! (the critical path: every message carries its depth, see `Session::net_stats`), bytes per element
+//! (sent by all servers together, over the output elements) and the expected bytes per element.
+//!
+//! The expected figure comes from the papers' cost models, counted for the circuit each
+//! operation runs (64-bit ring, `l = 64`):
+//! - Pond / SecureNN multiplication: SecureNN's `MatMul` for one element, `5l` bits (each
+//!   computing server opens two masked values, the dealer sends one correction): 40 bytes;
+//!   matrix product `m x k` by `k x n`: `(2(mk + kn) + mn) l` bits over `mn` outputs.
+//!   SecureNN DReLU (comparison): `8 l log p + 19 l` bits with `log p = 8` (a `Z_67` element is
+//!   sent as a byte): 664 bytes; ReLU `8 l log p + 24 l`: 704 bytes. Local truncation: nothing.
+//! - ABY3 (§3, §5): every multiplication gate costs each of the three servers one element (one
+//!   bit for an AND gate): mul and matmul 24 bytes per output; opening 24 bytes. A2B runs a full
+//!   adder (64 ANDs) and a Kogge-Stone adder (64 + sum over levels s of (64 - s) + (64 - 2s)
+//!   ANDs: 643 in all), 707 AND gates = 265 bytes; bit injection two multiplications (48); so a
+//!   comparison costs 313 and ReLU 337. B2A is the same adder plus opening `x0` to two servers
+//!   (281 bytes per value); a truncation pair needs two: 562 bytes, plus 24 online.
+//!
+//! Composite operations (exp, reciprocal, sigmoid, softmax, sort, division) add up these unit
+//! costs for the operations they run (counts in [`expected`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tessera_aggregator::mpc::harness::run_local;
+use tessera_aggregator::mpc::layout::Window;
+use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
+use tessera_aggregator::mpc::{MpcError, Session, approx, nn};
+use tessera_common::net::NetStats;
+use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::prg::{Prg, Seed};
+use tessera_common::ring::RingTensor;
+
+use super::report::print_table;
+
+/// Fractional bits of the fixed-point inputs.
+const F: u32 = 16;
+
+/// One benchmarked operation: its name, input shapes and the range of its (fixed-point) inputs.
+struct Case {
+    op: &'static str,
+    shapes: Vec<Vec<usize>>,
+    range: (f64, f64),
+}
+
+fn cases() -> Vec<Case> {
+    let case = |op, shapes: &[&[usize]], range| Case {
+        op,
+        shapes: shapes.iter().map(|s| s.to_vec()).collect(),
+        range,
+    };
+    vec![
+        case("mul", &[&[100_000], &[100_000]], (-100.0, 100.0)),
+        case("matmul", &[&[128, 784], &[784, 128]], (-1.0, 1.0)),
+        case("truncation", &[&[100_000]], (-1000.0, 1000.0)),
+        case("relu", &[&[100_000]], (-1000.0, 1000.0)),
+        case("comparison", &[&[100_000], &[100_000]], (-1000.0, 1000.0)),
+        case("maxpool2d", &[&[1, 16, 24, 24]], (-10.0, 10.0)),
+        case("exp", &[&[10_000]], (-4.0, 2.0)),
+        case("reciprocal", &[&[10_000]], (0.5, 50.0)),
+        case("sigmoid", &[&[10_000]], (-6.0, 6.0)),
+        case("softmax", &[&[128, 10]], (-4.0, 4.0)),
+        case("division", &[&[1_000], &[1_000]], (0.5, 20.0)),
+        case("sort", &[&[1_000]], (-1000.0, 1000.0)),
+    ]
+}
+
+/// Runs `op` on shared inputs under `p` (Pond's ReLU and sigmoid are its polynomials).
+async fn apply<P: Protocol>(p: &P, op: &str, v: &[P::Tensor]) -> Result<P::Tensor, MpcError> {
+    let pond = P::NAME == "pond";
+    match op {
+        "mul" => p.mul(&v[0], &v[1]).await,
+        "matmul" => p.matmul(&v[0], &v[1]).await,
+        "truncation" => p.truncate(&v[0], F).await,
+        "relu" if pond => nn::relu_poly(p, &v[0]).await,
+        "relu" => nn::relu(p, &v[0]).await,
+        "comparison" => nn::less(p, &v[0], &v[1]).await,
+        "maxpool2d" => {
+            let window = Window {
+                kernel: (2, 2),
+                stride: 2,
+                padding: 0,
+            };
+            nn::maxpool2d(p, &v[0], window).await
+        }
+        "exp" => approx::exp(p, &v[0]).await,
+        "reciprocal" => approx::reciprocal(p, &v[0]).await,
+        "sigmoid" if pond => nn::sigmoid_poly(p, &v[0]).await,
+        "sigmoid" => approx::sigmoid(p, &v[0]).await,
+        "softmax" => approx::softmax(p, &v[0]).await,
+        "division" => nn::divide(p, &v[0], &v[1], 6).await,
+        "sort" => nn::sort(p, &v[0]).await,
+        other => Err(MpcError::Invalid(format!("unknown operation {other}"))),
+    }
+}
+
+/// Unit costs in bytes per element for one protocol (see the module docs).
+struct Units {
+    mul: f64,
+    trunc: f64,
+    mul_trunc: f64,
+    drelu: f64,
+}
+
+fn units(protocol: &str) -> Units {
+    match protocol {
+        "aby3" => Units {
+            mul: 24.0,
+            trunc: 24.0 + 562.0,
+            mul_trunc: 48.0 + 562.0,
+            drelu: 313.0,
+        },
+        _ => Units {
+            mul: 40.0,
+            trunc: 0.0,
+            mul_trunc: 40.0,
+            drelu: 664.0,
+        },
+    }
+}
+
+/// The expected bytes per output element of `op` (counts of the unit operations it runs).
+fn expected(protocol: &str, op: &str, shapes: &[Vec<usize>]) -> f64 {
+    let u = units(protocol);
+    // x/2^4 (one truncation), t^2/2 and 8 squarings (nine products).
+    let exp = u.trunc + 9.0 * u.mul_trunc;
+    let select = u.mul;
+    match op {
+        "mul" => u.mul,
+        "matmul" => {
+            let (m, k, n) = (
+                shapes[0][0] as f64,
+                shapes[0][1] as f64,
+                shapes[1][1] as f64,
+            );
+            if protocol == "aby3" {
+                24.0
+            } else {
+                (2.0 * (m * k + k * n) + m * n) * 8.0 / (m * n)
+            }
+        }
+        "truncation" => u.trunc,
+        "relu" if protocol == "pond" => u.mul_trunc + u.trunc,
+        "relu" => u.drelu + u.mul,
+        "comparison" => u.drelu,
+        // A 2x2 window: a tree of 3 comparisons and selects per output.
+        "maxpool2d" => 3.0 * (u.drelu + select),
+        "exp" => exp,
+        // exp, the initial affine map, then 10 Newton steps of two products.
+        "reciprocal" => exp + u.trunc + 20.0 * u.mul_trunc,
+        // Pond: x/8, 8 powers, one truncation of the sum.
+        "sigmoid" if protocol == "pond" => 2.0 * u.trunc + 8.0 * u.mul_trunc,
+        // sign, |x|, exp, 4 Newton steps, the final select.
+        "sigmoid" => u.drelu + 2.0 * select + exp + 8.0 * u.mul_trunc,
+        "softmax" => {
+            let k = *shapes[0].last().unwrap_or(&1) as f64;
+            // Max tree over 10: 9 comparisons and selects per row; exp per element; per row 16
+            // Newton products (8 steps from 1/k); one final product per element.
+            (9.0 * (u.drelu + select) + 16.0 * u.mul_trunc) / k + exp + u.mul_trunc
+        }
+        // 22 bit steps (16 fractional + 6 integer), each one comparison and one product.
+        "division" => 22.0 * (u.drelu + u.mul),
+        "sort" => {
+            let n = shapes[0][0] as f64;
+            let size = n.log2().ceil().exp2();
+            let stages = size.log2() * (size.log2() + 1.0) / 2.0;
+            stages * (size / 2.0) * (u.drelu + u.mul) / n
+        }
+        _ => f64::NAN,
+    }
+}
+
+fn inputs(case: &Case) -> Vec<RingTensor<u64>> {
+    case.shapes
+        .iter()
+        .enumerate()
+        .map(|(i, shape)| {
+            let n: usize = shape.iter().product();
+            let raw: Vec<u64> = Prg::new(&Seed([i as u8 + 1; 32]), 0).ring_vec(n);
+            let (lo, hi) = case.range;
+            let v = raw
+                .iter()
+                .map(|r| {
+                    let unit = (*r >> 11) as f64 / (1u64 << 53) as f64;
+                    ((lo + (hi - lo) * unit) * f64::from(1u32 << F)).round() as i64 as u64
+                })
+                .collect();
+            RingTensor::from_vec(shape, v).unwrap_or_else(|_| RingTensor::zeros(shape))
+        })
+        .collect()
+}
+
+/// What one server measured: seconds, traffic (its `rounds` is the depth the server reached
+/// past the common depth at the start), output elements.
+type Measured = (f64, NetStats, usize);
+
+async fn measure<P: Protocol>(
+    session: Arc<Session<MemoryNetwork>>,
+    p: P,
+    op: &'static str,
+    data: Vec<RingTensor<u64>>,
+) -> Result<Measured, MpcError> {
+    let me = p.me();
+    let mut shared = Vec::new();
+    for x in &data {
+        shared.push(p.share(0, (me == 0).then_some(x), x.shape()).await?);
+    }
+    // Start together: afterwards every server's depth clock is the same.
+    session.barrier().await?;
+    let before = session.net_stats();
+    let start = Instant::now();
+    let out = apply(&p, op, &shared).await?;
+    let seconds = start.elapsed().as_secs_f64();
+    let stats = session.net_stats().since(&before);
+    Ok((seconds, stats, p.shape(&out).iter().product()))
+}
+
+fn run_case(
+    runtime: &tokio::runtime::Runtime,
+    protocol: &'static str,
+    case: &Case,
+) -> Result<Vec<Measured>, MpcError> {
+    let data = inputs(case);
+    let op = case.op;
+    runtime.block_on(run_local(3, move |s: Arc<Session<MemoryNetwork>>| {
+        let data = data.clone();
+        async move {
+            match protocol {
+                "pond" => measure(Arc::clone(&s), Pond::new(s, F), op, data).await,
+                "securenn" => measure(Arc::clone(&s), SecureNn::new(s, F), op, data).await,
+                _ => measure(Arc::clone(&s), Aby3::new(s, F), op, data).await,
+            }
+        }
+    }))
+}
+
+/// Runs every case under every protocol that has it; prints the table, returns the JSON rows.
+pub fn run() -> Vec<Value> {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let mut rows = Vec::new();
+    let mut table = Vec::new();
+    for case in cases() {
+        for protocol in ["pond", "securenn", "aby3"] {
+            let per_server = match run_case(&runtime, protocol, &case) {
+                Ok(m) => m,
+                Err(MpcError::Unsupported { .. }) => continue,
+                Err(e) => {
+                    eprintln!("{protocol} {}: {e}", case.op);
+                    continue;
+                }
+            };
+            let seconds = per_server.iter().map(|m| m.0).fold(0.0, f64::max);
+            let rounds = per_server.iter().map(|m| m.1.rounds).max().unwrap_or(0);
+            let bytes: u64 = per_server.iter().map(|m| m.1.bytes_sent).sum();
+            let elements = per_server[0].2.max(1);
+            let per_element = bytes as f64 / elements as f64;
+            let expected = expected(protocol, case.op, &case.shapes);
+            let op = match (protocol, case.op) {
+                ("pond", "relu") => "relu (poly)",
+                ("pond", "sigmoid") => "sigmoid (poly)",
+                (_, op) => op,
+            };
+            let shape: Vec<usize> = if case.op == "matmul" {
+                vec![case.shapes[0][0], case.shapes[0][1], case.shapes[1][1]]
+            } else {
+                case.shapes[0].clone()
+            };
+            rows.push(json!({
+                "protocol": protocol, "op": op, "shape": shape, "seconds": seconds,
+                "rounds": rounds, "bytes_per_element": per_element,
+                "expected_bytes_per_element": expected,
+            }));
+            table.push(vec![
+                protocol.to_string(),
+                op.to_string(),
+                format!("{shape:?}"),
+                format!("{seconds:.4}"),
+                rounds.to_string(),
+                format!("{per_element:.1}"),
+                format!("{expected:.1}"),
+                if expected > 0.0 {
+                    format!("{:.2}", per_element / expected)
+                } else {
+                    "-".into()
+                },
+            ]);
+        }
+    }
+    print_table(
+        &[
+            "protocol",
+            "op",
+            "shape",
+            "seconds",
+            "rounds",
+            "bytes/element",
+            "expected",
+            "ratio",
+        ],
+        &table,
+    );
+    rows
+}
