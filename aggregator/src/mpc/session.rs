@@ -315,12 +315,15 @@ impl<N: Network> Session<N> {
     /// other); afterwards all depth clocks agree.
     pub async fn barrier(&self) -> Result<(), MpcError> {
         let op = self.op("barrier");
+        let mine = self.counters.clock.load(Ordering::Relaxed) + 1;
         for j in (0..self.servers).filter(|j| *j != self.me) {
             self.send_bytes(j, &op, "sync", Vec::new()).await?;
         }
         for j in (0..self.servers).filter(|j| *j != self.me) {
             self.recv_bytes(j, &op, "sync", 0).await?;
         }
+        // Every server now holds the largest clock plus one (its own message counts too).
+        self.counters.clock.fetch_max(mine, Ordering::Relaxed);
         Ok(())
     }
 
