@@ -11,7 +11,9 @@
 //! masked shares with exactly one zero, as the algorithm prescribes. One round; each computing
 //! server sends 64 bytes per element.
 
+use rayon::prelude::*;
 use tessera_common::net::Network;
+use tessera_common::prg::{Prg, Seed};
 
 use super::HELPER;
 use super::zn::{P, Zn, permutation, sample_below};
@@ -44,11 +46,45 @@ pub async fn private_compare<N: Network>(
         }
         return Ok(Some(d.chunks(64).map(|c| c.contains(&0) as u64).collect()));
     }
-    let j = me as u64;
-    let mut prg = session.shared_prg(1 - me, op, STREAM)?;
+    // Both computing servers derive the same per-chunk seeds from their common PRG, so the
+    // chunks (masks, permutations) can be computed in parallel.
+    let mut common = session.shared_prg(1 - me, op, STREAM)?;
+    let mut out = vec![0u8; 64 * n];
+    let seeds: Vec<Seed> = (0..n.div_ceil(CHUNK))
+        .map(|_| {
+            let mut s = [0u8; 32];
+            common.fill_bytes(&mut s);
+            Seed(s)
+        })
+        .collect();
+    out.par_chunks_mut(64 * CHUNK)
+        .zip(seeds.par_iter())
+        .enumerate()
+        .for_each(|(c, (chunk, seed))| {
+            let first = c * CHUNK;
+            let len = chunk.len() / 64;
+            masked_terms(
+                me as u64,
+                &bits[64 * first..64 * (first + len)],
+                &r[first..first + len],
+                &beta[first..first + len],
+                seed,
+                chunk,
+            );
+        });
+    session.send_bytes(HELPER, op, "pc", out).await?;
+    Ok(None)
+}
+
+/// Elements per parallel chunk.
+const CHUNK: usize = 1024;
+
+/// One computing server's masked, permuted shares of `c_i` for a chunk of elements.
+fn masked_terms(j: u64, bits: &[u64], r: &[u64], beta: &[u64], seed: &Seed, out: &mut [u8]) {
+    let n = r.len();
+    let mut prg = Prg::new(seed, 0);
     let s = sample_below(&mut prg, 64 * n, P - 1);
     let u = sample_below(&mut prg, 64 * n, P - 1);
-    let mut out = vec![0u8; 64 * n];
     let zp = Zn::P;
     for e in 0..n {
         let perm = permutation(&mut prg, 64);
@@ -84,8 +120,6 @@ pub async fn private_compare<N: Network>(
             out[64 * e + perm[i]] = zp.mul_small(s[64 * e + i] + 1, c) as u8;
         }
     }
-    session.send_bytes(HELPER, op, "pc", out).await?;
-    Ok(None)
 }
 
 fn bad(peer: usize) -> MpcError {
