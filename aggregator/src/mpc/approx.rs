@@ -56,20 +56,28 @@ pub async fn exp<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcErro
     const EXTRA: u32 = 4;
     let f = p.frac_bits();
     let g = f + EXTRA;
+    let n = numel(p, x);
+    let mut needs = vec![(ITERATIONS - EXTRA, n), (g + 1, n)];
+    needs.extend((0..ITERATIONS).map(|i| (exp_bits(i, f, g), n)));
+    p.prefetch_truncations(&needs).await?;
     // t = x / 2^8 with g fractional bits; base = 1 + t + t^2/2.
     let t = p.truncate(x, ITERATIONS - EXTRA).await?;
     let half_t2 = p.mul_trunc(&t, &t, g + 1).await?;
     let mut y = plus(p, &p.add(&t, &half_t2)?, 1.0, g)?;
     for i in 0..ITERATIONS {
-        // The last two squarings drop back to f bits (the first of them sheds the extra bits).
-        let bits = match i {
-            6 => g + EXTRA,
-            7 => f,
-            _ => g,
-        };
-        y = p.mul_trunc(&y, &y, bits).await?;
+        y = p.mul_trunc(&y, &y, exp_bits(i, f, g)).await?;
     }
     Ok(y)
+}
+
+/// The truncation of exp's squaring `i`: the last two drop back to `f` bits (the first of them
+/// sheds the extra bits).
+fn exp_bits(i: u32, f: u32, g: u32) -> u32 {
+    match i {
+        6 => g + (g - f),
+        7 => f,
+        _ => g,
+    }
 }
 
 /// Newton iterations for `1/x` from `y`.
@@ -80,6 +88,9 @@ async fn newton_reciprocal<P: Protocol>(
     iterations: usize,
 ) -> Result<P::Tensor, MpcError> {
     let f = p.frac_bits();
+    let n = numel(p, x);
+    p.prefetch_truncations(&vec![(f, n); 2 * iterations])
+        .await?;
     for _ in 0..iterations {
         let xy = p.mul_trunc(x, &y, f).await?;
         let t = plus(p, &p.neg(&xy), 2.0, f)?;

@@ -73,18 +73,25 @@ where
         .map(|net| tokio::spawn(Session::new(Arc::new(net))))
         .collect();
     let mut handles = Vec::new();
+    // Every endpoint stays open until all programs are done: a server that finishes first must
+    // not drop its connections while its last messages are still on their way.
+    let mut sessions = Vec::new();
     for s in setups {
-        let session = s
-            .await
-            .map_err(|e| MpcError::Party(format!("setup task: {e}")))??;
-        handles.push(tokio::spawn(program(Arc::new(session))));
-    }
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(
-            h.await
-                .map_err(|e| MpcError::Party(format!("party task: {e}")))??,
+        let session = Arc::new(
+            s.await
+                .map_err(|e| MpcError::Party(format!("setup task: {e}")))??,
         );
+        sessions.push(Arc::clone(&session));
+        handles.push(tokio::spawn(program(session)));
+    }
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await);
+    }
+    drop(sessions);
+    let mut out = Vec::new();
+    for r in results {
+        out.push(r.map_err(|e| MpcError::Party(format!("party task: {e}")))??);
     }
     Ok(out)
 }

@@ -8,13 +8,15 @@
 //!
 //! [`Pond`], [`SecureNn`] and [`Aby3`] bind a [`Session`] to a protocol.
 
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tessera_common::PartyId;
 use tessera_common::net::Network;
 use tessera_common::ring::RingTensor;
 
+use super::aby3::trunc::TruncPair;
 use super::aby3::{self, Aby3Tensor, Shared};
 use super::pond::{self, PondTensor};
 use super::{MpcError, Session, securenn};
@@ -120,6 +122,16 @@ pub trait Protocol: Send + Sync {
     ) -> impl Future<Output = Result<Self::Tensor, MpcError>> + Send {
         async move { self.truncate(&self.matmul(x, y).await?, bits).await }
     }
+    /// Prepares the truncations about to run, one `(bits, elements)` per call, in one batch
+    /// (ABY3 makes its truncation pairs together, paying the preprocessing rounds once; the
+    /// others truncate locally and do nothing).
+    fn prefetch_truncations(
+        &self,
+        needs: &[(u32, usize)],
+    ) -> impl Future<Output = Result<(), MpcError>> + Send {
+        let _ = needs;
+        async { Ok(()) }
+    }
     /// `x >= 0` as an arithmetic 0/1 (exact). Pond has no exact comparison.
     fn drelu(
         &self,
@@ -177,10 +189,39 @@ binding!(
     /// SecureNN: Pond's sharing plus exact comparisons with server2 as the helper.
     SecureNn
 );
-binding!(
-    /// ABY3 (three servers, replicated sharing).
-    Aby3
-);
+/// ABY3 (three servers, replicated sharing), with a pool of truncation pairs made ahead of
+/// time by [`Protocol::prefetch_truncations`].
+pub struct Aby3<N: Network> {
+    session: Arc<Session<N>>,
+    frac_bits: u32,
+    pairs: Mutex<HashMap<(u32, usize), VecDeque<TruncPair>>>,
+}
+
+impl<N: Network> Aby3<N> {
+    /// Binds `session` with fixed-point values of `frac_bits` fractional bits.
+    pub fn new(session: Arc<Session<N>>, frac_bits: u32) -> Self {
+        Aby3 {
+            session,
+            frac_bits,
+            pairs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The session.
+    pub fn session(&self) -> &Session<N> {
+        &self.session
+    }
+
+    /// A prefetched pair for `n` elements truncated by `bits`, if there is one (every server
+    /// makes the same calls in the same order, so they all find the same pair).
+    fn pooled(&self, bits: u32, n: usize) -> Option<TruncPair> {
+        self.pairs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&(bits, n))
+            .and_then(VecDeque::pop_front)
+    }
+}
 
 /// The parts of Pond and SecureNN that are the same: both hold [`PondTensor`]s.
 macro_rules! additive_impl {
@@ -362,7 +403,10 @@ impl<N: Network> Protocol for Aby3<N> {
         aby3::matmul(&self.session, x, y).await
     }
     async fn truncate(&self, x: &Self::Tensor, bits: u32) -> Result<Self::Tensor, MpcError> {
-        aby3::trunc::truncate(&self.session, x, bits).await
+        match self.pooled(bits, x.len()) {
+            Some(pair) => aby3::trunc::truncate_with(&self.session, x, bits, pair).await,
+            None => aby3::trunc::truncate(&self.session, x, bits).await,
+        }
     }
     async fn mul_trunc(
         &self,
@@ -370,7 +414,8 @@ impl<N: Network> Protocol for Aby3<N> {
         y: &Self::Tensor,
         bits: u32,
     ) -> Result<Self::Tensor, MpcError> {
-        aby3::trunc::mul_trunc(&self.session, x, y, bits).await
+        let pair = self.pooled(bits, x.len());
+        aby3::trunc::mul_trunc(&self.session, x, y, bits, pair).await
     }
     async fn matmul_trunc(
         &self,
@@ -378,7 +423,23 @@ impl<N: Network> Protocol for Aby3<N> {
         y: &Self::Tensor,
         bits: u32,
     ) -> Result<Self::Tensor, MpcError> {
-        aby3::trunc::matmul_trunc(&self.session, x, y, bits).await
+        let n = match (x.shape(), y.shape()) {
+            (&[m, _], &[_, n]) => m * n,
+            _ => 0,
+        };
+        let pair = self.pooled(bits, n);
+        aby3::trunc::matmul_trunc(&self.session, x, y, bits, pair).await
+    }
+    async fn prefetch_truncations(&self, needs: &[(u32, usize)]) -> Result<(), MpcError> {
+        if needs.is_empty() {
+            return Ok(());
+        }
+        let made = aby3::trunc::trunc_pairs(&self.session, needs).await?;
+        let mut pool = self.pairs.lock().unwrap_or_else(|p| p.into_inner());
+        for ((bits, n), pair) in needs.iter().zip(made) {
+            pool.entry((*bits, *n)).or_default().push_back(pair);
+        }
+        Ok(())
     }
     async fn drelu(&self, x: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
         aby3::boolean::drelu(&self.session, x).await

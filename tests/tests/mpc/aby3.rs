@@ -63,7 +63,7 @@ proptest! {
         let (x, y) = (enc(&a, &[n]), enc(&b, &[n]));
         let got = run(vec![x.clone(), y.clone()], prog!(Aby3M, |p, v| {
             let t = trunc::truncate(p.session(), &aby3::mul(p.session(), &v[0], &v[1]).await?, F).await?;
-            let m = trunc::mul_trunc(p.session(), &v[0], &v[1], F).await?;
+            let m = trunc::mul_trunc(p.session(), &v[0], &v[1], F, None).await?;
             Ok(aby3::Shared::concat(&[&t, &m]))
         }));
         let got = signed(&got);

@@ -20,25 +20,45 @@ use super::{
     random_shared, zero_share,
 };
 
+/// A truncation pair: `s` and `t = s >> d` as arithmetic sharings of the same length.
+pub type TruncPair = (Aby3Tensor, Aby3Tensor);
+
 /// A truncation pair `([s], [s >> d])` for `n` elements.
 pub async fn trunc_pair<N: Network>(
     session: &Session<N>,
     n: usize,
     bits: u32,
-) -> Result<(Aby3Tensor, Aby3Tensor), MpcError> {
+) -> Result<TruncPair, MpcError> {
+    Ok(trunc_pairs(session, &[(bits, n)]).await?.remove(0))
+}
+
+/// Truncation pairs for several `(bits, n)` needs at once: one B2A for all of them, so the
+/// preprocessing costs its rounds once.
+pub async fn trunc_pairs<N: Network>(
+    session: &Session<N>,
+    needs: &[(u32, usize)],
+) -> Result<Vec<TruncPair>, MpcError> {
     check_servers(session)?;
     let op = session.op("aby3_trunc_pair");
-    let s: Aby3Bits = random_shared(session, &op, 0, &[n])?;
+    let total: usize = needs.iter().map(|(_, n)| n).sum();
+    let s: Aby3Bits = random_shared(session, &op, 0, &[total])?;
     let shift = |v: &[u64]| {
-        v.iter()
-            .map(|a| ((*a as i64) >> bits) as u64)
-            .collect::<Vec<_>>()
+        let mut out = Vec::with_capacity(v.len());
+        let mut at = 0;
+        for (bits, n) in needs {
+            out.extend(v[at..at + n].iter().map(|a| ((*a as i64) >> bits) as u64));
+            at += n;
+        }
+        out
     };
-    let t = s.map_local(&[n], shift)?;
+    let t = s.map_local(&[total], shift)?;
     let both = b2a(session, &Shared::concat(&[&s, &t])).await?;
-    let mut parts = both.split(&[&[n], &[n]])?;
-    let t = parts.remove(1);
-    Ok((parts.remove(0), t))
+    let mut shapes: Vec<[usize; 1]> = needs.iter().map(|(_, n)| [*n]).collect();
+    shapes.extend(needs.iter().map(|(_, n)| [*n]));
+    let shape_refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
+    let mut parts = both.split(&shape_refs)?;
+    let ts = parts.split_off(needs.len());
+    Ok(parts.into_iter().zip(ts).collect())
 }
 
 fn finish(
@@ -58,7 +78,18 @@ pub async fn truncate<N: Network>(
     x: &Aby3Tensor,
     bits: u32,
 ) -> Result<Aby3Tensor, MpcError> {
-    let (s, t) = trunc_pair(session, x.len(), bits).await?;
+    let pair = trunc_pair(session, x.len(), bits).await?;
+    truncate_with(session, x, bits, pair).await
+}
+
+/// [`truncate`] with a pair made beforehand (for `bits`, of `x`'s length).
+pub async fn truncate_with<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor,
+    bits: u32,
+    (s, t): TruncPair,
+) -> Result<Aby3Tensor, MpcError> {
+    check_pair(&s, x.len())?;
     let op = session.op("aby3_trunc");
     let before = session.net_stats();
     let c = super::open(session, &op, &x.reshape(&[x.len()])?.add(&s)?).await?;
@@ -76,9 +107,10 @@ pub(crate) async fn product_trunc<N: Network>(
     product: Product,
     out_shape: &[usize],
     bits: u32,
+    (s, t): TruncPair,
 ) -> Result<Aby3Tensor, MpcError> {
     let n: usize = out_shape.iter().product();
-    let (s, t) = trunc_pair(session, n, bits).await?;
+    check_pair(&s, n)?;
     let op = session.op("aby3_mul_trunc");
     let before = session.net_stats();
     let me = session.me();
@@ -99,24 +131,46 @@ pub(crate) async fn product_trunc<N: Network>(
     out
 }
 
-/// Fixed-point elementwise product: `(x * y) >> bits` in one online round.
+fn check_pair(s: &Aby3Tensor, n: usize) -> Result<(), MpcError> {
+    if s.len() != n {
+        return Err(MpcError::Invalid(format!(
+            "truncation pair for {} elements, {n} needed",
+            s.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Fixed-point elementwise product: `(x * y) >> bits` in one online round (with `pair` made
+/// beforehand, or a fresh one).
 pub async fn mul_trunc<N: Network>(
     session: &Session<N>,
     x: &Aby3Tensor,
     y: &Aby3Tensor,
     bits: u32,
+    pair: Option<TruncPair>,
 ) -> Result<Aby3Tensor, MpcError> {
     x.check_same(y)?;
-    product_trunc(session, x, y, Product::Hadamard, x.shape(), bits).await
+    let pair = match pair {
+        Some(p) => p,
+        None => trunc_pair(session, x.len(), bits).await?,
+    };
+    product_trunc(session, x, y, Product::Hadamard, x.shape(), bits, pair).await
 }
 
-/// Fixed-point matrix product: `(x · y) >> bits` in one online round.
+/// Fixed-point matrix product: `(x · y) >> bits` in one online round (with `pair` made
+/// beforehand, or a fresh one).
 pub async fn matmul_trunc<N: Network>(
     session: &Session<N>,
     x: &Aby3Tensor,
     y: &Aby3Tensor,
     bits: u32,
+    pair: Option<TruncPair>,
 ) -> Result<Aby3Tensor, MpcError> {
     let (p, shape) = Product::for_matmul(x.shape(), y.shape())?;
-    product_trunc(session, x, y, p, &shape, bits).await
+    let pair = match pair {
+        Some(p) => p,
+        None => trunc_pair(session, shape.iter().product(), bits).await?,
+    };
+    product_trunc(session, x, y, p, &shape, bits, pair).await
 }
