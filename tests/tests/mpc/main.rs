@@ -8,6 +8,7 @@ mod grpc;
 mod io;
 mod layers;
 mod pond;
+mod robust;
 mod securenn;
 
 use std::sync::Arc;

@@ -1,0 +1,82 @@
+//! A server that sends malformed protocol messages gets a typed error at the honest server that
+//! reads them, never a panic or a wrong result.
+
+use std::sync::Arc;
+
+use tessera_aggregator::mpc::pond;
+use tessera_aggregator::mpc::{MpcError, Session};
+use tessera_common::PartyId;
+use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::net::{Network, Tag};
+
+use crate::{runtime, tensor};
+
+/// Runs Pond's mul between honest server0 and server1 while "server2" (the producer) is rogue:
+/// it takes part in the seed agreement, then sends `c1` as `payload`.
+fn mul_with_rogue_producer(payload: Vec<u8>) -> Result<(), MpcError> {
+    let parties = [PartyId::Server(0), PartyId::Server(1), PartyId::Server(2)];
+    let mut nets = MemoryNetwork::cluster(&parties);
+    let rogue = nets.pop().expect("three endpoints");
+    runtime().block_on(async move {
+        let rogue = tokio::spawn(async move {
+            let seed = Tag::new("mpc/setup/seed");
+            rogue.recv(PartyId::Server(0), &seed).await?;
+            rogue.recv(PartyId::Server(1), &seed).await?;
+            // Operation 0 is the sharing, operation 1 the multiplication.
+            rogue
+                .send(PartyId::Server(1), &Tag::new("mpc/1/pond_mul/c1"), payload)
+                .await?;
+            Ok::<_, MpcError>(())
+        });
+        let mut honest = Vec::new();
+        for net in nets {
+            honest.push(tokio::spawn(async move {
+                let s = Session::new(Arc::new(net)).await?;
+                let x = tensor(1, &[16]);
+                let me = s.me();
+                let xs = pond::share_from(&s, 0, (me == 0).then_some(&x), &[16]).await?;
+                pond::mul(&s, &xs, &xs).await.map(|_| ())
+            }));
+        }
+        rogue.await.expect("rogue task")?;
+        let server0 = honest.remove(0).await.expect("server0 task");
+        assert!(
+            server0.is_ok(),
+            "server0 never reads the rogue message: {server0:?}"
+        );
+        honest.remove(0).await.expect("server1 task")
+    })
+}
+
+#[test]
+fn a_short_message_is_a_protocol_error() {
+    let err = mul_with_rogue_producer(vec![1, 2, 3]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MpcError::Protocol {
+                peer: PartyId::Server(2),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_message_of_the_wrong_length_is_a_protocol_error() {
+    // A valid depth header followed by 5 bytes: not 16 ring elements.
+    let mut payload = 1u64.to_le_bytes().to_vec();
+    payload.extend_from_slice(&[0; 5]);
+    let err = mul_with_rogue_producer(payload).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MpcError::Protocol {
+                peer: PartyId::Server(2),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
