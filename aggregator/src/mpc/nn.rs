@@ -178,15 +178,40 @@ pub async fn avgpool2d<P: Protocol>(
     p.truncate(&p.scale(&sums, fx(1.0 / k as f64, f)), f).await
 }
 
-/// Mean along the last axis of a fixed-point sharing (local sum, public scale, one truncation).
-pub async fn mean_last_axis<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
-    let (rows, k, out_shape) = rows_and_width(p.shape(x))?;
-    let sums = p.map_local(x, &out_shape, &|s| {
-        s.chunks(k)
-            .map(|c| c.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
-            .collect()
-    })?;
-    let _ = rows;
+/// Sum along `axis` (local: the map adds shares).
+pub fn sum_axis<P: Protocol>(p: &P, x: &P::Tensor, axis: usize) -> Result<P::Tensor, MpcError> {
+    let shape = p.shape(x).to_vec();
+    if axis >= shape.len() {
+        return Err(MpcError::Invalid(format!(
+            "axis {axis} out of range for shape {shape:?}"
+        )));
+    }
+    let (outer, k) = (shape[..axis].iter().product::<usize>(), shape[axis]);
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut out_shape = shape.clone();
+    out_shape.remove(axis);
+    p.map_local(x, &out_shape, &|s| {
+        let mut out = vec![0u64; outer * inner];
+        for o in 0..outer {
+            for j in 0..k {
+                let row = &s[(o * k + j) * inner..(o * k + j + 1) * inner];
+                for (acc, v) in out[o * inner..(o + 1) * inner].iter_mut().zip(row) {
+                    *acc = acc.wrapping_add(*v);
+                }
+            }
+        }
+        out
+    })
+}
+
+/// Mean along `axis` of a fixed-point sharing (local sum, public scale `1/k`, one truncation).
+pub async fn mean_axis<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    axis: usize,
+) -> Result<P::Tensor, MpcError> {
+    let k = p.shape(x).get(axis).copied().unwrap_or(1);
+    let sums = sum_axis(p, x, axis)?;
     let f = p.frac_bits();
     p.truncate(&p.scale(&sums, fx(1.0 / k as f64, f)), f).await
 }

@@ -480,28 +480,6 @@ pub async fn square<R: Ring, N: Network>(
     })
 }
 
-/// Sum along `axis` (local).
-pub fn sum_axis<R: Ring>(x: &PondTensor<R>, axis: usize) -> Result<PondTensor<R>, MpcError> {
-    if axis >= x.shape.len() {
-        return Err(MpcError::Party(format!(
-            "axis {axis} out of range for shape {:?}",
-            x.shape
-        )));
-    }
-    let mut shape = x.shape.clone();
-    shape.remove(axis);
-    let share = match &x.share {
-        Some(s) => {
-            let summed = s
-                .view()
-                .fold_axis(ndarray::Axis(axis), R::ZERO, |acc, v| acc.add(*v));
-            Some(RingTensor::from_array(summed))
-        }
-        None => None,
-    };
-    Ok(PondTensor { share, shape })
-}
-
 /// Concatenates flat Pond tensors (to batch independent operations into one round).
 pub fn concat<R: Ring>(parts: &[&PondTensor<R>]) -> Result<PondTensor<R>, MpcError> {
     let n: usize = parts

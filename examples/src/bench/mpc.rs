@@ -45,6 +45,25 @@ struct Case {
     range: (f64, f64),
 }
 
+/// MNIST network A (DESIGN.md): FC 784-128, ReLU, FC 128-128, ReLU, FC 128-10; the input batch
+/// and the weights and biases of the three layers.
+fn network_a(batch: usize) -> Case {
+    let shapes = [
+        vec![batch, 784],
+        vec![784, 128],
+        vec![128],
+        vec![128, 128],
+        vec![128],
+        vec![128, 10],
+        vec![10],
+    ];
+    Case {
+        op: "network_a",
+        shapes: shapes.to_vec(),
+        range: (-0.1, 0.1),
+    }
+}
+
 fn cases() -> Vec<Case> {
     let case = |op, shapes: &[&[usize]], range| Case {
         op,
@@ -64,6 +83,8 @@ fn cases() -> Vec<Case> {
         case("softmax", &[&[128, 10]], (-4.0, 4.0)),
         case("division", &[&[1_000], &[1_000]], (0.5, 20.0)),
         case("sort", &[&[1_000]], (-1000.0, 1000.0)),
+        network_a(1),
+        network_a(128),
     ]
 }
 
@@ -92,6 +113,20 @@ async fn apply<P: Protocol>(p: &P, op: &str, v: &[P::Tensor]) -> Result<P::Tenso
         "softmax" => approx::softmax(p, &v[0]).await,
         "division" => nn::divide(p, &v[0], &v[1], 6).await,
         "sort" => nn::sort(p, &v[0]).await,
+        "network_a" => {
+            let mut h = v[0].clone();
+            for layer in 0..3 {
+                h = nn::dense(p, &h, &v[1 + 2 * layer], &v[2 + 2 * layer]).await?;
+                if layer < 2 {
+                    h = if pond {
+                        nn::relu_poly(p, &h).await?
+                    } else {
+                        nn::relu(p, &h).await?
+                    };
+                }
+            }
+            Ok(h)
+        }
         other => Err(MpcError::Invalid(format!("unknown operation {other}"))),
     }
 }
@@ -167,6 +202,27 @@ fn expected(protocol: &str, op: &str, shapes: &[Vec<usize>]) -> f64 {
             let size = n.log2().ceil().exp2();
             let stages = size.log2() * (size.log2() + 1.0) / 2.0;
             stages * (size / 2.0) * (u.drelu + u.mul) / n
+        }
+        // Three dense layers (matrix product and truncation), two ReLU layers of 128.
+        "network_a" => {
+            let m = shapes[0][0] as f64;
+            let dense = |k: f64, n: f64| {
+                if protocol == "aby3" {
+                    m * n * u.mul_trunc
+                } else {
+                    (2.0 * (m * k + k * n) + m * n) * 8.0
+                }
+            };
+            let relu = if protocol == "pond" {
+                u.mul_trunc + u.trunc
+            } else {
+                u.drelu + u.mul
+            };
+            (dense(784.0, 128.0)
+                + dense(128.0, 128.0)
+                + dense(128.0, 10.0)
+                + 2.0 * m * 128.0 * relu)
+                / (m * 10.0)
         }
         _ => f64::NAN,
     }
@@ -259,10 +315,13 @@ pub fn run() -> Vec<Value> {
             let expected = expected(protocol, case.op, &case.shapes);
             let op = match (protocol, case.op) {
                 ("pond", "relu") => "relu (poly)",
+                ("pond", "network_a") => "network_a (poly relu)",
                 ("pond", "sigmoid") => "sigmoid (poly)",
                 (_, op) => op,
             };
-            let shape: Vec<usize> = if case.op == "matmul" {
+            let shape: Vec<usize> = if case.op == "network_a" {
+                vec![case.shapes[0][0], 10]
+            } else if case.op == "matmul" {
                 vec![case.shapes[0][0], case.shapes[0][1], case.shapes[1][1]]
             } else {
                 case.shapes[0].clone()

@@ -326,8 +326,9 @@ fn linear_layers_are_within_two_units<P: Make>() {
         vec![a.clone(), wt.clone(), bias.clone()],
         prog!(P, |p, v| {
             let d = nn::dense(&*p, &v[0], &v[1], &v[2]).await?;
-            let mean = nn::mean_last_axis(&*p, &d).await?;
-            p.concat(&[&d, &mean])
+            let mean = nn::mean_axis(&*p, &d, 1).await?;
+            let col_mean = nn::mean_axis(&*p, &d, 0).await?;
+            p.concat(&[&d, &mean, &col_mean])
         }),
     ));
     let (ae, we, be) = (dec(&a), dec(&wt), dec(&bias));
@@ -348,6 +349,22 @@ fn linear_layers_are_within_two_units<P: Make>() {
         assert!(
             (got[m * nn_ + r] - row_sum / 3.0).abs() <= 3.0 / 65536.0,
             "{}: mean",
+            P::NAME
+        );
+    }
+    for col in 0..nn_ {
+        let want = (0..m)
+            .map(|r| {
+                (0..kk)
+                    .map(|t| ae[r * kk + t] * we[t * nn_ + col])
+                    .sum::<f64>()
+                    + be[col]
+            })
+            .sum::<f64>()
+            / m as f64;
+        assert!(
+            (got[m * nn_ + m + col] - want).abs() <= 3.0 / 65536.0,
+            "{}: column mean",
             P::NAME
         );
     }

@@ -8,7 +8,9 @@ use futures::future::BoxFuture;
 use proptest::prelude::*;
 use tessera_aggregator::mpc::MpcError;
 use tessera_aggregator::mpc::harness::run_local;
+use tessera_aggregator::mpc::nn;
 use tessera_aggregator::mpc::pond::{self, PondTensor};
+use tessera_aggregator::mpc::protocol::Pond;
 use tessera_common::ring::RingTensor;
 
 use crate::{S, runtime, tensor};
@@ -199,7 +201,7 @@ fn pond_square_and_sum_are_exact() {
                         .expect("square recorded")
                         .net
                         .bytes_sent;
-                    let summed = pond::sum_axis(&sq, 1)?;
+                    let summed = nn::sum_axis(&Pond::new(Arc::clone(&s), 16), &sq, 1)?;
                     Ok((
                         pond::reveal_to(&s, &sq, 0).await?,
                         pond::reveal_to(&s, &summed, 0).await?,
