@@ -374,6 +374,29 @@ pub fn evaluate(
     Ok((correct as f64 / n, loss_sum / n))
 }
 
+/// Plaintext logits `[n, outputs]` (row-major) of `params` for `n` samples given row-major.
+pub fn logits(
+    spec: &ModelSpec,
+    params: &[f32],
+    features: &[f32],
+    n: usize,
+) -> Result<Vec<f32>, ModelError> {
+    let expected = n * spec.input_shape.iter().product::<usize>();
+    if features.len() != expected {
+        return Err(ModelError::WrongLength {
+            expected,
+            got: features.len(),
+        });
+    }
+    let device = Device::flex();
+    let model = SpecModel::from_flat(spec, params, &device)?;
+    let out = model.forward(features, n, &device).into_data();
+    Ok(out
+        .as_slice::<f32>()
+        .map(<[f32]>::to_vec)
+        .unwrap_or_default())
+}
+
 /// Initial parameters for `spec` (burn's default initialisers) from a fresh module.
 pub fn initial_params(spec: &ModelSpec) -> Result<Vec<f32>, ModelError> {
     Ok(SpecModel::new(spec, &Device::flex())?.flatten())

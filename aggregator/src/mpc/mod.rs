@@ -27,6 +27,7 @@ pub mod approx;
 pub mod harness;
 pub mod io;
 pub mod layout;
+pub mod model;
 pub mod nn;
 pub mod pond;
 pub mod protocol;

@@ -7,6 +7,7 @@ mod aby3;
 mod grpc;
 mod io;
 mod layers;
+mod model;
 mod pond;
 mod robust;
 mod securenn;
