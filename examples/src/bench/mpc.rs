@@ -26,8 +26,10 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use tessera_aggregator::mpc::harness::run_local;
 use tessera_aggregator::mpc::layout::Window;
+use tessera_aggregator::mpc::model::{Activations, SecureModel};
 use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
 use tessera_aggregator::mpc::{MpcError, Session, approx, nn};
+use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::NetStats;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::{Prg, Seed};
@@ -114,18 +116,13 @@ async fn apply<P: Protocol>(p: &P, op: &str, v: &[P::Tensor]) -> Result<P::Tenso
         "division" => nn::divide(p, &v[0], &v[1], 6).await,
         "sort" => nn::sort(p, &v[0]).await,
         "network_a" => {
-            let mut h = v[0].clone();
-            for layer in 0..3 {
-                h = nn::dense(p, &h, &v[1 + 2 * layer], &v[2 + 2 * layer]).await?;
-                if layer < 2 {
-                    h = if pond {
-                        nn::relu_poly(p, &h).await?
-                    } else {
-                        nn::relu(p, &h).await?
-                    };
-                }
-            }
-            Ok(h)
+            let model = SecureModel::new(&ModelSpec::network_a())?;
+            let activations = if pond {
+                Activations::Polynomial
+            } else {
+                Activations::Exact
+            };
+            model.forward(p, &v[1..], &v[0], activations).await
         }
         other => Err(MpcError::Invalid(format!("unknown operation {other}"))),
     }
