@@ -15,16 +15,15 @@
 //!   `h = 1 - x exp(-y)`, from `y0 = x/120 - 20 exp(-2x - 1) + 3`.
 //! - `sigmoid(x) = 1 / (1 + exp(-|x|))` mirrored for `x < 0`: the reciprocal's argument lies in
 //!   `(1, 2]`, so 4 Newton steps from `0.75` suffice (`|1 - x y0| <= 0.5`, error `0.5^16`).
-//! - `softmax` along the last axis: subtract the maximum (exact, [`super::nonlinear`]), `exp`,
+//! - `softmax` along the last axis: subtract the maximum (exact, [`super::nn`]), `exp`,
 //!   sum, reciprocal on `[1, k]` by Newton from `1/k`.
-
 //!
 //! `exp`, `reciprocal`, `inv_sqrt`, `sqrt` and `log` need only products and truncation (every
 //! protocol); `sigmoid` and `softmax` also compare (SecureNN and ABY3).
 
 use super::MpcError;
 use super::layout::Gather;
-use super::nn::{max_last_axis, select};
+use super::nn::{max_last_axis, powers, select};
 use super::protocol::Protocol;
 
 /// Fixed-point encoding of `v` with `f` fractional bits.
@@ -124,25 +123,6 @@ pub async fn inv_sqrt<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, Mp
 pub async fn sqrt<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
     let r = inv_sqrt(p, x).await?;
     p.mul_trunc(x, &r, p.frac_bits()).await
-}
-
-/// `x, x^2, ..., x^n` with `ceil(log2 n)` rounds (each level multiplies the known powers by the
-/// highest one, batched).
-async fn powers<P: Protocol>(p: &P, x: &P::Tensor, n: usize) -> Result<Vec<P::Tensor>, MpcError> {
-    let shape = p.shape(x).to_vec();
-    let mut pw = vec![x.clone()];
-    while pw.len() < n {
-        let top = pw[pw.len() - 1].clone();
-        let take = pw.len().min(n - pw.len());
-        let lhs: Vec<&P::Tensor> = (0..take).map(|_| &top).collect();
-        let rhs: Vec<&P::Tensor> = pw[..take].iter().collect();
-        let prod = p
-            .mul_trunc(&p.concat(&lhs)?, &p.concat(&rhs)?, p.frac_bits())
-            .await?;
-        let shapes: Vec<&[usize]> = (0..take).map(|_| shape.as_slice()).collect();
-        pw.extend(p.split(&prod, &shapes)?);
-    }
-    Ok(pw)
 }
 
 /// `ln x` for `x` in `[0.5, 100]`.

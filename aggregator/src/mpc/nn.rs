@@ -7,8 +7,11 @@
 //!   tree of `ceil(log2 k)` levels, each one batched comparison and one multiplication),
 //!   max-pooling, and a bitonic sorting network (`log2 n (log2 n + 1) / 2` compare-exchange
 //!   stages).
+//! - Linear reductions: sum and mean along any axis.
+//! - Division (SecureNN Algorithm 9): long division, one comparison per quotient bit.
 //! - Polynomials (Pond's approximations, TF Encrypted `pond.py`): sigmoid by a degree-9 odd
-//!   polynomial, ReLU by a degree-2 one; both only as good as the fit on their interval.
+//!   polynomial, ReLU by a degree-8 Chebyshev one; both only as good as the fit on their
+//!   interval. Powers take `ceil(log2 degree)` rounds.
 
 use super::MpcError;
 use super::approx::fx;
@@ -275,8 +278,31 @@ pub async fn conv2d<P: Protocol>(
     gather(p, &rows, &rows_to_nchw(n, oh, ow, o), &[n, o, oh, ow])
 }
 
-/// `sum_i coeffs[i] x^i` for a fixed-point sharing (powers by sequential multiplication, one
-/// truncation per power; the weighted sum is truncated once).
+/// `x, x^2, ..., x^n` of a fixed-point sharing in `ceil(log2 n)` rounds (each level multiplies
+/// the powers known so far by the highest one, batched).
+pub async fn powers<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    n: usize,
+) -> Result<Vec<P::Tensor>, MpcError> {
+    let shape = p.shape(x).to_vec();
+    let mut pw = vec![x.clone()];
+    while pw.len() < n {
+        let top = pw[pw.len() - 1].clone();
+        let take = pw.len().min(n - pw.len());
+        let lhs: Vec<&P::Tensor> = (0..take).map(|_| &top).collect();
+        let rhs: Vec<&P::Tensor> = pw[..take].iter().collect();
+        let prod = p
+            .mul_trunc(&p.concat(&lhs)?, &p.concat(&rhs)?, p.frac_bits())
+            .await?;
+        let shapes: Vec<&[usize]> = (0..take).map(|_| shape.as_slice()).collect();
+        pw.extend(p.split(&prod, &shapes)?);
+    }
+    Ok(pw)
+}
+
+/// `sum_i coeffs[i] x^i` for a fixed-point sharing: the powers in `ceil(log2 degree)` rounds,
+/// the weighted sum truncated once.
 pub async fn polynomial<P: Protocol>(
     p: &P,
     x: &P::Tensor,
@@ -285,24 +311,44 @@ pub async fn polynomial<P: Protocol>(
     let f = p.frac_bits();
     let n: usize = p.shape(x).iter().product();
     let shape = p.shape(x).to_vec();
+    let degree = coeffs.len().saturating_sub(1);
+    let pw = if degree > 0 {
+        powers(p, x, degree).await?
+    } else {
+        Vec::new()
+    };
     let mut acc = p.public(
         &vec![fx(coeffs.first().copied().unwrap_or(0.0), 2 * f); n],
         &shape,
     );
-    let mut power = x.clone();
-    for (i, c) in coeffs.iter().enumerate().skip(1) {
-        if i > 1 {
-            power = p.mul_trunc(&power, x, f).await?;
-        }
+    for (c, power) in coeffs.iter().skip(1).zip(&pw) {
         if *c != 0.0 {
-            acc = p.add(&acc, &p.scale(&power, fx(*c, f)))?;
+            acc = p.add(&acc, &p.scale(power, fx(*c, f)))?;
         }
     }
     p.truncate(&acc, f).await
 }
 
-/// TF Encrypted's Pond sigmoid: an odd degree-9 polynomial fitted on `[-8, 8]` (largest error
-/// there 0.0234; outside it diverges).
+/// A polynomial evaluated in `z = x / 2^shift` with coefficients `c_i 2^(shift i)`: the same
+/// value, but high-degree coefficients far below one fixed-point unit (7e-9 for sigmoid's `x^9`)
+/// become representable.
+async fn scaled_polynomial<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    coeffs: &[f64],
+    shift: u32,
+) -> Result<P::Tensor, MpcError> {
+    let scaled: Vec<f64> = coeffs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c * (shift as f64 * i as f64).exp2())
+        .collect();
+    let z = p.truncate(x, shift).await?;
+    polynomial(p, &z, &scaled).await
+}
+
+/// TF Encrypted's Pond sigmoid (`pond.py`): an odd degree-9 polynomial fitted on `[-8, 8]`
+/// (largest error there 0.0234; outside it diverges).
 pub async fn sigmoid_poly<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
     const COEFFS: [f64; 10] = [
         0.5,
@@ -316,22 +362,25 @@ pub async fn sigmoid_poly<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor
         0.0,
         0.0000000072,
     ];
-    // Evaluated in z = x/8 (within [-1, 1] on the fitted interval) with coefficients c_i 8^i:
-    // the high coefficients (7e-9 for x^9) would round to zero with 16 fractional bits.
-    const SHIFT: u32 = 3;
-    let scaled: Vec<f64> = COEFFS
-        .iter()
-        .enumerate()
-        .map(|(i, c)| c * f64::from(1u32 << (SHIFT * i as u32)))
-        .collect();
-    let z = p.truncate(x, SHIFT).await?;
-    polynomial(p, &z, &scaled).await
+    scaled_polynomial(p, x, &COEFFS, 3).await
 }
 
-/// TF Encrypted's Pond ReLU approximation: `0.4401 + 0.5 x + 0.1122 x^2`, a least-squares fit of
-/// ReLU on `[-4, 4]` (not exact: use [`relu`] where the protocol can compare).
+/// TF Encrypted's Pond ReLU (`pond.py`): a degree-8 Chebyshev approximation, within 0.17 of
+/// ReLU on `[-12, 12]` for `|x| >= 1` and 0.44 at `x = 0`; not exact: use [`relu`] where the
+/// protocol can compare.
 pub async fn relu_poly<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
-    polynomial(p, x, &[0.44015372000819103, 0.5, 0.11217537671414643]).await
+    const COEFFS: [f64; 9] = [
+        0.44015372000819103,
+        0.5,
+        0.11217537671414643,
+        0.0,
+        -0.0013660836712429923,
+        0.0,
+        9.009136367360004e-06,
+        0.0,
+        -2.1097433984e-08,
+    ];
+    scaled_polynomial(p, x, &COEFFS, 3).await
 }
 
 /// Sorts a 1-D sharing ascending with a bitonic network (padded to a power of two with a large

@@ -174,7 +174,8 @@ fn expected(protocol: &str, op: &str, shapes: &[Vec<usize>]) -> f64 {
             }
         }
         "truncation" => u.trunc,
-        "relu" if protocol == "pond" => u.mul_trunc + u.trunc,
+        // Pond: x/8, 7 products for the powers up to 8, one truncation of the sum.
+        "relu" if protocol == "pond" => 2.0 * u.trunc + 7.0 * u.mul_trunc,
         "relu" => u.drelu + u.mul,
         "comparison" => u.drelu,
         // A 2x2 window: a tree of 3 comparisons and selects per output.
@@ -211,7 +212,7 @@ fn expected(protocol: &str, op: &str, shapes: &[Vec<usize>]) -> f64 {
                 }
             };
             let relu = if protocol == "pond" {
-                u.mul_trunc + u.trunc
+                2.0 * u.trunc + 7.0 * u.mul_trunc
             } else {
                 u.drelu + u.mul
             };

@@ -411,6 +411,16 @@ fn pond_refuses_comparisons_and_approximates_sigmoid_by_polynomial() {
     );
     assert!(matches!(err, Err(MpcError::Unsupported { .. })), "{err:?}");
     let xs = reals(43, 64, -8.0, 8.0);
+    // TF Encrypted's ReLU polynomial: within 0.441 of ReLU on [-12, 12] (0.4402 at zero, its
+    // largest deviation, evaluated in f64 on a 0.01 grid) plus the same rounding.
+    let wide = reals(44, 64, -12.0, 12.0);
+    check::<PondM>(
+        "relu_poly",
+        &wide,
+        prog!(PondM, |p, v| nn::relu_poly(&*p, &v[0]).await),
+        |x| x.max(0.0),
+        |_| 0.441,
+    );
     check::<PondM>(
         "sigmoid_poly",
         &xs,
