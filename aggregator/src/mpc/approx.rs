@@ -28,7 +28,7 @@ use super::protocol::Protocol;
 
 /// Fixed-point encoding of `v` with `f` fractional bits.
 pub fn fx(v: f64, f: u32) -> u64 {
-    (v * (1u64 << f) as f64).round() as i64 as u64
+    (v * f64::from(f).exp2()).round() as i64 as u64
 }
 
 fn numel<P: Protocol>(p: &P, x: &P::Tensor) -> usize {

@@ -426,6 +426,11 @@ pub async fn divide<P: Protocol>(
     int_bits: u32,
 ) -> Result<P::Tensor, MpcError> {
     let f = p.frac_bits();
+    if f + int_bits > 62 {
+        return Err(MpcError::Invalid(format!(
+            "division with {f} fractional and {int_bits} integer bits does not fit 62 bits"
+        )));
+    }
     let num = p.scale(x, 1u64 << f);
     let mut used = p.scale(x, 0);
     let mut q = p.scale(x, 0);

@@ -21,6 +21,19 @@ use super::aby3::{self, Aby3Tensor, Shared};
 use super::pond::{self, PondTensor};
 use super::{MpcError, Session, securenn};
 
+/// The most fractional bits a fixed-point value may have: a product carries twice as many, and
+/// with the approximations' extra bits it must stay well inside the 64-bit ring.
+pub const MAX_FRAC_BITS: u32 = 30;
+
+fn check_frac_bits(frac_bits: u32) -> Result<(), MpcError> {
+    if frac_bits == 0 || frac_bits > MAX_FRAC_BITS {
+        return Err(MpcError::Invalid(format!(
+            "{frac_bits} fractional bits (1 to {MAX_FRAC_BITS} fit the 64-bit ring)"
+        )));
+    }
+    Ok(())
+}
+
 /// The error of an operation a protocol lacks.
 pub fn unsupported(protocol: &'static str, op: &'static str) -> MpcError {
     MpcError::Unsupported { protocol, op }
@@ -168,9 +181,11 @@ macro_rules! binding {
         }
 
         impl<N: Network> $name<N> {
-            /// Binds `session` with fixed-point values of `frac_bits` fractional bits.
-            pub fn new(session: Arc<Session<N>>, frac_bits: u32) -> Self {
-                $name { session, frac_bits }
+            /// Binds `session` with fixed-point values of `frac_bits` fractional bits (at most
+            /// [`MAX_FRAC_BITS`]).
+            pub fn new(session: Arc<Session<N>>, frac_bits: u32) -> Result<Self, MpcError> {
+                check_frac_bits(frac_bits)?;
+                Ok($name { session, frac_bits })
             }
 
             /// The session.
@@ -198,13 +213,15 @@ pub struct Aby3<N: Network> {
 }
 
 impl<N: Network> Aby3<N> {
-    /// Binds `session` with fixed-point values of `frac_bits` fractional bits.
-    pub fn new(session: Arc<Session<N>>, frac_bits: u32) -> Self {
-        Aby3 {
+    /// Binds `session` with fixed-point values of `frac_bits` fractional bits (at most
+    /// [`MAX_FRAC_BITS`]).
+    pub fn new(session: Arc<Session<N>>, frac_bits: u32) -> Result<Self, MpcError> {
+        check_frac_bits(frac_bits)?;
+        Ok(Aby3 {
             session,
             frac_bits,
             pairs: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The session.

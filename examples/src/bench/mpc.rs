@@ -282,9 +282,9 @@ fn run_case(
         let data = data.clone();
         async move {
             match protocol {
-                "pond" => measure(Arc::clone(&s), Pond::new(s, F), op, data).await,
-                "securenn" => measure(Arc::clone(&s), SecureNn::new(s, F), op, data).await,
-                _ => measure(Arc::clone(&s), Aby3::new(s, F), op, data).await,
+                "pond" => measure(Arc::clone(&s), Pond::new(s, F)?, op, data).await,
+                "securenn" => measure(Arc::clone(&s), SecureNn::new(s, F)?, op, data).await,
+                _ => measure(Arc::clone(&s), Aby3::new(s, F)?, op, data).await,
             }
         }
     }))

@@ -125,7 +125,7 @@ fn predict(
                 match protocol {
                     "pond" => {
                         serve(
-                            Pond::new(s, F),
+                            Pond::new(s, F)?,
                             session,
                             model,
                             batch,
@@ -136,7 +136,7 @@ fn predict(
                     }
                     "securenn" => {
                         serve(
-                            SecureNn::new(s, F),
+                            SecureNn::new(s, F)?,
                             session,
                             model,
                             batch,
@@ -147,7 +147,7 @@ fn predict(
                     }
                     _ => {
                         serve(
-                            Aby3::new(s, F),
+                            Aby3::new(s, F)?,
                             session,
                             model,
                             batch,

@@ -101,7 +101,8 @@ fn mul_matmul_truncation_and_relu_over_grpc() {
     let outs = rt
         .block_on(async move {
             run_on(grpc_cluster(timeout).await, move |s| {
-                scenario(Pond::new(s, F), i.clone(), false)
+                let i = i.clone();
+                async move { scenario(Pond::new(s, F)?, i, false).await }
             })
             .await
         })
@@ -111,7 +112,8 @@ fn mul_matmul_truncation_and_relu_over_grpc() {
     let outs = rt
         .block_on(async move {
             run_on(grpc_cluster(timeout).await, move |s| {
-                scenario(SecureNn::new(s, F), i.clone(), true)
+                let i = i.clone();
+                async move { scenario(SecureNn::new(s, F)?, i, true).await }
             })
             .await
         })
@@ -121,7 +123,8 @@ fn mul_matmul_truncation_and_relu_over_grpc() {
     let outs = rt
         .block_on(async move {
             run_on(grpc_cluster(timeout).await, move |s| {
-                scenario(Aby3::new(s, F), i.clone(), true)
+                let i = i.clone();
+                async move { scenario(Aby3::new(s, F)?, i, true).await }
             })
             .await
         })

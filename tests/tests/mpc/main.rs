@@ -76,19 +76,19 @@ pub trait Make: Protocol + Sized + 'static {
 
 impl Make for Pond<MemoryNetwork> {
     fn make(s: S) -> Self {
-        Pond::new(s, F)
+        Pond::new(s, F).expect("valid fractional bits")
     }
 }
 
 impl Make for SecureNn<MemoryNetwork> {
     fn make(s: S) -> Self {
-        SecureNn::new(s, F)
+        SecureNn::new(s, F).expect("valid fractional bits")
     }
 }
 
 impl Make for Aby3<MemoryNetwork> {
     fn make(s: S) -> Self {
-        Aby3::new(s, F)
+        Aby3::new(s, F).expect("valid fractional bits")
     }
 }
 

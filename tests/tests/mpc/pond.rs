@@ -201,7 +201,7 @@ fn pond_square_and_sum_are_exact() {
                         .expect("square recorded")
                         .net
                         .bytes_sent;
-                    let summed = nn::sum_axis(&Pond::new(Arc::clone(&s), 16), &sq, 1)?;
+                    let summed = nn::sum_axis(&Pond::new(Arc::clone(&s), 16)?, &sq, 1)?;
                     Ok((
                         pond::reveal_to(&s, &sq, 0).await?,
                         pond::reveal_to(&s, &summed, 0).await?,

@@ -80,3 +80,20 @@ fn a_message_of_the_wrong_length_is_a_protocol_error() {
         "{err:?}"
     );
 }
+
+#[test]
+fn fractional_bits_outside_the_ring_are_refused() {
+    use tessera_aggregator::mpc::harness::run_local;
+    use tessera_aggregator::mpc::protocol::{Aby3, Pond, SecureNn};
+    let outs = runtime()
+        .block_on(run_local(3, |s| async move {
+            Ok((
+                Pond::new(Arc::clone(&s), 64).is_err(),
+                SecureNn::new(Arc::clone(&s), 0).is_err(),
+                matches!(Aby3::new(Arc::clone(&s), 31), Err(MpcError::Invalid(_))),
+                Aby3::new(s, 30).is_ok(),
+            ))
+        }))
+        .unwrap();
+    assert!(outs.iter().all(|o| *o == (true, true, true, true)), "{outs:?}");
+}
