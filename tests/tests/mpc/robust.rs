@@ -95,5 +95,8 @@ fn fractional_bits_outside_the_ring_are_refused() {
             ))
         }))
         .unwrap();
-    assert!(outs.iter().all(|o| *o == (true, true, true, true)), "{outs:?}");
+    assert!(
+        outs.iter().all(|o| *o == (true, true, true, true)),
+        "{outs:?}"
+    );
 }
