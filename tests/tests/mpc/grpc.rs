@@ -64,16 +64,24 @@ fn check(name: &str, inputs: &Inputs, outs: Vec<Vec<Option<RingTensor<u64>>>>, w
         &r[2].matmul(&r[3]).unwrap(),
         "{name}: matmul"
     );
+    // Within one unit except where the probabilistic truncation fails: products of inputs in
+    // [-1000, 1000] with 16 fractional bits stay below 2^52, so a failure has probability below
+    // 2^-11 per element (SecureML's local truncation; ABY3's pairs half that). Over 200 elements
+    // about 0.1 failures are expected and more than two have probability about 2e-4.
     let (x, y) = (&inputs.fixed[0], &inputs.fixed[1]);
     let prod = signed(got[2].as_ref().unwrap());
-    for (i, (got, (a, b))) in prod
+    let failures = prod
         .iter()
         .zip(x.as_slice().iter().zip(y.as_slice()))
-        .enumerate()
-    {
-        let exact = ((*a as i64 as i128 * *b as i64 as i128) >> F) as i64;
-        assert!((got - exact).abs() <= 1, "{name}: mul_trunc at {i}");
-    }
+        .filter(|(got, (a, b))| {
+            let exact = ((**a as i64 as i128 * **b as i64 as i128) >> F) as i64;
+            (**got - exact).abs() > 1
+        })
+        .count();
+    assert!(
+        failures <= 2,
+        "{name}: mul_trunc off by more than one unit {failures} times"
+    );
     if with_relu {
         let expected = x.map(|v| if (v as i64) < 0 { 0 } else { v });
         assert_eq!(got[3].as_ref().unwrap(), &expected, "{name}: relu");
