@@ -200,6 +200,8 @@ fn softmax_is_within_bound<P: Make>() {
         vec![enc(&xs, &[rows, k])],
         prog!(P, |p, v| approx::softmax(&*p, &v[0]).await),
     ));
+    // As in `check`, one truncation wrap may spoil one row (through its sum), never two.
+    let mut bad_rows = Vec::new();
     for r in 0..rows {
         let row = &xs[r * k..(r + 1) * k];
         let max = row.iter().cloned().fold(f64::MIN, f64::max);
@@ -207,13 +209,13 @@ fn softmax_is_within_bound<P: Make>() {
         for c in 0..k {
             let want = (row[c] - max).exp() / total;
             let g = got[r * k + c];
-            assert!(
-                (g - want).abs() <= 0.003,
-                "{}: softmax[{r},{c}] = {g}, expected {want}",
-                P::NAME
-            );
+            if (g - want).abs() > 0.003 {
+                bad_rows.push(format!("softmax[{r},{c}] = {g}, expected {want}"));
+            }
         }
     }
+    bad_rows.dedup_by_key(|m| m.split(',').next().map(str::to_string));
+    assert!(bad_rows.len() <= 1, "{}: {bad_rows:?}", P::NAME);
 }
 
 #[test]
