@@ -149,36 +149,38 @@ pub async fn argmax<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcE
         .ok_or_else(|| MpcError::Invalid("argmax without index".into()))
 }
 
+/// The pooling windows of an `[n, c, h, w]` sharing as rows `[n*c*oh*ow, kh*kw]`, and the
+/// pooled shape `[n, c, oh, ow]`.
+fn pool_patches<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    window: Window,
+) -> Result<(P::Tensor, Vec<usize>), MpcError> {
+    let (g, out_shape) = window.pool(p.shape(x))?;
+    let (kh, kw) = window.kernel;
+    let patches = gather(p, x, &g, &[g.len() / (kh * kw), kh * kw])?;
+    Ok((patches, out_shape))
+}
+
 /// Max-pooling of an `[n, c, h, w]` sharing (exact).
 pub async fn maxpool2d<P: Protocol>(
     p: &P,
     x: &P::Tensor,
     window: Window,
 ) -> Result<P::Tensor, MpcError> {
-    let (g, out_shape) = window.pool(p.shape(x))?;
-    let (kh, kw) = window.kernel;
-    let patches = gather(p, x, &g, &[g.len() / (kh * kw), kh * kw])?;
+    let (patches, out_shape) = pool_patches(p, x, window)?;
     p.reshape(&max_last_axis(p, &patches).await?, &out_shape)
 }
 
-/// Average pooling of an `[n, c, h, w]` fixed-point sharing: window sums (local) times the
-/// public `1/(kh kw)`, one truncation.
+/// Average pooling of an `[n, c, h, w]` fixed-point sharing: the mean of each window (local
+/// sums, the public `1/(kh kw)`, one truncation).
 pub async fn avgpool2d<P: Protocol>(
     p: &P,
     x: &P::Tensor,
     window: Window,
 ) -> Result<P::Tensor, MpcError> {
-    let (g, out_shape) = window.pool(p.shape(x))?;
-    let (kh, kw) = window.kernel;
-    let k = kh * kw;
-    let sums = p.map_local(x, &out_shape, &|s| {
-        g.apply(s)
-            .chunks(k)
-            .map(|c| c.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
-            .collect()
-    })?;
-    let f = p.frac_bits();
-    p.truncate(&p.scale(&sums, fx(1.0 / k as f64, f)), f).await
+    let (patches, out_shape) = pool_patches(p, x, window)?;
+    p.reshape(&mean_axis(p, &patches, 1).await?, &out_shape)
 }
 
 /// Sum along `axis` (local: the map adds shares).

@@ -240,11 +240,10 @@ impl<N: Network> Aby3<N> {
     }
 }
 
-/// The parts of Pond and SecureNN that are the same: both hold [`PondTensor`]s.
-macro_rules! additive_impl {
-    () => {
-        type Tensor = PondTensor<u64>;
-
+/// The methods every binding forwards to its protocol module (`pond` or `aby3`), which name them
+/// the same.
+macro_rules! delegate_impl {
+    ($m:ident) => {
         fn me(&self) -> usize {
             self.session.me()
         }
@@ -260,7 +259,7 @@ macro_rules! additive_impl {
             value: Option<&RingTensor<u64>>,
             shape: &[usize],
         ) -> Result<Self::Tensor, MpcError> {
-            pond::share_from(&self.session, owner, value, shape).await
+            $m::share_from(&self.session, owner, value, shape).await
         }
         async fn input(
             &self,
@@ -268,28 +267,17 @@ macro_rules! additive_impl {
             label: &str,
             shape: &[usize],
         ) -> Result<Self::Tensor, MpcError> {
-            pond::input_from(&self.session, from, label, shape).await
+            $m::input_from(&self.session, from, label, shape).await
         }
         async fn reveal(
             &self,
             x: &Self::Tensor,
             to: usize,
         ) -> Result<Option<RingTensor<u64>>, MpcError> {
-            pond::reveal_to(&self.session, x, to).await
+            $m::reveal_to(&self.session, x, to).await
         }
         async fn output(&self, x: &Self::Tensor, to: PartyId, label: &str) -> Result<(), MpcError> {
-            pond::output_to(&self.session, x, to, label).await
-        }
-        fn public(&self, value: &[u64], shape: &[usize]) -> Self::Tensor {
-            let share = (self.me() < pond::PRODUCER).then(|| {
-                let v = if self.me() == 0 {
-                    value.to_vec()
-                } else {
-                    vec![0; value.len()]
-                };
-                RingTensor::from_vec(shape, v).unwrap_or_else(|_| RingTensor::zeros(shape))
-            });
-            PondTensor::from_share(share, shape)
+            $m::output_to(&self.session, x, to, label).await
         }
         fn add(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
             x.add(y)
@@ -312,14 +300,35 @@ macro_rules! additive_impl {
             x.map_local(shape, f)
         }
         async fn mul(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
-            pond::mul(&self.session, x, y).await
+            $m::mul(&self.session, x, y).await
         }
         async fn matmul(
             &self,
             x: &Self::Tensor,
             y: &Self::Tensor,
         ) -> Result<Self::Tensor, MpcError> {
-            pond::matmul(&self.session, x, y).await
+            $m::matmul(&self.session, x, y).await
+        }
+    };
+}
+
+/// The parts of Pond and SecureNN that are the same: both hold [`PondTensor`]s.
+macro_rules! additive_impl {
+    () => {
+        type Tensor = PondTensor<u64>;
+
+        delegate_impl!(pond);
+
+        fn public(&self, value: &[u64], shape: &[usize]) -> Self::Tensor {
+            let share = (self.me() < pond::PRODUCER).then(|| {
+                let v = if self.me() == 0 {
+                    value.to_vec()
+                } else {
+                    vec![0; value.len()]
+                };
+                RingTensor::from_vec(shape, v).unwrap_or_else(|_| RingTensor::zeros(shape))
+            });
+            PondTensor::from_share(share, shape)
         }
         async fn truncate(&self, x: &Self::Tensor, bits: u32) -> Result<Self::Tensor, MpcError> {
             Ok(pond::truncate(self.me(), x, bits))
@@ -355,69 +364,10 @@ impl<N: Network> Protocol for Aby3<N> {
     type Tensor = Aby3Tensor;
     const NAME: &'static str = "aby3";
 
-    fn me(&self) -> usize {
-        self.session.me()
-    }
-    fn frac_bits(&self) -> u32 {
-        self.frac_bits
-    }
-    fn shape<'a>(&self, x: &'a Self::Tensor) -> &'a [usize] {
-        x.shape()
-    }
-    async fn share(
-        &self,
-        owner: usize,
-        value: Option<&RingTensor<u64>>,
-        shape: &[usize],
-    ) -> Result<Self::Tensor, MpcError> {
-        aby3::share_from(&self.session, owner, value, shape).await
-    }
-    async fn input(
-        &self,
-        from: PartyId,
-        label: &str,
-        shape: &[usize],
-    ) -> Result<Self::Tensor, MpcError> {
-        aby3::input_from(&self.session, from, label, shape).await
-    }
-    async fn reveal(
-        &self,
-        x: &Self::Tensor,
-        to: usize,
-    ) -> Result<Option<RingTensor<u64>>, MpcError> {
-        aby3::reveal_to(&self.session, x, to).await
-    }
-    async fn output(&self, x: &Self::Tensor, to: PartyId, label: &str) -> Result<(), MpcError> {
-        aby3::output_to(&self.session, x, to, label).await
-    }
+    delegate_impl!(aby3);
+
     fn public(&self, value: &[u64], shape: &[usize]) -> Self::Tensor {
         Shared::public(self.me(), value, shape)
-    }
-    fn add(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
-        x.add(y)
-    }
-    fn sub(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
-        x.sub(y)
-    }
-    fn scale(&self, x: &Self::Tensor, k: u64) -> Self::Tensor {
-        x.scale(k)
-    }
-    fn mul_public(&self, x: &Self::Tensor, c: &[u64]) -> Result<Self::Tensor, MpcError> {
-        x.mul_public(c)
-    }
-    fn map_local(
-        &self,
-        x: &Self::Tensor,
-        shape: &[usize],
-        f: &(dyn Fn(&[u64]) -> Vec<u64> + Sync),
-    ) -> Result<Self::Tensor, MpcError> {
-        x.map_local(shape, f)
-    }
-    async fn mul(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
-        aby3::mul(&self.session, x, y).await
-    }
-    async fn matmul(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
-        aby3::matmul(&self.session, x, y).await
     }
     async fn truncate(&self, x: &Self::Tensor, bits: u32) -> Result<Self::Tensor, MpcError> {
         match self.pooled(bits, x.len()) {

@@ -292,10 +292,13 @@ impl Aby3Tensor {
 impl Aby3Bits {
     /// Bitwise NOT (flip slot 0).
     pub fn not(&self, me: usize) -> Self {
-        let ones = vec![u64::MAX; self.len()];
-        Self::public(me, &ones, &self.shape)
-            .add(self)
-            .unwrap_or_else(|_| self.clone())
+        let flip = |v: &Vec<u64>| v.iter().map(|a| !a).collect();
+        // Slot 0 is this server's first share at server 0 and its second at server 2.
+        match me {
+            0 => Self::from_parts(flip(&self.s[0]), self.s[1].clone(), &self.shape),
+            2 => Self::from_parts(self.s[0].clone(), flip(&self.s[1]), &self.shape),
+            _ => self.clone(),
+        }
     }
 
     /// Logical shift left by `bits` (local).

@@ -13,15 +13,10 @@ use tessera_common::net::Network;
 
 use super::HELPER;
 use super::compare::private_compare;
-use super::zn::{Deal, Zn, bits_of, deal, dealt, wraps};
+use super::zn::{Deal, X_BITS, Zn, bits_of, deal, dealt, wraps};
 use crate::mpc::pond::PondTensor;
 use crate::mpc::{MpcError, Session};
 
-const X_BITS: Deal = Deal {
-    part: "x_bits",
-    stream: 2,
-    zn: Zn::P,
-};
 const DELTA: Deal = Deal {
     part: "delta",
     stream: 3,

@@ -13,7 +13,7 @@ use tessera_common::ring::RingTensor;
 
 use super::HELPER;
 use super::compare::private_compare;
-use super::zn::{Deal, Zn, bits_of, deal, dealt};
+use super::zn::{Deal, X_BITS, Zn, bits_of, deal, dealt};
 use crate::mpc::pond::{self, PondTensor};
 use crate::mpc::{MpcError, Session};
 
@@ -21,11 +21,6 @@ const X: Deal = Deal {
     part: "x",
     stream: 1,
     zn: Zn::Odd,
-};
-const X_BITS: Deal = Deal {
-    part: "x_bits",
-    stream: 2,
-    zn: Zn::P,
 };
 const X_LSB: Deal = Deal {
     part: "x_lsb",

@@ -156,6 +156,13 @@ pub struct Deal {
     pub zn: Zn,
 }
 
+/// The helper's dealing of the bits of its masked value in `Z_67` (ShareConvert and ComputeMSB).
+pub const X_BITS: Deal = Deal {
+    part: "x_bits",
+    stream: 2,
+    zn: Zn::P,
+};
+
 /// At the helper: deals `v` to `server0` and `server1`. `server0`'s share is drawn from the PRG
 /// the two share (stream `deal.stream`), only `server1`'s is sent.
 pub async fn deal<N: Network>(
