@@ -11,7 +11,7 @@ use tracing::info;
 
 use crate::grpc::{ServiceCell, serve};
 use crate::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
-use crate::secagg::AggregatorService;
+use crate::secagg::{AggregatorService, Limits};
 
 /// Tessera compute server.
 #[derive(Debug, Parser)]
@@ -108,11 +108,13 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         settings.recv_timeout,
     );
     let cell: ServiceCell = Arc::new(OnceLock::new());
-    let server = serve(listener, &hub, Arc::clone(&cell));
+    let limits = Limits::default();
+    let server = serve(listener, &hub, Arc::clone(&cell), &limits);
     info!(me = %args.party.name, %address, "listening; connecting to peers");
     let network = GrpcNetwork::over_hub(hub, &settings).await?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
-    let service = AggregatorService::new(sealer, cluster.num_servers(), Arc::new(network));
+    let service =
+        AggregatorService::with_limits(sealer, cluster.num_servers(), Arc::new(network), limits);
     let _ = cell.set(service);
     info!(me = %args.party.name, servers = cluster.num_servers(), "ready");
     tokio::select! {

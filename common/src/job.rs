@@ -152,10 +152,14 @@ impl JobSettings {
                 format!("{} (must be 2 or 3)", self.num_servers),
             );
         }
-        if self.min_clients == 0 || self.min_clients > self.max_clients {
+        // With one contributor the aggregate is that owner's update: the model owner would see it.
+        if self.min_clients < 2 || self.min_clients > self.max_clients {
             return invalid(
                 "min_clients",
-                format!("{} with max_clients {}", self.min_clients, self.max_clients),
+                format!(
+                    "{} with max_clients {} (at least 2, so that no aggregate is one owner's update)",
+                    self.min_clients, self.max_clients
+                ),
             );
         }
         for (field, v) in [

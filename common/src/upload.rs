@@ -23,6 +23,12 @@ use crate::{PartyId, RingTensor};
 /// Largest share piece carried by one envelope (1 MiB).
 pub const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 
+/// Bytes of a [`UploadPart::Seed`] plaintext: kind, seed, element count.
+pub const SEED_PART_BYTES: usize = 1 + 32 + 8;
+
+/// Bytes of a helper's sealed seed envelope: the leader forwards exactly this many.
+pub const SEED_ENVELOPE_BYTES: usize = crate::seal::OVERHEAD + SEED_PART_BYTES;
+
 /// The plaintext of one upload envelope.
 #[derive(Clone, PartialEq, Eq)]
 pub enum UploadPart {
@@ -123,7 +129,7 @@ impl UploadPart {
                 offset: u64_at(b, 1),
                 bytes: b[9..].to_vec(),
             }),
-            (Some(2), 41) => {
+            (Some(2), SEED_PART_BYTES) => {
                 let mut seed = [0u8; 32];
                 seed.copy_from_slice(&b[1..33]);
                 Ok(UploadPart::Seed {

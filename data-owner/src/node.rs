@@ -296,7 +296,7 @@ mod tests {
             clip: 0.5,
             max_weight: 100.0,
             max_clients: 2,
-            min_clients: 1,
+            min_clients: 2,
             round_deadline_ms: 10,
             local_epochs: 1,
             batch_size: 1,

@@ -88,19 +88,97 @@ pub struct Aggregate {
     pub total_weight: f64,
 }
 
-/// Decodes a revealed sum.
-pub fn decode_aggregate(settings: &JobSettings, sum: &RingVec) -> Aggregate {
+/// Why a revealed aggregate is refused: the round is dropped and the global model kept.
+///
+/// Clipping and the weight cap happen at the data owners, so a malicious owner can send any
+/// vector; until the servers check ranges on shares (robust aggregation), the model owner checks
+/// that the aggregate is one honest owners could have produced.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AggregateError {
+    /// The total weight is below what the contributors must have (an honest owner's weight is
+    /// its sample count, at least one, capped at `max_weight`) or above what they may claim.
+    #[error("total weight {total} is outside [{min}, {max}] for {contributors} contributors")]
+    TotalWeight {
+        /// The revealed total.
+        total: f64,
+        /// `contributors * min(1, max_weight)` (less the rounding bound).
+        min: f64,
+        /// `contributors * max_weight` (plus the rounding bound).
+        max: f64,
+        /// Contributors of the round.
+        contributors: usize,
+    },
+    /// A coordinate of the mean update is beyond the clip bound, or not finite.
+    #[error("mean update coordinate {index} is {value}, beyond the clip bound {clip}")]
+    OutOfRange {
+        /// The coordinate.
+        index: usize,
+        /// Its value.
+        value: f64,
+        /// The bound.
+        clip: f64,
+    },
+    /// The mean training loss is outside `[0, LOSS_BOUND]`.
+    #[error("mean training loss {loss} is outside [0, {bound}]")]
+    Loss {
+        /// The revealed mean loss.
+        loss: f64,
+        /// The bound.
+        bound: f64,
+    },
+}
+
+/// Decodes a revealed sum of `contributors` updates and checks it (see [`AggregateError`]).
+///
+/// Rounding: each owner's coordinate is encoded to within half a unit `2^-f`, so the sum is
+/// within `contributors / 2` units of the exact weighted sum, and the mean within
+/// `contributors / 2 / total` units of a value in `[-clip, clip]`; the checks allow one unit per
+/// contributor.
+pub fn decode_aggregate(
+    settings: &JobSettings,
+    sum: &RingVec,
+    contributors: usize,
+) -> Result<Aggregate, AggregateError> {
     let values = sum.decode(settings.fixed_point());
     let n = settings.num_params;
+    let unit = (-(settings.frac_bits as f64)).exp2();
+    let slack = contributors as f64 * unit;
     let total_weight = values[n + 1];
-    let div = if total_weight > 0.0 {
-        total_weight
-    } else {
-        1.0
-    };
-    Aggregate {
-        mean_delta: values[..n].iter().map(|v| v / div).collect(),
-        mean_train_loss: values[n] / div * tessera_data_owner::node::LOSS_BOUND,
-        total_weight,
+    let max = contributors as f64 * settings.max_weight + slack;
+    let min = (contributors as f64 * settings.max_weight.min(1.0) - slack).max(unit);
+    if !(min..=max).contains(&total_weight) {
+        return Err(AggregateError::TotalWeight {
+            total: total_weight,
+            min,
+            max,
+            contributors,
+        });
     }
+    let bound = settings.clip + slack / total_weight;
+    let mean_delta: Vec<f64> = values[..n].iter().map(|v| v / total_weight).collect();
+    if let Some((index, value)) = mean_delta
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !(v.is_finite() && v.abs() <= bound))
+    {
+        return Err(AggregateError::OutOfRange {
+            index,
+            value: *value,
+            clip: settings.clip,
+        });
+    }
+    let scaled_loss = values[n] / total_weight;
+    let loss_bound = tessera_data_owner::node::LOSS_BOUND;
+    if !(-slack / total_weight..=1.0 + slack / total_weight).contains(&scaled_loss) {
+        return Err(AggregateError::Loss {
+            loss: scaled_loss * loss_bound,
+            bound: loss_bound,
+        });
+    }
+    Ok(Aggregate {
+        mean_delta,
+        mean_train_loss: scaled_loss.max(0.0) * loss_bound,
+        total_weight,
+    })
 }

@@ -83,7 +83,7 @@ pub fn simulation_settings(
         clip: 1.0,
         max_weight: max_samples as f64,
         max_clients: opts.data_owners,
-        min_clients: opts.data_owners.div_ceil(2),
+        min_clients: opts.data_owners.div_ceil(2).max(2),
         round_deadline_ms: 600_000,
         local_epochs: opts.local_epochs,
         batch_size: opts.batch_size,
@@ -106,9 +106,10 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
             opts.servers
         )));
     }
-    if opts.data_owners == 0 || opts.rounds == 0 {
+    if opts.data_owners < 2 || opts.rounds == 0 {
         return Err(SimulateError::Options(
-            "need at least one data owner and one round".into(),
+            "need at least two data owners (an aggregate of one is that owner's update) and one round"
+                .into(),
         ));
     }
     let train = Dataset::bundled_mnist(Split::Train);

@@ -235,7 +235,8 @@ impl<S: ServerApi> Trainer<S> {
             .map_err(TrainError::from)
     }
 
-    /// One round; `None` if it failed (too few contributors), leaving the weights unchanged.
+    /// One round; `None` if it failed (too few contributors) or its aggregate was refused, leaving
+    /// the weights unchanged.
     async fn round(
         &self,
         round: u64,
@@ -321,7 +322,13 @@ impl<S: ServerApi> Trainer<S> {
                 .collect();
             std::fs::write(dir.join(format!("{stem}.txt")), names.join("\n") + "\n")?;
         }
-        let aggregate = decode_aggregate(settings, &sum);
+        let aggregate = match decode_aggregate(settings, &sum, status.contributors.len()) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(round, reason = %e, "aggregate refused; the global model is kept");
+                return Ok(None);
+            }
+        };
         checkpoint
             .optimizer
             .apply(&mut checkpoint.weights, &aggregate.mean_delta);

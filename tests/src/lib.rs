@@ -1,11 +1,15 @@
 //! Integration tests live in tests/tests/; this library holds what several test binaries share.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::join_all;
-use tessera_aggregator::net::{GrpcNetwork, GrpcNetworkSettings};
+use tessera_aggregator::grpc::{ServiceCell, serve};
+use tessera_aggregator::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
+use tessera_aggregator::secagg::{AggregatorService, Limits};
 use tessera_common::PartyId;
-use tessera_common::identity::Identity;
+use tessera_common::identity::{Identity, PublicKey};
+use tessera_common::seal::Sealer;
 
 /// The three compute servers.
 pub const SERVERS: [PartyId; 3] = [PartyId::Server(0), PartyId::Server(1), PartyId::Server(2)];
@@ -13,39 +17,209 @@ pub const SERVERS: [PartyId; 3] = [PartyId::Server(0), PartyId::Server(1), Party
 /// Three servers connected over gRPC on 127.0.0.1 (real sockets, sealed frames, fresh
 /// identities), with the given receive timeout.
 pub async fn grpc_cluster(recv_timeout: Duration) -> Vec<GrpcNetwork> {
-    let ids: Vec<Identity> = SERVERS
-        .iter()
-        .map(|p| Identity::generate(*p, &mut rand::rng()))
-        .collect();
-    let mut listeners = Vec::new();
-    let mut servers = Vec::new();
-    for p in SERVERS {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+    GrpcParts::start(recv_timeout, false).await.nets
+}
+
+/// A gRPC cluster of three servers and what a test needs to attack it.
+pub struct GrpcParts {
+    /// Each server's endpoint.
+    pub nets: Vec<GrpcNetwork>,
+    /// Each server's identity.
+    pub ids: Vec<Identity>,
+    /// Each server's own listening address.
+    pub addresses: Vec<String>,
+    /// With `via_proxy`: the TCP relay every connection to `server0` goes through.
+    pub proxy: Option<Proxy>,
+}
+
+impl GrpcParts {
+    /// Starts three servers (session id 5); with `via_proxy` the others reach `server0` through
+    /// a [`Proxy`] that a test can cut.
+    pub async fn start(recv_timeout: Duration, via_proxy: bool) -> Self {
+        let ids: Vec<Identity> = SERVERS
+            .iter()
+            .map(|p| Identity::generate(*p, &mut rand::rng()))
+            .collect();
+        let mut listeners = Vec::new();
+        let mut addresses = Vec::new();
+        for _ in SERVERS {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1");
+            addresses.push(l.local_addr().expect("local address").to_string());
+            listeners.push(l);
+        }
+        let proxy = if via_proxy {
+            Some(Proxy::start(&addresses[0]).await)
+        } else {
+            None
+        };
+        let mut servers: Vec<(PartyId, String)> =
+            SERVERS.iter().copied().zip(addresses.clone()).collect();
+        if let Some(p) = &proxy {
+            servers[0].1 = p.address.clone();
+        }
+        let settings = GrpcNetworkSettings {
+            session: 5,
+            servers,
+            recv_timeout,
+            connect_timeout: Duration::from_secs(10),
+        };
+        let keys: Vec<_> = ids
+            .iter()
+            .map(|id| (id.party(), *id.public_key()))
+            .collect();
+        let starts = ids.iter().zip(listeners).map(|(id, listener)| {
+            let keys = keys.clone();
+            let settings = settings.clone();
+            async move {
+                GrpcNetwork::start(id, keys.iter().map(|(p, k)| (*p, k)), &settings, listener).await
+            }
+        });
+        let nets = join_all(starts)
+            .await
+            .into_iter()
+            .map(|r| r.expect("gRPC network starts"))
+            .collect();
+        GrpcParts {
+            nets,
+            ids,
+            addresses,
+            proxy,
+        }
+    }
+
+    /// A sealer for server `i`, knowing the servers.
+    pub fn sealer(&self, i: usize) -> Sealer {
+        Sealer::new(
+            &self.ids[i],
+            self.ids.iter().map(|id| (id.party(), id.public_key())),
+        )
+    }
+}
+
+/// A TCP relay on 127.0.0.1 to one address; [`Proxy::cut`] breaks every connection through it
+/// (as a network failure would) while it keeps accepting new ones.
+pub struct Proxy {
+    /// Where to connect to reach the target through the relay.
+    pub address: String,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1");
-        servers.push((p, l.local_addr().expect("local address").to_string()));
-        listeners.push(l);
-    }
-    let settings = GrpcNetworkSettings {
-        session: 5,
-        servers,
-        recv_timeout,
-        connect_timeout: Duration::from_secs(10),
-    };
-    let keys: Vec<_> = ids
-        .iter()
-        .map(|id| (id.party(), *id.public_key()))
-        .collect();
-    let starts = ids.iter().zip(listeners).map(|(id, listener)| {
-        let keys = keys.clone();
-        let settings = settings.clone();
-        async move {
-            GrpcNetwork::start(id, keys.iter().map(|(p, k)| (*p, k)), &settings, listener).await
+        let address = listener.local_addr().expect("local address").to_string();
+        let connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (target, conns) = (target.to_owned(), Arc::clone(&connections));
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns.lock().unwrap_or_else(|p| p.into_inner()).push(relay);
+            }
+        });
+        Proxy {
+            address,
+            connections,
         }
-    });
-    join_all(starts)
-        .await
-        .into_iter()
-        .map(|r| r.expect("gRPC network starts"))
-        .collect()
+    }
+
+    /// Breaks every connection through the relay.
+    pub fn cut(&self) {
+        for c in self
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            c.abort();
+        }
+    }
+}
+
+/// Three aggregator servers in this process, each serving its gRPC front (peer, data-owner and
+/// model-owner services) on 127.0.0.1 exactly as `aggregator serve` does, with the given limits;
+/// the cluster also knows `data_owners` data owners and the model owner.
+pub struct GrpcAggregators {
+    /// `host:port` of each server.
+    pub addresses: Vec<String>,
+    /// Every party's identity: the servers, the data owners, the model owner.
+    pub ids: Vec<Identity>,
+    /// The servers' services.
+    pub services: Vec<Arc<AggregatorService<GrpcNetwork>>>,
+}
+
+impl GrpcAggregators {
+    /// Starts the cluster.
+    pub async fn start(limits: Limits, data_owners: u32) -> Self {
+        let mut parties: Vec<PartyId> = SERVERS.to_vec();
+        parties.extend((0..data_owners).map(PartyId::DataOwner));
+        parties.push(PartyId::ModelOwner);
+        let ids: Vec<Identity> = parties
+            .iter()
+            .map(|p| Identity::generate(*p, &mut rand::rng()))
+            .collect();
+        let keys: Vec<(PartyId, PublicKey)> =
+            ids.iter().map(|i| (i.party(), *i.public_key())).collect();
+        let mut listeners = Vec::new();
+        let mut servers = Vec::new();
+        for p in SERVERS {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1");
+            servers.push((p, l.local_addr().expect("local address").to_string()));
+            listeners.push(l);
+        }
+        let settings = GrpcNetworkSettings {
+            session: 0,
+            servers: servers.clone(),
+            recv_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+        };
+        let starts = ids[..3].iter().zip(listeners).map(|(id, listener)| {
+            let (keys, settings, limits) = (&keys, &settings, &limits);
+            async move {
+                let hub = PeerHub::new(
+                    id,
+                    &SERVERS,
+                    keys.iter().map(|(p, k)| (*p, k)),
+                    settings.session,
+                    settings.recv_timeout,
+                );
+                let cell: ServiceCell = Arc::new(OnceLock::new());
+                serve(listener, &hub, Arc::clone(&cell), limits);
+                let network = GrpcNetwork::over_hub(hub, settings)
+                    .await
+                    .expect("peers connect");
+                let sealer = Sealer::new(id, keys.iter().map(|(p, k)| (*p, k)));
+                let service =
+                    AggregatorService::with_limits(sealer, 3, Arc::new(network), limits.clone());
+                let _ = cell.set(Arc::clone(&service));
+                service
+            }
+        });
+        let services = join_all(starts).await;
+        GrpcAggregators {
+            addresses: servers.into_iter().map(|(_, a)| a).collect(),
+            ids,
+            services,
+        }
+    }
+
+    /// A sealer for `party`, knowing every party of the cluster.
+    pub fn sealer(&self, party: PartyId) -> Sealer {
+        let id = self
+            .ids
+            .iter()
+            .find(|i| i.party() == party)
+            .expect("a party of the cluster");
+        Sealer::new(id, self.ids.iter().map(|i| (i.party(), i.public_key())))
+    }
 }

@@ -9,7 +9,13 @@ use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::net::{NetError, Network, Tag};
 
 use futures::future::join_all;
-use tessera_tests::{SERVERS, grpc_cluster};
+use tessera_aggregator::net::GrpcNetwork;
+use tessera_aggregator::net::frame::{HELLO_TAG, Hello, seal_frame};
+use tessera_aggregator::net::grpc::max_payload_bytes;
+use tessera_proto::v1::PeerFrame;
+use tessera_proto::v1::peer_service_client::PeerServiceClient;
+use tessera_tests::{GrpcParts, SERVERS, grpc_cluster};
+use tokio_stream::wrappers::ReceiverStream;
 
 fn payload(from: usize, to: usize, kind: u8, len: usize) -> Vec<u8> {
     (0..len)
@@ -174,4 +180,98 @@ async fn timeout_over_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_over_grpc() {
     timeout_scenario(grpc_cluster(Duration::from_millis(300)).await).await;
+}
+
+/// Sends `payload` from `a` to `b` under fresh tags until one arrives (links may be coming back).
+async fn deliver_eventually(a: &GrpcNetwork, b: &GrpcNetwork, payload: &[u8]) -> bool {
+    let give_up = Instant::now() + Duration::from_secs(15);
+    let mut attempt = 0;
+    while Instant::now() < give_up {
+        attempt += 1;
+        let tag = Tag::new(format!("probe/{attempt}"));
+        if a.send(b.me(), &tag, payload.to_vec()).await.is_ok()
+            && let Ok(Ok(got)) =
+                tokio::time::timeout(Duration::from_millis(500), b.recv(a.me(), &tag)).await
+        {
+            return got == payload;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_hello_is_refused_and_the_live_link_stays() {
+    let parts = GrpcParts::start(Duration::from_secs(5), false).await;
+    // A hello server2 sealed on an earlier connection: it answers some other challenge.
+    let earlier = Hello {
+        answers: [1; 32],
+        nonce: [2; 32],
+        run: 9,
+    };
+    let replay = seal_frame(
+        &parts.sealer(2),
+        PartyId::Server(0),
+        5,
+        0,
+        &Tag::from(HELLO_TAG),
+        &earlier.to_bytes(),
+    )
+    .unwrap();
+    let mut client = PeerServiceClient::connect(format!("http://{}", parts.addresses[0]))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(PeerFrame { envelope: replay }).await.unwrap();
+    let mut inbound = client
+        .exchange(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let challenge = inbound.message().await.unwrap().unwrap();
+    assert_eq!(challenge.envelope.len(), 32);
+    let refusal = inbound.message().await.unwrap_err();
+    assert_eq!(refusal.code(), tonic::Code::Unauthenticated, "{refusal}");
+    // server0's live link to server2 still carries messages both ways.
+    let nets = &parts.nets;
+    assert!(deliver_eventually(&nets[0], &nets[2], b"after").await);
+    assert!(deliver_eventually(&nets[2], &nets[0], b"back").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_too_large_for_a_frame_is_refused_and_the_link_stays() {
+    let nets = grpc_cluster(Duration::from_secs(5)).await;
+    let tag = Tag::new("big");
+    let err = nets[0]
+        .send(PartyId::Server(1), &tag, vec![0; 17 << 20])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::TooLarge { bytes, .. } if bytes == 17 << 20),
+        "{err}"
+    );
+    // The largest allowed payload still goes through, and so does the next message.
+    let most = vec![5u8; max_payload_bytes(&tag)];
+    nets[0]
+        .send(PartyId::Server(1), &tag, most.clone())
+        .await
+        .unwrap();
+    assert_eq!(nets[1].recv(PartyId::Server(0), &tag).await.unwrap(), most);
+    assert!(deliver_eventually(&nets[0], &nets[1], b"still up").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_link_is_dialled_again() {
+    let parts = GrpcParts::start(Duration::from_secs(5), true).await;
+    let nets = &parts.nets;
+    assert!(deliver_eventually(&nets[2], &nets[0], b"before").await);
+    // Every connection to server0 breaks; server1 and server2 dial it again.
+    parts.proxy.as_ref().unwrap().cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (a, b) in [(2, 0), (0, 2), (1, 0), (0, 1)] {
+        assert!(
+            deliver_eventually(&nets[a], &nets[b], b"after").await,
+            "server{a} -> server{b}"
+        );
+    }
 }

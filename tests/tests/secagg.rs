@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use tessera_aggregator::secagg::AggregatorService;
 use tessera_aggregator::secagg::local::LocalServer;
+use tessera_aggregator::secagg::{AggregatorService, Limits, ServiceError};
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, LeaderApi, RoundState, ServerApi};
 use tessera_common::identity::{Identity, PublicKey};
@@ -16,7 +16,7 @@ use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Context, Expected, Purpose, Sealer};
 use tessera_common::upload::{UploadPart, build_upload_vec};
-use tessera_model_owner::reveal::reveal_sum;
+use tessera_model_owner::reveal::{AggregateError, decode_aggregate, reveal_sum};
 
 struct Cluster {
     servers: Vec<LocalServer<MemoryNetwork>>,
@@ -42,7 +42,7 @@ fn settings(num_servers: usize, max_clients: usize, min_clients: usize) -> JobSe
         job_id: 77,
         num_params: model.num_params().unwrap(),
         model,
-        rounds: 3,
+        rounds: 4,
         ring_bits: 32,
         frac_bits: 16,
         clip: 1.0,
@@ -59,6 +59,15 @@ fn settings(num_servers: usize, max_clients: usize, min_clients: usize) -> JobSe
 }
 
 async fn cluster(num_servers: usize, max_clients: usize, min_clients: usize) -> Cluster {
+    cluster_with(num_servers, max_clients, min_clients, Limits::default()).await
+}
+
+async fn cluster_with(
+    num_servers: usize,
+    max_clients: usize,
+    min_clients: usize,
+    limits: Limits,
+) -> Cluster {
     let mut parties: Vec<PartyId> = (0..num_servers as u8).map(PartyId::Server).collect();
     parties.extend((0..4).map(PartyId::DataOwner));
     parties.push(PartyId::ModelOwner);
@@ -75,10 +84,11 @@ async fn cluster(num_servers: usize, max_clients: usize, min_clients: usize) -> 
     };
     let servers: Vec<PartyId> = (0..num_servers as u8).map(PartyId::Server).collect();
     for (net, p) in MemoryNetwork::cluster(&servers).into_iter().zip(&servers) {
-        c.servers.push(LocalServer(AggregatorService::new(
+        c.servers.push(LocalServer(AggregatorService::with_limits(
             c.sealer(*p),
             num_servers,
             Arc::new(net),
+            limits.clone(),
         )));
     }
     let mo = c.sealer(PartyId::ModelOwner);
@@ -360,4 +370,157 @@ async fn upload_is_about_one_plaintext_copy_with_a_32_bit_ring() {
         "upload {bytes} bytes for {plaintext} plaintext bytes ({ratio:.4}x)"
     );
     assert!(ratio >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_upload_in_flight_per_owner_and_staging_memory_is_bounded() {
+    let share_bytes = settings(3, 3, 2).update_len() * 4;
+    let limits = Limits {
+        staging_bytes: 2 * share_bytes,
+        ..Limits::default()
+    };
+    let c = cluster_with(3, 3, 2, limits).await;
+    open_round(&c, 1).await;
+    let service = &c.leader().0;
+    let env0 = upload_of(&c, 0, 1, &update(&c, 0));
+    // A captured manifest replayed while the owner's upload is in flight: refused at chunk 0,
+    // before anything is allocated for it.
+    let mut first = service.begin_upload(77).unwrap();
+    service.push_upload(&mut first, &env0[0]).unwrap();
+    let mut replay = service.begin_upload(77).unwrap();
+    assert!(matches!(
+        service.push_upload(&mut replay, &env0[0]),
+        Err(ServiceError::UploadInProgress(PartyId::DataOwner(0)))
+    ));
+    // The staging budget holds two share vectors: a second owner fits, a third does not.
+    let env1 = upload_of(&c, 1, 1, &update(&c, 1));
+    let mut second = service.begin_upload(77).unwrap();
+    service.push_upload(&mut second, &env1[0]).unwrap();
+    let env2 = upload_of(&c, 2, 1, &update(&c, 2));
+    let mut third = service.begin_upload(77).unwrap();
+    assert!(matches!(
+        service.push_upload(&mut third, &env2[0]),
+        Err(ServiceError::Busy { .. })
+    ));
+    assert_eq!(service.staged_bytes(), 2 * share_bytes);
+    // A dropped upload frees its staging; the first completes and commits.
+    drop((second, third, replay));
+    assert_eq!(service.staged_bytes(), share_bytes);
+    for e in &env0[1..] {
+        service.push_upload(&mut first, e).unwrap();
+    }
+    service.finish_upload(first).await.unwrap();
+    assert_eq!(service.staged_bytes(), 0);
+    // After the commit the captured manifest is refused as a duplicate at chunk 0.
+    let mut again = service.begin_upload(77).unwrap();
+    assert!(matches!(
+        service.push_upload(&mut again, &env0[0]),
+        Err(ServiceError::DuplicateUpload(PartyId::DataOwner(0)))
+    ));
+    // The owners refused for room upload now, and the round is the exact sum.
+    c.leader().upload(env1).await.unwrap();
+    c.leader().upload(env2).await.unwrap();
+    assert_eq!(wait_final(&c, 1).await.state, RoundState::Aggregated);
+    let all: Vec<RingVec> = (0..3).map(|o| update(&c, o)).collect();
+    assert_eq!(revealed(&c, 1).await, ring_sum(&all));
+}
+
+/// A plaintext update as an honest owner forms it: deltas and loss times the weight, then the
+/// weight.
+fn formed(c: &Cluster, delta: f64, loss: f64, weight: f64) -> Vec<f64> {
+    let mut v = vec![delta * weight; c.settings.num_params];
+    v.push(loss * weight);
+    v.push(weight);
+    v
+}
+
+fn encoded(c: &Cluster, values: &[f64]) -> RingVec {
+    RingVec::encode(32, c.settings.fixed_point(), values).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_owner_refuses_an_aggregate_honest_owners_could_not_give() {
+    let c = cluster(3, 3, 2).await;
+    let honest = [formed(&c, 0.01, 0.2, 100.0), formed(&c, -0.02, 0.3, 50.0)];
+    let honest_total: f64 = 150.0;
+    let unit = 1.0 / 65536.0;
+    // What a malicious owner may send (any ring vector), and what the model owner concludes.
+    let attacks: Vec<(&str, Vec<f64>)> = vec![
+        // Minus the honest total plus one unit: the mean would explode.
+        (
+            "negative weight",
+            formed(&c, 0.0, 0.0, 1.0)
+                .iter()
+                .enumerate()
+                .map(|(i, _)| {
+                    if i == c.settings.num_params + 1 {
+                        -honest_total + unit
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+        ),
+        // A weight above max_weight (1000).
+        ("weight over the cap", formed(&c, 0.0, 0.1, 24_000.0)),
+        // Deltas far beyond clip (1.0) at a legal weight.
+        ("unclipped delta", formed(&c, 300.0, 0.1, 10.0)),
+        // A loss beyond its bound.
+        ("loss", formed(&c, 0.0, 100.0, 10.0)),
+    ];
+    for (round, (name, attack)) in attacks.into_iter().enumerate() {
+        let round = round as u64 + 1;
+        open_round(&c, round).await;
+        let mut all = honest.to_vec();
+        all.push(attack);
+        for (o, u) in all.iter().enumerate() {
+            c.leader()
+                .upload(upload_of(&c, o as u32, round, &encoded(&c, u)))
+                .await
+                .unwrap();
+        }
+        let status = wait_final(&c, round).await;
+        assert_eq!(status.state, RoundState::Aggregated, "{name}");
+        let sum = revealed(&c, round).await;
+        let verdict = decode_aggregate(&c.settings, &sum, status.contributors.len());
+        let expected = match name {
+            "negative weight" | "weight over the cap" => {
+                matches!(verdict, Err(AggregateError::TotalWeight { .. }))
+            }
+            "unclipped delta" => matches!(verdict, Err(AggregateError::OutOfRange { .. })),
+            _ => matches!(verdict, Err(AggregateError::Loss { .. })),
+        };
+        assert!(expected, "{name}: {verdict:?}");
+    }
+}
+
+#[test]
+fn an_honest_aggregate_decodes_to_the_weighted_mean() {
+    let settings = settings(3, 3, 2);
+    let n = settings.num_params;
+    let fp = settings.fixed_point();
+    let mut sum = RingVec::zeros(32, settings.update_len()).unwrap();
+    for (delta, loss, w) in [(1.0, 0.5, 100.0), (-1.0, 0.0, 300.0), (0.25, 1.0, 1000.0)] {
+        let mut v = vec![delta * w; n];
+        v.push(loss * w);
+        v.push(w);
+        sum.add_assign(&RingVec::encode(32, fp, &v).unwrap())
+            .unwrap();
+    }
+    let a = decode_aggregate(&settings, &sum, 3).unwrap();
+    assert_eq!(a.total_weight, 1400.0);
+    let mean = (100.0 - 300.0 + 250.0) / 1400.0;
+    assert!(a.mean_delta.iter().all(|v| (v - mean).abs() < 1e-4));
+    let loss = (50.0 + 1000.0) / 1400.0 * 16.0;
+    assert!((a.mean_train_loss - loss).abs() < 1e-3);
+    // A round of full-clip updates at the cap is at the edge of the bounds, and accepted.
+    let mut edge = RingVec::zeros(32, settings.update_len()).unwrap();
+    for _ in 0..3 {
+        let mut v = vec![-1000.0; n];
+        v.push(1000.0);
+        v.push(1000.0);
+        edge.add_assign(&RingVec::encode(32, fp, &v).unwrap())
+            .unwrap();
+    }
+    assert!(decode_aggregate(&settings, &edge, 3).is_ok());
 }

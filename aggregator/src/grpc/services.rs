@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tessera_common::PartyId;
 use tessera_common::seal::SealError;
@@ -15,15 +16,16 @@ use tessera_proto::v1::{
     SealedChunk, StatusRequest, UploadReceipt,
 };
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_stream::Stream;
 use tokio_stream::wrappers::TcpListenerStream;
-use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
 use crate::net::PeerHub;
 use crate::net::grpc::GrpcNetwork;
 use crate::secagg::local::FETCH_ROUND_WAIT;
-use crate::secagg::{AggregatorService, ServiceError};
+use crate::secagg::{AggregatorService, Limits, ServiceError};
 
 /// The service, set once the peer network is up (requests before that get `unavailable`).
 pub type ServiceCell = Arc<OnceLock<Arc<AggregatorService<GrpcNetwork>>>>;
@@ -42,7 +44,10 @@ fn to_status(e: ServiceError) -> Status {
         | ServiceError::ReplayedChunk { .. } => Status::already_exists(msg),
         ServiceError::Forbidden { .. } => Status::permission_denied(msg),
         ServiceError::Peer(_) => Status::unavailable(msg),
-        ServiceError::OutOfOrder { .. }
+        ServiceError::Busy { .. } => Status::resource_exhausted(msg),
+        ServiceError::UploadInProgress(_) => Status::already_exists(msg),
+        ServiceError::Seal(_)
+        | ServiceError::OutOfOrder { .. }
         | ServiceError::WrongLength(_)
         | ServiceError::Malformed(_)
         | ServiceError::Incomplete(_)
@@ -57,6 +62,69 @@ fn service(cell: &ServiceCell) -> Result<&Arc<AggregatorService<GrpcNetwork>>, S
         .ok_or_else(|| Status::unavailable("server is still connecting to its peers"))
 }
 
+/// The bounds on client-streaming calls a server's gRPC front enforces (see [`Limits`]).
+#[derive(Debug, Clone)]
+pub struct StreamGuard {
+    idle: Duration,
+    permits: Arc<Semaphore>,
+}
+
+impl StreamGuard {
+    /// Guards from `limits`.
+    pub fn new(limits: &Limits) -> Self {
+        StreamGuard {
+            idle: limits.stream_idle,
+            permits: Arc::new(Semaphore::new(limits.concurrent_streams)),
+        }
+    }
+
+    /// A place for one more streaming call, or `resource_exhausted` if all are taken.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .map_err(|_| Status::resource_exhausted("too many streaming calls in flight"))
+    }
+
+    /// The next chunk of a client stream: `None` at its end; refused if the client sends
+    /// nothing for the idle time, or sends a message that does not decode.
+    async fn next(&self, stream: &mut Streaming<SealedChunk>) -> Result<Option<Vec<u8>>, Status> {
+        match tokio::time::timeout(self.idle, stream.message()).await {
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "no chunk within {:?}",
+                self.idle
+            ))),
+            Ok(Ok(chunk)) => Ok(chunk.map(|c| c.envelope)),
+            Ok(Err(s)) => Err(stream_error(s)),
+        }
+    }
+}
+
+/// A broken client stream: a message that does not decode is the client's fault
+/// (`invalid_argument`), one over the size limit `resource_exhausted` (as gRPC itself answers),
+/// anything else a stream that broke (`cancelled`).
+fn stream_error(s: Status) -> Status {
+    match s.code() {
+        tonic::Code::Internal => {
+            Status::invalid_argument(format!("malformed message: {}", s.message()))
+        }
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => {
+            Status::resource_exhausted(format!("message too large: {}", s.message()))
+        }
+        _ => Status::cancelled(format!("stream broke: {}", s.message())),
+    }
+}
+
+/// Runs `work` to its end in its own task, so that a client that resets its call cannot cancel
+/// it half-way (an upload's commit talks to the helpers and must end in a decision).
+async fn run_to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, ServiceError>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| Status::internal(format!("request task failed: {e}")))?
+        .map_err(to_status)
+}
+
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<SealedChunk, Status>> + Send>>;
 
 fn chunk_stream(envelopes: Vec<Vec<u8>>) -> ChunkStream {
@@ -69,7 +137,12 @@ fn chunk_stream(envelopes: Vec<Vec<u8>>) -> ChunkStream {
 
 /// The data owners' gRPC service.
 #[derive(Clone)]
-pub struct DataOwnerGrpc(pub ServiceCell);
+pub struct DataOwnerGrpc {
+    /// The service, once up.
+    pub cell: ServiceCell,
+    /// Bounds on streaming calls.
+    pub guard: StreamGuard,
+}
 
 #[tonic::async_trait]
 impl DataOwnerService for DataOwnerGrpc {
@@ -80,7 +153,7 @@ impl DataOwnerService for DataOwnerGrpc {
         request: Request<FetchRoundRequest>,
     ) -> Result<Response<RoundAnnouncement>, Status> {
         let r = request.into_inner();
-        let ann = service(&self.0)?
+        let ann = service(&self.cell)?
             .fetch_round(r.job_id, r.after_round, FETCH_ROUND_WAIT)
             .await
             .map_err(to_status)?;
@@ -96,7 +169,7 @@ impl DataOwnerService for DataOwnerGrpc {
             .data_owner
             .parse()
             .map_err(|e| Status::invalid_argument(format!("{e}")))?;
-        let envelopes = service(&self.0)?
+        let envelopes = service(&self.cell)?
             .fetch_weights(owner, r.job_id, r.round)
             .await
             .map_err(to_status)?;
@@ -107,38 +180,46 @@ impl DataOwnerService for DataOwnerGrpc {
         &self,
         request: Request<Streaming<SealedChunk>>,
     ) -> Result<Response<UploadReceipt>, Status> {
-        let service = service(&self.0)?;
+        let service = Arc::clone(service(&self.cell)?);
+        if !service.is_leader() {
+            return Err(to_status(ServiceError::NotLeader(service.me())));
+        }
+        let _permit = self.guard.admit()?;
         let mut stream = request.into_inner();
         let mut session = None;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|s| Status::cancelled(format!("upload stream broke: {}", s.message())))?;
-            if session.is_none() {
-                let job_id = tessera_common::seal::Header::parse(&chunk.envelope)
-                    .map_err(|e| to_status(e.into()))?
-                    .job_id;
-                session = Some(service.begin_upload(job_id).map_err(to_status)?);
-            }
-            if let Some(s) = session.as_mut()
-                && let Err(e) = service.push_upload(s, &chunk.envelope)
-            {
+        while let Some(envelope) = self.guard.next(&mut stream).await? {
+            let s = match session.as_mut() {
+                Some(s) => s,
+                None => {
+                    let job_id = tessera_common::seal::Header::parse(&envelope)
+                        .map_err(|e| to_status(e.into()))?
+                        .job_id;
+                    session.insert(service.begin_upload(job_id).map_err(to_status)?)
+                }
+            };
+            if let Err(e) = service.push_upload(s, &envelope) {
                 warn!(owner = ?s.owner(), error = %e, "upload rejected");
                 return Err(to_status(e));
             }
         }
         let session = session.ok_or_else(|| Status::invalid_argument("empty upload"))?;
         let owner = session.owner();
-        let receipt = service.finish_upload(session).await.map_err(|e| {
-            warn!(?owner, error = %e, "upload rejected");
-            to_status(e)
-        })?;
-        Ok(Response::new(receipt_to_wire(&receipt)))
+        let receipt = run_to_completion(async move { service.finish_upload(session).await }).await;
+        if let Err(e) = &receipt {
+            warn!(?owner, error = %e.message(), "upload rejected");
+        }
+        Ok(Response::new(receipt_to_wire(&receipt?)))
     }
 }
 
 /// The model owner's gRPC service.
 #[derive(Clone)]
-pub struct ModelOwnerGrpc(pub ServiceCell);
+pub struct ModelOwnerGrpc {
+    /// The service, once up.
+    pub cell: ServiceCell,
+    /// Bounds on streaming calls.
+    pub guard: StreamGuard,
+}
 
 #[tonic::async_trait]
 impl ModelOwnerService for ModelOwnerGrpc {
@@ -148,7 +229,7 @@ impl ModelOwnerService for ModelOwnerGrpc {
         &self,
         request: Request<SealedChunk>,
     ) -> Result<Response<JobStatus>, Status> {
-        let status = service(&self.0)?
+        let status = service(&self.cell)?
             .start_job(&request.into_inner().envelope)
             .map_err(to_status)?;
         Ok(Response::new(status_to_wire(&status)))
@@ -158,15 +239,25 @@ impl ModelOwnerService for ModelOwnerGrpc {
         &self,
         request: Request<Streaming<SealedChunk>>,
     ) -> Result<Response<JobStatus>, Status> {
-        let mut stream = request.into_inner();
-        let mut envelopes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            envelopes.push(chunk?.envelope);
+        // The role first, then each chunk authenticated as it arrives: nothing unauthenticated
+        // is ever kept, and no more than the job's weights.
+        let service = Arc::clone(service(&self.cell)?);
+        if !service.is_leader() {
+            return Err(to_status(ServiceError::NotLeader(service.me())));
         }
-        let status = service(&self.0)?
-            .open_round(&envelopes)
-            .await
-            .map_err(to_status)?;
+        let _permit = self.guard.admit()?;
+        let mut stream = request.into_inner();
+        let mut opening = None;
+        while let Some(envelope) = self.guard.next(&mut stream).await? {
+            let o = match opening.as_mut() {
+                Some(o) => o,
+                None => opening.insert(service.begin_open_round(&envelope).map_err(to_status)?),
+            };
+            service.push_weights(o, &envelope).map_err(to_status)?;
+        }
+        let opening = opening.ok_or_else(|| Status::invalid_argument("no envelopes"))?;
+        let status =
+            run_to_completion(async move { service.finish_open_round(opening).await }).await?;
         Ok(Response::new(status_to_wire(&status)))
     }
 
@@ -175,7 +266,7 @@ impl ModelOwnerService for ModelOwnerGrpc {
         request: Request<FetchResultRequest>,
     ) -> Result<Response<ChunkStream>, Status> {
         let r = request.into_inner();
-        let envelopes = service(&self.0)?
+        let envelopes = service(&self.cell)?
             .fetch_result(r.job_id, r.round)
             .await
             .map_err(to_status)?;
@@ -183,7 +274,7 @@ impl ModelOwnerService for ModelOwnerGrpc {
     }
 
     async fn status(&self, request: Request<StatusRequest>) -> Result<Response<JobStatus>, Status> {
-        let status = service(&self.0)?
+        let status = service(&self.cell)?
             .status(request.into_inner().job_id)
             .await
             .map_err(to_status)?;
@@ -191,21 +282,29 @@ impl ModelOwnerService for ModelOwnerGrpc {
     }
 }
 
-/// Serves the peer, data-owner and model-owner services on `listener` until the task is dropped.
+/// Serves the peer, data-owner and model-owner services on `listener` until the task is dropped,
+/// with `limits` on streaming calls.
 pub fn serve(
     listener: TcpListener,
     hub: &PeerHub,
     cell: ServiceCell,
+    limits: &Limits,
 ) -> tokio::task::JoinHandle<()> {
+    let guard = StreamGuard::new(limits);
     let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(hub.service())
         .add_service(
-            DataOwnerServiceServer::new(DataOwnerGrpc(Arc::clone(&cell)))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            DataOwnerServiceServer::new(DataOwnerGrpc {
+                cell: Arc::clone(&cell),
+                guard: guard.clone(),
+            })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            ModelOwnerServiceServer::new(ModelOwnerGrpc(cell))
+            ModelOwnerServiceServer::new(ModelOwnerGrpc { cell, guard })
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );

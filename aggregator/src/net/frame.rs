@@ -5,10 +5,19 @@
 //! number in its direction (in the `round` field), sender and receiver. The receiver expects the
 //! exact next sequence number, so a dropped, reordered or replayed frame fails to open.
 //!
-//! The connection id is `SHA-256("tessera/v1/peer" || session || nonce_dialer || nonce_acceptor)`
-//! (first 8 bytes, LE), from the fresh 32-byte nonces the two hello frames carry; the hellos
-//! themselves are sealed under the session id. Frames recorded on an earlier connection therefore
-//! fail to open on a later one.
+//! Handshake, challenge first, so that no hello can be replayed:
+//!
+//! 1. The acceptor sends a fresh 32-byte challenge `a` (raw, unsealed: a substituted challenge
+//!    only makes the handshake fail).
+//! 2. The dialer answers with its hello, sealed for the acceptor under the session id:
+//!    [`Hello`] `{ answers: a, nonce: d, run }` with its own fresh nonce `d` and its process's
+//!    run id. The acceptor refuses a hello that does not answer its challenge.
+//! 3. The acceptor answers with its hello `{ answers: d, nonce: a, run }`; the dialer refuses
+//!    one that does not answer `d`.
+//!
+//! Only then is the link registered (a live link is replaced only by a confirmed one). The
+//! connection id is `SHA-256("tessera/v1/peer" || session || d || a)` (first 8 bytes, LE): fresh
+//! on both sides, so frames recorded on an earlier connection fail to open on a later one.
 
 use sha2::{Digest, Sha256};
 use tessera_common::PartyId;
@@ -81,6 +90,51 @@ pub fn open_frame(
         .to_owned();
     let payload = plain[4 + tag_len..].to_vec();
     Ok((opened.header.sender, Tag(tag), payload))
+}
+
+/// Bytes of a hello's payload.
+pub const HELLO_BYTES: usize = 32 + 32 + 8;
+
+/// What a hello frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    /// The other end's fresh value this hello answers (the acceptor's challenge, or the dialer's
+    /// nonce).
+    pub answers: [u8; 32],
+    /// This end's fresh value.
+    pub nonce: [u8; 32],
+    /// This end's process run id (random per process: a new one means the peer restarted).
+    pub run: u64,
+}
+
+impl Hello {
+    /// The payload.
+    pub fn to_bytes(&self) -> [u8; HELLO_BYTES] {
+        let mut out = [0u8; HELLO_BYTES];
+        out[..32].copy_from_slice(&self.answers);
+        out[32..64].copy_from_slice(&self.nonce);
+        out[64..].copy_from_slice(&self.run.to_le_bytes());
+        out
+    }
+
+    /// Parses an opened hello frame: its tag must be [`HELLO_TAG`] and its payload
+    /// [`HELLO_BYTES`] long.
+    pub fn parse(tag: &Tag, payload: &[u8]) -> Result<Self, FrameError> {
+        if tag.0 != HELLO_TAG || payload.len() != HELLO_BYTES {
+            return Err(FrameError::Malformed("not a hello"));
+        }
+        let mut hello = Hello {
+            answers: [0; 32],
+            nonce: [0; 32],
+            run: 0,
+        };
+        hello.answers.copy_from_slice(&payload[..32]);
+        hello.nonce.copy_from_slice(&payload[32..64]);
+        let mut run = [0u8; 8];
+        run.copy_from_slice(&payload[64..]);
+        hello.run = u64::from_le_bytes(run);
+        Ok(hello)
+    }
 }
 
 /// The connection id both ends derive from the session and the two hello nonces.

@@ -2,17 +2,21 @@
 //!
 //! Every server mounts the [`PeerHub::service`] on its gRPC server; the higher-numbered server of
 //! each pair dials the lower one, so with three servers `server2` dials `server0` and `server1`, and
-//! `server1` dials `server0`. A connection opens with a sealed hello each way, carrying fresh nonces
-//! from which both ends derive the connection id (see [`super::frame`]); after that every frame is
-//! sealed with the pair key, bound to the connection and numbered. Dialing retries with backoff
-//! until the connect deadline.
+//! `server1` dials `server0`. A connection opens with the acceptor's fresh challenge and a sealed
+//! hello each way that answers the other end's fresh value (see [`super::frame`]), so a recorded
+//! hello cannot be replayed, and a live link is replaced only by a confirmed one; after that every
+//! frame is sealed with the pair key, bound to the connection and numbered. Dialing (the TCP
+//! connect and the whole handshake) retries with backoff until the connect deadline, and a dialer
+//! whose link is lost dials again until it is back.
 //!
 //! Failures never hang: a frame that fails to open, a stream that ends or errors, or an endpoint
 //! that is dropped marks the peer gone in the mailbox, and pending and later receives from it fail
-//! with a [`NetError`]; receives also time out.
+//! with a [`NetError`]; receives also time out. A message too large for one frame is refused with
+//! [`NetError::TooLarge`] before anything is sent, so it cannot break the link.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
@@ -34,12 +38,22 @@ use tonic::codec::Streaming;
 use tonic::{Request, Response, Status};
 use tracing::{debug, warn};
 
-use super::frame::{FrameError, HELLO_TAG, connection_id, open_frame, seal_frame};
+use super::frame::{FrameError, HELLO_TAG, Hello, connection_id, open_frame, seal_frame};
 
 /// Frames buffered per direction before `send` waits.
 const LINK_BUFFER: usize = 64;
-/// How long a new stream may take to deliver its hello.
+/// How long a new stream may take to deliver its challenge or hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest pause between two attempts to dial a peer.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Bytes a frame adds around its payload besides the tag: the envelope, the tag length, and
+/// (generously) the protobuf field header.
+const FRAME_OVERHEAD: usize = tessera_common::seal::OVERHEAD + 4 + 16;
+
+/// The largest payload one frame carries under `tag` within the gRPC message limit.
+pub fn max_payload_bytes(tag: &Tag) -> usize {
+    MAX_MESSAGE_BYTES.saturating_sub(FRAME_OVERHEAD + tag.0.len())
+}
 
 /// Settings of a server's peer network.
 #[derive(Debug, Clone)]
@@ -62,6 +76,9 @@ struct Link {
     next_seq: u64,
 }
 
+/// A registered link: its connection id (to tell it from a newer one) and its sending side.
+type LinkEntry = (u64, Arc<Mutex<Link>>);
+
 struct HubInner {
     me: PartyId,
     servers: Vec<PartyId>,
@@ -70,9 +87,14 @@ struct HubInner {
     mailbox: Mailbox,
     counters: Counters,
     recv_timeout: Duration,
-    links: StdMutex<HashMap<PartyId, Arc<Mutex<Link>>>>,
+    links: StdMutex<HashMap<PartyId, LinkEntry>>,
     linked: watch::Sender<usize>,
     readers: StdMutex<Vec<JoinHandle<()>>>,
+    /// This process's run id, sent in every hello.
+    run: u64,
+    /// The peers this server dials, with their addresses (to dial again after a loss).
+    dial_targets: StdMutex<HashMap<PartyId, String>>,
+    closed: AtomicBool,
 }
 
 /// The shared state of one server's peer connections; cheap to clone.
@@ -122,6 +144,9 @@ impl PeerHub {
             links: StdMutex::new(HashMap::new()),
             linked: watch::Sender::new(0),
             readers: StdMutex::new(Vec::new()),
+            run: rand::rng().next_u64(),
+            dial_targets: StdMutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
         }))
     }
 
@@ -132,7 +157,7 @@ impl PeerHub {
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    fn links(&self) -> std::sync::MutexGuard<'_, HashMap<PartyId, Arc<Mutex<Link>>>> {
+    fn links(&self) -> std::sync::MutexGuard<'_, HashMap<PartyId, LinkEntry>> {
         self.0.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -141,13 +166,17 @@ impl PeerHub {
         self.0.mailbox.revive_peer(peer);
         {
             let mut links = self.links();
+            // A confirmed handshake replaces an older link (the peer restarted or redialled).
             links.insert(
                 peer,
-                Arc::new(Mutex::new(Link {
-                    tx,
+                (
                     conn,
-                    next_seq: 1,
-                })),
+                    Arc::new(Mutex::new(Link {
+                        tx,
+                        conn,
+                        next_seq: 1,
+                    })),
+                ),
             );
             // Published under the links lock, so two registrations racing cannot leave a stale
             // count behind.
@@ -191,12 +220,52 @@ impl PeerHub {
             }
         };
         debug!(me = %self.0.me, %peer, %error, "peer link closed");
-        {
+        let current = {
             let mut links = self.links();
-            links.remove(&peer);
+            // A newer link may have replaced this one: leave it alone.
+            let current = links.get(&peer).is_some_and(|(c, _)| *c == conn);
+            if current {
+                links.remove(&peer);
+            }
             self.0.linked.send_replace(links.len());
+            current
+        };
+        if current {
+            self.0.mailbox.fail_peer(peer, error);
+            self.redial_later(peer);
         }
-        self.0.mailbox.fail_peer(peer, error);
+    }
+
+    /// After a lost link to a peer this server dials: dial again, with backoff, until the link
+    /// is back or the hub is shut down.
+    fn redial_later(&self, peer: PartyId) {
+        let Some(address) = self
+            .0
+            .dial_targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer)
+            .cloned()
+        else {
+            return;
+        };
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            while !hub.0.closed.load(Ordering::Acquire) && !hub.links().contains_key(&peer) {
+                match hub.dial_once(peer, &address).await {
+                    Ok(()) => {
+                        warn!(me = %hub.0.me, %peer, "peer link re-established");
+                        return;
+                    }
+                    Err(e) => {
+                        debug!(me = %hub.0.me, %peer, error = %e, "redial failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        });
     }
 
     fn check_dialer(&self, peer: PartyId) -> Result<(), Status> {
@@ -212,54 +281,76 @@ impl PeerHub {
         Ok(())
     }
 
-    /// Dials `peer` at `address` until connected or `deadline`.
+    /// Dials `peer` at `address` until connected or `deadline`: the TCP connect and the whole
+    /// handshake are retried with backoff.
     async fn dial(&self, peer: PartyId, address: &str, deadline: Instant) -> Result<(), NetError> {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.dial_once(peer, address).await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() + backoff < deadline => {
+                    debug!(me = %self.0.me, %peer, error = %e, "dial failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt: connect, answer the acceptor's challenge, check its hello, register.
+    async fn dial_once(&self, peer: PartyId, address: &str) -> Result<(), NetError> {
         let transport = |reason: String| NetError::Transport { peer, reason };
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| transport(e.to_string()))?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true);
-        let mut backoff = Duration::from_millis(50);
-        let channel = loop {
-            match endpoint.connect().await {
-                Ok(c) => break c,
-                Err(e) if Instant::now() + backoff < deadline => {
-                    debug!(me = %self.0.me, %peer, error = %e, "dial failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-                Err(e) => return Err(transport(format!("could not connect to {address}: {e}"))),
-            }
-        };
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| transport(format!("could not connect to {address}: {e}")))?;
         let mut client = PeerServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel(LINK_BUFFER);
-        let my_nonce = random_nonce();
-        let hello = seal_frame(
-            &self.0.sealer,
-            peer,
-            self.0.session,
-            0,
-            &Tag::from(HELLO_TAG),
-            &my_nonce,
-        )
-        .map_err(|source| NetError::Seal { peer, source })?;
-        tx.send(Ok(PeerFrame { envelope: hello }))
-            .await
-            .map_err(|_| NetError::Disconnected(peer))?;
         let outbound = ReceiverStream::new(rx).filter_map(Result::ok);
         let mut inbound = client
             .exchange(outbound)
             .await
             .map_err(|s| transport(format!("exchange refused: {}", s.message())))?
             .into_inner();
-        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+        let mut next_frame = async || {
+            tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+                .await
+                .map_err(|_| transport("no challenge or hello in time".into()))?
+                .map_err(|s| transport(s.message().to_owned()))?
+                .ok_or(NetError::Disconnected(peer))
+        };
+        let challenge: [u8; 32] = next_frame()
+            .await?
+            .envelope
+            .try_into()
+            .map_err(|_| transport("bad challenge".into()))?;
+        let nonce = random_nonce();
+        let hello = Hello {
+            answers: challenge,
+            nonce,
+            run: self.0.run,
+        };
+        let sealed = seal_frame(
+            &self.0.sealer,
+            peer,
+            self.0.session,
+            0,
+            &Tag::from(HELLO_TAG),
+            &hello.to_bytes(),
+        )
+        .map_err(|source| NetError::Seal { peer, source })?;
+        tx.send(Ok(PeerFrame { envelope: sealed }))
             .await
-            .map_err(|_| transport("no hello".into()))?
-            .map_err(|s| transport(s.message().to_owned()))?
-            .ok_or(NetError::Disconnected(peer))?;
-        let (_, tag, their_nonce) = open_frame(
+            .map_err(|_| NetError::Disconnected(peer))?;
+        let first = next_frame().await?;
+        let (_, tag, payload) = open_frame(
             &self.0.sealer,
             Some(peer),
             self.0.session,
@@ -267,11 +358,12 @@ impl PeerHub {
             &first.envelope,
         )
         .map_err(|e| frame_error(peer, e))?;
-        let their_nonce: [u8; 32] = match (tag.0 == HELLO_TAG, their_nonce.try_into()) {
-            (true, Ok(n)) => n,
-            _ => return Err(transport("bad hello".into())),
-        };
-        let conn = connection_id(self.0.session, &my_nonce, &their_nonce);
+        let theirs = Hello::parse(&tag, &payload).map_err(|e| frame_error(peer, e))?;
+        if theirs.answers != nonce || theirs.nonce != challenge {
+            return Err(transport("hello does not answer this connection".into()));
+        }
+        let conn = connection_id(self.0.session, &nonce, &challenge);
+        debug!(me = %self.0.me, %peer, run = theirs.run, "handshake confirmed");
         self.register(peer, tx, conn, inbound);
         Ok(())
     }
@@ -286,6 +378,11 @@ impl PeerHub {
             .ok_or(NetError::UnknownPeer(self.0.me))?;
         for (peer, address) in &settings.servers {
             if peer.server_index().is_some_and(|p| p < me) {
+                self.0
+                    .dial_targets
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(*peer, address.clone());
                 self.dial(*peer, address, deadline).await?;
             }
         }
@@ -312,6 +409,7 @@ impl PeerHub {
     }
 
     fn shutdown(&self) {
+        self.0.closed.store(true, Ordering::Release);
         self.0.mailbox.close();
         self.links().clear();
         for reader in self
@@ -340,37 +438,71 @@ impl PeerService for PeerAcceptor {
         &self,
         request: Request<Streaming<PeerFrame>>,
     ) -> Result<Response<Self::ExchangeStream>, Status> {
-        let hub = &self.hub.0;
-        let mut inbound = request.into_inner();
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(LINK_BUFFER);
+        let challenge = random_nonce();
+        tx.send(Ok(PeerFrame {
+            envelope: challenge.to_vec(),
+        }))
+        .await
+        .map_err(|_| Status::internal("link closed"))?;
+        // The handshake goes on once the response (and the challenge) is on its way.
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            if let Err(status) = hub.accept(challenge, tx.clone(), inbound).await {
+                debug!(me = %hub.0.me, %status, "peer handshake refused");
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+impl PeerHub {
+    /// The acceptor's side of the handshake after its challenge: the dialer's hello must answer
+    /// it; then this end's hello, then the link is registered.
+    async fn accept(
+        &self,
+        challenge: [u8; 32],
+        tx: FrameTx,
+        mut inbound: Streaming<PeerFrame>,
+    ) -> Result<(), Status> {
+        let hub = &self.0;
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
             .map_err(|_| Status::deadline_exceeded("no hello"))??
             .ok_or_else(|| Status::cancelled("stream closed before hello"))?;
-        let (peer, tag, their_nonce) =
-            open_frame(&hub.sealer, None, hub.session, 0, &first.envelope)
-                .map_err(|e| Status::unauthenticated(e.to_string()))?;
-        self.hub.check_dialer(peer)?;
-        let their_nonce: [u8; 32] = match (tag.0 == HELLO_TAG, their_nonce.try_into()) {
-            (true, Ok(n)) => n,
-            _ => return Err(Status::invalid_argument("bad hello")),
+        let (peer, tag, payload) = open_frame(&hub.sealer, None, hub.session, 0, &first.envelope)
+            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        self.check_dialer(peer)?;
+        let theirs =
+            Hello::parse(&tag, &payload).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if theirs.answers != challenge {
+            return Err(Status::unauthenticated(
+                "hello does not answer this connection's challenge (a replay?)",
+            ));
+        }
+        let mine = Hello {
+            answers: theirs.nonce,
+            nonce: challenge,
+            run: hub.run,
         };
-        let my_nonce = random_nonce();
-        let hello = seal_frame(
+        let sealed = seal_frame(
             &hub.sealer,
             peer,
             hub.session,
             0,
             &Tag::from(HELLO_TAG),
-            &my_nonce,
+            &mine.to_bytes(),
         )
         .map_err(|e| Status::internal(e.to_string()))?;
-        let (tx, rx) = mpsc::channel(LINK_BUFFER);
-        tx.send(Ok(PeerFrame { envelope: hello }))
+        tx.send(Ok(PeerFrame { envelope: sealed }))
             .await
-            .map_err(|_| Status::internal("link closed"))?;
-        let conn = connection_id(hub.session, &their_nonce, &my_nonce);
-        self.hub.register(peer, tx, conn, inbound);
-        Ok(Response::new(ReceiverStream::new(rx)))
+            .map_err(|_| Status::cancelled("link closed"))?;
+        let conn = connection_id(hub.session, &theirs.nonce, &challenge);
+        debug!(me = %hub.me, %peer, run = theirs.run, "handshake confirmed");
+        self.register(peer, tx, conn, inbound);
+        Ok(())
     }
 }
 
@@ -464,7 +596,15 @@ impl Network for GrpcNetwork {
             hub.counters.on_send(len);
             return Ok(());
         }
-        let link = self
+        let limit = max_payload_bytes(tag);
+        if payload.len() > limit {
+            return Err(NetError::TooLarge {
+                peer: to,
+                bytes: payload.len(),
+                limit,
+            });
+        }
+        let (_, link) = self
             .hub
             .links()
             .get(&to)

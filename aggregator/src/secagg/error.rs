@@ -95,6 +95,17 @@ pub enum ServiceError {
         /// The round's state.
         state: String,
     },
+    /// Another upload of this owner for this round is still in flight.
+    #[error("an upload of {0} for this round is already in progress")]
+    UploadInProgress(PartyId),
+    /// A bound on what requests may hold at once was reached; retry later.
+    #[error("server busy: {what} is at its limit of {limit}")]
+    Busy {
+        /// What ran out.
+        what: &'static str,
+        /// Its bound.
+        limit: usize,
+    },
     /// Server-to-server communication failed.
     #[error("peer network: {0}")]
     Peer(#[from] NetError),

@@ -1,11 +1,28 @@
-//! The leader-to-helper messages (and, re-exported, the values the service hands out).
+//! The leader-to-helper messages and their binary wire format (and, re-exported, the values the
+//! service hands out).
+//!
+//! All of a job's leader-to-helper messages travel in order under one tag, `secagg/{job}`; each
+//! names its round and its sequence number within the round, so a helper follows the leader by
+//! round: a message of a later round ends whatever the helper had of the earlier one. A helper
+//! answers a `Forward` or a `Close` under `secagg/{job}/{round}/{seq}/reply`.
+//!
+//! Wire format, integers little-endian (no JSON on the peer link):
+//!
+//! ```text
+//! RoundMsg  = round u64 | seq u64 | kind u8 | body
+//!   Forward   kind 0: owner (5 bytes) | the owner's sealed seed envelope (exactly
+//!                     SEED_ENVELOPE_BYTES)
+//!   Decide    kind 1: commit u8 (0 or 1)                     (seq = the forward's seq + 1)
+//!   Close     kind 2: abort u8 (0 or 1) | count u32 | count x owner (5 bytes)
+//! PeerReply = 0 (ok) | 1 reason (UTF-8)
+//! ```
 
-use serde::{Deserialize, Serialize};
 use tessera_common::PartyId;
 pub use tessera_common::api::{JobStatus, RoundAnnouncement, RoundState, UploadReceipt};
+use tessera_common::upload::SEED_ENVELOPE_BYTES;
 
-/// Leader-to-helper messages of one round, in sequence.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Leader-to-helper messages of one round.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerMsg {
     /// Open this owner's seed envelope and stage its expansion; answer with a [`PeerReply`].
     Forward {
@@ -14,7 +31,7 @@ pub enum PeerMsg {
         /// Its seed envelope for this helper.
         envelope: Vec<u8>,
     },
-    /// Commit (or drop) the staged expansion of the last `Forward`.
+    /// Commit (or drop) the staged expansion of the forward numbered one less.
     Decide {
         /// Commit or drop.
         commit: bool,
@@ -28,11 +45,202 @@ pub enum PeerMsg {
     },
 }
 
+/// A [`PeerMsg`] with the round and sequence number it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundMsg {
+    /// The round.
+    pub round: u64,
+    /// Its number within the round.
+    pub seq: u64,
+    /// The message.
+    pub msg: PeerMsg,
+}
+
 /// A helper's answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerReply {
     /// Done.
     Ok,
     /// Refused, with the reason.
     Rejected(String),
+}
+
+/// Bytes that do not decode as a peer message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed peer message: {0}")]
+pub struct MalformedPeerMsg(pub &'static str);
+
+const HEAD: usize = 17;
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+fn party_at(b: &[u8], at: usize) -> Result<PartyId, MalformedPeerMsg> {
+    let mut x = [0u8; 5];
+    x.copy_from_slice(&b[at..at + 5]);
+    PartyId::from_bytes(x).ok_or(MalformedPeerMsg("bad party encoding"))
+}
+
+fn flag(b: u8) -> Result<bool, MalformedPeerMsg> {
+    match b {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(MalformedPeerMsg("flag is neither 0 nor 1")),
+    }
+}
+
+impl RoundMsg {
+    /// Encodes the message.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(HEAD + 6 + SEED_ENVELOPE_BYTES);
+        v.extend_from_slice(&self.round.to_le_bytes());
+        v.extend_from_slice(&self.seq.to_le_bytes());
+        match &self.msg {
+            PeerMsg::Forward { owner, envelope } => {
+                v.push(0);
+                v.extend_from_slice(&owner.to_bytes());
+                v.extend_from_slice(envelope);
+            }
+            PeerMsg::Decide { commit } => {
+                v.push(1);
+                v.push(u8::from(*commit));
+            }
+            PeerMsg::Close {
+                contributors,
+                abort,
+            } => {
+                v.push(2);
+                v.push(u8::from(*abort));
+                v.extend_from_slice(&(contributors.len() as u32).to_le_bytes());
+                for c in contributors {
+                    v.extend_from_slice(&c.to_bytes());
+                }
+            }
+        }
+        v
+    }
+
+    /// Decodes [`RoundMsg::to_bytes`]; every length is checked exactly.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, MalformedPeerMsg> {
+        if b.len() < HEAD {
+            return Err(MalformedPeerMsg("shorter than its header"));
+        }
+        let (round, seq) = (u64_at(b, 0), u64_at(b, 8));
+        let body = &b[HEAD..];
+        let msg = match b[16] {
+            0 if body.len() == 5 + SEED_ENVELOPE_BYTES => PeerMsg::Forward {
+                owner: party_at(body, 0)?,
+                envelope: body[5..].to_vec(),
+            },
+            1 if body.len() == 1 => PeerMsg::Decide {
+                commit: flag(body[0])?,
+            },
+            2 if body.len() >= 5 => {
+                let count = u32::from_le_bytes([body[1], body[2], body[3], body[4]]) as usize;
+                if body.len() != 5 + 5 * count {
+                    return Err(MalformedPeerMsg("contributor count does not match"));
+                }
+                PeerMsg::Close {
+                    abort: flag(body[0])?,
+                    contributors: (0..count)
+                        .map(|i| party_at(body, 5 + 5 * i))
+                        .collect::<Result<_, _>>()?,
+                }
+            }
+            0..=2 => return Err(MalformedPeerMsg("wrong length for its kind")),
+            _ => return Err(MalformedPeerMsg("unknown kind")),
+        };
+        Ok(RoundMsg { round, seq, msg })
+    }
+}
+
+impl PeerReply {
+    /// Encodes the reply.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            PeerReply::Ok => vec![0],
+            PeerReply::Rejected(reason) => {
+                let mut v = vec![1];
+                v.extend_from_slice(reason.as_bytes());
+                v
+            }
+        }
+    }
+
+    /// Decodes [`PeerReply::to_bytes`].
+    pub fn from_bytes(b: &[u8]) -> Result<Self, MalformedPeerMsg> {
+        match b.split_first() {
+            Some((0, [])) => Ok(PeerReply::Ok),
+            Some((1, reason)) => std::str::from_utf8(reason)
+                .map(|r| PeerReply::Rejected(r.to_owned()))
+                .map_err(|_| MalformedPeerMsg("reason is not UTF-8")),
+            _ => Err(MalformedPeerMsg("unknown reply")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<RoundMsg> {
+        let msgs = [
+            PeerMsg::Forward {
+                owner: PartyId::DataOwner(7),
+                envelope: vec![3; SEED_ENVELOPE_BYTES],
+            },
+            PeerMsg::Decide { commit: true },
+            PeerMsg::Decide { commit: false },
+            PeerMsg::Close {
+                contributors: vec![PartyId::DataOwner(1), PartyId::DataOwner(0)],
+                abort: false,
+            },
+            PeerMsg::Close {
+                contributors: Vec::new(),
+                abort: true,
+            },
+        ];
+        msgs.into_iter()
+            .enumerate()
+            .map(|(i, msg)| RoundMsg {
+                round: 3,
+                seq: i as u64,
+                msg,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn messages_round_trip_and_every_length_is_exact() {
+        for m in samples() {
+            let bytes = m.to_bytes();
+            assert_eq!(RoundMsg::from_bytes(&bytes), Ok(m.clone()));
+            // One byte more or less never decodes.
+            assert!(RoundMsg::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(RoundMsg::from_bytes(&longer).is_err());
+        }
+        for r in [PeerReply::Ok, PeerReply::Rejected("no".into())] {
+            assert_eq!(PeerReply::from_bytes(&r.to_bytes()), Ok(r));
+        }
+        assert!(PeerReply::from_bytes(&[0, 0]).is_err());
+        assert!(PeerReply::from_bytes(&[1, 0xff]).is_err());
+    }
+
+    #[test]
+    fn a_forward_carries_exactly_one_seed_envelope() {
+        let mut m = samples().remove(0);
+        m.msg = PeerMsg::Forward {
+            owner: PartyId::DataOwner(1),
+            envelope: vec![0; 5 << 20],
+        };
+        assert_eq!(
+            RoundMsg::from_bytes(&m.to_bytes()),
+            Err(MalformedPeerMsg("wrong length for its kind"))
+        );
+    }
 }

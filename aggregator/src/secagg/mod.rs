@@ -23,12 +23,14 @@
 //! under tags `secagg/{job}/{round}/{seq}`, answered under `.../reply`.
 
 pub mod error;
+pub mod limits;
 pub mod local;
 pub mod messages;
 pub mod service;
 pub mod session;
 
 pub use error::ServiceError;
+pub use limits::Limits;
 pub use messages::{JobStatus, RoundAnnouncement, RoundState, UploadReceipt};
-pub use service::AggregatorService;
+pub use service::{AggregatorService, RoundOpening};
 pub use session::UploadSession;

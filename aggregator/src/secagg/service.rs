@@ -13,8 +13,9 @@ use tessera_common::upload::{UPLOAD_CHUNK_BYTES, UploadPart};
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
 
+use super::limits::{Limits, StagingBudget, UploadSlots};
 use super::messages::{
-    JobStatus, PeerMsg, PeerReply, RoundAnnouncement, RoundState, UploadReceipt,
+    JobStatus, PeerMsg, PeerReply, RoundAnnouncement, RoundMsg, RoundState, UploadReceipt,
 };
 use super::{ServiceError, UploadSession};
 
@@ -23,6 +24,31 @@ pub struct Job {
     pub(crate) settings: JobSettings,
     state: Mutex<JobState>,
     changed: watch::Sender<(u64, RoundState)>,
+    /// Uploads in flight and committed in the current round (leader).
+    pub(crate) uploads: Arc<StdMutex<UploadSlots>>,
+    /// Held while the leader exchanges messages with the helpers about the job (an upload's
+    /// forward and decision, a round's close), so they never interleave; the job's state is
+    /// never locked across a network wait.
+    peer_turn: Mutex<()>,
+}
+
+/// The model owner's opening of a round in progress: each weight chunk is authenticated as it
+/// arrives, and no more than the job's parameters are accepted.
+pub struct RoundOpening {
+    job: Arc<Job>,
+    expected: Expected,
+    weights: Vec<u8>,
+    next_chunk: u64,
+}
+
+impl std::fmt::Debug for RoundOpening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RoundOpening(job {}, round {}, {} chunks)",
+            self.expected.job_id, self.expected.round, self.next_chunk
+        )
+    }
 }
 
 struct JobState {
@@ -55,8 +81,9 @@ fn now_unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn round_tag(job: u64, round: u64, seq: u64) -> Tag {
-    Tag::new(format!("secagg/{job}/{round}/{seq}"))
+/// The tag of every leader-to-helper message of a job (they arrive in order).
+fn job_tag(job: u64) -> Tag {
+    Tag::new(format!("secagg/{job}"))
 }
 
 fn reply_tag(job: u64, round: u64, seq: u64) -> Tag {
@@ -70,6 +97,8 @@ pub struct AggregatorService<N: Network + 'static> {
     sealer: Sealer,
     network: Arc<N>,
     jobs: StdMutex<HashMap<u64, Arc<Job>>>,
+    limits: Limits,
+    staging: Arc<StagingBudget>,
 }
 
 impl<N: Network + 'static> std::fmt::Debug for AggregatorService<N> {
@@ -82,12 +111,24 @@ impl<N: Network + 'static> AggregatorService<N> {
     /// A service for the server `sealer.me()` among `num_servers`, talking to the other servers
     /// over `network`.
     pub fn new(sealer: Sealer, num_servers: usize, network: Arc<N>) -> Arc<Self> {
+        Self::with_limits(sealer, num_servers, network, Limits::default())
+    }
+
+    /// [`AggregatorService::new`] with the given bounds on what requests may hold.
+    pub fn with_limits(
+        sealer: Sealer,
+        num_servers: usize,
+        network: Arc<N>,
+        limits: Limits,
+    ) -> Arc<Self> {
         Arc::new(AggregatorService {
             me: sealer.me(),
             num_servers,
             sealer,
             network,
             jobs: StdMutex::new(HashMap::new()),
+            staging: StagingBudget::new(limits.staging_bytes),
+            limits,
         })
     }
 
@@ -96,7 +137,19 @@ impl<N: Network + 'static> AggregatorService<N> {
         self.me
     }
 
-    fn is_leader(&self) -> bool {
+    /// The bounds this server enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Bytes staged by the uploads in flight now.
+    pub fn staged_bytes(&self) -> usize {
+        self.staging.used()
+    }
+
+    /// Whether this server is the leader (`server0`), which alone takes uploads and round
+    /// openings.
+    pub fn is_leader(&self) -> bool {
         self.me == PartyId::Server(0)
     }
 
@@ -178,6 +231,8 @@ impl<N: Network + 'static> AggregatorService<N> {
                     message: String::new(),
                 }),
                 changed: watch::Sender::new((0, RoundState::Idle)),
+                uploads: Arc::default(),
+                peer_turn: Mutex::new(()),
             });
             jobs.insert(settings.job_id, Arc::clone(&job));
             job
@@ -231,29 +286,70 @@ impl<N: Network + 'static> AggregatorService<N> {
         self: &Arc<Self>,
         envelopes: &[Vec<u8>],
     ) -> Result<JobStatus, ServiceError> {
-        self.require_leader()?;
         let first = envelopes
             .first()
             .ok_or_else(|| ServiceError::Incomplete("no envelopes".into()))?;
+        let mut opening = self.begin_open_round(first)?;
+        for envelope in envelopes {
+            self.push_weights(&mut opening, envelope)?;
+        }
+        self.finish_open_round(opening).await
+    }
+
+    /// Starts a round opening from its first envelope's header (leader; nothing is kept yet).
+    pub fn begin_open_round(&self, first: &[u8]) -> Result<RoundOpening, ServiceError> {
+        self.require_leader()?;
         let header = Header::parse(first)?;
         let job = self.job(header.job_id)?;
-        let expected = Expected {
-            purpose: Purpose::Control,
-            job_id: header.job_id,
-            round: header.round,
-            sender: Some(PartyId::ModelOwner),
-        };
-        let mut weights = Vec::with_capacity(job.settings.num_params * 4);
-        for (i, env) in envelopes.iter().enumerate() {
-            let opened = self.sealer.open(env, &expected)?;
-            if opened.header.chunk != i as u64 {
-                return Err(ServiceError::OutOfOrder {
-                    expected: i as u64,
-                    got: opened.header.chunk,
-                });
-            }
-            weights.extend_from_slice(&opened.plaintext);
+        Ok(RoundOpening {
+            job,
+            expected: Expected {
+                purpose: Purpose::Control,
+                job_id: header.job_id,
+                round: header.round,
+                sender: Some(PartyId::ModelOwner),
+            },
+            weights: Vec::new(),
+            next_chunk: 0,
+        })
+    }
+
+    /// Authenticates one weight chunk of a round opening and keeps its plaintext.
+    pub fn push_weights(
+        &self,
+        opening: &mut RoundOpening,
+        envelope: &[u8],
+    ) -> Result<(), ServiceError> {
+        let opened = self.sealer.open(envelope, &opening.expected)?;
+        if opened.header.chunk != opening.next_chunk {
+            return Err(ServiceError::OutOfOrder {
+                expected: opening.next_chunk,
+                got: opened.header.chunk,
+            });
         }
+        let want = opening.job.settings.num_params * 4;
+        if opening.weights.len() + opened.plaintext.len() > want {
+            return Err(ServiceError::WrongLength(format!(
+                "more than {want} weight bytes for {} parameters",
+                opening.job.settings.num_params
+            )));
+        }
+        opening.weights.extend_from_slice(&opened.plaintext);
+        opening.next_chunk += 1;
+        Ok(())
+    }
+
+    /// Opens the round once every weight chunk has arrived.
+    pub async fn finish_open_round(
+        self: &Arc<Self>,
+        opening: RoundOpening,
+    ) -> Result<JobStatus, ServiceError> {
+        let RoundOpening {
+            job,
+            expected,
+            weights,
+            ..
+        } = opening;
         if weights.len() != job.settings.num_params * 4 {
             return Err(ServiceError::WrongLength(format!(
                 "{} weight bytes for {} parameters",
@@ -267,7 +363,8 @@ impl<N: Network + 'static> AggregatorService<N> {
         {
             return Err(ServiceError::Malformed("non-finite weight".into()));
         }
-        let round = header.round;
+        let job_id = expected.job_id;
+        let round = expected.round;
         let deadline = Duration::from_millis(job.settings.round_deadline_ms);
         {
             let mut st = job.state.lock().await;
@@ -296,19 +393,17 @@ impl<N: Network + 'static> AggregatorService<N> {
             st.guard = ReplayGuard::new();
             st.peer_seq = 0;
             st.message.clear();
+            UploadSlots::open(&job.uploads, round);
             job.notify(&st).await;
         }
-        info!(job = header.job_id, round, "round open");
+        info!(job = job_id, round, "round open");
         let service = Arc::clone(self);
         let deadline_job = Arc::clone(&job);
         tokio::spawn(async move {
             tokio::time::sleep(deadline).await;
-            let mut st = deadline_job.state.lock().await;
-            if st.round == round && st.state.accepts_uploads() {
-                service.close_locked(&deadline_job, &mut st).await;
-            }
+            service.close_round(&deadline_job, round).await;
         });
-        self.status(header.job_id).await
+        self.status(job_id).await
     }
 
     /// Waits up to `wait` for a round of `job_id` (0: the newest job) after `after_round` that
@@ -387,7 +482,10 @@ impl<N: Network + 'static> AggregatorService<N> {
     /// Starts an upload for job `job_id` (leader).
     pub fn begin_upload(&self, job_id: u64) -> Result<UploadSession, ServiceError> {
         self.require_leader()?;
-        Ok(UploadSession::new(self.job(job_id)?))
+        Ok(UploadSession::new(
+            self.job(job_id)?,
+            Arc::clone(&self.staging),
+        ))
     }
 
     /// Checks and stages one envelope of an upload.
@@ -400,6 +498,9 @@ impl<N: Network + 'static> AggregatorService<N> {
     }
 
     /// Commits a complete upload: the helpers check their seeds, then the share joins the round.
+    ///
+    /// Every path that forwarded the seeds ends in a decision sent to every helper reached (a
+    /// drop on any failure), and the job's state is locked only to check and to commit.
     pub async fn finish_upload(
         self: &Arc<Self>,
         session: UploadSession,
@@ -410,82 +511,61 @@ impl<N: Network + 'static> AggregatorService<N> {
             .ok_or_else(|| ServiceError::Incomplete("empty upload".into()))?;
         let job = Arc::clone(&session.job);
         let settings = &job.settings;
-        let mut st = job.state.lock().await;
-        if st.round != session.round || !st.state.accepts_uploads() {
-            return Err(ServiceError::RoundClosed {
-                job: settings.job_id,
-                round: session.round,
-            });
-        }
-        if st.contributors.contains(&owner) {
-            return Err(ServiceError::DuplicateUpload(owner));
-        }
-        if st.contributors.len() >= settings.max_clients {
-            return Err(ServiceError::RoundFull(st.contributors.len()));
-        }
-        let round = st.round;
-        // Two-phase check with the helpers: forward, collect answers, decide.
-        let forward_seq = st.peer_seq;
-        st.peer_seq += 2;
-        let mut rejection = None;
-        for (i, envelope) in session.seed_envelopes.iter().enumerate() {
-            let helper = PartyId::Server(i as u8 + 1);
-            let msg = PeerMsg::Forward {
-                owner,
-                envelope: envelope.clone(),
-            };
-            self.send_peer(helper, settings.job_id, round, forward_seq, &msg)
-                .await?;
-        }
-        for i in 0..session.seed_envelopes.len() {
-            let helper = PartyId::Server(i as u8 + 1);
-            match self
-                .recv_reply(helper, settings.job_id, round, forward_seq)
-                .await?
-            {
-                PeerReply::Ok => {}
-                PeerReply::Rejected(reason) => {
-                    rejection = Some(ServiceError::HelperRejected { helper, reason })
-                }
-            }
-        }
-        let commit = rejection.is_none();
-        for i in 0..session.seed_envelopes.len() {
-            let helper = PartyId::Server(i as u8 + 1);
-            self.send_peer(
-                helper,
+        let turn = job.peer_turn.lock().await;
+        let (round, seq) = {
+            let mut st = job.state.lock().await;
+            Self::check_accepts(settings, &st, session.round, owner)?;
+            let seq = st.peer_seq;
+            st.peer_seq += 2;
+            (st.round, seq)
+        };
+        let verdict = self
+            .forward_seeds(settings.job_id, round, seq, owner, &session.seed_envelopes)
+            .await;
+        let decided = self
+            .tell_helpers(
                 settings.job_id,
                 round,
-                forward_seq + 1,
-                &PeerMsg::Decide { commit },
+                seq + 1,
+                &PeerMsg::Decide {
+                    commit: verdict.is_ok(),
+                },
             )
-            .await?;
-        }
-        if let Some(e) = rejection {
-            warn!(job = settings.job_id, round, %owner, error = %e, "upload rejected by a helper");
+            .await;
+        if let Err(e) = verdict.and(decided) {
+            warn!(job = settings.job_id, round, %owner, error = %e, "upload not committed");
             return Err(e);
         }
         let staging = session
             .staging
             .as_ref()
             .ok_or_else(|| ServiceError::Incomplete("no share".into()))?;
-        st.acc
-            .as_mut()
-            .ok_or(ServiceError::RoundClosed {
-                job: settings.job_id,
-                round,
-            })?
-            .add_assign(staging)
-            .map_err(|e| ServiceError::WrongLength(e.to_string()))?;
-        for h in &session.headers {
-            st.guard.record(h)?;
-        }
-        st.contributors.push(owner);
-        st.state = RoundState::Collecting;
-        info!(job = settings.job_id, round, %owner, contributors = st.contributors.len(), "upload committed");
-        job.notify(&st).await;
-        if st.contributors.len() >= settings.max_clients {
-            self.close_locked(&job, &mut st).await;
+        let full = {
+            let mut st = job.state.lock().await;
+            // Nothing can have closed the round: closing takes the same turn.
+            st.acc
+                .as_mut()
+                .ok_or(ServiceError::RoundClosed {
+                    job: settings.job_id,
+                    round,
+                })?
+                .add_assign(staging)
+                .map_err(|e| ServiceError::WrongLength(e.to_string()))?;
+            for h in &session.headers {
+                st.guard.record(h)?;
+            }
+            st.contributors.push(owner);
+            if let Some(slot) = &session.slot {
+                slot.commit();
+            }
+            st.state = RoundState::Collecting;
+            info!(job = settings.job_id, round, %owner, contributors = st.contributors.len(), "upload committed");
+            job.notify(&st).await;
+            st.contributors.len() >= settings.max_clients
+        };
+        drop(turn);
+        if full {
+            self.close_round(&job, round).await;
         }
         Ok(UploadReceipt {
             job_id: settings.job_id,
@@ -494,28 +574,105 @@ impl<N: Network + 'static> AggregatorService<N> {
         })
     }
 
-    /// Closes the current round (the job's lock is held).
-    async fn close_locked(&self, job: &Job, st: &mut JobState) {
-        let settings = &job.settings;
-        let round = st.round;
-        st.state = RoundState::Closed;
-        job.notify(st).await;
-        let abort = st.contributors.len() < settings.min_clients;
-        let msg = PeerMsg::Close {
-            contributors: st.contributors.clone(),
-            abort,
-        };
-        let seq = st.peer_seq;
-        st.peer_seq += 1;
-        let mut failure = None;
-        for h in 1..self.num_servers {
-            if let Err(e) = self
-                .send_peer(PartyId::Server(h as u8), settings.job_id, round, seq, &msg)
-                .await
-            {
-                failure = Some(e.to_string());
+    /// Whether `owner` may commit to `round` now.
+    fn check_accepts(
+        settings: &JobSettings,
+        st: &JobState,
+        round: u64,
+        owner: PartyId,
+    ) -> Result<(), ServiceError> {
+        if st.round != round || !st.state.accepts_uploads() {
+            return Err(ServiceError::RoundClosed {
+                job: settings.job_id,
+                round,
+            });
+        }
+        if st.contributors.contains(&owner) {
+            return Err(ServiceError::DuplicateUpload(owner));
+        }
+        if st.contributors.len() >= settings.max_clients {
+            return Err(ServiceError::RoundFull(st.contributors.len()));
+        }
+        Ok(())
+    }
+
+    /// Forwards each helper its seed envelope and collects the answers: `Ok` if every helper
+    /// staged its seed.
+    async fn forward_seeds(
+        &self,
+        job: u64,
+        round: u64,
+        seq: u64,
+        owner: PartyId,
+        envelopes: &[Vec<u8>],
+    ) -> Result<(), ServiceError> {
+        for (i, envelope) in envelopes.iter().enumerate() {
+            let msg = PeerMsg::Forward {
+                owner,
+                envelope: envelope.clone(),
+            };
+            self.send_peer(PartyId::Server(i as u8 + 1), job, round, seq, &msg)
+                .await?;
+        }
+        let mut verdict = Ok(());
+        for i in 0..envelopes.len() {
+            let helper = PartyId::Server(i as u8 + 1);
+            match self.recv_reply(helper, job, round, seq).await? {
+                PeerReply::Ok => {}
+                PeerReply::Rejected(reason) => {
+                    verdict = Err(ServiceError::HelperRejected { helper, reason })
+                }
             }
         }
+        verdict
+    }
+
+    /// Sends `msg` to every helper; the first failure, after trying them all.
+    async fn tell_helpers(
+        &self,
+        job: u64,
+        round: u64,
+        seq: u64,
+        msg: &PeerMsg,
+    ) -> Result<(), ServiceError> {
+        let mut result = Ok(());
+        for h in 1..self.num_servers {
+            if let Err(e) = self
+                .send_peer(PartyId::Server(h as u8), job, round, seq, msg)
+                .await
+            {
+                result = result.and(Err(e));
+            }
+        }
+        result
+    }
+
+    /// Closes `round` if it still accepts uploads: tells the helpers the contributor set, then
+    /// seals this server's result share (or fails the round).
+    async fn close_round(&self, job: &Job, round: u64) {
+        let settings = &job.settings;
+        let _turn = job.peer_turn.lock().await;
+        let (contributors, seq) = {
+            let mut st = job.state.lock().await;
+            if st.round != round || !st.state.accepts_uploads() {
+                return;
+            }
+            st.state = RoundState::Closed;
+            job.notify(&st).await;
+            let seq = st.peer_seq;
+            st.peer_seq += 1;
+            (st.contributors.clone(), seq)
+        };
+        let abort = contributors.len() < settings.min_clients;
+        let msg = PeerMsg::Close {
+            contributors: contributors.clone(),
+            abort,
+        };
+        let mut failure = self
+            .tell_helpers(settings.job_id, round, seq, &msg)
+            .await
+            .err()
+            .map(|e| e.to_string());
         for h in 1..self.num_servers {
             let helper = PartyId::Server(h as u8);
             match self.recv_reply(helper, settings.job_id, round, seq).await {
@@ -524,11 +681,12 @@ impl<N: Network + 'static> AggregatorService<N> {
                 Err(e) => failure = Some(format!("{helper}: {e}")),
             }
         }
+        let mut st = job.state.lock().await;
         if abort {
             st.state = RoundState::Failed;
             st.message = format!(
                 "round {round} closed with {} contributors, fewer than min_clients {}",
-                st.contributors.len(),
+                contributors.len(),
                 settings.min_clients
             );
             st.acc = None;
@@ -549,7 +707,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             }
         }
         info!(job = settings.job_id, round, state = ?st.state, contributors = st.contributors.len(), "round closed");
-        job.notify(st).await;
+        job.notify(&st).await;
     }
 
     fn seal_result(
@@ -606,11 +764,13 @@ impl<N: Network + 'static> AggregatorService<N> {
         seq: u64,
         msg: &PeerMsg,
     ) -> Result<(), ServiceError> {
-        let bytes = serde_json::to_vec(msg).map_err(|e| ServiceError::Malformed(e.to_string()))?;
-        Ok(self
-            .network
-            .send(to, &round_tag(job, round, seq), bytes)
-            .await?)
+        let bytes = RoundMsg {
+            round,
+            seq,
+            msg: msg.clone(),
+        }
+        .to_bytes();
+        Ok(self.network.send(to, &job_tag(job), bytes).await?)
     }
 
     async fn recv_reply(
@@ -621,119 +781,141 @@ impl<N: Network + 'static> AggregatorService<N> {
         seq: u64,
     ) -> Result<PeerReply, ServiceError> {
         let bytes = self.network.recv(from, &reply_tag(job, round, seq)).await?;
-        serde_json::from_slice(&bytes)
+        PeerReply::from_bytes(&bytes)
             .map_err(|e| ServiceError::Malformed(format!("reply from {from}: {e}")))
     }
 
-    /// A helper's side of a job: answers the leader's messages round after round.
+    /// A helper's side of a job: answers the leader's messages in order, following the leader
+    /// by round (a message of a later round ends whatever was left of an earlier one), until the
+    /// last round closes or the leader is gone.
     async fn helper_loop(self: Arc<Self>, job: Arc<Job>) {
         let settings = &job.settings;
         let leader = PartyId::Server(0);
-        let mut pending: Option<(PartyId, RingVec, Header)> = None;
-        for round in 1..=settings.rounds {
-            {
-                let mut st = job.state.lock().await;
+        // The staged expansion of the last forward: its round and sequence number.
+        let mut pending: Option<(u64, u64, (PartyId, RingVec, Header))> = None;
+        loop {
+            let bytes = match self.network.recv(leader, &job_tag(settings.job_id)).await {
+                Ok(bytes) => bytes,
+                Err(NetError::Timeout { .. }) => continue,
+                Err(e) => {
+                    let mut st = job.state.lock().await;
+                    st.state = RoundState::Failed;
+                    st.message = format!("leader unreachable: {e}");
+                    job.notify(&st).await;
+                    warn!(me = %self.me, job = settings.job_id, error = %e, "helper stops: leader unreachable");
+                    return;
+                }
+            };
+            let RoundMsg { round, seq, msg } = match RoundMsg::from_bytes(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(me = %self.me, job = settings.job_id, error = %e, "leader message dropped");
+                    continue;
+                }
+            };
+            let mut st = job.state.lock().await;
+            if round < st.round || round == 0 || round > settings.rounds {
+                drop(st);
+                warn!(me = %self.me, job = settings.job_id, round, "message for a round not current dropped");
+                if !matches!(msg, PeerMsg::Decide { .. }) {
+                    let refusal = PeerReply::Rejected(format!("round {round} is not current"));
+                    self.reply(settings.job_id, round, seq, refusal).await;
+                }
+                continue;
+            }
+            if round > st.round {
+                if !st.state.is_final() && st.round > 0 {
+                    st.state = RoundState::Failed;
+                    st.message = format!("the leader moved on to round {round}");
+                    job.notify(&st).await;
+                }
                 st.round = round;
                 st.state = RoundState::Open;
                 st.acc = RingVec::zeros(settings.ring_bits, settings.update_len()).ok();
                 st.contributors.clear();
                 st.guard = ReplayGuard::new();
-                job.notify(&st).await;
+                st.message.clear();
+                pending = None;
             }
-            let mut seq = 0u64;
-            loop {
-                let msg = match self
-                    .network
-                    .recv(leader, &round_tag(settings.job_id, round, seq))
-                    .await
-                {
-                    Ok(bytes) => serde_json::from_slice::<PeerMsg>(&bytes),
-                    Err(NetError::Timeout { .. }) => continue,
-                    Err(e) => {
-                        let mut st = job.state.lock().await;
-                        st.state = RoundState::Failed;
-                        st.message = format!("leader unreachable: {e}");
-                        job.notify(&st).await;
-                        warn!(me = %self.me, job = settings.job_id, error = %e, "helper stops: leader unreachable");
-                        return;
-                    }
-                };
-                let mut st = job.state.lock().await;
-                let (reply, closed) = match msg {
-                    Err(e) => (
-                        Some(PeerReply::Rejected(format!("bad message: {e}"))),
-                        false,
-                    ),
-                    Ok(PeerMsg::Forward { owner, envelope }) => {
-                        pending = None;
-                        let reply = match self.stage_seed(settings, &st, round, owner, &envelope) {
-                            Ok(staged) => {
-                                pending = Some(staged);
-                                PeerReply::Ok
-                            }
-                            Err(e) => {
-                                warn!(me = %self.me, %owner, error = %e, "seed rejected");
-                                PeerReply::Rejected(e.to_string())
-                            }
-                        };
-                        (Some(reply), false)
-                    }
-                    Ok(PeerMsg::Decide { commit }) => {
-                        if let (true, Some((owner, expansion, header))) = (commit, pending.take()) {
+            let (reply, last) = match msg {
+                PeerMsg::Forward { owner, envelope } => {
+                    pending = None;
+                    let reply = match self.stage_seed(settings, &st, round, owner, &envelope) {
+                        Ok(staged) => {
+                            pending = Some((round, seq, staged));
+                            PeerReply::Ok
+                        }
+                        Err(e) => {
+                            warn!(me = %self.me, %owner, error = %e, "seed rejected");
+                            PeerReply::Rejected(e.to_string())
+                        }
+                    };
+                    (Some(reply), false)
+                }
+                PeerMsg::Decide { commit } => {
+                    match pending.take() {
+                        Some((r, s, (owner, expansion, header)))
+                            if commit && r == round && s + 1 == seq =>
+                        {
                             let added = st.acc.as_mut().map(|acc| acc.add_assign(&expansion));
                             if matches!(added, Some(Ok(()))) && st.guard.record(&header).is_ok() {
                                 st.contributors.push(owner);
                                 st.state = RoundState::Collecting;
                             }
                         }
-                        (None, false)
+                        _ => {}
                     }
-                    Ok(PeerMsg::Close {
-                        contributors,
-                        abort,
-                    }) => {
-                        pending = None;
-                        let reply = if abort {
-                            st.state = RoundState::Failed;
-                            st.acc = None;
-                            PeerReply::Ok
-                        } else if contributors != st.contributors {
-                            st.state = RoundState::Failed;
-                            st.message = format!(
-                                "contributor sets differ: leader {contributors:?}, mine {:?}",
-                                st.contributors
-                            );
-                            PeerReply::Rejected(st.message.clone())
-                        } else {
-                            match self.seal_result(settings, round, st.acc.take()) {
-                                Ok(sealed) => {
-                                    st.results.insert(round, sealed);
-                                    st.state = RoundState::Aggregated;
-                                    PeerReply::Ok
-                                }
-                                Err(e) => PeerReply::Rejected(e.to_string()),
+                    (None, false)
+                }
+                PeerMsg::Close {
+                    contributors,
+                    abort,
+                } => {
+                    pending = None;
+                    let reply = if abort {
+                        st.state = RoundState::Failed;
+                        st.acc = None;
+                        PeerReply::Ok
+                    } else if contributors != st.contributors {
+                        st.state = RoundState::Failed;
+                        st.message = format!(
+                            "contributor sets differ: leader {contributors:?}, mine {:?}",
+                            st.contributors
+                        );
+                        PeerReply::Rejected(st.message.clone())
+                    } else {
+                        match self.seal_result(settings, round, st.acc.take()) {
+                            Ok(sealed) => {
+                                st.results.insert(round, sealed);
+                                st.state = RoundState::Aggregated;
+                                PeerReply::Ok
                             }
-                        };
-                        (Some(reply), true)
-                    }
-                };
-                job.notify(&st).await;
-                drop(st);
-                if let Some(reply) = reply {
-                    let bytes = serde_json::to_vec(&reply).unwrap_or_default();
-                    if let Err(e) = self
-                        .network
-                        .send(leader, &reply_tag(settings.job_id, round, seq), bytes)
-                        .await
-                    {
-                        warn!(me = %self.me, error = %e, "cannot answer the leader");
-                    }
+                            Err(e) => PeerReply::Rejected(e.to_string()),
+                        }
+                    };
+                    (Some(reply), round == settings.rounds)
                 }
-                seq += 1;
-                if closed {
-                    break;
-                }
+            };
+            job.notify(&st).await;
+            drop(st);
+            if let Some(reply) = reply {
+                self.reply(settings.job_id, round, seq, reply).await;
             }
+            if last {
+                return;
+            }
+        }
+    }
+
+    /// A helper's answer to the leader's message `seq` of `round`.
+    async fn reply(&self, job: u64, round: u64, seq: u64, reply: PeerReply) {
+        let leader = PartyId::Server(0);
+        if let Err(e) = self
+            .network
+            .send(leader, &reply_tag(job, round, seq), reply.to_bytes())
+            .await
+        {
+            warn!(me = %self.me, error = %e, "cannot answer the leader");
         }
     }
 

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use tessera_common::PartyId;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Expected, Header, Purpose, Sealer};
-use tessera_common::upload::{UploadPart, share_chunk_count};
+use tessera_common::upload::{SEED_ENVELOPE_BYTES, UploadPart, share_chunk_count};
 
 use super::ServiceError;
+use super::limits::{Reservation, StagingBudget, UploadSlot, UploadSlots};
 use super::service::Job;
 
 /// A checked, staged upload not yet committed.
@@ -24,6 +25,10 @@ pub struct UploadSession {
     pub(crate) next_chunk: u64,
     pub(crate) seed_envelopes: Vec<Vec<u8>>,
     pub(crate) headers: Vec<Header>,
+    /// This owner's place for the round, claimed at the manifest.
+    pub(crate) slot: Option<UploadSlot>,
+    budget: Arc<StagingBudget>,
+    reservation: Option<Reservation>,
 }
 
 impl std::fmt::Debug for UploadSession {
@@ -37,8 +42,11 @@ impl std::fmt::Debug for UploadSession {
 }
 
 impl UploadSession {
-    pub(crate) fn new(job: Arc<Job>) -> Self {
+    pub(crate) fn new(job: Arc<Job>, budget: Arc<StagingBudget>) -> Self {
         UploadSession {
+            slot: None,
+            budget,
+            reservation: None,
             job,
             owner: None,
             round: 0,
@@ -114,6 +122,18 @@ impl UploadSession {
                         settings.ring_bits
                     )));
                 }
+                // One upload in flight per owner and round, none after its commit, and the
+                // staging vector only within the server's budget.
+                self.slot = Some(UploadSlots::claim(
+                    &self.job.uploads,
+                    settings.job_id,
+                    owner,
+                    self.round,
+                )?);
+                self.reservation = Some(
+                    self.budget
+                        .reserve(len * (settings.ring_bits as usize / 8))?,
+                );
                 self.share_chunks = Some(u64::from(chunks));
                 self.staging = Some(
                     RingVec::zeros(settings.ring_bits, len)
@@ -149,8 +169,15 @@ impl UploadSession {
                     .map_err(|e| ServiceError::WrongLength(e.to_string()))?;
             }
             (c, Some(k)) if c < k + settings.num_servers as u64 => {
-                // A helper's seed: check the header only; the helper opens it.
+                // A helper's seed: check the header and the exact length only; the helper opens
+                // it. Nothing longer is ever forwarded on the peer link.
                 let helper = PartyId::Server((c - k) as u8);
+                if envelope.len() != SEED_ENVELOPE_BYTES {
+                    return Err(ServiceError::WrongLength(format!(
+                        "seed envelope of {} bytes; a seed envelope has {SEED_ENVELOPE_BYTES}",
+                        envelope.len()
+                    )));
+                }
                 if header.receiver != helper
                     || header.purpose != Purpose::Upload
                     || header.job_id != settings.job_id

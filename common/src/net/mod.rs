@@ -78,6 +78,16 @@ pub enum NetError {
         /// What happened.
         reason: String,
     },
+    /// A message too large for one frame on the link; nothing was sent and the link stays up.
+    #[error("message of {bytes} bytes to {peer} exceeds the frame limit of {limit}")]
+    TooLarge {
+        /// The peer.
+        peer: PartyId,
+        /// The message's size.
+        bytes: usize,
+        /// The largest payload a frame carries.
+        limit: usize,
+    },
     /// A frame failed to open (forged, replayed, misrouted).
     #[error("frame from {peer} rejected: {source}")]
     Seal {

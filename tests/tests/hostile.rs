@@ -1,0 +1,311 @@
+//! Hostile callers against real aggregator gRPC fronts on 127.0.0.1 (the findings of the security
+//! review, issue 13): a caller without a key cannot make a server hold what it sends, a data owner
+//! with a key cannot cut the servers' links, and every refusal comes while the hostile stream is
+//! still open, with a status code that says whose fault it is.
+
+use std::time::Duration;
+
+use tessera_aggregator::secagg::Limits;
+use tessera_common::PartyId;
+use tessera_common::api::{LeaderApi, RoundState, ServerApi};
+use tessera_common::job::{JobSettings, ServerOptimizer};
+use tessera_common::model_spec::ModelSpec;
+use tessera_common::ringvec::RingVec;
+use tessera_common::seal::{Context, Header, Purpose, Sealer};
+use tessera_common::upload::build_upload_vec;
+use tessera_proto::v1::SealedChunk;
+use tessera_proto::v1::model_owner_service_client::ModelOwnerServiceClient;
+use tessera_tests::GrpcAggregators;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+
+const JOB: u64 = 77;
+
+fn settings() -> JobSettings {
+    let model = ModelSpec::logistic_regression();
+    JobSettings {
+        job_id: JOB,
+        num_params: model.num_params().unwrap(),
+        model,
+        rounds: 3,
+        ring_bits: 32,
+        frac_bits: 16,
+        clip: 1.0,
+        max_weight: 1000.0,
+        max_clients: 3,
+        min_clients: 2,
+        round_deadline_ms: 5_000,
+        local_epochs: 1,
+        batch_size: 32,
+        learning_rate: 0.1,
+        num_servers: 3,
+        optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+    }
+}
+
+fn test_limits() -> Limits {
+    Limits {
+        stream_idle: Duration::from_millis(500),
+        concurrent_streams: 4,
+        ..Limits::default()
+    }
+}
+
+/// A cluster with the test job started on every server.
+async fn cluster(limits: Limits) -> GrpcAggregators {
+    let c = GrpcAggregators::start(limits, 3).await;
+    let mo = c.sealer(PartyId::ModelOwner);
+    let json = serde_json::to_vec(&settings()).unwrap();
+    for (i, s) in c.services.iter().enumerate() {
+        let ctx = Context {
+            purpose: Purpose::Control,
+            job_id: JOB,
+            round: 0,
+            chunk: 0,
+        };
+        s.start_job(&mo.seal_for(PartyId::Server(i as u8), &ctx, &json).unwrap())
+            .unwrap();
+    }
+    c
+}
+
+async fn model_owner_client(
+    c: &GrpcAggregators,
+    server: usize,
+) -> ModelOwnerServiceClient<tonic::transport::Channel> {
+    ModelOwnerServiceClient::connect(format!("http://{}", c.addresses[server]))
+        .await
+        .unwrap()
+        .max_encoding_message_size(16 << 20)
+}
+
+/// Sends `chunks` on an `OpenRound` call to `server`, then ends the stream, or with `keep_open`
+/// keeps it open; returns the answer's code, or fails the test if none comes within five seconds
+/// (the server is still reading what it was sent).
+async fn open_round_answer(
+    c: &GrpcAggregators,
+    server: usize,
+    chunks: Vec<Vec<u8>>,
+    keep_open: bool,
+) -> Code {
+    let (tx, rx) = mpsc::channel(chunks.len() + 1);
+    for envelope in chunks {
+        tx.send(SealedChunk { envelope }).await.unwrap();
+    }
+    let tx = keep_open.then_some(tx);
+    let mut client = model_owner_client(c, server).await;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.open_round(ReceiverStream::new(rx)),
+    )
+    .await
+    .expect("no answer while the stream is open: the server keeps reading");
+    drop(tx);
+    match answer {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+/// A header that names the model owner and the leader, followed by 1 MiB of noise: what a
+/// caller without the model owner's key can send.
+fn forged_weights_chunk() -> Vec<u8> {
+    let header = Header {
+        purpose: Purpose::Control,
+        job_id: JOB,
+        round: 1,
+        sender: PartyId::ModelOwner,
+        receiver: PartyId::Server(0),
+        chunk: 0,
+    };
+    let mut env = header.to_bytes().to_vec();
+    env.extend((0..1 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    env
+}
+
+fn weights_envelopes(c: &GrpcAggregators, round: u64, params: usize) -> Vec<Vec<u8>> {
+    let mo = c.sealer(PartyId::ModelOwner);
+    vec![0u8; params * 4]
+        .chunks(1 << 20)
+        .enumerate()
+        .map(|(i, piece)| {
+            let ctx = Context {
+                purpose: Purpose::Control,
+                job_id: JOB,
+                round,
+                chunk: i as u64,
+            };
+            mo.seal_for(PartyId::Server(0), &ctx, piece).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_round_refuses_an_unauthenticated_first_chunk_at_once() {
+    let c = cluster(test_limits()).await;
+    // Noise that does not even parse, and a well-formed header over noise.
+    let garbage = vec![0xa5u8; 1 << 20];
+    assert_eq!(
+        open_round_answer(&c, 0, vec![garbage.clone(), garbage], true).await,
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        open_round_answer(
+            &c,
+            0,
+            vec![forged_weights_chunk(), forged_weights_chunk()],
+            true
+        )
+        .await,
+        Code::Unauthenticated
+    );
+    // A helper takes no round openings: refused before anything is read.
+    assert_eq!(
+        open_round_answer(&c, 1, vec![forged_weights_chunk()], true).await,
+        Code::FailedPrecondition
+    );
+    // The round opens for the model owner all the same.
+    let params = settings().num_params;
+    assert_eq!(
+        open_round_answer(&c, 0, weights_envelopes(&c, 1, params), false).await,
+        Code::Ok
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_round_refuses_more_weights_than_the_job_has() {
+    let c = cluster(test_limits()).await;
+    let params = settings().num_params;
+    // Authentic chunks for four times the job's parameters: refused at the first excess chunk.
+    let mo = c.sealer(PartyId::ModelOwner);
+    let too_many: Vec<Vec<u8>> = (0..4)
+        .map(|i| {
+            let ctx = Context {
+                purpose: Purpose::Control,
+                job_id: JOB,
+                round: 1,
+                chunk: i,
+            };
+            mo.seal_for(PartyId::Server(0), &ctx, &vec![0u8; params * 4])
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        open_round_answer(&c, 0, too_many, true).await,
+        Code::InvalidArgument
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_streams_are_cut_and_their_number_is_bounded() {
+    let limits = Limits {
+        stream_idle: Duration::from_secs(3),
+        ..test_limits()
+    };
+    let c = cluster(limits).await;
+    let params = settings().num_params;
+    // Four authentic openings that never end hold every streaming place.
+    let mut held = Vec::new();
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        let (tx, rx) = mpsc::channel(4);
+        let mut client = model_owner_client(&c, 0).await;
+        calls.push(tokio::spawn(async move {
+            client.open_round(ReceiverStream::new(rx)).await
+        }));
+        held.push(tx);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A fifth is refused at once.
+    assert_eq!(
+        open_round_answer(&c, 0, weights_envelopes(&c, 1, params), false).await,
+        Code::ResourceExhausted
+    );
+    // The stalled ones are cut after the idle time, which frees their places.
+    for call in calls {
+        let status = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("a stalled stream is cut")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+    }
+    drop(held);
+    assert_eq!(
+        open_round_answer(&c, 0, weights_envelopes(&c, 1, params), false).await,
+        Code::Ok
+    );
+}
+
+fn update(owner: u32) -> RingVec {
+    let n = settings().update_len();
+    RingVec::U32(
+        (0..n as u32)
+            .map(|i| i.wrapping_mul(2_654_435_761).wrapping_add(owner))
+            .collect(),
+    )
+}
+
+fn upload_of(sealer: &Sealer, round: u64, update: &RingVec) -> Vec<Vec<u8>> {
+    build_upload_vec(sealer, JOB, round, update, 3, &mut rand::rng()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_seed_envelope_is_refused_and_the_links_survive() {
+    let c = cluster(test_limits()).await;
+    let leader = tessera_aggregator::secagg::local::LocalServer(c.services[0].clone());
+    leader
+        .open_round(weights_envelopes(&c, 1, settings().num_params))
+        .await
+        .unwrap();
+    // A data owner with a legitimate key seals 5 MiB as its "seed" for server1.
+    let owner = c.sealer(PartyId::DataOwner(0));
+    let mut upload = upload_of(&owner, 1, &update(0));
+    let n = upload.len();
+    let ctx = Context {
+        purpose: Purpose::Upload,
+        job_id: JOB,
+        round: 1,
+        chunk: (n - 2) as u64,
+    };
+    upload[n - 2] = owner
+        .seal_for(PartyId::Server(1), &ctx, &vec![7u8; 5 << 20])
+        .unwrap();
+    let err = leader.upload(upload).await.unwrap_err();
+    assert!(err.to_string().contains("seed envelope of"), "{err}");
+    // The peer links still carry the honest uploads; the round aggregates both exactly.
+    let mut sum = RingVec::zeros(32, settings().update_len()).unwrap();
+    for o in 1..3 {
+        let u = update(o);
+        leader
+            .upload(upload_of(&c.sealer(PartyId::DataOwner(o)), 1, &u))
+            .await
+            .unwrap();
+        sum.add_assign(&u).unwrap();
+    }
+    let status = loop {
+        let s = leader.status(JOB).await.unwrap();
+        if s.state.is_final() {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.state, RoundState::Aggregated, "{}", status.message);
+    let mut shares = Vec::new();
+    for (i, s) in c.services.iter().enumerate() {
+        let local = tessera_aggregator::secagg::local::LocalServer(s.clone());
+        shares.push((
+            PartyId::Server(i as u8),
+            local.fetch_result(JOB, 1).await.unwrap(),
+        ));
+    }
+    let revealed = tessera_model_owner::reveal::reveal_sum(
+        &c.sealer(PartyId::ModelOwner),
+        &settings(),
+        1,
+        &shares,
+    )
+    .unwrap();
+    assert_eq!(revealed, sum);
+}
