@@ -6,7 +6,7 @@
 //!
 //! | chunk index | receiver | plaintext ([`UploadPart`]) |
 //! | --- | --- | --- |
-//! | 0 | `server0` | `Manifest { chunks: k, elements: n, ring_bits }` |
+//! | 0 | `server0` | `Manifest { chunks: k, elements: n, ring_bits, frac_bits }` |
 //! | 1..=k | `server0` | `Share { offset, elements }`: consecutive pieces of the explicit share |
 //! | k + i (i = 1, 2) | `server{i}` | `Seed { seed, elements: n }` |
 //!
@@ -40,6 +40,9 @@ pub enum UploadPart {
         elements: u64,
         /// Ring size.
         ring_bits: u32,
+        /// Fractional bits the update was encoded with (the leader refuses a mismatch with the
+        /// job's, so an owner misled about the job cannot add a mis-scaled update).
+        frac_bits: u32,
     },
     /// A piece of the explicit share.
     Share {
@@ -64,8 +67,12 @@ impl std::fmt::Debug for UploadPart {
                 chunks,
                 elements,
                 ring_bits,
+                frac_bits,
             } => {
-                write!(f, "Manifest({chunks} chunks, {elements} x u{ring_bits})")
+                write!(
+                    f,
+                    "Manifest({chunks} chunks, {elements} x u{ring_bits}, {frac_bits} fractional bits)"
+                )
             }
             UploadPart::Share { offset, bytes } => {
                 write!(f, "Share(@{offset}, {} bytes)", bytes.len())
@@ -94,11 +101,13 @@ impl UploadPart {
                 chunks,
                 elements,
                 ring_bits,
+                frac_bits,
             } => {
                 let mut v = vec![0u8];
                 v.extend_from_slice(&chunks.to_le_bytes());
                 v.extend_from_slice(&elements.to_le_bytes());
                 v.extend_from_slice(&ring_bits.to_le_bytes());
+                v.extend_from_slice(&frac_bits.to_le_bytes());
                 v
             }
             UploadPart::Share { offset, bytes } => {
@@ -120,10 +129,11 @@ impl UploadPart {
     /// Decodes [`UploadPart::to_bytes`].
     pub fn from_bytes(b: &[u8]) -> Result<Self, MalformedPart> {
         match (b.first(), b.len()) {
-            (Some(0), 17) => Ok(UploadPart::Manifest {
+            (Some(0), 21) => Ok(UploadPart::Manifest {
                 chunks: u32::from_le_bytes([b[1], b[2], b[3], b[4]]),
                 elements: u64_at(b, 5),
                 ring_bits: u32::from_le_bytes([b[13], b[14], b[15], b[16]]),
+                frac_bits: u32::from_le_bytes([b[17], b[18], b[19], b[20]]),
             }),
             (Some(1), n) if n >= 9 => Ok(UploadPart::Share {
                 offset: u64_at(b, 1),
@@ -162,6 +172,7 @@ pub fn build_upload<R: Ring, G: rand::CryptoRng + ?Sized>(
     job_id: u64,
     round: u64,
     update: &[R],
+    frac_bits: u32,
     num_servers: usize,
     rng: &mut G,
 ) -> Result<Vec<Vec<u8>>, UploadBuildError> {
@@ -180,6 +191,7 @@ pub fn build_upload<R: Ring, G: rand::CryptoRng + ?Sized>(
         chunks: pieces.len() as u32,
         elements: update.len() as u64,
         ring_bits: R::BITS,
+        frac_bits,
     };
     out.push(sealer.seal_for(PartyId::Server(0), &ctx(0), &manifest.to_bytes())?);
     for (i, piece) in pieces.iter().enumerate() {
@@ -212,14 +224,15 @@ pub fn build_upload_vec<G: rand::CryptoRng + ?Sized>(
     job_id: u64,
     round: u64,
     update: &crate::ringvec::RingVec,
+    frac_bits: u32,
     num_servers: usize,
     rng: &mut G,
 ) -> Result<Vec<Vec<u8>>, UploadBuildError> {
     use crate::ringvec::RingVec;
     match update {
-        RingVec::U32(v) => build_upload(sealer, job_id, round, v, num_servers, rng),
-        RingVec::U64(v) => build_upload(sealer, job_id, round, v, num_servers, rng),
-        RingVec::U128(v) => build_upload(sealer, job_id, round, v, num_servers, rng),
+        RingVec::U32(v) => build_upload(sealer, job_id, round, v, frac_bits, num_servers, rng),
+        RingVec::U64(v) => build_upload(sealer, job_id, round, v, frac_bits, num_servers, rng),
+        RingVec::U128(v) => build_upload(sealer, job_id, round, v, frac_bits, num_servers, rng),
     }
 }
 
@@ -240,6 +253,7 @@ mod tests {
                 chunks: 3,
                 elements: 99,
                 ring_bits: 32,
+                frac_bits: 16,
             },
             UploadPart::Share {
                 offset: 7,

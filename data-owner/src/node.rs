@@ -42,6 +42,13 @@ pub enum RoundError {
     /// Sharing or sealing failed.
     #[error(transparent)]
     Upload(#[from] UploadBuildError),
+    /// The round announcement's job settings (sent in clear) differ from those the leader sealed
+    /// for this owner: someone on the path changed them, and nothing is uploaded.
+    #[error("the announced job settings differ from the leader's sealed ones: {field} changed")]
+    SettingsMismatch {
+        /// The first differing field.
+        field: String,
+    },
 }
 
 /// What one round did.
@@ -197,6 +204,7 @@ impl<L: LeaderApi> DataOwnerNode<L> {
             settings.job_id,
             ann.round,
             &encoded,
+            settings.frac_bits,
             settings.num_servers,
             &mut rand::rng(),
         )?;
@@ -235,6 +243,8 @@ impl<L: LeaderApi> DataOwnerNode<L> {
             round,
             sender: Some(PartyId::Server(0)),
         };
+        // Chunk 0: the job's settings as the leader holds them, sealed for this owner; the
+        // weights follow from chunk 1.
         let mut bytes = Vec::with_capacity(settings.num_params * 4);
         for (i, env) in envelopes.iter().enumerate() {
             let opened = self.sealer.open(env, &expected)?;
@@ -244,7 +254,13 @@ impl<L: LeaderApi> DataOwnerNode<L> {
                     opened.header.chunk
                 )));
             }
-            bytes.extend_from_slice(&opened.plaintext);
+            if i == 0 {
+                let sealed: JobSettings = serde_json::from_slice(&opened.plaintext)
+                    .map_err(|e| RoundError::BadWeights(format!("sealed job settings: {e}")))?;
+                check_settings(settings, &sealed)?;
+            } else {
+                bytes.extend_from_slice(&opened.plaintext);
+            }
         }
         if bytes.len() != settings.num_params * 4 {
             return Err(RoundError::BadWeights(format!(
@@ -262,6 +278,23 @@ impl<L: LeaderApi> DataOwnerNode<L> {
         }
         Ok(weights)
     }
+}
+
+/// Refuses announced settings that differ from the sealed ones, naming the first field.
+fn check_settings(announced: &JobSettings, sealed: &JobSettings) -> Result<(), RoundError> {
+    if announced == sealed {
+        return Ok(());
+    }
+    let (a, b) = (
+        serde_json::to_value(announced).unwrap_or_default(),
+        serde_json::to_value(sealed).unwrap_or_default(),
+    );
+    let field = a
+        .as_object()
+        .and_then(|fields| fields.keys().find(|k| a[k.as_str()] != b[k.as_str()]))
+        .cloned()
+        .unwrap_or_else(|| "settings".into());
+    Err(RoundError::SettingsMismatch { field })
 }
 
 fn progress_bar(show: bool) -> indicatif::ProgressBar {

@@ -14,6 +14,7 @@ use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Context, Header, Purpose, Sealer};
 use tessera_common::upload::build_upload_vec;
 use tessera_proto::v1::SealedChunk;
+use tessera_proto::v1::data_owner_service_client::DataOwnerServiceClient;
 use tessera_proto::v1::model_owner_service_client::ModelOwnerServiceClient;
 use tessera_tests::GrpcAggregators;
 use tokio::sync::mpsc;
@@ -248,7 +249,7 @@ fn update(owner: u32) -> RingVec {
 }
 
 fn upload_of(sealer: &Sealer, round: u64, update: &RingVec) -> Vec<Vec<u8>> {
-    build_upload_vec(sealer, JOB, round, update, 3, &mut rand::rng()).unwrap()
+    build_upload_vec(sealer, JOB, round, update, 16, 3, &mut rand::rng()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,20 +293,72 @@ async fn an_oversized_seed_envelope_is_refused_and_the_links_survive() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(status.state, RoundState::Aggregated, "{}", status.message);
+    assert_eq!(revealed(&c, 1).await, sum);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_reset_by_their_clients_still_end_in_a_decision() {
+    let c = cluster(test_limits()).await;
+    let leader = tessera_aggregator::secagg::local::LocalServer(c.services[0].clone());
+    leader
+        .open_round(weights_envelopes(&c, 1, settings().num_params))
+        .await
+        .unwrap();
+    // data-owner-0 sends a whole upload and resets the call at once, mid-commit or before: the
+    // commit (forward, decision) runs to its end all the same.
+    let env = upload_of(&c.sealer(PartyId::DataOwner(0)), 1, &update(0));
+    let mut client = DataOwnerServiceClient::connect(format!("http://{}", c.addresses[0]))
+        .await
+        .unwrap();
+    let call = tokio::spawn(async move {
+        client
+            .upload_shares(tokio_stream::iter(
+                env.into_iter().map(|envelope| SealedChunk { envelope }),
+            ))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    call.abort();
+    // The other owners' uploads are answered, and the round is the exact sum of its
+    // contributors, whichever way data-owner-0's upload went.
+    for o in 1..3 {
+        leader
+            .upload(upload_of(&c.sealer(PartyId::DataOwner(o)), 1, &update(o)))
+            .await
+            .unwrap();
+    }
+    let status = loop {
+        let s = leader.status(JOB).await.unwrap();
+        if s.state.is_final() {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.state, RoundState::Aggregated, "{}", status.message);
+    let mut sum = RingVec::zeros(32, settings().update_len()).unwrap();
+    for owner in &status.contributors {
+        let PartyId::DataOwner(o) = owner else {
+            panic!("{owner}")
+        };
+        sum.add_assign(&update(*o)).unwrap();
+    }
+    assert_eq!(revealed(&c, 1).await, sum);
+}
+
+async fn revealed(c: &GrpcAggregators, round: u64) -> RingVec {
     let mut shares = Vec::new();
     for (i, s) in c.services.iter().enumerate() {
         let local = tessera_aggregator::secagg::local::LocalServer(s.clone());
         shares.push((
             PartyId::Server(i as u8),
-            local.fetch_result(JOB, 1).await.unwrap(),
+            local.fetch_result(JOB, round).await.unwrap(),
         ));
     }
-    let revealed = tessera_model_owner::reveal::reveal_sum(
+    tessera_model_owner::reveal::reveal_sum(
         &c.sealer(PartyId::ModelOwner),
         &settings(),
-        1,
+        round,
         &shares,
     )
-    .unwrap();
-    assert_eq!(revealed, sum);
+    .unwrap()
 }

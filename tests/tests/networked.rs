@@ -303,6 +303,7 @@ fn a_data_owner_killed_mid_upload_leaves_the_others_aggregated() {
             ann.settings.job_id,
             ann.round,
             &update,
+            ann.settings.frac_bits,
             3,
             &mut rand::rng(),
         )

@@ -9,6 +9,7 @@ use tessera_aggregator::secagg::local::LocalServer;
 use tessera_aggregator::secagg::{AggregatorService, Limits, ServiceError};
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, LeaderApi, RoundState, ServerApi};
+use tessera_common::dataset::{Dataset, Split};
 use tessera_common::identity::{Identity, PublicKey};
 use tessera_common::job::{JobSettings, ServerOptimizer};
 use tessera_common::model_spec::ModelSpec;
@@ -16,6 +17,7 @@ use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Context, Expected, Purpose, Sealer};
 use tessera_common::upload::{UploadPart, build_upload_vec};
+use tessera_data_owner::node::{DataOwnerNode, RoundError};
 use tessera_model_owner::reveal::{AggregateError, decode_aggregate, reveal_sum};
 
 struct Cluster {
@@ -139,6 +141,7 @@ fn upload_of(c: &Cluster, owner: u32, round: u64, update: &RingVec) -> Vec<Vec<u
         77,
         round,
         update,
+        c.settings.frac_bits,
         c.settings.num_servers,
         &mut rand::rng(),
     )
@@ -220,7 +223,7 @@ async fn bad_uploads_are_refused_and_leave_the_round_unaffected() {
     let stranger = Identity::generate(PartyId::DataOwner(99), &mut rand::rng());
     let keys = c.keys.clone();
     let forger = Sealer::new(&stranger, keys.iter().map(|(p, k)| (*p, k)));
-    let forged = build_upload_vec(&forger, 77, 1, &update(&c, 9), 3, &mut rand::rng()).unwrap();
+    let forged = build_upload_vec(&forger, 77, 1, &update(&c, 9), 16, 3, &mut rand::rng()).unwrap();
     let err = leader.upload(forged).await.unwrap_err();
     assert!(err.to_string().contains("unknown sender"), "{err}");
 
@@ -523,4 +526,54 @@ fn an_honest_aggregate_decodes_to_the_weighted_mean() {
             .unwrap();
     }
     assert!(decode_aggregate(&settings, &edge, 3).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_changed_on_the_way_are_refused_and_the_manifest_names_its_encoding() {
+    let c = cluster(3, 3, 2).await;
+    open_round(&c, 1).await;
+    let honest = c
+        .leader()
+        .fetch_round(PartyId::DataOwner(0), 77, 0)
+        .await
+        .unwrap();
+    // A relay on the owner's path changes the announcement, which travels in clear.
+    let mut tampered = honest.clone();
+    tampered.settings.learning_rate = 9.9;
+    let data = Dataset::bundled_mnist(Split::Train)
+        .split_iid(80)
+        .swap_remove(0);
+    let node = DataOwnerNode::new(
+        c.sealer(PartyId::DataOwner(0)),
+        c.leader().clone(),
+        data,
+        false,
+    );
+    match node.take_part(&tampered).await {
+        Err(RoundError::SettingsMismatch { field }) => assert_eq!(field, "learning_rate"),
+        other => panic!("{other:?}"),
+    }
+    assert!(c.leader().status(77).await.unwrap().contributors.is_empty());
+    node.take_part(&honest).await.unwrap();
+    assert_eq!(
+        c.leader().status(77).await.unwrap().contributors,
+        vec![PartyId::DataOwner(0)]
+    );
+    // An update encoded with other fractional bits than the job's is refused at its manifest.
+    let misscaled = build_upload_vec(
+        &c.sealer(PartyId::DataOwner(1)),
+        77,
+        1,
+        &update(&c, 1),
+        20,
+        3,
+        &mut rand::rng(),
+    )
+    .unwrap();
+    let service = &c.leader().0;
+    let mut session = service.begin_upload(77).unwrap();
+    assert!(matches!(
+        service.push_upload(&mut session, &misscaled[0]),
+        Err(ServiceError::FixedPointMismatch { got: 20, job: 16 })
+    ));
 }

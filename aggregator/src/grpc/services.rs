@@ -49,6 +49,7 @@ fn to_status(e: ServiceError) -> Status {
         ServiceError::Seal(_)
         | ServiceError::OutOfOrder { .. }
         | ServiceError::WrongLength(_)
+        | ServiceError::FixedPointMismatch { .. }
         | ServiceError::Malformed(_)
         | ServiceError::Incomplete(_)
         | ServiceError::HelperRejected { .. }

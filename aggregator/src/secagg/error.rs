@@ -60,6 +60,14 @@ pub enum ServiceError {
     /// An update, share piece, or weight vector of the wrong length or ring.
     #[error("wrong length: {0}")]
     WrongLength(String),
+    /// An update encoded with other fractional bits than the job's.
+    #[error("update encoded with {got} fractional bits; the job uses {job}")]
+    FixedPointMismatch {
+        /// The manifest's.
+        got: u32,
+        /// The job's.
+        job: u32,
+    },
     /// A plaintext that does not parse.
     #[error("malformed: {0}")]
     Malformed(String),

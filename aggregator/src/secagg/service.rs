@@ -443,7 +443,8 @@ impl<N: Network + 'static> AggregatorService<N> {
         }
     }
 
-    /// The round's global weights, sealed for `owner` in chunks.
+    /// The job's settings (chunk 0) and the round's global weights (chunks 1..), sealed for
+    /// `owner`.
     pub async fn fetch_weights(
         &self,
         owner: PartyId,
@@ -462,8 +463,12 @@ impl<N: Network + 'static> AggregatorService<N> {
             }
             Arc::clone(&st.weights)
         };
-        weights
-            .chunks(UPLOAD_CHUNK_BYTES)
+        // Chunk 0 is the job's settings, sealed: the round announcement travels in clear, and an
+        // owner trains and encodes only with settings the leader vouches for.
+        let settings = serde_json::to_vec(&job.settings)
+            .map_err(|e| ServiceError::Malformed(format!("job settings: {e}")))?;
+        std::iter::once(settings.as_slice())
+            .chain(weights.chunks(UPLOAD_CHUNK_BYTES))
             .enumerate()
             .map(|(i, piece)| {
                 let ctx = Context {

@@ -105,6 +105,7 @@ impl UploadSession {
                     chunks,
                     elements,
                     ring_bits,
+                    frac_bits,
                 } = part
                 else {
                     return Err(ServiceError::Malformed(
@@ -121,6 +122,12 @@ impl UploadSession {
                         "manifest says {elements} x u{ring_bits} in {chunks} chunks; the job needs {len} x u{} in {want_chunks}",
                         settings.ring_bits
                     )));
+                }
+                if frac_bits != settings.frac_bits {
+                    return Err(ServiceError::FixedPointMismatch {
+                        got: frac_bits,
+                        job: settings.frac_bits,
+                    });
                 }
                 // One upload in flight per owner and round, none after its commit, and the
                 // staging vector only within the server's budget.

@@ -118,6 +118,7 @@ async fn secure_round(owners: usize, params: usize) -> Row {
                 1,
                 1,
                 &encoded,
+                settings.frac_bits,
                 SERVERS,
                 &mut rand::rng(),
             )
