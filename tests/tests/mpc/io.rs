@@ -6,9 +6,13 @@ use std::sync::Arc;
 
 use tessera_aggregator::mpc::harness::run_local_with;
 use tessera_aggregator::mpc::io::{Scheme, receive_output, send_input};
-use tessera_aggregator::mpc::nn;
+use tessera_aggregator::mpc::session::party_tag;
+use tessera_aggregator::mpc::{MpcError, nn};
 use tessera_common::PartyId;
 use tessera_common::net::Network;
+use tessera_common::ring::encode_elements;
+
+use tessera_aggregator::mpc::protocol::Protocol;
 
 use crate::{Aby3M, Make, SecureNnM, enc, reals, runtime};
 
@@ -77,4 +81,44 @@ fn outside_inputs_and_output_under_securenn() {
 #[test]
 fn outside_inputs_and_output_under_aby3() {
     relu_of_product_reaches_only_the_model_owner::<Aby3M>(Scheme::Replicated);
+}
+
+#[test]
+fn an_input_party_giving_the_servers_mismatched_copies_is_refused_under_aby3() {
+    let n = 4;
+    let outcome = runtime().block_on(run_local_with(
+        3,
+        &[PartyId::DataOwner(0)],
+        move |s| async move {
+            let p = Aby3M::make(s);
+            p.input(PartyId::DataOwner(0), "features", &[n]).await?;
+            Ok(())
+        },
+        move |net| async move {
+            // Server i gets (x_i, x_{i+1}); server1's copy of x_2 differs from server2's.
+            let shares = [vec![1u64; n], vec![2u64; n], vec![3u64; n]];
+            for i in 0..3 {
+                let mut pair = shares[i].clone();
+                pair.extend_from_slice(&shares[(i + 1) % 3]);
+                if i == 1 {
+                    pair[n] ^= 1;
+                }
+                net.send(
+                    PartyId::Server(i as u8),
+                    &party_tag("features"),
+                    encode_elements(&pair),
+                )
+                .await?;
+            }
+            Ok(())
+        },
+    ));
+    // Refused by the consistency check (the shares themselves have the right length).
+    match outcome {
+        Err(MpcError::Protocol {
+            peer: PartyId::DataOwner(0),
+            reason,
+        }) => assert!(reason.contains("copies of a share differ"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -519,11 +519,66 @@ pub async fn input_from<K: Kind, N: Network>(
     check_servers(session)?;
     let n = numel(shape);
     let pair = session.recv_party::<u64>(from, label, 2 * n).await?;
-    Ok(Shared::from_parts(
-        pair[..n].to_vec(),
-        pair[n..].to_vec(),
-        shape,
-    ))
+    let x = Shared::from_parts(pair[..n].to_vec(), pair[n..].to_vec(), shape);
+    check_input_consistency(session, &x, from, label).await?;
+    Ok(x)
+}
+
+/// Checks that an outside party gave the two servers holding each component the same copy: each
+/// server sends the other two a hash of both its components (one round, 64 bytes to each), so
+/// every server compares all three components and all reach the same verdict. A party that sent
+/// mismatched copies (which would make the servers compute on a value nobody chose) is refused
+/// with [`MpcError::Protocol`] naming it.
+async fn check_input_consistency<K: Kind, N: Network>(
+    session: &Session<N>,
+    x: &Shared<K>,
+    from: PartyId,
+    label: &str,
+) -> Result<(), MpcError> {
+    let op = session.op("aby3_input_check");
+    let me = session.me();
+    let digest = |component: usize, values: &[u64]| -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new()
+            .chain_update(b"tessera/v1/aby3-input")
+            .chain_update((label.len() as u64).to_le_bytes())
+            .chain_update(label.as_bytes())
+            .chain_update((component as u64).to_le_bytes());
+        for v in values {
+            h.update(v.to_le_bytes());
+        }
+        h.finalize().into()
+    };
+    // Component index -> this server's hash of it.
+    let mine = [
+        (me, digest(me, &x.s[0])),
+        (next(me), digest(next(me), &x.s[1])),
+    ];
+    let mut msg = mine[0].1.to_vec();
+    msg.extend_from_slice(&mine[1].1);
+    for peer in [next(me), prev(me)] {
+        session.send_bytes(peer, &op, "hash", msg.clone()).await?;
+    }
+    let mut seen: [Vec<[u8; 32]>; SERVERS] = Default::default();
+    for (c, h) in mine {
+        seen[c].push(h);
+    }
+    for peer in [next(me), prev(me)] {
+        let bytes = session.recv_bytes(peer, &op, "hash", 64).await?;
+        let mut hashes = [[0u8; 32]; 2];
+        hashes[0].copy_from_slice(&bytes[..32]);
+        hashes[1].copy_from_slice(&bytes[32..]);
+        seen[peer].push(hashes[0]);
+        seen[next(peer)].push(hashes[1]);
+    }
+    if seen.iter().all(|h| h.windows(2).all(|w| w[0] == w[1])) {
+        Ok(())
+    } else {
+        Err(MpcError::Protocol {
+            peer: from,
+            reason: format!("input {label:?}: the servers' copies of a share differ"),
+        })
+    }
 }
 
 /// Reveals `x` to a party outside the servers: each server sends its first share, the party
