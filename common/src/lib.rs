@@ -32,6 +32,7 @@ pub mod model_spec;
 pub mod net;
 pub mod party;
 pub mod prg;
+pub mod request;
 pub mod ring;
 pub mod ringvec;
 pub mod seal;

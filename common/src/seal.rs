@@ -141,6 +141,8 @@ pub enum Purpose {
     Control = 4,
     /// An input shared into an MPC computation.
     Input = 5,
+    /// A token that authenticates a read request (see [`crate::request`]).
+    Request = 6,
 }
 
 impl Purpose {
@@ -151,6 +153,7 @@ impl Purpose {
             3 => Purpose::Peer,
             4 => Purpose::Control,
             5 => Purpose::Input,
+            6 => Purpose::Request,
             _ => return None,
         })
     }

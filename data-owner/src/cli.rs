@@ -111,7 +111,10 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         .address
         .clone()
         .unwrap_or_default();
-    let leader = GrpcLeader::new(&leader_address)?;
+    let leader = GrpcLeader::new(
+        &leader_address,
+        std::sync::Arc::new(Sealer::new(&identity, cluster.public_keys())),
+    )?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
     info!(me = %args.party.name, samples = data.len(), leader = %leader_address, "waiting for rounds");
     let mut node = DataOwnerNode::new(sealer, leader, data, !args.quiet);

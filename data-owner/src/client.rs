@@ -1,8 +1,12 @@
 //! The data owner's gRPC client of the leader ([`LeaderApi`] over the wire). The channel connects
 //! lazily and reconnects by itself; the node's loop retries with backoff.
 
+use std::sync::Arc;
+
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, LeaderApi, RoundAnnouncement, UploadReceipt};
+use tessera_common::request::{RequestKind, now_secs, seal_request};
+use tessera_common::seal::Sealer;
 use tessera_proto::MAX_MESSAGE_BYTES;
 use tessera_proto::client::{collect_envelopes, envelope_stream, lazy_channel};
 use tessera_proto::convert::{announcement_from_wire, api_error_from_status, receipt_from_wire};
@@ -14,15 +18,29 @@ use tonic::transport::Channel;
 #[derive(Clone, Debug)]
 pub struct GrpcLeader {
     client: DataOwnerServiceClient<Channel>,
+    sealer: Arc<Sealer>,
 }
 
 impl GrpcLeader {
-    /// A client of the leader at `host:port` (connects on first use).
-    pub fn new(address: &str) -> Result<Self, ApiError> {
+    /// A client of the leader at `host:port` (connects on first use) that seals its request
+    /// tokens with `sealer`.
+    pub fn new(address: &str, sealer: Arc<Sealer>) -> Result<Self, ApiError> {
         let client = DataOwnerServiceClient::new(lazy_channel(address)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(GrpcLeader { client })
+        Ok(GrpcLeader { client, sealer })
+    }
+
+    fn token(&self, kind: RequestKind, job_id: u64, round: u64) -> Result<Vec<u8>, ApiError> {
+        seal_request(
+            &self.sealer,
+            PartyId::Server(0),
+            kind,
+            job_id,
+            round,
+            now_secs(),
+        )
+        .map_err(|e| ApiError::Rejected(format!("cannot seal a request token: {e}")))
     }
 }
 
@@ -37,6 +55,7 @@ impl LeaderApi for GrpcLeader {
             data_owner: owner.to_string(),
             job_id,
             after_round,
+            auth: self.token(RequestKind::FetchRound, job_id, after_round)?,
         };
         let response = self
             .client
@@ -57,6 +76,7 @@ impl LeaderApi for GrpcLeader {
             data_owner: owner.to_string(),
             job_id,
             round,
+            auth: self.token(RequestKind::FetchWeights, job_id, round)?,
         };
         let stream = self
             .client

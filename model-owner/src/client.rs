@@ -1,6 +1,11 @@
 //! The model owner's gRPC client of one server ([`ServerApi`] over the wire).
 
+use std::sync::Arc;
+
+use tessera_common::PartyId;
 use tessera_common::api::{ApiError, JobStatus, ServerApi};
+use tessera_common::request::{RequestKind, now_secs, seal_request};
+use tessera_common::seal::Sealer;
 use tessera_proto::MAX_MESSAGE_BYTES;
 use tessera_proto::client::{collect_envelopes, envelope_stream, lazy_channel};
 use tessera_proto::convert::{api_error_from_status, status_from_wire};
@@ -12,15 +17,22 @@ use tonic::transport::Channel;
 #[derive(Clone, Debug)]
 pub struct GrpcServer {
     client: ModelOwnerServiceClient<Channel>,
+    server: PartyId,
+    sealer: Arc<Sealer>,
 }
 
 impl GrpcServer {
-    /// A client of the server at `host:port` (connects on first use).
-    pub fn new(address: &str) -> Result<Self, ApiError> {
+    /// A client of `server` at `host:port` (connects on first use) that seals its request
+    /// tokens with `sealer`.
+    pub fn new(address: &str, server: PartyId, sealer: Arc<Sealer>) -> Result<Self, ApiError> {
         let client = ModelOwnerServiceClient::new(lazy_channel(address)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(GrpcServer { client })
+        Ok(GrpcServer {
+            client,
+            server,
+            sealer,
+        })
     }
 }
 
@@ -50,7 +62,18 @@ impl ServerApi for GrpcServer {
         let response = self
             .client
             .clone()
-            .status(StatusRequest { job_id })
+            .status(StatusRequest {
+                job_id,
+                auth: seal_request(
+                    &self.sealer,
+                    self.server,
+                    RequestKind::Status,
+                    job_id,
+                    0,
+                    now_secs(),
+                )
+                .map_err(|e| ApiError::Rejected(format!("cannot seal a request token: {e}")))?,
+            })
             .await
             .map_err(api_error_from_status)?;
         status_from_wire(response.into_inner())

@@ -1,6 +1,7 @@
 //! `model-owner train`: the training loop against a networked cluster.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rand::RngExt;
 use tessera_common::PartyId;
@@ -110,12 +111,13 @@ pub async fn train_command(
             (settings, cp)
         }
     };
+    let token_sealer = Arc::new(Sealer::new(&identity, cluster.public_keys()));
     let servers = cluster
         .servers()
         .into_iter()
         .map(|p| {
-            GrpcServer::new(cluster.party(p)?.address.as_deref().unwrap_or_default())
-                .map_err(NetworkedError::from)
+            let address = cluster.party(p)?.address.as_deref().unwrap_or_default();
+            GrpcServer::new(address, p, Arc::clone(&token_sealer)).map_err(NetworkedError::from)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let sealer = Sealer::new(&identity, cluster.public_keys());

@@ -362,3 +362,86 @@ async fn revealed(c: &GrpcAggregators, round: u64) -> RingVec {
     )
     .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_requests_answer_only_the_party_entitled() {
+    fn code<T>(r: Result<T, tonic::Status>) -> Code {
+        r.map(|_| Code::Ok).unwrap_or_else(|s| s.code())
+    }
+    use tessera_common::request::{RequestKind, now_secs, seal_request};
+    use tessera_proto::v1::{FetchRoundRequest, FetchWeightsRequest, StatusRequest};
+    let c = cluster(test_limits()).await;
+    tessera_aggregator::secagg::local::LocalServer(c.services[0].clone())
+        .open_round(weights_envelopes(&c, 1, settings().num_params))
+        .await
+        .unwrap();
+    let token = |party: PartyId, kind, round| {
+        seal_request(
+            &c.sealer(party),
+            PartyId::Server(0),
+            kind,
+            JOB,
+            round,
+            now_secs(),
+        )
+        .unwrap()
+    };
+    let mut mo = model_owner_client(&c, 0).await;
+    let status = |auth: Vec<u8>| StatusRequest { job_id: JOB, auth };
+    // Status: no token, a data owner's token, the model owner's.
+    assert_eq!(
+        code(mo.status(status(Vec::new())).await),
+        Code::Unauthenticated
+    );
+    let owners = token(PartyId::DataOwner(0), RequestKind::Status, 0);
+    assert_eq!(
+        code(mo.status(status(owners)).await),
+        Code::PermissionDenied
+    );
+    let mine = token(PartyId::ModelOwner, RequestKind::Status, 0);
+    assert_eq!(code(mo.status(status(mine)).await), Code::Ok);
+    // Round polls and weights: only for the owner the token names.
+    let mut owner = DataOwnerServiceClient::connect(format!("http://{}", c.addresses[0]))
+        .await
+        .unwrap();
+    let poll = |name: &str, auth| FetchRoundRequest {
+        data_owner: name.into(),
+        job_id: JOB,
+        after_round: 0,
+        auth,
+    };
+    assert_eq!(
+        code(owner.fetch_round(poll("data-owner-0", Vec::new())).await),
+        Code::Unauthenticated
+    );
+    let ones = token(PartyId::DataOwner(1), RequestKind::FetchRound, 0);
+    assert_eq!(
+        code(owner.fetch_round(poll("data-owner-0", ones.clone())).await),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(owner.fetch_round(poll("data-owner-1", ones)).await),
+        Code::Ok
+    );
+    let fetch = |auth| FetchWeightsRequest {
+        data_owner: "data-owner-1".into(),
+        job_id: JOB,
+        round: 1,
+        auth,
+    };
+    assert_eq!(
+        code(owner.fetch_weights(fetch(Vec::new())).await),
+        Code::Unauthenticated
+    );
+    // A token for another request does not do.
+    let poll_token = token(PartyId::DataOwner(1), RequestKind::FetchRound, 1);
+    assert_eq!(
+        code(owner.fetch_weights(fetch(poll_token)).await),
+        Code::Unauthenticated
+    );
+    let weights_token = token(PartyId::DataOwner(1), RequestKind::FetchWeights, 1);
+    assert_eq!(
+        code(owner.fetch_weights(fetch(weights_token)).await),
+        Code::Ok
+    );
+}

@@ -287,10 +287,11 @@ fn a_data_owner_killed_mid_upload_leaves_the_others_aggregated() {
 
     // data-owner-2 is this test: it starts an upload and dies half-way through it.
     let sealer = c.sealer(PartyId::DataOwner(2));
+    let token_sealer = std::sync::Arc::new(c.sealer(PartyId::DataOwner(2)));
     let address = c.leader_address.clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let saboteur = runtime.spawn(async move {
-        let leader = GrpcLeader::new(&address).unwrap();
+        let leader = GrpcLeader::new(&address, token_sealer).unwrap();
         let ann = loop {
             match leader.fetch_round(PartyId::DataOwner(2), 0, 0).await {
                 Ok(a) if a.state.accepts_uploads() => break a,

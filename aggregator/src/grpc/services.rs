@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tessera_common::PartyId;
+use tessera_common::request::RequestKind;
 use tessera_common::seal::SealError;
 use tessera_proto::MAX_MESSAGE_BYTES;
 use tessera_proto::convert::{announcement_to_wire, receipt_to_wire, status_to_wire};
@@ -38,7 +39,8 @@ fn to_status(e: ServiceError) -> Status {
             SealError::UnknownSender(_)
             | SealError::AuthenticationFailed { .. }
             | SealError::NonContributory(_),
-        ) => Status::unauthenticated(msg),
+        )
+        | ServiceError::Request(_) => Status::unauthenticated(msg),
         ServiceError::Seal(SealError::Replayed { .. })
         | ServiceError::DuplicateUpload(_)
         | ServiceError::ReplayedChunk { .. } => Status::already_exists(msg),
@@ -136,6 +138,44 @@ fn chunk_stream(envelopes: Vec<Vec<u8>>) -> ChunkStream {
     ))
 }
 
+/// [`chunk_stream`] that keeps `permit` until the stream is read or dropped.
+fn chunk_stream_holding(envelopes: Vec<Vec<u8>>, permit: OwnedSemaphorePermit) -> ChunkStream {
+    Box::pin(tokio_stream::iter(envelopes.into_iter().map(
+        move |envelope| {
+            let _held = &permit;
+            Ok(SealedChunk { envelope })
+        },
+    )))
+}
+
+/// The party a read request's token names.
+fn caller(
+    service: &AggregatorService<GrpcNetwork>,
+    token: &[u8],
+    kind: RequestKind,
+    job_id: u64,
+    round: u64,
+) -> Result<PartyId, Status> {
+    service
+        .authenticate(token, kind, job_id, round)
+        .map_err(to_status)
+}
+
+/// A data owner's request must come from the owner it names.
+fn require_caller(caller: PartyId, named: &str) -> Result<(), Status> {
+    let named: PartyId = named
+        .parse()
+        .map_err(|e| Status::invalid_argument(format!("{e}")))?;
+    if caller == named && matches!(caller, PartyId::DataOwner(_)) {
+        Ok(())
+    } else {
+        Err(to_status(ServiceError::Forbidden {
+            party: caller,
+            action: "make a data owner's request for another party",
+        }))
+    }
+}
+
 /// The data owners' gRPC service.
 #[derive(Clone)]
 pub struct DataOwnerGrpc {
@@ -154,7 +194,16 @@ impl DataOwnerService for DataOwnerGrpc {
         request: Request<FetchRoundRequest>,
     ) -> Result<Response<RoundAnnouncement>, Status> {
         let r = request.into_inner();
-        let ann = service(&self.cell)?
+        let service = service(&self.cell)?;
+        let owner = caller(
+            service,
+            &r.auth,
+            RequestKind::FetchRound,
+            r.job_id,
+            r.after_round,
+        )?;
+        require_caller(owner, &r.data_owner)?;
+        let ann = service
             .fetch_round(r.job_id, r.after_round, FETCH_ROUND_WAIT)
             .await
             .map_err(to_status)?;
@@ -166,15 +215,22 @@ impl DataOwnerService for DataOwnerGrpc {
         request: Request<FetchWeightsRequest>,
     ) -> Result<Response<ChunkStream>, Status> {
         let r = request.into_inner();
-        let owner: PartyId = r
-            .data_owner
-            .parse()
-            .map_err(|e| Status::invalid_argument(format!("{e}")))?;
-        let envelopes = service(&self.cell)?
+        let service = service(&self.cell)?;
+        let owner = caller(
+            service,
+            &r.auth,
+            RequestKind::FetchWeights,
+            r.job_id,
+            r.round,
+        )?;
+        require_caller(owner, &r.data_owner)?;
+        // The sealed copy lives until the reply is read: it holds a streaming place till then.
+        let permit = self.guard.admit()?;
+        let envelopes = service
             .fetch_weights(owner, r.job_id, r.round)
             .await
             .map_err(to_status)?;
-        Ok(Response::new(chunk_stream(envelopes)))
+        Ok(Response::new(chunk_stream_holding(envelopes, permit)))
     }
 
     async fn upload_shares(
@@ -275,10 +331,16 @@ impl ModelOwnerService for ModelOwnerGrpc {
     }
 
     async fn status(&self, request: Request<StatusRequest>) -> Result<Response<JobStatus>, Status> {
-        let status = service(&self.cell)?
-            .status(request.into_inner().job_id)
-            .await
-            .map_err(to_status)?;
+        let r = request.into_inner();
+        let service = service(&self.cell)?;
+        let who = caller(service, &r.auth, RequestKind::Status, r.job_id, 0)?;
+        if who != PartyId::ModelOwner {
+            return Err(to_status(ServiceError::Forbidden {
+                party: who,
+                action: "read a job's status",
+            }));
+        }
+        let status = service.status(r.job_id).await.map_err(to_status)?;
         Ok(Response::new(status_to_wire(&status)))
     }
 }

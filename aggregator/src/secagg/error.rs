@@ -3,6 +3,7 @@
 use tessera_common::PartyId;
 use tessera_common::job::JobError;
 use tessera_common::net::NetError;
+use tessera_common::request::RequestError;
 use tessera_common::seal::SealError;
 
 /// Why a request to an aggregator failed.
@@ -24,6 +25,9 @@ pub enum ServiceError {
     /// An envelope failed to open: unknown sender, bad tag, wrong round/receiver/job, replay.
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// A read request's token was refused (unknown caller, forged, stale, for another request).
+    #[error("request token: {0}")]
+    Request(#[from] RequestError),
     /// The sender may not make this request (e.g. a data owner starting a job).
     #[error("{party} may not {action}")]
     Forbidden {

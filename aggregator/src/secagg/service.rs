@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tessera_common::PartyId;
 use tessera_common::job::JobSettings;
 use tessera_common::net::{NetError, Network, Tag};
+use tessera_common::request::{RequestKind, now_secs, open_request};
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Context, Expected, Header, Purpose, ReplayGuard, Sealer};
 use tessera_common::upload::{UPLOAD_CHUNK_BYTES, UploadPart};
@@ -145,6 +146,25 @@ impl<N: Network + 'static> AggregatorService<N> {
     /// Bytes staged by the uploads in flight now.
     pub fn staged_bytes(&self) -> usize {
         self.staging.used()
+    }
+
+    /// The caller a read request's token names, if it authorises `kind` on `job_id` / `round`
+    /// now (see [`tessera_common::request`]).
+    pub fn authenticate(
+        &self,
+        token: &[u8],
+        kind: RequestKind,
+        job_id: u64,
+        round: u64,
+    ) -> Result<PartyId, ServiceError> {
+        Ok(open_request(
+            &self.sealer,
+            token,
+            kind,
+            job_id,
+            round,
+            now_secs(),
+        )?)
     }
 
     /// Whether this server is the leader (`server0`), which alone takes uploads and round
