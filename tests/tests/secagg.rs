@@ -208,6 +208,10 @@ async fn aggregate_is_the_exact_sum_with_two_and_three_servers() {
             ring_sum(&updates),
             "{servers} servers"
         );
+        // The round left no message behind at any server.
+        for s in &c.servers {
+            assert_eq!(s.0.queued_messages(), 0, "{servers} servers");
+        }
     }
 }
 

@@ -635,4 +635,12 @@ impl Network for GrpcNetwork {
     fn stats(&self) -> NetStats {
         self.hub.0.counters.snapshot()
     }
+
+    fn forget(&self, prefix: &str) -> usize {
+        self.hub.0.mailbox.forget(prefix)
+    }
+
+    fn queued(&self) -> usize {
+        self.hub.0.mailbox.queued()
+    }
 }

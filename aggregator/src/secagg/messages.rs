@@ -1,7 +1,8 @@
 //! The leader-to-helper messages and their binary wire format (and, re-exported, the values the
 //! service hands out).
 //!
-//! All of a job's leader-to-helper messages travel in order under one tag, `secagg/{job}`; each
+//! All of a job's leader-to-helper messages travel in order under one tag, `secagg/{job}/leader`;
+//! each
 //! names its round and its sequence number within the round, so a helper follows the leader by
 //! round: a message of a later round ends whatever the helper had of the earlier one. A helper
 //! answers a `Forward` or a `Close` under `secagg/{job}/{round}/{seq}/reply`.

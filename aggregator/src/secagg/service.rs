@@ -84,7 +84,7 @@ fn now_unix_ms() -> u64 {
 
 /// The tag of every leader-to-helper message of a job (they arrive in order).
 fn job_tag(job: u64) -> Tag {
-    Tag::new(format!("secagg/{job}"))
+    Tag::new(format!("secagg/{job}/leader"))
 }
 
 fn reply_tag(job: u64, round: u64, seq: u64) -> Tag {
@@ -141,6 +141,11 @@ impl<N: Network + 'static> AggregatorService<N> {
     /// The bounds this server enforces.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Messages from the other servers received and not (yet) asked for.
+    pub fn queued_messages(&self) -> usize {
+        self.network.queued()
     }
 
     /// Bytes staged by the uploads in flight now.
@@ -706,6 +711,9 @@ impl<N: Network + 'static> AggregatorService<N> {
                 Err(e) => failure = Some(format!("{helper}: {e}")),
             }
         }
+        // Replies that came after their wait gave up will never be asked for.
+        self.network
+            .forget(&format!("secagg/{}/{round}/", settings.job_id));
         let mut st = job.state.lock().await;
         if abort {
             st.state = RoundState::Failed;
@@ -927,6 +935,8 @@ impl<N: Network + 'static> AggregatorService<N> {
                 self.reply(settings.job_id, round, seq, reply).await;
             }
             if last {
+                // The job is over here: whatever the leader still sent is dropped with it.
+                self.network.forget(&format!("secagg/{}/", settings.job_id));
                 return;
             }
         }

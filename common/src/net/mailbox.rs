@@ -103,6 +103,34 @@ impl Mailbox {
         state.gone.insert(peer, error);
     }
 
+    /// Drops every queued message whose tag starts with `prefix` (a session or round that is
+    /// over: nobody will ask for them); returns how many were dropped. Waiting receives are left
+    /// alone.
+    pub fn forget(&self, prefix: &str) -> usize {
+        let mut state = self.lock();
+        let mut dropped = 0;
+        state.slots.retain(|(_, tag), slot| match slot {
+            Slot::Queued(queue) if tag.0.starts_with(prefix) => {
+                dropped += queue.len();
+                false
+            }
+            _ => true,
+        });
+        dropped
+    }
+
+    /// Messages queued and not yet received.
+    pub fn queued(&self) -> usize {
+        self.lock()
+            .slots
+            .values()
+            .map(|slot| match slot {
+                Slot::Queued(queue) => queue.len(),
+                Slot::Waiting(_) => 0,
+            })
+            .sum()
+    }
+
     /// Clears a peer's gone mark (it reconnected).
     pub fn revive_peer(&self, peer: PartyId) {
         self.lock().gone.remove(&peer);
@@ -160,5 +188,34 @@ impl Mailbox {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn forget_drops_only_the_queued_messages_of_a_prefix() {
+        let m = Mailbox::new();
+        let p = PartyId::Server(1);
+        for tag in ["job/7/a", "job/7/b", "job/70/a", "job/8/a"] {
+            assert!(m.deliver(p, Tag::new(tag), vec![1]));
+        }
+        assert!(m.deliver(p, Tag::new("job/7/a"), vec![2]));
+        assert_eq!(m.queued(), 5);
+        assert_eq!(m.forget("job/7/"), 3);
+        assert_eq!(m.queued(), 2);
+        let wait = Duration::from_millis(10);
+        assert!(m.recv(p, &Tag::new("job/7/a"), wait).await.is_err());
+        assert_eq!(
+            m.recv(p, &Tag::new("job/70/a"), wait).await.unwrap(),
+            vec![1]
+        );
+        assert_eq!(
+            m.recv(p, &Tag::new("job/8/a"), wait).await.unwrap(),
+            vec![1]
+        );
+        assert_eq!(m.queued(), 0);
     }
 }

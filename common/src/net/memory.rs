@@ -99,4 +99,12 @@ impl Network for MemoryNetwork {
     fn stats(&self) -> NetStats {
         self.counters.snapshot()
     }
+
+    fn forget(&self, prefix: &str) -> usize {
+        self.mailboxes.get(&self.me).map_or(0, |m| m.forget(prefix))
+    }
+
+    fn queued(&self) -> usize {
+        self.mailboxes.get(&self.me).map_or(0, |m| m.queued())
+    }
 }

@@ -123,4 +123,11 @@ pub trait Network: Send + Sync {
 
     /// Counters since this endpoint was created.
     fn stats(&self) -> NetStats;
+
+    /// Drops the messages queued under tags starting with `prefix` (a session or round that is
+    /// over); returns how many.
+    fn forget(&self, prefix: &str) -> usize;
+
+    /// Messages received and not yet asked for.
+    fn queued(&self) -> usize;
 }
