@@ -22,6 +22,23 @@
 //!
 //! Nonces are random; with 96-bit nonces the collision bound stays below 2^-32 for up to 2^32
 //! messages per pair key, far above any job's message count.
+//!
+//! **Forward-secret envelopes** (version 2, [`Sealer::seal_ephemeral_for`]; uploads use them):
+//! the sender draws a fresh X25519 key `e` per envelope, and the key is
+//! `HKDF-SHA256(salt = "tessera/v1/seal-ephemeral", ikm = X25519(e, R) || X25519(s, R),
+//! info = "ephemeral key" || E || S || R)` for the sender's static key pair `(s, S)`, the
+//! receiver's static public key `R` and `E = e·G` (HPKE's authenticated mode, RFC 9180 §5.1.3,
+//! with DHKEM's two shared secrets). `E` travels after the header and is authenticated with it:
+//!
+//! ```text
+//! envelope v2 = header (version 2) | E (32 bytes) | nonce (12) | ChaCha20-Poly1305(key, nonce,
+//!               aad = header || E, plaintext)
+//! ```
+//!
+//! Only the sender's static key can make `X25519(s, R)`, so the envelope is authenticated as
+//! before; and since `e` is forgotten once the envelope is sealed, a sender's static key stolen
+//! later no longer opens what it sent (the receiver's static key still does: that would need an
+//! interactive handshake).
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,7 +47,7 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use hkdf::Hkdf;
 use rand::Rng;
 use sha2::Sha256;
-use x25519_dalek::PublicKey;
+use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::identity::Identity;
@@ -46,9 +63,15 @@ pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 /// Bytes an envelope adds to its plaintext.
 pub const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
+/// Envelope version of a forward-secret envelope (an ephemeral key per envelope).
+pub const VERSION_EPHEMERAL: u8 = 2;
+/// Bytes a forward-secret envelope adds to its plaintext (its ephemeral public key too).
+pub const EPHEMERAL_OVERHEAD: usize = OVERHEAD + 32;
 
 const HKDF_SALT: &[u8] = b"tessera/v1/seal";
 const HKDF_INFO: &[u8] = b"pair key";
+const EPHEMERAL_SALT: &[u8] = b"tessera/v1/seal-ephemeral";
+const EPHEMERAL_INFO: &[u8] = b"ephemeral key";
 
 /// Errors of sealing and opening. Each way an envelope can be wrong has its own variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,8 +231,15 @@ impl Header {
         if envelope.len() < OVERHEAD {
             return Err(SealError::Malformed("shorter than header, nonce and tag"));
         }
-        if envelope[0] != VERSION {
-            return Err(SealError::UnsupportedVersion(envelope[0]));
+        match envelope[0] {
+            VERSION => {}
+            VERSION_EPHEMERAL if envelope.len() >= EPHEMERAL_OVERHEAD => {}
+            VERSION_EPHEMERAL => {
+                return Err(SealError::Malformed(
+                    "shorter than header, ephemeral key, nonce and tag",
+                ));
+            }
+            other => return Err(SealError::UnsupportedVersion(other)),
         }
         let u64_at = |i: usize| {
             let mut b = [0u8; 8];
@@ -253,6 +283,8 @@ pub struct Opened {
     pub header: Header,
     /// Its plaintext.
     pub plaintext: Vec<u8>,
+    /// Whether it was sealed under an ephemeral key (version 2: forward secret for the sender).
+    pub ephemeral: bool,
 }
 
 /// Derives the pair key of `me` and `peer` (see the module docs); fails for a low-order peer key.
@@ -281,10 +313,60 @@ pub fn derive_pair_key(
     Ok(key)
 }
 
+/// The key of a forward-secret envelope from the two shared secrets and the three public keys
+/// `[E, sender, receiver]`; fails if either secret is not contributory (a low-order key).
+fn ephemeral_key(
+    peer: PartyId,
+    ephemeral_shared: &x25519_dalek::SharedSecret,
+    static_shared: &x25519_dalek::SharedSecret,
+    keys: [&PublicKey; 3],
+) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    if !ephemeral_shared.was_contributory() || !static_shared.was_contributory() {
+        return Err(SealError::NonContributory(peer));
+    }
+    let mut ikm = Zeroizing::new([0u8; 64]);
+    ikm[..32].copy_from_slice(ephemeral_shared.as_bytes());
+    ikm[32..].copy_from_slice(static_shared.as_bytes());
+    let mut info = Vec::with_capacity(EPHEMERAL_INFO.len() + 96);
+    info.extend_from_slice(EPHEMERAL_INFO);
+    for k in keys {
+        info.extend_from_slice(k.as_bytes());
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    Hkdf::<Sha256>::new(Some(EPHEMERAL_SALT), ikm.as_ref())
+        .expand(&info, key.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    Ok(key)
+}
+
+/// The sender's side of a forward-secret envelope's key: from the ephemeral secret, the sender's
+/// static secret and the receiver's public key (see the module docs).
+pub fn derive_ephemeral_key(
+    ephemeral: &StaticSecret,
+    sender: &StaticSecret,
+    receiver: PartyId,
+    receiver_key: &PublicKey,
+) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    ephemeral_key(
+        receiver,
+        &ephemeral.diffie_hellman(receiver_key),
+        &sender.diffie_hellman(receiver_key),
+        [
+            &PublicKey::from(ephemeral),
+            &PublicKey::from(sender),
+            receiver_key,
+        ],
+    )
+}
+
 /// Seals and opens envelopes between one party and the parties it knows.
 pub struct Sealer {
     me: PartyId,
     keys: HashMap<PartyId, Result<ChaCha20Poly1305, SealError>>,
+    /// This party's static key pair and the peers' public keys, for forward-secret envelopes.
+    secret: StaticSecret,
+    public: PublicKey,
+    peers: HashMap<PartyId, PublicKey>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -300,18 +382,25 @@ impl Sealer {
         identity: &Identity,
         peers: impl IntoIterator<Item = (PartyId, &'a PublicKey)>,
     ) -> Self {
-        let keys = peers
+        let peers: HashMap<PartyId, PublicKey> = peers
             .into_iter()
             .filter(|(p, _)| *p != identity.party())
+            .map(|(p, pk)| (p, *pk))
+            .collect();
+        let keys = peers
+            .iter()
             .map(|(p, pk)| {
                 let cipher =
-                    derive_pair_key(identity, p, pk).map(|k| ChaCha20Poly1305::new(&(*k).into()));
-                (p, cipher)
+                    derive_pair_key(identity, *p, pk).map(|k| ChaCha20Poly1305::new(&(*k).into()));
+                (*p, cipher)
             })
             .collect();
         Sealer {
             me: identity.party(),
             keys,
+            secret: identity.secret().clone(),
+            public: *identity.public_key(),
+            peers,
         }
     }
 
@@ -364,7 +453,51 @@ impl Sealer {
         Ok(out)
     }
 
-    /// Checks an envelope's header against `expected`, then authenticates and decrypts it.
+    /// Seals `plaintext` for `receiver` under `context` in a forward-secret envelope (version 2:
+    /// a fresh ephemeral key; see the module docs).
+    pub fn seal_ephemeral_for(
+        &self,
+        receiver: PartyId,
+        context: &Context,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        self.cipher(receiver)?;
+        let receiver_key = self
+            .peers
+            .get(&receiver)
+            .ok_or(SealError::UnknownSender(receiver))?;
+        let ephemeral = StaticSecret::random_from_rng(&mut rand::rng());
+        let ephemeral_public = PublicKey::from(&ephemeral);
+        let key = derive_ephemeral_key(&ephemeral, &self.secret, receiver, receiver_key)?;
+        drop(ephemeral);
+        let mut header = Header {
+            purpose: context.purpose,
+            job_id: context.job_id,
+            round: context.round,
+            sender: self.me,
+            receiver,
+            chunk: context.chunk,
+        }
+        .to_bytes();
+        header[0] = VERSION_EPHEMERAL;
+        let mut aad = header.to_vec();
+        aad.extend_from_slice(ephemeral_public.as_bytes());
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(plaintext.len() + EPHEMERAL_OVERHEAD);
+        out.extend_from_slice(&aad);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let body = &mut out[EPHEMERAL_OVERHEAD - TAG_LEN..];
+        let tag = ChaCha20Poly1305::new(&(*key).into())
+            .encrypt_inout_detached(&Nonce::from(nonce), &aad, body.into())
+            .map_err(|_| SealError::Malformed("message too long to seal"))?;
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Checks an envelope's header against `expected`, then authenticates and decrypts it
+    /// (either version).
     pub fn open(&self, envelope: &[u8], expected: &Expected) -> Result<Opened, SealError> {
         let header = Header::parse(envelope)?;
         if header.receiver != self.me {
@@ -399,8 +532,28 @@ impl Sealer {
                 got: header.sender,
             });
         }
-        let cipher = self.cipher(header.sender)?;
-        let (aad, rest) = envelope.split_at(HEADER_LEN);
+        let pair = self.cipher(header.sender)?;
+        let ephemeral = envelope[0] == VERSION_EPHEMERAL;
+        let (aad_len, derived) = if ephemeral {
+            let mut raw = [0u8; 32];
+            raw.copy_from_slice(&envelope[HEADER_LEN..HEADER_LEN + 32]);
+            let ephemeral_public = PublicKey::from(raw);
+            let sender_key = self
+                .peers
+                .get(&header.sender)
+                .ok_or(SealError::UnknownSender(header.sender))?;
+            let key = ephemeral_key(
+                header.sender,
+                &self.secret.diffie_hellman(&ephemeral_public),
+                &self.secret.diffie_hellman(sender_key),
+                [&ephemeral_public, sender_key, &self.public],
+            )?;
+            (HEADER_LEN + 32, Some(ChaCha20Poly1305::new(&(*key).into())))
+        } else {
+            (HEADER_LEN, None)
+        };
+        let cipher = derived.as_ref().unwrap_or(pair);
+        let (aad, rest) = envelope.split_at(aad_len);
         let (nonce, body) = rest.split_at(NONCE_LEN);
         let (ciphertext, tag) = body.split_at(body.len() - TAG_LEN);
         let mut plaintext = ciphertext.to_vec();
@@ -411,7 +564,11 @@ impl Sealer {
             .map_err(|_| SealError::AuthenticationFailed {
                 sender: header.sender,
             })?;
-        Ok(Opened { header, plaintext })
+        Ok(Opened {
+            header,
+            plaintext,
+            ephemeral,
+        })
     }
 
     /// [`Sealer::open`], then records the envelope in `guard`, failing if it was seen before.

@@ -11,7 +11,9 @@
 //! | k + i (i = 1, 2) | `server{i}` | `Seed { seed, elements: n }` |
 //!
 //! Each share piece holds at most [`UPLOAD_CHUNK_BYTES`] of elements, so an upload is about one
-//! plaintext copy of the update plus 64 bytes per envelope. The leader opens chunks `0..=k` and
+//! plaintext copy of the update plus 96 bytes per envelope. Every envelope is forward secret
+//! ([`Sealer::seal_ephemeral_for`]): a data owner's key stolen later does not open its recorded
+//! uploads, and the servers refuse upload envelopes that are not. The leader opens chunks `0..=k` and
 //! forwards each helper's seed envelope unopened; only the helper can open it.
 
 use crate::prg::Seed;
@@ -26,8 +28,9 @@ pub const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 /// Bytes of a [`UploadPart::Seed`] plaintext: kind, seed, element count.
 pub const SEED_PART_BYTES: usize = 1 + 32 + 8;
 
-/// Bytes of a helper's sealed seed envelope: the leader forwards exactly this many.
-pub const SEED_ENVELOPE_BYTES: usize = crate::seal::OVERHEAD + SEED_PART_BYTES;
+/// Bytes of a helper's sealed seed envelope (forward secret, like every upload envelope): the
+/// leader forwards exactly this many.
+pub const SEED_ENVELOPE_BYTES: usize = crate::seal::EPHEMERAL_OVERHEAD + SEED_PART_BYTES;
 
 /// The plaintext of one upload envelope.
 #[derive(Clone, PartialEq, Eq)]
@@ -193,13 +196,17 @@ pub fn build_upload<R: Ring, G: rand::CryptoRng + ?Sized>(
         ring_bits: R::BITS,
         frac_bits,
     };
-    out.push(sealer.seal_for(PartyId::Server(0), &ctx(0), &manifest.to_bytes())?);
+    out.push(sealer.seal_ephemeral_for(PartyId::Server(0), &ctx(0), &manifest.to_bytes())?);
     for (i, piece) in pieces.iter().enumerate() {
         let part = UploadPart::Share {
             offset: (i * per_chunk) as u64,
             bytes: encode_elements(piece),
         };
-        out.push(sealer.seal_for(PartyId::Server(0), &ctx(1 + i as u64), &part.to_bytes())?);
+        out.push(sealer.seal_ephemeral_for(
+            PartyId::Server(0),
+            &ctx(1 + i as u64),
+            &part.to_bytes(),
+        )?);
     }
     for (i, seed) in shares.seeds.iter().enumerate() {
         let helper = i + 1;
@@ -208,7 +215,11 @@ pub fn build_upload<R: Ring, G: rand::CryptoRng + ?Sized>(
             elements: update.len() as u64,
         };
         let chunk = (pieces.len() + helper) as u64;
-        out.push(sealer.seal_for(PartyId::Server(helper as u8), &ctx(chunk), &part.to_bytes())?);
+        out.push(sealer.seal_ephemeral_for(
+            PartyId::Server(helper as u8),
+            &ctx(chunk),
+            &part.to_bytes(),
+        )?);
     }
     Ok(out)
 }

@@ -3,8 +3,8 @@
 use tessera_common::PartyId;
 use tessera_common::identity::{Identity, PublicKey};
 use tessera_common::seal::{
-    Context, Expected, HEADER_LEN, OVERHEAD, Purpose, ReplayGuard, SealError, Sealer,
-    derive_pair_key,
+    Context, EPHEMERAL_OVERHEAD, Expected, HEADER_LEN, OVERHEAD, Purpose, ReplayGuard, SealError,
+    Sealer, derive_ephemeral_key, derive_pair_key,
 };
 use x25519_dalek::StaticSecret;
 
@@ -261,4 +261,99 @@ fn a_registered_sender_cannot_impersonate_another() {
             sender: PartyId::DataOwner(5)
         })
     );
+}
+
+/// Reference value computed independently with Python's `cryptography` (X25519 + HKDF-SHA256):
+/// sender secret `[1; 32]`, receiver secret `[2; 32]`, ephemeral secret `[3; 32]`.
+#[test]
+fn ephemeral_key_known_answer() {
+    let receiver = fixed(PartyId::Server(0), 2);
+    let key = derive_ephemeral_key(
+        &StaticSecret::from([3; 32]),
+        &StaticSecret::from([1; 32]),
+        receiver.party(),
+        receiver.public_key(),
+    )
+    .unwrap();
+    assert_eq!(
+        hex(key.as_ref()),
+        "20fa56ec5fcea16a6250c1d4a1b4ed382add657ef39704f2fc193e9db417658b"
+    );
+}
+
+/// What a thief holding only a data owner's static key can open of its recorded envelopes: with
+/// the static pair key it opens a version-1 envelope, and nothing of a forward-secret one.
+#[test]
+fn a_stolen_sender_key_opens_static_envelopes_but_not_forward_secret_ones() {
+    use chacha20poly1305::aead::AeadInOut;
+    use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+    let owner = fixed(PartyId::DataOwner(0), 1);
+    let server = fixed(PartyId::Server(0), 2);
+    let keys = [
+        (owner.party(), *owner.public_key()),
+        (server.party(), *server.public_key()),
+    ];
+    let sealer = |id: &Identity| Sealer::new(id, keys.iter().map(|(p, k)| (*p, k)));
+    let (o, s) = (sealer(&owner), sealer(&server));
+    let ctx = Context {
+        purpose: Purpose::Upload,
+        job_id: 7,
+        round: 1,
+        chunk: 0,
+    };
+    let secret = b"an update".to_vec();
+    let thief_key = derive_pair_key(&owner, server.party(), server.public_key()).unwrap();
+    let thief_opens = |env: &[u8], aad_len: usize| {
+        let (aad, rest) = env.split_at(aad_len);
+        let (nonce, body) = rest.split_at(12);
+        let (ct, tag) = body.split_at(body.len() - 16);
+        let mut pt = ct.to_vec();
+        ChaCha20Poly1305::new(&(*thief_key).into())
+            .decrypt_inout_detached(
+                &Nonce::try_from(nonce).unwrap(),
+                aad,
+                pt.as_mut_slice().into(),
+                &Tag::try_from(tag).unwrap(),
+            )
+            .is_ok()
+            && pt == secret
+    };
+    let static_env = o.seal_for(server.party(), &ctx, &secret).unwrap();
+    assert!(
+        thief_opens(&static_env, HEADER_LEN),
+        "version 1 falls to the stolen key"
+    );
+    let fs_env = o.seal_ephemeral_for(server.party(), &ctx, &secret).unwrap();
+    assert_eq!(fs_env.len(), secret.len() + EPHEMERAL_OVERHEAD);
+    assert!(!thief_opens(&fs_env, HEADER_LEN));
+    assert!(!thief_opens(&fs_env, HEADER_LEN + 32));
+    // The receiver opens it, knows it is forward secret and who sent it.
+    let expected = Expected {
+        purpose: Purpose::Upload,
+        job_id: 7,
+        round: 1,
+        sender: Some(owner.party()),
+    };
+    let opened = s.open(&fs_env, &expected).unwrap();
+    assert!(opened.ephemeral);
+    assert_eq!(opened.plaintext, secret);
+    assert!(!s.open(&static_env, &expected).unwrap().ephemeral);
+    // Every byte of the ephemeral key, the header and the body is authenticated.
+    for i in [0usize, 5, HEADER_LEN, HEADER_LEN + 31, fs_env.len() - 1] {
+        let mut bad = fs_env.clone();
+        bad[i] ^= 1;
+        assert!(s.open(&bad, &expected).is_err(), "byte {i}");
+    }
+    // Another registered party cannot seal in the owner's name.
+    let other = fixed(PartyId::DataOwner(1), 4);
+    let keys3 = [keys[0], keys[1], (other.party(), *other.public_key())];
+    let forger = Sealer::new(&other, keys3.iter().map(|(p, k)| (*p, k)));
+    let mut forged = forger
+        .seal_ephemeral_for(server.party(), &ctx, &secret)
+        .unwrap();
+    forged[18..23].copy_from_slice(&owner.party().to_bytes());
+    assert!(matches!(
+        s.open(&forged, &expected),
+        Err(SealError::AuthenticationFailed { .. })
+    ));
 }

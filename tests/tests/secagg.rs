@@ -581,3 +581,39 @@ async fn settings_changed_on_the_way_are_refused_and_the_manifest_names_its_enco
         Err(ServiceError::FixedPointMismatch { got: 20, job: 16 })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_sealed_under_static_keys_only_are_refused() {
+    let c = cluster(3, 3, 2).await;
+    open_round(&c, 1).await;
+    let owner = c.sealer(PartyId::DataOwner(0));
+    let mut upload = upload_of(&c, 0, 1, &update(&c, 0));
+    // The same manifest, sealed without an ephemeral key (a key stolen later would open it).
+    let manifest = UploadPart::Manifest {
+        chunks: (upload.len() - 3) as u32,
+        elements: c.settings.update_len() as u64,
+        ring_bits: 32,
+        frac_bits: 16,
+    };
+    let ctx = Context {
+        purpose: Purpose::Upload,
+        job_id: 77,
+        round: 1,
+        chunk: 0,
+    };
+    upload[0] = owner
+        .seal_for(PartyId::Server(0), &ctx, &manifest.to_bytes())
+        .unwrap();
+    let service = &c.leader().0;
+    let mut session = service.begin_upload(77).unwrap();
+    assert!(matches!(
+        service.push_upload(&mut session, &upload[0]),
+        Err(ServiceError::NotForwardSecret)
+    ));
+    // The forward-secret upload of the same owner is taken.
+    drop(session);
+    c.leader()
+        .upload(upload_of(&c, 0, 1, &update(&c, 0)))
+        .await
+        .unwrap();
+}

@@ -52,6 +52,7 @@ fn to_status(e: ServiceError) -> Status {
         | ServiceError::OutOfOrder { .. }
         | ServiceError::WrongLength(_)
         | ServiceError::FixedPointMismatch { .. }
+        | ServiceError::NotForwardSecret
         | ServiceError::Malformed(_)
         | ServiceError::Incomplete(_)
         | ServiceError::HelperRejected { .. }

@@ -64,6 +64,9 @@ pub enum ServiceError {
     /// An update, share piece, or weight vector of the wrong length or ring.
     #[error("wrong length: {0}")]
     WrongLength(String),
+    /// An upload envelope sealed under the static keys only (not forward secret).
+    #[error("upload envelopes must be sealed under an ephemeral key (forward secrecy)")]
+    NotForwardSecret,
     /// An update encoded with other fractional bits than the job's.
     #[error("update encoded with {got} fractional bits; the job uses {job}")]
     FixedPointMismatch {

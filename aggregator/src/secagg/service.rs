@@ -18,6 +18,7 @@ use super::limits::{Limits, StagingBudget, UploadSlots};
 use super::messages::{
     JobStatus, PeerMsg, PeerReply, RoundAnnouncement, RoundMsg, RoundState, UploadReceipt,
 };
+use super::session::open_forward_secret;
 use super::{ServiceError, UploadSession};
 
 /// One job on one server.
@@ -966,7 +967,8 @@ impl<N: Network + 'static> AggregatorService<N> {
         if st.contributors.contains(&owner) {
             return Err(ServiceError::DuplicateUpload(owner));
         }
-        let opened = self.sealer.open(
+        let opened = open_forward_secret(
+            &self.sealer,
             envelope,
             &Expected {
                 purpose: Purpose::Upload,

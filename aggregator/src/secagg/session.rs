@@ -15,6 +15,20 @@ use super::ServiceError;
 use super::limits::{Reservation, StagingBudget, UploadSlot, UploadSlots};
 use super::service::Job;
 
+/// Opens an upload envelope, which must be forward secret.
+pub(crate) fn open_forward_secret(
+    sealer: &Sealer,
+    envelope: &[u8],
+    expected: &Expected,
+) -> Result<tessera_common::seal::Opened, ServiceError> {
+    let opened = sealer.open(envelope, expected)?;
+    if opened.ephemeral {
+        Ok(opened)
+    } else {
+        Err(ServiceError::NotForwardSecret)
+    }
+}
+
 /// A checked, staged upload not yet committed.
 pub struct UploadSession {
     pub(crate) job: Arc<Job>,
@@ -98,7 +112,7 @@ impl UploadSession {
         let share_chunks = self.share_chunks;
         match (header.chunk, share_chunks) {
             (0, _) => {
-                let opened = sealer.open(envelope, &expected)?;
+                let opened = open_forward_secret(sealer, envelope, &expected)?;
                 let part = UploadPart::from_bytes(&opened.plaintext)
                     .map_err(|e| ServiceError::Malformed(e.to_string()))?;
                 let UploadPart::Manifest {
@@ -148,7 +162,7 @@ impl UploadSession {
                 );
             }
             (c, Some(k)) if c <= k => {
-                let opened = sealer.open(envelope, &expected)?;
+                let opened = open_forward_secret(sealer, envelope, &expected)?;
                 let part = UploadPart::from_bytes(&opened.plaintext)
                     .map_err(|e| ServiceError::Malformed(e.to_string()))?;
                 let UploadPart::Share { offset, bytes } = part else {
