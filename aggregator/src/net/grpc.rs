@@ -30,7 +30,7 @@ use tessera_proto::v1::PeerFrame;
 use tessera_proto::v1::peer_service_client::PeerServiceClient;
 use tessera_proto::v1::peer_service_server::{PeerService, PeerServiceServer};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -44,6 +44,8 @@ use super::frame::{FrameError, HELLO_TAG, Hello, connection_id, open_frame, seal
 const LINK_BUFFER: usize = 64;
 /// How long a new stream may take to deliver its challenge or hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes an acceptor runs at once (its peers need one each; more is a flood).
+const MAX_HANDSHAKES: usize = 16;
 /// Longest pause between two attempts to dial a peer.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Bytes a frame adds around its payload besides the tag: the envelope, the tag length, and
@@ -95,6 +97,9 @@ struct HubInner {
     /// The peers this server dials, with their addresses (to dial again after a loss).
     dial_targets: StdMutex<HashMap<PartyId, String>>,
     closed: AtomicBool,
+    /// Places for handshakes in progress: an unauthenticated caller holds one for at most
+    /// [`HELLO_TIMEOUT`], and no more than [`MAX_HANDSHAKES`] at once.
+    handshakes: Arc<Semaphore>,
 }
 
 /// The shared state of one server's peer connections; cheap to clone.
@@ -147,6 +152,7 @@ impl PeerHub {
             run: rand::rng().next_u64(),
             dial_targets: StdMutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
         }))
     }
 
@@ -438,6 +444,9 @@ impl PeerService for PeerAcceptor {
         &self,
         request: Request<Streaming<PeerFrame>>,
     ) -> Result<Response<Self::ExchangeStream>, Status> {
+        let permit = Arc::clone(&self.hub.0.handshakes)
+            .try_acquire_owned()
+            .map_err(|_| Status::resource_exhausted("too many handshakes in progress"))?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(LINK_BUFFER);
         let challenge = random_nonce();
@@ -449,6 +458,7 @@ impl PeerService for PeerAcceptor {
         // The handshake goes on once the response (and the challenge) is on its way.
         let hub = self.hub.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(status) = hub.accept(challenge, tx.clone(), inbound).await {
                 debug!(me = %hub.0.me, %status, "peer handshake refused");
                 let _ = tx.send(Err(status)).await;
