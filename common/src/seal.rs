@@ -339,6 +339,27 @@ fn ephemeral_key(
     Ok(key)
 }
 
+/// `aad || nonce || ciphertext || tag`: `plaintext` encrypted under `cipher` with a random nonce,
+/// `aad` (the header, and a forward-secret envelope's ephemeral key) authenticated.
+fn seal_under(
+    cipher: &ChaCha20Poly1305,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rng().fill_bytes(&mut nonce);
+    let mut out = Vec::with_capacity(aad.len() + NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(aad);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let body = &mut out[aad.len() + NONCE_LEN..];
+    let tag = cipher
+        .encrypt_inout_detached(&Nonce::from(nonce), aad, body.into())
+        .map_err(|_| SealError::Malformed("message too long to seal"))?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
 /// The sender's side of a forward-secret envelope's key: from the ephemeral secret, the sender's
 /// static secret and the receiver's public key (see the module docs).
 pub fn derive_ephemeral_key(
@@ -430,27 +451,8 @@ impl Sealer {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, SealError> {
         let cipher = self.cipher(receiver)?;
-        let header = Header {
-            purpose: context.purpose,
-            job_id: context.job_id,
-            round: context.round,
-            sender: self.me,
-            receiver,
-            chunk: context.chunk,
-        }
-        .to_bytes();
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(plaintext);
-        let body = &mut out[HEADER_LEN + NONCE_LEN..];
-        let tag = cipher
-            .encrypt_inout_detached(&Nonce::from(nonce), &header, body.into())
-            .map_err(|_| SealError::Malformed("message too long to seal"))?;
-        out.extend_from_slice(&tag);
-        Ok(out)
+        let header = self.header(receiver, context, VERSION);
+        seal_under(cipher, &header, plaintext)
     }
 
     /// Seals `plaintext` for `receiver` under `context` in a forward-secret envelope (version 2:
@@ -470,6 +472,13 @@ impl Sealer {
         let ephemeral_public = PublicKey::from(&ephemeral);
         let key = derive_ephemeral_key(&ephemeral, &self.secret, receiver, receiver_key)?;
         drop(ephemeral);
+        let mut aad = self.header(receiver, context, VERSION_EPHEMERAL).to_vec();
+        aad.extend_from_slice(ephemeral_public.as_bytes());
+        seal_under(&ChaCha20Poly1305::new(&(*key).into()), &aad, plaintext)
+    }
+
+    /// The header of an envelope from this party, with format `version`.
+    fn header(&self, receiver: PartyId, context: &Context, version: u8) -> [u8; HEADER_LEN] {
         let mut header = Header {
             purpose: context.purpose,
             job_id: context.job_id,
@@ -479,21 +488,8 @@ impl Sealer {
             chunk: context.chunk,
         }
         .to_bytes();
-        header[0] = VERSION_EPHEMERAL;
-        let mut aad = header.to_vec();
-        aad.extend_from_slice(ephemeral_public.as_bytes());
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let mut out = Vec::with_capacity(plaintext.len() + EPHEMERAL_OVERHEAD);
-        out.extend_from_slice(&aad);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(plaintext);
-        let body = &mut out[EPHEMERAL_OVERHEAD - TAG_LEN..];
-        let tag = ChaCha20Poly1305::new(&(*key).into())
-            .encrypt_inout_detached(&Nonce::from(nonce), &aad, body.into())
-            .map_err(|_| SealError::Malformed("message too long to seal"))?;
-        out.extend_from_slice(&tag);
-        Ok(out)
+        header[0] = version;
+        header
     }
 
     /// Checks an envelope's header against `expected`, then authenticates and decrypts it

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
+use tessera_aggregator::net::GrpcNetwork;
 use tessera_aggregator::secagg::Limits;
+use tessera_aggregator::secagg::local::LocalServer;
 use tessera_common::PartyId;
 use tessera_common::api::{LeaderApi, RoundState, ServerApi};
 use tessera_common::job::{JobSettings, ServerOptimizer};
@@ -239,6 +241,17 @@ async fn stalled_streams_are_cut_and_their_number_is_bounded() {
     );
 }
 
+/// A cluster with round 1 open, and its leader reached in-process.
+async fn cluster_with_round_open() -> (GrpcAggregators, LocalServer<GrpcNetwork>) {
+    let c = cluster(test_limits()).await;
+    let leader = LocalServer(c.services[0].clone());
+    leader
+        .open_round(weights_envelopes(&c, 1, settings().num_params))
+        .await
+        .unwrap();
+    (c, leader)
+}
+
 fn update(owner: u32) -> RingVec {
     let n = settings().update_len();
     RingVec::U32(
@@ -254,12 +267,7 @@ fn upload_of(sealer: &Sealer, round: u64, update: &RingVec) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_seed_envelope_is_refused_and_the_links_survive() {
-    let c = cluster(test_limits()).await;
-    let leader = tessera_aggregator::secagg::local::LocalServer(c.services[0].clone());
-    leader
-        .open_round(weights_envelopes(&c, 1, settings().num_params))
-        .await
-        .unwrap();
+    let (c, leader) = cluster_with_round_open().await;
     // A data owner with a legitimate key seals 5 MiB as its "seed" for server1.
     let owner = c.sealer(PartyId::DataOwner(0));
     let mut upload = upload_of(&owner, 1, &update(0));
@@ -298,12 +306,7 @@ async fn an_oversized_seed_envelope_is_refused_and_the_links_survive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_reset_by_their_clients_still_end_in_a_decision() {
-    let c = cluster(test_limits()).await;
-    let leader = tessera_aggregator::secagg::local::LocalServer(c.services[0].clone());
-    leader
-        .open_round(weights_envelopes(&c, 1, settings().num_params))
-        .await
-        .unwrap();
+    let (c, leader) = cluster_with_round_open().await;
     // data-owner-0 sends a whole upload and resets the call at once, mid-commit or before: the
     // commit (forward, decision) runs to its end all the same.
     let env = upload_of(&c.sealer(PartyId::DataOwner(0)), 1, &update(0));
@@ -348,7 +351,7 @@ async fn uploads_reset_by_their_clients_still_end_in_a_decision() {
 async fn revealed(c: &GrpcAggregators, round: u64) -> RingVec {
     let mut shares = Vec::new();
     for (i, s) in c.services.iter().enumerate() {
-        let local = tessera_aggregator::secagg::local::LocalServer(s.clone());
+        let local = LocalServer(s.clone());
         shares.push((
             PartyId::Server(i as u8),
             local.fetch_result(JOB, round).await.unwrap(),
@@ -370,11 +373,7 @@ async fn read_requests_answer_only_the_party_entitled() {
     }
     use tessera_common::request::{RequestKind, now_secs, seal_request};
     use tessera_proto::v1::{FetchRoundRequest, FetchWeightsRequest, StatusRequest};
-    let c = cluster(test_limits()).await;
-    tessera_aggregator::secagg::local::LocalServer(c.services[0].clone())
-        .open_round(weights_envelopes(&c, 1, settings().num_params))
-        .await
-        .unwrap();
+    let (c, _) = cluster_with_round_open().await;
     let token = |party: PartyId, kind, round| {
         seal_request(
             &c.sealer(party),
