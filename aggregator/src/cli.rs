@@ -9,7 +9,7 @@ use tessera_common::cli::{KeygenArgs, PartyArgs, keygen_exit_code};
 use tessera_common::seal::Sealer;
 use tracing::info;
 
-use crate::grpc::{ServiceCell, serve};
+use crate::grpc::{ServerTls, ServiceCell, serve};
 use crate::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
 use crate::secagg::{AggregatorService, Limits};
 
@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Seconds to wait for the other servers to connect.
     #[arg(long, default_value_t = 120)]
     pub connect_timeout_secs: u64,
+    /// This server's TLS private key (PEM), for the certificate its cluster-file entry names in
+    /// `tls_cert`; required when the entry has one.
+    #[arg(long)]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Errors of `serve`.
@@ -64,6 +68,10 @@ pub enum ServeError {
     /// Connecting to the other servers.
     #[error(transparent)]
     Net(#[from] tessera_common::net::NetError),
+    /// TLS settings: a certificate without a key or the reverse, an unreadable key file, or a
+    /// certificate and key that do not load.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Runs a server until Ctrl-C.
@@ -93,9 +101,35 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
             )
         })
         .collect();
+    let tls = match (&entry.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(ServerTls {
+            cert_pem: cert.clone(),
+            key_pem: std::fs::read_to_string(key)
+                .map_err(|e| ServeError::Tls(format!("key file {}: {e}", key.display())))?,
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ServeError::Tls(format!(
+                "{} has a tls_cert in the cluster file: pass its key with --tls-key",
+                args.party.name
+            )));
+        }
+        (None, Some(_)) => {
+            return Err(ServeError::Tls(format!(
+                "--tls-key given but {} has no tls_cert in the cluster file",
+                args.party.name
+            )));
+        }
+    };
+    let tls_certs = cluster
+        .servers()
+        .into_iter()
+        .filter_map(|p| Some((p, cluster.party(p).ok()?.tls_cert.clone()?)))
+        .collect();
     let settings = GrpcNetworkSettings {
         session: 0,
         servers,
+        tls_certs,
         recv_timeout: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(args.connect_timeout_secs),
     };
@@ -109,7 +143,8 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     );
     let cell: ServiceCell = Arc::new(OnceLock::new());
     let limits = Limits::default();
-    let server = serve(listener, &hub, Arc::clone(&cell), &limits);
+    let server = serve(listener, &hub, Arc::clone(&cell), &limits, tls.as_ref())
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
     info!(me = %args.party.name, %address, "listening; connecting to peers");
     let network = GrpcNetwork::over_hub(hub, &settings).await?;
     let sealer = Sealer::new(&identity, cluster.public_keys());

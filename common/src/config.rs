@@ -41,6 +41,14 @@ use crate::party::PartyId;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// A server's TLS settings are missing or unusable.
+    #[error("{party}: TLS: {reason}")]
+    BadTls {
+        /// The server.
+        party: PartyId,
+        /// What is wrong.
+        reason: String,
+    },
     /// The file could not be read or parsed, or a value has the wrong type.
     #[error("cluster config {path}: {source}")]
     Load {
@@ -130,6 +138,36 @@ pub struct PartyEntry {
     pub address: Option<String>,
     /// Its X25519 public key.
     pub public_key: PublicKey,
+    /// A server's TLS certificate (PEM), if it serves TLS: clients trust exactly this one.
+    pub tls_cert: Option<String>,
+}
+
+/// How to reach a server: its address and, if it serves TLS, the certificate to trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEndpoint {
+    /// `host:port`.
+    pub address: String,
+    /// Its TLS certificate (PEM); `None` for plaintext gRPC (sealing still protects payloads).
+    pub tls_cert: Option<String>,
+}
+
+/// Transport settings of the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkDefaults {
+    /// Allow plaintext gRPC to servers that are not on loopback (off by default: a server off
+    /// loopback needs a `tls_cert`).
+    pub allow_plaintext: bool,
+}
+
+/// Whether `host:port` names this machine (127.0.0.0/8, `localhost`, `::1`).
+pub fn is_loopback(address: &str) -> bool {
+    if let Ok(a) = address.parse::<std::net::SocketAddr>() {
+        return a.ip().is_loopback();
+    }
+    address
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| host == "localhost")
 }
 
 /// A validated cluster description.
@@ -139,6 +177,8 @@ pub struct ClusterConfig {
     pub parties: BTreeMap<PartyId, PartyEntry>,
     /// Job defaults.
     pub job: JobDefaults,
+    /// Transport settings.
+    pub network: NetworkDefaults,
 }
 
 #[derive(Deserialize)]
@@ -146,6 +186,8 @@ pub struct ClusterConfig {
 struct RawCluster {
     #[serde(default)]
     job: JobDefaults,
+    #[serde(default)]
+    network: NetworkDefaults,
     parties: BTreeMap<String, RawParty>,
 }
 
@@ -154,6 +196,7 @@ struct RawCluster {
 struct RawParty {
     address: Option<String>,
     public_key: String,
+    tls_cert: Option<String>,
 }
 
 impl ClusterConfig {
@@ -216,11 +259,20 @@ impl ClusterConfig {
             }
             let public_key = public_key_from_base64(&entry.public_key)
                 .map_err(|source| ConfigError::BadKey { party, source })?;
+            if let Some(cert) = &entry.tls_cert
+                && !cert.trim_start().starts_with("-----BEGIN CERTIFICATE-----")
+            {
+                return Err(ConfigError::BadTls {
+                    party,
+                    reason: "tls_cert is not a PEM certificate".into(),
+                });
+            }
             parties.insert(
                 party,
                 PartyEntry {
                     address: entry.address,
                     public_key,
+                    tls_cert: entry.tls_cert,
                 },
             );
         }
@@ -230,10 +282,21 @@ impl ClusterConfig {
             }
         }
         for (party, entry) in &parties {
-            if party.is_server() && entry.address.is_none() {
+            if !party.is_server() {
+                continue;
+            }
+            let Some(address) = &entry.address else {
                 return Err(ConfigError::BadAddress {
                     party: *party,
                     address: String::new(),
+                });
+            };
+            if entry.tls_cert.is_none() && !is_loopback(address) && !raw.network.allow_plaintext {
+                return Err(ConfigError::BadTls {
+                    party: *party,
+                    reason: format!(
+                        "{address} is not on loopback: give it a tls_cert, or set [network] allow_plaintext = true"
+                    ),
                 });
             }
         }
@@ -259,7 +322,11 @@ impl ClusterConfig {
                 reason: format!("is {}, must be positive", job.clip),
             });
         }
-        Ok(ClusterConfig { parties, job })
+        Ok(ClusterConfig {
+            parties,
+            job,
+            network: raw.network,
+        })
     }
 
     /// Number of compute servers (2 or 3).
@@ -290,6 +357,15 @@ impl ClusterConfig {
         self.parties
             .get(&party)
             .ok_or(ConfigError::MissingParty(party))
+    }
+
+    /// How to reach `server`: its address and TLS certificate.
+    pub fn endpoint(&self, server: PartyId) -> Result<ServerEndpoint, ConfigError> {
+        let entry = self.party(server)?;
+        Ok(ServerEndpoint {
+            address: entry.address.clone().unwrap_or_default(),
+            tls_cert: entry.tls_cert.clone(),
+        })
     }
 
     /// Every party with its public key (to build a [`crate::seal::Sealer`]).
@@ -349,6 +425,8 @@ mod tests {
             "TESSERA__PARTIES__SERVER1__ADDRESS".into(),
             "10.1.2.3:9000".into(),
         );
+        // Off loopback without a certificate: allowed only when the file says so.
+        env.insert("TESSERA__NETWORK__ALLOW_PLAINTEXT".into(), "true".into());
         let c = ClusterConfig::load_with_env(&path, Some(env)).unwrap();
         assert_eq!(c.num_servers(), 2);
         assert_eq!(c.job.frac_bits, 12);
@@ -358,6 +436,46 @@ mod tests {
             Some("10.1.2.3:9000")
         );
         assert_eq!(c.data_owners(), vec![PartyId::DataOwner(0)]);
+        assert!(c.network.allow_plaintext);
+    }
+
+    #[test]
+    fn a_server_off_loopback_needs_a_certificate() {
+        let remote = cluster("").replace("localhost:7101", "10.1.2.3:7101");
+        assert!(matches!(
+            ClusterConfig::from_toml(&remote),
+            Err(ConfigError::BadTls {
+                party: PartyId::Server(1),
+                ..
+            })
+        ));
+        let cert = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n";
+        let with_cert = remote.replace(
+            "address = \"10.1.2.3:7101\"",
+            &format!("address = \"10.1.2.3:7101\"\ntls_cert = \"{cert}\""),
+        );
+        let c = ClusterConfig::from_toml(&with_cert).unwrap();
+        let endpoint = c.endpoint(PartyId::Server(1)).unwrap();
+        assert_eq!(endpoint.address, "10.1.2.3:7101");
+        assert!(
+            endpoint
+                .tls_cert
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        assert_eq!(c.endpoint(PartyId::Server(0)).unwrap().tls_cert, None);
+        let plaintext = format!("{remote}[network]\nallow_plaintext = true\n");
+        assert!(ClusterConfig::from_toml(&plaintext).is_ok());
+        let not_pem = remote.replace(
+            "address = \"10.1.2.3:7101\"",
+            "address = \"10.1.2.3:7101\"\ntls_cert = \"hello\"",
+        );
+        assert!(matches!(
+            ClusterConfig::from_toml(&not_pem),
+            Err(ConfigError::BadTls { .. })
+        ));
+        assert!(is_loopback("127.0.0.1:1") && is_loopback("[::1]:1") && is_loopback("localhost:1"));
+        assert!(!is_loopback("10.0.0.1:1") && !is_loopback("example.org:1"));
     }
 
     #[test]

@@ -106,13 +106,10 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     }
     let (cluster, identity) = args.party.load()?;
     let data = load_data(&args)?;
-    let leader_address = cluster
-        .party(PartyId::Server(0))?
-        .address
-        .clone()
-        .unwrap_or_default();
+    let leader_endpoint = cluster.endpoint(PartyId::Server(0))?;
+    let leader_address = leader_endpoint.address.clone();
     let leader = GrpcLeader::new(
-        &leader_address,
+        &leader_endpoint,
         std::sync::Arc::new(Sealer::new(&identity, cluster.public_keys())),
     )?;
     let sealer = Sealer::new(&identity, cluster.public_keys());

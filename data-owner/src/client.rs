@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, LeaderApi, RoundAnnouncement, UploadReceipt};
+use tessera_common::config::ServerEndpoint;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
 use tessera_common::seal::Sealer;
 use tessera_proto::MAX_MESSAGE_BYTES;
@@ -22,10 +23,10 @@ pub struct GrpcLeader {
 }
 
 impl GrpcLeader {
-    /// A client of the leader at `host:port` (connects on first use) that seals its request
-    /// tokens with `sealer`.
-    pub fn new(address: &str, sealer: Arc<Sealer>) -> Result<Self, ApiError> {
-        let client = DataOwnerServiceClient::new(lazy_channel(address)?)
+    /// A client of the leader at `leader` (connects on first use, over TLS if the leader has a
+    /// certificate) that seals its request tokens with `sealer`.
+    pub fn new(leader: &ServerEndpoint, sealer: Arc<Sealer>) -> Result<Self, ApiError> {
+        let client = DataOwnerServiceClient::new(lazy_channel(leader)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(GrpcLeader { client, sealer })

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, JobStatus, ServerApi};
+use tessera_common::config::ServerEndpoint;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
 use tessera_common::seal::Sealer;
 use tessera_proto::MAX_MESSAGE_BYTES;
@@ -22,10 +23,14 @@ pub struct GrpcServer {
 }
 
 impl GrpcServer {
-    /// A client of `server` at `host:port` (connects on first use) that seals its request
-    /// tokens with `sealer`.
-    pub fn new(address: &str, server: PartyId, sealer: Arc<Sealer>) -> Result<Self, ApiError> {
-        let client = ModelOwnerServiceClient::new(lazy_channel(address)?)
+    /// A client of `server` at `target` (connects on first use, over TLS if the server has a
+    /// certificate) that seals its request tokens with `sealer`.
+    pub fn new(
+        target: &ServerEndpoint,
+        server: PartyId,
+        sealer: Arc<Sealer>,
+    ) -> Result<Self, ApiError> {
+        let client = ModelOwnerServiceClient::new(lazy_channel(target)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(GrpcServer {

@@ -116,8 +116,8 @@ pub async fn train_command(
         .servers()
         .into_iter()
         .map(|p| {
-            let address = cluster.party(p)?.address.as_deref().unwrap_or_default();
-            GrpcServer::new(address, p, Arc::clone(&token_sealer)).map_err(NetworkedError::from)
+            GrpcServer::new(&cluster.endpoint(p)?, p, Arc::clone(&token_sealer))
+                .map_err(NetworkedError::from)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let sealer = Sealer::new(&identity, cluster.public_keys());

@@ -1,19 +1,43 @@
 //! Client-side plumbing shared by the data owner's and the model owner's gRPC clients.
 
 use tessera_common::api::ApiError;
+use tessera_common::config::ServerEndpoint;
 use tonic::Streaming;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::convert::api_error_from_status;
 use crate::v1::SealedChunk;
 
-/// A channel to `host:port` that connects on first use and reconnects by itself.
-pub fn lazy_channel(address: &str) -> Result<Channel, ApiError> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|e| ApiError::Rejected(format!("bad address {address}: {e}")))?
+/// The gRPC endpoint of a server: `https` trusting exactly its certificate when it has one
+/// (the name checked is the address's host), plaintext `http` otherwise.
+pub fn endpoint(target: &ServerEndpoint) -> Result<Endpoint, ApiError> {
+    let address = &target.address;
+    let bad = |e: &dyn std::fmt::Display| ApiError::Rejected(format!("bad address {address}: {e}"));
+    let endpoint = match &target.tls_cert {
+        None => Endpoint::from_shared(format!("http://{address}")).map_err(|e| bad(&e))?,
+        Some(cert) => {
+            let host = address
+                .rsplit_once(':')
+                .map_or(address.as_str(), |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(cert))
+                .domain_name(host);
+            Endpoint::from_shared(format!("https://{address}"))
+                .map_err(|e| bad(&e))?
+                .tls_config(tls)
+                .map_err(|e| bad(&e))?
+        }
+    };
+    Ok(endpoint
         .connect_timeout(std::time::Duration::from_secs(5))
-        .tcp_nodelay(true);
-    Ok(endpoint.connect_lazy())
+        .tcp_nodelay(true))
+}
+
+/// A channel to a server that connects on first use and reconnects by itself.
+pub fn lazy_channel(target: &ServerEndpoint) -> Result<Channel, ApiError> {
+    Ok(endpoint(target)?.connect_lazy())
 }
 
 /// Reads a stream of sealed chunks to the end.

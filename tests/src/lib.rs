@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::join_all;
-use tessera_aggregator::grpc::{ServiceCell, serve};
+use tessera_aggregator::grpc::{ServerTls, ServiceCell, serve};
 use tessera_aggregator::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
 use tessera_aggregator::secagg::{AggregatorService, Limits};
 use tessera_common::PartyId;
@@ -62,6 +62,7 @@ impl GrpcParts {
         let settings = GrpcNetworkSettings {
             session: 5,
             servers,
+            tls_certs: Default::default(),
             recv_timeout,
             connect_timeout: Duration::from_secs(10),
         };
@@ -159,6 +160,12 @@ pub struct GrpcAggregators {
 impl GrpcAggregators {
     /// Starts the cluster.
     pub async fn start(limits: Limits, data_owners: u32) -> Self {
+        Self::start_with_tls(limits, data_owners, None).await
+    }
+
+    /// Starts the cluster; with `tls`, every server serves TLS with that identity (one
+    /// certificate for all, as a test may), and the servers dial each other over TLS.
+    pub async fn start_with_tls(limits: Limits, data_owners: u32, tls: Option<ServerTls>) -> Self {
         let mut parties: Vec<PartyId> = SERVERS.to_vec();
         parties.extend((0..data_owners).map(PartyId::DataOwner));
         parties.push(PartyId::ModelOwner);
@@ -180,11 +187,15 @@ impl GrpcAggregators {
         let settings = GrpcNetworkSettings {
             session: 0,
             servers: servers.clone(),
+            tls_certs: tls
+                .iter()
+                .flat_map(|t| SERVERS.map(|p| (p, t.cert_pem.clone())))
+                .collect(),
             recv_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
         };
         let starts = ids[..3].iter().zip(listeners).map(|(id, listener)| {
-            let (keys, settings, limits) = (&keys, &settings, &limits);
+            let (keys, settings, limits, tls) = (&keys, &settings, &limits, &tls);
             async move {
                 let hub = PeerHub::new(
                     id,
@@ -194,7 +205,8 @@ impl GrpcAggregators {
                     settings.recv_timeout,
                 );
                 let cell: ServiceCell = Arc::new(OnceLock::new());
-                serve(listener, &hub, Arc::clone(&cell), limits);
+                serve(listener, &hub, Arc::clone(&cell), limits, tls.as_ref())
+                    .expect("TLS identity loads");
                 let network = GrpcNetwork::over_hub(hub, settings)
                     .await
                     .expect("peers connect");

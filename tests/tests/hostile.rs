@@ -5,16 +5,22 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use tessera_aggregator::grpc::ServerTls;
 use tessera_aggregator::net::GrpcNetwork;
 use tessera_aggregator::secagg::Limits;
 use tessera_aggregator::secagg::local::LocalServer;
 use tessera_common::PartyId;
-use tessera_common::api::{LeaderApi, RoundState, ServerApi};
+use tessera_common::api::{ApiError, LeaderApi, RoundState, ServerApi};
+use tessera_common::config::ServerEndpoint;
 use tessera_common::job::{JobSettings, ServerOptimizer};
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Context, Header, Purpose, Sealer};
 use tessera_common::upload::build_upload_vec;
+use tessera_data_owner::client::GrpcLeader;
+use tessera_model_owner::client::GrpcServer;
 use tessera_proto::v1::SealedChunk;
 use tessera_proto::v1::data_owner_service_client::DataOwnerServiceClient;
 use tessera_proto::v1::model_owner_service_client::ModelOwnerServiceClient;
@@ -443,4 +449,82 @@ async fn read_requests_answer_only_the_party_entitled() {
         code(owner.fetch_weights(fetch(weights_token)).await),
         Code::Ok
     );
+}
+
+/// A self-signed certificate for 127.0.0.1, made for this run (no key is committed).
+fn test_tls() -> ServerTls {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("certificate");
+    ServerTls {
+        cert_pem: cert.pem(),
+        key_pem: signing_key.serialize_pem(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_and_clients_speak_tls_when_the_cluster_gives_certificates() {
+    let tls = test_tls();
+    // The servers serve TLS and dial each other over it (the round below needs the peer links).
+    let c = GrpcAggregators::start_with_tls(test_limits(), 3, Some(tls.clone())).await;
+    let mo = c.sealer(PartyId::ModelOwner);
+    let json = serde_json::to_vec(&settings()).unwrap();
+    for (i, s) in c.services.iter().enumerate() {
+        let ctx = Context {
+            purpose: Purpose::Control,
+            job_id: JOB,
+            round: 0,
+            chunk: 0,
+        };
+        s.start_job(&mo.seal_for(PartyId::Server(i as u8), &ctx, &json).unwrap())
+            .unwrap();
+    }
+    let endpoint = |cert: Option<String>| ServerEndpoint {
+        address: c.addresses[0].clone(),
+        tls_cert: cert,
+    };
+    // The model owner opens the round over TLS, trusting exactly the server's certificate.
+    let model_owner = GrpcServer::new(
+        &endpoint(Some(tls.cert_pem.clone())),
+        PartyId::Server(0),
+        Arc::new(c.sealer(PartyId::ModelOwner)),
+    )
+    .unwrap();
+    model_owner
+        .open_round(weights_envelopes(&c, 1, settings().num_params))
+        .await
+        .unwrap();
+    // Data owners upload over TLS; the round aggregates exactly.
+    let mut sum = RingVec::zeros(32, settings().update_len()).unwrap();
+    for o in 0..3 {
+        let owner = PartyId::DataOwner(o);
+        let leader = GrpcLeader::new(
+            &endpoint(Some(tls.cert_pem.clone())),
+            Arc::new(c.sealer(owner)),
+        )
+        .unwrap();
+        leader
+            .upload(upload_of(&c.sealer(owner), 1, &update(o)))
+            .await
+            .unwrap();
+        sum.add_assign(&update(o)).unwrap();
+    }
+    assert_eq!(
+        model_owner.status(JOB).await.unwrap().state,
+        RoundState::Aggregated
+    );
+    assert_eq!(revealed(&c, 1).await, sum);
+    // A plaintext client, and a client trusting another certificate, get nowhere.
+    for wrong in [None, Some(test_tls().cert_pem)] {
+        let client = GrpcServer::new(
+            &endpoint(wrong),
+            PartyId::Server(0),
+            Arc::new(c.sealer(PartyId::ModelOwner)),
+        )
+        .unwrap();
+        assert!(matches!(
+            client.status(JOB).await,
+            Err(ApiError::Unavailable(_))
+        ));
+    }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tessera_common::PartyId;
 use tessera_common::api::LeaderApi;
+use tessera_common::config::ServerEndpoint;
 use tessera_common::identity::Identity;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::Sealer;
@@ -60,17 +61,23 @@ impl Cluster {
             .map(|i| {
                 let name = format!("server{i}");
                 let key = self.path(&format!("{name}.key"));
+                let tls_key = self.path(&format!("{name}.tls.key"));
+                let config = self.config();
+                let mut args = vec![
+                    "serve",
+                    "--config",
+                    path_str(&config),
+                    "--name",
+                    &name,
+                    "--key",
+                    path_str(&key),
+                ];
+                if tls_key.exists() {
+                    args.extend(["--tls-key", path_str(&tls_key)]);
+                }
                 self.spawn(
                     env!("CARGO_BIN_EXE_t-aggregator"),
-                    &[
-                        "serve",
-                        "--config",
-                        path_str(&self.config()),
-                        "--name",
-                        &name,
-                        "--key",
-                        path_str(&key),
-                    ],
+                    &args,
                     &format!("{name}.log"),
                 )
             })
@@ -176,6 +183,12 @@ fn free_port() -> u16 {
 }
 
 fn cluster(min_clients: usize, deadline_secs: u64) -> Cluster {
+    cluster_with(min_clients, deadline_secs, false)
+}
+
+/// A cluster on 127.0.0.1; with `tls`, every server gets a self-signed certificate made for this
+/// run (in the cluster file) and its key (`serverN.tls.key`), and everybody speaks TLS.
+fn cluster_with(min_clients: usize, deadline_secs: u64, tls: bool) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let mut parties: Vec<PartyId> = (0..3).map(PartyId::Server).collect();
     parties.extend((0..3).map(PartyId::DataOwner));
@@ -202,6 +215,16 @@ fn cluster(min_clients: usize, deadline_secs: u64) -> Cluster {
                 leader_address = address.clone();
             }
             toml += &format!("address = \"{address}\"\n");
+            if tls {
+                let rcgen::CertifiedKey { cert, signing_key } =
+                    rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+                std::fs::write(
+                    dir.path().join(format!("{}.tls.key", id.party())),
+                    signing_key.serialize_pem(),
+                )
+                .unwrap();
+                toml += &format!("tls_cert = \"\"\"\n{}\"\"\"\n", cert.pem());
+            }
         }
     }
     std::fs::write(dir.path().join("cluster.toml"), toml).unwrap();
@@ -237,9 +260,11 @@ fn ring_vec(path: &Path) -> RingVec {
     v
 }
 
+/// Also the TLS check with real processes: every server serves TLS and dials its peers over it,
+/// and the data owners and the model owner trust exactly the certificates of the cluster file.
 #[test]
-fn two_rounds_over_grpc_reveal_the_exact_sum() {
-    let c = cluster(2, 60);
+fn two_rounds_over_grpc_and_tls_reveal_the_exact_sum() {
+    let c = cluster_with(2, 60, true);
     let _servers = c.start_servers();
     let _owners: Vec<Proc> = (0..3)
         .map(|i| c.start_data_owner(i, &format!("{i}/3")))
@@ -291,7 +316,14 @@ fn a_data_owner_killed_mid_upload_leaves_the_others_aggregated() {
     let address = c.leader_address.clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let saboteur = runtime.spawn(async move {
-        let leader = GrpcLeader::new(&address, token_sealer).unwrap();
+        let leader = GrpcLeader::new(
+            &ServerEndpoint {
+                address: address.clone(),
+                tls_cert: None,
+            },
+            token_sealer,
+        )
+        .unwrap();
         let ann = loop {
             match leader.fetch_round(PartyId::DataOwner(2), 0, 0).await {
                 Ok(a) if a.state.accepts_uploads() => break a,

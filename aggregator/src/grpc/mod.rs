@@ -3,4 +3,4 @@
 
 pub mod services;
 
-pub use services::{ServiceCell, serve};
+pub use services::{ServerTls, ServiceCell, serve};

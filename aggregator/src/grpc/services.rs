@@ -346,16 +346,38 @@ impl ModelOwnerService for ModelOwnerGrpc {
     }
 }
 
+/// A server's TLS identity: its certificate and private key, PEM.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The certificate (chain), as in the cluster file.
+    pub cert_pem: String,
+    /// The private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerTls(<redacted>)")
+    }
+}
+
 /// Serves the peer, data-owner and model-owner services on `listener` until the task is dropped,
-/// with `limits` on streaming calls.
+/// with `limits` on streaming calls, over TLS with `tls` if given.
 pub fn serve(
     listener: TcpListener,
     hub: &PeerHub,
     cell: ServiceCell,
     limits: &Limits,
-) -> tokio::task::JoinHandle<()> {
+    tls: Option<&ServerTls>,
+) -> Result<tokio::task::JoinHandle<()>, tonic::transport::Error> {
     let guard = StreamGuard::new(limits);
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        builder =
+            builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
+    let router = builder
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(hub.service())
@@ -372,12 +394,12 @@ pub fn serve(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         if let Err(e) = router
             .serve_with_incoming(TcpListenerStream::new(listener))
             .await
         {
             warn!(error = %e, "gRPC server stopped");
         }
-    })
+    }))
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tessera_common::PartyId;
+use tessera_common::config::ServerEndpoint;
 use tessera_common::identity::{Identity, PublicKey};
 use tessera_common::net::{Counters, Mailbox, NetError, NetStats, Network, Tag};
 use tessera_common::seal::Sealer;
@@ -64,6 +65,9 @@ pub struct GrpcNetworkSettings {
     pub session: u64,
     /// Every server of the session with its `host:port`, including this one.
     pub servers: Vec<(PartyId, String)>,
+    /// The TLS certificates (PEM) of the servers that serve TLS: dialled over TLS, trusting
+    /// exactly that certificate.
+    pub tls_certs: HashMap<PartyId, String>,
     /// How long a `recv` waits.
     pub recv_timeout: Duration,
     /// How long connecting to every peer may take.
@@ -94,8 +98,8 @@ struct HubInner {
     readers: StdMutex<Vec<JoinHandle<()>>>,
     /// This process's run id, sent in every hello.
     run: u64,
-    /// The peers this server dials, with their addresses (to dial again after a loss).
-    dial_targets: StdMutex<HashMap<PartyId, String>>,
+    /// The peers this server dials, with their endpoints (to dial again after a loss).
+    dial_targets: StdMutex<HashMap<PartyId, ServerEndpoint>>,
     closed: AtomicBool,
     /// Places for handshakes in progress: an unauthenticated caller holds one for at most
     /// [`HELLO_TIMEOUT`], and no more than [`MAX_HANDSHAKES`] at once.
@@ -245,7 +249,7 @@ impl PeerHub {
     /// After a lost link to a peer this server dials: dial again, with backoff, until the link
     /// is back or the hub is shut down.
     fn redial_later(&self, peer: PartyId) {
-        let Some(address) = self
+        let Some(target) = self
             .0
             .dial_targets
             .lock()
@@ -259,7 +263,7 @@ impl PeerHub {
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             while !hub.0.closed.load(Ordering::Acquire) && !hub.links().contains_key(&peer) {
-                match hub.dial_once(peer, &address).await {
+                match hub.dial_once(peer, &target).await {
                     Ok(()) => {
                         warn!(me = %hub.0.me, %peer, "peer link re-established");
                         return;
@@ -289,10 +293,15 @@ impl PeerHub {
 
     /// Dials `peer` at `address` until connected or `deadline`: the TCP connect and the whole
     /// handshake are retried with backoff.
-    async fn dial(&self, peer: PartyId, address: &str, deadline: Instant) -> Result<(), NetError> {
+    async fn dial(
+        &self,
+        peer: PartyId,
+        target: &ServerEndpoint,
+        deadline: Instant,
+    ) -> Result<(), NetError> {
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.dial_once(peer, address).await {
+            match self.dial_once(peer, target).await {
                 Ok(()) => return Ok(()),
                 Err(e) if Instant::now() + backoff < deadline => {
                     debug!(me = %self.0.me, %peer, error = %e, "dial failed; retrying");
@@ -305,12 +314,12 @@ impl PeerHub {
     }
 
     /// One attempt: connect, answer the acceptor's challenge, check its hello, register.
-    async fn dial_once(&self, peer: PartyId, address: &str) -> Result<(), NetError> {
+    async fn dial_once(&self, peer: PartyId, target: &ServerEndpoint) -> Result<(), NetError> {
         let transport = |reason: String| NetError::Transport { peer, reason };
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        let address = &target.address;
+        let endpoint = tessera_proto::client::endpoint(target)
             .map_err(|e| transport(e.to_string()))?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true);
+            .connect_timeout(Duration::from_secs(2));
         let channel = endpoint
             .connect()
             .await
@@ -384,12 +393,16 @@ impl PeerHub {
             .ok_or(NetError::UnknownPeer(self.0.me))?;
         for (peer, address) in &settings.servers {
             if peer.server_index().is_some_and(|p| p < me) {
+                let target = ServerEndpoint {
+                    address: address.clone(),
+                    tls_cert: settings.tls_certs.get(peer).cloned(),
+                };
                 self.0
                     .dial_targets
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(*peer, address.clone());
-                self.dial(*peer, address, deadline).await?;
+                    .insert(*peer, target.clone());
+                self.dial(*peer, &target, deadline).await?;
             }
         }
         let expected = self.0.servers.len() - 1;
