@@ -528,3 +528,20 @@ async fn servers_and_clients_speak_tls_when_the_cluster_gives_certificates() {
         ));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_upload_message_is_answered_as_such_not_as_a_retryable_break() {
+    let c = cluster(test_limits()).await;
+    let mut client = DataOwnerServiceClient::connect(format!("http://{}", c.addresses[0]))
+        .await
+        .unwrap()
+        .max_encoding_message_size(64 << 20);
+    let chunk = SealedChunk {
+        envelope: vec![0u8; 17 << 20],
+    };
+    let status = client
+        .upload_shares(tokio_stream::iter([chunk]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status}");
+}
