@@ -63,7 +63,11 @@ fn test_limits() -> Limits {
 
 /// A cluster with the test job started on every server.
 async fn cluster(limits: Limits) -> GrpcAggregators {
-    let c = GrpcAggregators::start(limits, 3).await;
+    start_job(GrpcAggregators::start(limits, 3).await)
+}
+
+/// Starts the test job on every server of `c`.
+fn start_job(c: GrpcAggregators) -> GrpcAggregators {
     let mo = c.sealer(PartyId::ModelOwner);
     let json = serde_json::to_vec(&settings()).unwrap();
     for (i, s) in c.services.iter().enumerate() {
@@ -466,19 +470,7 @@ fn test_tls() -> ServerTls {
 async fn servers_and_clients_speak_tls_when_the_cluster_gives_certificates() {
     let tls = test_tls();
     // The servers serve TLS and dial each other over it (the round below needs the peer links).
-    let c = GrpcAggregators::start_with_tls(test_limits(), 3, Some(tls.clone())).await;
-    let mo = c.sealer(PartyId::ModelOwner);
-    let json = serde_json::to_vec(&settings()).unwrap();
-    for (i, s) in c.services.iter().enumerate() {
-        let ctx = Context {
-            purpose: Purpose::Control,
-            job_id: JOB,
-            round: 0,
-            chunk: 0,
-        };
-        s.start_job(&mo.seal_for(PartyId::Server(i as u8), &ctx, &json).unwrap())
-            .unwrap();
-    }
+    let c = start_job(GrpcAggregators::start_with_tls(test_limits(), 3, Some(tls.clone())).await);
     let endpoint = |cert: Option<String>| ServerEndpoint {
         address: c.addresses[0].clone(),
         tls_cert: cert,
