@@ -8,6 +8,7 @@ use std::time::Duration;
 use tessera_common::PartyId;
 use tessera_common::request::RequestKind;
 use tessera_common::seal::SealError;
+use tessera_common::upload::UPLOAD_CHUNK_BYTES;
 use tessera_proto::MAX_MESSAGE_BYTES;
 use tessera_proto::convert::{announcement_to_wire, receipt_to_wire, status_to_wire};
 use tessera_proto::v1::data_owner_service_server::{DataOwnerService, DataOwnerServiceServer};
@@ -65,6 +66,12 @@ fn service(cell: &ServiceCell) -> Result<&Arc<AggregatorService<GrpcNetwork>>, S
     cell.get()
         .ok_or_else(|| Status::unavailable("server is still connecting to its peers"))
 }
+
+/// The largest message a data owner or the model owner sends: one sealed chunk of at most
+/// [`UPLOAD_CHUNK_BYTES`] plus its part header and envelope, with room to spare. A stalled client
+/// stream can thus make the server buffer at most this much (before its idle timeout cuts it), so
+/// all streams together hold at most `Limits::concurrent_streams` times it.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = UPLOAD_CHUNK_BYTES + 4096;
 
 /// The bounds on client-streaming calls a server's gRPC front enforces (see [`Limits`]).
 #[derive(Debug, Clone)]
@@ -386,12 +393,12 @@ pub fn serve(
                 cell: Arc::clone(&cell),
                 guard: guard.clone(),
             })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
             ModelOwnerServiceServer::new(ModelOwnerGrpc { cell, guard })
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
     Ok(tokio::spawn(async move {
