@@ -36,6 +36,12 @@ impl GrpcParts {
     /// Starts three servers (session id 5); with `via_proxy` the others reach `server0` through
     /// a [`Proxy`] that a test can cut.
     pub async fn start(recv_timeout: Duration, via_proxy: bool) -> Self {
+        Self::start_with(recv_timeout, via_proxy.then_some(0)).await
+    }
+
+    /// [`GrpcParts::start`]; with `Some(n)` the relay in front of `server0` breaks the first `n`
+    /// connections through it as soon as they are made (start-up under a flaky network).
+    pub async fn start_with(recv_timeout: Duration, proxy_breaking_first: Option<usize>) -> Self {
         let ids: Vec<Identity> = SERVERS
             .iter()
             .map(|p| Identity::generate(*p, &mut rand::rng()))
@@ -49,10 +55,9 @@ impl GrpcParts {
             addresses.push(l.local_addr().expect("local address").to_string());
             listeners.push(l);
         }
-        let proxy = if via_proxy {
-            Some(Proxy::start(&addresses[0]).await)
-        } else {
-            None
+        let proxy = match proxy_breaking_first {
+            Some(n) => Some(Proxy::start(&addresses[0], n).await),
+            None => None,
         };
         let mut servers: Vec<(PartyId, String)> =
             SERVERS.iter().copied().zip(addresses.clone()).collect();
@@ -108,7 +113,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    async fn start(target: &str) -> Self {
+    async fn start(target: &str, break_first: usize) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1");
@@ -116,7 +121,15 @@ impl Proxy {
         let connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let (target, conns) = (target.to_owned(), Arc::clone(&connections));
         tokio::spawn(async move {
+            let mut accepted = 0;
             while let Ok((mut inbound, _)) = listener.accept().await {
+                accepted += 1;
+                if accepted <= break_first {
+                    // Let the client start its HTTP/2 handshake, then break the connection.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    drop(inbound);
+                    continue;
+                }
                 let target = target.clone();
                 let relay = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {

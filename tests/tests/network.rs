@@ -275,3 +275,17 @@ async fn a_lost_link_is_dialled_again() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_survives_broken_first_connections() {
+    // The first three connections to server0 break during the handshake; the dialers retry the
+    // whole handshake and the cluster comes up.
+    let parts = GrpcParts::start_with(Duration::from_secs(5), Some(3)).await;
+    let nets = &parts.nets;
+    for (a, b) in [(1, 0), (2, 0), (0, 1), (0, 2), (2, 1)] {
+        assert!(
+            deliver_eventually(&nets[a], &nets[b], b"up").await,
+            "server{a} -> server{b}"
+        );
+    }
+}
