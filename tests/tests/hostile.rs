@@ -262,6 +262,17 @@ async fn cluster_with_round_open() -> (GrpcAggregators, LocalServer<GrpcNetwork>
     (c, leader)
 }
 
+/// The leader's status once the current round is final.
+async fn wait_final(leader: &LocalServer<GrpcNetwork>) -> tessera_common::api::JobStatus {
+    loop {
+        let s = leader.status(JOB).await.unwrap();
+        if s.state.is_final() {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn update(owner: u32) -> RingVec {
     let n = settings().update_len();
     RingVec::U32(
@@ -303,13 +314,7 @@ async fn an_oversized_seed_envelope_is_refused_and_the_links_survive() {
             .unwrap();
         sum.add_assign(&u).unwrap();
     }
-    let status = loop {
-        let s = leader.status(JOB).await.unwrap();
-        if s.state.is_final() {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = wait_final(&leader).await;
     assert_eq!(status.state, RoundState::Aggregated, "{}", status.message);
     assert_eq!(revealed(&c, 1).await, sum);
 }
@@ -340,13 +345,7 @@ async fn uploads_reset_by_their_clients_still_end_in_a_decision() {
             .await
             .unwrap();
     }
-    let status = loop {
-        let s = leader.status(JOB).await.unwrap();
-        if s.state.is_final() {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = wait_final(&leader).await;
     assert_eq!(status.state, RoundState::Aggregated, "{}", status.message);
     let mut sum = RingVec::zeros(32, settings().update_len()).unwrap();
     for owner in &status.contributors {
