@@ -194,11 +194,10 @@ impl PeerHub {
         }
         let hub = self.clone();
         let reader = tokio::spawn(async move { hub.read_loop(peer, conn, inbound).await });
-        self.0
-            .readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(reader);
+        let mut readers = self.0.readers.lock().unwrap_or_else(|p| p.into_inner());
+        // Links come and go (redials): keep only the readers still running.
+        readers.retain(|r| !r.is_finished());
+        readers.push(reader);
         debug!(me = %self.0.me, %peer, "peer connected");
     }
 
