@@ -19,8 +19,10 @@
 //!    `min_clients` it fails. On close the leader sends the contributor set to the helpers, which
 //!    check it is exactly theirs; every server seals its share of the sum for the model owner.
 //!
-//! Leader-to-helper messages travel over the [`tessera_common::net::Network`] as [`messages::PeerMsg`]
-//! under tags `secagg/{job}/{round}/{seq}`, answered under `.../reply`.
+//! Leader-to-helper messages travel over the [`tessera_common::net::Network`] in order under one tag
+//! per job, `secagg/{job}/leader`, each naming its round and sequence number (binary, see
+//! [`messages`]); helpers answer under `secagg/{job}/{round}/{seq}/reply`. Bounds on what callers
+//! may hold are in [`limits`].
 
 pub mod error;
 pub mod limits;
