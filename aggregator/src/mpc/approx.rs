@@ -21,14 +21,16 @@
 //! `exp`, `reciprocal`, `inv_sqrt`, `sqrt` and `log` need only products and truncation (every
 //! protocol); `sigmoid` and `softmax` also compare (SecureNN and ABY3).
 
+use tessera_common::ring::Ring;
+
 use super::MpcError;
 use super::layout::Gather;
 use super::nn::{max_last_axis, powers, select};
 use super::protocol::Protocol;
 
 /// Fixed-point encoding of `v` with `f` fractional bits.
-pub fn fx(v: f64, f: u32) -> u64 {
-    (v * f64::from(f).exp2()).round() as i64 as u64
+pub fn fx<R: Ring>(v: f64, f: u32) -> R {
+    R::from_i128((v * f64::from(f).exp2()).round() as i128)
 }
 
 fn numel<P: Protocol>(p: &P, x: &P::Tensor) -> usize {
@@ -129,12 +131,15 @@ pub async fn sqrt<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcErr
 pub async fn log<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
     let f = p.frac_bits();
     let e = exp(p, &affine(p, x, -2.0, -1.0).await?).await?;
-    let mut y = p.sub(&affine(p, x, 1.0 / 120.0, 3.0).await?, &p.scale(&e, 20))?;
+    let mut y = p.sub(
+        &affine(p, x, 1.0 / 120.0, 3.0).await?,
+        &p.scale(&e, P::Elem::from_u64(20)),
+    )?;
     for _ in 0..2 {
         let ey = exp(p, &p.neg(&y)).await?;
         let h = plus(p, &p.neg(&p.mul_trunc(x, &ey, f).await?), 1.0, f)?;
         let pw = powers(p, &h, 8).await?;
-        let mut sum = p.scale(x, 0);
+        let mut sum = p.scale(x, P::Elem::ZERO);
         for (k, power) in pw.iter().enumerate() {
             sum = p.add(&sum, &p.scale(power, fx(1.0 / (k + 1) as f64, f)))?;
         }
@@ -168,7 +173,7 @@ pub async fn softmax<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, Mpc
     let e = exp(p, &p.sub(x, &mb)?).await?;
     let sum = p.map_local(&e, &[rows], &|s| {
         s.chunks(k)
-            .map(|c| c.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
+            .map(|c| c.iter().fold(P::Elem::ZERO, |a, b| a.add(*b)))
             .collect()
     })?;
     // Newton from 1/k: |1 - s/k| <= 1 - 1/k, squared each step; stop below 1e-6.

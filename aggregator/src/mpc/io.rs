@@ -5,7 +5,7 @@
 
 use tessera_common::PartyId;
 use tessera_common::net::Network;
-use tessera_common::ring::{RingTensor, encode_elements};
+use tessera_common::ring::{Ring, RingTensor, encode_elements};
 
 use super::aby3::{self, Arith};
 use super::{MpcError, session::party_tag};
@@ -30,24 +30,24 @@ impl Scheme {
 }
 
 /// Secret-shares `value` to the servers under `label` (fresh randomness per call).
-pub async fn send_input<N: Network>(
+pub async fn send_input<R: Ring, N: Network>(
     net: &N,
     scheme: Scheme,
     label: &str,
-    value: &RingTensor<u64>,
+    value: &RingTensor<R>,
 ) -> Result<(), MpcError> {
     let tag = party_tag(label);
     match scheme {
         Scheme::Additive => {
-            let [a, b, c] = aby3::split3::<Arith>(value.as_slice());
-            let second: Vec<u64> = b.iter().zip(&c).map(|(x, y)| x.wrapping_add(*y)).collect();
+            let [a, b, c] = aby3::split3::<Arith<R>>(value.as_slice());
+            let second: Vec<R> = b.iter().zip(&c).map(|(x, y)| x.add(*y)).collect();
             net.send(PartyId::Server(0), &tag, encode_elements(&a))
                 .await?;
             net.send(PartyId::Server(1), &tag, encode_elements(&second))
                 .await?;
         }
         Scheme::Replicated => {
-            let shares = aby3::split3::<Arith>(value.as_slice());
+            let shares = aby3::split3::<Arith<R>>(value.as_slice());
             for i in 0..3 {
                 let mut pair = shares[i].clone();
                 pair.extend_from_slice(&shares[(i + 1) % 3]);
@@ -60,26 +60,26 @@ pub async fn send_input<N: Network>(
 }
 
 /// Receives an output revealed to this party under `label` and reconstructs it.
-pub async fn receive_output<N: Network>(
+pub async fn receive_output<R: Ring, N: Network>(
     net: &N,
     scheme: Scheme,
     label: &str,
     shape: &[usize],
-) -> Result<RingTensor<u64>, MpcError> {
+) -> Result<RingTensor<R>, MpcError> {
     let tag = party_tag(label);
     let n: usize = shape.iter().product();
-    let mut sum = vec![0u64; n];
+    let mut sum = vec![R::ZERO; n];
     for i in 0..scheme.holders() {
         let peer = PartyId::Server(i as u8);
         let bytes = net.recv(peer, &tag).await?;
-        let share = tessera_common::ring::decode_elements::<u64>(&bytes)
+        let share = tessera_common::ring::decode_elements::<R>(&bytes)
             .filter(|v| v.len() == n)
             .ok_or_else(|| MpcError::Protocol {
                 peer,
                 reason: format!("output share under {label:?} is not {n} elements"),
             })?;
         for (s, v) in sum.iter_mut().zip(share) {
-            *s = s.wrapping_add(v);
+            *s = s.add(v);
         }
     }
     Ok(RingTensor::from_vec(shape, sum)?)

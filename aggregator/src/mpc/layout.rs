@@ -12,8 +12,11 @@ pub struct Gather {
 
 impl Gather {
     /// Applies the gather to one share.
-    pub fn apply(&self, v: &[u64]) -> Vec<u64> {
-        self.idx.iter().map(|i| i.map_or(0, |i| v[i])).collect()
+    pub fn apply<T: Copy + Default>(&self, v: &[T]) -> Vec<T> {
+        self.idx
+            .iter()
+            .map(|i| i.map_or(T::default(), |i| v[i]))
+            .collect()
     }
 
     /// Number of output elements.

@@ -13,6 +13,8 @@
 //!   polynomial, ReLU by a degree-8 Chebyshev one; both only as good as the fit on their
 //!   interval. Powers take `ceil(log2 degree)` rounds.
 
+use tessera_common::ring::Ring;
+
 use super::MpcError;
 use super::approx::fx;
 use super::layout::{Gather, Window, bitonic_stages, rows_to_nchw};
@@ -31,7 +33,7 @@ pub async fn select<P: Protocol>(
 /// `x < y` as an arithmetic 0/1 (exact while `|x - y| < 2^62`).
 pub async fn less<P: Protocol>(p: &P, x: &P::Tensor, y: &P::Tensor) -> Result<P::Tensor, MpcError> {
     let ge = p.drelu(&p.sub(x, y)?).await?;
-    let ones = vec![1u64; p.shape(x).iter().product()];
+    let ones = vec![P::Elem::ONE; p.shape(x).iter().product()];
     p.add_public(&p.neg(&ge), &ones)
 }
 
@@ -77,7 +79,9 @@ async fn max_tree<P: Protocol>(
 ) -> Result<(P::Tensor, Option<P::Tensor>), MpcError> {
     let (rows, mut k, out_shape) = rows_and_width(p.shape(x))?;
     let mut v = p.reshape(x, &[rows, k])?;
-    let positions: Vec<u64> = (0..rows).flat_map(|_| 0..k as u64).collect();
+    let positions: Vec<P::Elem> = (0..rows)
+        .flat_map(|_| (0..k as u64).map(P::Elem::from_u64))
+        .collect();
     let mut idx = with_index.then(|| p.public(&positions, &[rows, k]));
     while k > 1 {
         let half = k / 2;
@@ -196,12 +200,12 @@ pub fn sum_axis<P: Protocol>(p: &P, x: &P::Tensor, axis: usize) -> Result<P::Ten
     let mut out_shape = shape.clone();
     out_shape.remove(axis);
     p.map_local(x, &out_shape, &|s| {
-        let mut out = vec![0u64; outer * inner];
+        let mut out = vec![P::Elem::ZERO; outer * inner];
         for o in 0..outer {
             for j in 0..k {
                 let row = &s[(o * k + j) * inner..(o * k + j + 1) * inner];
                 for (acc, v) in out[o * inner..(o + 1) * inner].iter_mut().zip(row) {
-                    *acc = acc.wrapping_add(*v);
+                    *acc = acc.add(*v);
                 }
             }
         }
@@ -390,7 +394,7 @@ pub async fn relu_poly<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, M
 pub async fn sort<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
     let n: usize = p.shape(x).iter().product();
     let size = n.next_power_of_two();
-    let pad = vec![1u64 << 61; size - n];
+    let pad = vec![P::Elem::ONE.shl(61); size - n];
     let mut v = p.concat(&[&p.reshape(x, &[n])?, &p.public(&pad, &[size - n])])?;
     for stage in bitonic_stages(size) {
         let m = stage.len();
@@ -433,15 +437,15 @@ pub async fn divide<P: Protocol>(
             "division with {f} fractional and {int_bits} integer bits does not fit 62 bits"
         )));
     }
-    let num = p.scale(x, 1u64 << f);
-    let mut used = p.scale(x, 0);
-    let mut q = p.scale(x, 0);
+    let num = p.scale(x, P::Elem::ONE.shl(f));
+    let mut used = p.scale(x, P::Elem::ZERO);
+    let mut q = p.scale(x, P::Elem::ZERO);
     for i in (0..f + int_bits).rev() {
-        let yi = p.scale(y, 1u64 << i);
+        let yi = p.scale(y, P::Elem::ONE.shl(i));
         let rest = p.sub(&p.sub(&num, &used)?, &yi)?;
         let bit = p.drelu(&rest).await?;
         used = p.add(&used, &p.mul(&bit, &yi).await?)?;
-        q = p.add(&q, &p.scale(&bit, 1u64 << i))?;
+        q = p.add(&q, &p.scale(&bit, P::Elem::ONE.shl(i)))?;
     }
     Ok(q)
 }

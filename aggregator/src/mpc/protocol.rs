@@ -3,10 +3,15 @@
 //! [`Protocol`] has the sharing, the local linear operations, the interactive products and
 //! truncation every protocol provides, and the comparison ([`Protocol::drelu`]) only SecureNN and
 //! ABY3 provide: under Pond it returns [`MpcError::Unsupported`], never a panic, and so does
-//! everything built on it in [`super::nn`] (ReLU, max-pooling, argmax, sort...). All values are
-//! in the 64-bit ring; fixed-point values carry [`Protocol::frac_bits`] fractional bits.
+//! everything built on it in [`super::nn`] (ReLU, max-pooling, argmax, sort...). Values live in
+//! the ring of [`Protocol::Elem`]: `u64` for inference, `u128` for training, whose truncations
+//! must not fail (see [`super::train::precision`]); fixed-point values carry
+//! [`Protocol::frac_bits`] fractional bits. Comparisons run on the values modulo `2^64` in
+//! every ring (exact while `|x| < 2^62`), so a wider ring costs wider products and truncations,
+//! not wider comparison circuits.
 //!
-//! [`Pond`], [`SecureNn`] and [`Aby3`] bind a [`Session`] to a protocol.
+//! [`Pond`], [`SecureNn`] and [`Aby3`] bind a [`Session`] to a protocol and a ring (`u64`
+//! unless given: `Aby3::new` is 64-bit, `Aby3::<_, u128>::in_ring` 128-bit).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -14,21 +19,34 @@ use std::sync::{Arc, Mutex};
 
 use tessera_common::PartyId;
 use tessera_common::net::Network;
-use tessera_common::ring::RingTensor;
+use tessera_common::ring::{Ring, RingTensor};
 
 use super::aby3::trunc::TruncPair;
 use super::aby3::{self, Aby3Tensor, Shared};
 use super::pond::{self, PondTensor};
 use super::{MpcError, Session, securenn};
 
-/// The most fractional bits a fixed-point value may have: a product carries twice as many, and
-/// with the approximations' extra bits it must stay well inside the 64-bit ring.
+/// The most fractional bits a fixed-point value may have in the 64-bit ring: a product carries
+/// twice as many, and with the approximations' extra bits it must stay well inside the ring.
 pub const MAX_FRAC_BITS: u32 = 30;
 
-fn check_frac_bits(frac_bits: u32) -> Result<(), MpcError> {
-    if frac_bits == 0 || frac_bits > MAX_FRAC_BITS {
+/// The most fractional bits in a ring of `ring_bits`: 30 in the 64-bit ring; 40 in the 128-bit
+/// one, where the bound is the comparisons' (they run modulo `2^64`, so a value must stay below
+/// `2^62` raw: 22 integer bits at 40 fractional).
+pub fn max_frac_bits(ring_bits: u32) -> u32 {
+    if ring_bits >= 128 {
+        40
+    } else {
+        (ring_bits / 2).saturating_sub(2).min(MAX_FRAC_BITS)
+    }
+}
+
+fn check_frac_bits<R: Ring>(frac_bits: u32) -> Result<(), MpcError> {
+    let max = max_frac_bits(R::BITS);
+    if frac_bits == 0 || frac_bits > max {
         return Err(MpcError::Invalid(format!(
-            "{frac_bits} fractional bits (1 to {MAX_FRAC_BITS} fit the 64-bit ring)"
+            "{frac_bits} fractional bits (1 to {max} fit the {}-bit ring)",
+            R::BITS
         )));
     }
     Ok(())
@@ -43,6 +61,8 @@ pub fn unsupported(protocol: &'static str, op: &'static str) -> MpcError {
 pub trait Protocol: Send + Sync {
     /// A shared tensor as one server holds it.
     type Tensor: Clone + Send + Sync + std::fmt::Debug + 'static;
+    /// The ring the values live in.
+    type Elem: Ring;
     /// The protocol's name (`pond`, `securenn`, `aby3`).
     const NAME: &'static str;
 
@@ -57,7 +77,7 @@ pub trait Protocol: Send + Sync {
     fn share(
         &self,
         owner: usize,
-        value: Option<&RingTensor<u64>>,
+        value: Option<&RingTensor<Self::Elem>>,
         shape: &[usize],
     ) -> impl Future<Output = Result<Self::Tensor, MpcError>> + Send;
     /// Receives an input secret-shared by an outside party ([`super::io::send_input`]).
@@ -72,7 +92,7 @@ pub trait Protocol: Send + Sync {
         &self,
         x: &Self::Tensor,
         to: usize,
-    ) -> impl Future<Output = Result<Option<RingTensor<u64>>, MpcError>> + Send;
+    ) -> impl Future<Output = Result<Option<RingTensor<Self::Elem>>, MpcError>> + Send;
     /// Reveals `x` to an outside party only ([`super::io::receive_output`]).
     fn output(
         &self,
@@ -82,21 +102,21 @@ pub trait Protocol: Send + Sync {
     ) -> impl Future<Output = Result<(), MpcError>> + Send;
 
     /// A public tensor as a sharing.
-    fn public(&self, value: &[u64], shape: &[usize]) -> Self::Tensor;
+    fn public(&self, value: &[Self::Elem], shape: &[usize]) -> Self::Tensor;
     /// `x + y`.
     fn add(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError>;
     /// `x - y`.
     fn sub(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError>;
     /// `x * k` for a public ring scalar (no truncation).
-    fn scale(&self, x: &Self::Tensor, k: u64) -> Self::Tensor;
+    fn scale(&self, x: &Self::Tensor, k: Self::Elem) -> Self::Tensor;
     /// `x * c` elementwise for a public tensor (no truncation).
-    fn mul_public(&self, x: &Self::Tensor, c: &[u64]) -> Result<Self::Tensor, MpcError>;
+    fn mul_public(&self, x: &Self::Tensor, c: &[Self::Elem]) -> Result<Self::Tensor, MpcError>;
     /// A linear local map applied to the shares (gather, reshape, sum...).
     fn map_local(
         &self,
         x: &Self::Tensor,
         shape: &[usize],
-        f: &(dyn Fn(&[u64]) -> Vec<u64> + Sync),
+        f: &(dyn Fn(&[Self::Elem]) -> Vec<Self::Elem> + Sync),
     ) -> Result<Self::Tensor, MpcError>;
 
     /// Elementwise product (exact in the ring).
@@ -156,15 +176,15 @@ pub trait Protocol: Send + Sync {
 
     /// `-x`.
     fn neg(&self, x: &Self::Tensor) -> Self::Tensor {
-        self.scale(x, u64::MAX)
+        self.scale(x, Self::Elem::ONE.neg())
     }
     /// `x + c` for a public tensor.
-    fn add_public(&self, x: &Self::Tensor, c: &[u64]) -> Result<Self::Tensor, MpcError> {
+    fn add_public(&self, x: &Self::Tensor, c: &[Self::Elem]) -> Result<Self::Tensor, MpcError> {
         self.add(x, &self.public(c, self.shape(x)))
     }
     /// The same shares under another shape.
     fn reshape(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor, MpcError> {
-        self.map_local(x, shape, &<[u64]>::to_vec)
+        self.map_local(x, shape, &<[Self::Elem]>::to_vec)
     }
     /// Concatenates flat tensors (to batch independent operations into one round).
     fn concat(&self, parts: &[&Self::Tensor]) -> Result<Self::Tensor, MpcError>;
@@ -175,17 +195,30 @@ pub trait Protocol: Send + Sync {
 macro_rules! binding {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        pub struct $name<N: Network> {
+        pub struct $name<N: Network, R: Ring = u64> {
             session: Arc<Session<N>>,
             frac_bits: u32,
+            ring: std::marker::PhantomData<R>,
         }
 
         impl<N: Network> $name<N> {
-            /// Binds `session` with fixed-point values of `frac_bits` fractional bits (at most
-            /// [`MAX_FRAC_BITS`]).
+            /// Binds `session` in the 64-bit ring with fixed-point values of `frac_bits`
+            /// fractional bits (at most [`MAX_FRAC_BITS`]).
             pub fn new(session: Arc<Session<N>>, frac_bits: u32) -> Result<Self, MpcError> {
-                check_frac_bits(frac_bits)?;
-                Ok($name { session, frac_bits })
+                Self::in_ring(session, frac_bits)
+            }
+        }
+
+        impl<N: Network, R: Ring> $name<N, R> {
+            /// Binds `session` in the ring of `R` with fixed-point values of `frac_bits`
+            /// fractional bits (at most [`max_frac_bits`]).
+            pub fn in_ring(session: Arc<Session<N>>, frac_bits: u32) -> Result<Self, MpcError> {
+                check_frac_bits::<R>(frac_bits)?;
+                Ok($name {
+                    session,
+                    frac_bits,
+                    ring: std::marker::PhantomData,
+                })
             }
 
             /// The session.
@@ -206,17 +239,25 @@ binding!(
 );
 /// ABY3 (three servers, replicated sharing), with a pool of truncation pairs made ahead of
 /// time by [`Protocol::prefetch_truncations`].
-pub struct Aby3<N: Network> {
+pub struct Aby3<N: Network, R: Ring = u64> {
     session: Arc<Session<N>>,
     frac_bits: u32,
-    pairs: Mutex<HashMap<(u32, usize), VecDeque<TruncPair>>>,
+    pairs: Mutex<HashMap<(u32, usize), VecDeque<TruncPair<R>>>>,
 }
 
 impl<N: Network> Aby3<N> {
-    /// Binds `session` with fixed-point values of `frac_bits` fractional bits (at most
-    /// [`MAX_FRAC_BITS`]).
+    /// Binds `session` in the 64-bit ring with fixed-point values of `frac_bits` fractional
+    /// bits (at most [`MAX_FRAC_BITS`]).
     pub fn new(session: Arc<Session<N>>, frac_bits: u32) -> Result<Self, MpcError> {
-        check_frac_bits(frac_bits)?;
+        Self::in_ring(session, frac_bits)
+    }
+}
+
+impl<N: Network, R: Ring> Aby3<N, R> {
+    /// Binds `session` in the ring of `R` with fixed-point values of `frac_bits` fractional
+    /// bits (at most [`max_frac_bits`]).
+    pub fn in_ring(session: Arc<Session<N>>, frac_bits: u32) -> Result<Self, MpcError> {
+        check_frac_bits::<R>(frac_bits)?;
         Ok(Aby3 {
             session,
             frac_bits,
@@ -231,7 +272,7 @@ impl<N: Network> Aby3<N> {
 
     /// A prefetched pair for `n` elements truncated by `bits`, if there is one (every server
     /// makes the same calls in the same order, so they all find the same pair).
-    fn pooled(&self, bits: u32, n: usize) -> Option<TruncPair> {
+    fn pooled(&self, bits: u32, n: usize) -> Option<TruncPair<R>> {
         self.pairs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -256,7 +297,7 @@ macro_rules! delegate_impl {
         async fn share(
             &self,
             owner: usize,
-            value: Option<&RingTensor<u64>>,
+            value: Option<&RingTensor<R>>,
             shape: &[usize],
         ) -> Result<Self::Tensor, MpcError> {
             $m::share_from(&self.session, owner, value, shape).await
@@ -273,7 +314,7 @@ macro_rules! delegate_impl {
             &self,
             x: &Self::Tensor,
             to: usize,
-        ) -> Result<Option<RingTensor<u64>>, MpcError> {
+        ) -> Result<Option<RingTensor<R>>, MpcError> {
             $m::reveal_to(&self.session, x, to).await
         }
         async fn output(&self, x: &Self::Tensor, to: PartyId, label: &str) -> Result<(), MpcError> {
@@ -285,17 +326,17 @@ macro_rules! delegate_impl {
         fn sub(&self, x: &Self::Tensor, y: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
             x.sub(y)
         }
-        fn scale(&self, x: &Self::Tensor, k: u64) -> Self::Tensor {
+        fn scale(&self, x: &Self::Tensor, k: R) -> Self::Tensor {
             x.scale(k)
         }
-        fn mul_public(&self, x: &Self::Tensor, c: &[u64]) -> Result<Self::Tensor, MpcError> {
+        fn mul_public(&self, x: &Self::Tensor, c: &[R]) -> Result<Self::Tensor, MpcError> {
             x.mul_public(c)
         }
         fn map_local(
             &self,
             x: &Self::Tensor,
             shape: &[usize],
-            f: &(dyn Fn(&[u64]) -> Vec<u64> + Sync),
+            f: &(dyn Fn(&[R]) -> Vec<R> + Sync),
         ) -> Result<Self::Tensor, MpcError> {
             x.map_local(shape, f)
         }
@@ -315,16 +356,17 @@ macro_rules! delegate_impl {
 /// The parts of Pond and SecureNN that are the same: both hold [`PondTensor`]s.
 macro_rules! additive_impl {
     () => {
-        type Tensor = PondTensor<u64>;
+        type Tensor = PondTensor<R>;
+        type Elem = R;
 
         delegate_impl!(pond);
 
-        fn public(&self, value: &[u64], shape: &[usize]) -> Self::Tensor {
+        fn public(&self, value: &[R], shape: &[usize]) -> Self::Tensor {
             let share = (self.me() < pond::PRODUCER).then(|| {
                 let v = if self.me() == 0 {
                     value.to_vec()
                 } else {
-                    vec![0; value.len()]
+                    vec![R::ZERO; value.len()]
                 };
                 RingTensor::from_vec(shape, v).unwrap_or_else(|_| RingTensor::zeros(shape))
             });
@@ -346,12 +388,12 @@ macro_rules! additive_impl {
     };
 }
 
-impl<N: Network> Protocol for Pond<N> {
+impl<N: Network, R: Ring> Protocol for Pond<N, R> {
     const NAME: &'static str = "pond";
     additive_impl!();
 }
 
-impl<N: Network> Protocol for SecureNn<N> {
+impl<N: Network, R: Ring> Protocol for SecureNn<N, R> {
     const NAME: &'static str = "securenn";
     additive_impl!();
 
@@ -360,13 +402,14 @@ impl<N: Network> Protocol for SecureNn<N> {
     }
 }
 
-impl<N: Network> Protocol for Aby3<N> {
-    type Tensor = Aby3Tensor;
+impl<N: Network, R: Ring> Protocol for Aby3<N, R> {
+    type Tensor = Aby3Tensor<R>;
+    type Elem = R;
     const NAME: &'static str = "aby3";
 
     delegate_impl!(aby3);
 
-    fn public(&self, value: &[u64], shape: &[usize]) -> Self::Tensor {
+    fn public(&self, value: &[R], shape: &[usize]) -> Self::Tensor {
         Shared::public(self.me(), value, shape)
     }
     async fn truncate(&self, x: &Self::Tensor, bits: u32) -> Result<Self::Tensor, MpcError> {

@@ -56,6 +56,15 @@ pub trait Ring:
     fn from_u64(v: u64) -> Self;
     /// Bit `i` of the element.
     fn bit(self, i: u32) -> bool;
+    /// Bitwise XOR (the addition of boolean sharing).
+    fn xor(self, rhs: Self) -> Self;
+    /// Bitwise AND (the product of boolean sharing).
+    fn and(self, rhs: Self) -> Self;
+    /// Bitwise NOT.
+    fn not(self) -> Self;
+    /// The low 64 bits (the element modulo `2^64`; sign-extended from a narrower ring), so a
+    /// value below `2^63` in magnitude keeps its signed value.
+    fn low_u64(self) -> u64;
     /// Converts from little-endian in place (a no-op on little-endian machines).
     fn le_to_native(self) -> Self;
     /// Writes the little-endian encoding into `out`, which has exactly [`Ring::BYTES`] bytes.
@@ -116,6 +125,22 @@ macro_rules! impl_ring {
             #[inline(always)]
             fn bit(self, i: u32) -> bool {
                 (self >> i) & 1 == 1
+            }
+            #[inline(always)]
+            fn xor(self, rhs: Self) -> Self {
+                self ^ rhs
+            }
+            #[inline(always)]
+            fn and(self, rhs: Self) -> Self {
+                self & rhs
+            }
+            #[inline(always)]
+            fn not(self) -> Self {
+                !self
+            }
+            #[inline(always)]
+            fn low_u64(self) -> u64 {
+                (self as $s) as i128 as u64
             }
             #[inline(always)]
             fn le_to_native(self) -> Self {

@@ -250,7 +250,7 @@ fn inputs(case: &Case) -> Vec<RingTensor<u64>> {
 /// past the common depth at the start), output elements.
 type Measured = (f64, NetStats, usize);
 
-async fn measure<P: Protocol>(
+async fn measure<P: Protocol<Elem = u64>>(
     session: Arc<Session<MemoryNetwork>>,
     p: P,
     op: &'static str,

@@ -65,7 +65,7 @@ fn argmax(row: &[f64]) -> usize {
 
 /// The servers' side: weights from the model owner, inputs from the client, logits to the
 /// client. Returns this server's traffic.
-async fn serve<P: Protocol>(
+async fn serve<P: Protocol<Elem = u64>>(
     p: P,
     session: Arc<Session<MemoryNetwork>>,
     model: SecureModel,
@@ -168,7 +168,7 @@ fn predict(
                 } else {
                     send_input(&net, scheme, "digits", &x).await?;
                     Ok(Some(
-                        receive_output(&net, scheme, "logits", &[batch, 10]).await?,
+                        receive_output::<u64, _>(&net, scheme, "logits", &[batch, 10]).await?,
                     ))
                 }
             }

@@ -20,7 +20,7 @@ struct Inputs {
     fixed: Vec<RingTensor<u64>>,
 }
 
-async fn scenario<P: Protocol>(
+async fn scenario<P: Protocol<Elem = u64>>(
     p: P,
     inputs: Inputs,
     with_relu: bool,

@@ -69,7 +69,7 @@ pub fn reals(seed: u8, n: usize, lo: f64, hi: f64) -> Vec<f64> {
 }
 
 /// A protocol bound to a test session with [`F`] fractional bits.
-pub trait Make: Protocol + Sized + 'static {
+pub trait Make: Protocol<Elem = u64> + Sized + 'static {
     /// Binds `s`.
     fn make(s: S) -> Self;
 }
@@ -133,9 +133,9 @@ macro_rules! prog {
 /// Shares input `i` from server `i % 3`, runs `program` under protocol `P`, reveals the result
 /// to server 1 only (and checks that nobody else got it).
 pub fn try_run<P: Make>(
-    inputs: Vec<RingTensor<u64>>,
+    inputs: Vec<RingTensor<P::Elem>>,
     program: Prog<P>,
-) -> Result<RingTensor<u64>, MpcError> {
+) -> Result<RingTensor<P::Elem>, MpcError> {
     let outs = runtime().block_on(run_local(3, move |s: S| {
         let (inputs, program) = (inputs.clone(), Arc::clone(&program));
         async move {
@@ -161,7 +161,7 @@ pub fn try_run<P: Make>(
 }
 
 /// [`try_run`], expecting success.
-pub fn run<P: Make>(inputs: Vec<RingTensor<u64>>, program: Prog<P>) -> RingTensor<u64> {
+pub fn run<P: Make>(inputs: Vec<RingTensor<P::Elem>>, program: Prog<P>) -> RingTensor<P::Elem> {
     try_run(inputs, program).expect("secure program")
 }
 

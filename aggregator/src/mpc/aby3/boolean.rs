@@ -11,22 +11,23 @@
 //! `a ^ b = a + b - 2ab`: two multiplications in sequence.
 
 use tessera_common::net::Network;
+use tessera_common::ring::Ring;
 
 use super::{
     Aby3Bits, Aby3Tensor, Arith, Bool, MpcError, Product, Session, Shared, check_servers, next,
     product,
 };
 
-/// Bits of an element (the ring is `Z_{2^64}`).
+/// Bits of an element of the 64-bit ring, where comparisons run ([`drelu`]).
 pub const BITS: u32 = 64;
 
 /// ANDs several independent pairs in one round (their lengths may differ).
-pub async fn and_batch<N: Network>(
+pub async fn and_batch<R: Ring, N: Network>(
     session: &Session<N>,
-    pairs: &[(&Aby3Bits, &Aby3Bits)],
-) -> Result<Vec<Aby3Bits>, MpcError> {
-    let xs: Vec<&Aby3Bits> = pairs.iter().map(|p| p.0).collect();
-    let ys: Vec<&Aby3Bits> = pairs.iter().map(|p| p.1).collect();
+    pairs: &[(&Aby3Bits<R>, &Aby3Bits<R>)],
+) -> Result<Vec<Aby3Bits<R>>, MpcError> {
+    let xs: Vec<&Aby3Bits<R>> = pairs.iter().map(|p| p.0).collect();
+    let ys: Vec<&Aby3Bits<R>> = pairs.iter().map(|p| p.1).collect();
     let (x, y) = (Shared::concat(&xs), Shared::concat(&ys));
     if x.len() != y.len() {
         return Err(MpcError::Invalid(
@@ -39,19 +40,20 @@ pub async fn and_batch<N: Network>(
     z.split(&shapes)
 }
 
-/// `a + b` on boolean sharings with a Kogge-Stone adder: `1 + 6` AND rounds.
-pub async fn ks_add<N: Network>(
+/// `a + b` on boolean sharings with a Kogge-Stone adder: `1 + log2 k` AND rounds for `k`-bit
+/// words (7 for 64 bits).
+pub async fn ks_add<R: Ring, N: Network>(
     session: &Session<N>,
-    a: &Aby3Bits,
-    b: &Aby3Bits,
-) -> Result<Aby3Bits, MpcError> {
+    a: &Aby3Bits<R>,
+    b: &Aby3Bits<R>,
+) -> Result<Aby3Bits<R>, MpcError> {
     let p0 = a.add(b)?;
     let mut g = and_batch(session, &[(a, b)]).await?.remove(0);
     let mut p = p0.clone();
     let mut shift = 1;
-    while shift < BITS {
+    while shift < R::BITS {
         let gs = g.shl(shift);
-        if shift * 2 < BITS {
+        if shift * 2 < R::BITS {
             let ps = p.shl(shift);
             let mut r = and_batch(session, &[(&p, &gs), (&p, &ps)]).await?;
             p = r.remove(1);
@@ -66,12 +68,12 @@ pub async fn ks_add<N: Network>(
 
 /// `a + b + c` on boolean sharings: a full-adder layer (`carry = ((a^c)&(b^c))^c`, one AND
 /// round) reduces three inputs to two, then [`ks_add`].
-pub async fn add3<N: Network>(
+pub async fn add3<R: Ring, N: Network>(
     session: &Session<N>,
-    a: &Aby3Bits,
-    b: &Aby3Bits,
-    c: &Aby3Bits,
-) -> Result<Aby3Bits, MpcError> {
+    a: &Aby3Bits<R>,
+    b: &Aby3Bits<R>,
+    c: &Aby3Bits<R>,
+) -> Result<Aby3Bits<R>, MpcError> {
     let sum = a.add(b)?.add(c)?;
     let t = and_batch(session, &[(&a.add(c)?, &b.add(c)?)])
         .await?
@@ -81,64 +83,72 @@ pub async fn add3<N: Network>(
 }
 
 /// Arithmetic to boolean sharing (§5.3).
-pub async fn a2b<N: Network>(session: &Session<N>, x: &Aby3Tensor) -> Result<Aby3Bits, MpcError> {
+pub async fn a2b<R: Ring, N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor<R>,
+) -> Result<Aby3Bits<R>, MpcError> {
     check_servers(session)?;
     let me = session.me();
     let slot = |j: usize| {
-        let pick = |holder: usize, v: &Vec<u64>| {
+        let pick = |holder: usize, v: &Vec<R>| {
             if holder == j {
                 v.clone()
             } else {
-                vec![0; v.len()]
+                vec![R::ZERO; v.len()]
             }
         };
-        Shared::<Bool>::from_parts(pick(me, &x.s[0]), pick(next(me), &x.s[1]), &x.shape)
+        Shared::<Bool<R>>::from_parts(pick(me, &x.s[0]), pick(next(me), &x.s[1]), &x.shape)
     };
     add3(session, &slot(0), &slot(1), &slot(2)).await
 }
 
 /// Boolean to arithmetic sharing (§5.3): no server learns anything but its new shares.
-pub async fn b2a<N: Network>(session: &Session<N>, x: &Aby3Bits) -> Result<Aby3Tensor, MpcError> {
+pub async fn b2a<R: Ring, N: Network>(
+    session: &Session<N>,
+    x: &Aby3Bits<R>,
+) -> Result<Aby3Tensor<R>, MpcError> {
     check_servers(session)?;
     let op = session.op("aby3_b2a");
     let me = session.me();
     let n = x.len();
     // x1: known to servers 0 and 1 (slot 1); x2: known to servers 1 and 2 (slot 2).
-    let draw = |pair_other: usize, sub: u64| -> Result<Vec<u64>, MpcError> {
+    let draw = |pair_other: usize, sub: u64| -> Result<Vec<R>, MpcError> {
         Ok(session.shared_prg(pair_other, &op, sub)?.ring_vec(n))
     };
     let x1 = match me {
         0 => draw(1, 1)?,
         1 => draw(0, 1)?,
-        _ => vec![0; n],
+        _ => vec![R::ZERO; n],
     };
     let x2 = match me {
         1 => draw(2, 2)?,
         2 => draw(1, 2)?,
-        _ => vec![0; n],
+        _ => vec![R::ZERO; n],
     };
-    let negate = |v: &[u64]| v.iter().map(|a| a.wrapping_neg()).collect::<Vec<_>>();
-    let neg1 = Shared::<Bool>::from_slot(me, 1, &negate(&x1), &x.shape);
-    let neg2 = Shared::<Bool>::from_slot(me, 2, &negate(&x2), &x.shape);
+    let negate = |v: &[R]| v.iter().map(|a| a.neg()).collect::<Vec<_>>();
+    let neg1 = Shared::<Bool<R>>::from_slot(me, 1, &negate(&x1), &x.shape);
+    let neg2 = Shared::<Bool<R>>::from_slot(me, 2, &negate(&x2), &x.shape);
     let y = add3(session, x, &neg1, &neg2).await?;
     // Open y = x0 to servers 0 and 2, the holders of slot 0: server 1 sends slot 2 to server 0,
     // server 0 sends slot 1 to server 2.
     let before = session.net_stats();
-    let open = |missing: Vec<u64>| -> Vec<u64> {
-        (0..n).map(|i| y.s[0][i] ^ y.s[1][i] ^ missing[i]).collect()
+    let open = |missing: Vec<R>| -> Vec<R> {
+        (0..n)
+            .map(|i| y.s[0][i].xor(y.s[1][i]).xor(missing[i]))
+            .collect()
     };
     let out = match me {
         0 => {
             session.send_vec(2, &op, "x0", &y.s[1]).await?;
-            let x0 = open(session.recv_vec::<u64>(1, &op, "x0", n).await?);
-            Shared::<Arith>::from_parts(x0, x1, &x.shape)
+            let x0 = open(session.recv_vec::<R>(1, &op, "x0", n).await?);
+            Shared::<Arith<R>>::from_parts(x0, x1, &x.shape)
         }
         1 => {
             session.send_vec(0, &op, "x0", &y.s[1]).await?;
             Shared::from_parts(x1, x2, &x.shape)
         }
         _ => {
-            let x0 = open(session.recv_vec::<u64>(0, &op, "x0", n).await?);
+            let x0 = open(session.recv_vec::<R>(0, &op, "x0", n).await?);
             Shared::from_parts(x2, x0, &x.shape)
         }
     };
@@ -148,29 +158,34 @@ pub async fn b2a<N: Network>(session: &Session<N>, x: &Aby3Bits) -> Result<Aby3T
 
 /// The bit at `pos` of each element of a boolean sharing as an arithmetic 0/1 (bit injection,
 /// §5.4.1): the slot bits `b0, b1, b2` are arithmetic sharings with one slot each, XORed as
-/// `t = b0 + b1 - 2 b0 b1`, then `t + b2 - 2 t b2`.
-pub async fn bit_inject<N: Network>(
+/// `t = b0 + b1 - 2 b0 b1`, then `t + b2 - 2 t b2`. The bits may come from words of one ring
+/// (`W`) and the 0/1 land in another (`R`): comparisons run on 64-bit words for every ring.
+pub async fn bit_inject<R: Ring, W: Ring, N: Network>(
     session: &Session<N>,
-    x: &Aby3Bits,
+    x: &Aby3Bits<W>,
     pos: u32,
-) -> Result<Aby3Tensor, MpcError> {
+) -> Result<Aby3Tensor<R>, MpcError> {
     check_servers(session)?;
     let me = session.me();
-    let bits = |v: &[u64]| v.iter().map(|a| (a >> pos) & 1).collect::<Vec<u64>>();
+    let bits = |v: &[W]| {
+        v.iter()
+            .map(|a| if a.bit(pos) { R::ONE } else { R::ZERO })
+            .collect::<Vec<R>>()
+    };
     let (mine, theirs) = (bits(&x.s[0]), bits(&x.s[1]));
     let slot = |j: usize| {
-        let pick = |holder: usize, v: &Vec<u64>| {
+        let pick = |holder: usize, v: &Vec<R>| {
             if holder == j {
                 v.clone()
             } else {
-                vec![0; v.len()]
+                vec![R::ZERO; v.len()]
             }
         };
-        Shared::<Arith>::from_parts(pick(me, &mine), pick(next(me), &theirs), &x.shape)
+        Shared::<Arith<R>>::from_parts(pick(me, &mine), pick(next(me), &theirs), &x.shape)
     };
-    let xor = async |a: Aby3Tensor, b: Aby3Tensor| -> Result<Aby3Tensor, MpcError> {
+    let xor = async |a: Aby3Tensor<R>, b: Aby3Tensor<R>| -> Result<Aby3Tensor<R>, MpcError> {
         let ab = super::mul(session, &a, &b).await?;
-        a.add(&b)?.sub(&ab.scale(2))
+        a.add(&b)?.sub(&ab.scale(R::from_u64(2)))
     };
     let t = xor(slot(0), slot(1)).await?;
     xor(t, slot(2)).await
@@ -207,7 +222,7 @@ pub async fn equal<N: Network>(
     y: &Aby3Tensor,
 ) -> Result<Aby3Tensor, MpcError> {
     let me = session.me();
-    let mut w = a2b(session, &x.sub(y)?).await?.not(me);
+    let mut w: Aby3Bits = a2b(session, &x.sub(y)?).await?.not(me);
     let mut shift = BITS / 2;
     while shift >= 1 {
         let hi = w.shr(shift);
@@ -217,11 +232,14 @@ pub async fn equal<N: Network>(
     bit_inject(session, &w, 0).await
 }
 
-/// `x >= 0` as an arithmetic 0/1 (the derivative of ReLU): `1 - msb(x)`.
-pub async fn drelu<N: Network>(
+/// `x >= 0` as an arithmetic 0/1 (the derivative of ReLU): `1 - msb(x)`. In any ring the
+/// comparison runs on the value modulo `2^64` ([`Aby3Tensor::low64`], local), so it is exact
+/// for `|x| < 2^63` and only the 0/1 is made in `R` (bit injection).
+pub async fn drelu<R: Ring, N: Network>(
     session: &Session<N>,
-    x: &Aby3Tensor,
-) -> Result<Aby3Tensor, MpcError> {
-    let ones = vec![1u64; x.len()];
-    msb(session, x).await?.neg().add_public(session.me(), &ones)
+    x: &Aby3Tensor<R>,
+) -> Result<Aby3Tensor<R>, MpcError> {
+    let bits = a2b(session, &x.low64()).await?;
+    let msb: Aby3Tensor<R> = bit_inject(session, &bits, BITS - 1).await?;
+    msb.neg().add_public(session.me(), &vec![R::ONE; x.len()])
 }

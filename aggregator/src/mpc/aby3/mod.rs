@@ -23,71 +23,76 @@ use std::marker::PhantomData;
 
 use tessera_common::PartyId;
 use tessera_common::net::Network;
-use tessera_common::ring::{RingTensor, ShapeError};
+use tessera_common::ring::{Ring, RingTensor, ShapeError};
 
 use super::{MpcError, Op, Session};
 
 /// The number of servers ABY3 runs on.
 pub const SERVERS: usize = 3;
 
-/// The algebra of a sharing: arithmetic mod 2^64 or boolean (XOR/AND on 64-bit words).
+/// The algebra of a sharing: arithmetic mod `2^k` or boolean (XOR/AND on `k`-bit words), over
+/// the words of a [`Ring`] (`u64`, or `u128` for training's precision).
 pub trait Kind: Clone + Send + Sync + 'static {
+    /// The word each share is made of.
+    type Word: Ring;
     /// Name for messages and errors.
     const NAME: &'static str;
     /// Share combination (`+` or `^`).
-    fn add(a: u64, b: u64) -> u64;
+    fn add(a: Self::Word, b: Self::Word) -> Self::Word;
     /// Its inverse (`-` or `^`).
-    fn sub(a: u64, b: u64) -> u64;
+    fn sub(a: Self::Word, b: Self::Word) -> Self::Word;
     /// Product (`*` or `&`).
-    fn mul(a: u64, b: u64) -> u64;
+    fn mul(a: Self::Word, b: Self::Word) -> Self::Word;
 }
 
-/// Arithmetic sharing in the ring `Z_{2^64}`.
+/// Arithmetic sharing in the ring `Z_{2^k}` of `R`.
 #[derive(Debug, Clone, Copy)]
-pub struct Arith;
+pub struct Arith<R = u64>(PhantomData<R>);
 
-/// Boolean sharing: XOR shares of 64-bit words.
+/// Boolean sharing: XOR shares of `R`'s words.
 #[derive(Debug, Clone, Copy)]
-pub struct Bool;
+pub struct Bool<R = u64>(PhantomData<R>);
 
-impl Kind for Arith {
+impl<R: Ring> Kind for Arith<R> {
+    type Word = R;
     const NAME: &'static str = "arith";
-    fn add(a: u64, b: u64) -> u64 {
-        a.wrapping_add(b)
+    fn add(a: R, b: R) -> R {
+        a.add(b)
     }
-    fn sub(a: u64, b: u64) -> u64 {
-        a.wrapping_sub(b)
+    fn sub(a: R, b: R) -> R {
+        a.sub(b)
     }
-    fn mul(a: u64, b: u64) -> u64 {
-        a.wrapping_mul(b)
+    fn mul(a: R, b: R) -> R {
+        a.mul(b)
     }
 }
 
-impl Kind for Bool {
+impl<R: Ring> Kind for Bool<R> {
+    type Word = R;
     const NAME: &'static str = "bool";
-    fn add(a: u64, b: u64) -> u64 {
-        a ^ b
+    fn add(a: R, b: R) -> R {
+        a.xor(b)
     }
-    fn sub(a: u64, b: u64) -> u64 {
-        a ^ b
+    fn sub(a: R, b: R) -> R {
+        a.xor(b)
     }
-    fn mul(a: u64, b: u64) -> u64 {
-        a & b
+    fn mul(a: R, b: R) -> R {
+        a.and(b)
     }
 }
 
 /// A replicated sharing held by one server: its two shares `(x_me, x_{me+1})` and the shape.
 #[derive(Clone)]
 pub struct Shared<K: Kind> {
-    s: [Vec<u64>; 2],
+    s: [Vec<K::Word>; 2],
     shape: Vec<usize>,
     kind: PhantomData<K>,
 }
 
-/// An arithmetic ABY3 tensor.
-pub type Aby3Tensor = Shared<Arith>;
-/// A boolean ABY3 tensor (64 bits per element).
-pub type Aby3Bits = Shared<Bool>;
+/// An arithmetic ABY3 tensor (in the 64-bit ring unless said otherwise).
+pub type Aby3Tensor<R = u64> = Shared<Arith<R>>;
+/// A boolean ABY3 tensor (64 bits per element unless said otherwise).
+pub type Aby3Bits<R = u64> = Shared<Bool<R>>;
 
 impl<K: Kind> std::fmt::Debug for Shared<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -103,7 +108,7 @@ pub(crate) fn prev(me: usize) -> usize {
     (me + 2) % SERVERS
 }
 
-fn zip(a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
+fn zip<W: Ring>(a: &[W], b: &[W], f: impl Fn(W, W) -> W) -> Vec<W> {
     a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect()
 }
 
@@ -112,7 +117,7 @@ fn numel(shape: &[usize]) -> usize {
 }
 
 impl<K: Kind> Shared<K> {
-    pub(crate) fn from_parts(s0: Vec<u64>, s1: Vec<u64>, shape: &[usize]) -> Self {
+    pub(crate) fn from_parts(s0: Vec<K::Word>, s1: Vec<K::Word>, shape: &[usize]) -> Self {
         Shared {
             s: [s0, s1],
             shape: shape.to_vec(),
@@ -136,32 +141,32 @@ impl<K: Kind> Shared<K> {
     }
 
     /// This server's two shares `(x_me, x_{me+1})`. Exposed for tests of what a server sees.
-    pub fn shares(&self) -> (&[u64], &[u64]) {
+    pub fn shares(&self) -> (&[K::Word], &[K::Word]) {
         (&self.s[0], &self.s[1])
     }
 
     /// All zeros (a valid sharing of zero).
     pub fn zeros(shape: &[usize]) -> Self {
         let n = numel(shape);
-        Self::from_parts(vec![0; n], vec![0; n], shape)
+        Self::from_parts(vec![K::Word::ZERO; n], vec![K::Word::ZERO; n], shape)
     }
 
     /// A sharing of a value the two holders of slot `slot` both know (the others pass zeros):
     /// it sits in that slot only, so no communication is needed.
-    pub(crate) fn from_slot(me: usize, slot: usize, value: &[u64], shape: &[usize]) -> Self {
+    pub(crate) fn from_slot(me: usize, slot: usize, value: &[K::Word], shape: &[usize]) -> Self {
         let n = value.len();
         let pick = |j: usize| {
             if j == slot {
                 value.to_vec()
             } else {
-                vec![0; n]
+                vec![K::Word::ZERO; n]
             }
         };
         Self::from_parts(pick(me), pick(next(me)), shape)
     }
 
     /// A public value as a sharing (in slot 0).
-    pub fn public(me: usize, value: &[u64], shape: &[usize]) -> Self {
+    pub fn public(me: usize, value: &[K::Word], shape: &[usize]) -> Self {
         Self::from_slot(me, 0, value, shape)
     }
 
@@ -170,7 +175,7 @@ impl<K: Kind> Shared<K> {
     pub fn map_local(
         &self,
         shape: &[usize],
-        f: impl Fn(&[u64]) -> Vec<u64>,
+        f: impl Fn(&[K::Word]) -> Vec<K::Word>,
     ) -> Result<Self, MpcError> {
         let (a, b) = (f(&self.s[0]), f(&self.s[1]));
         if a.len() != numel(shape) {
@@ -185,7 +190,7 @@ impl<K: Kind> Shared<K> {
 
     /// The same shares under another shape with the same number of elements.
     pub fn reshape(&self, shape: &[usize]) -> Result<Self, MpcError> {
-        self.map_local(shape, <[u64]>::to_vec)
+        self.map_local(shape, <[K::Word]>::to_vec)
     }
 
     fn check_same(&self, other: &Self) -> Result<(), MpcError> {
@@ -199,7 +204,11 @@ impl<K: Kind> Shared<K> {
         Ok(())
     }
 
-    fn zip_with(&self, other: &Self, f: impl Fn(u64, u64) -> u64) -> Result<Self, MpcError> {
+    fn zip_with(
+        &self,
+        other: &Self,
+        f: impl Fn(K::Word, K::Word) -> K::Word,
+    ) -> Result<Self, MpcError> {
         self.check_same(other)?;
         Ok(Self::from_parts(
             zip(&self.s[0], &other.s[0], &f),
@@ -219,12 +228,12 @@ impl<K: Kind> Shared<K> {
     }
 
     /// Adds a public tensor (to slot 0, held by servers 0 and 2).
-    pub fn add_public(&self, me: usize, c: &[u64]) -> Result<Self, MpcError> {
+    pub fn add_public(&self, me: usize, c: &[K::Word]) -> Result<Self, MpcError> {
         self.add(&Self::public(me, c, &self.shape))
     }
 
     /// Elementwise product with a public tensor (local, no truncation).
-    pub fn mul_public(&self, c: &[u64]) -> Result<Self, MpcError> {
+    pub fn mul_public(&self, c: &[K::Word]) -> Result<Self, MpcError> {
         if c.len() != self.len() {
             return Err(ShapeError::Length {
                 len: c.len(),
@@ -240,8 +249,8 @@ impl<K: Kind> Shared<K> {
     }
 
     /// Each element times the public scalar `k` (`&` for boolean sharing).
-    pub fn scale(&self, k: u64) -> Self {
-        let f = |v: &Vec<u64>| v.iter().map(|a| K::mul(*a, k)).collect();
+    pub fn scale(&self, k: K::Word) -> Self {
+        let f = |v: &Vec<K::Word>| v.iter().map(|a| K::mul(*a, k)).collect();
         Self::from_parts(f(&self.s[0]), f(&self.s[1]), &self.shape)
     }
 
@@ -282,17 +291,25 @@ impl<K: Kind> Shared<K> {
     }
 }
 
-impl Aby3Tensor {
+impl<R: Ring> Aby3Tensor<R> {
     /// `-self` (local).
     pub fn neg(&self) -> Self {
-        self.scale(u64::MAX)
+        self.scale(R::ONE.neg())
+    }
+
+    /// The same value modulo `2^64` (local: each share reduced). A value below `2^63` in
+    /// magnitude keeps its signed value, so comparisons of such values run in the 64-bit ring
+    /// whatever ring the values live in.
+    pub fn low64(&self) -> Aby3Tensor {
+        let f = |v: &Vec<R>| v.iter().map(|a| a.low_u64()).collect();
+        Shared::from_parts(f(&self.s[0]), f(&self.s[1]), &self.shape)
     }
 }
 
-impl Aby3Bits {
+impl<R: Ring> Aby3Bits<R> {
     /// Bitwise NOT (flip slot 0).
     pub fn not(&self, me: usize) -> Self {
-        let flip = |v: &Vec<u64>| v.iter().map(|a| !a).collect();
+        let flip = |v: &Vec<R>| v.iter().map(|a| a.not()).collect();
         // Slot 0 is this server's first share at server 0 and its second at server 2.
         match me {
             0 => Self::from_parts(flip(&self.s[0]), self.s[1].clone(), &self.shape),
@@ -303,13 +320,13 @@ impl Aby3Bits {
 
     /// Logical shift left by `bits` (local).
     pub fn shl(&self, bits: u32) -> Self {
-        let f = |v: &Vec<u64>| v.iter().map(|a| a << bits).collect();
+        let f = |v: &Vec<R>| v.iter().map(|a| a.shl(bits)).collect();
         Self::from_parts(f(&self.s[0]), f(&self.s[1]), &self.shape)
     }
 
     /// Logical shift right by `bits` (local).
     pub fn shr(&self, bits: u32) -> Self {
-        let f = |v: &Vec<u64>| v.iter().map(|a| a >> bits).collect();
+        let f = |v: &Vec<R>| v.iter().map(|a| a.shr(bits)).collect();
         Self::from_parts(f(&self.s[0]), f(&self.s[1]), &self.shape)
     }
 }
@@ -331,10 +348,10 @@ pub(crate) fn zero_share<K: Kind, N: Network>(
     op: &Op,
     sub: u64,
     len: usize,
-) -> Result<Vec<u64>, MpcError> {
+) -> Result<Vec<K::Word>, MpcError> {
     let me = session.me();
-    let a: Vec<u64> = session.shared_prg(next(me), op, sub)?.ring_vec(len);
-    let b: Vec<u64> = session.shared_prg(prev(me), op, sub)?.ring_vec(len);
+    let a: Vec<K::Word> = session.shared_prg(next(me), op, sub)?.ring_vec(len);
+    let b: Vec<K::Word> = session.shared_prg(prev(me), op, sub)?.ring_vec(len);
     Ok(zip(&a, &b, K::sub))
 }
 
@@ -348,8 +365,8 @@ pub(crate) fn random_shared<K: Kind, N: Network>(
 ) -> Result<Shared<K>, MpcError> {
     let me = session.me();
     let n = numel(shape);
-    let mine: Vec<u64> = session.shared_prg(prev(me), op, sub)?.ring_vec(n);
-    let theirs: Vec<u64> = session.shared_prg(next(me), op, sub)?.ring_vec(n);
+    let mine: Vec<K::Word> = session.shared_prg(prev(me), op, sub)?.ring_vec(n);
+    let theirs: Vec<K::Word> = session.shared_prg(next(me), op, sub)?.ring_vec(n);
     Ok(Shared::from_parts(mine, theirs, shape))
 }
 
@@ -358,7 +375,7 @@ pub(crate) fn random_shared<K: Kind, N: Network>(
 async fn reshare<K: Kind, N: Network>(
     session: &Session<N>,
     op: &Op,
-    z: Vec<u64>,
+    z: Vec<K::Word>,
     shape: &[usize],
 ) -> Result<Shared<K>, MpcError> {
     let me = session.me();
@@ -387,7 +404,7 @@ impl Product {
     }
 
     /// `x_i·y_i + x_i·y_{i+1} + x_{i+1}·y_i`: this server's additive share of the product.
-    fn cross<K: Kind>(self, x: &Shared<K>, y: &Shared<K>) -> Result<Vec<u64>, MpcError> {
+    fn cross<K: Kind>(self, x: &Shared<K>, y: &Shared<K>) -> Result<Vec<K::Word>, MpcError> {
         match self {
             Product::Hadamard => Ok((0..x.len())
                 .map(|i| {
@@ -396,7 +413,7 @@ impl Product {
                 })
                 .collect()),
             Product::Matmul { m, k, n } => {
-                let t = |v: &[u64], r, c| RingTensor::from_vec(&[r, c], v.to_vec());
+                let t = |v: &[K::Word], r, c| RingTensor::from_vec(&[r, c], v.to_vec());
                 let (a0, a1) = (t(&x.s[0], m, k)?, t(&x.s[1], m, k)?);
                 let (b0, b1) = (t(&y.s[0], k, n)?, t(&y.s[1], k, n)?);
                 let mut z = a0.matmul(&b0.add(&b1)?)?;
@@ -429,31 +446,31 @@ pub(crate) async fn product<K: Kind, N: Network>(
 }
 
 /// Elementwise product `x * y` (exact in the ring).
-pub async fn mul<N: Network>(
+pub async fn mul<R: Ring, N: Network>(
     session: &Session<N>,
-    x: &Aby3Tensor,
-    y: &Aby3Tensor,
-) -> Result<Aby3Tensor, MpcError> {
+    x: &Aby3Tensor<R>,
+    y: &Aby3Tensor<R>,
+) -> Result<Aby3Tensor<R>, MpcError> {
     x.check_same(y)?;
     product(session, "aby3_mul", x, y, Product::Hadamard, &x.shape).await
 }
 
 /// Matrix product of `m x k` and `k x n` sharings (exact in the ring).
-pub async fn matmul<N: Network>(
+pub async fn matmul<R: Ring, N: Network>(
     session: &Session<N>,
-    x: &Aby3Tensor,
-    y: &Aby3Tensor,
-) -> Result<Aby3Tensor, MpcError> {
+    x: &Aby3Tensor<R>,
+    y: &Aby3Tensor<R>,
+) -> Result<Aby3Tensor<R>, MpcError> {
     let (p, shape) = Product::for_matmul(&x.shape, &y.shape)?;
     product(session, "aby3_matmul", x, y, p, &shape).await
 }
 
 /// Bitwise AND of two boolean sharings.
-pub async fn and<N: Network>(
+pub async fn and<R: Ring, N: Network>(
     session: &Session<N>,
-    x: &Aby3Bits,
-    y: &Aby3Bits,
-) -> Result<Aby3Bits, MpcError> {
+    x: &Aby3Bits<R>,
+    y: &Aby3Bits<R>,
+) -> Result<Aby3Bits<R>, MpcError> {
     x.check_same(y)?;
     product(session, "aby3_and", x, y, Product::Hadamard, &x.shape).await
 }
@@ -463,7 +480,7 @@ pub async fn and<N: Network>(
 pub async fn share_from<K: Kind, N: Network>(
     session: &Session<N>,
     owner: usize,
-    value: Option<&RingTensor<u64>>,
+    value: Option<&RingTensor<K::Word>>,
     shape: &[usize],
 ) -> Result<Shared<K>, MpcError> {
     check_servers(session)?;
@@ -488,7 +505,9 @@ pub async fn share_from<K: Kind, N: Network>(
         }
         Shared::from_parts(slots[me].clone(), slots[next(me)].clone(), shape)
     } else {
-        let pair = session.recv_vec::<u64>(owner, &op, "pair", 2 * n).await?;
+        let pair = session
+            .recv_vec::<K::Word>(owner, &op, "pair", 2 * n)
+            .await?;
         Shared::from_parts(pair[..n].to_vec(), pair[n..].to_vec(), shape)
     };
     session.record(&op, before);
@@ -496,10 +515,10 @@ pub async fn share_from<K: Kind, N: Network>(
 }
 
 /// Splits `x` into three fresh random shares (of kind `K`).
-pub fn split3<K: Kind>(x: &[u64]) -> [Vec<u64>; 3] {
+pub fn split3<K: Kind>(x: &[K::Word]) -> [Vec<K::Word>; 3] {
     let mut rng = rand::rng();
     let mut r = |n: usize| {
-        let mut v = vec![0u64; n];
+        let mut v = vec![K::Word::ZERO; n];
         rand::Rng::fill_bytes(&mut rng, bytemuck::cast_slice_mut(&mut v));
         v
     };
@@ -518,7 +537,7 @@ pub async fn input_from<K: Kind, N: Network>(
 ) -> Result<Shared<K>, MpcError> {
     check_servers(session)?;
     let n = numel(shape);
-    let pair = session.recv_party::<u64>(from, label, 2 * n).await?;
+    let pair = session.recv_party::<K::Word>(from, label, 2 * n).await?;
     let x = Shared::from_parts(pair[..n].to_vec(), pair[n..].to_vec(), shape);
     check_input_consistency(session, &x, from, label).await?;
     Ok(x)
@@ -537,16 +556,14 @@ async fn check_input_consistency<K: Kind, N: Network>(
 ) -> Result<(), MpcError> {
     let op = session.op("aby3_input_check");
     let me = session.me();
-    let digest = |component: usize, values: &[u64]| -> [u8; 32] {
+    let digest = |component: usize, values: &[K::Word]| -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new()
             .chain_update(b"tessera/v1/aby3-input")
             .chain_update((label.len() as u64).to_le_bytes())
             .chain_update(label.as_bytes())
             .chain_update((component as u64).to_le_bytes());
-        for v in values {
-            h.update(v.to_le_bytes());
-        }
+        h.update(tessera_common::ring::encode_elements(values));
         h.finalize().into()
     };
     // Component index -> this server's hash of it.
@@ -599,11 +616,11 @@ pub async fn open<K: Kind, N: Network>(
     session: &Session<N>,
     op: &Op,
     x: &Shared<K>,
-) -> Result<Vec<u64>, MpcError> {
+) -> Result<Vec<K::Word>, MpcError> {
     let me = session.me();
     session.send_vec(next(me), op, "open", &x.s[0]).await?;
     let missing = session
-        .recv_vec::<u64>(prev(me), op, "open", x.len())
+        .recv_vec::<K::Word>(prev(me), op, "open", x.len())
         .await?;
     Ok((0..x.len())
         .map(|i| K::add(K::add(x.s[0][i], x.s[1][i]), missing[i]))
@@ -615,7 +632,7 @@ pub async fn reveal_to<K: Kind, N: Network>(
     session: &Session<N>,
     x: &Shared<K>,
     receiver: usize,
-) -> Result<Option<RingTensor<u64>>, MpcError> {
+) -> Result<Option<RingTensor<K::Word>>, MpcError> {
     check_servers(session)?;
     let op = session.op("aby3_reveal");
     let before = session.net_stats();
@@ -625,7 +642,7 @@ pub async fn reveal_to<K: Kind, N: Network>(
         None
     } else if me == receiver {
         let missing = session
-            .recv_vec::<u64>(next(me), &op, "open", x.len())
+            .recv_vec::<K::Word>(next(me), &op, "open", x.len())
             .await?;
         let v = (0..x.len())
             .map(|i| K::add(K::add(x.s[0][i], x.s[1][i]), missing[i]))

@@ -13,6 +13,7 @@
 //! online round instead of two.
 
 use tessera_common::net::Network;
+use tessera_common::ring::Ring;
 
 use super::boolean::b2a;
 use super::{
@@ -21,32 +22,32 @@ use super::{
 };
 
 /// A truncation pair: `s` and `t = s >> d` as arithmetic sharings of the same length.
-pub type TruncPair = (Aby3Tensor, Aby3Tensor);
+pub type TruncPair<R = u64> = (Aby3Tensor<R>, Aby3Tensor<R>);
 
 /// A truncation pair `([s], [s >> d])` for `n` elements.
-pub async fn trunc_pair<N: Network>(
+pub async fn trunc_pair<R: Ring, N: Network>(
     session: &Session<N>,
     n: usize,
     bits: u32,
-) -> Result<TruncPair, MpcError> {
+) -> Result<TruncPair<R>, MpcError> {
     Ok(trunc_pairs(session, &[(bits, n)]).await?.remove(0))
 }
 
 /// Truncation pairs for several `(bits, n)` needs at once: one B2A for all of them, so the
 /// preprocessing costs its rounds once.
-pub async fn trunc_pairs<N: Network>(
+pub async fn trunc_pairs<R: Ring, N: Network>(
     session: &Session<N>,
     needs: &[(u32, usize)],
-) -> Result<Vec<TruncPair>, MpcError> {
+) -> Result<Vec<TruncPair<R>>, MpcError> {
     check_servers(session)?;
     let op = session.op("aby3_trunc_pair");
     let total: usize = needs.iter().map(|(_, n)| n).sum();
-    let s: Aby3Bits = random_shared(session, &op, 0, &[total])?;
-    let shift = |v: &[u64]| {
+    let s: Aby3Bits<R> = random_shared(session, &op, 0, &[total])?;
+    let shift = |v: &[R]| {
         let mut out = Vec::with_capacity(v.len());
         let mut at = 0;
         for (bits, n) in needs {
-            out.extend(v[at..at + n].iter().map(|a| ((*a as i64) >> bits) as u64));
+            out.extend(v[at..at + n].iter().map(|a| a.shr_signed(*bits)));
             at += n;
         }
         out
@@ -61,34 +62,34 @@ pub async fn trunc_pairs<N: Network>(
     Ok(parts.into_iter().zip(ts).collect())
 }
 
-fn finish(
+fn finish<R: Ring>(
     me: usize,
-    c: &[u64],
-    t: &Aby3Tensor,
+    c: &[R],
+    t: &Aby3Tensor<R>,
     bits: u32,
     shape: &[usize],
-) -> Result<Aby3Tensor, MpcError> {
-    let shifted: Vec<u64> = c.iter().map(|v| ((*v as i64) >> bits) as u64).collect();
+) -> Result<Aby3Tensor<R>, MpcError> {
+    let shifted: Vec<R> = c.iter().map(|v| v.shr_signed(bits)).collect();
     t.neg().add_public(me, &shifted)?.reshape(shape)
 }
 
 /// `x >> bits` (signed), within one unit (see the module docs for the failure probability).
-pub async fn truncate<N: Network>(
+pub async fn truncate<R: Ring, N: Network>(
     session: &Session<N>,
-    x: &Aby3Tensor,
+    x: &Aby3Tensor<R>,
     bits: u32,
-) -> Result<Aby3Tensor, MpcError> {
+) -> Result<Aby3Tensor<R>, MpcError> {
     let pair = trunc_pair(session, x.len(), bits).await?;
     truncate_with(session, x, bits, pair).await
 }
 
 /// [`truncate`] with a pair made beforehand (for `bits`, of `x`'s length).
-pub async fn truncate_with<N: Network>(
+pub async fn truncate_with<R: Ring, N: Network>(
     session: &Session<N>,
-    x: &Aby3Tensor,
+    x: &Aby3Tensor<R>,
     bits: u32,
-    (s, t): TruncPair,
-) -> Result<Aby3Tensor, MpcError> {
+    (s, t): TruncPair<R>,
+) -> Result<Aby3Tensor<R>, MpcError> {
     check_pair(&s, x.len())?;
     let op = session.op("aby3_trunc");
     let before = session.net_stats();
@@ -100,38 +101,34 @@ pub async fn truncate_with<N: Network>(
 
 /// A product followed by truncation by `bits`, in one online round: each server sends
 /// `z_i + alpha_i + s_i` to both others.
-pub(crate) async fn product_trunc<N: Network>(
+pub(crate) async fn product_trunc<R: Ring, N: Network>(
     session: &Session<N>,
-    x: &Aby3Tensor,
-    y: &Aby3Tensor,
+    x: &Aby3Tensor<R>,
+    y: &Aby3Tensor<R>,
     product: Product,
     out_shape: &[usize],
     bits: u32,
-    (s, t): TruncPair,
-) -> Result<Aby3Tensor, MpcError> {
+    (s, t): TruncPair<R>,
+) -> Result<Aby3Tensor<R>, MpcError> {
     let n: usize = out_shape.iter().product();
     check_pair(&s, n)?;
     let op = session.op("aby3_mul_trunc");
     let before = session.net_stats();
     let me = session.me();
     let z = product.cross(x, y)?;
-    let alpha = zero_share::<Arith, N>(session, &op, 0, n)?;
-    let mine: Vec<u64> = (0..n)
-        .map(|i| z[i].wrapping_add(alpha[i]).wrapping_add(s.s[0][i]))
-        .collect();
+    let alpha = zero_share::<Arith<R>, N>(session, &op, 0, n)?;
+    let mine: Vec<R> = (0..n).map(|i| z[i].add(alpha[i]).add(s.s[0][i])).collect();
     session.send_vec(next(me), &op, "c", &mine).await?;
     session.send_vec(prev(me), &op, "c", &mine).await?;
-    let a = session.recv_vec::<u64>(next(me), &op, "c", n).await?;
-    let b = session.recv_vec::<u64>(prev(me), &op, "c", n).await?;
-    let c: Vec<u64> = (0..n)
-        .map(|i| mine[i].wrapping_add(a[i]).wrapping_add(b[i]))
-        .collect();
+    let a = session.recv_vec::<R>(next(me), &op, "c", n).await?;
+    let b = session.recv_vec::<R>(prev(me), &op, "c", n).await?;
+    let c: Vec<R> = (0..n).map(|i| mine[i].add(a[i]).add(b[i])).collect();
     let out = finish(me, &c, &t, bits, out_shape);
     session.record(&op, before);
     out
 }
 
-fn check_pair(s: &Aby3Tensor, n: usize) -> Result<(), MpcError> {
+fn check_pair<R: Ring>(s: &Aby3Tensor<R>, n: usize) -> Result<(), MpcError> {
     if s.len() != n {
         return Err(MpcError::Invalid(format!(
             "truncation pair for {} elements, {n} needed",
@@ -143,13 +140,13 @@ fn check_pair(s: &Aby3Tensor, n: usize) -> Result<(), MpcError> {
 
 /// Fixed-point elementwise product: `(x * y) >> bits` in one online round (with `pair` made
 /// beforehand, or a fresh one).
-pub async fn mul_trunc<N: Network>(
+pub async fn mul_trunc<R: Ring, N: Network>(
     session: &Session<N>,
-    x: &Aby3Tensor,
-    y: &Aby3Tensor,
+    x: &Aby3Tensor<R>,
+    y: &Aby3Tensor<R>,
     bits: u32,
-    pair: Option<TruncPair>,
-) -> Result<Aby3Tensor, MpcError> {
+    pair: Option<TruncPair<R>>,
+) -> Result<Aby3Tensor<R>, MpcError> {
     x.check_same(y)?;
     let pair = match pair {
         Some(p) => p,
@@ -160,13 +157,13 @@ pub async fn mul_trunc<N: Network>(
 
 /// Fixed-point matrix product: `(x · y) >> bits` in one online round (with `pair` made
 /// beforehand, or a fresh one).
-pub async fn matmul_trunc<N: Network>(
+pub async fn matmul_trunc<R: Ring, N: Network>(
     session: &Session<N>,
-    x: &Aby3Tensor,
-    y: &Aby3Tensor,
+    x: &Aby3Tensor<R>,
+    y: &Aby3Tensor<R>,
     bits: u32,
-    pair: Option<TruncPair>,
-) -> Result<Aby3Tensor, MpcError> {
+    pair: Option<TruncPair<R>>,
+) -> Result<Aby3Tensor<R>, MpcError> {
     let (p, shape) = Product::for_matmul(x.shape(), y.shape())?;
     let pair = match pair {
         Some(p) => p,

@@ -26,6 +26,7 @@ pub mod msb;
 mod zn;
 
 use tessera_common::net::Network;
+use tessera_common::ring::{Ring, RingTensor};
 
 use super::pond::{PRODUCER, PondTensor};
 use super::{MpcError, Session};
@@ -33,14 +34,23 @@ use super::{MpcError, Session};
 /// The helper server.
 pub const HELPER: usize = PRODUCER;
 
-/// `x >= 0` for `|x| < 2^62`, as Pond shares of 0/1 (Algorithm 6).
-pub async fn drelu<N: Network>(
+/// `x >= 0` for `|x| < 2^62`, as Pond shares of 0/1 (Algorithm 6). In a ring wider than 64
+/// bits the comparison runs on the value modulo `2^64` (each share reduced, local), which keeps
+/// the sign of such an `x`; only the final 0/1 is made in `R`.
+pub async fn drelu<R: Ring, N: Network>(
     session: &Session<N>,
-    x: &PondTensor<u64>,
-) -> Result<PondTensor<u64>, MpcError> {
-    let doubled = x.scale(2);
+    x: &PondTensor<R>,
+) -> Result<PondTensor<R>, MpcError> {
+    let low = PondTensor::from_share(
+        x.share()
+            .map(|s| s.as_slice().iter().map(|v| v.low_u64()).collect::<Vec<_>>())
+            .map(|v| RingTensor::from_vec(x.shape(), v))
+            .transpose()?,
+        x.shape(),
+    );
+    let doubled = low.scale(2);
     let y = convert::share_convert(session, &doubled).await?;
-    let msb = msb::compute_msb(session, &y, x.shape()).await?;
-    let ones = vec![1u64; x.shape().iter().product()];
+    let msb: PondTensor<R> = msb::compute_msb(session, &y, x.shape()).await?;
+    let ones = vec![R::ONE; x.shape().iter().product()];
     msb.neg().add_public(session.me(), &ones)
 }

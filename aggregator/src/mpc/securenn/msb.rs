@@ -9,11 +9,11 @@
 //! dealing, does not depend on `a`).
 
 use tessera_common::net::Network;
-use tessera_common::ring::RingTensor;
+use tessera_common::ring::{Ring, RingTensor};
 
 use super::HELPER;
 use super::compare::private_compare;
-use super::zn::{Deal, X_BITS, Zn, bits_of, deal, dealt};
+use super::zn::{Deal, X_BITS, Zn, bits_of, deal, deal_ring, dealt, dealt_ring};
 use crate::mpc::pond::{self, PondTensor};
 use crate::mpc::{MpcError, Session};
 
@@ -22,24 +22,17 @@ const X: Deal = Deal {
     stream: 1,
     zn: Zn::Odd,
 };
-const X_LSB: Deal = Deal {
-    part: "x_lsb",
-    stream: 3,
-    zn: Zn::L,
-};
-const BETA: Deal = Deal {
-    part: "beta",
-    stream: 5,
-    zn: Zn::L,
-};
+/// The low bit of `x` and the helper's `beta'`, dealt in the output ring.
+const X_LSB: (&str, u64) = ("x_lsb", 3);
+const BETA: (&str, u64) = ("beta", 5);
 
-/// `MSB(a)` as Pond shares of 0/1 for `a` shared in `Z_{2^64 - 1}` (`a_share` empty at the
-/// helper).
-pub async fn compute_msb<N: Network>(
+/// `MSB(a)` as Pond shares of 0/1 in the ring of `R` for `a` shared in `Z_{2^64 - 1}`
+/// (`a_share` empty at the helper).
+pub async fn compute_msb<R: Ring, N: Network>(
     session: &Session<N>,
     a_share: &[u64],
     shape: &[usize],
-) -> Result<PondTensor<u64>, MpcError> {
+) -> Result<PondTensor<R>, MpcError> {
     let op = session.op("snn_msb");
     let before = session.net_stats();
     let me = session.me();
@@ -49,12 +42,13 @@ pub async fn compute_msb<N: Network>(
         let x = Zn::Odd.sample(&mut rand_prg(), n);
         deal(session, &op, X, &x).await?;
         deal(session, &op, X_BITS, &bits_of(&x)).await?;
-        let lsb: Vec<u64> = x.iter().map(|v| v & 1).collect();
-        deal(session, &op, X_LSB, &lsb).await?;
+        let lsb: Vec<R> = x.iter().map(|v| R::from_u64(v & 1)).collect();
+        deal_ring(session, &op, X_LSB, &lsb).await?;
         let beta1 = private_compare(session, &op, &[], &[], &[], n)
             .await?
             .unwrap_or_default();
-        deal(session, &op, BETA, &beta1).await?;
+        let beta1: Vec<R> = beta1.iter().map(|b| R::from_u64(*b)).collect();
+        deal_ring(session, &op, BETA, &beta1).await?;
         session.record(&op, before);
         // The XOR's multiplication: the helper deals the Beaver triple.
         let none = PondTensor::from_share(None, shape);
@@ -68,7 +62,7 @@ pub async fn compute_msb<N: Network>(
     }
     let x = dealt(session, &op, X, n).await?;
     let x_bits = dealt(session, &op, X_BITS, 64 * n).await?;
-    let x_lsb = dealt(session, &op, X_LSB, n).await?;
+    let x_lsb: Vec<R> = dealt_ring(session, &op, X_LSB, n).await?;
     // r = 2a + x, opened between server0 and server1.
     let r_mine: Vec<u64> = (0..n)
         .map(|i| odd.add(odd.add(a_share[i], a_share[i]), x[i]))
@@ -84,20 +78,23 @@ pub async fn compute_msb<N: Network>(
         .map(|v| v & 1)
         .collect();
     private_compare(session, &op, &x_bits, &r, &beta, n).await?;
-    let beta1 = dealt(session, &op, BETA, n).await?;
+    let beta1: Vec<R> = dealt_ring(session, &op, BETA, n).await?;
     session.record(&op, before);
     let j = me as u64;
-    // gamma = beta XOR beta' = (x > r); delta = x_0 XOR r_0 (shares in Z_{2^64}).
-    let xor_public = |shared: u64, bit: u64| {
-        (shared.wrapping_add(j * bit)).wrapping_sub(2u64.wrapping_mul(bit).wrapping_mul(shared))
+    // gamma = beta XOR beta' = (x > r); delta = x_0 XOR r_0 (shares in the ring of R).
+    let xor_public = |shared: R, bit: u64| {
+        let (j, bit) = (R::from_u64(j), R::from_u64(bit));
+        shared
+            .add(j.mul(bit))
+            .sub(R::from_u64(2).mul(bit).mul(shared))
     };
-    let gamma: Vec<u64> = (0..n).map(|i| xor_public(beta1[i], beta[i])).collect();
-    let delta: Vec<u64> = (0..n).map(|i| xor_public(x_lsb[i], r[i] & 1)).collect();
+    let gamma: Vec<R> = (0..n).map(|i| xor_public(beta1[i], beta[i])).collect();
+    let delta: Vec<R> = (0..n).map(|i| xor_public(x_lsb[i], r[i] & 1)).collect();
     let g = PondTensor::from_share(Some(RingTensor::from_vec(shape, gamma)?), shape);
     let d = PondTensor::from_share(Some(RingTensor::from_vec(shape, delta)?), shape);
     let theta = pond::mul(session, &g, &d).await?;
     // alpha = gamma XOR delta = gamma + delta - 2 theta.
-    g.add(&d)?.sub(&theta.scale(2))
+    g.add(&d)?.sub(&theta.scale(R::from_u64(2)))
 }
 
 fn rand_prg() -> tessera_common::prg::Prg {

@@ -2,6 +2,7 @@
 
 use tessera_common::net::Network;
 use tessera_common::prg::Prg;
+use tessera_common::ring::Ring;
 
 use super::HELPER;
 use crate::mpc::{MpcError, Op, Session};
@@ -11,11 +12,10 @@ pub const M: u64 = u64::MAX;
 /// The small prime of PrivateCompare's bit shares.
 pub const P: u64 = 67;
 
-/// A modulus: `Z_{2^64}`, `Z_{2^64 - 1}` or `Z_67`.
+/// A modulus of the comparison protocols: `Z_{2^64 - 1}` or `Z_67` (values in the ring itself
+/// are dealt with [`deal_ring`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Zn {
-    /// `Z_{2^64}`.
-    L,
     /// `Z_{2^64 - 1}`.
     Odd,
     /// `Z_67` (one byte per element on the wire).
@@ -25,7 +25,6 @@ pub enum Zn {
 impl Zn {
     pub fn add(self, a: u64, b: u64) -> u64 {
         match self {
-            Zn::L => a.wrapping_add(b),
             Zn::Odd => {
                 let (s, carry) = a.overflowing_add(b);
                 // 2^64 = 1 (mod 2^64 - 1).
@@ -38,7 +37,6 @@ impl Zn {
 
     pub fn neg(self, a: u64) -> u64 {
         match self {
-            Zn::L => a.wrapping_neg(),
             Zn::Odd => {
                 if a == 0 {
                     0
@@ -57,7 +55,6 @@ impl Zn {
     /// Reduces a 64-bit value into the modulus.
     pub fn reduce(self, a: u64) -> u64 {
         match self {
-            Zn::L => a,
             Zn::Odd => {
                 if a == M {
                     0
@@ -72,7 +69,6 @@ impl Zn {
     /// `k * a` for a small public `k` (0, 1 or 2 in the protocols; any `k` works).
     pub fn mul_small(self, k: u64, a: u64) -> u64 {
         match self {
-            Zn::L => k.wrapping_mul(a),
             Zn::Odd => ((k as u128 * a as u128) % M as u128) as u64,
             Zn::P => (k % P) * (a % P) % P,
         }
@@ -82,7 +78,6 @@ impl Zn {
     /// bias of `2^-64`).
     pub fn sample(self, prg: &mut Prg, n: usize) -> Vec<u64> {
         match self {
-            Zn::L => prg.ring_vec(n),
             Zn::Odd => prg
                 .ring_vec::<u64>(n)
                 .into_iter()
@@ -203,6 +198,32 @@ pub async fn dealt<N: Network>(
         peer: tessera_common::PartyId::Server(HELPER as u8),
         reason: format!("{} is not in {:?}", deal.part, deal.zn),
     })
+}
+
+/// At the helper: deals `v` in the ring of `R` (the 0/1 results may live in a wider ring than
+/// the comparison), `server0`'s share from the PRG stream `stream`, `server1`'s sent as `part`.
+pub async fn deal_ring<R: Ring, N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    (part, stream): (&'static str, u64),
+    v: &[R],
+) -> Result<(), MpcError> {
+    let s0: Vec<R> = session.shared_prg(0, op, stream)?.ring_vec(v.len());
+    let s1: Vec<R> = v.iter().zip(&s0).map(|(a, b)| a.sub(*b)).collect();
+    session.send_vec(1, op, part, &s1).await
+}
+
+/// At `server0` or `server1`: this server's share of what the helper deals with [`deal_ring`].
+pub async fn dealt_ring<R: Ring, N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    (part, stream): (&'static str, u64),
+    n: usize,
+) -> Result<Vec<R>, MpcError> {
+    if session.me() == 0 {
+        return Ok(session.shared_prg(HELPER, op, stream)?.ring_vec(n));
+    }
+    session.recv_vec::<R>(HELPER, op, part, n).await
 }
 
 /// The 64 bits of each value, least significant first, as elements of `Z_67`.
