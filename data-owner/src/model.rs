@@ -397,6 +397,55 @@ pub fn logits(
         .unwrap_or_default())
 }
 
+/// The gradient of the cross-entropy summed over a batch of `n` samples (not averaged: the
+/// scale encrypted training's backward pass works in) with respect to `params`, in canonical
+/// order, by burn's autodiff. The reference of the encrypted gradients' tests.
+pub fn gradients(
+    spec: &ModelSpec,
+    params: &[f32],
+    features: &[f32],
+    labels: &[u8],
+    n: usize,
+) -> Result<Vec<f32>, ModelError> {
+    let device = Device::flex().autodiff();
+    let model = SpecModel::from_flat(spec, params, &device)?;
+    let logits = model.forward(features, n, &device);
+    let targets: Vec<i64> = labels.iter().map(|l| i64::from(*l)).collect();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
+    let loss = CrossEntropyLossConfig::new()
+        .init(&device)
+        .forward(logits, targets)
+        .mul_scalar(n as f32);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let mut visitor = GradVisitor {
+        grads: &grads,
+        values: Vec::new(),
+    };
+    model.visit(&mut visitor);
+    Ok(visitor.values)
+}
+
+struct GradVisitor<'a> {
+    grads: &'a GradientsParams,
+    values: Vec<f32>,
+}
+
+impl ModuleVisitor for GradVisitor<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let n: usize = param.val().dims().iter().product();
+        match self.grads.get::<D>(param.id) {
+            Some(g) => {
+                let data = g.into_data();
+                let slice = data
+                    .as_slice::<f32>()
+                    .expect("Tessera models hold f32 parameters");
+                self.values.extend_from_slice(slice);
+            }
+            None => self.values.extend(std::iter::repeat_n(0.0, n)),
+        }
+    }
+}
+
 /// Initial parameters for `spec` (burn's default initialisers) from a fresh module.
 pub fn initial_params(spec: &ModelSpec) -> Result<Vec<f32>, ModelError> {
     Ok(SpecModel::new(spec, &Device::flex())?.flatten())

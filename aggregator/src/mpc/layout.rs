@@ -19,6 +19,20 @@ impl Gather {
             .collect()
     }
 
+    /// The adjoint of the gather: adds output element `i` into input position `idx[i]` of a
+    /// vector of `len` elements (padding positions are dropped). The backward pass of every
+    /// layer that gathers (im2col, pooling windows, broadcasts) is this scatter-add, linear like
+    /// the gather, so it too runs on each share alone.
+    pub fn scatter_add<R: tessera_common::ring::Ring>(&self, v: &[R], len: usize) -> Vec<R> {
+        let mut out = vec![R::ZERO; len];
+        for (i, x) in self.idx.iter().zip(v) {
+            if let Some(i) = i {
+                out[*i] = out[*i].add(*x);
+            }
+        }
+        out
+    }
+
     /// Number of output elements.
     pub fn len(&self) -> usize {
         self.idx.len()
@@ -163,6 +177,34 @@ pub fn rows_to_nchw(n: usize, oh: usize, ow: usize, o: usize) -> Gather {
     Gather { idx }
 }
 
+/// `[n, o, oh, ow]` back to convolution rows `[n*oh*ow, o]` (the inverse of
+/// [`rows_to_nchw`]).
+pub fn nchw_to_rows(n: usize, oh: usize, ow: usize, o: usize) -> Gather {
+    let mut idx = Vec::with_capacity(n * o * oh * ow);
+    for b in 0..n {
+        for p in 0..oh * ow {
+            for ch in 0..o {
+                idx.push(Some((b * o + ch) * oh * ow + p));
+            }
+        }
+    }
+    Gather { idx }
+}
+
+/// Each of `rows` values repeated `width` times (`[rows]` to `[rows, width]`).
+pub fn repeat_each(rows: usize, width: usize) -> Gather {
+    Gather {
+        idx: (0..rows * width).map(|i| Some(i / width)).collect(),
+    }
+}
+
+/// A `[width]` vector repeated for each of `rows` rows (`[width]` to `[rows, width]`).
+pub fn tile(rows: usize, width: usize) -> Gather {
+    Gather {
+        idx: (0..rows * width).map(|i| Some(i % width)).collect(),
+    }
+}
+
 /// The compare-exchange stages of a bitonic sorting network on `n` (a power of two) elements:
 /// per stage, pairs `(i, l)` with `i < l` and whether the pair sorts ascending.
 pub fn bitonic_stages(n: usize) -> Vec<Vec<(usize, usize, bool)>> {
@@ -189,6 +231,27 @@ pub fn bitonic_stages(n: usize) -> Vec<Vec<(usize, usize, bool)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scatter_add_is_the_adjoint_of_the_gather() {
+        // <g(x), y> = <x, g^T(y)> for every x, y: the property backpropagation relies on.
+        let win = Window {
+            kernel: (3, 3),
+            stride: 2,
+            padding: 1,
+        };
+        let (g, _) = win.im2col(&[2, 3, 5, 5]).unwrap();
+        let x: Vec<u64> = (0..150u64).map(|i| i * 7 + 3).collect();
+        let y: Vec<u64> = (0..g.len() as u64).map(|i| i * 13 + 1).collect();
+        let dot = |a: &[u64], b: &[u64]| {
+            a.iter()
+                .zip(b)
+                .fold(0u64, |s, (p, q)| s.wrapping_add(p.wrapping_mul(*q)))
+        };
+        assert_eq!(dot(&g.apply(&x), &y), dot(&x, &g.scatter_add(&y, x.len())));
+        let back = nchw_to_rows(2, 3, 4, 5).apply(&rows_to_nchw(2, 3, 4, 5).apply(&x[..120]));
+        assert_eq!(back, x[..120].to_vec());
+    }
 
     #[test]
     fn bitonic_network_sorts_plain_values() {

@@ -33,5 +33,6 @@ pub mod pond;
 pub mod protocol;
 pub mod securenn;
 pub mod session;
+pub mod train;
 
 pub use session::{MpcError, Op, OpStats, Session};

@@ -8,7 +8,7 @@
 
 use tessera_common::model_spec::{ModelSpec, ResolvedLayer, StatelessLayer};
 
-use super::layout::{Gather, Window};
+use super::layout::Window;
 use super::protocol::Protocol;
 use super::{MpcError, approx, nn};
 
@@ -41,6 +41,21 @@ impl SecureModel {
             input_shape: spec.input_shape.clone(),
             output_shape,
         })
+    }
+
+    /// The resolved layers in order.
+    pub fn layers(&self) -> &[ResolvedLayer] {
+        &self.layers
+    }
+
+    /// The shape of one input sample.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// The shape of one output (the logits of one sample).
+    pub fn output_shape(&self) -> &[usize] {
+        &self.output_shape
     }
 
     /// The shapes of the parameters in canonical order.
@@ -173,20 +188,11 @@ impl SecureModel {
                     nn::dense(p, &flat, w, b).await?
                 }
                 ResolvedLayer::Conv2d {
-                    channels,
-                    stride,
-                    padding,
-                    ..
+                    stride, padding, ..
                 } => {
                     let (w, b) = (param()?, param()?);
                     let y = nn::conv2d(p, &h, w, stride, padding).await?;
-                    let out_shape = p.shape(&y).to_vec();
-                    let plane: usize = out_shape[2..].iter().product();
-                    let n: usize = out_shape.iter().product();
-                    let spread = Gather::positions(
-                        &(0..n).map(|i| (i / plane) % channels).collect::<Vec<_>>(),
-                    );
-                    p.add(&y, &p.map_local(b, &out_shape, &|s| spread.apply(s))?)?
+                    nn::add_channel_bias(p, &y, b)?
                 }
                 ResolvedLayer::Stateless(s) => match (s, activations) {
                     (StatelessLayer::Relu, Activations::Exact) => nn::relu(p, &h).await?,

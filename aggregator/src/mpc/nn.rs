@@ -62,7 +62,7 @@ fn rows_and_width(shape: &[usize]) -> Result<(usize, usize, Vec<usize>), MpcErro
     }
 }
 
-fn gather<P: Protocol>(
+pub(crate) fn gather<P: Protocol>(
     p: &P,
     x: &P::Tensor,
     g: &Gather,
@@ -71,91 +71,170 @@ fn gather<P: Protocol>(
     p.map_local(x, shape, &|s| g.apply(s))
 }
 
-/// Maximum along the last axis and, with `with_index`, its position.
+/// What the maximum tree carries along with each candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carry {
+    /// Nothing: the maximum only.
+    Nothing,
+    /// Its position (one integer per candidate).
+    Index,
+    /// A one-hot vector of its position (the width of the axis per candidate): the selection
+    /// max-pooling's backward pass routes the gradient through.
+    OneHot,
+}
+
+/// Columns `cols` of `[rows, k]` candidates carrying `width` values each, as a gather on the
+/// flat `[rows, k, width]` layout.
+fn candidate_columns(rows: usize, k: usize, width: usize, cols: &[usize]) -> Gather {
+    let wide: Vec<usize> = cols
+        .iter()
+        .flat_map(|c| c * width..(c + 1) * width)
+        .collect();
+    Gather::columns(rows, k * width, &wide)
+}
+
+/// Maximum along the last axis and what `carry` asks for. A tree of adjacent pairs: at each
+/// level candidate `2j` meets `2j + 1` and the odd one left over goes last, so candidates stay
+/// in position order and a tie keeps the left one: ties go to the earliest position, as in a
+/// plaintext scan (and burn's max-pooling).
 async fn max_tree<P: Protocol>(
     p: &P,
     x: &P::Tensor,
-    with_index: bool,
+    carry: Carry,
 ) -> Result<(P::Tensor, Option<P::Tensor>), MpcError> {
     let (rows, mut k, out_shape) = rows_and_width(p.shape(x))?;
+    let k0 = k;
+    let width = match carry {
+        Carry::Nothing => 0,
+        Carry::Index => 1,
+        Carry::OneHot => k0,
+    };
     let mut v = p.reshape(x, &[rows, k])?;
-    let positions: Vec<P::Elem> = (0..rows)
-        .flat_map(|_| (0..k as u64).map(P::Elem::from_u64))
-        .collect();
-    let mut idx = with_index.then(|| p.public(&positions, &[rows, k]));
+    let mut pay = match carry {
+        Carry::Nothing => None,
+        Carry::Index => {
+            let positions: Vec<P::Elem> = (0..rows)
+                .flat_map(|_| (0..k as u64).map(P::Elem::from_u64))
+                .collect();
+            Some(p.public(&positions, &[rows * k]))
+        }
+        Carry::OneHot => {
+            let eye: Vec<P::Elem> = (0..rows * k * k)
+                .map(|i| {
+                    let (j, t) = ((i / k) % k, i % k);
+                    if j == t { P::Elem::ONE } else { P::Elem::ZERO }
+                })
+                .collect();
+            Some(p.public(&eye, &[rows * k * k]))
+        }
+    };
     while k > 1 {
         let half = k / 2;
         let rest = k - 2 * half;
-        let cols = |r: std::ops::Range<usize>| Gather::columns(rows, k, &r.collect::<Vec<_>>());
-        let (gl, gr, gt) = (cols(0..half), cols(half..2 * half), cols(2 * half..k));
+        let even: Vec<usize> = (0..half).map(|c| 2 * c).collect();
+        let odd: Vec<usize> = (0..half).map(|c| 2 * c + 1).collect();
+        let left: Vec<usize> = (2 * half..k).collect();
+        let (gl, gr, gt) = (
+            Gather::columns(rows, k, &even),
+            Gather::columns(rows, k, &odd),
+            Gather::columns(rows, k, &left),
+        );
         let (a, b) = (
             gather(p, &v, &gl, &[rows, half])?,
             gather(p, &v, &gr, &[rows, half])?,
         );
         let c = less(p, &a, &b).await?;
-        // One multiplication for the value and (batched) the index: c * (b - a).
+        // One multiplication for the value and (batched) the payload: c * (b - a).
         let dv = p.sub(&b, &a)?;
-        let half_shape: &[usize] = &[rows, half];
-        let (new_v, new_i) = match &idx {
-            Some(i) => {
-                let (ia, ib) = (
-                    gather(p, i, &gl, half_shape)?,
-                    gather(p, i, &gr, half_shape)?,
+        let n_pay = rows * half * width;
+        let (new_v, new_pay) = match &pay {
+            Some(q) => {
+                let (qa, qb) = (
+                    gather(p, q, &candidate_columns(rows, k, width, &even), &[n_pay])?,
+                    gather(p, q, &candidate_columns(rows, k, width, &odd), &[n_pay])?,
                 );
-                let di = p.sub(&ib, &ia)?;
+                let dq = p.sub(&qb, &qa)?;
+                let cq = gather(
+                    p,
+                    &c,
+                    &super::layout::repeat_each(rows * half, width),
+                    &[n_pay],
+                )?;
+                let flat_c = p.reshape(&c, &[rows * half])?;
+                let flat_dv = p.reshape(&dv, &[rows * half])?;
                 let prod = p
-                    .mul(&p.concat(&[&c, &c])?, &p.concat(&[&dv, &di])?)
+                    .mul(&p.concat(&[&flat_c, &cq])?, &p.concat(&[&flat_dv, &dq])?)
                     .await?;
-                let parts = p.split(&prod, &[half_shape, half_shape])?;
-                (p.add(&a, &parts[0])?, Some(p.add(&ia, &parts[1])?))
+                let parts = p.split(&prod, &[&[rows, half], &[n_pay]])?;
+                (p.add(&a, &parts[0])?, Some(p.add(&qa, &parts[1])?))
             }
             None => (p.add(&a, &p.mul(&c, &dv).await?)?, None),
         };
-        // Rows become [the half winners, the odd column left over].
+        // Rows become [the half winners, the odd column left over], `width` values each.
         let w = half + rest;
-        let merge = Gather::positions(
-            &(0..rows)
-                .flat_map(|r| {
-                    (0..half)
-                        .map(move |c| r * half + c)
-                        .chain((0..rest).map(move |c| rows * half + r * rest + c))
-                })
-                .collect::<Vec<_>>(),
-        );
-        let join = |head: &P::Tensor, src: &P::Tensor| -> Result<P::Tensor, MpcError> {
-            let tail = gather(p, src, &gt, &[rows, rest])?;
-            gather(p, &p.concat(&[head, &tail])?, &merge, &[rows, w])
+        let merge = |width: usize| {
+            Gather::positions(
+                &(0..rows)
+                    .flat_map(|r| {
+                        (0..half * width).map(move |c| r * half * width + c).chain(
+                            (0..rest * width)
+                                .map(move |c| rows * half * width + r * rest * width + c),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
         };
-        v = join(&new_v, &v)?;
-        if let (Some(ni), Some(i)) = (new_i, &idx) {
-            idx = Some(join(&ni, i)?);
+        let tail = gather(p, &v, &gt, &[rows, rest])?;
+        v = gather(p, &p.concat(&[&new_v, &tail])?, &merge(1), &[rows, w])?;
+        if let (Some(nq), Some(q)) = (new_pay, &pay) {
+            let gq = candidate_columns(rows, k, width, &left);
+            let tail = gather(p, q, &gq, &[rows * rest * width])?;
+            let joined = p.concat(&[&nq, &tail])?;
+            pay = Some(gather(p, &joined, &merge(width), &[rows * w * width])?);
         }
         k = w;
     }
-    let idx = match idx {
-        Some(i) => Some(p.reshape(&i, &out_shape)?),
-        None => None,
+    let pay = match (pay, carry) {
+        (Some(q), Carry::OneHot) => {
+            let mut shape = out_shape.clone();
+            shape.push(k0);
+            Some(p.reshape(&q, &shape)?)
+        }
+        (Some(q), _) => Some(p.reshape(&q, &out_shape)?),
+        (None, _) => None,
     };
-    Ok((p.reshape(&v, &out_shape)?, idx))
+    Ok((p.reshape(&v, &out_shape)?, pay))
 }
 
 /// Maximum along the last axis.
 pub async fn max_last_axis<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
-    Ok(max_tree(p, x, false).await?.0)
+    Ok(max_tree(p, x, Carry::Nothing).await?.0)
 }
 
 /// Position of the maximum along the last axis (an integer, not fixed-point, sharing; ties go
-/// to the earlier position).
+/// to the earliest position).
 pub async fn argmax<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
-    max_tree(p, x, true)
+    max_tree(p, x, Carry::Index)
         .await?
         .1
         .ok_or_else(|| MpcError::Invalid("argmax without index".into()))
 }
 
+/// Maximum along the last axis and the one-hot selection of its position (shape
+/// `[..., k]`, integer 0/1; ties go to the earliest position): the forward pass of max-pooling
+/// keeps it so the backward pass routes the gradient without a second comparison.
+pub async fn max_with_selection<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+) -> Result<(P::Tensor, P::Tensor), MpcError> {
+    let (m, sel) = max_tree(p, x, Carry::OneHot).await?;
+    let sel = sel.ok_or_else(|| MpcError::Invalid("maximum without selection".into()))?;
+    Ok((m, sel))
+}
+
 /// The pooling windows of an `[n, c, h, w]` sharing as rows `[n*c*oh*ow, kh*kw]`, and the
 /// pooled shape `[n, c, oh, ow]`.
-fn pool_patches<P: Protocol>(
+pub(crate) fn pool_patches<P: Protocol>(
     p: &P,
     x: &P::Tensor,
     window: Window,
@@ -253,6 +332,29 @@ pub async fn conv2d<P: Protocol>(
     stride: usize,
     padding: usize,
 ) -> Result<P::Tensor, MpcError> {
+    Ok(conv2d_im2col(p, x, kernel, stride, padding).await?.0)
+}
+
+/// A convolution's im2col form, kept by training's forward pass: the patches, the gather that
+/// made them from the input and the output geometry `(n, oh, ow)`.
+#[derive(Debug, Clone)]
+pub struct Im2col<T> {
+    /// The patches `[n*oh*ow, c*kh*kw]`.
+    pub cols: T,
+    /// The gather from the input `[n, c, h, w]` to the patches.
+    pub gather: Gather,
+    /// Batch and output height and width.
+    pub out: (usize, usize, usize),
+}
+
+/// [`conv2d`] and its [`Im2col`].
+pub async fn conv2d_im2col<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    kernel: &P::Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<(P::Tensor, Im2col<P::Tensor>), MpcError> {
     let (o, c, kh, kw) = match p.shape(kernel) {
         &[o, c, kh, kw] => (o, c, kh, kw),
         s => {
@@ -281,7 +383,31 @@ pub async fn conv2d<P: Protocol>(
         &[c * kh * kw, o],
     )?;
     let rows = p.matmul_trunc(&cols, &kmat, p.frac_bits()).await?;
-    gather(p, &rows, &rows_to_nchw(n, oh, ow, o), &[n, o, oh, ow])
+    let y = gather(p, &rows, &rows_to_nchw(n, oh, ow, o), &[n, o, oh, ow])?;
+    Ok((
+        y,
+        Im2col {
+            cols,
+            gather: g,
+            out: (n, oh, ow),
+        },
+    ))
+}
+
+/// `y + b` for `y: [n, o, oh, ow]` and a bias `b: [o]` (one per channel; local).
+pub fn add_channel_bias<P: Protocol>(
+    p: &P,
+    y: &P::Tensor,
+    b: &P::Tensor,
+) -> Result<P::Tensor, MpcError> {
+    let shape = p.shape(y).to_vec();
+    let (channels, plane) = match shape.as_slice() {
+        [_, o, rest @ ..] => (*o, rest.iter().product::<usize>()),
+        _ => return Err(MpcError::Invalid(format!("no channel axis in {shape:?}"))),
+    };
+    let n: usize = shape.iter().product();
+    let spread = Gather::positions(&(0..n).map(|i| (i / plane) % channels).collect::<Vec<_>>());
+    p.add(y, &gather(p, b, &spread, &shape)?)
 }
 
 /// `x, x^2, ..., x^n` of a fixed-point sharing in `ceil(log2 n)` rounds (each level multiplies

@@ -57,6 +57,13 @@ pub fn unsupported(protocol: &'static str, op: &'static str) -> MpcError {
     MpcError::Unsupported { protocol, op }
 }
 
+/// A local map on one share's elements (a gather, reshape, sum...), as
+/// [`Protocol::map_local`] takes it.
+pub type LocalMap<'a, E> = &'a (dyn Fn(&[E]) -> Vec<E> + Sync);
+
+/// The prefetched truncation pairs of an ABY3 binding, by `(bits, elements)`.
+type PairPool<R> = Mutex<HashMap<(u32, usize), VecDeque<TruncPair<R>>>>;
+
 /// The operations of a secret-sharing protocol (see the module docs).
 pub trait Protocol: Send + Sync {
     /// A shared tensor as one server holds it.
@@ -116,7 +123,7 @@ pub trait Protocol: Send + Sync {
         &self,
         x: &Self::Tensor,
         shape: &[usize],
-        f: &(dyn Fn(&[Self::Elem]) -> Vec<Self::Elem> + Sync),
+        f: LocalMap<'_, Self::Elem>,
     ) -> Result<Self::Tensor, MpcError>;
 
     /// Elementwise product (exact in the ring).
@@ -242,7 +249,7 @@ binding!(
 pub struct Aby3<N: Network, R: Ring = u64> {
     session: Arc<Session<N>>,
     frac_bits: u32,
-    pairs: Mutex<HashMap<(u32, usize), VecDeque<TruncPair<R>>>>,
+    pairs: PairPool<R>,
 }
 
 impl<N: Network> Aby3<N> {
@@ -336,7 +343,7 @@ macro_rules! delegate_impl {
             &self,
             x: &Self::Tensor,
             shape: &[usize],
-            f: &(dyn Fn(&[R]) -> Vec<R> + Sync),
+            f: LocalMap<'_, R>,
         ) -> Result<Self::Tensor, MpcError> {
             x.map_local(shape, f)
         }

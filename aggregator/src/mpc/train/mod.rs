@@ -1,0 +1,119 @@
+//! Encrypted training: a [`SecureModel`] trained on secret-shared examples with shared
+//! parameters and shared optimizer state, over any [`Protocol`] that has the operations.
+//!
+//! - [`tape`]: the forward pass that keeps what backpropagation needs, and the backward pass
+//!   for every layer (Dense, Conv2d by im2col, ReLU, MaxPool2d, AvgPool2d, Sigmoid, Flatten).
+//! - [`loss`]: softmax cross-entropy, binary cross-entropy, squared error: gradients with
+//!   respect to the logits, values on request.
+//! - [`optim`]: SGD with momentum, Adam and AMSgrad on shared state.
+//! - [`precision`]: why training runs in the 128-bit ring and how often a truncation fails.
+//! - [`init`]: initial weights drawn by the servers from a common seed (Glorot / He).
+//!
+//! Which protocols train what: ABY3 and SecureNN everything (their comparisons give exact
+//! ReLU, max-pooling and the softmax's maximum); Pond only models whose non-linearities its
+//! polynomials approximate (logistic regression with the polynomial sigmoid): a ReLU,
+//! max-pooling or softmax under Pond is [`MpcError::Unsupported`].
+//!
+//! Nothing is opened during a step except what the caller asks for ([`Trainer::step`] returns
+//! the batch's loss as a sharing, to be revealed to the model owner only if the job says so).
+
+pub mod init;
+pub mod loss;
+pub mod optim;
+pub mod precision;
+pub mod tape;
+
+pub use loss::Loss;
+pub use optim::{OptimState, Optimizer};
+
+use super::MpcError;
+use super::model::{Activations, SecureModel};
+use super::protocol::Protocol;
+
+/// How a model is trained.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainSpec {
+    /// The loss.
+    pub loss: Loss,
+    /// The optimizer.
+    pub optimizer: Optimizer,
+    /// Exact activations (comparisons) or Pond's polynomials.
+    pub activations: Activations,
+}
+
+/// A model being trained: its shared parameters and optimizer state at one server.
+pub struct Trainer<T> {
+    model: SecureModel,
+    spec: TrainSpec,
+    params: Vec<T>,
+    state: OptimState<T>,
+}
+
+impl<T: Clone> Trainer<T> {
+    /// Starts from shared parameters `params` (canonical order, one tensor per weight and
+    /// bias; [`SecureModel::split_params`]).
+    pub fn new<P: Protocol<Tensor = T>>(
+        model: SecureModel,
+        spec: TrainSpec,
+        params: Vec<T>,
+    ) -> Result<Self, MpcError> {
+        tape::check_ring::<P>()?;
+        if params.len() != model.param_shapes().len() {
+            return Err(MpcError::Invalid(format!(
+                "{} parameter tensors for a model with {}",
+                params.len(),
+                model.param_shapes().len()
+            )));
+        }
+        Ok(Trainer {
+            model,
+            spec,
+            params,
+            state: OptimState::default(),
+        })
+    }
+
+    /// The current shared parameters.
+    pub fn params(&self) -> &[T] {
+        &self.params
+    }
+
+    /// The model.
+    pub fn model(&self) -> &SecureModel {
+        &self.model
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.state.steps
+    }
+
+    /// One step on a batch `x` (`[batch, features...]`) with targets `y` (`[batch, outputs]`).
+    /// With `with_loss`, also the batch's summed loss as a one-element sharing.
+    pub async fn step<P: Protocol<Tensor = T>>(
+        &mut self,
+        p: &P,
+        x: &T,
+        y: &T,
+        with_loss: bool,
+    ) -> Result<Option<T>, MpcError> {
+        let act = self.spec.activations;
+        let (z, tape) = tape::forward(p, &self.model, &self.params, x, act).await?;
+        let dz = self.spec.loss.gradient(p, &z, y, act).await?;
+        let loss = if with_loss {
+            Some(self.spec.loss.value(p, &z, y, act).await?)
+        } else {
+            None
+        };
+        let grads = tape::backward(p, &self.model, &self.params, &tape, &dz).await?;
+        let flat_w = p.concat(&self.params.iter().collect::<Vec<_>>())?;
+        let flat_g = p.concat(&grads.iter().collect::<Vec<_>>())?;
+        let new = self
+            .spec
+            .optimizer
+            .step(p, &mut self.state, &flat_w, &flat_g, tape.batch())
+            .await?;
+        self.params = self.model.split_params(p, &new)?;
+        Ok(loss)
+    }
+}
