@@ -132,6 +132,67 @@ impl ModelSpec {
         }
     }
 
+    /// MNIST network B of SecureNN (Wagh et al. 2019, Fig. 10): conv 5x5 1-16, ReLU, max-pool 2,
+    /// conv 5x5 16-16, ReLU, max-pool 2, FC 256-100, ReLU, FC 100-10.
+    pub fn network_b() -> Self {
+        Self::conv_net(16, 16, 100)
+    }
+
+    /// MNIST network C (LeNet, as SecureNN and TF Encrypted have it): conv 5x5 1-20, ReLU,
+    /// max-pool 2, conv 5x5 20-50, ReLU, max-pool 2, FC 800-500, ReLU, FC 500-10.
+    pub fn network_c() -> Self {
+        Self::conv_net(20, 50, 500)
+    }
+
+    fn conv_net(c1: usize, c2: usize, hidden: usize) -> Self {
+        let conv = |channels| LayerSpec::Conv2d {
+            channels,
+            kernel: 5,
+            stride: 1,
+            padding: 0,
+        };
+        let pool = LayerSpec::MaxPool2d {
+            kernel: 2,
+            stride: 2,
+        };
+        ModelSpec {
+            input_shape: vec![1, 28, 28],
+            layers: vec![
+                conv(c1),
+                LayerSpec::Relu,
+                pool.clone(),
+                conv(c2),
+                LayerSpec::Relu,
+                pool,
+                LayerSpec::Flatten,
+                LayerSpec::Dense { units: hidden },
+                LayerSpec::Relu,
+                LayerSpec::Dense { units: 10 },
+            ],
+        }
+    }
+
+    /// MNIST network D of SecureML/SecureNN: conv 5x5 stride 2 padding 2, 1-5, ReLU,
+    /// FC 980-100, ReLU, FC 100-10.
+    pub fn network_d() -> Self {
+        ModelSpec {
+            input_shape: vec![1, 28, 28],
+            layers: vec![
+                LayerSpec::Conv2d {
+                    channels: 5,
+                    kernel: 5,
+                    stride: 2,
+                    padding: 2,
+                },
+                LayerSpec::Relu,
+                LayerSpec::Flatten,
+                LayerSpec::Dense { units: 100 },
+                LayerSpec::Relu,
+                LayerSpec::Dense { units: 10 },
+            ],
+        }
+    }
+
     /// Multinomial logistic regression on MNIST: FC 784-10.
     pub fn logistic_regression() -> Self {
         ModelSpec {
@@ -140,10 +201,13 @@ impl ModelSpec {
         }
     }
 
-    /// A preset by name (`network-a`, `logreg`).
+    /// A preset by name (`network-a` to `network-d`, `logreg`).
     pub fn preset(name: &str) -> Option<Self> {
         match name {
             "network-a" | "a" => Some(Self::network_a()),
+            "network-b" | "b" => Some(Self::network_b()),
+            "network-c" | "c" | "lenet" => Some(Self::network_c()),
+            "network-d" | "d" => Some(Self::network_d()),
             "logreg" | "logistic-regression" => Some(Self::logistic_regression()),
             _ => None,
         }
@@ -264,6 +328,19 @@ mod tests {
             Ok(784 * 128 + 128 + 128 * 128 + 128 + 1290)
         );
         assert_eq!(ModelSpec::logistic_regression().num_params(), Ok(7850));
+        // SecureNN's networks B, C (LeNet) and D.
+        assert_eq!(
+            ModelSpec::network_b().num_params(),
+            Ok(16 * 25 + 16 + 16 * 16 * 25 + 16 + 256 * 100 + 100 + 100 * 10 + 10)
+        );
+        assert_eq!(
+            ModelSpec::network_c().num_params(),
+            Ok(20 * 25 + 20 + 50 * 20 * 25 + 50 + 800 * 500 + 500 + 500 * 10 + 10)
+        );
+        assert_eq!(
+            ModelSpec::network_d().num_params(),
+            Ok(5 * 25 + 5 + 980 * 100 + 100 + 100 * 10 + 10)
+        );
         let (_, out) = ModelSpec::network_a().resolve().unwrap();
         assert_eq!(out, vec![10]);
     }

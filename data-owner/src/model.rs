@@ -306,14 +306,12 @@ pub fn train_local(
     let batch = settings.batch_size.max(1);
     let batches_per_epoch = n.div_ceil(batch);
     let total = batches_per_epoch * settings.epochs;
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = ShuffleRng(settings.shuffle_seed | 1);
+    let epochs = batch_order(n, batch, settings.epochs, settings.shuffle_seed);
     let mut mean_loss = 0.0;
     let mut done = 0;
-    for _ in 0..settings.epochs {
-        rng.shuffle(&mut order);
+    for batches in &epochs {
         let mut loss_sum = 0.0;
-        for idx in order.chunks(batch) {
+        for idx in batches {
             let part = data.subset(idx);
             let logits = model.forward(&part.features, idx.len(), &device);
             let targets: Vec<i64> = part.labels.iter().map(|l| i64::from(*l)).collect();
@@ -449,6 +447,20 @@ impl ModuleVisitor for GradVisitor<'_> {
 /// Initial parameters for `spec` (burn's default initialisers) from a fresh module.
 pub fn initial_params(spec: &ModelSpec) -> Result<Vec<f32>, ModelError> {
     Ok(SpecModel::new(spec, &Device::flex())?.flatten())
+}
+
+/// The batches of `epochs` epochs over `n` samples: each epoch a fresh shuffle (from `seed`)
+/// cut into batches of `batch` (the last one shorter). Local training and encrypted training
+/// (with its plaintext comparison) draw their order from here, so both see the same batches.
+pub fn batch_order(n: usize, batch: usize, epochs: usize, seed: u64) -> Vec<Vec<Vec<usize>>> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = ShuffleRng(seed | 1);
+    (0..epochs)
+        .map(|_| {
+            rng.shuffle(&mut order);
+            order.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
+        })
+        .collect()
 }
 
 /// A small deterministic xorshift generator for shuffling batches (not for cryptography).

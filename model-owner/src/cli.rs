@@ -8,7 +8,9 @@ use tessera_common::cli::{KeygenArgs, keygen_exit_code};
 use tessera_common::job::ServerOptimizer;
 use tessera_common::model_spec::ModelSpec;
 
+use crate::encrypted::{EncryptedOptions, ProtocolKind, simulate_encrypted};
 use crate::simulate::{SimulateOptions, simulate};
+use tessera_aggregator::mpc::train::Optimizer;
 
 /// Tessera model owner: starts jobs, opens results, trains the global model.
 #[derive(Debug, Parser)]
@@ -24,6 +26,12 @@ pub struct Cli {
 pub enum ModelPreset {
     /// MNIST network A: FC 784-128, ReLU, FC 128-128, ReLU, FC 128-10.
     NetworkA,
+    /// MNIST network B: two 5x5 convolutions (16, 16) with max-pooling, FC 256-100-10.
+    NetworkB,
+    /// MNIST network C (LeNet): two 5x5 convolutions (20, 50) with max-pooling, FC 800-500-10.
+    NetworkC,
+    /// MNIST network D: a 5x5 stride-2 convolution (5), FC 980-100-10.
+    NetworkD,
     /// Logistic regression: FC 784-10.
     Logreg,
 }
@@ -33,33 +41,70 @@ impl ModelPreset {
     pub fn spec(self) -> ModelSpec {
         match self {
             ModelPreset::NetworkA => ModelSpec::network_a(),
+            ModelPreset::NetworkB => ModelSpec::network_b(),
+            ModelPreset::NetworkC => ModelSpec::network_c(),
+            ModelPreset::NetworkD => ModelSpec::network_d(),
             ModelPreset::Logreg => ModelSpec::logistic_regression(),
         }
     }
 }
 
-/// Server optimizers.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+/// Optimizers: the server optimizers of federated training, and those of encrypted training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OptimizerChoice {
     /// FedAvg (server learning rate 1).
     Fedavg,
     /// FedAdam (server learning rate 0.01, beta 0.9/0.99, tau 1e-3).
     Fedadam,
+    /// Encrypted training: SGD (`--learning-rate`, default 0.1).
+    Sgd,
+    /// Encrypted training: Adam (`--learning-rate`, default 0.001).
+    Adam,
+    /// Encrypted training: AMSgrad (`--learning-rate`, default 0.001).
+    Amsgrad,
 }
 
 impl OptimizerChoice {
-    /// The optimizer settings.
-    pub fn settings(self) -> ServerOptimizer {
+    /// The federated server optimizer, or an error naming the choice for the encrypted ones.
+    pub fn settings(self) -> Result<ServerOptimizer, String> {
         match self {
-            OptimizerChoice::Fedavg => ServerOptimizer::FedAvg { server_lr: 1.0 },
-            OptimizerChoice::Fedadam => ServerOptimizer::FedAdam {
+            OptimizerChoice::Fedavg => Ok(ServerOptimizer::FedAvg { server_lr: 1.0 }),
+            OptimizerChoice::Fedadam => Ok(ServerOptimizer::FedAdam {
                 server_lr: 0.01,
                 beta1: 0.9,
                 beta2: 0.99,
                 tau: 1e-3,
-            },
+            }),
+            other => Err(format!(
+                "--optimizer {other:?} is for encrypted training (--encrypted); federated \
+                 training takes fedavg or fedadam"
+            )),
         }
     }
+
+    /// The encrypted-training optimizer with learning rate `lr` (or its default).
+    pub fn mpc(self, lr: Option<f64>) -> Result<Optimizer, String> {
+        match self {
+            OptimizerChoice::Sgd | OptimizerChoice::Fedavg => Ok(Optimizer::sgd(lr.unwrap_or(0.1))),
+            OptimizerChoice::Adam => Ok(Optimizer::adam(lr.unwrap_or(0.001))),
+            OptimizerChoice::Amsgrad => Ok(Optimizer::amsgrad(lr.unwrap_or(0.001))),
+            OptimizerChoice::Fedadam => Err(
+                "--optimizer fedadam is federated; encrypted training takes sgd, adam or amsgrad"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// The protocol of encrypted training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolChoice {
+    /// ABY3.
+    Aby3,
+    /// SecureNN.
+    Securenn,
+    /// Pond (polynomial activations: models without ReLU, max-pooling or softmax).
+    Pond,
 }
 
 /// Training options shared by `simulate` and `train`.
@@ -91,6 +136,35 @@ pub struct TrainingArgs {
     pub out: PathBuf,
 }
 
+/// Options of `simulate --encrypted`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EncryptedArgs {
+    /// Train under MPC on secret-shared data instead of federated rounds.
+    #[arg(long)]
+    pub encrypted: bool,
+    /// The MPC protocol.
+    #[arg(long, value_enum, default_value = "aby3")]
+    pub protocol: ProtocolChoice,
+    /// Epochs over the union of the data owners' examples.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Fractional bits of the fixed-point values (128-bit ring).
+    #[arg(long, default_value_t = tessera_aggregator::mpc::train::precision::FRAC_BITS)]
+    pub frac_bits: u32,
+    /// Use only the first N training digits.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Reveal the loss of every N-th batch to the model owner for the progress bar (0: never).
+    #[arg(long, default_value_t = 10)]
+    pub loss_every: usize,
+    /// Also train the same model in the clear with burn (same weights, batches, learning rate).
+    #[arg(long)]
+    pub compare_plaintext: bool,
+    /// Seed of the initial weights and the batch order.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -111,6 +185,9 @@ pub enum Command {
         /// Label-skewed split (each owner sees about two digits) instead of IID.
         #[arg(long)]
         non_iid: bool,
+        /// Encrypted training: the servers train on secret-shared examples under MPC.
+        #[command(flatten)]
+        encrypted: EncryptedArgs,
     },
     /// Drive a federated training on a networked cluster (servers and data owners already running).
     Train {
@@ -150,7 +227,18 @@ pub fn run(cli: Cli) -> i32 {
             data_owners,
             servers,
             non_iid,
+            encrypted,
         } => {
+            if encrypted.encrypted {
+                return run_encrypted(&training, data_owners, &encrypted);
+            }
+            let optimizer = match training.optimizer.settings() {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            };
             let opts = SimulateOptions {
                 rounds: training.rounds,
                 data_owners,
@@ -158,7 +246,7 @@ pub fn run(cli: Cli) -> i32 {
                 non_iid,
                 out: training.out.clone(),
                 model: training.model.spec(),
-                optimizer: training.optimizer.settings(),
+                optimizer,
                 local_epochs: training.local_epochs.unwrap_or(1),
                 batch_size: training.batch_size.unwrap_or(32),
                 learning_rate: training.learning_rate.unwrap_or(0.1),
@@ -209,6 +297,58 @@ pub fn run(cli: Cli) -> i32 {
                 println!("final test accuracy: {:.4}", summary.final_accuracy);
                 Ok::<(), crate::networked::NetworkedError>(())
             })
+        }
+    }
+}
+
+/// `simulate --encrypted`: runs, prints both accuracies last, returns the exit code.
+fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedArgs) -> i32 {
+    let optimizer = match training.optimizer.mpc(training.learning_rate) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let opts = EncryptedOptions {
+        protocol: match args.protocol {
+            ProtocolChoice::Aby3 => ProtocolKind::Aby3,
+            ProtocolChoice::Securenn => ProtocolKind::SecureNn,
+            ProtocolChoice::Pond => ProtocolKind::Pond,
+        },
+        model: training.model.spec(),
+        optimizer,
+        epochs: args.epochs,
+        batch_size: training.batch_size.unwrap_or(128),
+        data_owners,
+        limit: args.limit,
+        frac_bits: args.frac_bits,
+        compare_plaintext: args.compare_plaintext,
+        loss_every: args.loss_every,
+        seed: args.seed,
+        out: training.out.clone(),
+        interactive: true,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(simulate_encrypted(opts)) {
+        Ok(summary) => {
+            println!("metrics: {}", training.out.join("metrics.csv").display());
+            println!("seconds per batch: {:.3}", summary.seconds_per_batch);
+            println!("encrypted test accuracy: {:.4}", summary.encrypted_accuracy);
+            if let Some(plain) = summary.plaintext_accuracy {
+                println!("plaintext test accuracy: {plain:.4}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
         }
     }
 }

@@ -70,7 +70,10 @@ pub fn networked_settings(
         batch_size: training.batch_size.unwrap_or(defaults.batch_size),
         learning_rate: training.learning_rate.unwrap_or(defaults.learning_rate),
         num_servers: cluster.num_servers(),
-        optimizer: training.optimizer.settings(),
+        optimizer: training
+            .optimizer
+            .settings()
+            .map_err(NetworkedError::Invalid)?,
     };
     settings
         .validate()

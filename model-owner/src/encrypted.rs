@@ -1,0 +1,514 @@
+//! Encrypted training in simulated mode (`simulate --encrypted`): every party in one process,
+//! running the same programs networked mode will run.
+//!
+//! - Each data owner secret-shares its labelled examples (features and one-hot labels, fixed
+//!   point in the 128-bit ring) to the servers once ([`tessera_aggregator::mpc::io`]).
+//! - The model owner shares the initial weights (He-uniform from a seed, so a plaintext run can
+//!   start from the same values) and receives, after each epoch, the weights revealed to it
+//!   alone; it evaluates them on the test digits. It also receives the loss of every
+//!   `loss_every`-th batch (a one-element output) for the progress bar.
+//! - The servers train on the union of the examples in a public batch order
+//!   ([`tessera_data_owner::model::batch_order`]; which rows form a batch reveals nothing about
+//!   their content) with [`Trainer`].
+//!
+//! With `compare_plaintext`, burn trains the same model from the same weights in the same batch
+//! order with the same learning rate, in the clear, for the side-by-side accuracy.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use tessera_aggregator::mpc::MpcError;
+use tessera_aggregator::mpc::Session;
+use tessera_aggregator::mpc::harness::run_local_with;
+use tessera_aggregator::mpc::io::{Scheme, receive_output, send_input};
+use tessera_aggregator::mpc::model::{Activations, SecureModel};
+use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
+use tessera_aggregator::mpc::train::init::{self, Init};
+use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer};
+use tessera_common::PartyId;
+use tessera_common::dataset::{Dataset, Split};
+use tessera_common::model_spec::ModelSpec;
+use tessera_common::net::Network;
+use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::prg::Seed;
+use tessera_common::ring::RingTensor;
+use tessera_data_owner::model::{TrainSettings, batch_order, evaluate, train_local};
+
+use crate::report::{RoundMetrics, write_metrics_csv, write_plot_png};
+
+/// The MPC protocol of an encrypted job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolKind {
+    /// ABY3 (three servers, replicated sharing).
+    Aby3,
+    /// SecureNN (two servers and a helper).
+    SecureNn,
+    /// Pond (two servers and a producer; polynomial activations only).
+    Pond,
+}
+
+impl ProtocolKind {
+    fn scheme(self) -> Scheme {
+        match self {
+            ProtocolKind::Aby3 => Scheme::Replicated,
+            _ => Scheme::Additive,
+        }
+    }
+
+    /// The protocol's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolKind::Aby3 => "aby3",
+            ProtocolKind::SecureNn => "securenn",
+            ProtocolKind::Pond => "pond",
+        }
+    }
+}
+
+/// Options of an encrypted training run.
+#[derive(Debug, Clone)]
+pub struct EncryptedOptions {
+    /// The protocol.
+    pub protocol: ProtocolKind,
+    /// The model.
+    pub model: ModelSpec,
+    /// The optimizer.
+    pub optimizer: Optimizer,
+    /// Epochs over the union of the data.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Data owners (the bundled training digits split evenly among them).
+    pub data_owners: usize,
+    /// Examples used (the first `limit` of the bundled training digits; all if `None`).
+    pub limit: Option<usize>,
+    /// Fractional bits.
+    pub frac_bits: u32,
+    /// Also train in the clear with burn.
+    pub compare_plaintext: bool,
+    /// Reveal the loss of every `loss_every`-th batch to the model owner (0: never).
+    pub loss_every: usize,
+    /// Seed of the initial weights and the batch order.
+    pub seed: u64,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Progress bar and per-epoch lines.
+    pub interactive: bool,
+}
+
+/// What an encrypted run produced.
+#[derive(Debug, Clone)]
+pub struct EncryptedSummary {
+    /// Test accuracy of the revealed model after the last epoch.
+    pub encrypted_accuracy: f64,
+    /// Test accuracy of burn's plaintext run, if asked for.
+    pub plaintext_accuracy: Option<f64>,
+    /// Per-epoch metrics.
+    pub metrics: Vec<RoundMetrics>,
+    /// Mean wall-clock seconds per batch of the encrypted training.
+    pub seconds_per_batch: f64,
+}
+
+/// Errors of an encrypted run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncryptedError {
+    /// Bad options.
+    #[error("bad options: {0}")]
+    Options(String),
+    /// The MPC computation failed.
+    #[error(transparent)]
+    Mpc(#[from] MpcError),
+    /// Plaintext evaluation or training failed.
+    #[error("plaintext model: {0}")]
+    Model(#[from] tessera_data_owner::model::ModelError),
+    /// Writing the outputs failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The model the model owner received, as written to `checkpoint.json`.
+#[derive(Debug, Clone, Serialize)]
+struct EncryptedCheckpoint<'a> {
+    model: &'a ModelSpec,
+    protocol: &'static str,
+    optimizer: &'static str,
+    epochs: usize,
+    frac_bits: u32,
+    weights: Vec<f32>,
+    metrics: &'a [RoundMetrics],
+}
+
+fn encode(values: impl Iterator<Item = f64>, f: u32, shape: &[usize]) -> RingTensor<u128> {
+    let scale = f64::from(f).exp2();
+    let v: Vec<u128> = values
+        .map(|x| (x * scale).round() as i128 as u128)
+        .collect();
+    RingTensor::from_vec(shape, v).expect("shape matches the values")
+}
+
+fn decode(x: &RingTensor<u128>, f: u32) -> Vec<f32> {
+    let scale = f64::from(f).exp2();
+    x.as_slice()
+        .iter()
+        .map(|v| (*v as i128 as f64 / scale) as f32)
+        .collect()
+}
+
+fn one_hot(labels: &[u8], classes: usize) -> impl Iterator<Item = f64> + '_ {
+    labels
+        .iter()
+        .flat_map(move |l| (0..classes).map(move |c| if c == *l as usize { 1.0 } else { 0.0 }))
+}
+
+/// Everything the parties agree on before the run.
+struct Plan {
+    spec: ModelSpec,
+    train: TrainSpec,
+    frac_bits: u32,
+    owners: Vec<usize>,
+    features: usize,
+    classes: usize,
+    order: Vec<Vec<Vec<usize>>>,
+    loss_every: usize,
+}
+
+impl Plan {
+    fn steps(&self) -> impl Iterator<Item = (usize, usize, &Vec<usize>)> {
+        self.order
+            .iter()
+            .enumerate()
+            .flat_map(|(e, batches)| batches.iter().enumerate().map(move |(b, idx)| (e, b, idx)))
+    }
+
+    fn wants_loss(&self, b: usize) -> bool {
+        self.loss_every > 0 && b % self.loss_every == 0
+    }
+}
+
+/// The servers' program: receive the data and the initial weights, train, reveal the weights
+/// after each epoch (and the sampled losses) to the model owner.
+async fn serve<P: Protocol>(p: &P, plan: &Plan) -> Result<(), MpcError> {
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for (i, n) in plan.owners.iter().enumerate() {
+        let from = PartyId::DataOwner(i as u32);
+        xs.push(p.input(from, "x", &[n * plan.features]).await?);
+        ys.push(p.input(from, "y", &[n * plan.classes]).await?);
+    }
+    let x = p.concat(&xs.iter().collect::<Vec<_>>())?;
+    let y = p.concat(&ys.iter().collect::<Vec<_>>())?;
+    drop((xs, ys));
+    let model = SecureModel::new(&plan.spec)?;
+    let w0 = p
+        .input(PartyId::ModelOwner, "w0", &[model.num_params()])
+        .await?;
+    let params = model.split_params(p, &w0)?;
+    let mut trainer = Trainer::new::<P>(model, plan.train, params)?;
+    let rows = |t: &P::Tensor, idx: &[usize], width: usize| {
+        let gather: Vec<usize> = idx
+            .iter()
+            .flat_map(|r| r * width..(r + 1) * width)
+            .collect();
+        p.map_local(t, &[idx.len(), width], &|s| {
+            gather.iter().map(|i| s[*i]).collect()
+        })
+    };
+    let last = plan.order.first().map_or(0, Vec::len);
+    for (e, b, idx) in plan.steps() {
+        let xb = rows(&x, idx, plan.features)?;
+        let yb = rows(&y, idx, plan.classes)?;
+        let loss = trainer.step(p, &xb, &yb, plan.wants_loss(b)).await?;
+        if let Some(l) = loss {
+            p.output(&l, PartyId::ModelOwner, &format!("loss/{e}/{b}"))
+                .await?;
+        }
+        if b + 1 == last {
+            let flat = p.concat(&trainer.params().iter().collect::<Vec<_>>())?;
+            p.output(&flat, PartyId::ModelOwner, &format!("w/{e}"))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The outside parties' programs: data owner `i` shares its part; the model owner shares the
+/// initial weights and collects the losses and the per-epoch weights.
+async fn outside(
+    net: MemoryNetwork,
+    plan: Arc<Plan>,
+    parts: Arc<Vec<Dataset>>,
+    init: Arc<Vec<f64>>,
+    scheme: Scheme,
+    on_epoch: Arc<dyn Fn(usize, Vec<f32>, Vec<f64>) + Send + Sync>,
+    on_loss: Arc<dyn Fn(usize, f64) + Send + Sync>,
+) -> Result<(), MpcError> {
+    let f = plan.frac_bits;
+    match net.me() {
+        PartyId::DataOwner(i) => {
+            let part = &parts[i as usize];
+            let n = part.len();
+            let x = encode(
+                part.features.iter().map(|v| f64::from(*v)),
+                f,
+                &[n * plan.features],
+            );
+            let y = encode(one_hot(&part.labels, plan.classes), f, &[n * plan.classes]);
+            send_input(&net, scheme, "x", &x).await?;
+            send_input(&net, scheme, "y", &y).await
+        }
+        PartyId::ModelOwner => {
+            send_input(
+                &net,
+                scheme,
+                "w0",
+                &encode(init.iter().copied(), f, &[init.len()]),
+            )
+            .await?;
+            let mut losses = Vec::new();
+            let last = plan.order.first().map_or(0, Vec::len);
+            for (step, (e, b, idx)) in plan.steps().enumerate() {
+                if plan.wants_loss(b) {
+                    let l: RingTensor<u128> =
+                        receive_output(&net, scheme, &format!("loss/{e}/{b}"), &[1]).await?;
+                    let mean = f64::from(decode(&l, f)[0]) / idx.len() as f64;
+                    on_loss(step, mean);
+                    losses.push(mean);
+                }
+                if b + 1 == last {
+                    let w: RingTensor<u128> =
+                        receive_output(&net, scheme, &format!("w/{e}"), &[init.len()]).await?;
+                    on_epoch(e, decode(&w, f), std::mem::take(&mut losses));
+                }
+            }
+            Ok(())
+        }
+        other => Err(MpcError::Party(format!("{other} has no part in this job"))),
+    }
+}
+
+/// Runs the servers under protocol `P` (made by `make`) and the outside parties.
+async fn launch<P: Protocol + 'static>(
+    make: fn(Arc<Session<MemoryNetwork>>, u32) -> Result<P, MpcError>,
+    plan: Arc<Plan>,
+    outsiders: &[PartyId],
+    outsider: impl Fn(MemoryNetwork) -> tokio::task::JoinHandle<Result<(), MpcError>>,
+) -> Result<(), MpcError> {
+    run_local_with(
+        3,
+        outsiders,
+        move |s| {
+            let plan = Arc::clone(&plan);
+            async move {
+                let p = make(s, plan.frac_bits)?;
+                serve(&p, &plan).await
+            }
+        },
+        move |net| {
+            let h = outsider(net);
+            async move {
+                h.await
+                    .map_err(|e| MpcError::Party(format!("outside party: {e}")))?
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn aby3(s: Arc<Session<MemoryNetwork>>, f: u32) -> Result<Aby3<MemoryNetwork, u128>, MpcError> {
+    Aby3::in_ring(s, f)
+}
+
+fn securenn(
+    s: Arc<Session<MemoryNetwork>>,
+    f: u32,
+) -> Result<SecureNn<MemoryNetwork, u128>, MpcError> {
+    SecureNn::in_ring(s, f)
+}
+
+fn pond(s: Arc<Session<MemoryNetwork>>, f: u32) -> Result<Pond<MemoryNetwork, u128>, MpcError> {
+    Pond::in_ring(s, f)
+}
+
+/// What the model owner collects during the run.
+#[derive(Default)]
+struct Received {
+    metrics: Vec<RoundMetrics>,
+    weights: Vec<f32>,
+}
+
+/// Runs an encrypted training (see the module docs).
+pub async fn simulate_encrypted(
+    opts: EncryptedOptions,
+) -> Result<EncryptedSummary, EncryptedError> {
+    if opts.data_owners == 0 || opts.epochs == 0 || opts.batch_size == 0 {
+        return Err(EncryptedError::Options(
+            "--data-owners, --epochs and --batch-size must be at least 1".into(),
+        ));
+    }
+    let plain_sgd = matches!(opts.optimizer, Optimizer::Sgd { momentum, .. } if momentum == 0.0);
+    if opts.compare_plaintext && !plain_sgd {
+        return Err(EncryptedError::Options(
+            "--compare-plaintext trains burn with plain SGD: use --optimizer sgd".into(),
+        ));
+    }
+    let mut train_data = Dataset::bundled_mnist(Split::Train);
+    if let Some(limit) = opts.limit {
+        train_data = train_data.subset(&(0..limit.min(train_data.len())).collect::<Vec<_>>());
+    }
+    let test = Dataset::bundled_mnist(Split::Test);
+    let parts = Arc::new(train_data.split_iid(opts.data_owners));
+    let model = SecureModel::new(&opts.model)?;
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&opts.seed.to_le_bytes());
+    let init = Arc::new(init::initial_params(&model, Init::He, &Seed(seed)));
+    let activations = match opts.protocol {
+        ProtocolKind::Pond => Activations::Polynomial,
+        _ => Activations::Exact,
+    };
+    let plan = Arc::new(Plan {
+        spec: opts.model.clone(),
+        train: TrainSpec {
+            loss: Loss::SoftmaxCrossEntropy,
+            optimizer: opts.optimizer,
+            activations,
+        },
+        frac_bits: opts.frac_bits,
+        owners: parts.iter().map(Dataset::len).collect(),
+        features: train_data.sample_len(),
+        classes: train_data.num_classes,
+        order: batch_order(train_data.len(), opts.batch_size, opts.epochs, opts.seed),
+        loss_every: opts.loss_every,
+    });
+    let batches: usize = plan.order.iter().map(Vec::len).sum();
+    let progress = if opts.interactive {
+        indicatif::ProgressBar::new(batches as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} batches {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let received = Arc::new(std::sync::Mutex::new(Received::default()));
+    let started = Instant::now();
+    let on_epoch: Arc<dyn Fn(usize, Vec<f32>, Vec<f64>) + Send + Sync> = {
+        let (received, spec, test, progress) = (
+            Arc::clone(&received),
+            opts.model.clone(),
+            test.clone(),
+            progress.clone(),
+        );
+        let clients = opts.data_owners;
+        Arc::new(move |epoch, weights, losses| {
+            let (accuracy, test_loss) = evaluate(&spec, &weights, &test).unwrap_or((0.0, f64::NAN));
+            let train_loss = if losses.is_empty() {
+                f64::NAN
+            } else {
+                losses.iter().sum::<f64>() / losses.len() as f64
+            };
+            progress.println(format!(
+                "epoch {}: train loss {train_loss:.4}  test loss {test_loss:.4}  \
+                 test accuracy {accuracy:.4}",
+                epoch + 1
+            ));
+            let mut r = received.lock().unwrap_or_else(|p| p.into_inner());
+            r.metrics.push(RoundMetrics {
+                round: epoch as u64 + 1,
+                train_loss,
+                test_loss,
+                test_accuracy: accuracy,
+                clients,
+                bytes: 0,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            r.weights = weights;
+        })
+    };
+    let on_loss: Arc<dyn Fn(usize, f64) + Send + Sync> = {
+        let progress = progress.clone();
+        Arc::new(move |step, loss| {
+            progress.set_position(step as u64);
+            progress.set_message(format!("loss {loss:.4}"));
+        })
+    };
+    let scheme = opts.protocol.scheme();
+    let mut outsiders: Vec<PartyId> = (0..opts.data_owners as u32)
+        .map(PartyId::DataOwner)
+        .collect();
+    outsiders.push(PartyId::ModelOwner);
+    let outsider = {
+        let plan = Arc::clone(&plan);
+        let init = Arc::clone(&init);
+        move |net: MemoryNetwork| {
+            let (plan, parts, init) = (Arc::clone(&plan), Arc::clone(&parts), Arc::clone(&init));
+            let (on_epoch, on_loss) = (Arc::clone(&on_epoch), Arc::clone(&on_loss));
+            tokio::spawn(outside(net, plan, parts, init, scheme, on_epoch, on_loss))
+        }
+    };
+    progress.enable_steady_tick(std::time::Duration::from_millis(500));
+    match opts.protocol {
+        ProtocolKind::Aby3 => launch(aby3, Arc::clone(&plan), &outsiders, outsider).await?,
+        ProtocolKind::SecureNn => launch(securenn, Arc::clone(&plan), &outsiders, outsider).await?,
+        ProtocolKind::Pond => launch(pond, Arc::clone(&plan), &outsiders, outsider).await?,
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    progress.finish_and_clear();
+    let received = std::mem::take(&mut *received.lock().unwrap_or_else(|p| p.into_inner()));
+    let encrypted_accuracy = received.metrics.last().map_or(0.0, |m| m.test_accuracy);
+    let plaintext_accuracy = if opts.compare_plaintext {
+        let start: Vec<f32> = init.iter().map(|v| *v as f32).collect();
+        let settings = TrainSettings {
+            epochs: opts.epochs,
+            batch_size: opts.batch_size,
+            learning_rate: match opts.optimizer {
+                Optimizer::Sgd { lr, .. } => lr,
+                _ => 0.0,
+            },
+            shuffle_seed: opts.seed,
+        };
+        let out = train_local(&opts.model, &start, &train_data, &settings, |_, _| {})?;
+        Some(evaluate(&opts.model, &out.params, &test)?.0)
+    } else {
+        None
+    };
+    write_outputs(&opts, &received)?;
+    Ok(EncryptedSummary {
+        encrypted_accuracy,
+        plaintext_accuracy,
+        metrics: received.metrics,
+        seconds_per_batch: seconds / batches.max(1) as f64,
+    })
+}
+
+fn write_outputs(opts: &EncryptedOptions, received: &Received) -> Result<(), EncryptedError> {
+    let io = |path: PathBuf| move |source| EncryptedError::Io { path, source };
+    std::fs::create_dir_all(&opts.out).map_err(io(opts.out.clone()))?;
+    let csv = opts.out.join("metrics.csv");
+    write_metrics_csv(&csv, &received.metrics).map_err(io(csv.clone()))?;
+    let png = opts.out.join("metrics.png");
+    write_plot_png(&png, &received.metrics).map_err(io(png.clone()))?;
+    let checkpoint = EncryptedCheckpoint {
+        model: &opts.model,
+        protocol: opts.protocol.name(),
+        optimizer: opts.optimizer.name(),
+        epochs: opts.epochs,
+        frac_bits: opts.frac_bits,
+        weights: received.weights.clone(),
+        metrics: &received.metrics,
+    };
+    let path = opts.out.join("checkpoint.json");
+    let json = serde_json::to_vec(&checkpoint).map_err(|e| EncryptedError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&path, json).map_err(io(path.clone()))
+}
