@@ -168,6 +168,9 @@ fn one_hot(labels: &[u8], classes: usize) -> impl Iterator<Item = f64> + '_ {
         .flat_map(move |l| (0..classes).map(move |c| if c == *l as usize { 1.0 } else { 0.0 }))
 }
 
+/// The model owner's hook after each epoch: the epoch, the revealed weights, the losses seen.
+type OnEpoch = Arc<dyn Fn(usize, Vec<f32>, Vec<f64>) + Send + Sync>;
+
 /// Everything the parties agree on before the run.
 struct Plan {
     spec: ModelSpec,
@@ -189,7 +192,7 @@ impl Plan {
     }
 
     fn wants_loss(&self, b: usize) -> bool {
-        self.loss_every > 0 && b % self.loss_every == 0
+        self.loss_every > 0 && b.is_multiple_of(self.loss_every)
     }
 }
 
@@ -247,7 +250,7 @@ async fn outside(
     parts: Arc<Vec<Dataset>>,
     init: Arc<Vec<f64>>,
     scheme: Scheme,
-    on_epoch: Arc<dyn Fn(usize, Vec<f32>, Vec<f64>) + Send + Sync>,
+    on_epoch: OnEpoch,
     on_loss: Arc<dyn Fn(usize, f64) + Send + Sync>,
 ) -> Result<(), MpcError> {
     let f = plan.frac_bits;
@@ -400,7 +403,7 @@ pub async fn simulate_encrypted(
     );
     let received = Arc::new(std::sync::Mutex::new(Received::default()));
     let started = Instant::now();
-    let on_epoch: Arc<dyn Fn(usize, Vec<f32>, Vec<f64>) + Send + Sync> = {
+    let on_epoch: OnEpoch = {
         let (received, spec, test, progress) = (
             Arc::clone(&received),
             opts.model.clone(),
