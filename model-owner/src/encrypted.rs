@@ -418,11 +418,16 @@ pub async fn simulate_encrypted(
             } else {
                 losses.iter().sum::<f64>() / losses.len() as f64
             };
-            progress.println(format!(
+            let line = format!(
                 "epoch {}: train loss {train_loss:.4}  test loss {test_loss:.4}  \
                  test accuracy {accuracy:.4}",
                 epoch + 1
-            ));
+            );
+            if progress.is_hidden() {
+                println!("{line}");
+            } else {
+                progress.println(line);
+            }
             let mut r = received.lock().unwrap_or_else(|p| p.into_inner());
             r.metrics.push(RoundMetrics {
                 round: epoch as u64 + 1,
