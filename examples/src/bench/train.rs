@@ -1,0 +1,254 @@
+//! `bench train`: one encrypted training step (forward, loss gradient, backward, optimizer) of
+//! MNIST networks A-D at batch 128 under ABY3 and SecureNN in the 128-bit ring, simulated mode
+//! (three servers in this process), against burn's plaintext step on the same machine.
+//!
+//! Per row: seconds, communication rounds and bytes (all servers) per batch, and the floor of
+//! the step's linear algebra: `macs` multiply-adds of the plaintext step (forward and backward
+//! matrix products), which ABY3 runs three times over (each server computes two cross terms of
+//! `u128` products) and SecureNN twice (Beaver's two share products, plus the dealer's triple).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tessera_aggregator::mpc::model::{Activations, SecureModel};
+use tessera_aggregator::mpc::protocol::{Aby3, Protocol, SecureNn};
+use tessera_aggregator::mpc::train::init::{Init, initial_params};
+use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer};
+use tessera_aggregator::mpc::{MpcError, Session};
+use tessera_common::dataset::{Dataset, Split};
+use tessera_common::model_spec::{ModelSpec, ResolvedLayer};
+use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::prg::Seed;
+use tessera_common::ring::RingTensor;
+use tessera_data_owner::model::{TrainSettings, train_local};
+
+use super::report::{print_table, si};
+
+const BATCH: usize = 128;
+const F: u32 = 20;
+/// Steps timed per row (after one untimed step).
+const STEPS: usize = 2;
+
+fn encode(values: &[f64], shape: &[usize]) -> RingTensor<u128> {
+    let v = values
+        .iter()
+        .map(|x| (x * f64::from(F).exp2()).round() as i128 as u128)
+        .collect();
+    RingTensor::from_vec(shape, v).expect("shape")
+}
+
+/// Multiply-adds of one plaintext training step (forward, and backward for weights and
+/// inputs; the first layer's input gradient is skipped as the secure step skips it).
+fn macs(spec: &ModelSpec, batch: usize) -> f64 {
+    let Ok((layers, _)) = spec.resolve() else {
+        return 0.0;
+    };
+    let mut shape = spec.input_shape.clone();
+    let mut total = 0.0;
+    let mut first = true;
+    for layer in layers {
+        match layer {
+            ResolvedLayer::Dense { inputs, units } => {
+                let fwd = (batch * inputs * units) as f64;
+                total += fwd * if first { 2.0 } else { 3.0 };
+                first = false;
+                shape = vec![units];
+            }
+            ResolvedLayer::Conv2d {
+                in_channels,
+                channels,
+                kernel,
+                stride,
+                padding,
+            } => {
+                let out = |d: usize| (d + 2 * padding - kernel) / stride + 1;
+                let (oh, ow) = (out(shape[1]), out(shape[2]));
+                let fwd = (batch * oh * ow * in_channels * kernel * kernel * channels) as f64;
+                total += fwd * if first { 2.0 } else { 3.0 };
+                first = false;
+                shape = vec![channels, oh, ow];
+            }
+            ResolvedLayer::Stateless(s) => {
+                use tessera_common::model_spec::StatelessLayer::*;
+                shape = match s {
+                    MaxPool2d(k, st) | AvgPool2d(k, st) => {
+                        vec![shape[0], (shape[1] - k) / st + 1, (shape[2] - k) / st + 1]
+                    }
+                    Flatten => vec![shape.iter().product()],
+                    _ => shape,
+                };
+            }
+        }
+    }
+    total
+}
+
+/// Seconds, rounds and bytes (summed over servers) per step.
+async fn steps<P: Protocol<Elem = u128>>(
+    session: Arc<Session<MemoryNetwork>>,
+    p: P,
+    spec: ModelSpec,
+    optimizer: Optimizer,
+    inputs: Arc<[RingTensor<u128>; 3]>,
+) -> Result<(f64, u64, u64), MpcError> {
+    let me = p.me();
+    let mut shared = Vec::new();
+    for (owner, x) in inputs.iter().enumerate() {
+        shared.push(
+            p.share(owner, (me == owner).then_some(x), x.shape())
+                .await?,
+        );
+    }
+    let model = SecureModel::new(&spec)?;
+    let params = model.split_params(&p, &shared[0])?;
+    let train = TrainSpec {
+        loss: Loss::SoftmaxCrossEntropy,
+        optimizer,
+        activations: Activations::Exact,
+    };
+    let mut trainer = Trainer::new::<P>(model, train, params)?;
+    trainer.step(&p, &shared[1], &shared[2], false).await?;
+    session.barrier().await?;
+    let before = session.net_stats();
+    let start = Instant::now();
+    for _ in 0..STEPS {
+        trainer.step(&p, &shared[1], &shared[2], false).await?;
+    }
+    let seconds = start.elapsed().as_secs_f64() / STEPS as f64;
+    let stats = session.net_stats().since(&before);
+    Ok((
+        seconds,
+        stats.rounds / STEPS as u64,
+        stats.bytes_sent / STEPS as u64,
+    ))
+}
+
+fn plaintext_seconds(spec: &ModelSpec, data: &Dataset, start: &[f32]) -> f64 {
+    let settings = TrainSettings {
+        epochs: 1,
+        batch_size: BATCH,
+        learning_rate: 0.01,
+        shuffle_seed: 1,
+    };
+    let _ = train_local(spec, start, data, &settings, |_, _| {});
+    let t = Instant::now();
+    for _ in 0..3 {
+        let _ = train_local(spec, start, data, &settings, |_, _| {});
+    }
+    t.elapsed().as_secs_f64() / 3.0
+}
+
+/// Runs the rows; prints the table, returns the JSON rows.
+pub fn run() -> Vec<Value> {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let data = Dataset::bundled_mnist(Split::Train).subset(&(0..BATCH).collect::<Vec<_>>());
+    let models = [
+        ("network_a", ModelSpec::network_a()),
+        ("network_b", ModelSpec::network_b()),
+        ("network_c", ModelSpec::network_c()),
+        ("network_d", ModelSpec::network_d()),
+    ];
+    let mut cases: Vec<(&str, &str, ModelSpec, Optimizer)> = Vec::new();
+    for protocol in ["aby3", "securenn"] {
+        for (name, spec) in &models {
+            cases.push((protocol, name, spec.clone(), Optimizer::sgd(0.01)));
+        }
+    }
+    cases.push((
+        "aby3",
+        "network_a",
+        ModelSpec::network_a(),
+        Optimizer::adam(0.001),
+    ));
+    cases.push((
+        "aby3",
+        "network_a",
+        ModelSpec::network_a(),
+        Optimizer::amsgrad(0.001),
+    ));
+    let mut rows = Vec::new();
+    let mut table = Vec::new();
+    for (protocol, name, spec, optimizer) in cases {
+        let Ok(model) = SecureModel::new(&spec) else {
+            continue;
+        };
+        let init = initial_params(&model, Init::He, &Seed([1; 32]));
+        let x: Vec<f64> = data.features.iter().map(|v| f64::from(*v)).collect();
+        let mut y = vec![0.0; BATCH * 10];
+        for (i, l) in data.labels.iter().enumerate() {
+            y[i * 10 + *l as usize] = 1.0;
+        }
+        let inputs = Arc::new([
+            encode(&init, &[init.len()]),
+            encode(&x, &[BATCH, data.sample_len()]),
+            encode(&y, &[BATCH, 10]),
+        ]);
+        let result = runtime.block_on(tessera_aggregator::mpc::harness::run_local(
+            3,
+            move |s: Arc<Session<MemoryNetwork>>| {
+                let (spec, inputs) = (spec.clone(), Arc::clone(&inputs));
+                async move {
+                    match protocol {
+                        "securenn" => {
+                            let p = SecureNn::<_, u128>::in_ring(Arc::clone(&s), F)?;
+                            steps(s, p, spec, optimizer, inputs).await
+                        }
+                        _ => {
+                            let p = Aby3::<_, u128>::in_ring(Arc::clone(&s), F)?;
+                            steps(s, p, spec, optimizer, inputs).await
+                        }
+                    }
+                }
+            },
+        ));
+        let per_server = match result {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("{protocol} {name}: {e}");
+                continue;
+            }
+        };
+        let seconds = per_server.iter().map(|m| m.0).fold(0.0, f64::max);
+        let rounds = per_server.iter().map(|m| m.1).max().unwrap_or(0);
+        let bytes: u64 = per_server.iter().map(|m| m.2).sum();
+        let spec = models
+            .iter()
+            .find(|m| m.0 == name)
+            .map(|m| m.1.clone())
+            .unwrap_or_else(ModelSpec::network_a);
+        let start: Vec<f32> = init.iter().map(|v| *v as f32).collect();
+        let plain = plaintext_seconds(&spec, &data, &start);
+        let m = macs(&spec, BATCH);
+        rows.push(json!({
+            "protocol": protocol, "model": name, "optimizer": optimizer.name(),
+            "batch": BATCH, "seconds_per_batch": seconds, "rounds_per_batch": rounds,
+            "bytes_per_batch": bytes, "plaintext_seconds_per_batch": plain,
+            "plaintext_macs": m, "frac_bits": F, "ring_bits": 128,
+        }));
+        table.push(vec![
+            protocol.to_string(),
+            name.to_string(),
+            optimizer.name().to_string(),
+            format!("{seconds:.3}"),
+            rounds.to_string(),
+            si(bytes as f64),
+            format!("{plain:.4}"),
+            si(m),
+        ]);
+    }
+    print_table(
+        &[
+            "protocol",
+            "model",
+            "optimizer",
+            "s/batch",
+            "rounds",
+            "bytes",
+            "plaintext s/batch",
+            "plaintext MACs",
+        ],
+        &table,
+    );
+    rows
+}
