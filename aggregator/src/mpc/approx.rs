@@ -57,10 +57,6 @@ pub async fn exp<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcErro
     const EXTRA: u32 = 4;
     let f = p.frac_bits();
     let g = f + EXTRA;
-    let n = numel(p, x);
-    let mut needs = vec![(ITERATIONS - EXTRA, n), (g + 1, n)];
-    needs.extend((0..ITERATIONS).map(|i| (exp_bits(i, f, g), n)));
-    p.prefetch_truncations(&needs).await?;
     // t = x / 2^8 with g fractional bits; base = 1 + t + t^2/2.
     let t = p.truncate(x, ITERATIONS - EXTRA).await?;
     let half_t2 = p.mul_trunc(&t, &t, g + 1).await?;
@@ -89,9 +85,6 @@ async fn newton_reciprocal<P: Protocol>(
     iterations: usize,
 ) -> Result<P::Tensor, MpcError> {
     let f = p.frac_bits();
-    let n = numel(p, x);
-    p.prefetch_truncations(&vec![(f, n); 2 * iterations])
-        .await?;
     for _ in 0..iterations {
         let xy = p.mul_trunc(x, &y, f).await?;
         let t = plus(p, &p.neg(&xy), 2.0, f)?;

@@ -90,63 +90,6 @@ impl SecureModel {
             .sum()
     }
 
-    /// One `(bits, elements)` per truncation the dense, convolution and average-pooling layers
-    /// of a forward pass run, in order.
-    fn linear_truncations(&self, batch: usize, f: u32) -> Result<Vec<(u32, usize)>, MpcError> {
-        let mut shape = self.input_shape.clone();
-        let mut needs = Vec::new();
-        let spatial = |shape: &[usize], k: usize, stride: usize, padding: usize| {
-            let window = Window {
-                kernel: (k, k),
-                stride,
-                padding,
-            };
-            match shape {
-                &[_, h, w] => window.output(h, w),
-                _ => Err(MpcError::Invalid(format!(
-                    "expected [c, h, w], got {shape:?}"
-                ))),
-            }
-        };
-        for layer in &self.layers {
-            shape = match *layer {
-                ResolvedLayer::Dense { units, .. } => {
-                    needs.push((f, batch * units));
-                    vec![units]
-                }
-                ResolvedLayer::Conv2d {
-                    channels,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                } => {
-                    let (oh, ow) = spatial(&shape, kernel, stride, padding)?;
-                    needs.push((f, batch * channels * oh * ow));
-                    vec![channels, oh, ow]
-                }
-                ResolvedLayer::Stateless(
-                    StatelessLayer::MaxPool2d(k, stride) | StatelessLayer::AvgPool2d(k, stride),
-                ) => {
-                    let (oh, ow) = spatial(&shape, k, stride, 0)?;
-                    let out = vec![shape[0], oh, ow];
-                    if matches!(
-                        layer,
-                        ResolvedLayer::Stateless(StatelessLayer::AvgPool2d(..))
-                    ) {
-                        needs.push((f, batch * out.iter().product::<usize>()));
-                    }
-                    out
-                }
-                ResolvedLayer::Stateless(StatelessLayer::Flatten) => {
-                    vec![shape.iter().product()]
-                }
-                ResolvedLayer::Stateless(_) => shape,
-            };
-        }
-        Ok(needs)
-    }
-
     /// Cuts a flat sharing of all parameters into one tensor per weight and bias.
     pub fn split_params<P: Protocol>(
         &self,
@@ -169,9 +112,6 @@ impl SecureModel {
         activations: Activations,
     ) -> Result<P::Tensor, MpcError> {
         let batch = *p.shape(x).first().unwrap_or(&0);
-        // The truncations of the linear layers, prepared in one batch (ABY3's pairs).
-        p.prefetch_truncations(&self.linear_truncations(batch, p.frac_bits())?)
-            .await?;
         let mut shape = vec![batch];
         shape.extend_from_slice(&self.input_shape);
         let mut h = p.reshape(x, &shape)?;

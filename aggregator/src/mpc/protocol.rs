@@ -13,15 +13,13 @@
 //! [`Pond`], [`SecureNn`] and [`Aby3`] bind a [`Session`] to a protocol and a ring (`u64`
 //! unless given: `Aby3::new` is 64-bit, `Aby3::<_, u128>::in_ring` 128-bit).
 
-use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tessera_common::PartyId;
 use tessera_common::net::Network;
 use tessera_common::ring::{Ring, RingTensor};
 
-use super::aby3::trunc::TruncPair;
 use super::aby3::{self, Aby3Tensor, Shared};
 use super::pond::{self, PondTensor};
 use super::{MpcError, Session, securenn};
@@ -60,9 +58,6 @@ pub fn unsupported(protocol: &'static str, op: &'static str) -> MpcError {
 /// A local map on one share's elements (a gather, reshape, sum...), as
 /// [`Protocol::map_local`] takes it.
 pub type LocalMap<'a, E> = &'a (dyn Fn(&[E]) -> Vec<E> + Sync);
-
-/// The prefetched truncation pairs of an ABY3 binding, by `(bits, elements)`.
-type PairPool<R> = Mutex<HashMap<(u32, usize), VecDeque<TruncPair<R>>>>;
 
 /// The operations of a secret-sharing protocol (see the module docs).
 pub trait Protocol: Send + Sync {
@@ -162,16 +157,6 @@ pub trait Protocol: Send + Sync {
     ) -> impl Future<Output = Result<Self::Tensor, MpcError>> + Send {
         async move { self.truncate(&self.matmul(x, y).await?, bits).await }
     }
-    /// Prepares the truncations about to run, one `(bits, elements)` per call, in one batch
-    /// (ABY3 makes its truncation pairs together, paying the preprocessing rounds once; the
-    /// others truncate locally and do nothing).
-    fn prefetch_truncations(
-        &self,
-        needs: &[(u32, usize)],
-    ) -> impl Future<Output = Result<(), MpcError>> + Send {
-        let _ = needs;
-        async { Ok(()) }
-    }
     /// `x >= 0` as an arithmetic 0/1 (exact). Pond has no exact comparison.
     fn drelu(
         &self,
@@ -244,12 +229,13 @@ binding!(
     /// SecureNN: Pond's sharing plus exact comparisons with server2 as the helper.
     SecureNn
 );
-/// ABY3 (three servers, replicated sharing), with a pool of truncation pairs made ahead of
-/// time by [`Protocol::prefetch_truncations`].
+/// ABY3 (three servers, replicated sharing). Truncation is ABY3's two-share truncation
+/// ([`aby3::trunc::truncate_two_share`]): one round, no preprocessing; the truncation-pair
+/// variant stays in [`aby3::trunc`].
 pub struct Aby3<N: Network, R: Ring = u64> {
     session: Arc<Session<N>>,
     frac_bits: u32,
-    pairs: PairPool<R>,
+    ring: std::marker::PhantomData<R>,
 }
 
 impl<N: Network> Aby3<N> {
@@ -268,23 +254,13 @@ impl<N: Network, R: Ring> Aby3<N, R> {
         Ok(Aby3 {
             session,
             frac_bits,
-            pairs: Mutex::new(HashMap::new()),
+            ring: std::marker::PhantomData,
         })
     }
 
     /// The session.
     pub fn session(&self) -> &Session<N> {
         &self.session
-    }
-
-    /// A prefetched pair for `n` elements truncated by `bits`, if there is one (every server
-    /// makes the same calls in the same order, so they all find the same pair).
-    fn pooled(&self, bits: u32, n: usize) -> Option<TruncPair<R>> {
-        self.pairs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&(bits, n))
-            .and_then(VecDeque::pop_front)
     }
 }
 
@@ -420,10 +396,7 @@ impl<N: Network, R: Ring> Protocol for Aby3<N, R> {
         Shared::public(self.me(), value, shape)
     }
     async fn truncate(&self, x: &Self::Tensor, bits: u32) -> Result<Self::Tensor, MpcError> {
-        match self.pooled(bits, x.len()) {
-            Some(pair) => aby3::trunc::truncate_with(&self.session, x, bits, pair).await,
-            None => aby3::trunc::truncate(&self.session, x, bits).await,
-        }
+        aby3::trunc::truncate_two_share(&self.session, x, bits).await
     }
     async fn mul_trunc(
         &self,
@@ -431,8 +404,7 @@ impl<N: Network, R: Ring> Protocol for Aby3<N, R> {
         y: &Self::Tensor,
         bits: u32,
     ) -> Result<Self::Tensor, MpcError> {
-        let pair = self.pooled(bits, x.len());
-        aby3::trunc::mul_trunc(&self.session, x, y, bits, pair).await
+        aby3::trunc::mul_trunc_two_share(&self.session, x, y, bits).await
     }
     async fn matmul_trunc(
         &self,
@@ -440,23 +412,7 @@ impl<N: Network, R: Ring> Protocol for Aby3<N, R> {
         y: &Self::Tensor,
         bits: u32,
     ) -> Result<Self::Tensor, MpcError> {
-        let n = match (x.shape(), y.shape()) {
-            (&[m, _], &[_, n]) => m * n,
-            _ => 0,
-        };
-        let pair = self.pooled(bits, n);
-        aby3::trunc::matmul_trunc(&self.session, x, y, bits, pair).await
-    }
-    async fn prefetch_truncations(&self, needs: &[(u32, usize)]) -> Result<(), MpcError> {
-        if needs.is_empty() {
-            return Ok(());
-        }
-        let made = aby3::trunc::trunc_pairs(&self.session, needs).await?;
-        let mut pool = self.pairs.lock().unwrap_or_else(|p| p.into_inner());
-        for ((bits, n), pair) in needs.iter().zip(made) {
-            pool.entry((*bits, *n)).or_default().push_back(pair);
-        }
-        Ok(())
+        aby3::trunc::matmul_trunc_two_share(&self.session, x, y, bits).await
     }
     async fn drelu(&self, x: &Self::Tensor) -> Result<Self::Tensor, MpcError> {
         aby3::boolean::drelu(&self.session, x).await

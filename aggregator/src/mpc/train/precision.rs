@@ -1,9 +1,11 @@
 //! Why training runs in the 128-bit ring, and how often its truncations fail.
 //!
-//! Every fixed-point product is truncated by a probabilistic protocol: ABY3's truncation pair
-//! (Π_trunc2: open `c = x + s` for a uniform `s`, output `(c >> d) - (s >> d)`) and Pond's /
-//! SecureNN's local truncation of two shares (SecureML). Both are within one unit of `x >> d`
-//! unless the masked sum wraps around the ring's signed range, which for `|x| < 2^l` in the ring
+//! Every fixed-point product is truncated by a probabilistic protocol: SecureML's local
+//! truncation of two shares, `x = A + B` with `A` uniform, each share shifted on its own (Pond
+//! and SecureNN on their two shares; ABY3's two-share truncation Π_trunc1 on `A = x0`,
+//! `B = x1 + x2`), or ABY3's truncation pairs (Π_trunc2: open `c = x + s` for a uniform `s`,
+//! output `(c >> d) - (s >> d)`). All are within one unit of `x / 2^d` unless a sum of a
+//! uniform value and `x` wraps around the ring's signed range, which for `|x| < 2^l` in the ring
 //! `Z_{2^k}` happens with probability at most `2^(l + 1 - k)` per element (Mohassel & Zhang
 //! 2017, Thm. 1) and then the error is about `2^(k - d)`: the value is destroyed.
 //!
@@ -25,7 +27,8 @@
 //!   scale of up to `2^52`: at most `2^75`, failure `<= 2^-52`.
 //!
 //! [`MAX_MAGNITUDE_BITS`] = 87 is the largest magnitude at which the bound holds;
-//! [`count_failures`] replays the truncation's arithmetic on random masks so a test can run
+//! [`count_failures`] replays the truncation's arithmetic on random masks (`A = s`,
+//! `B = x - s`: the pairs' `(x + s) >> d - s >> d` is the same event) so a test can run
 //! `10^8` truncations at `2^87` and count zero large errors (the expected count is
 //! `10^8 2^-40 < 10^-4`), and show the 64-bit ring failing at the predicted rate.
 //!
@@ -55,9 +58,9 @@ pub fn failure_exponent<R: Ring>(magnitude_bits: u32) -> i32 {
 }
 
 /// Replays `count` truncations by `d` bits of values of magnitude just below `2^l` (random
-/// signs and values in `[2^(l-1), 2^l)`) with uniform masks, the arithmetic of ABY3's Π_trunc2
-/// and of SecureML's two-share truncation: `(x + s) >> d - s >> d`. Returns how many land more
-/// than one unit from `x >> d`.
+/// signs and values in `[2^(l-1), 2^l)`) with uniform masks, the arithmetic of ABY3's Π_trunc2,
+/// `(x + s) >> d - s >> d`, whose failure event (the sum wraps) is the two-share truncation's.
+/// Returns how many land more than one unit from `x >> d`.
 pub fn count_failures<R: Ring>(count: u64, magnitude_bits: u32, d: u32, seed: u64) -> u64 {
     const CHUNK: usize = 1 << 16;
     let mut prg = Prg::new(&Seed([7; 32]), seed);
