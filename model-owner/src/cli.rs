@@ -163,6 +163,9 @@ pub struct EncryptedArgs {
     /// Seed of the initial weights and the batch order.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Multiply the learning rate by this after each epoch.
+    #[arg(long, default_value_t = 1.0)]
+    pub lr_decay: f64,
 }
 
 /// Subcommands.
@@ -326,6 +329,7 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
         compare_plaintext: args.compare_plaintext,
         loss_every: args.loss_every,
         seed: args.seed,
+        lr_decay: args.lr_decay,
         out: training.out.clone(),
         interactive: true,
     };

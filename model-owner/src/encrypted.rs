@@ -90,8 +90,10 @@ pub struct EncryptedOptions {
     pub compare_plaintext: bool,
     /// Reveal the loss of every `loss_every`-th batch to the model owner (0: never).
     pub loss_every: usize,
-    /// Seed of the initial weights and the batch order.
+    /// Seed of the initial weights and the batch order (epoch `e` shuffles with `seed + e`).
     pub seed: u64,
+    /// The learning rate is multiplied by this after each epoch.
+    pub lr_decay: f64,
     /// Output folder.
     pub out: PathBuf,
     /// Progress bar and per-epoch lines.
@@ -181,6 +183,8 @@ struct Plan {
     classes: usize,
     order: Vec<Vec<Vec<usize>>>,
     loss_every: usize,
+    /// The learning rate of each epoch.
+    rates: Vec<f64>,
 }
 
 impl Plan {
@@ -226,6 +230,9 @@ async fn serve<P: Protocol>(p: &P, plan: &Plan) -> Result<(), MpcError> {
     };
     let last = plan.order.first().map_or(0, Vec::len);
     for (e, b, idx) in plan.steps() {
+        if b == 0 {
+            trainer.set_learning_rate(plan.rates[e]);
+        }
         let xb = rows(&x, idx, plan.features)?;
         let yb = rows(&y, idx, plan.classes)?;
         let loss = trainer.step(p, &xb, &yb, plan.wants_loss(b)).await?;
@@ -388,8 +395,9 @@ pub async fn simulate_encrypted(
         owners: parts.iter().map(Dataset::len).collect(),
         features: train_data.sample_len(),
         classes: train_data.num_classes,
-        order: batch_order(train_data.len(), opts.batch_size, opts.epochs, opts.seed),
+        order: epoch_orders(train_data.len(), opts.batch_size, opts.epochs, opts.seed),
         loss_every: opts.loss_every,
+        rates: learning_rates(&opts),
     });
     let batches: usize = plan.order.iter().map(Vec::len).sum();
     let progress = if opts.interactive {
@@ -473,18 +481,17 @@ pub async fn simulate_encrypted(
     let received = std::mem::take(&mut *received.lock().unwrap_or_else(|p| p.into_inner()));
     let encrypted_accuracy = received.metrics.last().map_or(0.0, |m| m.test_accuracy);
     let plaintext_accuracy = if opts.compare_plaintext {
-        let start: Vec<f32> = init.iter().map(|v| *v as f32).collect();
-        let settings = TrainSettings {
-            epochs: opts.epochs,
-            batch_size: opts.batch_size,
-            learning_rate: match opts.optimizer {
-                Optimizer::Sgd { lr, .. } => lr,
-                _ => 0.0,
-            },
-            shuffle_seed: opts.seed,
-        };
-        let out = train_local(&opts.model, &start, &train_data, &settings, |_, _| {})?;
-        Some(evaluate(&opts.model, &out.params, &test)?.0)
+        let mut weights: Vec<f32> = init.iter().map(|v| *v as f32).collect();
+        for (e, rate) in plan.rates.iter().enumerate() {
+            let settings = TrainSettings {
+                epochs: 1,
+                batch_size: opts.batch_size,
+                learning_rate: *rate,
+                shuffle_seed: opts.seed + e as u64,
+            };
+            weights = train_local(&opts.model, &weights, &train_data, &settings, |_, _| {})?.params;
+        }
+        Some(evaluate(&opts.model, &weights, &test)?.0)
     } else {
         None
     };
@@ -495,6 +502,22 @@ pub async fn simulate_encrypted(
         metrics: received.metrics,
         seconds_per_batch: seconds / batches.max(1) as f64,
     })
+}
+
+/// The batches of each epoch: epoch `e` shuffles with `seed + e` (as the plaintext comparison
+/// trains one epoch at a time, each with its own rate).
+fn epoch_orders(n: usize, batch: usize, epochs: usize, seed: u64) -> Vec<Vec<Vec<usize>>> {
+    (0..epochs)
+        .map(|e| batch_order(n, batch, 1, seed + e as u64).remove(0))
+        .collect()
+}
+
+/// The learning rate of each epoch: the optimizer's, times `lr_decay` per epoch done.
+fn learning_rates(opts: &EncryptedOptions) -> Vec<f64> {
+    let lr = opts.optimizer.learning_rate();
+    (0..opts.epochs)
+        .map(|e| lr * opts.lr_decay.powi(e as i32))
+        .collect()
 }
 
 fn write_outputs(opts: &EncryptedOptions, received: &Received) -> Result<(), EncryptedError> {

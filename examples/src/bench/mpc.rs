@@ -14,8 +14,10 @@
 //!   bit for an AND gate): mul and matmul 24 bytes per output; opening 24 bytes. A2B runs a full
 //!   adder (64 ANDs) and a Kogge-Stone adder (64 + sum over levels s of (64 - s) + (64 - 2s)
 //!   ANDs: 643 in all), 707 AND gates = 265 bytes; bit injection two multiplications (48); so a
-//!   comparison costs 313 and ReLU 337. B2A is the same adder plus opening `x0` to two servers
-//!   (281 bytes per value); a truncation pair needs two: 562 bytes, plus 24 online.
+//!   comparison costs 313 and ReLU 337. Truncation (the two-share Π_trunc1 of §5.1.1): one
+//!   element from server 1 to server 0, 8 bytes; fused with a product, the three-out-of-three
+//!   shares `z0`, `z2` are swapped between servers 0 and 2 and server 1 sends one element: 24
+//!   bytes.
 //!
 //! Composite operations (exp, reciprocal, sigmoid, softmax, sort, division) add up these unit
 //! costs for the operations they run (counts in [`expected`]).
@@ -140,8 +142,8 @@ fn units(protocol: &str) -> Units {
     match protocol {
         "aby3" => Units {
             mul: 24.0,
-            trunc: 24.0 + 562.0,
-            mul_trunc: 48.0 + 562.0,
+            trunc: 8.0,
+            mul_trunc: 24.0,
             drelu: 313.0,
         },
         _ => Units {

@@ -293,6 +293,7 @@ fn a_small_encrypted_job_matches_burn() {
         compare_plaintext: true,
         loss_every: 2,
         seed: 3,
+        lr_decay: 1.0,
         out: out.path().to_path_buf(),
         interactive: false,
     };

@@ -83,6 +83,11 @@ impl<T: Clone> Trainer<T> {
         &self.model
     }
 
+    /// Sets the learning rate of the following steps (the optimizer's state is kept).
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.spec.optimizer = self.spec.optimizer.with_learning_rate(lr);
+    }
+
     /// Steps taken.
     pub fn steps(&self) -> u64 {
         self.state.steps

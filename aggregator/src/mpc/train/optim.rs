@@ -89,6 +89,25 @@ impl Optimizer {
         }
     }
 
+    /// The learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        match *self {
+            Optimizer::Sgd { lr, .. }
+            | Optimizer::Adam { lr, .. }
+            | Optimizer::Amsgrad { lr, .. } => lr,
+        }
+    }
+
+    /// The same optimizer with learning rate `rate` (a schedule changes it between epochs).
+    pub fn with_learning_rate(mut self, rate: f64) -> Self {
+        match &mut self {
+            Optimizer::Sgd { lr, .. }
+            | Optimizer::Adam { lr, .. }
+            | Optimizer::Amsgrad { lr, .. } => *lr = rate,
+        }
+        self
+    }
+
     /// The name (`sgd`, `adam`, `amsgrad`).
     pub fn name(&self) -> &'static str {
         match self {
