@@ -15,7 +15,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::optim::{GradientsParams, SgdConfig};
+use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use tessera_common::dataset::Dataset;
@@ -295,21 +295,77 @@ pub fn train_local(
     start: &[f32],
     data: &Dataset,
     settings: &TrainSettings,
+    on_batch: impl FnMut(usize, usize),
+) -> Result<TrainOutcome, ModelError> {
+    let batch = settings.batch_size.max(1);
+    let plan = TrainPlan {
+        epochs: batch_order(data.len(), batch, settings.epochs, settings.shuffle_seed),
+        rates: vec![settings.learning_rate; settings.epochs],
+        optimizer: LocalOptimizer::Sgd,
+    };
+    train_plan(spec, start, data, &plan, on_batch)
+}
+
+/// The optimizer of a plaintext run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LocalOptimizer {
+    /// SGD without momentum.
+    Sgd,
+    /// Adam (`amsgrad`: AMSgrad) with its decays and epsilon.
+    Adam {
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Epsilon.
+        eps: f64,
+        /// AMSgrad's running maximum of the second moment.
+        amsgrad: bool,
+    },
+}
+
+/// A plaintext run spelled out: the batches of each epoch, the learning rate of each epoch and
+/// the optimizer (encrypted training's `--compare-plaintext` replays its own plan here).
+#[derive(Debug, Clone)]
+pub struct TrainPlan {
+    /// Per epoch, the batches (sample indices).
+    pub epochs: Vec<Vec<Vec<usize>>>,
+    /// Per epoch, the learning rate.
+    pub rates: Vec<f64>,
+    /// The optimizer.
+    pub optimizer: LocalOptimizer,
+}
+
+/// Trains `spec` from `start` on `data` following `plan` (mean cross-entropy per batch).
+pub fn train_plan(
+    spec: &ModelSpec,
+    start: &[f32],
+    data: &Dataset,
+    plan: &TrainPlan,
     mut on_batch: impl FnMut(usize, usize),
 ) -> Result<TrainOutcome, ModelError> {
     let device = Device::flex().autodiff();
     let mut model = SpecModel::from_flat(spec, start, &device)?;
     model.check_input(data)?;
-    let mut optim = SgdConfig::new().init();
+    let mut optim = match plan.optimizer {
+        LocalOptimizer::Sgd => SgdConfig::new().init(),
+        LocalOptimizer::Adam {
+            beta1,
+            beta2,
+            eps,
+            amsgrad,
+        } => AdamConfig::new()
+            .with_beta_1(beta1 as f32)
+            .with_beta_2(beta2 as f32)
+            .with_epsilon(eps as f32)
+            .with_amsgrad(amsgrad)
+            .init(),
+    };
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let n = data.len();
-    let batch = settings.batch_size.max(1);
-    let batches_per_epoch = n.div_ceil(batch);
-    let total = batches_per_epoch * settings.epochs;
-    let epochs = batch_order(n, batch, settings.epochs, settings.shuffle_seed);
+    let total: usize = plan.epochs.iter().map(Vec::len).sum();
     let mut mean_loss = 0.0;
     let mut done = 0;
-    for batches in &epochs {
+    for (batches, rate) in plan.epochs.iter().zip(&plan.rates) {
         let mut loss_sum = 0.0;
         for idx in batches {
             let part = data.subset(idx);
@@ -320,11 +376,11 @@ pub fn train_local(
             let loss = loss_fn.forward(logits, targets);
             loss_sum += f64::from(loss.clone().into_scalar::<f32>());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(settings.learning_rate, model, grads);
+            model = optim.step(*rate, model, grads);
             done += 1;
             on_batch(done, total);
         }
-        mean_loss = loss_sum / batches_per_epoch.max(1) as f64;
+        mean_loss = loss_sum / batches.len().max(1) as f64;
     }
     Ok(TrainOutcome {
         params: model.flatten(),

@@ -34,7 +34,7 @@ use tessera_common::net::Network;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::Seed;
 use tessera_common::ring::RingTensor;
-use tessera_data_owner::model::{TrainSettings, batch_order, evaluate, train_local};
+use tessera_data_owner::model::{LocalOptimizer, TrainPlan, batch_order, evaluate, train_plan};
 
 use crate::report::{RoundMetrics, write_metrics_csv, write_plot_png};
 
@@ -364,10 +364,10 @@ pub async fn simulate_encrypted(
             "--data-owners, --epochs and --batch-size must be at least 1".into(),
         ));
     }
-    let plain_sgd = matches!(opts.optimizer, Optimizer::Sgd { momentum, .. } if momentum == 0.0);
-    if opts.compare_plaintext && !plain_sgd {
+    let momentum = matches!(opts.optimizer, Optimizer::Sgd { momentum, .. } if momentum != 0.0);
+    if opts.compare_plaintext && momentum {
         return Err(EncryptedError::Options(
-            "--compare-plaintext trains burn with plain SGD: use --optimizer sgd".into(),
+            "--compare-plaintext has no SGD with momentum in burn's run".into(),
         ));
     }
     let mut train_data = Dataset::bundled_mnist(Split::Train);
@@ -481,16 +481,31 @@ pub async fn simulate_encrypted(
     let received = std::mem::take(&mut *received.lock().unwrap_or_else(|p| p.into_inner()));
     let encrypted_accuracy = received.metrics.last().map_or(0.0, |m| m.test_accuracy);
     let plaintext_accuracy = if opts.compare_plaintext {
-        let mut weights: Vec<f32> = init.iter().map(|v| *v as f32).collect();
-        for (e, rate) in plan.rates.iter().enumerate() {
-            let settings = TrainSettings {
-                epochs: 1,
-                batch_size: opts.batch_size,
-                learning_rate: *rate,
-                shuffle_seed: opts.seed + e as u64,
-            };
-            weights = train_local(&opts.model, &weights, &train_data, &settings, |_, _| {})?.params;
-        }
+        let start: Vec<f32> = init.iter().map(|v| *v as f32).collect();
+        let local = TrainPlan {
+            epochs: plan.order.clone(),
+            rates: plan.rates.clone(),
+            optimizer: match opts.optimizer {
+                Optimizer::Sgd { .. } => LocalOptimizer::Sgd,
+                Optimizer::Adam {
+                    beta1, beta2, eps, ..
+                } => LocalOptimizer::Adam {
+                    beta1,
+                    beta2,
+                    eps,
+                    amsgrad: false,
+                },
+                Optimizer::Amsgrad {
+                    beta1, beta2, eps, ..
+                } => LocalOptimizer::Adam {
+                    beta1,
+                    beta2,
+                    eps,
+                    amsgrad: true,
+                },
+            },
+        };
+        let weights = train_plan(&opts.model, &start, &train_data, &local, |_, _| {})?.params;
         Some(evaluate(&opts.model, &weights, &test)?.0)
     } else {
         None
