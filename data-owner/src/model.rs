@@ -12,7 +12,7 @@
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{BinaryCrossEntropyLossConfig, CrossEntropyLossConfig};
 use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
@@ -461,15 +461,54 @@ pub fn gradients(
     labels: &[u8],
     n: usize,
 ) -> Result<Vec<f32>, ModelError> {
+    gradients_with(spec, params, features, n, PlainLoss::CrossEntropy(labels))
+}
+
+/// A loss and its targets for [`gradients_with`].
+#[derive(Debug, Clone, Copy)]
+pub enum PlainLoss<'a> {
+    /// Softmax cross-entropy against class labels.
+    CrossEntropy(&'a [u8]),
+    /// Binary cross-entropy of the sigmoid of a single logit against 0/1 labels.
+    BinaryCrossEntropy(&'a [u8]),
+    /// Half the squared error against real targets (`n x outputs`, row-major).
+    HalfSquaredError(&'a [f32]),
+}
+
+/// The gradient of a loss summed over a batch of `n` samples (see [`gradients`]).
+pub fn gradients_with(
+    spec: &ModelSpec,
+    params: &[f32],
+    features: &[f32],
+    n: usize,
+    loss: PlainLoss<'_>,
+) -> Result<Vec<f32>, ModelError> {
     let device = Device::flex().autodiff();
     let model = SpecModel::from_flat(spec, params, &device)?;
     let logits = model.forward(features, n, &device);
-    let targets: Vec<i64> = labels.iter().map(|l| i64::from(*l)).collect();
-    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
-    let loss = CrossEntropyLossConfig::new()
-        .init(&device)
-        .forward(logits, targets)
-        .mul_scalar(n as f32);
+    let ints = |labels: &[u8], shape: [usize; 2]| {
+        let v: Vec<i64> = labels.iter().map(|l| i64::from(*l)).collect();
+        Tensor::<2, Int>::from_data(TensorData::new(v, shape), &device)
+    };
+    let loss = match loss {
+        PlainLoss::CrossEntropy(labels) => {
+            let targets = ints(labels, [n, 1]).reshape([n]);
+            CrossEntropyLossConfig::new()
+                .init(&device)
+                .forward(logits, targets)
+                .mul_scalar(n as f32)
+        }
+        PlainLoss::BinaryCrossEntropy(labels) => BinaryCrossEntropyLossConfig::new()
+            .with_logits(true)
+            .init(&device)
+            .forward(logits, ints(labels, [n, 1]))
+            .mul_scalar(n as f32),
+        PlainLoss::HalfSquaredError(targets) => {
+            let k = targets.len() / n.max(1);
+            let t = Tensor::<2>::from_data(TensorData::new(targets.to_vec(), [n, k]), &device);
+            logits.sub(t).square().sum().mul_scalar(0.5)
+        }
+    };
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let mut visitor = GradVisitor {
         grads: &grads,

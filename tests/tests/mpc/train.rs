@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tessera_aggregator::mpc::harness::run_local;
 use tessera_aggregator::mpc::model::{Activations, SecureModel};
-use tessera_aggregator::mpc::protocol::{Aby3, Protocol, SecureNn};
+use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
 use tessera_aggregator::mpc::train::init::{self, Init};
 use tessera_aggregator::mpc::train::precision::{MAX_MAGNITUDE_BITS, count_failures};
 use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer, tape};
@@ -508,5 +508,158 @@ fn securenn_servers_see_no_example_label_weight_or_gradient() {
     server_views_hold_no_secret(
         |s| SecureNn::<Recording, u128>::in_ring(s, FW),
         tessera_aggregator::mpc::io::Scheme::Additive,
+    );
+}
+
+/// `[2, 6, 6]` inputs through Flatten, then `hidden` sigmoid units if any, then `outputs`.
+fn small_spec(hidden: Option<usize>, outputs: usize) -> ModelSpec {
+    let mut layers = vec![LayerSpec::Flatten];
+    if let Some(h) = hidden {
+        layers.extend([LayerSpec::Dense { units: h }, LayerSpec::Sigmoid]);
+    }
+    layers.push(LayerSpec::Dense { units: outputs });
+    ModelSpec {
+        input_shape: vec![2, 6, 6],
+        layers,
+    }
+}
+
+/// The gradients of `loss` through `spec` on a batch of 4 under protocol `P`, against burn's,
+/// within `abs + 2%`.
+fn loss_gradients_match_burn<P: Protocol<Elem = u128> + 'static>(
+    make: fn(S) -> Result<P, MpcError>,
+    spec: ModelSpec,
+    loss: Loss,
+    activations: Activations,
+    abs: f64,
+) {
+    use tessera_data_owner::model::{PlainLoss, gradients_with};
+    let n = 4;
+    let outputs = *spec.resolve().expect("spec").1.last().expect("outputs");
+    let params = initial_params(&spec).expect("initial parameters");
+    let features: Vec<f32> = reals(92, n * 72, -1.0, 1.0)
+        .iter()
+        .map(|v| *v as f32)
+        .collect();
+    let (targets, plain_loss_targets): (Vec<f64>, Vec<f32>) = match loss {
+        Loss::MeanSquaredError => {
+            let t = reals(93, n * outputs, -1.0, 1.0);
+            let f = t.iter().map(|v| *v as f32).collect();
+            (t, f)
+        }
+        _ => {
+            let t: Vec<f64> = (0..n).map(|i| (i % 2) as f64).collect();
+            (t.clone(), t.iter().map(|v| *v as f32).collect())
+        }
+    };
+    let labels: Vec<u8> = plain_loss_targets.iter().map(|v| *v as u8).collect();
+    let plain = match loss {
+        Loss::MeanSquaredError => PlainLoss::HalfSquaredError(&plain_loss_targets),
+        _ => PlainLoss::BinaryCrossEntropy(&labels),
+    };
+    let want = gradients_with(&spec, &params, &features, n, plain).expect("burn");
+    let flat: Vec<f64> = params.iter().map(|v| f64::from(*v)).collect();
+    let x: Vec<f64> = features.iter().map(|v| f64::from(*v)).collect();
+    let inputs = [
+        enc_w(&flat, &[flat.len()]),
+        enc_w(&x, &[n, 72]),
+        enc_w(&targets, &[n, targets.len() / n]),
+    ];
+    let spec2 = spec.clone();
+    let got = dec_w(
+        &run_wide(make, inputs, move |p: Arc<P>, v: Vec<P::Tensor>| {
+            let spec = spec2.clone();
+            async move {
+                let model = SecureModel::new(&spec)?;
+                let params = model.split_params(&*p, &v[0])?;
+                let (z, t) = tape::forward(&*p, &model, &params, &v[1], activations).await?;
+                let dz = loss.gradient(&*p, &z, &v[2], activations).await?;
+                let grads = tape::backward(&*p, &model, &params, &t, &dz).await?;
+                p.concat(&grads.iter().collect::<Vec<_>>())
+            }
+        })
+        .expect("secure gradients"),
+    );
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let w = f64::from(*w);
+        assert!(
+            (g - w).abs() <= abs + 0.02 * w.abs(),
+            "{} {loss:?}: gradient {i}: {g} vs burn's {w}",
+            P::NAME
+        );
+    }
+    assert!(
+        want.iter().any(|w| w.abs() > 0.05),
+        "burn's gradients {want:?}"
+    );
+}
+
+fn pond_wide(s: S) -> Result<Pond<MemoryNetwork, u128>, MpcError> {
+    Pond::in_ring(s, FW)
+}
+
+/// Binary cross-entropy (gradient `sigmoid(z) - y`) and half the squared error (`z - y`)
+/// through a sigmoid hidden layer, under ABY3 and SecureNN: the sigmoid's approximation (within
+/// 0.003) is the largest error, summed over 4 examples and multiplied by inputs below 1 and
+/// weights below 0.5 through the layers: 0.04 absolute (plus 2%) covers it.
+#[test]
+fn binary_cross_entropy_and_squared_error_gradients_match_burn() {
+    for loss in [Loss::BinaryCrossEntropy, Loss::MeanSquaredError] {
+        let outputs = if loss == Loss::BinaryCrossEntropy {
+            1
+        } else {
+            3
+        };
+        let spec = small_spec(Some(8), outputs);
+        loss_gradients_match_burn(aby3_wide, spec.clone(), loss, Activations::Exact, 0.04);
+        loss_gradients_match_burn(securenn_wide, spec, loss, Activations::Exact, 0.04);
+    }
+}
+
+/// Pond trains what its polynomials can: logistic regression with binary cross-entropy, where
+/// the polynomial sigmoid (within 0.0234 on [-8, 8], TF Encrypted's fit) makes each example's
+/// `s - y` off by up to 0.0234, summed over 4 examples times inputs below 1: 0.094, so 0.1
+/// absolute (plus 2%); and a linear model with the squared error, exact but for fixed-point
+/// rounding (2^-20 per truncation, times 4 examples and 72 inputs: below 1e-3).
+#[test]
+fn pond_trains_logistic_and_linear_models() {
+    loss_gradients_match_burn(
+        pond_wide,
+        small_spec(None, 1),
+        Loss::BinaryCrossEntropy,
+        Activations::Polynomial,
+        0.1,
+    );
+    loss_gradients_match_burn(
+        pond_wide,
+        small_spec(None, 3),
+        Loss::MeanSquaredError,
+        Activations::Polynomial,
+        1e-3,
+    );
+}
+
+/// Under Pond a ReLU or softmax, which need comparisons, is a typed error, not a wrong result.
+#[test]
+fn pond_refuses_what_it_cannot_train() {
+    let b = batch(2);
+    let err = run_wide(pond_wide, wide_inputs(&b), |p, v| async move {
+        let model = SecureModel::new(&spec())?;
+        let params = model.split_params(&*p, &v[0])?;
+        let (z, _) = tape::forward(&*p, &model, &params, &v[1], Activations::Exact).await?;
+        Ok(z)
+    })
+    .err()
+    .expect("refused");
+    assert!(
+        matches!(
+            err,
+            MpcError::Unsupported {
+                protocol: "pond",
+                ..
+            }
+        ),
+        "{err:?}"
     );
 }
