@@ -650,8 +650,7 @@ fn pond_refuses_what_it_cannot_train() {
         let (z, _) = tape::forward(&*p, &model, &params, &v[1], Activations::Exact).await?;
         Ok(z)
     })
-    .err()
-    .expect("refused");
+    .expect_err("refused");
     assert!(
         matches!(
             err,
