@@ -271,6 +271,17 @@ impl Dataset {
             .collect()
     }
 
+    /// The binary task of TF Encrypted's logistic-regression benchmark: label 1 for the large
+    /// digits (5-9), 0 for the small ones (0-4).
+    pub fn small_vs_large(&self) -> Dataset {
+        Dataset {
+            features: self.features.clone(),
+            labels: self.labels.iter().map(|l| u8::from(*l >= 5)).collect(),
+            sample_shape: self.sample_shape.clone(),
+            num_classes: 2,
+        }
+    }
+
     /// Label-skewed split: samples sorted by label and dealt in `2 * parts` contiguous shards,
     /// each part taking two shards (McMahan et al. 2017's pathological non-IID split), so each part
     /// sees about two classes.

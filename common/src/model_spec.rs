@@ -201,6 +201,15 @@ impl ModelSpec {
         }
     }
 
+    /// Binary logistic regression on MNIST (one logit; small digits against large ones, as TF
+    /// Encrypted's benchmark): FC 784-1.
+    pub fn binary_logistic_regression() -> Self {
+        ModelSpec {
+            input_shape: vec![1, 28, 28],
+            layers: vec![LayerSpec::Flatten, LayerSpec::Dense { units: 1 }],
+        }
+    }
+
     /// A preset by name (`network-a` to `network-d`, `logreg`).
     pub fn preset(name: &str) -> Option<Self> {
         match name {

@@ -336,7 +336,8 @@ pub struct TrainPlan {
     pub optimizer: LocalOptimizer,
 }
 
-/// Trains `spec` from `start` on `data` following `plan` (mean cross-entropy per batch).
+/// Trains `spec` from `start` on `data` following `plan` (mean cross-entropy per batch; binary
+/// cross-entropy on 0/1 labels for a model with a single logit).
 pub fn train_plan(
     spec: &ModelSpec,
     start: &[f32],
@@ -362,6 +363,9 @@ pub fn train_plan(
             .init(),
     };
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let binary = BinaryCrossEntropyLossConfig::new()
+        .with_logits(true)
+        .init(&device);
     let total: usize = plan.epochs.iter().map(Vec::len).sum();
     let mut mean_loss = 0.0;
     let mut done = 0;
@@ -371,9 +375,15 @@ pub fn train_plan(
             let part = data.subset(idx);
             let logits = model.forward(&part.features, idx.len(), &device);
             let targets: Vec<i64> = part.labels.iter().map(|l| i64::from(*l)).collect();
-            let targets =
-                Tensor::<1, Int>::from_data(TensorData::new(targets, [idx.len()]), &device);
-            let loss = loss_fn.forward(logits, targets);
+            let loss = if logits.dims()[1] == 1 {
+                let targets =
+                    Tensor::<2, Int>::from_data(TensorData::new(targets, [idx.len(), 1]), &device);
+                binary.forward(logits, targets)
+            } else {
+                let targets =
+                    Tensor::<1, Int>::from_data(TensorData::new(targets, [idx.len()]), &device);
+                loss_fn.forward(logits, targets)
+            };
             loss_sum += f64::from(loss.clone().into_scalar::<f32>());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(*rate, model, grads);
@@ -388,7 +398,29 @@ pub fn train_plan(
     })
 }
 
-/// Accuracy and mean cross-entropy of `params` on `data`.
+/// A single logit's correct predictions (`z > 0` for label 1) and summed binary cross-entropy
+/// over a chunk.
+fn binary_scores(logits: Tensor<2>, labels: &[u8], device: &Device) -> (usize, f64) {
+    let n = labels.len();
+    let z = logits.clone().into_data();
+    let z = z.as_slice::<f32>().map(<[f32]>::to_vec).unwrap_or_default();
+    let right = z
+        .iter()
+        .zip(labels)
+        .filter(|(v, l)| (**v > 0.0) == (**l == 1))
+        .count();
+    let targets: Vec<i64> = labels.iter().map(|l| i64::from(*l)).collect();
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), device);
+    let loss = BinaryCrossEntropyLossConfig::new()
+        .with_logits(true)
+        .init(device)
+        .forward(logits, targets)
+        .into_scalar::<f32>();
+    (right, f64::from(loss) * n as f64)
+}
+
+/// Accuracy and mean cross-entropy of `params` on `data` (a model with a single logit is a
+/// binary classifier: label 1 when the logit is positive, binary cross-entropy).
 pub fn evaluate(
     spec: &ModelSpec,
     params: &[f32],
@@ -404,6 +436,12 @@ pub fn evaluate(
     for chunk in idx.chunks(500) {
         let part = data.subset(chunk);
         let logits = model.forward(&part.features, chunk.len(), &device);
+        if logits.dims()[1] == 1 {
+            let (right, loss) = binary_scores(logits, &part.labels, &device);
+            correct += right;
+            loss_sum += loss;
+            continue;
+        }
         let predicted = logits.clone().argmax(1).into_data();
         let predicted = predicted
             .as_slice::<i64>()

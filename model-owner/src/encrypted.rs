@@ -21,7 +21,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tessera_aggregator::mpc::MpcError;
 use tessera_aggregator::mpc::Session;
-use tessera_aggregator::mpc::harness::run_local_with;
+use tessera_aggregator::mpc::harness::run_local_patient;
 use tessera_aggregator::mpc::io::{Scheme, receive_output, send_input};
 use tessera_aggregator::mpc::model::{Activations, SecureModel};
 use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
@@ -84,6 +84,9 @@ pub struct EncryptedOptions {
     pub data_owners: usize,
     /// Examples used (the first `limit` of the bundled training digits; all if `None`).
     pub limit: Option<usize>,
+    /// The binary task of TF Encrypted's logistic-regression benchmark (small digits 0-4
+    /// against large 5-9) for a model with one logit, trained with binary cross-entropy.
+    pub small_vs_large: bool,
     /// Fractional bits.
     pub frac_bits: u32,
     /// Also train in the clear with burn.
@@ -164,10 +167,15 @@ fn decode(x: &RingTensor<u128>, f: u32) -> Vec<f32> {
         .collect()
 }
 
-fn one_hot(labels: &[u8], classes: usize) -> impl Iterator<Item = f64> + '_ {
-    labels
-        .iter()
-        .flat_map(move |l| (0..classes).map(move |c| if c == *l as usize { 1.0 } else { 0.0 }))
+/// The targets of `labels`: one-hot rows of `width` classes, or the 0/1 label itself for a
+/// single-logit model.
+fn targets(labels: &[u8], width: usize) -> impl Iterator<Item = f64> + '_ {
+    labels.iter().flat_map(move |l| {
+        (0..width).map(move |c| {
+            let hit = if width == 1 { *l == 1 } else { c == *l as usize };
+            if hit { 1.0 } else { 0.0 }
+        })
+    })
 }
 
 /// The model owner's hook after each epoch: the epoch, the revealed weights, the losses seen.
@@ -180,6 +188,7 @@ struct Plan {
     frac_bits: u32,
     owners: Vec<usize>,
     features: usize,
+    /// Targets per example: the classes (one-hot), or 1 for a binary model.
     classes: usize,
     order: Vec<Vec<Vec<usize>>>,
     loss_every: usize,
@@ -270,7 +279,7 @@ async fn outside(
                 f,
                 &[n * plan.features],
             );
-            let y = encode(one_hot(&part.labels, plan.classes), f, &[n * plan.classes]);
+            let y = encode(targets(&part.labels, plan.classes), f, &[n * plan.classes]);
             send_input(&net, scheme, "x", &x).await?;
             send_input(&net, scheme, "y", &y).await
         }
@@ -311,9 +320,12 @@ async fn launch<P: Protocol + 'static>(
     outsiders: &[PartyId],
     outsider: impl Fn(MemoryNetwork) -> tokio::task::JoinHandle<Result<(), MpcError>>,
 ) -> Result<(), MpcError> {
-    run_local_with(
+    // Every party waits up to an hour for a message: the model owner waits a whole epoch for
+    // the weights, the servers wait while the owners share their data.
+    run_local_patient(
         3,
         outsiders,
+        std::time::Duration::from_secs(3600),
         move |s| {
             let plan = Arc::clone(&plan);
             async move {
@@ -374,7 +386,17 @@ pub async fn simulate_encrypted(
     if let Some(limit) = opts.limit {
         train_data = train_data.subset(&(0..limit.min(train_data.len())).collect::<Vec<_>>());
     }
-    let test = Dataset::bundled_mnist(Split::Test);
+    let mut test = Dataset::bundled_mnist(Split::Test);
+    let outputs: usize = model_outputs(&opts.model)?;
+    if opts.small_vs_large != (outputs == 1) {
+        return Err(EncryptedError::Options(
+            "the small-against-large task takes a model with one logit, and only it".into(),
+        ));
+    }
+    if opts.small_vs_large {
+        train_data = train_data.small_vs_large();
+        test = test.small_vs_large();
+    }
     let parts = Arc::new(train_data.split_iid(opts.data_owners));
     let model = SecureModel::new(&opts.model)?;
     let mut seed = [0u8; 32];
@@ -387,14 +409,18 @@ pub async fn simulate_encrypted(
     let plan = Arc::new(Plan {
         spec: opts.model.clone(),
         train: TrainSpec {
-            loss: Loss::SoftmaxCrossEntropy,
+            loss: if outputs == 1 {
+                Loss::BinaryCrossEntropy
+            } else {
+                Loss::SoftmaxCrossEntropy
+            },
             optimizer: opts.optimizer,
             activations,
         },
         frac_bits: opts.frac_bits,
         owners: parts.iter().map(Dataset::len).collect(),
         features: train_data.sample_len(),
-        classes: train_data.num_classes,
+        classes: if outputs == 1 { 1 } else { train_data.num_classes },
         order: epoch_orders(train_data.len(), opts.batch_size, opts.epochs, opts.seed),
         loss_every: opts.loss_every,
         rates: learning_rates(&opts),
@@ -517,6 +543,13 @@ pub async fn simulate_encrypted(
         metrics: received.metrics,
         seconds_per_batch: seconds / batches.max(1) as f64,
     })
+}
+
+/// The number of logits of `spec`.
+fn model_outputs(spec: &ModelSpec) -> Result<usize, EncryptedError> {
+    spec.resolve()
+        .map(|(_, out)| out.iter().product())
+        .map_err(|e| EncryptedError::Options(e.to_string()))
 }
 
 /// The batches of each epoch: epoch `e` shuffles with `seed + e` (as the plaintext comparison

@@ -4,9 +4,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tessera_common::PartyId;
-use tessera_common::net::Network;
+use tessera_common::net::{DEFAULT_RECV_TIMEOUT, Network};
 use tessera_common::net::memory::MemoryNetwork;
 
 use super::{MpcError, Session};
@@ -40,9 +41,29 @@ where
     G: Fn(MemoryNetwork) -> Gut,
     Gut: Future<Output = Result<U, MpcError>> + Send + 'static,
 {
+    run_local_patient(servers, outsiders, DEFAULT_RECV_TIMEOUT, program, outsider).await
+}
+
+/// [`run_local_with`] where every receive waits up to `timeout` (a long job's outside party
+/// waits for a result as long as the computation takes, e.g. an epoch of training).
+pub async fn run_local_patient<T, U, F, Fut, G, Gut>(
+    servers: usize,
+    outsiders: &[PartyId],
+    timeout: Duration,
+    program: F,
+    outsider: G,
+) -> Result<(Vec<T>, Vec<U>), MpcError>
+where
+    T: Send + 'static,
+    U: Send + 'static,
+    F: Fn(Arc<Session<MemoryNetwork>>) -> Fut,
+    Fut: Future<Output = Result<T, MpcError>> + Send + 'static,
+    G: Fn(MemoryNetwork) -> Gut,
+    Gut: Future<Output = Result<U, MpcError>> + Send + 'static,
+{
     let mut parties: Vec<PartyId> = (0..servers as u8).map(PartyId::Server).collect();
     parties.extend_from_slice(outsiders);
-    let mut nets = MemoryNetwork::cluster(&parties);
+    let mut nets = MemoryNetwork::cluster_with_timeout(&parties, timeout);
     let outside_nets = nets.split_off(servers);
     let outside: Vec<_> = outside_nets
         .into_iter()

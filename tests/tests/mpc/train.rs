@@ -289,6 +289,7 @@ fn a_small_encrypted_job_matches_burn() {
         batch_size: 128,
         data_owners: 3,
         limit: Some(512),
+        small_vs_large: false,
         frac_bits: FW,
         compare_plaintext: true,
         loss_every: 2,
