@@ -172,7 +172,11 @@ fn decode(x: &RingTensor<u128>, f: u32) -> Vec<f32> {
 fn targets(labels: &[u8], width: usize) -> impl Iterator<Item = f64> + '_ {
     labels.iter().flat_map(move |l| {
         (0..width).map(move |c| {
-            let hit = if width == 1 { *l == 1 } else { c == *l as usize };
+            let hit = if width == 1 {
+                *l == 1
+            } else {
+                c == *l as usize
+            };
             if hit { 1.0 } else { 0.0 }
         })
     })
@@ -420,7 +424,11 @@ pub async fn simulate_encrypted(
         frac_bits: opts.frac_bits,
         owners: parts.iter().map(Dataset::len).collect(),
         features: train_data.sample_len(),
-        classes: if outputs == 1 { 1 } else { train_data.num_classes },
+        classes: if outputs == 1 {
+            1
+        } else {
+            train_data.num_classes
+        },
         order: epoch_orders(train_data.len(), opts.batch_size, opts.epochs, opts.seed),
         loss_every: opts.loss_every,
         rates: learning_rates(&opts),

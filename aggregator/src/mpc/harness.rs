@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_common::PartyId;
-use tessera_common::net::{DEFAULT_RECV_TIMEOUT, Network};
 use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::net::{DEFAULT_RECV_TIMEOUT, Network};
 
 use super::{MpcError, Session};
 

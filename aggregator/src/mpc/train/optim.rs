@@ -11,9 +11,10 @@
 //! Adam's second moment is tiny in fixed point: a mean gradient of `1e-3` squares to `1e-6`,
 //! one unit at 20 fractional bits. So the moment is kept with `2f` fractional bits (the square
 //! `g^2` is not truncated at all; the 128-bit ring has the room), and the denominator
-//! `sqrt(v_hat) + eps` is computed as `1 / sqrt(v_hat + eps^2)` by
-//! [`crate::mpc::approx::inv_sqrt_wide`] over `[4^-14, 4^6)`, which covers `eps^2 = 1e-8` up to
-//! a mean squared gradient of 4096.
+//! `sqrt(v_hat) + eps` is computed as `1 / sqrt(v_hat + eps^2)` (burn and TF Encrypted add
+//! `eps` after the root; the two agree once `v_hat >> eps^2`) by
+//! [`crate::mpc::approx::inv_sqrt_wide`] over `[eps^2, 4096]`: from `eps^2 = 1e-8` up to a mean
+//! squared gradient of 4096 (beyond `3 * 4096` the iteration would diverge).
 
 use tessera_common::ring::Ring;
 
@@ -21,9 +22,8 @@ use crate::mpc::MpcError;
 use crate::mpc::approx::{fx, inv_sqrt_wide};
 use crate::mpc::protocol::Protocol;
 
-/// The range `[4^V_LO, 4^(V_HI + 1))` of Adam's `v_hat + eps^2`.
-const V_LO: i32 = -14;
-const V_HI: i32 = 5;
+/// The largest `v_hat` Adam's inverse square root is made for (a mean gradient of 64).
+const V_MAX: f64 = 4096.0;
 
 /// Significant bits kept of a public real constant.
 pub const CONST_BITS: i32 = 24;
@@ -227,7 +227,8 @@ impl Optimizer {
                 let v_hat = scale_real(p, &denom_src, c2).await?;
                 let n = p.shape(&v_hat).iter().product::<usize>();
                 let eps2 = vec![fx::<P::Elem>(eps * eps, 2 * f); n];
-                let r = inv_sqrt_wide(p, &p.add_public(&v_hat, &eps2)?, 2 * f, V_LO, V_HI).await?;
+                let x = p.add_public(&v_hat, &eps2)?;
+                let r = inv_sqrt_wide(p, &x, 2 * f, eps * eps, V_MAX).await?;
                 let step = p.mul_trunc(&m, &r, f).await?;
                 state.m = Some(m);
                 state.v = Some(v);

@@ -23,8 +23,8 @@
 //!   are below `2^8`), so `l <= 60`: failure `<= 2^-67`;
 //! - a public real constant applied with 24 significant bits ([`super::optim::scale_real`]):
 //!   at most `f + 20 + 24 = 64` bits;
-//! - Adam's range reduction, the widest: the second moment (`2f` bits, below `4^6`) times a
-//!   scale of up to `2^52`: at most `2^75`, failure `<= 2^-52`.
+//! - Adam's inverse square root, the widest: `x y^2` with `x` at `2f` and `y^2` at `2f`
+//!   fractional bits, at most 1 in value: below `2^80`, failure `<= 2^-47`.
 //!
 //! [`MAX_MAGNITUDE_BITS`] = 87 is the largest magnitude at which the bound holds;
 //! [`count_failures`] replays the truncation's arithmetic on random masks (`A = s`,
