@@ -139,8 +139,56 @@ fn plaintext_seconds(spec: &ModelSpec, data: &Dataset, start: &[f32]) -> f64 {
     t.elapsed().as_secs_f64() / 3.0
 }
 
-/// Runs the rows; prints the table, returns the JSON rows.
-pub fn run() -> Vec<Value> {
+/// Test accuracies after `epochs` epochs of the encrypted and the plaintext run of a row (the
+/// whole `simulate --encrypted --compare-plaintext` job: 3 data owners, the 8,000 bundled
+/// digits, learning rate 0.5 decayed by 0.7 per epoch for SGD, 0.002 for Adam and AMSgrad).
+fn accuracy(
+    runtime: &tokio::runtime::Runtime,
+    protocol: &str,
+    spec: &ModelSpec,
+    optimizer: Optimizer,
+    epochs: usize,
+) -> Option<(f64, f64)> {
+    use tessera_model_owner::encrypted::{EncryptedOptions, ProtocolKind, simulate_encrypted};
+    let rate = match optimizer {
+        Optimizer::Sgd { .. } => 0.5,
+        _ => 0.002,
+    };
+    let opts = EncryptedOptions {
+        protocol: match protocol {
+            "securenn" => ProtocolKind::SecureNn,
+            _ => ProtocolKind::Aby3,
+        },
+        model: spec.clone(),
+        optimizer: optimizer.with_learning_rate(rate),
+        epochs,
+        batch_size: BATCH,
+        data_owners: 3,
+        limit: None,
+        small_vs_large: false,
+        frac_bits: F,
+        compare_plaintext: true,
+        loss_every: 0,
+        seed: 1,
+        lr_decay: 0.7,
+        out: super::report::bench_dir().join("train-run"),
+        interactive: false,
+    };
+    match runtime.block_on(simulate_encrypted(opts)) {
+        Ok(s) => Some((
+            s.encrypted_accuracy,
+            s.plaintext_accuracy.unwrap_or(f64::NAN),
+        )),
+        Err(e) => {
+            eprintln!("{protocol}: accuracy run failed: {e}");
+            None
+        }
+    }
+}
+
+/// Runs the rows (with `accuracy_epochs`, also the accuracy runs); prints the table, returns the
+/// JSON rows.
+pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let data = Dataset::bundled_mnist(Split::Train).subset(&(0..BATCH).collect::<Vec<_>>());
     let models = [
@@ -220,13 +268,13 @@ pub fn run() -> Vec<Value> {
         let start: Vec<f32> = init.iter().map(|v| *v as f32).collect();
         let plain = plaintext_seconds(&spec, &data, &start);
         let m = macs(&spec, BATCH);
-        rows.push(json!({
+        let mut row = json!({
             "protocol": protocol, "model": name, "optimizer": optimizer.name(),
             "batch": BATCH, "seconds_per_batch": seconds, "rounds_per_batch": rounds,
             "bytes_per_batch": bytes, "plaintext_seconds_per_batch": plain,
             "plaintext_macs": m, "frac_bits": F, "ring_bits": 128,
-        }));
-        table.push(vec![
+        });
+        let mut line = vec![
             protocol.to_string(),
             name.to_string(),
             optimizer.name().to_string(),
@@ -235,20 +283,31 @@ pub fn run() -> Vec<Value> {
             si(bytes as f64),
             format!("{plain:.4}"),
             si(m),
-        ]);
+        ];
+        if let Some(epochs) = accuracy_epochs {
+            let acc = accuracy(&runtime, protocol, &spec, optimizer, epochs);
+            let (enc, plain) = acc.unwrap_or((f64::NAN, f64::NAN));
+            row["epochs"] = json!(epochs);
+            row["encrypted_accuracy"] = json!(enc);
+            row["plaintext_accuracy"] = json!(plain);
+            line.push(format!("{enc:.4} / {plain:.4}"));
+        }
+        rows.push(row);
+        table.push(line);
     }
-    print_table(
-        &[
-            "protocol",
-            "model",
-            "optimizer",
-            "s/batch",
-            "rounds",
-            "bytes",
-            "plaintext s/batch",
-            "plaintext MACs",
-        ],
-        &table,
-    );
+    let mut headers = vec![
+        "protocol",
+        "model",
+        "optimizer",
+        "s/batch",
+        "rounds",
+        "bytes",
+        "plaintext s/batch",
+        "plaintext MACs",
+    ];
+    if accuracy_epochs.is_some() {
+        headers.push("accuracy encrypted / plaintext");
+    }
+    print_table(&headers, &table);
     rows
 }

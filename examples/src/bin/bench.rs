@@ -5,6 +5,7 @@
 //! cargo run --release -p tessera-examples --bin bench -- secagg
 //! cargo run --release -p tessera-examples --bin bench -- mpc
 //! cargo run --release -p tessera-examples --bin bench -- train
+//! cargo run --release -p tessera-examples --bin bench -- train --accuracy --epochs 1
 //! ```
 //!
 //! Each suite prints a markdown table and writes `target/bench/<suite>.json`.
@@ -12,7 +13,20 @@
 use tessera_examples::bench::{mpc, report, ring, secagg, train};
 
 fn main() {
-    let suites: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let accuracy = args.iter().any(|a| a == "--accuracy");
+    let epochs = args
+        .iter()
+        .position(|a| a == "--epochs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let suites: Vec<String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--epochs"))
+        .map(|(_, a)| a.clone())
+        .collect();
     if suites.is_empty() {
         eprintln!("usage: bench <suite>...   (suites: ring, secagg, mpc, train)");
         std::process::exit(2);
@@ -22,7 +36,7 @@ fn main() {
             "ring" => ring::run(),
             "secagg" => secagg::run(),
             "mpc" => mpc::run(),
-            "train" => train::run(),
+            "train" => train::run(accuracy.then_some(epochs)),
             other => {
                 eprintln!("unknown suite {other:?} (suites: ring, secagg, mpc, train)");
                 std::process::exit(2);
