@@ -27,7 +27,7 @@ use super::report::{print_table, si};
 
 const BATCH: usize = 128;
 const F: u32 = 20;
-/// Steps timed per row (after one untimed step).
+/// Steps timed per row.
 const STEPS: usize = 2;
 
 fn encode(values: &[f64], shape: &[usize]) -> RingTensor<u128> {
@@ -108,7 +108,6 @@ async fn steps<P: Protocol<Elem = u128>>(
         activations: Activations::Exact,
     };
     let mut trainer = Trainer::new::<P>(model, train, params)?;
-    trainer.step(&p, &shared[1], &shared[2], false).await?;
     session.barrier().await?;
     let before = session.net_stats();
     let start = Instant::now();
