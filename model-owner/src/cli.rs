@@ -257,12 +257,8 @@ pub fn run(cli: Cli) -> i32 {
                 ring_bits: training.ring_bits.unwrap_or(32),
                 interactive: true,
             };
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return 1;
-                }
+            let Some(runtime) = runtime() else {
+                return 1;
             };
             match runtime.block_on(simulate(opts)) {
                 Ok(summary) => {
@@ -338,12 +334,8 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
         out: training.out.clone(),
         interactive: true,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
+    let Some(runtime) = runtime() else {
+        return 1;
     };
     match runtime.block_on(simulate_encrypted(opts)) {
         Ok(summary) => {
@@ -360,4 +352,11 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
             1
         }
     }
+}
+
+/// A tokio runtime, or `None` after printing why there is none.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| eprintln!("error: {e}"))
+        .ok()
 }

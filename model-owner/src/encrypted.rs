@@ -29,6 +29,7 @@ use tessera_aggregator::mpc::train::init::{self, Init};
 use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer};
 use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
+use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::Network;
 use tessera_common::net::memory::MemoryNetwork;
@@ -151,19 +152,27 @@ struct EncryptedCheckpoint<'a> {
     metrics: &'a [RoundMetrics],
 }
 
-fn encode(values: impl Iterator<Item = f64>, f: u32, shape: &[usize]) -> RingTensor<u128> {
-    let scale = f64::from(f).exp2();
-    let v: Vec<u128> = values
-        .map(|x| (x * scale).round() as i128 as u128)
-        .collect();
-    RingTensor::from_vec(shape, v).expect("shape matches the values")
+/// Fixed-point encoding in the 128-bit ring; a value that does not encode (not finite, out of
+/// range) is refused with the data's name.
+fn encode(
+    values: impl Iterator<Item = f64>,
+    f: u32,
+    shape: &[usize],
+    what: &str,
+) -> Result<RingTensor<u128>, MpcError> {
+    let fixed = FixedPoint { frac_bits: f };
+    let v = values
+        .map(|x| fixed.encode::<u128>(x))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| MpcError::Invalid(format!("{what}: {e}")))?;
+    Ok(RingTensor::from_vec(shape, v)?)
 }
 
 fn decode(x: &RingTensor<u128>, f: u32) -> Vec<f32> {
-    let scale = f64::from(f).exp2();
-    x.as_slice()
+    FixedPoint { frac_bits: f }
+        .decode_slice(x.as_slice())
         .iter()
-        .map(|v| (*v as i128 as f64 / scale) as f32)
+        .map(|v| *v as f32)
         .collect()
 }
 
@@ -282,8 +291,14 @@ async fn outside(
                 part.features.iter().map(|v| f64::from(*v)),
                 f,
                 &[n * plan.features],
-            );
-            let y = encode(targets(&part.labels, plan.classes), f, &[n * plan.classes]);
+                "examples",
+            )?;
+            let y = encode(
+                targets(&part.labels, plan.classes),
+                f,
+                &[n * plan.classes],
+                "labels",
+            )?;
             send_input(&net, scheme, "x", &x).await?;
             send_input(&net, scheme, "y", &y).await
         }
@@ -292,7 +307,7 @@ async fn outside(
                 &net,
                 scheme,
                 "w0",
-                &encode(init.iter().copied(), f, &[init.len()]),
+                &encode(init.iter().copied(), f, &[init.len()], "initial weights")?,
             )
             .await?;
             let mut losses = Vec::new();

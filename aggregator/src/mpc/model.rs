@@ -22,6 +22,16 @@ pub enum Activations {
     Polynomial,
 }
 
+impl Activations {
+    /// The logistic function as these activations compute it.
+    pub async fn sigmoid<P: Protocol>(self, p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
+        match self {
+            Activations::Exact => approx::sigmoid(p, x).await,
+            Activations::Polynomial => nn::sigmoid_poly(p, x).await,
+        }
+    }
+}
+
 /// A resolved [`ModelSpec`] ready to run on shares.
 #[derive(Debug, Clone)]
 pub struct SecureModel {
@@ -137,10 +147,7 @@ impl SecureModel {
                 ResolvedLayer::Stateless(s) => match (s, activations) {
                     (StatelessLayer::Relu, Activations::Exact) => nn::relu(p, &h).await?,
                     (StatelessLayer::Relu, Activations::Polynomial) => nn::relu_poly(p, &h).await?,
-                    (StatelessLayer::Sigmoid, Activations::Exact) => approx::sigmoid(p, &h).await?,
-                    (StatelessLayer::Sigmoid, Activations::Polynomial) => {
-                        nn::sigmoid_poly(p, &h).await?
-                    }
+                    (StatelessLayer::Sigmoid, act) => act.sigmoid(p, &h).await?,
                     (StatelessLayer::MaxPool2d(k, stride), _) => {
                         let window = Window {
                             kernel: (k, k),

@@ -17,6 +17,7 @@ use tessera_aggregator::mpc::train::init::{Init, initial_params};
 use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer};
 use tessera_aggregator::mpc::{MpcError, Session};
 use tessera_common::dataset::{Dataset, Split};
+use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::{ModelSpec, ResolvedLayer};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::Seed;
@@ -31,9 +32,10 @@ const F: u32 = 20;
 const STEPS: usize = 2;
 
 fn encode(values: &[f64], shape: &[usize]) -> RingTensor<u128> {
+    let fixed = FixedPoint { frac_bits: F };
     let v = values
         .iter()
-        .map(|x| (x * f64::from(F).exp2()).round() as i128 as u128)
+        .map(|x| fixed.encode(*x).expect("bench inputs are small reals"))
         .collect();
     RingTensor::from_vec(shape, v).expect("shape")
 }

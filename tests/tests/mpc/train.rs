@@ -12,6 +12,7 @@ use tessera_aggregator::mpc::train::init::{self, Init};
 use tessera_aggregator::mpc::train::precision::{MAX_MAGNITUDE_BITS, count_failures};
 use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer, tape};
 use tessera_aggregator::mpc::{MpcError, Session};
+use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::{LayerSpec, ModelSpec};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::Seed;
@@ -23,19 +24,15 @@ use crate::{S, reals, runtime};
 /// Fractional bits of training.
 const FW: u32 = 20;
 
+const FIXED: FixedPoint = FixedPoint { frac_bits: FW };
+
 fn enc_w(values: &[f64], shape: &[usize]) -> RingTensor<u128> {
-    let v = values
-        .iter()
-        .map(|x| (x * f64::from(FW).exp2()).round() as i128 as u128)
-        .collect();
+    let v = values.iter().map(|x| FIXED.encode(*x).unwrap()).collect();
     RingTensor::from_vec(shape, v).unwrap()
 }
 
 fn dec_w(x: &RingTensor<u128>) -> Vec<f64> {
-    x.as_slice()
-        .iter()
-        .map(|v| *v as i128 as f64 / f64::from(FW).exp2())
-        .collect()
+    FIXED.decode_slice(x.as_slice())
 }
 
 /// Every layer kind: conv (padding), ReLU, max-pooling, average pooling, flatten, dense,

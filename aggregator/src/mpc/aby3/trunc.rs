@@ -23,7 +23,7 @@ use tessera_common::ring::Ring;
 
 use super::boolean::b2a;
 use super::{
-    Aby3Bits, Aby3Tensor, Arith, MpcError, Product, Session, Shared, check_servers, next, prev,
+    Aby3Bits, Aby3Tensor, Arith, MpcError, Op, Product, Session, Shared, check_servers, next, prev,
     random_shared, zero_share,
 };
 
@@ -205,30 +205,59 @@ pub async fn truncate_two_share<R: Ring, N: Network>(
     let before = session.net_stats();
     let me = session.me();
     let n = x.len();
-    let shift = |v: &[R]| v.iter().map(|a| a.shr_signed(bits)).collect::<Vec<R>>();
-    let out = match me {
-        0 => {
-            let y1 = session.recv_vec::<R>(1, &op, "y1", n).await?;
-            Shared::from_parts(shift(&x.s[0]), y1, x.shape())
+    let halves = match me {
+        1 => Halves::B((0..n).map(|i| x.s[0][i].add(x.s[1][i])).collect()),
+        0 => Halves::A(x.s[0].clone()),
+        _ => Halves::A(x.s[1].clone()),
+    };
+    let out = rereplicate(session, &op, halves, bits, x.shape()).await;
+    session.record(&op, before);
+    out
+}
+
+/// What a server holds of the two shares `x = A + B` of the two-share truncation.
+enum Halves<R> {
+    /// `A` (servers 0 and 2).
+    A(Vec<R>),
+    /// `B` (server 1).
+    B(Vec<R>),
+}
+
+/// Truncates `A` and `B` locally (floor and ceil) and makes the result replicated again:
+/// `y0 = floor(A / 2^d)` at servers 0 and 2, `y2 = r` from the PRG of servers 1 and 2, and
+/// `y1 = ceil(B / 2^d) - r`, sent by server 1 to server 0 (see [`truncate_two_share`]).
+async fn rereplicate<R: Ring, N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    halves: Halves<R>,
+    bits: u32,
+    shape: &[usize],
+) -> Result<Aby3Tensor<R>, MpcError> {
+    let n: usize = shape.iter().product();
+    let floor = |v: &[R]| v.iter().map(|a| a.shr_signed(bits)).collect::<Vec<R>>();
+    match (session.me(), halves) {
+        (0, Halves::A(a)) => {
+            let y1 = session.recv_vec::<R>(1, op, "y1", n).await?;
+            Ok(Shared::from_parts(floor(&a), y1, shape))
         }
-        1 => {
-            let b: Vec<R> = (0..n).map(|i| x.s[0][i].add(x.s[1][i])).collect();
-            let r: Vec<R> = session.shared_prg(2, &op, 1)?.ring_vec(n);
+        (1, Halves::B(b)) => {
+            let r: Vec<R> = session.shared_prg(2, op, 1)?.ring_vec(n);
             let y1: Vec<R> = ceil_shift(&b, bits)
                 .iter()
                 .zip(&r)
                 .map(|(p, q)| p.sub(*q))
                 .collect();
-            session.send_vec(0, &op, "y1", &y1).await?;
-            Shared::from_parts(y1, r, x.shape())
+            session.send_vec(0, op, "y1", &y1).await?;
+            Ok(Shared::from_parts(y1, r, shape))
         }
-        _ => {
-            let r: Vec<R> = session.shared_prg(1, &op, 1)?.ring_vec(n);
-            Shared::from_parts(r, shift(&x.s[1]), x.shape())
+        (2, Halves::A(a)) => {
+            let r: Vec<R> = session.shared_prg(1, op, 1)?.ring_vec(n);
+            Ok(Shared::from_parts(r, floor(&a), shape))
         }
-    };
-    session.record(&op, before);
-    Ok(out)
+        (me, _) => Err(MpcError::Invalid(format!(
+            "server {me} holds the wrong half of a two-share truncation"
+        ))),
+    }
 }
 
 /// `ceil(v / 2^bits)` of each signed element.
@@ -254,35 +283,19 @@ async fn product_two_share<R: Ring, N: Network>(
     let cross = product.cross(x, y)?;
     let alpha = zero_share::<Arith<R>, N>(session, &op, 0, n)?;
     let z: Vec<R> = cross.iter().zip(&alpha).map(|(c, a)| c.add(*a)).collect();
-    let shift = |v: &[R]| v.iter().map(|a| a.shr_signed(bits)).collect::<Vec<R>>();
-    let out = match me {
-        0 => {
-            session.send_vec(2, &op, "z", &z).await?;
-            let z2 = session.recv_vec::<R>(2, &op, "z", n).await?;
-            let a: Vec<R> = z.iter().zip(&z2).map(|(p, q)| p.add(*q)).collect();
-            let y1 = session.recv_vec::<R>(1, &op, "y1", n).await?;
-            Shared::from_parts(shift(&a), y1, out_shape)
-        }
-        1 => {
-            let r: Vec<R> = session.shared_prg(2, &op, 1)?.ring_vec(n);
-            let y1: Vec<R> = ceil_shift(&z, bits)
-                .iter()
-                .zip(&r)
-                .map(|(p, q)| p.sub(*q))
-                .collect();
-            session.send_vec(0, &op, "y1", &y1).await?;
-            Shared::from_parts(y1, r, out_shape)
-        }
+    // A = z0 + z2 (servers 0 and 2 swap theirs, in the same round as server 1's message).
+    let halves = match me {
+        1 => Halves::B(z),
         _ => {
-            session.send_vec(0, &op, "z", &z).await?;
-            let z0 = session.recv_vec::<R>(0, &op, "z", n).await?;
-            let a: Vec<R> = z0.iter().zip(&z).map(|(p, q)| p.add(*q)).collect();
-            let r: Vec<R> = session.shared_prg(1, &op, 1)?.ring_vec(n);
-            Shared::from_parts(r, shift(&a), out_shape)
+            let other = 2 - me;
+            session.send_vec(other, &op, "z", &z).await?;
+            let theirs = session.recv_vec::<R>(other, &op, "z", n).await?;
+            Halves::A(z.iter().zip(&theirs).map(|(p, q)| p.add(*q)).collect())
         }
     };
+    let out = rereplicate(session, &op, halves, bits, out_shape).await;
     session.record(&op, before);
-    Ok(out)
+    out
 }
 
 /// Fixed-point elementwise product `(x * y) >> bits` in one round, no preprocessing.

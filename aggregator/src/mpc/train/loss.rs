@@ -48,10 +48,7 @@ impl Loss {
         match self {
             Loss::SoftmaxCrossEntropy => p.sub(&approx::softmax(p, z).await?, &y),
             Loss::BinaryCrossEntropy => {
-                let s = match activations {
-                    Activations::Exact => approx::sigmoid(p, z).await?,
-                    Activations::Polynomial => nn::sigmoid_poly(p, z).await?,
-                };
+                let s = activations.sigmoid(p, z).await?;
                 p.sub(&s, &y)
             }
             Loss::MeanSquaredError => p.sub(z, &y),
@@ -97,10 +94,7 @@ impl Loss {
                 p.sub(&total(&p.add(&m, &lse)?)?, &total(&yz)?)
             }
             Loss::BinaryCrossEntropy => {
-                let s = match activations {
-                    Activations::Exact => approx::sigmoid(p, z).await?,
-                    Activations::Polynomial => nn::sigmoid_poly(p, z).await?,
-                };
+                let s = activations.sigmoid(p, z).await?;
                 half_squares(p.sub(&s, &y)?)
                     .await
                     .map(|v| p.scale(&v, P::Elem::from_u64(2)))

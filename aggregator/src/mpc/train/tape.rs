@@ -23,7 +23,7 @@ use tessera_common::model_spec::{ResolvedLayer, StatelessLayer};
 use tessera_common::ring::Ring;
 
 use crate::mpc::MpcError;
-use crate::mpc::approx::{self, fx};
+use crate::mpc::approx::fx;
 use crate::mpc::layout::{Gather, Window, nchw_to_rows, repeat_each};
 use crate::mpc::model::{Activations, SecureModel};
 use crate::mpc::nn::{self, Im2col, gather};
@@ -129,10 +129,7 @@ pub async fn forward<P: Protocol>(
                 (y, Saved::Relu { d })
             }
             ResolvedLayer::Stateless(StatelessLayer::Sigmoid) => {
-                let s = match activations {
-                    Activations::Exact => approx::sigmoid(p, &h).await?,
-                    Activations::Polynomial => nn::sigmoid_poly(p, &h).await?,
-                };
+                let s = activations.sigmoid(p, &h).await?;
                 (s.clone(), Saved::Sigmoid { s })
             }
             ResolvedLayer::Stateless(StatelessLayer::MaxPool2d(k, stride)) => {
