@@ -234,7 +234,7 @@ pub async fn max_with_selection<P: Protocol>(
 
 /// The pooling windows of an `[n, c, h, w]` sharing as rows `[n*c*oh*ow, kh*kw]`, and the
 /// pooled shape `[n, c, oh, ow]`.
-pub(crate) fn pool_patches<P: Protocol>(
+fn pool_patches<P: Protocol>(
     p: &P,
     x: &P::Tensor,
     window: Window,

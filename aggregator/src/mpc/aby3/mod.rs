@@ -424,6 +424,21 @@ impl Product {
     }
 }
 
+/// This server's share of a product in three-out-of-three form: its cross terms plus its share
+/// of a fresh zero-sharing, so the share alone is uniform to anyone else (every product, fused
+/// truncation or not, starts here).
+pub(crate) fn masked_cross<K: Kind, N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    product: Product,
+    x: &Shared<K>,
+    y: &Shared<K>,
+) -> Result<Vec<K::Word>, MpcError> {
+    let z = product.cross(x, y)?;
+    let alpha = zero_share::<K, N>(session, op, 0, z.len())?;
+    Ok(zip(&z, &alpha, K::add))
+}
+
 /// Product of two sharings (mul for arithmetic, AND for boolean) with resharing: one round,
 /// each server sends one element per output element (§3 semi-honest multiplication).
 pub(crate) async fn product<K: Kind, N: Network>(
@@ -437,9 +452,7 @@ pub(crate) async fn product<K: Kind, N: Network>(
     check_servers(session)?;
     let op = session.op(name);
     let before = session.net_stats();
-    let z = product.cross(x, y)?;
-    let alpha = zero_share::<K, N>(session, &op, 0, z.len())?;
-    let z = zip(&z, &alpha, K::add);
+    let z = masked_cross(session, &op, product, x, y)?;
     let out = reshare(session, &op, z, out_shape).await?;
     session.record(&op, before);
     Ok(out)

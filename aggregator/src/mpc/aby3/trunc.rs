@@ -23,8 +23,8 @@ use tessera_common::ring::Ring;
 
 use super::boolean::b2a;
 use super::{
-    Aby3Bits, Aby3Tensor, Arith, MpcError, Op, Product, Session, Shared, check_servers, next, prev,
-    random_shared, zero_share,
+    Aby3Bits, Aby3Tensor, MpcError, Op, Product, Session, Shared, check_servers, masked_cross,
+    next, prev, random_shared,
 };
 
 /// A truncation pair: `s` and `t = s >> d` as arithmetic sharings of the same length.
@@ -121,9 +121,8 @@ pub(crate) async fn product_trunc<R: Ring, N: Network>(
     let op = session.op("aby3_mul_trunc");
     let before = session.net_stats();
     let me = session.me();
-    let z = product.cross(x, y)?;
-    let alpha = zero_share::<Arith<R>, N>(session, &op, 0, n)?;
-    let mine: Vec<R> = (0..n).map(|i| z[i].add(alpha[i]).add(s.s[0][i])).collect();
+    let z = masked_cross(session, &op, product, x, y)?;
+    let mine: Vec<R> = (0..n).map(|i| z[i].add(s.s[0][i])).collect();
     session.send_vec(next(me), &op, "c", &mine).await?;
     session.send_vec(prev(me), &op, "c", &mine).await?;
     let a = session.recv_vec::<R>(next(me), &op, "c", n).await?;
@@ -280,9 +279,7 @@ async fn product_two_share<R: Ring, N: Network>(
     let op = session.op("aby3_mul_trunc1");
     let before = session.net_stats();
     let me = session.me();
-    let cross = product.cross(x, y)?;
-    let alpha = zero_share::<Arith<R>, N>(session, &op, 0, n)?;
-    let z: Vec<R> = cross.iter().zip(&alpha).map(|(c, a)| c.add(*a)).collect();
+    let z = masked_cross(session, &op, product, x, y)?;
     // A = z0 + z2 (servers 0 and 2 swap theirs, in the same round as server 1's message).
     let halves = match me {
         1 => Halves::B(z),
