@@ -26,6 +26,8 @@ pub enum RequestKind {
     FetchWeights = 2,
     /// A job's status (`round` = 0).
     Status = 3,
+    /// Fetch an MPC job's output (`round` = the output's index in the job).
+    FetchOutput = 4,
 }
 
 /// Why a token is refused.

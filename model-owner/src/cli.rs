@@ -108,6 +108,15 @@ pub enum ProtocolChoice {
     Pond,
 }
 
+/// Who provides the initial weights of encrypted training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitChoice {
+    /// The model owner draws them and shares them as a private input.
+    ModelOwner,
+    /// The servers draw them from the job's common seed (He-uniform); nobody sends them.
+    Servers,
+}
+
 /// Training options shared by `simulate` and `train`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainingArgs {
@@ -167,6 +176,9 @@ pub struct EncryptedArgs {
     /// Multiply the learning rate by this after each epoch.
     #[arg(long, default_value_t = 1.0)]
     pub lr_decay: f64,
+    /// Who provides the initial weights (the same He-uniform values from `--seed` either way).
+    #[arg(long, value_enum, default_value = "model-owner")]
+    pub init: InitChoice,
 }
 
 /// Subcommands.
@@ -331,6 +343,7 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
         loss_every: args.loss_every,
         seed: args.seed,
         lr_decay: args.lr_decay,
+        servers_init: args.init == InitChoice::Servers,
         out: training.out.clone(),
         interactive: true,
     };

@@ -3,8 +3,10 @@
 //!
 //! - Each data owner secret-shares its labelled examples (features and one-hot labels, fixed
 //!   point in the 128-bit ring) to the servers once ([`tessera_aggregator::mpc::io`]).
-//! - The model owner shares the initial weights (He-uniform from a seed, so a plaintext run can
-//!   start from the same values) and receives, after each epoch, the weights revealed to it
+//! - The initial weights are He-uniform from a seed (so a plaintext run can start from the same
+//!   values): the model owner shares them as a private input, or, with
+//!   [`EncryptedOptions::servers_init`], the servers draw them from the job's common seed
+//!   ([`init::initial_params`]) and nobody sends them. The model owner receives, after each epoch, the weights revealed to it
 //!   alone; it evaluates them on the test digits. It also receives the loss of every
 //!   `loss_every`-th batch (a one-element output) for the progress bar.
 //! - The servers train on the union of the examples in a public batch order
@@ -23,7 +25,8 @@ use tessera_aggregator::mpc::MpcError;
 use tessera_aggregator::mpc::Session;
 use tessera_aggregator::mpc::harness::run_local_patient;
 use tessera_aggregator::mpc::io::{Scheme, receive_output, send_input};
-use tessera_aggregator::mpc::model::{Activations, SecureModel};
+pub use tessera_aggregator::mpc::kind::ProtocolKind;
+use tessera_aggregator::mpc::model::SecureModel;
 use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
 use tessera_aggregator::mpc::train::init::{self, Init};
 use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer};
@@ -38,35 +41,6 @@ use tessera_common::ring::RingTensor;
 use tessera_data_owner::model::{LocalOptimizer, TrainPlan, batch_order, evaluate, train_plan};
 
 use crate::report::{RoundMetrics, write_metrics_csv, write_plot_png};
-
-/// The MPC protocol of an encrypted job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProtocolKind {
-    /// ABY3 (three servers, replicated sharing).
-    Aby3,
-    /// SecureNN (two servers and a helper).
-    SecureNn,
-    /// Pond (two servers and a producer; polynomial activations only).
-    Pond,
-}
-
-impl ProtocolKind {
-    fn scheme(self) -> Scheme {
-        match self {
-            ProtocolKind::Aby3 => Scheme::Replicated,
-            _ => Scheme::Additive,
-        }
-    }
-
-    /// The protocol's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ProtocolKind::Aby3 => "aby3",
-            ProtocolKind::SecureNn => "securenn",
-            ProtocolKind::Pond => "pond",
-        }
-    }
-}
 
 /// Options of an encrypted training run.
 #[derive(Debug, Clone)]
@@ -98,6 +72,9 @@ pub struct EncryptedOptions {
     pub seed: u64,
     /// The learning rate is multiplied by this after each epoch.
     pub lr_decay: f64,
+    /// The servers draw the initial weights from the common seed instead of receiving them
+    /// from the model owner.
+    pub servers_init: bool,
     /// Output folder.
     pub out: PathBuf,
     /// Progress bar and per-epoch lines.
@@ -207,6 +184,9 @@ struct Plan {
     loss_every: usize,
     /// The learning rate of each epoch.
     rates: Vec<f64>,
+    /// The common seed the servers draw the initial weights from (`None`: the model owner
+    /// shares them).
+    server_init: Option<Seed>,
 }
 
 impl Plan {
@@ -224,7 +204,7 @@ impl Plan {
 
 /// The servers' program: receive the data and the initial weights, train, reveal the weights
 /// after each epoch (and the sampled losses) to the model owner.
-async fn serve<P: Protocol>(p: &P, plan: &Plan) -> Result<(), MpcError> {
+async fn serve<P: Protocol<Elem = u128>>(p: &P, plan: &Plan) -> Result<(), MpcError> {
     let mut xs = Vec::new();
     let mut ys = Vec::new();
     for (i, n) in plan.owners.iter().enumerate() {
@@ -236,9 +216,22 @@ async fn serve<P: Protocol>(p: &P, plan: &Plan) -> Result<(), MpcError> {
     let y = p.concat(&ys.iter().collect::<Vec<_>>())?;
     drop((xs, ys));
     let model = SecureModel::new(&plan.spec)?;
-    let w0 = p
-        .input(PartyId::ModelOwner, "w0", &[model.num_params()])
-        .await?;
+    let w0 = match &plan.server_init {
+        Some(seed) => {
+            let w = init::initial_params(&model, Init::He, seed);
+            let w = encode(
+                w.into_iter(),
+                plan.frac_bits,
+                &[model.num_params()],
+                "weights",
+            )?;
+            p.public(w.as_slice(), w.shape())
+        }
+        None => {
+            p.input(PartyId::ModelOwner, "w0", &[model.num_params()])
+                .await?
+        }
+    };
     let params = model.split_params(p, &w0)?;
     let mut trainer = Trainer::new::<P>(model, plan.train, params)?;
     let rows = |t: &P::Tensor, idx: &[usize], width: usize| {
@@ -303,13 +296,10 @@ async fn outside(
             send_input(&net, scheme, "y", &y).await
         }
         PartyId::ModelOwner => {
-            send_input(
-                &net,
-                scheme,
-                "w0",
-                &encode(init.iter().copied(), f, &[init.len()], "initial weights")?,
-            )
-            .await?;
+            if plan.server_init.is_none() {
+                let w0 = encode(init.iter().copied(), f, &[init.len()], "initial weights")?;
+                send_input(&net, scheme, "w0", &w0).await?;
+            }
             let mut losses = Vec::new();
             let last = plan.order.first().map_or(0, Vec::len);
             for (step, (e, b, idx)) in plan.steps().enumerate() {
@@ -333,7 +323,7 @@ async fn outside(
 }
 
 /// Runs the servers under protocol `P` (made by `make`) and the outside parties.
-async fn launch<P: Protocol + 'static>(
+async fn launch<P: Protocol<Elem = u128> + 'static>(
     make: fn(Arc<Session<MemoryNetwork>>, u32) -> Result<P, MpcError>,
     plan: Arc<Plan>,
     outsiders: &[PartyId],
@@ -420,11 +410,10 @@ pub async fn simulate_encrypted(
     let model = SecureModel::new(&opts.model)?;
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&opts.seed.to_le_bytes());
+    // The same values either way: the servers draw them from the seed of the job, or the model
+    // owner draws them and shares them.
     let init = Arc::new(init::initial_params(&model, Init::He, &Seed(seed)));
-    let activations = match opts.protocol {
-        ProtocolKind::Pond => Activations::Polynomial,
-        _ => Activations::Exact,
-    };
+    let activations = opts.protocol.activations();
     let plan = Arc::new(Plan {
         spec: opts.model.clone(),
         train: TrainSpec {
@@ -447,6 +436,7 @@ pub async fn simulate_encrypted(
         order: epoch_orders(train_data.len(), opts.batch_size, opts.epochs, opts.seed),
         loss_every: opts.loss_every,
         rates: learning_rates(&opts),
+        server_init: opts.servers_init.then_some(Seed(seed)),
     });
     let batches: usize = plan.order.iter().map(Vec::len).sum();
     let progress = if opts.interactive {

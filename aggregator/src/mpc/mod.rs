@@ -8,6 +8,8 @@
 //! - [`harness`]: run one async program as all servers in one process over the in-memory network
 //!   (the library equivalent of TF Encrypted's `LocalConfig`), with outside parties if wanted, or
 //!   over any network (gRPC).
+//! - [`kind`]: [`kind::ProtocolKind`], a protocol named as a value (job descriptions, command
+//!   lines).
 //! - [`io`]: the outside parties' end: a data owner or the model owner shares an input to the
 //!   servers or receives an output only it may see.
 //! - [`pond`]: two-party additive sharing between `server0` and `server1` with `server2` as the
@@ -26,6 +28,7 @@ pub mod aby3;
 pub mod approx;
 pub mod harness;
 pub mod io;
+pub mod kind;
 pub mod layout;
 pub mod model;
 pub mod nn;

@@ -362,13 +362,15 @@ async fn beaver<R: Ring, N: Network>(
     };
     let e = e_mine.add(&session.recv(other, &op, "e", &x.shape).await?)?;
     let f = f_mine.add(&session.recv(other, &op, "f", &y.shape).await?)?;
-    // z_i = c_i + e*b_i + a_i*f (+ e*f at server0).
+    // z_i = c_i + e*b_i + a_i*f (+ e*f at server0, folded in as e*(b_0 + f): two products
+    // at each server, not three).
     let mut z = c;
-    z.add_assign(&product.apply(&e, &b)?)?;
-    z.add_assign(&product.apply(&a, &f)?)?;
     if me == 0 {
-        z.add_assign(&product.apply(&e, &f)?)?;
+        z.add_assign(&product.apply(&e, &b.add(&f)?)?)?;
+    } else {
+        z.add_assign(&product.apply(&e, &b)?)?;
     }
+    z.add_assign(&product.apply(&a, &f)?)?;
     session.record(&op, before);
     Ok(PondTensor {
         share: Some(z),

@@ -44,7 +44,10 @@ pub enum MpcError {
 }
 
 /// The tag of an input or output exchanged with a party outside the servers: named by the
-/// caller (both ends know the label; an operation id is internal to the servers).
+/// caller (both ends know the label; an operation id is internal to the servers). It carries no
+/// session id: an outside party exchanges with one job's endpoint (in networked mode the job's
+/// inputs and outputs, sealed with the job id in their headers; in simulated mode a network of
+/// its own).
 pub fn party_tag(label: &str) -> Tag {
     Tag::new(format!("mpc/io/{label}"))
 }
@@ -68,8 +71,14 @@ pub struct OpStats {
 }
 
 /// A session among the servers of one network.
+///
+/// Every message between the servers carries the session id in its tag
+/// (`mpc/{session}/{op}/{name}/{part}`), so several sessions (jobs) run over one network at the
+/// same time without their messages meeting, and a finished session's leftovers are dropped with
+/// [`Session::forget`].
 pub struct Session<N: Network> {
     net: Arc<N>,
+    id: u64,
     me: usize,
     servers: usize,
     ops: AtomicU64,
@@ -106,16 +115,22 @@ impl<N: Network> std::fmt::Debug for Session<N> {
 }
 
 impl<N: Network> Session<N> {
-    /// Opens a session: each pair of servers agrees on a PRG seed (the lower-numbered one draws
-    /// it and sends it over the sealed network).
+    /// Opens session 0 (simulated mode: one session per network); see [`Session::with_id`].
     pub async fn new(net: Arc<N>) -> Result<Self, MpcError> {
+        Self::with_id(net, 0).await
+    }
+
+    /// Opens session `id`: each pair of servers agrees on a PRG seed (the lower-numbered one
+    /// draws it and sends it over the sealed network). Every server of a session must use the
+    /// same id, and no two live sessions on one network may share it.
+    pub async fn with_id(net: Arc<N>, id: u64) -> Result<Self, MpcError> {
         let me = net
             .me()
             .server_index()
             .ok_or_else(|| MpcError::Party(format!("{} is not a server", net.me())))?;
         let servers = net.parties().iter().filter(|p| p.is_server()).count();
         let mut seeds = HashMap::new();
-        let tag = Tag::new("mpc/setup/seed");
+        let tag = Tag::new(format!("mpc/{id}/setup/seed"));
         for j in me + 1..servers {
             let seed = Seed::random(&mut rand::rng());
             net.send(PartyId::Server(j as u8), &tag, seed.0.to_vec())
@@ -132,6 +147,7 @@ impl<N: Network> Session<N> {
         }
         Ok(Session {
             net,
+            id,
             me,
             servers,
             ops: AtomicU64::new(0),
@@ -147,6 +163,22 @@ impl<N: Network> Session<N> {
         self.me
     }
 
+    /// The session id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The prefix of every tag of session `id` between the servers.
+    pub fn tag_prefix(id: u64) -> String {
+        format!("mpc/{id}/")
+    }
+
+    /// Drops the messages of this session still queued at this server (call when the session is
+    /// over, finished or aborted); returns how many.
+    pub fn forget(&self) -> usize {
+        self.net.forget(&Self::tag_prefix(self.id))
+    }
+
     /// Number of servers.
     pub fn servers(&self) -> usize {
         self.servers
@@ -160,8 +192,8 @@ impl<N: Network> Session<N> {
         }
     }
 
-    fn tag(op: &Op, part: &str) -> Tag {
-        Tag::new(format!("mpc/{}/{}/{part}", op.id, op.name))
+    fn tag(&self, op: &Op, part: &str) -> Tag {
+        Tag::new(format!("mpc/{}/{}/{}/{part}", self.id, op.id, op.name))
     }
 
     /// Counts rounds per operation the way [`tessera_common::net::Counters`] does per endpoint: a
@@ -231,7 +263,7 @@ impl<N: Network> Session<N> {
         framed.extend_from_slice(&bytes);
         Ok(self
             .net
-            .send(PartyId::Server(to as u8), &Self::tag(op, part), framed)
+            .send(PartyId::Server(to as u8), &self.tag(op, part), framed)
             .await?)
     }
 
@@ -244,7 +276,7 @@ impl<N: Network> Session<N> {
         len: usize,
     ) -> Result<Vec<u8>, MpcError> {
         let peer = PartyId::Server(from as u8);
-        let framed = self.net.recv(peer, &Self::tag(op, part)).await?;
+        let framed = self.net.recv(peer, &self.tag(op, part)).await?;
         self.phase(op, false);
         if framed.len() < DEPTH_BYTES {
             return Err(MpcError::Protocol {

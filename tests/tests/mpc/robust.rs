@@ -19,12 +19,16 @@ fn mul_with_rogue_producer(payload: Vec<u8>) -> Result<(), MpcError> {
     let rogue = nets.pop().expect("three endpoints");
     runtime().block_on(async move {
         let rogue = tokio::spawn(async move {
-            let seed = Tag::new("mpc/setup/seed");
+            let seed = Tag::new("mpc/0/setup/seed");
             rogue.recv(PartyId::Server(0), &seed).await?;
             rogue.recv(PartyId::Server(1), &seed).await?;
-            // Operation 0 is the sharing, operation 1 the multiplication.
+            // Session 0; operation 0 is the sharing, operation 1 the multiplication.
             rogue
-                .send(PartyId::Server(1), &Tag::new("mpc/1/pond_mul/c1"), payload)
+                .send(
+                    PartyId::Server(1),
+                    &Tag::new("mpc/0/1/pond_mul/c1"),
+                    payload,
+                )
                 .await?;
             Ok::<_, MpcError>(())
         });

@@ -272,9 +272,16 @@ fn truncation_failures_at_the_stated_magnitude() {
 /// times lr/batch = 8e-4 per step), which moved the accuracy by 0.0005 when measured; we allow
 /// 0.02 (40 test digits), since after 4 steps the accuracy still changes by several points per
 /// step and a few digits near the decision boundary may flip. Both must have learned (above
-/// 0.3, against 0.1 for chance) and the outputs must be written.
+/// 0.3, against 0.1 for chance) and the outputs must be written. Run once with the initial
+/// weights shared by the model owner and once drawn by the servers from the job's seed (the
+/// same values, so the same bound holds).
 #[test]
 fn a_small_encrypted_job_matches_burn() {
+    small_job(false);
+    small_job(true);
+}
+
+fn small_job(servers_init: bool) {
     use tessera_aggregator::mpc::train::Optimizer;
     use tessera_model_owner::encrypted::{EncryptedOptions, ProtocolKind, simulate_encrypted};
     let out = tempfile::tempdir().expect("temp dir");
@@ -292,6 +299,7 @@ fn a_small_encrypted_job_matches_burn() {
         loss_every: 2,
         seed: 3,
         lr_decay: 1.0,
+        servers_init,
         out: out.path().to_path_buf(),
         interactive: false,
     };
@@ -303,7 +311,7 @@ fn a_small_encrypted_job_matches_burn() {
     assert!(enc > 0.3 && plain > 0.3, "accuracies {enc} / {plain}");
     assert!(
         (enc - plain).abs() <= 0.02,
-        "encrypted {enc} vs plaintext {plain}"
+        "encrypted {enc} vs plaintext {plain} (servers_init {servers_init})"
     );
     assert_eq!(summary.metrics.len(), 1);
     assert!(summary.metrics[0].train_loss.is_finite());
