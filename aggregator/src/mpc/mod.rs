@@ -19,6 +19,8 @@
 //!   Chandran, PoPETs 2019).
 //! - [`aby3`]: three-party replicated arithmetic and boolean sharing and conversions (Mohassel &
 //!   Rindal, CCS 2018).
+//! - [`service`]: MPC jobs (deployments, predictions) served by the aggregator processes in
+//!   networked mode: launch, sealed inputs and outputs, status, abort.
 //! - [`protocol`]: one trait over the three; operations a protocol lacks fail with
 //!   [`MpcError::Unsupported`].
 //! - [`nn`], [`approx`]: layers and function approximations written once over the trait;
@@ -35,6 +37,7 @@ pub mod nn;
 pub mod pond;
 pub mod protocol;
 pub mod securenn;
+pub mod service;
 pub mod session;
 pub mod train;
 

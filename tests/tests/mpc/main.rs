@@ -11,6 +11,7 @@ mod model;
 mod pond;
 mod robust;
 mod securenn;
+mod service;
 mod train;
 
 use std::sync::Arc;

@@ -1,0 +1,461 @@
+//! The outside parties' end of the job service, transport-free: the sealed launch, abort and
+//! input envelopes a model owner or client sends each server, and the opening of the output
+//! chunks a server returns. The gRPC clients only carry these bytes.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tessera_common::PartyId;
+use tessera_common::fixed::FixedPoint;
+use tessera_common::model_spec::ModelSpec;
+use tessera_common::request::{RequestKind, now_secs, seal_request};
+use tessera_common::ring::RingTensor;
+use tessera_common::seal::{Context, Expected, Purpose, Sealer};
+
+use super::error::MpcServiceError as Error;
+use super::job::{JobKind, JobSpec, JobState};
+use super::server::{
+    ABORT_PLAINTEXT, ABORT_ROUND, LAUNCH_ROUND, MpcJobStatus, chunk_all, parse_chunk,
+};
+use crate::mpc::MpcError;
+use crate::mpc::io::{input_payloads, reconstruct};
+use crate::mpc::kind::ProtocolKind;
+
+/// The launch envelope of job `job_id` for `server`.
+pub fn seal_launch(
+    sealer: &Sealer,
+    server: PartyId,
+    job_id: u64,
+    spec: &JobSpec,
+) -> Result<Vec<u8>, Error> {
+    let json = serde_json::to_vec(spec).map_err(|e| Error::Malformed(e.to_string()))?;
+    let context = Context {
+        purpose: Purpose::Control,
+        job_id,
+        round: LAUNCH_ROUND,
+        chunk: 0,
+    };
+    Ok(sealer.seal_for(server, &context, &json)?)
+}
+
+/// The abort envelope of job `job_id` for `server` (only the model owner's is obeyed).
+pub fn seal_abort(sealer: &Sealer, server: PartyId, job_id: u64) -> Result<Vec<u8>, Error> {
+    let context = Context {
+        purpose: Purpose::Control,
+        job_id,
+        round: ABORT_ROUND,
+        chunk: 0,
+    };
+    Ok(sealer.seal_for(server, &context, ABORT_PLAINTEXT)?)
+}
+
+/// The chunks of input `round` (its index in the job) carrying `payload` (this server's
+/// shares) to `server`, each in a forward-secret envelope.
+pub fn seal_input(
+    sealer: &Sealer,
+    server: PartyId,
+    job_id: u64,
+    round: u64,
+    payload: &[u8],
+) -> Result<Vec<Vec<u8>>, Error> {
+    chunk_all(payload)
+        .iter()
+        .enumerate()
+        .map(|(i, plaintext)| {
+            let context = Context {
+                purpose: Purpose::Input,
+                job_id,
+                round,
+                chunk: i as u64,
+            };
+            Ok(sealer.seal_ephemeral_for(server, &context, plaintext)?)
+        })
+        .collect()
+}
+
+/// Opens the output chunks `server` returned for output `round` of job `job_id` and joins
+/// them: every chunk must come from that server, for this job and output, in order, and all
+/// of them must be there.
+pub fn open_output(
+    sealer: &Sealer,
+    server: PartyId,
+    job_id: u64,
+    round: u64,
+    envelopes: &[Vec<u8>],
+) -> Result<Vec<u8>, Error> {
+    let expected = Expected {
+        purpose: Purpose::Result,
+        job_id,
+        round,
+        sender: Some(server),
+    };
+    let mut out = Vec::new();
+    let mut total = None;
+    for (i, envelope) in envelopes.iter().enumerate() {
+        let opened = sealer.open(envelope, &expected)?;
+        if opened.header.chunk != i as u64 {
+            return Err(Error::OutOfOrder {
+                expected: i as u64,
+                got: opened.header.chunk,
+            });
+        }
+        let (n, bytes) = parse_chunk(&opened.plaintext)?;
+        if *total.get_or_insert(n) != n {
+            return Err(Error::Malformed("chunks disagree on their count".into()));
+        }
+        out.extend_from_slice(bytes);
+    }
+    match total {
+        Some(n) if u64::from(n) == envelopes.len() as u64 => Ok(out),
+        _ => Err(Error::Malformed(format!(
+            "{} of the output's chunks from {server}",
+            envelopes.len()
+        ))),
+    }
+}
+
+/// How an outside party reaches the servers' job services: gRPC in networked mode, direct
+/// calls in tests. Every method names the server it talks to.
+pub trait MpcTransport: Send + Sync {
+    /// Sends a launch envelope to `server`.
+    fn launch(
+        &self,
+        server: PartyId,
+        envelope: Vec<u8>,
+    ) -> impl Future<Output = Result<MpcJobStatus, ClientError>> + Send;
+    /// Sends the chunks of one input to `server`.
+    fn submit(
+        &self,
+        server: PartyId,
+        envelopes: Vec<Vec<u8>>,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send;
+    /// Fetches output `round` of a job from `server` (a fetch-output token).
+    fn fetch(
+        &self,
+        server: PartyId,
+        job_id: u64,
+        round: u64,
+        token: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, ClientError>> + Send;
+    /// A job's status at `server` (a status token).
+    fn status(
+        &self,
+        server: PartyId,
+        job_id: u64,
+        token: Vec<u8>,
+    ) -> impl Future<Output = Result<MpcJobStatus, ClientError>> + Send;
+    /// Sends an abort envelope to `server`.
+    fn abort(
+        &self,
+        server: PartyId,
+        envelope: Vec<u8>,
+    ) -> impl Future<Output = Result<MpcJobStatus, ClientError>> + Send;
+}
+
+/// Why an outside party's job failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A server refused a request (its reason as it gave it).
+    #[error("{server} refused: {reason}")]
+    Refused {
+        /// The server.
+        server: PartyId,
+        /// The refusal, as the server's error.
+        reason: Error,
+    },
+    /// A server could not be reached, or its connection broke.
+    #[error("{server} unreachable: {reason}")]
+    Unreachable {
+        /// The server.
+        server: PartyId,
+        /// What the transport reported.
+        reason: String,
+    },
+    /// The job failed or was aborted (as a server reports it).
+    #[error("job {job_id} at {server}: {state:?}")]
+    JobEnded {
+        /// The server.
+        server: PartyId,
+        /// The job.
+        job_id: u64,
+        /// How it ended.
+        state: JobState,
+    },
+    /// The servers describe the job differently, or not as asked.
+    #[error("inconsistent job: {0}")]
+    Inconsistent(String),
+    /// The job did not finish in time.
+    #[error("job {job_id} did not finish within {after:?}")]
+    Timeout {
+        /// The job.
+        job_id: u64,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// Sealing, encoding or reconstructing on this side.
+    #[error(transparent)]
+    Local(#[from] Error),
+    /// Reconstructing the output.
+    #[error(transparent)]
+    Mpc(#[from] MpcError),
+}
+
+impl ClientError {
+    /// The server this error names, if one.
+    pub fn server(&self) -> Option<PartyId> {
+        match self {
+            ClientError::Refused { server, .. }
+            | ClientError::Unreachable { server, .. }
+            | ClientError::JobEnded { server, .. } => Some(*server),
+            _ => None,
+        }
+    }
+}
+
+/// An outside party's handle on the servers' job services.
+pub struct JobClient<'a, T: MpcTransport> {
+    /// The transport.
+    pub transport: &'a T,
+    /// The caller's sealer (knowing every server's key).
+    pub sealer: &'a Sealer,
+    /// The servers, `server0` first.
+    pub servers: Vec<PartyId>,
+    /// How long a job may take from launch to its output.
+    pub timeout: Duration,
+}
+
+fn random_job_id() -> u64 {
+    rand::Rng::next_u64(&mut rand::rng())
+}
+
+/// Encodes reals as fixed point in the 64-bit ring (a non-finite or out-of-range value is
+/// refused with its position).
+fn encode(values: &[f32], frac_bits: u32, shape: &[usize]) -> Result<RingTensor<u64>, Error> {
+    let fixed = FixedPoint { frac_bits };
+    let v = values
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            fixed
+                .encode::<u64>(f64::from(*x))
+                .map_err(|e| Error::WrongLength(format!("value {i}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RingTensor::from_vec(shape, v).map_err(|e| Error::WrongLength(e.to_string()))
+}
+
+impl<T: MpcTransport> JobClient<'_, T> {
+    /// Launches `kind` at every server; returns the job id and the status all servers agree on.
+    pub async fn launch(&self, kind: JobKind) -> Result<(u64, MpcJobStatus), ClientError> {
+        let job_id = random_job_id();
+        let spec = JobSpec {
+            issued_at: now_secs(),
+            kind,
+        };
+        let mut agreed: Option<MpcJobStatus> = None;
+        for server in &self.servers {
+            let envelope = seal_launch(self.sealer, *server, job_id, &spec)?;
+            let status = self.transport.launch(*server, envelope).await?;
+            match &agreed {
+                None => agreed = Some(status),
+                Some(first) if *first == status => {}
+                Some(_) => {
+                    return Err(ClientError::Inconsistent(format!(
+                        "{server} describes job {job_id} differently"
+                    )));
+                }
+            }
+        }
+        let status = agreed.ok_or_else(|| ClientError::Inconsistent("no servers".into()))?;
+        Ok((job_id, status))
+    }
+
+    /// Secret-shares `values` as input `round` of a job to the servers.
+    pub async fn submit(
+        &self,
+        status: &MpcJobStatus,
+        round: usize,
+        values: &[f32],
+    ) -> Result<(), ClientError> {
+        let input = status
+            .inputs
+            .get(round)
+            .filter(|t| t.party == self.sealer.me())
+            .ok_or_else(|| {
+                ClientError::Inconsistent(format!("job has no input {round} for this party"))
+            })?;
+        let n: usize = input.shape.iter().product();
+        if values.len() != n {
+            return Err(Error::WrongLength(format!(
+                "{} values for input {:?} of shape {:?}",
+                values.len(),
+                input.label,
+                input.shape
+            ))
+            .into());
+        }
+        let x = encode(values, status.frac_bits, &input.shape)?;
+        for (server, payload) in input_payloads(status.protocol.scheme(), &x) {
+            let envelopes = seal_input(self.sealer, server, status.job_id, round as u64, &payload)?;
+            self.transport.submit(server, envelopes).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for output `round` of a job and reconstructs it (real values).
+    pub async fn output(
+        &self,
+        status: &MpcJobStatus,
+        round: usize,
+    ) -> Result<Vec<f64>, ClientError> {
+        let output = status
+            .outputs
+            .get(round)
+            .filter(|t| t.party == self.sealer.me())
+            .ok_or_else(|| {
+                ClientError::Inconsistent(format!("job has no output {round} for this party"))
+            })?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let holders = status.protocol.scheme().holders();
+        let mut shares = Vec::with_capacity(holders);
+        for server in self.servers.iter().take(holders) {
+            let envelopes = loop {
+                let token = seal_request(
+                    self.sealer,
+                    *server,
+                    RequestKind::FetchOutput,
+                    status.job_id,
+                    round as u64,
+                    now_secs(),
+                )
+                .map_err(Error::from)?;
+                match self
+                    .transport
+                    .fetch(*server, status.job_id, round as u64, token)
+                    .await
+                {
+                    Ok(envelopes) => break envelopes,
+                    Err(ClientError::Refused {
+                        reason: Error::NotReady { .. },
+                        ..
+                    }) if tokio::time::Instant::now() < deadline => continue,
+                    Err(ClientError::Refused {
+                        reason: Error::NotReady { .. },
+                        ..
+                    }) => {
+                        return Err(ClientError::Timeout {
+                            job_id: status.job_id,
+                            after: self.timeout,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            let bytes = open_output(
+                self.sealer,
+                *server,
+                status.job_id,
+                round as u64,
+                &envelopes,
+            )?;
+            shares.push((*server, bytes));
+        }
+        let value = reconstruct::<u64>(&output.label, &shares, &output.shape)?;
+        Ok(FixedPoint {
+            frac_bits: status.frac_bits,
+        }
+        .decode_slice(value.as_slice()))
+    }
+
+    /// Waits until the job is done at every server (a failure names the server that reports
+    /// it).
+    pub async fn wait_done(&self, job_id: u64) -> Result<(), ClientError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        for server in &self.servers {
+            loop {
+                let token = seal_request(
+                    self.sealer,
+                    *server,
+                    RequestKind::Status,
+                    job_id,
+                    0,
+                    now_secs(),
+                )
+                .map_err(Error::from)?;
+                let status = self.transport.status(*server, job_id, token).await?;
+                match status.state {
+                    JobState::Done => break,
+                    JobState::Running if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    JobState::Running => {
+                        return Err(ClientError::Timeout {
+                            job_id,
+                            after: self.timeout,
+                        });
+                    }
+                    state => {
+                        return Err(ClientError::JobEnded {
+                            server: *server,
+                            job_id,
+                            state,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Aborts a job at every server (the model owner's right); the first refusal is returned
+    /// after trying them all.
+    pub async fn abort(&self, job_id: u64) -> Result<(), ClientError> {
+        let mut first = None;
+        for server in &self.servers {
+            let envelope = seal_abort(self.sealer, *server, job_id)?;
+            if let Err(e) = self.transport.abort(*server, envelope).await {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Deploys a model: shares its weights to the servers, which keep them under `model_id`.
+    pub async fn deploy(
+        &self,
+        model_id: &str,
+        spec: &ModelSpec,
+        protocol: ProtocolKind,
+        frac_bits: u32,
+        weights: &[f32],
+    ) -> Result<u64, ClientError> {
+        let kind = JobKind::Deploy {
+            model_id: model_id.to_string(),
+            spec: spec.clone(),
+            protocol,
+            frac_bits,
+        };
+        let (job_id, status) = self.launch(kind).await?;
+        self.submit(&status, 0, weights).await?;
+        self.wait_done(job_id).await?;
+        Ok(job_id)
+    }
+
+    /// Predicts a batch of `batch` examples (flattened) on a deployed model; returns the
+    /// logits, `[batch, outputs]` row-major, which only this caller can open.
+    pub async fn predict(
+        &self,
+        model_id: &str,
+        batch: usize,
+        examples: &[f32],
+    ) -> Result<Vec<f64>, ClientError> {
+        let kind = JobKind::Predict {
+            model_id: model_id.to_string(),
+            batch,
+        };
+        let (_, status) = self.launch(kind).await?;
+        self.submit(&status, 0, examples).await?;
+        self.output(&status, 0).await
+    }
+}

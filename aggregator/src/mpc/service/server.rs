@@ -1,0 +1,677 @@
+//! [`MpcService`]: one server's registry of MPC jobs and deployed models, transport-free (the
+//! gRPC adapter only moves envelopes).
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tessera_common::PartyId;
+use tessera_common::net::{Network, Tag};
+use tessera_common::request::{MAX_CLOCK_SKEW_SECS, RequestKind, now_secs, open_request};
+use tessera_common::seal::{Context, Expected, Header, Purpose, ReplayGuard, Sealer};
+use tessera_common::upload::UPLOAD_CHUNK_BYTES;
+use tokio::task::AbortHandle;
+use tracing::{info, warn};
+
+use super::endpoint::{JobIo, JobNet};
+use super::error::MpcServiceError as Error;
+use super::job::{Job, JobKind, JobSpec, JobState};
+use crate::mpc::io::Scheme;
+use crate::mpc::kind::ProtocolKind;
+use crate::mpc::model::SecureModel;
+use crate::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
+use crate::mpc::session::party_tag;
+use crate::mpc::{MpcError, Session};
+
+/// The `round` of a launch envelope (purpose `Control`).
+pub const LAUNCH_ROUND: u64 = 0;
+/// The `round` of an abort envelope (purpose `Control`).
+pub const ABORT_ROUND: u64 = 1;
+/// The plaintext of an abort envelope.
+pub const ABORT_PLAINTEXT: &[u8] = b"abort";
+
+/// Bounds on what the service holds.
+#[derive(Debug, Clone)]
+pub struct MpcLimits {
+    /// Jobs running at once.
+    pub max_running: usize,
+    /// Finished jobs remembered (their outputs and ids); the oldest is forgotten first.
+    pub max_finished: usize,
+    /// Models deployed at once.
+    pub max_models: usize,
+    /// How long a job waits for an outside party's input.
+    pub input_timeout: Duration,
+    /// How long one fetch waits for an output before answering "not ready".
+    pub output_wait: Duration,
+    /// How long after a job ends its late peer messages are dropped again.
+    pub linger: Duration,
+}
+
+impl Default for MpcLimits {
+    fn default() -> Self {
+        MpcLimits {
+            max_running: 16,
+            max_finished: 1024,
+            max_models: 64,
+            input_timeout: Duration::from_secs(120),
+            output_wait: Duration::from_secs(20),
+            linger: Duration::from_secs(150),
+        }
+    }
+}
+
+/// The shares of a deployed model's parameters at this server, as the protocol binding of the
+/// deployment holds them (`Vec<P::Tensor>`).
+type Params = Arc<dyn Any + Send + Sync>;
+
+/// A model deployed at this server.
+#[derive(Clone)]
+struct Deployed {
+    protocol: ProtocolKind,
+    model: SecureModel,
+    frac_bits: u32,
+    params: Params,
+}
+
+/// An input being received in chunks.
+#[derive(Default)]
+struct Assembly {
+    chunks: u64,
+    bytes: Vec<u8>,
+    done: bool,
+}
+
+struct Entry {
+    job: Arc<Job>,
+    io: Arc<JobIo>,
+    task: Option<AbortHandle>,
+    inputs: HashMap<u64, Assembly>,
+    guard: ReplayGuard,
+}
+
+#[derive(Default)]
+struct Registry {
+    jobs: HashMap<u64, Entry>,
+    finished: VecDeque<u64>,
+    models: HashMap<String, Deployed>,
+}
+
+/// One transfer of a job as its status describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferInfo {
+    /// The outside party.
+    pub party: PartyId,
+    /// The label.
+    pub label: String,
+    /// The shape.
+    pub shape: Vec<usize>,
+}
+
+/// Status of a job as the service reports it (to the launcher on launch, and to the job's
+/// parties on request): enough for a client to share its inputs and read its outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MpcJobStatus {
+    /// The job.
+    pub job_id: u64,
+    /// Its kind (`deploy`, `predict`).
+    pub kind: String,
+    /// Its state.
+    pub state: JobState,
+    /// The protocol it runs.
+    pub protocol: ProtocolKind,
+    /// Fractional bits of its fixed-point values.
+    pub frac_bits: u32,
+    /// Its inputs, by index (the `round` of their envelopes).
+    pub inputs: Vec<TransferInfo>,
+    /// Its outputs, by index.
+    pub outputs: Vec<TransferInfo>,
+}
+
+impl MpcJobStatus {
+    fn of(job: &Job, state: JobState) -> Self {
+        let info = |t: &super::job::Transfer| TransferInfo {
+            party: t.party,
+            label: t.label.to_string(),
+            shape: t.shape.clone(),
+        };
+        MpcJobStatus {
+            job_id: job.id,
+            kind: job.spec.kind.name().to_string(),
+            state,
+            protocol: job.protocol,
+            frac_bits: job.frac_bits,
+            inputs: job.inputs.iter().map(info).collect(),
+            outputs: job.outputs.iter().map(info).collect(),
+        }
+    }
+}
+
+/// One server's MPC job service (see the module docs of [`super`]).
+pub struct MpcService<N: Network + 'static> {
+    sealer: Sealer,
+    peers: Arc<N>,
+    /// Model id -> the clients the cluster file lets query it.
+    access: HashMap<String, Vec<PartyId>>,
+    limits: MpcLimits,
+    registry: Mutex<Registry>,
+}
+
+impl<N: Network + 'static> std::fmt::Debug for MpcService<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MpcService({})", self.sealer.me())
+    }
+}
+
+/// Ring elements (64-bit words) a server holds per element of a value under `scheme`.
+fn words_per_element(scheme: Scheme, server: PartyId) -> usize {
+    match (scheme, server) {
+        (Scheme::Replicated, _) => 2,
+        (Scheme::Additive, PartyId::Server(0 | 1)) => 1,
+        (Scheme::Additive, _) => 0,
+    }
+}
+
+/// The plaintext of one chunk of an input or output: `total chunks (u32 LE) || bytes`.
+pub fn chunk_plaintext(total: u32, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + bytes.len());
+    out.extend_from_slice(&total.to_le_bytes());
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// Splits a chunk's plaintext into its total and bytes.
+pub fn parse_chunk(plaintext: &[u8]) -> Result<(u32, &[u8]), Error> {
+    if plaintext.len() < 4 {
+        return Err(Error::Malformed("chunk shorter than its header".into()));
+    }
+    let (head, bytes) = plaintext.split_at(4);
+    let total = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    if total == 0 {
+        return Err(Error::Malformed("chunk count of zero".into()));
+    }
+    Ok((total, bytes))
+}
+
+/// Cuts `bytes` into chunk plaintexts of at most [`UPLOAD_CHUNK_BYTES`] (one empty chunk for
+/// nothing).
+pub fn chunk_all(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let pieces: Vec<&[u8]> = if bytes.is_empty() {
+        vec![&[]]
+    } else {
+        bytes.chunks(UPLOAD_CHUNK_BYTES).collect()
+    };
+    let total = pieces.len() as u32;
+    pieces
+        .into_iter()
+        .map(|p| chunk_plaintext(total, p))
+        .collect()
+}
+
+impl<N: Network + 'static> MpcService<N> {
+    /// The service of the server `sealer` seals as, over its peer network, with the cluster
+    /// file's access lists (model id -> clients).
+    pub fn new(
+        sealer: Sealer,
+        peers: Arc<N>,
+        access: HashMap<String, Vec<PartyId>>,
+        limits: MpcLimits,
+    ) -> Arc<Self> {
+        Arc::new(MpcService {
+            sealer,
+            peers,
+            access,
+            limits,
+            registry: Mutex::new(Registry::default()),
+        })
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This server.
+    pub fn me(&self) -> PartyId {
+        self.sealer.me()
+    }
+
+    /// The ids of the deployed models.
+    pub fn models(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.registry().models.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Bytes held in partial inputs and unfetched outputs of all jobs.
+    pub fn held_bytes(&self) -> usize {
+        let reg = self.registry();
+        reg.jobs
+            .values()
+            .map(|e| e.io.held_bytes() + e.inputs.values().map(|a| a.bytes.len()).sum::<usize>())
+            .sum()
+    }
+
+    /// Launches a job from a sealed description (purpose `Control`, round [`LAUNCH_ROUND`],
+    /// the job id in the header): checks who may launch it, registers it and starts this
+    /// server's part.
+    pub fn launch(self: &Arc<Self>, envelope: &[u8]) -> Result<MpcJobStatus, Error> {
+        let header = Header::parse(envelope)?;
+        let id = header.job_id;
+        let opened = self.sealer.open(
+            envelope,
+            &Expected {
+                purpose: Purpose::Control,
+                job_id: id,
+                round: LAUNCH_ROUND,
+                sender: None,
+            },
+        )?;
+        let launcher = opened.header.sender;
+        let spec: JobSpec = serde_json::from_slice(&opened.plaintext)
+            .map_err(|e| Error::Malformed(format!("job description: {e}")))?;
+        let skew_secs = spec.issued_at.abs_diff(now_secs());
+        if skew_secs > MAX_CLOCK_SKEW_SECS {
+            return Err(Error::Stale { skew_secs });
+        }
+        let mut reg = self.registry();
+        if reg.jobs.contains_key(&id) {
+            return Err(Error::DuplicateJob(id));
+        }
+        let running = reg
+            .jobs
+            .values()
+            .filter(|e| !e.io.state().is_over())
+            .count();
+        if running >= self.limits.max_running {
+            return Err(Error::Busy {
+                what: "running MPC jobs",
+                limit: self.limits.max_running,
+            });
+        }
+        let (job, params) = match &spec.kind {
+            JobKind::Deploy { model_id, .. } => {
+                if !reg.models.contains_key(model_id) && reg.models.len() >= self.limits.max_models
+                {
+                    return Err(Error::Busy {
+                        what: "deployed models",
+                        limit: self.limits.max_models,
+                    });
+                }
+                (Job::deploy(id, launcher, spec.clone())?, None)
+            }
+            JobKind::Predict { model_id, .. } => {
+                let allowed = self
+                    .access
+                    .get(model_id)
+                    .is_some_and(|clients| clients.contains(&launcher));
+                if !allowed {
+                    return Err(Error::NotAllowed {
+                        party: launcher,
+                        model: model_id.clone(),
+                    });
+                }
+                let deployed = reg
+                    .models
+                    .get(model_id)
+                    .ok_or_else(|| Error::UnknownModel(model_id.clone()))?;
+                let job = Job::predict(
+                    id,
+                    launcher,
+                    spec.clone(),
+                    (deployed.protocol, &deployed.model, deployed.frac_bits),
+                )?;
+                (job, Some(Arc::clone(&deployed.params)))
+            }
+        };
+        let job = Arc::new(job);
+        let io = Arc::new(JobIo::new(self.limits.input_timeout));
+        let service = Arc::clone(self);
+        let digest: [u8; 32] = Sha256::digest(&opened.plaintext).into();
+        let task = tokio::spawn({
+            let (job, io) = (Arc::clone(&job), Arc::clone(&io));
+            async move { service.run(job, io, params, digest).await }
+        });
+        info!(job = id, kind = job.spec.kind.name(), %launcher, "MPC job launched");
+        reg.jobs.insert(
+            id,
+            Entry {
+                job: Arc::clone(&job),
+                io,
+                task: Some(task.abort_handle()),
+                inputs: HashMap::new(),
+                guard: ReplayGuard::new(),
+            },
+        );
+        Ok(MpcJobStatus::of(&job, JobState::Running))
+    }
+
+    /// This server's part of a job, start to end.
+    async fn run(
+        self: Arc<Self>,
+        job: Arc<Job>,
+        io: Arc<JobIo>,
+        params: Option<Params>,
+        digest: [u8; 32],
+    ) {
+        let outside: Vec<PartyId> = job
+            .inputs
+            .iter()
+            .chain(&job.outputs)
+            .map(|t| t.party)
+            .collect();
+        let net = Arc::new(JobNet::new(
+            Arc::clone(&self.peers),
+            Arc::clone(&io),
+            &outside,
+        ));
+        let result = async {
+            let session = Arc::new(Session::with_id(net, job.id).await?);
+            agree_on_description(&session, &digest).await?;
+            let f = job.frac_bits;
+            let s = Arc::clone(&session);
+            match job.protocol {
+                ProtocolKind::Aby3 => program(Aby3::new(s, f)?, &job, params).await,
+                ProtocolKind::SecureNn => program(SecureNn::new(s, f)?, &job, params).await,
+                ProtocolKind::Pond => program(Pond::new(s, f)?, &job, params).await,
+            }
+        }
+        .await;
+        self.peers.forget(&Session::<N>::tag_prefix(job.id));
+        match result {
+            Ok(deployed) => {
+                if let (Some(params), JobKind::Deploy { model_id, .. }) = (deployed, &job.spec.kind)
+                {
+                    self.registry().models.insert(
+                        model_id.clone(),
+                        Deployed {
+                            protocol: job.protocol,
+                            model: job.model.clone(),
+                            frac_bits: job.frac_bits,
+                            params,
+                        },
+                    );
+                    info!(job = job.id, model = %model_id, "model deployed");
+                }
+                io.finish(JobState::Done);
+            }
+            Err(e) => {
+                warn!(job = job.id, error = %e, "MPC job failed");
+                io.finish(JobState::Failed(e.to_string()));
+            }
+        }
+        self.retire(job.id);
+        // Messages a peer sent after this server stopped listening would wait forever: drop
+        // them once more when every peer has given up on the job.
+        let (peers, prefix, linger) = (
+            Arc::clone(&self.peers),
+            Session::<N>::tag_prefix(job.id),
+            self.limits.linger,
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(linger).await;
+            peers.forget(&prefix);
+        });
+    }
+
+    /// Moves a job that ended into the finished list, forgetting the oldest past the bound.
+    fn retire(&self, id: u64) {
+        let mut reg = self.registry();
+        if let Some(entry) = reg.jobs.get_mut(&id) {
+            entry.task = None;
+            entry.inputs.clear();
+        }
+        reg.finished.push_back(id);
+        while reg.finished.len() > self.limits.max_finished {
+            if let Some(old) = reg.finished.pop_front() {
+                reg.jobs.remove(&old);
+            }
+        }
+    }
+
+    /// Accepts one chunk of an input (purpose `Input`, the input's index as `round`); returns
+    /// whether the input is now complete.
+    pub fn submit_chunk(&self, envelope: &[u8]) -> Result<bool, Error> {
+        let header = Header::parse(envelope)?;
+        let id = header.job_id;
+        let mut reg = self.registry();
+        let entry = reg.jobs.get_mut(&id).ok_or(Error::UnknownJob(id))?;
+        let state = entry.io.state();
+        if state.is_over() {
+            return Err(Error::ended(id, &state));
+        }
+        let opened = self.sealer.open_once(
+            envelope,
+            &Expected {
+                purpose: Purpose::Input,
+                job_id: id,
+                round: header.round,
+                sender: None,
+            },
+            &mut entry.guard,
+        )?;
+        let (from, round, chunk) = (
+            opened.header.sender,
+            opened.header.round,
+            opened.header.chunk,
+        );
+        let input = entry.job.input(from, round).ok_or(Error::UnexpectedInput {
+            job: id,
+            party: from,
+            round,
+        })?;
+        let expected =
+            input.elements() * words_per_element(entry.job.protocol.scheme(), self.me()) * 8;
+        let (tag, label) = (party_tag(input.label), input.label);
+        let (total, bytes) = parse_chunk(&opened.plaintext)?;
+        let assembly = entry.inputs.entry(round).or_default();
+        if assembly.done {
+            return Err(Error::DuplicateInput { job: id, round });
+        }
+        if chunk != assembly.chunks {
+            return Err(Error::OutOfOrder {
+                expected: assembly.chunks,
+                got: chunk,
+            });
+        }
+        if assembly.bytes.len() + bytes.len() > expected {
+            return Err(Error::WrongLength(format!(
+                "input {label:?} of job {id} is {expected} bytes at {}",
+                self.me()
+            )));
+        }
+        assembly.bytes.extend_from_slice(bytes);
+        assembly.chunks += 1;
+        if assembly.chunks < u64::from(total) {
+            return Ok(false);
+        }
+        if assembly.bytes.len() != expected {
+            return Err(Error::WrongLength(format!(
+                "input {label:?} of job {id}: {} bytes, expected {expected}",
+                assembly.bytes.len()
+            )));
+        }
+        assembly.done = true;
+        let payload = std::mem::take(&mut assembly.bytes);
+        entry.io.deliver_input(from, Tag::new(tag.0), payload);
+        Ok(true)
+    }
+
+    /// The sealed chunks of output `round` of a job for the caller the token names (a
+    /// [`RequestKind::FetchOutput`] token for that job and round); waits up to the limit's
+    /// output wait, then answers [`Error::NotReady`].
+    pub async fn fetch_output(
+        &self,
+        job_id: u64,
+        round: u64,
+        token: &[u8],
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        let caller = open_request(
+            &self.sealer,
+            token,
+            RequestKind::FetchOutput,
+            job_id,
+            round,
+            now_secs(),
+        )?;
+        let (io, tag) = {
+            let reg = self.registry();
+            let entry = reg.jobs.get(&job_id).ok_or(Error::UnknownJob(job_id))?;
+            let output = entry.job.output(caller, round).ok_or(Error::NoSuchOutput {
+                job: job_id,
+                party: caller,
+                round,
+            })?;
+            (Arc::clone(&entry.io), party_tag(output.label))
+        };
+        let bytes = match io.take_output(caller, &tag, self.limits.output_wait).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err(Error::NotReady { job: job_id, round }),
+            Err(state) => return Err(Error::ended(job_id, &state)),
+        };
+        chunk_all(&bytes)
+            .iter()
+            .enumerate()
+            .map(|(i, plaintext)| {
+                let context = Context {
+                    purpose: Purpose::Result,
+                    job_id,
+                    round,
+                    chunk: i as u64,
+                };
+                Ok(self.sealer.seal_for(caller, &context, plaintext)?)
+            })
+            .collect()
+    }
+
+    /// A job's status for the caller the token names (a [`RequestKind::Status`] token): its
+    /// launcher, an outside party of the job, or the model owner.
+    pub fn status(&self, job_id: u64, token: &[u8]) -> Result<MpcJobStatus, Error> {
+        let caller = open_request(
+            &self.sealer,
+            token,
+            RequestKind::Status,
+            job_id,
+            0,
+            now_secs(),
+        )?;
+        let reg = self.registry();
+        let entry = reg.jobs.get(&job_id).ok_or(Error::UnknownJob(job_id))?;
+        let job = &entry.job;
+        let involved = caller == PartyId::ModelOwner
+            || caller == job.launcher
+            || job
+                .inputs
+                .iter()
+                .chain(&job.outputs)
+                .any(|t| t.party == caller);
+        if !involved {
+            return Err(Error::Forbidden {
+                party: caller,
+                what: format!("see MPC job {job_id}"),
+            });
+        }
+        Ok(MpcJobStatus::of(job, entry.io.state()))
+    }
+
+    /// Aborts a job (a sealed `Control` envelope of the model owner, round [`ABORT_ROUND`]):
+    /// stops this server's part, drops its inputs, outputs and queued messages.
+    pub fn abort(&self, envelope: &[u8]) -> Result<MpcJobStatus, Error> {
+        let header = Header::parse(envelope)?;
+        let id = header.job_id;
+        let opened = self.sealer.open(
+            envelope,
+            &Expected {
+                purpose: Purpose::Control,
+                job_id: id,
+                round: ABORT_ROUND,
+                sender: None,
+            },
+        )?;
+        if opened.header.sender != PartyId::ModelOwner {
+            return Err(Error::Forbidden {
+                party: opened.header.sender,
+                what: "abort a job".into(),
+            });
+        }
+        if opened.plaintext != ABORT_PLAINTEXT {
+            return Err(Error::Malformed("abort envelope".into()));
+        }
+        let (io, job, task) = {
+            let mut reg = self.registry();
+            let entry = reg.jobs.get_mut(&id).ok_or(Error::UnknownJob(id))?;
+            entry.inputs.clear();
+            (
+                Arc::clone(&entry.io),
+                Arc::clone(&entry.job),
+                entry.task.take(),
+            )
+        };
+        if let Some(task) = task {
+            task.abort();
+            io.finish(JobState::Aborted);
+            self.peers.forget(&Session::<N>::tag_prefix(id));
+            self.retire(id);
+            info!(job = id, "MPC job aborted");
+        }
+        Ok(MpcJobStatus::of(&job, io.state()))
+    }
+}
+
+/// Every server checks that the others run the same description (a launcher that sent
+/// different descriptions to different servers gets a failed job, not a wrong result).
+async fn agree_on_description<N: Network>(
+    session: &Session<N>,
+    digest: &[u8; 32],
+) -> Result<(), MpcError> {
+    let op = session.op("job_digest");
+    let me = session.me();
+    for j in (0..session.servers()).filter(|j| *j != me) {
+        session
+            .send_bytes(j, &op, "digest", digest.to_vec())
+            .await?;
+    }
+    for j in (0..session.servers()).filter(|j| *j != me) {
+        let theirs = session.recv_bytes(j, &op, "digest", 32).await?;
+        if theirs != digest {
+            return Err(MpcError::Protocol {
+                peer: PartyId::Server(j as u8),
+                reason: "runs a different job description under the same id".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The servers' program of a job; a deployment returns the parameters' shares to keep.
+async fn program<P: Protocol<Elem = u64>>(
+    p: P,
+    job: &Job,
+    params: Option<Params>,
+) -> Result<Option<Params>, MpcError> {
+    match &job.spec.kind {
+        JobKind::Deploy { .. } => {
+            let input = &job.inputs[0];
+            let flat = p.input(input.party, input.label, &input.shape).await?;
+            let shares: Vec<P::Tensor> = job.model.split_params(&p, &flat)?;
+            Ok(Some(Arc::new(shares)))
+        }
+        JobKind::Predict { .. } => {
+            let params = params
+                .as_deref()
+                .and_then(|a| a.downcast_ref::<Vec<P::Tensor>>())
+                .ok_or_else(|| {
+                    MpcError::Invalid("the deployed model's shares are missing".into())
+                })?;
+            let (input, output) = (&job.inputs[0], &job.outputs[0]);
+            let x = p.input(input.party, input.label, &input.shape).await?;
+            let logits = job
+                .model
+                .forward(&p, params, &x, job.protocol.activations())
+                .await?;
+            p.output(&logits, output.party, output.label).await?;
+            Ok(None)
+        }
+    }
+}

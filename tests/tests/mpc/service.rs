@@ -1,0 +1,353 @@
+//! The servers' MPC job service in one process (the same envelopes the gRPC front carries):
+//! deploy a model, predict from two clients at once under ABY3 and SecureNN against burn's
+//! logits, refuse a client the access list does not name, reject bad inputs by variant, abort,
+//! and fail a job whose server is missing with an error naming it; no job's messages stay
+//! queued afterwards.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_aggregator::mpc::kind::ProtocolKind;
+use tessera_aggregator::mpc::service::client::{seal_input, seal_launch};
+use tessera_aggregator::mpc::service::{
+    ClientError, JobClient, JobKind, JobSpec, JobState, LocalTransport, MpcLimits, MpcService,
+    MpcServiceError,
+};
+use tessera_common::PartyId;
+use tessera_common::dataset::{Dataset, Split};
+use tessera_common::identity::Identity;
+use tessera_common::model_spec::ModelSpec;
+use tessera_common::net::Network;
+use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::request::now_secs;
+use tessera_common::seal::Sealer;
+use tessera_data_owner::model::{initial_params, logits};
+
+use crate::runtime;
+
+const SERVERS: [PartyId; 3] = [PartyId::Server(0), PartyId::Server(1), PartyId::Server(2)];
+const OWNER: PartyId = PartyId::ModelOwner;
+const ALICE: PartyId = PartyId::DataOwner(0);
+const BOB: PartyId = PartyId::DataOwner(1);
+const EVE: PartyId = PartyId::DataOwner(2);
+const F: u32 = 16;
+
+struct Cluster {
+    services: Vec<Arc<MpcService<MemoryNetwork>>>,
+    nets: Vec<Arc<MemoryNetwork>>,
+    sealers: HashMap<PartyId, Sealer>,
+}
+
+impl Cluster {
+    /// Three servers (only `running` of them with a service), the model owner and three
+    /// clients; the access list lets Alice and Bob query `mnist`.
+    fn new(running: usize, recv_timeout: Duration) -> Self {
+        let mut rng = rand::rng();
+        let parties = [SERVERS.to_vec(), vec![OWNER, ALICE, BOB, EVE]].concat();
+        let ids: Vec<Identity> = parties
+            .iter()
+            .map(|p| Identity::generate(*p, &mut rng))
+            .collect();
+        let keys: Vec<_> = ids.iter().map(|i| (i.party(), *i.public_key())).collect();
+        let sealer = |i: &Identity| Sealer::new(i, keys.iter().map(|(p, k)| (*p, k)));
+        let nets: Vec<Arc<MemoryNetwork>> =
+            MemoryNetwork::cluster_with_timeout(&SERVERS, recv_timeout)
+                .into_iter()
+                .map(Arc::new)
+                .collect();
+        let access = HashMap::from([("mnist".to_string(), vec![ALICE, BOB])]);
+        let limits = MpcLimits {
+            input_timeout: recv_timeout,
+            output_wait: Duration::from_millis(500),
+            ..MpcLimits::default()
+        };
+        let services = nets
+            .iter()
+            .zip(&ids)
+            .take(running)
+            .map(|(net, id)| {
+                MpcService::new(sealer(id), Arc::clone(net), access.clone(), limits.clone())
+            })
+            .collect();
+        let sealers = ids.iter().map(|i| (i.party(), sealer(i))).collect();
+        Cluster {
+            services,
+            nets,
+            sealers,
+        }
+    }
+
+    fn transport(&self) -> LocalTransport<MemoryNetwork> {
+        LocalTransport::new(&self.services)
+    }
+
+    fn client<'a>(
+        &'a self,
+        transport: &'a LocalTransport<MemoryNetwork>,
+        party: PartyId,
+    ) -> JobClient<'a, LocalTransport<MemoryNetwork>> {
+        JobClient {
+            transport,
+            sealer: &self.sealers[&party],
+            servers: SERVERS.to_vec(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.nets.iter().map(|n| n.queued()).sum()
+    }
+}
+
+fn digits(n: usize) -> Vec<f32> {
+    let test = Dataset::bundled_mnist(Split::Test);
+    test.features[..n * test.sample_len()].to_vec()
+}
+
+fn argmax(row: &[f64]) -> usize {
+    (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best })
+}
+
+/// Deploys network A (burn's initial weights) under `protocol`; Alice and Bob predict 50
+/// digits each at the same time. Bound: 16 fractional bits, three layers; each logit is off by
+/// a few units of 2^-16 per truncation and input rounding times the weights' fan-in norms
+/// (measured below 1e-3 in `model.rs`): 0.01. Every class whose top two logits differ by more
+/// than twice that must be burn's.
+fn deploy_and_predict(protocol: ProtocolKind) {
+    let cluster = Cluster::new(3, Duration::from_secs(30));
+    let transport = cluster.transport();
+    let spec = ModelSpec::network_a();
+    let weights = initial_params(&spec).expect("weights");
+    let x = digits(100);
+    let plain = logits(&spec, &weights, &x, 100).expect("burn logits");
+    runtime().block_on(async {
+        cluster
+            .client(&transport, OWNER)
+            .deploy("mnist", &spec, protocol, F, &weights)
+            .await
+            .expect("deploy");
+        let (alice, bob) = (
+            cluster.client(&transport, ALICE),
+            cluster.client(&transport, BOB),
+        );
+        let half = x.len() / 2;
+        let (a, b) = tokio::join!(
+            alice.predict("mnist", 50, &x[..half]),
+            bob.predict("mnist", 50, &x[half..])
+        );
+        let got: Vec<f64> = [a.expect("alice"), b.expect("bob")].concat();
+        assert_eq!(got.len(), plain.len());
+        for (i, (g, p)) in got.iter().zip(&plain).enumerate() {
+            assert!(
+                (g - f64::from(*p)).abs() <= 0.01,
+                "{protocol} logit {i}: {g} vs {p}"
+            );
+        }
+        for (row, (g, p)) in got.chunks(10).zip(plain.chunks(10)).enumerate() {
+            let p: Vec<f64> = p.iter().map(|v| f64::from(*v)).collect();
+            let mut sorted = p.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            if sorted[0] - sorted[1] > 0.02 {
+                assert_eq!(argmax(g), argmax(&p), "{protocol} digit {row}");
+            }
+        }
+        let eve = cluster.client(&transport, EVE);
+        let err = eve.predict("mnist", 1, &x[..784]).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Refused {
+                    reason: MpcServiceError::NotAllowed { party: EVE, .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    });
+    assert_eq!(cluster.queued(), 0, "messages left after the jobs");
+}
+
+#[test]
+fn deployed_model_predicts_like_burn_under_aby3() {
+    deploy_and_predict(ProtocolKind::Aby3);
+}
+
+#[test]
+fn deployed_model_predicts_like_burn_under_securenn() {
+    deploy_and_predict(ProtocolKind::SecureNn);
+}
+
+/// Bad inputs get their own errors and leave the job able to finish.
+#[test]
+fn bad_inputs_are_rejected_by_variant() {
+    let cluster = Cluster::new(3, Duration::from_secs(30));
+    let transport = cluster.transport();
+    let spec = ModelSpec::network_a();
+    let weights = initial_params(&spec).expect("weights");
+    runtime().block_on(async {
+        let owner = cluster.client(&transport, OWNER);
+        owner
+            .deploy("mnist", &spec, ProtocolKind::Aby3, F, &weights)
+            .await
+            .expect("deploy");
+        let alice = cluster.client(&transport, ALICE);
+        // An unknown model.
+        let err = alice
+            .launch(JobKind::Predict {
+                model_id: "nope".into(),
+                batch: 1,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Refused {
+                    reason: MpcServiceError::NotAllowed { .. } | MpcServiceError::UnknownModel(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // A data owner may not deploy.
+        let err = alice
+            .deploy("mnist", &spec, ProtocolKind::Aby3, F, &weights)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Refused {
+                    reason: MpcServiceError::Forbidden { party: ALICE, .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let (job, status) = alice
+            .launch(JobKind::Predict {
+                model_id: "mnist".into(),
+                batch: 1,
+            })
+            .await
+            .expect("launch");
+        // The same launch again: a duplicate id.
+        let again = JobSpec {
+            issued_at: now_secs(),
+            kind: JobKind::Predict {
+                model_id: "mnist".into(),
+                batch: 1,
+            },
+        };
+        let envelope = seal_launch(&cluster.sealers[&ALICE], SERVERS[0], job, &again).unwrap();
+        assert!(matches!(
+            cluster.services[0].launch(&envelope),
+            Err(MpcServiceError::DuplicateJob(j)) if j == job
+        ));
+        // A wrong shape: 783 values.
+        let err = alice.submit(&status, 0, &vec![0.5; 783]).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Local(MpcServiceError::WrongLength(_))),
+            "{err:?}"
+        );
+        // A payload of the wrong size sealed by hand reaches the server and is refused there.
+        let short = seal_input(&cluster.sealers[&ALICE], SERVERS[0], job, 0, &[0u8; 24]).unwrap();
+        assert!(matches!(
+            cluster.services[0].submit_chunk(&short[0]),
+            Err(MpcServiceError::WrongLength(_))
+        ));
+        // Bob is not a party of Alice's job.
+        let bobs = seal_input(&cluster.sealers[&BOB], SERVERS[0], job, 0, &[0u8; 16]).unwrap();
+        assert!(matches!(
+            cluster.services[0].submit_chunk(&bobs[0]),
+            Err(MpcServiceError::UnexpectedInput { party: BOB, .. })
+        ));
+        // A whole input at server1, then a replay of its chunk.
+        let pieces = seal_input(
+            &cluster.sealers[&ALICE],
+            SERVERS[1],
+            job,
+            0,
+            &vec![0u8; 784 * 16],
+        )
+        .unwrap();
+        assert!(cluster.services[1].submit_chunk(&pieces[0]).unwrap());
+        assert!(matches!(
+            cluster.services[1].submit_chunk(&pieces[0]),
+            Err(MpcServiceError::Seal(_) | MpcServiceError::DuplicateInput { .. })
+        ));
+        // Alice's job now waits for her other shares; another client's job runs meanwhile.
+        let other = cluster
+            .client(&transport, BOB)
+            .predict("mnist", 1, &digits(1))
+            .await
+            .expect("another client's job runs");
+        assert_eq!(other.len(), 10);
+        // Only the model owner aborts.
+        let err = alice.abort(job).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Refused {
+                    reason: MpcServiceError::Forbidden { party: ALICE, .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        cluster
+            .client(&transport, OWNER)
+            .abort(job)
+            .await
+            .expect("abort");
+        for s in &cluster.services {
+            let token = tessera_common::request::seal_request(
+                &cluster.sealers[&ALICE],
+                s.me(),
+                tessera_common::request::RequestKind::Status,
+                job,
+                0,
+                now_secs(),
+            )
+            .unwrap();
+            assert_eq!(s.status(job, &token).unwrap().state, JobState::Aborted);
+        }
+    });
+    assert_eq!(cluster.queued(), 0);
+}
+
+/// A job launched where `server2` has no service: the others time out waiting for it, and the
+/// error names it.
+#[test]
+fn a_missing_server_fails_the_job_naming_it() {
+    let cluster = Cluster::new(2, Duration::from_secs(2));
+    let transport = cluster.transport();
+    let spec = ModelSpec::network_a();
+    runtime().block_on(async {
+        let owner = JobClient {
+            servers: vec![SERVERS[0], SERVERS[1]],
+            ..cluster.client(&transport, OWNER)
+        };
+        let kind = JobKind::Deploy {
+            model_id: "mnist".into(),
+            spec: spec.clone(),
+            protocol: ProtocolKind::Aby3,
+            frac_bits: F,
+        };
+        let (job, _) = owner.launch(kind).await.expect("launch at the two");
+        let err = owner.wait_done(job).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(
+                err,
+                ClientError::JobEnded {
+                    state: JobState::Failed(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(text.contains("server2"), "{text}");
+    });
+}
