@@ -9,7 +9,8 @@ use tessera_common::cli::{KeygenArgs, PartyArgs, keygen_exit_code};
 use tessera_common::seal::Sealer;
 use tracing::info;
 
-use crate::grpc::{ServerTls, ServiceCell, serve};
+use crate::grpc::{MpcCell, ServerTls, ServiceCell, serve};
+use crate::mpc::service::{MpcLimits, MpcService};
 use crate::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
 use crate::secagg::{AggregatorService, Limits};
 
@@ -143,14 +144,35 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     );
     let cell: ServiceCell = Arc::new(OnceLock::new());
     let limits = Limits::default();
-    let server = serve(listener, &hub, Arc::clone(&cell), &limits, tls.as_ref())
-        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    let mpc_cell: MpcCell = Arc::new(OnceLock::new());
+    let server = serve(
+        listener,
+        &hub,
+        Arc::clone(&cell),
+        Arc::clone(&mpc_cell),
+        &limits,
+        tls.as_ref(),
+    )
+    .map_err(|e| ServeError::Tls(e.to_string()))?;
     info!(me = %args.party.name, %address, "listening; connecting to peers");
     let network = GrpcNetwork::over_hub(hub, &settings).await?;
+    let network = Arc::new(network);
     let sealer = Sealer::new(&identity, cluster.public_keys());
     let service =
-        AggregatorService::with_limits(sealer, cluster.num_servers(), Arc::new(network), limits);
+        AggregatorService::with_limits(sealer, cluster.num_servers(), Arc::clone(&network), limits);
     let _ = cell.set(service);
+    let access = cluster
+        .models
+        .iter()
+        .map(|(id, clients)| (id.clone(), clients.clone()))
+        .collect();
+    let mpc = MpcService::new(
+        Sealer::new(&identity, cluster.public_keys()),
+        network,
+        access,
+        MpcLimits::default(),
+    );
+    let _ = mpc_cell.set(mpc);
     info!(me = %args.party.name, servers = cluster.num_servers(), "ready");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => info!("shutting down"),

@@ -19,6 +19,9 @@
 //!
 //! [parties.data-owner-0]
 //! public_key = "base64..."      # data owners only dial out: no address needed
+//!
+//! [models.mnist]                # a deployed model's id, and who may query it
+//! clients = ["data-owner-0"]
 //! ```
 //!
 //! Any value can be overridden from the environment with the `TESSERA` prefix and `__` between
@@ -80,6 +83,14 @@ pub enum ConfigError {
         party: PartyId,
         /// The key error.
         source: KeyError,
+    },
+    /// A model's access list names a party that is not a client.
+    #[error("cluster config: models.{model}: {reason}")]
+    BadModelAccess {
+        /// The model id.
+        model: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A job default out of range.
     #[error("cluster config: job.{field} {reason}")]
@@ -179,6 +190,8 @@ pub struct ClusterConfig {
     pub job: JobDefaults,
     /// Transport settings.
     pub network: NetworkDefaults,
+    /// Deployed models' ids and the clients each lets query it (encrypted prediction).
+    pub models: BTreeMap<String, Vec<PartyId>>,
 }
 
 #[derive(Deserialize)]
@@ -189,6 +202,14 @@ struct RawCluster {
     #[serde(default)]
     network: NetworkDefaults,
     parties: BTreeMap<String, RawParty>,
+    #[serde(default)]
+    models: BTreeMap<String, RawModel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    clients: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -322,10 +343,29 @@ impl ClusterConfig {
                 reason: format!("is {}, must be positive", job.clip),
             });
         }
+        let mut models = BTreeMap::new();
+        for (model, access) in raw.models {
+            let mut clients = Vec::new();
+            for name in access.clients {
+                let party: PartyId = name.parse().map_err(|_| ConfigError::BadModelAccess {
+                    model: model.clone(),
+                    reason: format!("{name:?} is not a party name"),
+                })?;
+                if party.is_server() || !parties.contains_key(&party) {
+                    return Err(ConfigError::BadModelAccess {
+                        model: model.clone(),
+                        reason: format!("{party} is not a client listed under [parties]"),
+                    });
+                }
+                clients.push(party);
+            }
+            models.insert(model, clients);
+        }
         Ok(ClusterConfig {
             parties,
             job,
             network: raw.network,
+            models,
         })
     }
 

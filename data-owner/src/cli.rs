@@ -28,6 +28,8 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Take part in a job: dial the leader, train on local data each round, upload shares.
     Serve(ServeArgs),
+    /// Encrypted prediction: share examples to the servers, get logits only this party opens.
+    Predict(crate::predict::PredictArgs),
 }
 
 /// Arguments of `serve`.
@@ -132,5 +134,8 @@ pub fn run(cli: Cli) -> i32 {
             keygen_exit_code(&args, "data owner", |p| matches!(p, PartyId::DataOwner(_)))
         }
         Command::Serve(args) => tessera_common::cli::block_on_exit_code(serve_command(args)),
+        Command::Predict(args) => tessera_common::cli::block_on_exit_code(async move {
+            crate::predict::predict_command(args).await.map(|_| ())
+        }),
     }
 }

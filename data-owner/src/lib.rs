@@ -3,6 +3,7 @@
 //! - [`model`]: burn modules from a `ModelSpec`, flat parameters, local training, evaluation.
 //! - [`node`]: the round loop: fetch weights, train, share, seal, upload.
 //! - [`client`]: the gRPC client of the leader.
+//! - [`predict`]: encrypted prediction on a model deployed to the servers.
 //! - [`cli`]: the `data-owner` command line.
 
 #![forbid(unsafe_code)]
@@ -11,3 +12,4 @@ pub mod cli;
 pub mod client;
 pub mod model;
 pub mod node;
+pub mod predict;

@@ -117,6 +117,16 @@ pub enum InitChoice {
     Servers,
 }
 
+impl From<ProtocolChoice> for ProtocolKind {
+    fn from(c: ProtocolChoice) -> Self {
+        match c {
+            ProtocolChoice::Aby3 => ProtocolKind::Aby3,
+            ProtocolChoice::Securenn => ProtocolKind::SecureNn,
+            ProtocolChoice::Pond => ProtocolKind::Pond,
+        }
+    }
+}
+
 /// Training options shared by `simulate` and `train`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainingArgs {
@@ -205,6 +215,31 @@ pub enum Command {
         #[command(flatten)]
         encrypted: EncryptedArgs,
     },
+    /// Deploy a trained model for encrypted prediction: secret-share its weights to the
+    /// servers, which keep the shares under `--model-id`.
+    Deploy {
+        /// The cluster file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The model owner's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The checkpoint to deploy (`checkpoint.json` of `train` or `simulate`).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The id clients predict with (the cluster file's `[models.<id>]` lists them).
+        #[arg(long)]
+        model_id: String,
+        /// The protocol every prediction runs.
+        #[arg(long, value_enum, default_value = "aby3")]
+        protocol: ProtocolChoice,
+        /// Fractional bits of the fixed-point weights and inputs (64-bit ring).
+        #[arg(long, default_value_t = 16)]
+        frac_bits: u32,
+        /// Seconds the deployment may take.
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
+    },
     /// Drive a federated training on a networked cluster (servers and data owners already running).
     Train {
         /// Training options.
@@ -284,6 +319,28 @@ pub fn run(cli: Cli) -> i32 {
                 }
             }
         }
+        Command::Deploy {
+            config,
+            key,
+            checkpoint,
+            model_id,
+            protocol,
+            frac_bits,
+            timeout_secs,
+        } => tessera_common::cli::block_on_exit_code(async move {
+            let job = crate::deploy::deploy_command(
+                &config,
+                &key,
+                &checkpoint,
+                &model_id,
+                protocol.into(),
+                frac_bits,
+                std::time::Duration::from_secs(timeout_secs),
+            )
+            .await?;
+            println!("deployed model {model_id:?} (job {job})");
+            Ok::<(), crate::deploy::DeployError>(())
+        }),
         Command::Train {
             training,
             config,
@@ -323,11 +380,7 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
         }
     };
     let opts = EncryptedOptions {
-        protocol: match args.protocol {
-            ProtocolChoice::Aby3 => ProtocolKind::Aby3,
-            ProtocolChoice::Securenn => ProtocolKind::SecureNn,
-            ProtocolChoice::Pond => ProtocolKind::Pond,
-        },
+        protocol: args.protocol.into(),
         model: match training.model {
             ModelPreset::Logreg => ModelSpec::binary_logistic_regression(),
             other => other.spec(),

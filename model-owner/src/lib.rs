@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod client;
+pub mod deploy;
 pub mod encrypted;
 pub mod networked;
 pub mod optimizer;

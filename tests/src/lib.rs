@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::join_all;
-use tessera_aggregator::grpc::{ServerTls, ServiceCell, serve};
+use tessera_aggregator::grpc::{MpcCell, ServerTls, ServiceCell, serve};
 use tessera_aggregator::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
 use tessera_aggregator::secagg::{AggregatorService, Limits};
 use tessera_common::PartyId;
@@ -218,7 +218,8 @@ impl GrpcAggregators {
                     settings.recv_timeout,
                 );
                 let cell: ServiceCell = Arc::new(OnceLock::new());
-                serve(listener, &hub, Arc::clone(&cell), limits, tls.as_ref())
+                let mpc: MpcCell = Arc::new(OnceLock::new());
+                serve(listener, &hub, Arc::clone(&cell), mpc, limits, tls.as_ref())
                     .expect("TLS identity loads");
                 let network = GrpcNetwork::over_hub(hub, settings)
                     .await

@@ -1,6 +1,10 @@
-//! Thin tonic adapters over the transport-free [`crate::secagg::AggregatorService`]: decode, call,
-//! encode; every decision is the service's.
+//! Thin tonic adapters over the transport-free [`crate::secagg::AggregatorService`] and
+//! [`crate::mpc::service::MpcService`]: decode, call, encode; every decision is the service's.
 
+pub mod mpc;
+pub mod mpc_client;
 pub mod services;
 
+pub use mpc::MpcCell;
+pub use mpc_client::GrpcTransport;
 pub use services::{ServerTls, ServiceCell, serve};

@@ -13,6 +13,7 @@ use tessera_proto::MAX_MESSAGE_BYTES;
 use tessera_proto::convert::{announcement_to_wire, receipt_to_wire, status_to_wire};
 use tessera_proto::v1::data_owner_service_server::{DataOwnerService, DataOwnerServiceServer};
 use tessera_proto::v1::model_owner_service_server::{ModelOwnerService, ModelOwnerServiceServer};
+use tessera_proto::v1::mpc_job_service_server::MpcJobServiceServer;
 use tessera_proto::v1::{
     FetchResultRequest, FetchRoundRequest, FetchWeightsRequest, JobStatus, RoundAnnouncement,
     SealedChunk, StatusRequest, UploadReceipt,
@@ -24,6 +25,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
+use super::mpc::{MpcCell, MpcGrpc};
 use crate::net::PeerHub;
 use crate::net::grpc::GrpcNetwork;
 use crate::secagg::local::FETCH_ROUND_WAIT;
@@ -90,7 +92,7 @@ impl StreamGuard {
     }
 
     /// A place for one more streaming call, or `resource_exhausted` if all are taken.
-    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
         Arc::clone(&self.permits)
             .try_acquire_owned()
             .map_err(|_| Status::resource_exhausted("too many streaming calls in flight"))
@@ -98,7 +100,10 @@ impl StreamGuard {
 
     /// The next chunk of a client stream: `None` at its end; refused if the client sends
     /// nothing for the idle time, or sends a message that does not decode.
-    async fn next(&self, stream: &mut Streaming<SealedChunk>) -> Result<Option<Vec<u8>>, Status> {
+    pub(crate) async fn next(
+        &self,
+        stream: &mut Streaming<SealedChunk>,
+    ) -> Result<Option<Vec<u8>>, Status> {
         match tokio::time::timeout(self.idle, stream.message()).await {
             Err(_) => Err(Status::deadline_exceeded(format!(
                 "no chunk within {:?}",
@@ -136,7 +141,7 @@ async fn run_to_completion<T: Send + 'static>(
         .map_err(to_status)
 }
 
-type ChunkStream = Pin<Box<dyn Stream<Item = Result<SealedChunk, Status>> + Send>>;
+pub(crate) type ChunkStream = Pin<Box<dyn Stream<Item = Result<SealedChunk, Status>> + Send>>;
 
 fn chunk_stream(envelopes: Vec<Vec<u8>>) -> ChunkStream {
     Box::pin(tokio_stream::iter(
@@ -147,7 +152,10 @@ fn chunk_stream(envelopes: Vec<Vec<u8>>) -> ChunkStream {
 }
 
 /// [`chunk_stream`] that keeps `permit` until the stream is read or dropped.
-fn chunk_stream_holding(envelopes: Vec<Vec<u8>>, permit: OwnedSemaphorePermit) -> ChunkStream {
+pub(crate) fn chunk_stream_holding(
+    envelopes: Vec<Vec<u8>>,
+    permit: OwnedSemaphorePermit,
+) -> ChunkStream {
     Box::pin(tokio_stream::iter(envelopes.into_iter().map(
         move |envelope| {
             let _held = &permit;
@@ -368,12 +376,13 @@ impl std::fmt::Debug for ServerTls {
     }
 }
 
-/// Serves the peer, data-owner and model-owner services on `listener` until the task is dropped,
-/// with `limits` on streaming calls, over TLS with `tls` if given.
+/// Serves the peer, data-owner, model-owner and MPC job services on `listener` until the task
+/// is dropped, with `limits` on streaming calls, over TLS with `tls` if given.
 pub fn serve(
     listener: TcpListener,
     hub: &PeerHub,
     cell: ServiceCell,
+    mpc: MpcCell,
     limits: &Limits,
     tls: Option<&ServerTls>,
 ) -> Result<tokio::task::JoinHandle<()>, tonic::transport::Error> {
@@ -397,7 +406,15 @@ pub fn serve(
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            ModelOwnerServiceServer::new(ModelOwnerGrpc { cell, guard })
+            ModelOwnerServiceServer::new(ModelOwnerGrpc {
+                cell,
+                guard: guard.clone(),
+            })
+            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            MpcJobServiceServer::new(MpcGrpc { cell: mpc, guard })
                 .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );

@@ -52,6 +52,11 @@ pub fn party_tag(label: &str) -> Tag {
     Tag::new(format!("mpc/io/{label}"))
 }
 
+/// The prefix of every tag of session `id` between the servers.
+pub fn session_prefix(id: u64) -> String {
+    format!("mpc/{id}/")
+}
+
 /// One operation of a session: its id names its messages and its PRG streams.
 #[derive(Debug, Clone)]
 pub struct Op {
@@ -168,15 +173,10 @@ impl<N: Network> Session<N> {
         self.id
     }
 
-    /// The prefix of every tag of session `id` between the servers.
-    pub fn tag_prefix(id: u64) -> String {
-        format!("mpc/{id}/")
-    }
-
     /// Drops the messages of this session still queued at this server (call when the session is
     /// over, finished or aborted); returns how many.
     pub fn forget(&self) -> usize {
-        self.net.forget(&Self::tag_prefix(self.id))
+        self.net.forget(&session_prefix(self.id))
     }
 
     /// Number of servers.

@@ -186,8 +186,10 @@ pub enum ClientError {
     #[error("inconsistent job: {0}")]
     Inconsistent(String),
     /// The job did not finish in time.
-    #[error("job {job_id} did not finish within {after:?}")]
+    #[error("job {job_id} did not finish within {after:?} (waiting for {server})")]
     Timeout {
+        /// The server waited for.
+        server: PartyId,
         /// The job.
         job_id: u64,
         /// How long we waited.
@@ -207,7 +209,8 @@ impl ClientError {
         match self {
             ClientError::Refused { server, .. }
             | ClientError::Unreachable { server, .. }
-            | ClientError::JobEnded { server, .. } => Some(*server),
+            | ClientError::JobEnded { server, .. }
+            | ClientError::Timeout { server, .. } => Some(*server),
             _ => None,
         }
     }
@@ -254,9 +257,22 @@ impl<T: MpcTransport> JobClient<'_, T> {
             kind,
         };
         let mut agreed: Option<MpcJobStatus> = None;
+        let deadline = tokio::time::Instant::now() + self.timeout;
         for server in &self.servers {
             let envelope = seal_launch(self.sealer, *server, job_id, &spec)?;
-            let status = self.transport.launch(*server, envelope).await?;
+            // A server that is not up yet (or still connecting to its peers) never saw the
+            // launch: ask again until the deadline.
+            let status = loop {
+                match self.transport.launch(*server, envelope.clone()).await {
+                    Err(ClientError::Unreachable { server, reason })
+                        if tokio::time::Instant::now() < deadline =>
+                    {
+                        tracing::info!(%server, %reason, "waiting for the server");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    other => break other?,
+                }
+            };
             match &agreed {
                 None => agreed = Some(status),
                 Some(first) if *first == status => {}
@@ -336,18 +352,14 @@ impl<T: MpcTransport> JobClient<'_, T> {
                     .await
                 {
                     Ok(envelopes) => break envelopes,
-                    Err(ClientError::Refused {
-                        reason: Error::NotReady { .. },
-                        ..
-                    }) if tokio::time::Instant::now() < deadline => continue,
-                    Err(ClientError::Refused {
-                        reason: Error::NotReady { .. },
-                        ..
-                    }) => {
-                        return Err(ClientError::Timeout {
-                            job_id: status.job_id,
-                            after: self.timeout,
-                        });
+                    Err(ClientError::Refused { reason, .. }) if reason.kind() == "not_ready" => {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(ClientError::Timeout {
+                                server: *server,
+                                job_id: status.job_id,
+                                after: self.timeout,
+                            });
+                        }
                     }
                     Err(e) => return Err(e),
                 }
@@ -391,6 +403,7 @@ impl<T: MpcTransport> JobClient<'_, T> {
                     }
                     JobState::Running => {
                         return Err(ClientError::Timeout {
+                            server: *server,
                             job_id,
                             after: self.timeout,
                         });

@@ -117,9 +117,43 @@ pub enum MpcServiceError {
         /// Its bound.
         limit: usize,
     },
+    /// A refusal as a remote server reported it over gRPC: its [`MpcServiceError::kind`] and
+    /// message.
+    #[error("{message}")]
+    Remote {
+        /// The variant's kind at the server.
+        kind: String,
+        /// Its message.
+        message: String,
+    },
 }
 
 impl MpcServiceError {
+    /// The variant's name, stable on the wire (gRPC metadata `tessera-error`).
+    pub fn kind(&self) -> &str {
+        match self {
+            MpcServiceError::UnknownJob(_) => "unknown_job",
+            MpcServiceError::DuplicateJob(_) => "duplicate_job",
+            MpcServiceError::BadJob(_) => "bad_job",
+            MpcServiceError::Forbidden { .. } => "forbidden",
+            MpcServiceError::UnknownModel(_) => "unknown_model",
+            MpcServiceError::NotAllowed { .. } => "not_allowed",
+            MpcServiceError::Seal(_) => "seal",
+            MpcServiceError::Request(_) => "request",
+            MpcServiceError::Stale { .. } => "stale",
+            MpcServiceError::Malformed(_) => "malformed",
+            MpcServiceError::UnexpectedInput { .. } => "unexpected_input",
+            MpcServiceError::DuplicateInput { .. } => "duplicate_input",
+            MpcServiceError::OutOfOrder { .. } => "out_of_order",
+            MpcServiceError::WrongLength(_) => "wrong_length",
+            MpcServiceError::NoSuchOutput { .. } => "no_such_output",
+            MpcServiceError::NotReady { .. } => "not_ready",
+            MpcServiceError::Ended { .. } => "ended",
+            MpcServiceError::Busy { .. } => "busy",
+            MpcServiceError::Remote { kind, .. } => kind,
+        }
+    }
+
     /// The error for a request about a job that is over.
     pub fn ended(job: u64, state: &JobState) -> Self {
         let state = match state {

@@ -25,7 +25,8 @@
 //!    ([`server::MpcLimits`]).
 //!
 //! A server lost mid-job makes the others' receives fail (disconnected or timed out, naming it),
-//! so the job fails at every server and its fetchers get the failure; the other jobs go on.
+//! and a server whose part fails tells the others ([`watch`]), so the job fails at every server
+//! at once and its fetchers get the failure; the other jobs go on.
 
 pub mod client;
 pub mod endpoint;
@@ -33,6 +34,7 @@ pub mod error;
 pub mod job;
 pub mod local;
 pub mod server;
+pub mod watch;
 
 pub use client::{ClientError, JobClient, MpcTransport};
 pub use error::MpcServiceError;

@@ -19,11 +19,12 @@ use tracing::{info, warn};
 use super::endpoint::{JobIo, JobNet};
 use super::error::MpcServiceError as Error;
 use super::job::{Job, JobKind, JobSpec, JobState};
+use super::watch::{tell_peers, watch_peers};
 use crate::mpc::io::Scheme;
 use crate::mpc::kind::ProtocolKind;
 use crate::mpc::model::SecureModel;
 use crate::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
-use crate::mpc::session::party_tag;
+use crate::mpc::session::{party_tag, session_prefix};
 use crate::mpc::{MpcError, Session};
 
 /// The `round` of a launch envelope (purpose `Control`).
@@ -366,7 +367,7 @@ impl<N: Network + 'static> MpcService<N> {
             Arc::clone(&io),
             &outside,
         ));
-        let result = async {
+        let work = async {
             let session = Arc::new(Session::with_id(net, job.id).await?);
             agree_on_description(&session, &digest).await?;
             let f = job.frac_bits;
@@ -376,9 +377,15 @@ impl<N: Network + 'static> MpcService<N> {
                 ProtocolKind::SecureNn => program(SecureNn::new(s, f)?, &job, params).await,
                 ProtocolKind::Pond => program(Pond::new(s, f)?, &job, params).await,
             }
+        };
+        let result = tokio::select! {
+            r = work => r,
+            e = watch_peers(Arc::clone(&self.peers), job.id) => Err(e),
+        };
+        if let Err(e) = &result {
+            tell_peers(&*self.peers, job.id, &format!("{}: {e}", self.me())).await;
         }
-        .await;
-        self.peers.forget(&Session::<N>::tag_prefix(job.id));
+        self.peers.forget(&session_prefix(job.id));
         match result {
             Ok(deployed) => {
                 if let (Some(params), JobKind::Deploy { model_id, .. }) = (deployed, &job.spec.kind)
@@ -406,7 +413,7 @@ impl<N: Network + 'static> MpcService<N> {
         // them once more when every peer has given up on the job.
         let (peers, prefix, linger) = (
             Arc::clone(&self.peers),
-            Session::<N>::tag_prefix(job.id),
+            session_prefix(job.id),
             self.limits.linger,
         );
         tokio::spawn(async move {
@@ -611,7 +618,7 @@ impl<N: Network + 'static> MpcService<N> {
         if let Some(task) = task {
             task.abort();
             io.finish(JobState::Aborted);
-            self.peers.forget(&Session::<N>::tag_prefix(id));
+            self.peers.forget(&session_prefix(id));
             self.retire(id);
             info!(job = id, "MPC job aborted");
         }

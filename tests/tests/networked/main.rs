@@ -1,7 +1,9 @@
 //! Networked mode with real processes on 127.0.0.1: three `aggregator`s, data owners and the
 //! `model-owner`, talking gRPC. The test checks what the model owner revealed against the sum the
 //! test computes itself from the data owners' own audit records of what they uploaded: exact in
-//! the ring.
+//! the ring. [`mpc`]: encrypted prediction served by the same processes.
+
+mod mpc;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -260,6 +262,38 @@ fn ring_vec(path: &Path) -> RingVec {
     v
 }
 
+/// Checks the audit records of a federated job: `rounds` aggregates, each the exact ring sum
+/// of the `owners` updates the data owners recorded for its round.
+fn assert_exact_sums(c: &Cluster, rounds: usize, owners: usize) {
+    let audit = c.path("audit");
+    let aggregates = audit_records(&audit, "aggregate");
+    let updates = audit_records(&audit, "update");
+    assert_eq!(aggregates.len(), rounds, "{aggregates:?}");
+    for (job, round, path) in &aggregates {
+        let contributors: Vec<&PathBuf> = updates
+            .iter()
+            .filter(|(j, r, _)| j == job && r == round)
+            .map(|(_, _, p)| p)
+            .collect();
+        assert_eq!(
+            contributors.len(),
+            owners,
+            "round {round}: every owner recorded its update"
+        );
+        let mut expected = RingVec::zeros(32, ring_vec(contributors[0]).len()).unwrap();
+        for p in contributors {
+            expected.add_assign(&ring_vec(p)).unwrap();
+        }
+        assert_eq!(
+            ring_vec(path),
+            expected,
+            "round {round}: revealed aggregate is the exact ring sum"
+        );
+        let contributors = std::fs::read_to_string(path.with_extension("txt")).unwrap();
+        assert_eq!(contributors.lines().count(), owners);
+    }
+}
+
 /// Also the TLS check with real processes: every server serves TLS and dials its peers over it,
 /// and the data owners and the model owner trust exactly the certificates of the cluster file.
 #[test]
@@ -271,33 +305,7 @@ fn two_rounds_over_grpc_and_tls_reveal_the_exact_sum() {
         .collect();
     c.run_model_owner(2, Duration::from_secs(180));
 
-    let audit = c.path("audit");
-    let aggregates = audit_records(&audit, "aggregate");
-    let updates = audit_records(&audit, "update");
-    assert_eq!(aggregates.len(), 2, "{aggregates:?}");
-    for (job, round, path) in &aggregates {
-        let owners: Vec<&PathBuf> = updates
-            .iter()
-            .filter(|(j, r, _)| j == job && r == round)
-            .map(|(_, _, p)| p)
-            .collect();
-        assert_eq!(
-            owners.len(),
-            3,
-            "round {round}: every owner recorded its update"
-        );
-        let mut expected = RingVec::zeros(32, ring_vec(owners[0]).len()).unwrap();
-        for p in owners {
-            expected.add_assign(&ring_vec(p)).unwrap();
-        }
-        assert_eq!(
-            ring_vec(path),
-            expected,
-            "round {round}: revealed aggregate is the exact ring sum"
-        );
-        let contributors = std::fs::read_to_string(path.with_extension("txt")).unwrap();
-        assert_eq!(contributors.lines().count(), 3);
-    }
+    assert_exact_sums(&c, 2, 3);
     let metrics = std::fs::read_to_string(c.path("out/metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "{metrics}");
 }

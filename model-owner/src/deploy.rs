@@ -1,0 +1,105 @@
+//! `model-owner deploy`: secret-shares a trained model's weights to the servers, which keep the
+//! shares under a model id for any number of encrypted predictions (`data-owner predict`).
+//! Nobody but the model owner ever holds the weights in the clear.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tessera_aggregator::grpc::GrpcTransport;
+use tessera_aggregator::mpc::kind::ProtocolKind;
+use tessera_aggregator::mpc::service::{ClientError, JobClient};
+use tessera_common::PartyId;
+use tessera_common::cli::{PartyLoadError, load_party};
+use tessera_common::model_spec::ModelSpec;
+use tessera_common::seal::Sealer;
+
+/// Errors of `deploy`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeployError {
+    /// The cluster file or key file.
+    #[error(transparent)]
+    Party(#[from] PartyLoadError),
+    /// The checkpoint.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A server refused, failed or could not be reached.
+    #[error(transparent)]
+    Job(#[from] ClientError),
+}
+
+/// The model and weights of a checkpoint: the federated one (`settings.model`) or the
+/// encrypted-training one (`model`), both with `weights`.
+#[derive(Deserialize)]
+struct AnyCheckpoint {
+    model: Option<ModelSpec>,
+    settings: Option<Settings>,
+    weights: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct Settings {
+    model: ModelSpec,
+}
+
+/// Reads a checkpoint's model and weights (checked against each other).
+pub fn load_model(path: &Path) -> Result<(ModelSpec, Vec<f32>), DeployError> {
+    let bad = |reason: String| DeployError::Checkpoint {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let cp: AnyCheckpoint = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let model = cp
+        .model
+        .or(cp.settings.map(|s| s.model))
+        .ok_or_else(|| bad("names no model (`model` or `settings.model`)".into()))?;
+    let expected = model.num_params().map_err(|e| bad(e.to_string()))?;
+    if cp.weights.len() != expected {
+        return Err(bad(format!(
+            "{} weights for a model of {expected} parameters",
+            cp.weights.len()
+        )));
+    }
+    if let Some(i) = cp.weights.iter().position(|w| !w.is_finite()) {
+        return Err(bad(format!("weight {i} is not finite")));
+    }
+    Ok((model, cp.weights))
+}
+
+/// Deploys the checkpoint's model under `model_id`; returns the deployment's job id.
+pub async fn deploy_command(
+    config: &Path,
+    key: &Path,
+    checkpoint: &Path,
+    model_id: &str,
+    protocol: ProtocolKind,
+    frac_bits: u32,
+    timeout: Duration,
+) -> Result<u64, DeployError> {
+    let (cluster, identity) = load_party(config, key, PartyId::ModelOwner)?;
+    let (model, weights) = load_model(checkpoint)?;
+    let transport = GrpcTransport::new(&cluster)?;
+    let sealer = Sealer::new(&identity, cluster.public_keys());
+    let client = JobClient {
+        transport: &transport,
+        sealer: &sealer,
+        servers: cluster.servers(),
+        timeout,
+    };
+    let job = client
+        .deploy(model_id, &model, protocol, frac_bits, &weights)
+        .await?;
+    if !cluster.models.contains_key(model_id) {
+        eprintln!(
+            "warning: the cluster file has no [models.{model_id}] entry: no client may query it"
+        );
+    }
+    Ok(job)
+}

@@ -1,0 +1,248 @@
+//! Encrypted prediction as a service with real processes: three `aggregator serve`,
+//! `model-owner deploy`, concurrent `data-owner predict` clients, a client the cluster file does
+//! not allow, a secure-aggregation job running on the same servers at the same time, and a
+//! server killed mid-job.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tessera_common::dataset::{Dataset, Split};
+use tessera_common::model_spec::ModelSpec;
+use tessera_data_owner::model::{TrainSettings, initial_params, logits, train_local};
+
+use super::{Cluster, Proc, assert_exact_sums, cluster, path_str};
+
+/// Network A trained briefly in the clear (2,000 digits, one epoch): a model whose predicted
+/// classes are clear-cut, written as a checkpoint the way `simulate --encrypted` writes one.
+fn trained_checkpoint(c: &Cluster) -> (ModelSpec, Vec<f32>) {
+    let spec = ModelSpec::network_a();
+    let train = Dataset::bundled_mnist(Split::Train);
+    let train = train.subset(&(0..2000).collect::<Vec<_>>());
+    let settings = TrainSettings {
+        epochs: 1,
+        batch_size: 32,
+        learning_rate: 0.1,
+        shuffle_seed: 1,
+    };
+    let start = initial_params(&spec).expect("initial weights");
+    let weights = train_local(&spec, &start, &train, &settings, |_, _| {})
+        .expect("burn trains")
+        .params;
+    let json = serde_json::json!({ "model": spec, "weights": weights });
+    std::fs::write(c.path("model.json"), json.to_string()).unwrap();
+    (spec, weights)
+}
+
+/// Appends the models' access lists to the cluster file (before the servers start).
+fn allow(c: &Cluster, models: &[(&str, &[&str])]) {
+    let mut toml = std::fs::read_to_string(c.config()).unwrap();
+    for (id, clients) in models {
+        let list: Vec<String> = clients.iter().map(|n| format!("\"{n}\"")).collect();
+        toml += &format!("[models.{id}]\nclients = [{}]\n", list.join(", "));
+    }
+    std::fs::write(c.config(), toml).unwrap();
+}
+
+/// Runs a process to its end within `timeout`; returns whether it succeeded.
+fn finish(c: &Cluster, mut p: Proc, what: &str, timeout: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = p.0.try_wait().unwrap() {
+            return status.success();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{what} did not finish within {timeout:?}:\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn deploy(c: &Cluster, model_id: &str, protocol: &str) -> Proc {
+    c.spawn(
+        env!("CARGO_BIN_EXE_t-model-owner"),
+        &[
+            "deploy",
+            "--config",
+            path_str(&c.config()),
+            "--key",
+            path_str(&c.path("model-owner.key")),
+            "--checkpoint",
+            path_str(&c.path("model.json")),
+            "--model-id",
+            model_id,
+            "--protocol",
+            protocol,
+            "--timeout-secs",
+            "60",
+        ],
+        &format!("deploy-{model_id}.log"),
+    )
+}
+
+fn predict(c: &Cluster, owner: u32, model_id: &str, limit: usize, batch: usize) -> Proc {
+    let name = format!("data-owner-{owner}");
+    let out = c.path(&format!("{name}-{model_id}.csv"));
+    c.spawn(
+        env!("CARGO_BIN_EXE_t-data-owner"),
+        &[
+            "predict",
+            "--config",
+            path_str(&c.config()),
+            "--name",
+            &name,
+            "--key",
+            path_str(&c.path(&format!("{name}.key"))),
+            "--model-id",
+            model_id,
+            "--input",
+            "bundled",
+            "--limit",
+            &limit.to_string(),
+            "--batch-size",
+            &batch.to_string(),
+            "--out",
+            path_str(&out),
+            "--timeout-secs",
+            "30",
+        ],
+        &format!("predict-{name}-{model_id}.log"),
+    )
+}
+
+/// The classes a client wrote.
+fn classes(path: &Path) -> Vec<usize> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect()
+}
+
+fn burn_classes(spec: &ModelSpec, weights: &[f32], n: usize) -> Vec<usize> {
+    let test = Dataset::bundled_mnist(Split::Test);
+    let x = &test.features[..n * test.sample_len()];
+    let z = logits(spec, weights, x, n).expect("burn logits");
+    z.chunks(10)
+        .map(|r| (0..10).fold(0, |b, i| if r[i] > r[b] { i } else { b }))
+        .collect()
+}
+
+fn agreement(a: &[usize], b: &[usize]) -> usize {
+    a.iter().zip(b).filter(|(x, y)| x == y).count()
+}
+
+/// Deploys network A under ABY3 and under SecureNN; two clients predict 100 digits each at
+/// the same time under ABY3 while a federated job runs two secure-aggregation rounds on the
+/// same servers (the three data owners serve that job), then one client predicts under
+/// SecureNN; a client the cluster file does not name is refused. The classes must match burn's on at least 99 of 100 digits (the secure
+/// logits are within about 1e-3 of burn's, so only a digit whose top two logits are that close
+/// may differ), and the aggregation's revealed sums must be exact.
+#[test]
+fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
+    let c = cluster(2, 60);
+    allow(
+        &c,
+        &[
+            ("mnist", &["data-owner-0", "data-owner-1"]),
+            ("mnist-snn", &["data-owner-0"]),
+        ],
+    );
+    let (spec, weights) = trained_checkpoint(&c);
+    let _servers = c.start_servers();
+    assert!(
+        finish(
+            &c,
+            deploy(&c, "mnist", "aby3"),
+            "deploy",
+            Duration::from_secs(90)
+        ),
+        "deploy failed:\n{}",
+        c.logs()
+    );
+    assert!(
+        finish(
+            &c,
+            deploy(&c, "mnist-snn", "securenn"),
+            "deploy",
+            Duration::from_secs(60)
+        ),
+        "deploy failed:\n{}",
+        c.logs()
+    );
+    // Secure aggregation on the same servers, at the same time as the predictions.
+    let _owners: Vec<Proc> = (0..3)
+        .map(|i| c.start_data_owner(i, &format!("{i}/3")))
+        .collect();
+    let training = std::thread::scope(|s| {
+        let training = s.spawn(|| c.run_model_owner(2, Duration::from_secs(180)));
+        let clients = [
+            predict(&c, 0, "mnist", 100, 50),
+            predict(&c, 1, "mnist", 100, 100),
+        ];
+        for (i, p) in clients.into_iter().enumerate() {
+            assert!(
+                finish(&c, p, "predict", Duration::from_secs(120)),
+                "client {i} failed:\n{}",
+                c.logs()
+            );
+        }
+        training.join()
+    });
+    training.expect("the secure-aggregation job");
+    assert_exact_sums(&c, 2, 3);
+
+    let expected = burn_classes(&spec, &weights, 100);
+    for owner in ["data-owner-0", "data-owner-1"] {
+        let got = classes(&c.path(&format!("{owner}-mnist.csv")));
+        assert_eq!(got.len(), 100);
+        let same = agreement(&got, &expected);
+        assert!(same >= 99, "{owner}: {same} of 100 classes as burn's");
+    }
+    assert!(finish(
+        &c,
+        predict(&c, 0, "mnist-snn", 100, 100),
+        "predict",
+        Duration::from_secs(120)
+    ));
+    let got = classes(&c.path("data-owner-0-mnist-snn.csv"));
+    let same = agreement(&got, &expected);
+    assert!(same >= 99, "securenn: {same} of 100 classes as burn's");
+
+    // data-owner-2 is not on the access list.
+    let refused = predict(&c, 2, "mnist", 1, 1);
+    assert!(!finish(&c, refused, "predict", Duration::from_secs(30)));
+    let log = std::fs::read_to_string(c.path("predict-data-owner-2-mnist.log")).unwrap();
+    assert!(log.contains("not allowed"), "{log}");
+}
+
+/// A server killed during a prediction job: the client fails within its timeout with an error
+/// naming the server, and nothing hangs.
+#[test]
+fn a_server_killed_mid_prediction_fails_the_client_naming_it() {
+    let c = cluster(2, 60);
+    allow(&c, &[("mnist", &["data-owner-0"])]);
+    trained_checkpoint(&c);
+    let mut servers = c.start_servers();
+    assert!(
+        finish(
+            &c,
+            deploy(&c, "mnist", "aby3"),
+            "deploy",
+            Duration::from_secs(90)
+        ),
+        "deploy failed:\n{}",
+        c.logs()
+    );
+    // Many small jobs, so the kill lands in one of them.
+    let client = predict(&c, 0, "mnist", 2000, 10);
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(servers.remove(2));
+    let started = Instant::now();
+    assert!(!finish(&c, client, "predict", Duration::from_secs(90)));
+    assert!(started.elapsed() < Duration::from_secs(90));
+    let log = std::fs::read_to_string(c.path("predict-data-owner-0-mnist.log")).unwrap();
+    assert!(log.contains("server2"), "{log}\n{}", c.logs());
+}
