@@ -16,12 +16,14 @@
 //! - [`model_spec`] and [`job`]: the serde model description and a job's settings;
 //! - [`config`]: the cluster file naming each party's address and public key;
 //! - [`api`]: what data owners and the model owner ask of the servers, as transport-free traits;
+//! - [`batches`]: the public order of training batches;
 //! - [`cli`]: command-line pieces every binary shares (`keygen`, logging);
 //! - [`net`]: the [`net::Network`] trait between servers and its in-memory implementation.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod batches;
 pub mod cli;
 pub mod config;
 pub mod dataset;

@@ -577,42 +577,11 @@ impl ModuleVisitor for GradVisitor<'_> {
     }
 }
 
+pub use tessera_common::batches::batch_order;
+
 /// Initial parameters for `spec` (burn's default initialisers) from a fresh module.
 pub fn initial_params(spec: &ModelSpec) -> Result<Vec<f32>, ModelError> {
     Ok(SpecModel::new(spec, &Device::flex())?.flatten())
-}
-
-/// The batches of `epochs` epochs over `n` samples: each epoch a fresh shuffle (from `seed`)
-/// cut into batches of `batch` (the last one shorter). Local training and encrypted training
-/// (with its plaintext comparison) draw their order from here, so both see the same batches.
-pub fn batch_order(n: usize, batch: usize, epochs: usize, seed: u64) -> Vec<Vec<Vec<usize>>> {
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = ShuffleRng(seed | 1);
-    (0..epochs)
-        .map(|_| {
-            rng.shuffle(&mut order);
-            order.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
-        })
-        .collect()
-}
-
-/// A small deterministic xorshift generator for shuffling batches (not for cryptography).
-struct ShuffleRng(u64);
-
-impl ShuffleRng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn shuffle(&mut self, v: &mut [usize]) {
-        for i in (1..v.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            v.swap(i, j);
-        }
-    }
 }
 
 #[cfg(test)]

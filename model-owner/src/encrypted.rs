@@ -1,17 +1,15 @@
 //! Encrypted training in simulated mode (`simulate --encrypted`): every party in one process,
-//! running the same programs networked mode will run.
+//! the servers running [`serve_training`], the program the aggregators' job service runs in
+//! networked mode (`model-owner train-encrypted`; see [`train_job`] for the transfers).
 //!
-//! - Each data owner secret-shares its labelled examples (features and one-hot labels, fixed
+//! - Each data owner secret-shares its count, its examples and its targets (one-hot rows, fixed
 //!   point in the 128-bit ring) to the servers once ([`tessera_aggregator::mpc::io`]).
-//! - The initial weights are He-uniform from a seed (so a plaintext run can start from the same
-//!   values): the model owner shares them as a private input, or, with
-//!   [`EncryptedOptions::servers_init`], the servers draw them from the job's common seed
-//!   ([`init::initial_params`]) and nobody sends them. The model owner receives, after each epoch, the weights revealed to it
-//!   alone; it evaluates them on the test digits. It also receives the loss of every
-//!   `loss_every`-th batch (a one-element output) for the progress bar.
-//! - The servers train on the union of the examples in a public batch order
-//!   ([`tessera_data_owner::model::batch_order`]; which rows form a batch reveals nothing about
-//!   their content) with [`Trainer`].
+//! - The initial weights are He-uniform from the job's seed (so a plaintext run can start from
+//!   the same values): the model owner shares them as a private input, or, with
+//!   [`EncryptedOptions::servers_init`], the servers draw them and nobody sends them.
+//! - The model owner learns the owners' counts (hence the public batch plan), receives the loss
+//!   of every `loss_every`-th batch for the progress bar and the weights after each epoch,
+//!   revealed to it alone, and evaluates them on the test digits.
 //!
 //! With `compare_plaintext`, burn trains the same model from the same weights in the same batch
 //! order with the same learning rate, in the clear, for the side-by-side accuracy.
@@ -26,19 +24,18 @@ use tessera_aggregator::mpc::Session;
 use tessera_aggregator::mpc::harness::run_local_patient;
 use tessera_aggregator::mpc::io::{Scheme, receive_output, send_input};
 pub use tessera_aggregator::mpc::kind::ProtocolKind;
-use tessera_aggregator::mpc::model::SecureModel;
+use tessera_aggregator::mpc::model::Activations;
 use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
-use tessera_aggregator::mpc::train::init::{self, Init};
-use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer};
+use tessera_aggregator::mpc::train::Optimizer;
+use tessera_aggregator::mpc::train::job::{self as train_job, TrainJob, serve_training, targets};
 use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::Network;
 use tessera_common::net::memory::MemoryNetwork;
-use tessera_common::prg::Seed;
 use tessera_common::ring::RingTensor;
-use tessera_data_owner::model::{LocalOptimizer, TrainPlan, batch_order, evaluate, train_plan};
+use tessera_data_owner::model::{LocalOptimizer, TrainPlan, evaluate, train_plan};
 
 use crate::report::{RoundMetrics, write_metrics_csv, write_plot_png};
 
@@ -153,168 +150,66 @@ fn decode(x: &RingTensor<u128>, f: u32) -> Vec<f32> {
         .collect()
 }
 
-/// The targets of `labels`: one-hot rows of `width` classes, or the 0/1 label itself for a
-/// single-logit model.
-fn targets(labels: &[u8], width: usize) -> impl Iterator<Item = f64> + '_ {
-    labels.iter().flat_map(move |l| {
-        (0..width).map(move |c| {
-            let hit = if width == 1 {
-                *l == 1
-            } else {
-                c == *l as usize
-            };
-            if hit { 1.0 } else { 0.0 }
-        })
-    })
-}
-
 /// The model owner's hook after each epoch: the epoch, the revealed weights, the losses seen.
 type OnEpoch = Arc<dyn Fn(usize, Vec<f32>, Vec<f64>) + Send + Sync>;
 
-/// Everything the parties agree on before the run.
-struct Plan {
-    spec: ModelSpec,
-    train: TrainSpec,
-    frac_bits: u32,
-    owners: Vec<usize>,
-    features: usize,
-    /// Targets per example: the classes (one-hot), or 1 for a binary model.
-    classes: usize,
-    order: Vec<Vec<Vec<usize>>>,
-    loss_every: usize,
-    /// The learning rate of each epoch.
-    rates: Vec<f64>,
-    /// The common seed the servers draw the initial weights from (`None`: the model owner
-    /// shares them).
-    server_init: Option<Seed>,
-}
-
-impl Plan {
-    fn steps(&self) -> impl Iterator<Item = (usize, usize, &Vec<usize>)> {
-        self.order
-            .iter()
-            .enumerate()
-            .flat_map(|(e, batches)| batches.iter().enumerate().map(move |(b, idx)| (e, b, idx)))
-    }
-
-    fn wants_loss(&self, b: usize) -> bool {
-        self.loss_every > 0 && b.is_multiple_of(self.loss_every)
-    }
-}
-
-/// The servers' program: receive the data and the initial weights, train, reveal the weights
-/// after each epoch (and the sampled losses) to the model owner.
-async fn serve<P: Protocol<Elem = u128>>(p: &P, plan: &Plan) -> Result<(), MpcError> {
-    let mut xs = Vec::new();
-    let mut ys = Vec::new();
-    for (i, n) in plan.owners.iter().enumerate() {
-        let from = PartyId::DataOwner(i as u32);
-        xs.push(p.input(from, "x", &[n * plan.features]).await?);
-        ys.push(p.input(from, "y", &[n * plan.classes]).await?);
-    }
-    let x = p.concat(&xs.iter().collect::<Vec<_>>())?;
-    let y = p.concat(&ys.iter().collect::<Vec<_>>())?;
-    drop((xs, ys));
-    let model = SecureModel::new(&plan.spec)?;
-    let w0 = match &plan.server_init {
-        Some(seed) => {
-            let w = init::initial_params(&model, Init::He, seed);
-            let w = encode(
-                w.into_iter(),
-                plan.frac_bits,
-                &[model.num_params()],
-                "weights",
-            )?;
-            p.public(w.as_slice(), w.shape())
-        }
-        None => {
-            p.input(PartyId::ModelOwner, "w0", &[model.num_params()])
-                .await?
-        }
-    };
-    let params = model.split_params(p, &w0)?;
-    let mut trainer = Trainer::new::<P>(model, plan.train, params)?;
-    let rows = |t: &P::Tensor, idx: &[usize], width: usize| {
-        let gather: Vec<usize> = idx
-            .iter()
-            .flat_map(|r| r * width..(r + 1) * width)
-            .collect();
-        p.map_local(t, &[idx.len(), width], &|s| {
-            gather.iter().map(|i| s[*i]).collect()
-        })
-    };
-    let last = plan.order.first().map_or(0, Vec::len);
-    for (e, b, idx) in plan.steps() {
-        if b == 0 {
-            trainer.set_learning_rate(plan.rates[e]);
-        }
-        let xb = rows(&x, idx, plan.features)?;
-        let yb = rows(&y, idx, plan.classes)?;
-        let loss = trainer.step(p, &xb, &yb, plan.wants_loss(b)).await?;
-        if let Some(l) = loss {
-            p.output(&l, PartyId::ModelOwner, &format!("loss/{e}/{b}"))
-                .await?;
-        }
-        if b + 1 == last {
-            let flat = p.concat(&trainer.params().iter().collect::<Vec<_>>())?;
-            p.output(&flat, PartyId::ModelOwner, &format!("w/{e}"))
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-/// The outside parties' programs: data owner `i` shares its part; the model owner shares the
-/// initial weights and collects the losses and the per-epoch weights.
+/// The outside parties' programs: data owner `i` shares its count, examples and targets; the
+/// model owner shares the initial weights (unless the servers draw them), learns the counts,
+/// and collects the sampled losses and the per-epoch weights.
 async fn outside(
     net: MemoryNetwork,
-    plan: Arc<Plan>,
+    job: Arc<TrainJob>,
     parts: Arc<Vec<Dataset>>,
     init: Arc<Vec<f64>>,
     scheme: Scheme,
     on_epoch: OnEpoch,
     on_loss: Arc<dyn Fn(usize, f64) + Send + Sync>,
 ) -> Result<(), MpcError> {
-    let f = plan.frac_bits;
+    let f = job.frac_bits;
+    let model = job.check()?;
     match net.me() {
         PartyId::DataOwner(i) => {
             let part = &parts[i as usize];
             let n = part.len();
+            let (features, classes) = (job.features(&model), job.classes(&model));
+            let count = RingTensor::from_vec(&[1], vec![n as u128])?;
             let x = encode(
                 part.features.iter().map(|v| f64::from(*v)),
                 f,
-                &[n * plan.features],
+                &[n * features],
                 "examples",
             )?;
-            let y = encode(
-                targets(&part.labels, plan.classes),
-                f,
-                &[n * plan.classes],
-                "labels",
-            )?;
-            send_input(&net, scheme, "x", &x).await?;
-            send_input(&net, scheme, "y", &y).await
+            let y = encode(targets(&part.labels, classes), f, &[n * classes], "labels")?;
+            send_input(&net, scheme, train_job::N, &count).await?;
+            send_input(&net, scheme, train_job::X, &x).await?;
+            send_input(&net, scheme, train_job::Y, &y).await
         }
         PartyId::ModelOwner => {
-            if plan.server_init.is_none() {
+            if !job.servers_init {
                 let w0 = encode(init.iter().copied(), f, &[init.len()], "initial weights")?;
-                send_input(&net, scheme, "w0", &w0).await?;
+                send_input(&net, scheme, train_job::W0, &w0).await?;
             }
-            let mut losses = Vec::new();
-            let last = plan.order.first().map_or(0, Vec::len);
-            for (step, (e, b, idx)) in plan.steps().enumerate() {
-                if plan.wants_loss(b) {
-                    let l: RingTensor<u128> =
-                        receive_output(&net, scheme, &format!("loss/{e}/{b}"), &[1]).await?;
-                    let mean = f64::from(decode(&l, f)[0]) / idx.len() as f64;
-                    on_loss(step, mean);
-                    losses.push(mean);
+            let owners = job.owners.len();
+            let rows: RingTensor<u128> =
+                receive_output(&net, scheme, train_job::ROWS, &[owners]).await?;
+            let total: usize = rows.as_slice().iter().map(|n| *n as usize).sum();
+            let mut step = 0;
+            for (e, batches) in job.order(total).iter().enumerate() {
+                let mut losses = Vec::new();
+                for (b, idx) in batches.iter().enumerate() {
+                    if job.wants_loss(b) {
+                        let l: RingTensor<u128> =
+                            receive_output(&net, scheme, train_job::LOSS, &[1]).await?;
+                        let mean = f64::from(decode(&l, f)[0]) / idx.len() as f64;
+                        on_loss(step, mean);
+                        losses.push(mean);
+                    }
+                    step += 1;
                 }
-                if b + 1 == last {
-                    let w: RingTensor<u128> =
-                        receive_output(&net, scheme, &format!("w/{e}"), &[init.len()]).await?;
-                    on_epoch(e, decode(&w, f), std::mem::take(&mut losses));
-                }
+                let label = train_job::weights_label(e);
+                let w: RingTensor<u128> =
+                    receive_output(&net, scheme, &label, &[init.len()]).await?;
+                on_epoch(e, decode(&w, f), losses);
             }
             Ok(())
         }
@@ -325,7 +220,8 @@ async fn outside(
 /// Runs the servers under protocol `P` (made by `make`) and the outside parties.
 async fn launch<P: Protocol<Elem = u128> + 'static>(
     make: fn(Arc<Session<MemoryNetwork>>, u32) -> Result<P, MpcError>,
-    plan: Arc<Plan>,
+    job: Arc<TrainJob>,
+    activations: Activations,
     outsiders: &[PartyId],
     outsider: impl Fn(MemoryNetwork) -> tokio::task::JoinHandle<Result<(), MpcError>>,
 ) -> Result<(), MpcError> {
@@ -336,10 +232,10 @@ async fn launch<P: Protocol<Elem = u128> + 'static>(
         outsiders,
         std::time::Duration::from_secs(3600),
         move |s| {
-            let plan = Arc::clone(&plan);
+            let job = Arc::clone(&job);
             async move {
-                let p = make(s, plan.frac_bits)?;
-                serve(&p, &plan).await
+                let p = make(s, job.frac_bits)?;
+                serve_training(&p, &job, activations).await
             }
         },
         move |net| {
@@ -407,38 +303,28 @@ pub async fn simulate_encrypted(
         test = test.small_vs_large();
     }
     let parts = Arc::new(train_data.split_iid(opts.data_owners));
-    let model = SecureModel::new(&opts.model)?;
-    let mut seed = [0u8; 32];
-    seed[..8].copy_from_slice(&opts.seed.to_le_bytes());
+    let job = Arc::new(TrainJob {
+        spec: opts.model.clone(),
+        optimizer: opts.optimizer,
+        epochs: opts.epochs,
+        batch_size: opts.batch_size,
+        frac_bits: opts.frac_bits,
+        owners: (0..opts.data_owners as u32)
+            .map(PartyId::DataOwner)
+            .collect(),
+        max_rows: parts.iter().map(Dataset::len).max().unwrap_or(1).max(1),
+        seed: opts.seed,
+        lr_decay: opts.lr_decay,
+        loss_every: opts.loss_every,
+        servers_init: opts.servers_init,
+    });
+    let model = job.check()?;
     // The same values either way: the servers draw them from the seed of the job, or the model
     // owner draws them and shares them.
-    let init = Arc::new(init::initial_params(&model, Init::He, &Seed(seed)));
+    let init = Arc::new(job.initial_weights(&model));
     let activations = opts.protocol.activations();
-    let plan = Arc::new(Plan {
-        spec: opts.model.clone(),
-        train: TrainSpec {
-            loss: if outputs == 1 {
-                Loss::BinaryCrossEntropy
-            } else {
-                Loss::SoftmaxCrossEntropy
-            },
-            optimizer: opts.optimizer,
-            activations,
-        },
-        frac_bits: opts.frac_bits,
-        owners: parts.iter().map(Dataset::len).collect(),
-        features: train_data.sample_len(),
-        classes: if outputs == 1 {
-            1
-        } else {
-            train_data.num_classes
-        },
-        order: epoch_orders(train_data.len(), opts.batch_size, opts.epochs, opts.seed),
-        loss_every: opts.loss_every,
-        rates: learning_rates(&opts),
-        server_init: opts.servers_init.then_some(Seed(seed)),
-    });
-    let batches: usize = plan.order.iter().map(Vec::len).sum();
+    let order = job.order(train_data.len());
+    let batches: usize = order.iter().map(Vec::len).sum();
     let progress = if opts.interactive {
         indicatif::ProgressBar::new(batches as u64)
     } else {
@@ -501,19 +387,32 @@ pub async fn simulate_encrypted(
         .collect();
     outsiders.push(PartyId::ModelOwner);
     let outsider = {
-        let plan = Arc::clone(&plan);
+        let job = Arc::clone(&job);
         let init = Arc::clone(&init);
         move |net: MemoryNetwork| {
-            let (plan, parts, init) = (Arc::clone(&plan), Arc::clone(&parts), Arc::clone(&init));
+            let (job, parts, init) = (Arc::clone(&job), Arc::clone(&parts), Arc::clone(&init));
             let (on_epoch, on_loss) = (Arc::clone(&on_epoch), Arc::clone(&on_loss));
-            tokio::spawn(outside(net, plan, parts, init, scheme, on_epoch, on_loss))
+            tokio::spawn(outside(net, job, parts, init, scheme, on_epoch, on_loss))
         }
     };
     progress.enable_steady_tick(std::time::Duration::from_millis(500));
     match opts.protocol {
-        ProtocolKind::Aby3 => launch(aby3, Arc::clone(&plan), &outsiders, outsider).await?,
-        ProtocolKind::SecureNn => launch(securenn, Arc::clone(&plan), &outsiders, outsider).await?,
-        ProtocolKind::Pond => launch(pond, Arc::clone(&plan), &outsiders, outsider).await?,
+        ProtocolKind::Aby3 => {
+            launch(aby3, Arc::clone(&job), activations, &outsiders, outsider).await?
+        }
+        ProtocolKind::SecureNn => {
+            launch(
+                securenn,
+                Arc::clone(&job),
+                activations,
+                &outsiders,
+                outsider,
+            )
+            .await?
+        }
+        ProtocolKind::Pond => {
+            launch(pond, Arc::clone(&job), activations, &outsiders, outsider).await?
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     progress.finish_and_clear();
@@ -522,8 +421,8 @@ pub async fn simulate_encrypted(
     let plaintext_accuracy = if opts.compare_plaintext {
         let start: Vec<f32> = init.iter().map(|v| *v as f32).collect();
         let local = TrainPlan {
-            epochs: plan.order.clone(),
-            rates: plan.rates.clone(),
+            epochs: order.clone(),
+            rates: job.rates(),
             optimizer: match opts.optimizer {
                 Optimizer::Sgd { .. } => LocalOptimizer::Sgd,
                 Optimizer::Adam {
@@ -563,22 +462,6 @@ fn model_outputs(spec: &ModelSpec) -> Result<usize, EncryptedError> {
     spec.resolve()
         .map(|(_, out)| out.iter().product())
         .map_err(|e| EncryptedError::Options(e.to_string()))
-}
-
-/// The batches of each epoch: epoch `e` shuffles with `seed + e` (as the plaintext comparison
-/// trains one epoch at a time, each with its own rate).
-fn epoch_orders(n: usize, batch: usize, epochs: usize, seed: u64) -> Vec<Vec<Vec<usize>>> {
-    (0..epochs)
-        .map(|e| batch_order(n, batch, 1, seed + e as u64).remove(0))
-        .collect()
-}
-
-/// The learning rate of each epoch: the optimizer's, times `lr_decay` per epoch done.
-fn learning_rates(opts: &EncryptedOptions) -> Vec<f64> {
-    let lr = opts.optimizer.learning_rate();
-    (0..opts.epochs)
-        .map(|e| lr * opts.lr_decay.powi(e as i32))
-        .collect()
 }
 
 fn write_outputs(opts: &EncryptedOptions, received: &Received) -> Result<(), EncryptedError> {

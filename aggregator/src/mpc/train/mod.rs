@@ -8,6 +8,8 @@
 //! - [`optim`]: SGD with momentum, Adam and AMSgrad on shared state.
 //! - [`precision`]: why training runs in the 128-bit ring and how often a truncation fails.
 //! - [`init`]: initial weights drawn by the servers from a common seed (Glorot / He).
+//! - [`job`]: a training job as the parties agree on it, and the servers' program for it (the
+//!   same in simulated mode and under the aggregators' job service).
 //!
 //! Which protocols train what: ABY3 and SecureNN everything (their comparisons give exact
 //! ReLU, max-pooling and the softmax's maximum); Pond only models whose non-linearities its
@@ -18,6 +20,7 @@
 //! the batch's loss as a sharing, to be revealed to the model owner only if the job says so).
 
 pub mod init;
+pub mod job;
 pub mod loss;
 pub mod optim;
 pub mod precision;

@@ -29,7 +29,8 @@ const V_MAX: f64 = 4096.0;
 pub const CONST_BITS: i32 = 24;
 
 /// An optimizer and its hyper-parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Optimizer {
     /// `v <- momentum v + g; w <- w - lr v` (plain SGD with `momentum = 0`).
     Sgd {
