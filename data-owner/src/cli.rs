@@ -30,6 +30,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Encrypted prediction: share examples to the servers, get logits only this party opens.
     Predict(crate::predict::PredictArgs),
+    /// Encrypted training: share this party's examples into a training job the servers run.
+    ShareData(crate::share::ShareArgs),
 }
 
 /// Arguments of `serve`.
@@ -71,31 +73,65 @@ pub enum ServeError {
     Invalid(String),
     /// The data.
     #[error(transparent)]
-    Data(#[from] tessera_common::dataset::DatasetError),
+    Data(#[from] DataError),
     /// The leader's address.
     #[error(transparent)]
     Api(#[from] tessera_common::api::ApiError),
 }
 
-fn load_data(args: &ServeArgs) -> Result<Dataset, ServeError> {
-    let data = if args.data == "bundled" {
+/// Errors of loading a data owner's local data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The data does not load.
+    #[error("--data {path}: {source}")]
+    Load {
+        /// The data as given.
+        path: String,
+        /// What went wrong.
+        source: tessera_common::dataset::DatasetError,
+    },
+    /// A bad `--shard`.
+    #[error("--shard {0:?}: expected K/N with K < N")]
+    BadShard(String),
+    /// Nothing left to use.
+    #[error("--data {0}: no examples (after --limit and --shard)")]
+    Empty(String),
+}
+
+/// Loads a data owner's training data: `bundled` (the bundled MNIST training digits), a folder
+/// of IDX files or a CSV file; the first `limit` examples, then part `K/N` of them.
+pub fn load_dataset(
+    data: &str,
+    limit: Option<usize>,
+    shard: Option<&str>,
+) -> Result<Dataset, DataError> {
+    let mut set = if data == "bundled" {
         Dataset::bundled_mnist(Split::Train)
     } else {
-        Dataset::load_path(std::path::Path::new(&args.data), Split::Train)?
-    };
-    match &args.shard {
-        None => Ok(data),
-        Some(spec) => {
-            let bad = || ServeError::Invalid(format!("--shard {spec:?}: expected K/N with K < N"));
-            let (k, n) = spec.split_once('/').ok_or_else(bad)?;
-            let (k, n): (usize, usize) =
-                (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
-            if k >= n {
-                return Err(bad());
+        Dataset::load_path(std::path::Path::new(data), Split::Train).map_err(|source| {
+            DataError::Load {
+                path: data.to_string(),
+                source,
             }
-            Ok(data.split_iid(n).swap_remove(k))
-        }
+        })?
+    };
+    if let Some(limit) = limit {
+        set = set.subset(&(0..limit.min(set.len())).collect::<Vec<_>>());
     }
+    if let Some(spec) = shard {
+        let bad = || DataError::BadShard(spec.to_string());
+        let (k, n) = spec.split_once('/').ok_or_else(bad)?;
+        let (k, n): (usize, usize) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+        if k >= n {
+            return Err(bad());
+        }
+        set = set.split_iid(n).swap_remove(k);
+    }
+    if set.is_empty() {
+        return Err(DataError::Empty(data.to_string()));
+    }
+    Ok(set)
 }
 
 /// Runs the node until the job is done.
@@ -107,7 +143,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         )));
     }
     let (cluster, identity) = args.party.load()?;
-    let data = load_data(&args)?;
+    let data = load_dataset(&args.data, None, args.shard.as_deref())?;
     let leader_endpoint = cluster.endpoint(PartyId::Server(0))?;
     let leader_address = leader_endpoint.address.clone();
     let leader = GrpcLeader::new(
@@ -134,6 +170,9 @@ pub fn run(cli: Cli) -> i32 {
             keygen_exit_code(&args, "data owner", |p| matches!(p, PartyId::DataOwner(_)))
         }
         Command::Serve(args) => tessera_common::cli::block_on_exit_code(serve_command(args)),
+        Command::ShareData(args) => tessera_common::cli::block_on_exit_code(async move {
+            crate::share::share_command(args).await.map(|_| ())
+        }),
         Command::Predict(args) => tessera_common::cli::block_on_exit_code(async move {
             crate::predict::predict_command(args).await.map(|_| ())
         }),

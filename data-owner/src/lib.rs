@@ -4,6 +4,7 @@
 //! - [`node`]: the round loop: fetch weights, train, share, seal, upload.
 //! - [`client`]: the gRPC client of the leader.
 //! - [`predict`]: encrypted prediction on a model deployed to the servers.
+//! - [`share`]: this party's examples shared into an encrypted training job.
 //! - [`cli`]: the `data-owner` command line.
 
 #![forbid(unsafe_code)]
@@ -13,3 +14,4 @@ pub mod client;
 pub mod model;
 pub mod node;
 pub mod predict;
+pub mod share;

@@ -11,6 +11,7 @@ use tessera_common::model_spec::ModelSpec;
 use crate::encrypted::{EncryptedOptions, ProtocolKind, simulate_encrypted};
 use crate::simulate::{SimulateOptions, simulate};
 use tessera_aggregator::mpc::train::Optimizer;
+use tessera_aggregator::mpc::train::job::TrainJob;
 
 /// Tessera model owner: starts jobs, opens results, trains the global model.
 #[derive(Debug, Parser)]
@@ -162,6 +163,20 @@ pub struct EncryptedArgs {
     /// Train under MPC on secret-shared data instead of federated rounds.
     #[arg(long)]
     pub encrypted: bool,
+    /// Use only the first N training digits.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Also train the same model in the clear with burn (same weights, batches, learning rate).
+    #[arg(long)]
+    pub compare_plaintext: bool,
+    /// The settings of the training itself.
+    #[command(flatten)]
+    pub mpc: MpcTrainArgs,
+}
+
+/// The settings of an encrypted training, simulated or networked.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MpcTrainArgs {
     /// The MPC protocol.
     #[arg(long, value_enum, default_value = "aby3")]
     pub protocol: ProtocolChoice,
@@ -171,15 +186,9 @@ pub struct EncryptedArgs {
     /// Fractional bits of the fixed-point values (128-bit ring).
     #[arg(long, default_value_t = tessera_aggregator::mpc::train::precision::FRAC_BITS)]
     pub frac_bits: u32,
-    /// Use only the first N training digits.
-    #[arg(long)]
-    pub limit: Option<usize>,
     /// Reveal the loss of every N-th batch to the model owner for the progress bar (0: never).
     #[arg(long, default_value_t = 10)]
     pub loss_every: usize,
-    /// Also train the same model in the clear with burn (same weights, batches, learning rate).
-    #[arg(long)]
-    pub compare_plaintext: bool,
     /// Seed of the initial weights and the batch order.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -238,6 +247,50 @@ pub enum Command {
         frac_bits: u32,
         /// Seconds the deployment may take.
         #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
+    },
+    /// Encrypted training as a job the servers serve: start it, share the initial weights,
+    /// follow the losses, evaluate and save each epoch's weights (the data owners join with
+    /// `data-owner share-data --job ID`).
+    TrainEncrypted {
+        /// The cluster file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The model owner's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The data owners whose examples the servers train on, comma-separated party names.
+        #[arg(long)]
+        data_owners: String,
+        /// The most examples one data owner may share.
+        #[arg(long, default_value_t = 10_000)]
+        max_rows: usize,
+        /// The model.
+        #[arg(long, value_enum, default_value = "network-a")]
+        model: ModelPreset,
+        /// The optimizer: sgd, adam or amsgrad.
+        #[arg(long, value_enum, default_value = "sgd")]
+        optimizer: OptimizerChoice,
+        /// Learning rate [default: 0.1 for SGD, 0.001 for Adam and AMSgrad].
+        #[arg(long)]
+        learning_rate: Option<f64>,
+        /// Examples per batch.
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        /// The settings of the training itself.
+        #[command(flatten)]
+        mpc: MpcTrainArgs,
+        /// The job id (tell it to the data owners) [default: random, printed].
+        #[arg(long)]
+        job_id: Option<u64>,
+        /// Test data to evaluate each epoch's weights on [default: the bundled MNIST test digits].
+        #[arg(long)]
+        test_data: Option<PathBuf>,
+        /// Output folder (metrics.csv, metrics.png, checkpoint.json).
+        #[arg(long, default_value = "tessera-out")]
+        out: PathBuf,
+        /// Seconds to wait for any one result (a data owner joining, an epoch).
+        #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
     },
     /// Drive a federated training on a networked cluster (servers and data owners already running).
@@ -341,6 +394,57 @@ pub fn run(cli: Cli) -> i32 {
             println!("deployed model {model_id:?} (job {job})");
             Ok::<(), crate::deploy::DeployError>(())
         }),
+        Command::TrainEncrypted {
+            config,
+            key,
+            data_owners,
+            max_rows,
+            model,
+            optimizer,
+            learning_rate,
+            batch_size,
+            mpc,
+            job_id,
+            test_data,
+            out,
+            timeout_secs,
+        } => tessera_common::cli::block_on_exit_code(async move {
+            use crate::train_encrypted::{
+                Networked, TrainEncryptedError, parse_owners, train_encrypted_command,
+            };
+            let optimizer = optimizer
+                .mpc(learning_rate)
+                .map_err(TrainEncryptedError::Invalid)?;
+            let job = TrainJob {
+                spec: match model {
+                    ModelPreset::Logreg => ModelSpec::binary_logistic_regression(),
+                    other => other.spec(),
+                },
+                optimizer,
+                epochs: mpc.epochs,
+                batch_size,
+                frac_bits: mpc.frac_bits,
+                owners: parse_owners(&data_owners)?,
+                max_rows,
+                seed: mpc.seed,
+                lr_decay: mpc.lr_decay,
+                loss_every: mpc.loss_every,
+                servers_init: mpc.init == InitChoice::Servers,
+            };
+            let net = Networked {
+                config,
+                key,
+                job_id,
+                test_data,
+                out: out.clone(),
+                timeout: std::time::Duration::from_secs(timeout_secs),
+            };
+            let summary = train_encrypted_command(mpc.protocol.into(), job, net).await?;
+            println!("metrics: {}", out.join("metrics.csv").display());
+            println!("checkpoint: {}", out.join("checkpoint.json").display());
+            println!("encrypted test accuracy: {:.4}", summary.accuracy);
+            Ok::<(), TrainEncryptedError>(())
+        }),
         Command::Train {
             training,
             config,
@@ -380,23 +484,23 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
         }
     };
     let opts = EncryptedOptions {
-        protocol: args.protocol.into(),
+        protocol: args.mpc.protocol.into(),
         model: match training.model {
             ModelPreset::Logreg => ModelSpec::binary_logistic_regression(),
             other => other.spec(),
         },
         small_vs_large: matches!(training.model, ModelPreset::Logreg),
         optimizer,
-        epochs: args.epochs,
+        epochs: args.mpc.epochs,
         batch_size: training.batch_size.unwrap_or(128),
         data_owners,
         limit: args.limit,
-        frac_bits: args.frac_bits,
+        frac_bits: args.mpc.frac_bits,
         compare_plaintext: args.compare_plaintext,
-        loss_every: args.loss_every,
-        seed: args.seed,
-        lr_decay: args.lr_decay,
-        servers_init: args.init == InitChoice::Servers,
+        loss_every: args.mpc.loss_every,
+        seed: args.mpc.seed,
+        lr_decay: args.mpc.lr_decay,
+        servers_init: args.mpc.init == InitChoice::Servers,
         out: training.out.clone(),
         interactive: true,
     };

@@ -114,16 +114,17 @@ pub enum EncryptedError {
     },
 }
 
-/// The model the model owner received, as written to `checkpoint.json`.
+/// The model the model owner received, as written to `checkpoint.json` (`model deploy` reads
+/// it).
 #[derive(Debug, Clone, Serialize)]
-struct EncryptedCheckpoint<'a> {
-    model: &'a ModelSpec,
-    protocol: &'static str,
-    optimizer: &'static str,
-    epochs: usize,
-    frac_bits: u32,
-    weights: Vec<f32>,
-    metrics: &'a [RoundMetrics],
+pub(crate) struct EncryptedCheckpoint<'a> {
+    pub model: &'a ModelSpec,
+    pub protocol: &'static str,
+    pub optimizer: &'static str,
+    pub epochs: usize,
+    pub frac_bits: u32,
+    pub weights: Vec<f32>,
+    pub metrics: &'a [RoundMetrics],
 }
 
 /// Fixed-point encoding in the 128-bit ring; a value that does not encode (not finite, out of
@@ -465,12 +466,6 @@ fn model_outputs(spec: &ModelSpec) -> Result<usize, EncryptedError> {
 }
 
 fn write_outputs(opts: &EncryptedOptions, received: &Received) -> Result<(), EncryptedError> {
-    let io = |path: PathBuf| move |source| EncryptedError::Io { path, source };
-    std::fs::create_dir_all(&opts.out).map_err(io(opts.out.clone()))?;
-    let csv = opts.out.join("metrics.csv");
-    write_metrics_csv(&csv, &received.metrics).map_err(io(csv.clone()))?;
-    let png = opts.out.join("metrics.png");
-    write_plot_png(&png, &received.metrics).map_err(io(png.clone()))?;
     let checkpoint = EncryptedCheckpoint {
         model: &opts.model,
         protocol: opts.protocol.name(),
@@ -480,8 +475,22 @@ fn write_outputs(opts: &EncryptedOptions, received: &Received) -> Result<(), Enc
         weights: received.weights.clone(),
         metrics: &received.metrics,
     };
-    let path = opts.out.join("checkpoint.json");
-    let json = serde_json::to_vec(&checkpoint).map_err(|e| EncryptedError::Io {
+    write_run(&opts.out, &checkpoint)
+}
+
+/// Writes `metrics.csv`, `metrics.png` and `checkpoint.json` of an encrypted training to `out`.
+pub(crate) fn write_run(
+    out: &std::path::Path,
+    checkpoint: &EncryptedCheckpoint<'_>,
+) -> Result<(), EncryptedError> {
+    let io = |path: PathBuf| move |source| EncryptedError::Io { path, source };
+    std::fs::create_dir_all(out).map_err(io(out.to_path_buf()))?;
+    let csv = out.join("metrics.csv");
+    write_metrics_csv(&csv, checkpoint.metrics).map_err(io(csv.clone()))?;
+    let png = out.join("metrics.png");
+    write_plot_png(&png, checkpoint.metrics).map_err(io(png.clone()))?;
+    let path = out.join("checkpoint.json");
+    let json = serde_json::to_vec(checkpoint).map_err(|e| EncryptedError::Io {
         path: path.clone(),
         source: std::io::Error::other(e),
     })?;

@@ -7,6 +7,9 @@
 //! - [`checkpoint`], [`report`]: training state on disk, `metrics.csv` and `metrics.png`.
 //! - [`networked`]: `model-owner train` against a networked cluster.
 //! - [`simulate`]: simulated mode, every party in one process.
+//! - [`encrypted`]: encrypted training in simulated mode; [`train_encrypted`]: the same as a
+//!   job the aggregators serve; [`deploy`]: a model's weights shared to the servers for
+//!   encrypted prediction.
 //! - [`client`]: the gRPC client of a server.
 //! - [`cli`]: the `model-owner` command line.
 
@@ -22,4 +25,5 @@ pub mod optimizer;
 pub mod report;
 pub mod reveal;
 pub mod simulate;
+pub mod train_encrypted;
 pub mod trainer;

@@ -246,3 +246,139 @@ fn a_server_killed_mid_prediction_fails_the_client_naming_it() {
     let log = std::fs::read_to_string(c.path("predict-data-owner-0-mnist.log")).unwrap();
     assert!(log.contains("server2"), "{log}\n{}", c.logs());
 }
+
+/// Encrypted training as a service: `model-owner train-encrypted` starts the job, two
+/// `data-owner share-data` processes share 256 digits each, the servers train network A for one
+/// epoch (4 batches of 128) under ABY3. The weights the model owner receives must equal those
+/// of the simulated run on the same digits, seed and settings. Both runs start from the same
+/// weights and batches and differ only by their truncations' randomness: each step moves a
+/// weight by lr/batch = 0.1/128 times a summed gradient that each run computes within 0.04 of
+/// the exact one (the bound of the gradient tests), so by at most 6e-5 between the runs per
+/// step, 2.5e-4 after 4 steps, plus 2^-20 of rounding per step; we allow 1e-3.
+#[test]
+fn a_training_job_gives_the_weights_of_the_simulated_run() {
+    use tessera_aggregator::mpc::train::Optimizer;
+    use tessera_model_owner::encrypted::{EncryptedOptions, ProtocolKind, simulate_encrypted};
+
+    let c = cluster(2, 60);
+    let _servers = c.start_servers();
+    let out = c.path("trained");
+    let model_owner = c.spawn(
+        env!("CARGO_BIN_EXE_t-model-owner"),
+        &[
+            "train-encrypted",
+            "--config",
+            path_str(&c.config()),
+            "--key",
+            path_str(&c.path("model-owner.key")),
+            "--data-owners",
+            "data-owner-0,data-owner-1",
+            "--max-rows",
+            "1000",
+            "--model",
+            "network-a",
+            "--optimizer",
+            "sgd",
+            "--learning-rate",
+            "0.1",
+            "--batch-size",
+            "128",
+            "--epochs",
+            "1",
+            "--loss-every",
+            "1",
+            "--seed",
+            "3",
+            "--job-id",
+            "42",
+            "--out",
+            path_str(&out),
+            "--timeout-secs",
+            "120",
+        ],
+        "train-encrypted.log",
+    );
+    let owners: Vec<Proc> = (0..2)
+        .map(|i| {
+            let name = format!("data-owner-{i}");
+            c.spawn(
+                env!("CARGO_BIN_EXE_t-data-owner"),
+                &[
+                    "share-data",
+                    "--config",
+                    path_str(&c.config()),
+                    "--name",
+                    &name,
+                    "--key",
+                    path_str(&c.path(&format!("{name}.key"))),
+                    "--job",
+                    "42",
+                    "--data",
+                    "bundled",
+                    "--limit",
+                    "512",
+                    "--shard",
+                    &format!("{i}/2"),
+                ],
+                &format!("share-{name}.log"),
+            )
+        })
+        .collect();
+    for (i, p) in owners.into_iter().enumerate() {
+        assert!(
+            finish(&c, p, "share-data", Duration::from_secs(120)),
+            "data owner {i} failed:\n{}",
+            c.logs()
+        );
+    }
+    assert!(
+        finish(&c, model_owner, "train-encrypted", Duration::from_secs(180)),
+        "training failed:\n{}",
+        c.logs()
+    );
+    let read = |path: &Path| -> Vec<f64> {
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        json["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let networked = read(&out.join("checkpoint.json"));
+
+    let simulated_out = c.path("simulated");
+    let opts = EncryptedOptions {
+        protocol: ProtocolKind::Aby3,
+        model: ModelSpec::network_a(),
+        optimizer: Optimizer::sgd(0.1),
+        epochs: 1,
+        batch_size: 128,
+        data_owners: 2,
+        limit: Some(512),
+        small_vs_large: false,
+        frac_bits: tessera_aggregator::mpc::train::precision::FRAC_BITS,
+        compare_plaintext: false,
+        loss_every: 1,
+        seed: 3,
+        lr_decay: 1.0,
+        servers_init: false,
+        out: simulated_out.clone(),
+        interactive: false,
+    };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(simulate_encrypted(opts))
+        .expect("simulated run");
+    let simulated = read(&simulated_out.join("checkpoint.json"));
+    assert_eq!(networked.len(), simulated.len());
+    let worst = networked
+        .iter()
+        .zip(&simulated)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst <= 1e-3, "largest difference {worst}");
+    let log = std::fs::read_to_string(c.path("train-encrypted.log")).unwrap();
+    assert!(log.contains("encrypted test accuracy"), "{log}");
+}

@@ -9,13 +9,13 @@ use tessera_common::PartyId;
 use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
-use tessera_common::ring::RingTensor;
+use tessera_common::ring::{Ring, RingTensor};
 use tessera_common::seal::{Context, Expected, Purpose, Sealer};
 
 use super::error::MpcServiceError as Error;
 use super::job::{JobKind, JobSpec, JobState};
 use super::server::{
-    ABORT_PLAINTEXT, ABORT_ROUND, LAUNCH_ROUND, MpcJobStatus, chunk_all, parse_chunk,
+    ABORT_PLAINTEXT, ABORT_ROUND, LAUNCH_ROUND, MpcJobStatus, TransferInfo, chunk_all, parse_chunk,
 };
 use crate::mpc::MpcError;
 use crate::mpc::io::{input_payloads, reconstruct};
@@ -232,26 +232,44 @@ fn random_job_id() -> u64 {
     rand::Rng::next_u64(&mut rand::rng())
 }
 
-/// Encodes reals as fixed point in the 64-bit ring (a non-finite or out-of-range value is
-/// refused with its position).
-fn encode(values: &[f32], frac_bits: u32, shape: &[usize]) -> Result<RingTensor<u64>, Error> {
+/// Encodes reals as fixed point in ring `R` (a non-finite or out-of-range value is refused
+/// with its position).
+fn encode<R: Ring>(values: &[f64], frac_bits: u32) -> Result<Vec<R>, Error> {
     let fixed = FixedPoint { frac_bits };
-    let v = values
+    values
         .iter()
         .enumerate()
         .map(|(i, x)| {
             fixed
-                .encode::<u64>(f64::from(*x))
+                .encode::<R>(*x)
                 .map_err(|e| Error::WrongLength(format!("value {i}: {e}")))
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    RingTensor::from_vec(shape, v).map_err(|e| Error::WrongLength(e.to_string()))
+        .collect()
+}
+
+/// Whether `len` elements fit `input`: exactly its shape, or whole rows up to it.
+fn fits(input: &TransferInfo, len: usize) -> bool {
+    let most: usize = input.shape.iter().product();
+    match input.row {
+        Some(row) if row > 0 => len > 0 && len <= most && len.is_multiple_of(row),
+        _ => len == most,
+    }
 }
 
 impl<T: MpcTransport> JobClient<'_, T> {
-    /// Launches `kind` at every server; returns the job id and the status all servers agree on.
+    /// Launches `kind` at every server under a fresh random id; returns the id and the status
+    /// all servers agree on.
     pub async fn launch(&self, kind: JobKind) -> Result<(u64, MpcJobStatus), ClientError> {
-        let job_id = random_job_id();
+        self.launch_as(random_job_id(), kind).await
+    }
+
+    /// Launches `kind` at every server as job `job_id` (an id the parties agreed on, e.g. one
+    /// the model owner hands to the data owners of a training).
+    pub async fn launch_as(
+        &self,
+        job_id: u64,
+        kind: JobKind,
+    ) -> Result<(u64, MpcJobStatus), ClientError> {
         let spec = JobSpec {
             issued_at: now_secs(),
             kind,
@@ -287,31 +305,65 @@ impl<T: MpcTransport> JobClient<'_, T> {
         Ok((job_id, status))
     }
 
-    /// Secret-shares `values` as input `round` of a job to the servers.
-    pub async fn submit(
+    /// The job's status as `server` reports it now.
+    pub async fn status(&self, server: PartyId, job_id: u64) -> Result<MpcJobStatus, ClientError> {
+        let token = seal_request(
+            self.sealer,
+            server,
+            RequestKind::Status,
+            job_id,
+            0,
+            now_secs(),
+        )
+        .map_err(Error::from)?;
+        self.transport.status(server, job_id, token).await
+    }
+
+    /// The input `round` of a job if it is this party's.
+    fn my_input<'s>(
         &self,
-        status: &MpcJobStatus,
+        status: &'s MpcJobStatus,
         round: usize,
-        values: &[f32],
-    ) -> Result<(), ClientError> {
-        let input = status
+    ) -> Result<&'s TransferInfo, ClientError> {
+        status
             .inputs
             .get(round)
             .filter(|t| t.party == self.sealer.me())
             .ok_or_else(|| {
                 ClientError::Inconsistent(format!("job has no input {round} for this party"))
-            })?;
-        let n: usize = input.shape.iter().product();
-        if values.len() != n {
+            })
+    }
+
+    /// Secret-shares ring elements as input `round` of a job to the servers (exactly its
+    /// shape, or whole rows up to it).
+    pub async fn submit_ring<R: Ring>(
+        &self,
+        status: &MpcJobStatus,
+        round: usize,
+        values: &[R],
+    ) -> Result<(), ClientError> {
+        let input = self.my_input(status, round)?;
+        if R::BITS != status.ring_bits {
+            return Err(ClientError::Inconsistent(format!(
+                "job computes in the {}-bit ring, not {}",
+                status.ring_bits,
+                R::BITS
+            )));
+        }
+        if !fits(input, values.len()) {
             return Err(Error::WrongLength(format!(
-                "{} values for input {:?} of shape {:?}",
+                "{} values for input {:?} of shape {:?}{}",
                 values.len(),
                 input.label,
-                input.shape
+                input.shape,
+                input
+                    .row
+                    .map_or(String::new(), |r| format!(" (whole rows of {r})"))
             ))
             .into());
         }
-        let x = encode(values, status.frac_bits, &input.shape)?;
+        let x = RingTensor::from_vec(&[values.len()], values.to_vec())
+            .map_err(|e| Error::WrongLength(e.to_string()))?;
         for (server, payload) in input_payloads(status.protocol.scheme(), &x) {
             let envelopes = seal_input(self.sealer, server, status.job_id, round as u64, &payload)?;
             self.transport.submit(server, envelopes).await?;
@@ -319,12 +371,28 @@ impl<T: MpcTransport> JobClient<'_, T> {
         Ok(())
     }
 
-    /// Waits for output `round` of a job and reconstructs it (real values).
-    pub async fn output(
+    /// Secret-shares reals (fixed point with the job's fractional bits) as input `round`.
+    pub async fn submit(
         &self,
         status: &MpcJobStatus,
         round: usize,
-    ) -> Result<Vec<f64>, ClientError> {
+        values: &[f64],
+    ) -> Result<(), ClientError> {
+        if status.ring_bits == 128 {
+            let v = encode::<u128>(values, status.frac_bits)?;
+            self.submit_ring(status, round, &v).await
+        } else {
+            let v = encode::<u64>(values, status.frac_bits)?;
+            self.submit_ring(status, round, &v).await
+        }
+    }
+
+    /// Waits for output `round` of a job and reconstructs it in ring `R`.
+    pub async fn output_ring<R: Ring>(
+        &self,
+        status: &MpcJobStatus,
+        round: usize,
+    ) -> Result<RingTensor<R>, ClientError> {
         let output = status
             .outputs
             .get(round)
@@ -373,11 +441,23 @@ impl<T: MpcTransport> JobClient<'_, T> {
             )?;
             shares.push((*server, bytes));
         }
-        let value = reconstruct::<u64>(&output.label, &shares, &output.shape)?;
-        Ok(FixedPoint {
+        Ok(reconstruct::<R>(&output.label, &shares, &output.shape)?)
+    }
+
+    /// Waits for output `round` of a job and decodes it (fixed point, the job's ring).
+    pub async fn output(
+        &self,
+        status: &MpcJobStatus,
+        round: usize,
+    ) -> Result<Vec<f64>, ClientError> {
+        let fixed = FixedPoint {
             frac_bits: status.frac_bits,
-        }
-        .decode_slice(value.as_slice()))
+        };
+        Ok(if status.ring_bits == 128 {
+            fixed.decode_slice(self.output_ring::<u128>(status, round).await?.as_slice())
+        } else {
+            fixed.decode_slice(self.output_ring::<u64>(status, round).await?.as_slice())
+        })
     }
 
     /// Waits until the job is done at every server (a failure names the server that reports
@@ -386,16 +466,7 @@ impl<T: MpcTransport> JobClient<'_, T> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         for server in &self.servers {
             loop {
-                let token = seal_request(
-                    self.sealer,
-                    *server,
-                    RequestKind::Status,
-                    job_id,
-                    0,
-                    now_secs(),
-                )
-                .map_err(Error::from)?;
-                let status = self.transport.status(*server, job_id, token).await?;
+                let status = self.status(*server, job_id).await?;
                 match status.state {
                     JobState::Done => break,
                     JobState::Running if tokio::time::Instant::now() < deadline => {
@@ -450,7 +521,8 @@ impl<T: MpcTransport> JobClient<'_, T> {
             frac_bits,
         };
         let (job_id, status) = self.launch(kind).await?;
-        self.submit(&status, 0, weights).await?;
+        let weights: Vec<f64> = weights.iter().map(|w| f64::from(*w)).collect();
+        self.submit(&status, 0, &weights).await?;
         self.wait_done(job_id).await?;
         Ok(job_id)
     }
@@ -468,7 +540,8 @@ impl<T: MpcTransport> JobClient<'_, T> {
             batch,
         };
         let (_, status) = self.launch(kind).await?;
-        self.submit(&status, 0, examples).await?;
+        let examples: Vec<f64> = examples.iter().map(|x| f64::from(*x)).collect();
+        self.submit(&status, 0, &examples).await?;
         self.output(&status, 0).await
     }
 }

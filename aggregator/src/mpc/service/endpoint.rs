@@ -4,7 +4,7 @@
 //! empties as the receivers fetch their outputs. The MPC programs are the same as in simulated
 //! mode: they call `input` / `output` with a party and a label and never see the difference.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,11 +14,16 @@ use tokio::sync::watch;
 
 use super::job::JobState;
 
+/// Outputs waiting for their receivers, by receiver and tag, in order.
+type Outbox = HashMap<(PartyId, Tag), VecDeque<Vec<u8>>>;
+
 /// The outside parties' side of one job at one server.
 #[derive(Debug)]
 pub struct JobIo {
     inbox: Mailbox,
-    outbox: Mutex<HashMap<(PartyId, Tag), Vec<u8>>>,
+    /// Outputs by receiver and tag; a label output several times (a training's losses) queues
+    /// its values in order.
+    outbox: Mutex<Outbox>,
     /// Bumped on every output and on every change of state, so fetchers wake up.
     changed: watch::Sender<u64>,
     state: Mutex<JobState>,
@@ -78,6 +83,7 @@ impl JobIo {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
+            .flatten()
             .map(Vec::len)
             .sum()
     }
@@ -98,7 +104,8 @@ impl JobIo {
                 .outbox
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&key)
+                .get_mut(&key)
+                .and_then(VecDeque::pop_front)
             {
                 return Ok(Some(v));
             }
@@ -117,7 +124,9 @@ impl JobIo {
         self.outbox
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((to, tag.clone()), payload);
+            .entry((to, tag.clone()))
+            .or_default()
+            .push_back(payload);
         self.bump();
     }
 }

@@ -7,6 +7,7 @@ use tessera_common::model_spec::ModelSpec;
 
 use crate::mpc::kind::ProtocolKind;
 use crate::mpc::model::SecureModel;
+use crate::mpc::train::job::{self as train_job, TrainJob};
 
 use super::MpcServiceError as ServiceError;
 
@@ -45,6 +46,14 @@ pub enum JobKind {
         /// Examples in the batch.
         batch: usize,
     },
+    /// Data owners share labelled examples, the servers train on them in the 128-bit ring, the
+    /// model owner alone receives the weights ([`crate::mpc::train::job`]).
+    Train {
+        /// The protocol.
+        protocol: ProtocolKind,
+        /// The training settings.
+        job: TrainJob,
+    },
 }
 
 impl JobKind {
@@ -53,6 +62,7 @@ impl JobKind {
         match self {
             JobKind::Deploy { .. } => "deploy",
             JobKind::Predict { .. } => "predict",
+            JobKind::Train { .. } => "train",
         }
     }
 }
@@ -64,13 +74,24 @@ pub struct Transfer {
     /// The outside party.
     pub party: PartyId,
     /// The label both ends name it by.
-    pub label: &'static str,
-    /// Its shape.
+    pub label: String,
+    /// Its shape (for an input of whole rows, the most it may hold).
     pub shape: Vec<usize>,
+    /// For an input of any number of rows up to `shape`: the elements per row.
+    pub row: Option<usize>,
 }
 
 impl Transfer {
-    /// Number of elements.
+    fn exact(party: PartyId, label: &str, shape: Vec<usize>) -> Self {
+        Transfer {
+            party,
+            label: label.to_string(),
+            shape,
+            row: None,
+        }
+    }
+
+    /// Number of elements (the most, for an input of rows).
     pub fn elements(&self) -> usize {
         self.shape.iter().product()
     }
@@ -91,6 +112,8 @@ pub struct Job {
     pub model: SecureModel,
     /// Fractional bits.
     pub frac_bits: u32,
+    /// Bits of the ring the job computes in (64, or 128 for training).
+    pub ring_bits: u32,
     /// The inputs outside parties share, in order.
     pub inputs: Vec<Transfer>,
     /// The outputs revealed to outside parties, in order.
@@ -140,17 +163,18 @@ impl Job {
                 "{frac_bits} fractional bits (1 to {max} in the 64-bit ring)"
             )));
         }
-        let inputs = vec![Transfer {
-            party: PartyId::ModelOwner,
-            label: "weights",
-            shape: vec![model.num_params()],
-        }];
+        let inputs = vec![Transfer::exact(
+            PartyId::ModelOwner,
+            "weights",
+            vec![model.num_params()],
+        )];
         Ok(Job {
             id,
             launcher,
             protocol: *protocol,
             model,
             frac_bits: *frac_bits,
+            ring_bits: 64,
             inputs,
             outputs: Vec::new(),
             spec,
@@ -184,16 +208,62 @@ impl Job {
             protocol,
             model: model.clone(),
             frac_bits,
-            inputs: vec![Transfer {
+            ring_bits: 64,
+            inputs: vec![Transfer::exact(launcher, "x", x)],
+            outputs: vec![Transfer::exact(launcher, "logits", vec![batch, outputs])],
+            spec,
+        })
+    }
+
+    /// A training job (only the model owner may start one).
+    pub fn train(id: u64, launcher: PartyId, spec: JobSpec) -> Result<Job, ServiceError> {
+        let JobKind::Train { protocol, job } = &spec.kind else {
+            return Err(ServiceError::BadJob("not a training".into()));
+        };
+        if launcher != PartyId::ModelOwner {
+            return Err(ServiceError::Forbidden {
                 party: launcher,
-                label: "x",
-                shape: x,
-            }],
-            outputs: vec![Transfer {
-                party: launcher,
-                label: "logits",
-                shape: vec![batch, outputs],
-            }],
+                what: "start a training".into(),
+            });
+        }
+        let model = job
+            .check()
+            .map_err(|e| ServiceError::BadJob(e.to_string()))?;
+        let (features, classes) = (job.features(&model), job.classes(&model));
+        let mut inputs = Vec::new();
+        for owner in &job.owners {
+            inputs.push(Transfer::exact(*owner, train_job::N, vec![1]));
+            for (label, width) in [(train_job::X, features), (train_job::Y, classes)] {
+                inputs.push(Transfer {
+                    party: *owner,
+                    label: label.to_string(),
+                    shape: vec![job.max_rows * width],
+                    row: Some(width),
+                });
+            }
+        }
+        let mo = PartyId::ModelOwner;
+        if !job.servers_init {
+            inputs.push(Transfer::exact(mo, train_job::W0, vec![model.num_params()]));
+        }
+        let mut outputs = vec![
+            Transfer::exact(mo, train_job::ROWS, vec![job.owners.len()]),
+            Transfer::exact(mo, train_job::LOSS, vec![1]),
+        ];
+        outputs.extend(
+            (0..job.epochs).map(|e| {
+                Transfer::exact(mo, &train_job::weights_label(e), vec![model.num_params()])
+            }),
+        );
+        Ok(Job {
+            id,
+            launcher,
+            protocol: *protocol,
+            frac_bits: job.frac_bits,
+            ring_bits: 128,
+            model,
+            inputs,
+            outputs,
             spec,
         })
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tessera_common::PartyId;
-use tessera_common::net::{Network, Tag};
+use tessera_common::net::Network;
 use tessera_common::request::{MAX_CLOCK_SKEW_SECS, RequestKind, now_secs, open_request};
 use tessera_common::seal::{Context, Expected, Header, Purpose, ReplayGuard, Sealer};
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
@@ -25,6 +25,7 @@ use crate::mpc::kind::ProtocolKind;
 use crate::mpc::model::SecureModel;
 use crate::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
 use crate::mpc::session::{party_tag, session_prefix};
+use crate::mpc::train::job::serve_training;
 use crate::mpc::{MpcError, Session};
 
 /// The `round` of a launch envelope (purpose `Control`).
@@ -43,6 +44,8 @@ pub struct MpcLimits {
     pub max_finished: usize,
     /// Models deployed at once.
     pub max_models: usize,
+    /// The most bytes of inputs one job may declare at this server (a training's examples).
+    pub max_job_input_bytes: usize,
     /// How long a job waits for an outside party's input.
     pub input_timeout: Duration,
     /// How long one fetch waits for an output before answering "not ready".
@@ -57,6 +60,7 @@ impl Default for MpcLimits {
             max_running: 16,
             max_finished: 1024,
             max_models: 64,
+            max_job_input_bytes: 1 << 30,
             input_timeout: Duration::from_secs(120),
             output_wait: Duration::from_secs(20),
             linger: Duration::from_secs(150),
@@ -107,8 +111,10 @@ pub struct TransferInfo {
     pub party: PartyId,
     /// The label.
     pub label: String,
-    /// The shape.
+    /// The shape (for an input of whole rows, the most it may hold).
     pub shape: Vec<usize>,
+    /// For an input of any number of whole rows: the elements per row.
+    pub row: Option<usize>,
 }
 
 /// Status of a job as the service reports it (to the launcher on launch, and to the job's
@@ -125,6 +131,8 @@ pub struct MpcJobStatus {
     pub protocol: ProtocolKind,
     /// Fractional bits of its fixed-point values.
     pub frac_bits: u32,
+    /// Bits of its ring (64, or 128 for training).
+    pub ring_bits: u32,
     /// Its inputs, by index (the `round` of their envelopes).
     pub inputs: Vec<TransferInfo>,
     /// Its outputs, by index.
@@ -135,8 +143,9 @@ impl MpcJobStatus {
     fn of(job: &Job, state: JobState) -> Self {
         let info = |t: &super::job::Transfer| TransferInfo {
             party: t.party,
-            label: t.label.to_string(),
+            label: t.label.clone(),
             shape: t.shape.clone(),
+            row: t.row,
         };
         MpcJobStatus {
             job_id: job.id,
@@ -144,6 +153,7 @@ impl MpcJobStatus {
             state,
             protocol: job.protocol,
             frac_bits: job.frac_bits,
+            ring_bits: job.ring_bits,
             inputs: job.inputs.iter().map(info).collect(),
             outputs: job.outputs.iter().map(info).collect(),
         }
@@ -166,7 +176,7 @@ impl<N: Network + 'static> std::fmt::Debug for MpcService<N> {
     }
 }
 
-/// Ring elements (64-bit words) a server holds per element of a value under `scheme`.
+/// Ring elements a server holds per element of a value under `scheme`.
 fn words_per_element(scheme: Scheme, server: PartyId) -> usize {
     match (scheme, server) {
         (Scheme::Replicated, _) => 2,
@@ -325,7 +335,22 @@ impl<N: Network + 'static> MpcService<N> {
                 )?;
                 (job, Some(Arc::clone(&deployed.params)))
             }
+            JobKind::Train { .. } => (Job::train(id, launcher, spec.clone())?, None),
         };
+        let element_bytes =
+            words_per_element(job.protocol.scheme(), self.me()) * (job.ring_bits / 8) as usize;
+        let declared: usize = job
+            .inputs
+            .iter()
+            .map(|t| t.elements() * element_bytes)
+            .sum();
+        if declared > self.limits.max_job_input_bytes {
+            return Err(Error::BadJob(format!(
+                "its inputs may take {declared} bytes at {}, more than the {} a job may",
+                self.me(),
+                self.limits.max_job_input_bytes
+            )));
+        }
         let job = Arc::new(job);
         let io = Arc::new(JobIo::new(self.limits.input_timeout));
         let service = Arc::clone(self);
@@ -372,10 +397,25 @@ impl<N: Network + 'static> MpcService<N> {
             agree_on_description(&session, &digest).await?;
             let f = job.frac_bits;
             let s = Arc::clone(&session);
-            match job.protocol {
-                ProtocolKind::Aby3 => program(Aby3::new(s, f)?, &job, params).await,
-                ProtocolKind::SecureNn => program(SecureNn::new(s, f)?, &job, params).await,
-                ProtocolKind::Pond => program(Pond::new(s, f)?, &job, params).await,
+            match (&job.spec.kind, job.protocol) {
+                (JobKind::Train { job: train, .. }, protocol) => {
+                    let act = protocol.activations();
+                    match protocol {
+                        ProtocolKind::Aby3 => {
+                            serve_training(&Aby3::<_, u128>::in_ring(s, f)?, train, act).await
+                        }
+                        ProtocolKind::SecureNn => {
+                            serve_training(&SecureNn::<_, u128>::in_ring(s, f)?, train, act).await
+                        }
+                        ProtocolKind::Pond => {
+                            serve_training(&Pond::<_, u128>::in_ring(s, f)?, train, act).await
+                        }
+                    }
+                    .map(|()| None)
+                }
+                (_, ProtocolKind::Aby3) => program(Aby3::new(s, f)?, &job, params).await,
+                (_, ProtocolKind::SecureNn) => program(SecureNn::new(s, f)?, &job, params).await,
+                (_, ProtocolKind::Pond) => program(Pond::new(s, f)?, &job, params).await,
             }
         };
         let result = tokio::select! {
@@ -468,9 +508,11 @@ impl<N: Network + 'static> MpcService<N> {
             party: from,
             round,
         })?;
-        let expected =
-            input.elements() * words_per_element(entry.job.protocol.scheme(), self.me()) * 8;
-        let (tag, label) = (party_tag(input.label), input.label);
+        let element_bytes = words_per_element(entry.job.protocol.scheme(), self.me())
+            * (entry.job.ring_bits / 8) as usize;
+        let expected = input.elements() * element_bytes;
+        let row_bytes = input.row.map(|w| w * element_bytes);
+        let (tag, label) = (party_tag(&input.label), input.label.clone());
         let (total, bytes) = parse_chunk(&opened.plaintext)?;
         let assembly = entry.inputs.entry(round).or_default();
         if assembly.done {
@@ -493,15 +535,26 @@ impl<N: Network + 'static> MpcService<N> {
         if assembly.chunks < u64::from(total) {
             return Ok(false);
         }
-        if assembly.bytes.len() != expected {
+        let whole = match row_bytes {
+            // Any number of whole rows (at least one) up to the most the job allows.
+            Some(row) if row > 0 => {
+                !assembly.bytes.is_empty() && assembly.bytes.len().is_multiple_of(row)
+            }
+            _ => assembly.bytes.len() == expected,
+        };
+        if !whole {
             return Err(Error::WrongLength(format!(
-                "input {label:?} of job {id}: {} bytes, expected {expected}",
-                assembly.bytes.len()
+                "input {label:?} of job {id}: {} bytes, expected {}",
+                assembly.bytes.len(),
+                match row_bytes {
+                    Some(row) => format!("whole rows of {row} up to {expected}"),
+                    None => expected.to_string(),
+                }
             )));
         }
         assembly.done = true;
         let payload = std::mem::take(&mut assembly.bytes);
-        entry.io.deliver_input(from, Tag::new(tag.0), payload);
+        entry.io.deliver_input(from, tag, payload);
         Ok(true)
     }
 
@@ -530,7 +583,7 @@ impl<N: Network + 'static> MpcService<N> {
                 party: caller,
                 round,
             })?;
-            (Arc::clone(&entry.io), party_tag(output.label))
+            (Arc::clone(&entry.io), party_tag(&output.label))
         };
         let bytes = match io.take_output(caller, &tag, self.limits.output_wait).await {
             Ok(Some(bytes)) => bytes,
@@ -660,10 +713,13 @@ async fn program<P: Protocol<Elem = u64>>(
     match &job.spec.kind {
         JobKind::Deploy { .. } => {
             let input = &job.inputs[0];
-            let flat = p.input(input.party, input.label, &input.shape).await?;
+            let flat = p.input(input.party, &input.label, &input.shape).await?;
             let shares: Vec<P::Tensor> = job.model.split_params(&p, &flat)?;
             Ok(Some(Arc::new(shares)))
         }
+        JobKind::Train { .. } => Err(MpcError::Invalid(
+            "a training runs in the 128-bit ring (serve_training)".into(),
+        )),
         JobKind::Predict { .. } => {
             let params = params
                 .as_deref()
@@ -672,12 +728,12 @@ async fn program<P: Protocol<Elem = u64>>(
                     MpcError::Invalid("the deployed model's shares are missing".into())
                 })?;
             let (input, output) = (&job.inputs[0], &job.outputs[0]);
-            let x = p.input(input.party, input.label, &input.shape).await?;
+            let x = p.input(input.party, &input.label, &input.shape).await?;
             let logits = job
                 .model
                 .forward(&p, params, &x, job.protocol.activations())
                 .await?;
-            p.output(&logits, output.party, output.label).await?;
+            p.output(&logits, output.party, &output.label).await?;
             Ok(None)
         }
     }

@@ -1,0 +1,209 @@
+//! `model-owner train-encrypted`: encrypted training as a job the aggregators serve. The model
+//! owner starts the job at every server (the id is printed for the data owners, who then run
+//! `data-owner share-data --job ID`), shares the initial weights unless the servers draw them,
+//! follows the progress (the sampled losses, revealed to it alone), evaluates the weights it
+//! receives after each epoch, and writes the same `metrics.csv`, `metrics.png` and
+//! `checkpoint.json` as the simulated run (a checkpoint `deploy` takes).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tessera_aggregator::grpc::GrpcTransport;
+use tessera_aggregator::mpc::kind::ProtocolKind;
+use tessera_aggregator::mpc::service::{ClientError, JobClient, JobKind};
+use tessera_aggregator::mpc::train::job::{self as train_job, TrainJob};
+use tessera_common::PartyId;
+use tessera_common::cli::{PartyLoadError, load_party};
+use tessera_common::dataset::{Dataset, Split};
+use tessera_common::seal::Sealer;
+use tessera_data_owner::model::evaluate;
+
+use crate::encrypted::{EncryptedCheckpoint, EncryptedError, write_run};
+use crate::report::RoundMetrics;
+
+/// Errors of `train-encrypted`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainEncryptedError {
+    /// The cluster file or key file.
+    #[error(transparent)]
+    Party(#[from] PartyLoadError),
+    /// Bad settings.
+    #[error("{0}")]
+    Invalid(String),
+    /// A server refused, failed or could not be reached.
+    #[error(transparent)]
+    Job(#[from] ClientError),
+    /// Evaluating the received weights.
+    #[error("evaluating the weights: {0}")]
+    Model(#[from] tessera_data_owner::model::ModelError),
+    /// Writing the outputs.
+    #[error(transparent)]
+    Output(#[from] EncryptedError),
+}
+
+/// What `train-encrypted` needs beyond the training settings.
+#[derive(Debug, Clone)]
+pub struct Networked {
+    /// The cluster file.
+    pub config: PathBuf,
+    /// The model owner's key file.
+    pub key: PathBuf,
+    /// The job id to use (the data owners need it); random if `None`.
+    pub job_id: Option<u64>,
+    /// Test data to evaluate each epoch's weights on (the bundled test digits if `None`).
+    pub test_data: Option<PathBuf>,
+    /// Output folder.
+    pub out: PathBuf,
+    /// How long the whole job may wait for one output (a data owner joining, an epoch).
+    pub timeout: Duration,
+}
+
+/// What the run produced.
+#[derive(Debug, Clone)]
+pub struct TrainEncryptedSummary {
+    /// The job id.
+    pub job_id: u64,
+    /// Test accuracy of the last epoch's weights.
+    pub accuracy: f64,
+    /// The weights received after the last epoch.
+    pub weights: Vec<f32>,
+}
+
+/// Runs a training job on the cluster (see the module docs).
+pub async fn train_encrypted_command(
+    protocol: ProtocolKind,
+    job: TrainJob,
+    net: Networked,
+) -> Result<TrainEncryptedSummary, TrainEncryptedError> {
+    let model = job
+        .check()
+        .map_err(|e| TrainEncryptedError::Invalid(e.to_string()))?;
+    let (cluster, identity) = load_party(&net.config, &net.key, PartyId::ModelOwner)?;
+    for owner in &job.owners {
+        if cluster.party(*owner).is_err() {
+            return Err(TrainEncryptedError::Invalid(format!(
+                "{owner} is not in the cluster file"
+            )));
+        }
+    }
+    let test = match &net.test_data {
+        Some(path) => Dataset::load_path(path, Split::Test).map_err(|e| {
+            TrainEncryptedError::Invalid(format!("--test-data {}: {e}", path.display()))
+        })?,
+        None => Dataset::bundled_mnist(Split::Test),
+    };
+    let transport = GrpcTransport::new(&cluster)?;
+    let sealer = Sealer::new(&identity, cluster.public_keys());
+    let client = JobClient {
+        transport: &transport,
+        sealer: &sealer,
+        servers: cluster.servers(),
+        timeout: net.timeout,
+    };
+    let kind = JobKind::Train {
+        protocol,
+        job: job.clone(),
+    };
+    let job_id = net
+        .job_id
+        .unwrap_or_else(|| rand::Rng::next_u64(&mut rand::rng()));
+    let (job_id, status) = client.launch_as(job_id, kind).await?;
+    println!(
+        "training job {job_id} started; each data owner now runs: data-owner share-data --job {job_id} ..."
+    );
+    let round_of =
+        |label: &str, list: &[tessera_aggregator::mpc::service::server::TransferInfo]| {
+            list.iter()
+                .position(|t| t.label == label && t.party == PartyId::ModelOwner)
+                .ok_or_else(|| TrainEncryptedError::Invalid(format!("the job has no {label:?}")))
+        };
+    let init = job.initial_weights(&model);
+    if !job.servers_init {
+        client
+            .submit(&status, round_of(train_job::W0, &status.inputs)?, &init)
+            .await?;
+    }
+    let rows = client
+        .output_ring::<u128>(&status, round_of(train_job::ROWS, &status.outputs)?)
+        .await?;
+    let counts: Vec<usize> = rows.as_slice().iter().map(|n| *n as usize).collect();
+    let total: usize = counts.iter().sum();
+    println!("examples per owner: {counts:?} ({total} in all)");
+    let loss_round = round_of(train_job::LOSS, &status.outputs)?;
+    let started = Instant::now();
+    let mut metrics = Vec::new();
+    let mut weights = Vec::new();
+    for (e, batches) in job.order(total).iter().enumerate() {
+        let mut losses = Vec::new();
+        for (b, idx) in batches.iter().enumerate() {
+            if job.wants_loss(b) {
+                let l = client.output(&status, loss_round).await?;
+                losses.push(l[0] / idx.len() as f64);
+                println!(
+                    "epoch {} batch {}/{}: loss {:.4}",
+                    e + 1,
+                    b + 1,
+                    batches.len(),
+                    losses[losses.len() - 1]
+                );
+            }
+        }
+        let label = train_job::weights_label(e);
+        let w = client
+            .output(&status, round_of(&label, &status.outputs)?)
+            .await?;
+        weights = w.iter().map(|v| *v as f32).collect();
+        let (accuracy, test_loss) = evaluate(&job.spec, &weights, &test)?;
+        let train_loss = if losses.is_empty() {
+            f64::NAN
+        } else {
+            losses.iter().sum::<f64>() / losses.len() as f64
+        };
+        println!(
+            "epoch {}: train loss {train_loss:.4}  test loss {test_loss:.4}  test accuracy {accuracy:.4}",
+            e + 1
+        );
+        metrics.push(RoundMetrics {
+            round: e as u64 + 1,
+            train_loss,
+            test_loss,
+            test_accuracy: accuracy,
+            clients: job.owners.len(),
+            bytes: 0,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    client.wait_done(job_id).await?;
+    let checkpoint = EncryptedCheckpoint {
+        model: &job.spec,
+        protocol: protocol.name(),
+        optimizer: job.optimizer.name(),
+        epochs: job.epochs,
+        frac_bits: job.frac_bits,
+        weights: weights.clone(),
+        metrics: &metrics,
+    };
+    write_run(&net.out, &checkpoint)?;
+    Ok(TrainEncryptedSummary {
+        job_id,
+        accuracy: metrics.last().map_or(0.0, |m| m.test_accuracy),
+        weights,
+    })
+}
+
+/// The data owners named on the command line (`data-owner-0,hospital-b,...` as party names).
+pub fn parse_owners(list: &str) -> Result<Vec<PartyId>, TrainEncryptedError> {
+    list.split(',')
+        .map(|n| {
+            n.trim()
+                .parse::<PartyId>()
+                .map_err(|e| TrainEncryptedError::Invalid(format!("--data-owners: {e}")))
+        })
+        .collect()
+}
+
+/// Where the checkpoint lands.
+pub fn checkpoint_path(out: &Path) -> PathBuf {
+    out.join("checkpoint.json")
+}
