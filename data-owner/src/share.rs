@@ -92,26 +92,35 @@ pub async fn share_command(args: ShareArgs) -> Result<usize, ShareError> {
         servers: cluster.servers(),
         timeout: Duration::from_secs(args.timeout_secs),
     };
-    // The servers may still be starting, and the job may not be launched yet: ask until it is.
+    // The servers may still be starting, and the job may not be launched on all of them yet:
+    // ask each until it has the job.
     let deadline = tokio::time::Instant::now() + client.timeout;
     let unknown_job = MpcServiceError::UnknownJob(0);
-    let status = loop {
-        let waiting = match client.status(PartyId::Server(0), args.job).await {
-            Err(ClientError::Refused { reason, .. }) if reason.kind() == unknown_job.kind() => {
-                format!("job {} is not on the servers yet", args.job)
+    let mut agreed = None;
+    for server in &client.servers {
+        let status = loop {
+            let waiting = match client.status(*server, args.job).await {
+                Err(ClientError::Refused { reason, .. }) if reason.kind() == unknown_job.kind() => {
+                    format!("job {} is not on {server} yet", args.job)
+                }
+                Err(ClientError::Unreachable { server, reason }) => format!("{server}: {reason}"),
+                other => break other?,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ShareError::Mismatch {
+                    job: args.job,
+                    reason: format!("gave up after {:?}: {waiting}", client.timeout),
+                });
             }
-            Err(ClientError::Unreachable { server, reason }) => format!("{server}: {reason}"),
-            other => break other?,
+            tracing::info!(%waiting, "waiting");
+            tokio::time::sleep(Duration::from_millis(300)).await;
         };
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ShareError::Mismatch {
-                job: args.job,
-                reason: format!("gave up after {:?}: {waiting}", client.timeout),
-            });
-        }
-        tracing::info!(%waiting, "waiting");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+        agreed.get_or_insert(status);
+    }
+    let status = agreed.ok_or_else(|| ShareError::Mismatch {
+        job: args.job,
+        reason: "the cluster has no servers".into(),
+    })?;
     let (n_round, _) = input(&status, me, train_job::N)?;
     let (x_round, x) = input(&status, me, train_job::X)?;
     let (y_round, y) = input(&status, me, train_job::Y)?;
