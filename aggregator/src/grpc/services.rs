@@ -21,7 +21,6 @@ use tessera_proto::v1::{
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::Stream;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
@@ -361,6 +360,12 @@ impl ModelOwnerService for ModelOwnerGrpc {
     }
 }
 
+/// Accepted connections with `TCP_NODELAY`: an MPC round is a few small frames each way, and
+/// Nagle's algorithm with delayed acknowledgements would hold each one back.
+pub(crate) fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// A server's TLS identity: its certificate and private key, PEM.
 #[derive(Clone)]
 pub struct ServerTls {
@@ -419,10 +424,7 @@ pub fn serve(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
     Ok(tokio::spawn(async move {
-        if let Err(e) = router
-            .serve_with_incoming(TcpListenerStream::new(listener))
-            .await
-        {
+        if let Err(e) = router.serve_with_incoming(incoming(listener)).await {
             warn!(error = %e, "gRPC server stopped");
         }
     }))

@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::Streaming;
 use tonic::{Request, Response, Status};
 use tracing::{debug, warn};
@@ -557,7 +557,7 @@ impl GrpcNetwork {
             settings.recv_timeout,
         );
         let router = tonic::transport::Server::builder().add_service(hub.service());
-        let incoming = TcpListenerStream::new(listener);
+        let incoming = crate::grpc::services::incoming(listener);
         let me = identity.party();
         let server = tokio::spawn(async move {
             if let Err(e) = router.serve_with_incoming(incoming).await {

@@ -8,6 +8,7 @@ pub mod mpc;
 pub mod report;
 pub mod ring;
 pub mod secagg;
+pub mod serve;
 pub mod train;
 
 use std::time::{Duration, Instant};

@@ -4,13 +4,14 @@
 //! cargo run --release -p tessera-examples --bin bench -- ring
 //! cargo run --release -p tessera-examples --bin bench -- secagg
 //! cargo run --release -p tessera-examples --bin bench -- mpc
+//! cargo run --release -p tessera-examples --bin bench -- serve
 //! cargo run --release -p tessera-examples --bin bench -- train
 //! cargo run --release -p tessera-examples --bin bench -- train --accuracy --epochs 1
 //! ```
 //!
 //! Each suite prints a markdown table and writes `target/bench/<suite>.json`.
 
-use tessera_examples::bench::{mpc, report, ring, secagg, train};
+use tessera_examples::bench::{mpc, report, ring, secagg, serve, train};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,7 +29,7 @@ fn main() {
         .map(|(_, a)| a.clone())
         .collect();
     if suites.is_empty() {
-        eprintln!("usage: bench <suite>...   (suites: ring, secagg, mpc, train)");
+        eprintln!("usage: bench <suite>...   (suites: ring, secagg, mpc, serve, train)");
         std::process::exit(2);
     }
     for suite in suites {
@@ -36,9 +37,10 @@ fn main() {
             "ring" => ring::run(),
             "secagg" => secagg::run(),
             "mpc" => mpc::run(),
+            "serve" => serve::run(),
             "train" => train::run(accuracy.then_some(epochs)),
             other => {
-                eprintln!("unknown suite {other:?} (suites: ring, secagg, mpc, train)");
+                eprintln!("unknown suite {other:?} (suites: ring, secagg, mpc, serve, train)");
                 std::process::exit(2);
             }
         };
