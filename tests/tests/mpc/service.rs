@@ -351,3 +351,68 @@ fn a_missing_server_fails_the_job_naming_it() {
         assert!(text.contains("server2"), "{text}");
     });
 }
+
+/// A flood of launches from one client stops at the bound on its running jobs, while another
+/// client still gets in; a recorded launch replayed after the clock window is refused as stale.
+#[test]
+fn launches_are_bounded_and_stale_ones_refused() {
+    let cluster = Cluster::new(3, Duration::from_secs(30));
+    let transport = cluster.transport();
+    let spec = ModelSpec::network_a();
+    let weights = initial_params(&spec).expect("weights");
+    runtime().block_on(async {
+        cluster
+            .client(&transport, OWNER)
+            .deploy("mnist", &spec, ProtocolKind::Aby3, F, &weights)
+            .await
+            .expect("deploy");
+        let alice = cluster.client(&transport, ALICE);
+        let limit = MpcLimits::default().max_running_per_launcher;
+        for _ in 0..limit {
+            alice
+                .launch(JobKind::Predict {
+                    model_id: "mnist".into(),
+                    batch: 1,
+                })
+                .await
+                .expect("within the bound");
+        }
+        let err = alice
+            .launch(JobKind::Predict {
+                model_id: "mnist".into(),
+                batch: 1,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Refused {
+                    reason: MpcServiceError::Busy { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        cluster
+            .client(&transport, BOB)
+            .launch(JobKind::Predict {
+                model_id: "mnist".into(),
+                batch: 1,
+            })
+            .await
+            .expect("another client still gets a place");
+        let old = JobSpec {
+            issued_at: now_secs() - 3600,
+            kind: JobKind::Predict {
+                model_id: "mnist".into(),
+                batch: 1,
+            },
+        };
+        let envelope = seal_launch(&cluster.sealers[&BOB], SERVERS[0], 7, &old).unwrap();
+        assert!(matches!(
+            cluster.services[0].launch(&envelope),
+            Err(MpcServiceError::Stale { .. })
+        ));
+    });
+}

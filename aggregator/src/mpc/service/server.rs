@@ -40,6 +40,8 @@ pub const ABORT_PLAINTEXT: &[u8] = b"abort";
 pub struct MpcLimits {
     /// Jobs running at once.
     pub max_running: usize,
+    /// Jobs one launcher may have running at once (so one client cannot take every place).
+    pub max_running_per_launcher: usize,
     /// Finished jobs remembered (their outputs and ids); the oldest is forgotten first.
     pub max_finished: usize,
     /// Models deployed at once.
@@ -58,6 +60,7 @@ impl Default for MpcLimits {
     fn default() -> Self {
         MpcLimits {
             max_running: 16,
+            max_running_per_launcher: 4,
             max_finished: 1024,
             max_models: 64,
             max_job_input_bytes: 1 << 30,
@@ -290,15 +293,23 @@ impl<N: Network + 'static> MpcService<N> {
         if reg.jobs.contains_key(&id) {
             return Err(Error::DuplicateJob(id));
         }
-        let running = reg
+        let running: Vec<PartyId> = reg
             .jobs
             .values()
             .filter(|e| !e.io.state().is_over())
-            .count();
-        if running >= self.limits.max_running {
+            .map(|e| e.job.launcher)
+            .collect();
+        if running.len() >= self.limits.max_running {
             return Err(Error::Busy {
                 what: "running MPC jobs",
                 limit: self.limits.max_running,
+            });
+        }
+        let mine = running.iter().filter(|p| **p == launcher).count();
+        if mine >= self.limits.max_running_per_launcher {
+            return Err(Error::Busy {
+                what: "running MPC jobs of one launcher",
+                limit: self.limits.max_running_per_launcher,
             });
         }
         let (job, params) = match &spec.kind {
