@@ -293,6 +293,30 @@ pub enum Command {
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
     },
+    /// An MPC job's state at every server (deployments, trainings, predictions).
+    JobStatus {
+        /// The cluster file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The model owner's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The job id.
+        #[arg(long)]
+        job: u64,
+    },
+    /// Abort an MPC job at every server (its inputs, outputs and messages are dropped).
+    Abort {
+        /// The cluster file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The model owner's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The job id.
+        #[arg(long)]
+        job: u64,
+    },
     /// Drive a federated training on a networked cluster (servers and data owners already running).
     Train {
         /// Training options.
@@ -445,6 +469,16 @@ pub fn run(cli: Cli) -> i32 {
             println!("encrypted test accuracy: {:.4}", summary.accuracy);
             Ok::<(), TrainEncryptedError>(())
         }),
+        Command::JobStatus { config, key, job } => {
+            tessera_common::cli::block_on_exit_code(async move {
+                crate::deploy::job_status_command(&config, &key, job).await
+            })
+        }
+        Command::Abort { config, key, job } => {
+            tessera_common::cli::block_on_exit_code(async move {
+                crate::deploy::abort_command(&config, &key, job).await
+            })
+        }
         Command::Train {
             training,
             config,

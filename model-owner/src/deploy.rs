@@ -1,6 +1,7 @@
 //! `model-owner deploy`: secret-shares a trained model's weights to the servers, which keep the
 //! shares under a model id for any number of encrypted predictions (`data-owner predict`).
-//! Nobody but the model owner ever holds the weights in the clear.
+//! Nobody but the model owner ever holds the weights in the clear. Also `job-status` and
+//! `abort` for any MPC job.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -73,6 +74,54 @@ pub fn load_model(path: &Path) -> Result<(ModelSpec, Vec<f32>), DeployError> {
     Ok((model, cp.weights))
 }
 
+/// The model owner's client of every server of the cluster.
+struct Owner {
+    cluster: tessera_common::config::ClusterConfig,
+    transport: GrpcTransport,
+    sealer: Sealer,
+}
+
+impl Owner {
+    fn load(config: &Path, key: &Path) -> Result<Self, DeployError> {
+        let (cluster, identity) = load_party(config, key, PartyId::ModelOwner)?;
+        let transport = GrpcTransport::new(&cluster)?;
+        let sealer = Sealer::new(&identity, cluster.public_keys());
+        Ok(Owner {
+            cluster,
+            transport,
+            sealer,
+        })
+    }
+
+    fn client(&self, timeout: Duration) -> JobClient<'_, GrpcTransport> {
+        JobClient {
+            transport: &self.transport,
+            sealer: &self.sealer,
+            servers: self.cluster.servers(),
+            timeout,
+        }
+    }
+}
+
+/// Prints a job's kind and state at every server.
+pub async fn job_status_command(config: &Path, key: &Path, job: u64) -> Result<(), DeployError> {
+    let owner = Owner::load(config, key)?;
+    let client = owner.client(Duration::from_secs(10));
+    for server in &client.servers {
+        let status = client.status(*server, job).await?;
+        println!("{server}: job {job} ({}): {:?}", status.kind, status.state);
+    }
+    Ok(())
+}
+
+/// Aborts a job at every server.
+pub async fn abort_command(config: &Path, key: &Path, job: u64) -> Result<(), DeployError> {
+    let owner = Owner::load(config, key)?;
+    owner.client(Duration::from_secs(10)).abort(job).await?;
+    println!("job {job} aborted");
+    Ok(())
+}
+
 /// Deploys the checkpoint's model under `model_id`; returns the deployment's job id.
 pub async fn deploy_command(
     config: &Path,
@@ -83,20 +132,13 @@ pub async fn deploy_command(
     frac_bits: u32,
     timeout: Duration,
 ) -> Result<u64, DeployError> {
-    let (cluster, identity) = load_party(config, key, PartyId::ModelOwner)?;
+    let owner = Owner::load(config, key)?;
     let (model, weights) = load_model(checkpoint)?;
-    let transport = GrpcTransport::new(&cluster)?;
-    let sealer = Sealer::new(&identity, cluster.public_keys());
-    let client = JobClient {
-        transport: &transport,
-        sealer: &sealer,
-        servers: cluster.servers(),
-        timeout,
-    };
-    let job = client
+    let job = owner
+        .client(timeout)
         .deploy(model_id, &model, protocol, frac_bits, &weights)
         .await?;
-    if !cluster.models.contains_key(model_id) {
+    if !owner.cluster.models.contains_key(model_id) {
         eprintln!(
             "warning: the cluster file has no [models.{model_id}] entry: no client may query it"
         );

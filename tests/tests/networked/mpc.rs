@@ -381,4 +381,21 @@ fn a_training_job_gives_the_weights_of_the_simulated_run() {
     assert!(worst <= 1e-3, "largest difference {worst}");
     let log = std::fs::read_to_string(c.path("train-encrypted.log")).unwrap();
     assert!(log.contains("encrypted test accuracy"), "{log}");
+    // The model owner asks every server for the job's state.
+    let status = c.spawn(
+        env!("CARGO_BIN_EXE_t-model-owner"),
+        &[
+            "job-status",
+            "--config",
+            path_str(&c.config()),
+            "--key",
+            path_str(&c.path("model-owner.key")),
+            "--job",
+            "42",
+        ],
+        "job-status.log",
+    );
+    assert!(finish(&c, status, "job-status", Duration::from_secs(30)));
+    let log = std::fs::read_to_string(c.path("job-status.log")).unwrap();
+    assert_eq!(log.matches("(train): Done").count(), 3, "{log}");
 }
