@@ -100,6 +100,14 @@ impl Cluster {
     }
 }
 
+/// A prediction of `batch` examples on the model `mnist`.
+fn query(batch: usize) -> JobKind {
+    JobKind::Predict {
+        model_id: "mnist".into(),
+        batch,
+    }
+}
+
 fn digits(n: usize) -> Vec<f32> {
     let test = Dataset::bundled_mnist(Split::Test);
     test.features[..n * test.sample_len()].to_vec()
@@ -225,20 +233,11 @@ fn bad_inputs_are_rejected_by_variant() {
             ),
             "{err:?}"
         );
-        let (job, status) = alice
-            .launch(JobKind::Predict {
-                model_id: "mnist".into(),
-                batch: 1,
-            })
-            .await
-            .expect("launch");
+        let (job, status) = alice.launch(query(1)).await.expect("launch");
         // The same launch again: a duplicate id.
         let again = JobSpec {
             issued_at: now_secs(),
-            kind: JobKind::Predict {
-                model_id: "mnist".into(),
-                batch: 1,
-            },
+            kind: query(1),
         };
         let envelope = seal_launch(&cluster.sealers[&ALICE], SERVERS[0], job, &again).unwrap();
         assert!(matches!(
@@ -369,21 +368,9 @@ fn launches_are_bounded_and_stale_ones_refused() {
         let alice = cluster.client(&transport, ALICE);
         let limit = MpcLimits::default().max_running_per_launcher;
         for _ in 0..limit {
-            alice
-                .launch(JobKind::Predict {
-                    model_id: "mnist".into(),
-                    batch: 1,
-                })
-                .await
-                .expect("within the bound");
+            alice.launch(query(1)).await.expect("within the bound");
         }
-        let err = alice
-            .launch(JobKind::Predict {
-                model_id: "mnist".into(),
-                batch: 1,
-            })
-            .await
-            .unwrap_err();
+        let err = alice.launch(query(1)).await.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -396,18 +383,12 @@ fn launches_are_bounded_and_stale_ones_refused() {
         );
         cluster
             .client(&transport, BOB)
-            .launch(JobKind::Predict {
-                model_id: "mnist".into(),
-                batch: 1,
-            })
+            .launch(query(1))
             .await
             .expect("another client still gets a place");
         let old = JobSpec {
             issued_at: now_secs() - 3600,
-            kind: JobKind::Predict {
-                model_id: "mnist".into(),
-                batch: 1,
-            },
+            kind: query(1),
         };
         let envelope = seal_launch(&cluster.sealers[&BOB], SERVERS[0], 7, &old).unwrap();
         assert!(matches!(

@@ -59,26 +59,33 @@ fn finish(c: &Cluster, mut p: Proc, what: &str, timeout: Duration) -> bool {
     }
 }
 
+/// Runs `model-owner SUBCOMMAND --config .. --key .. ARGS...`, logging to `log`.
+fn model_owner(c: &Cluster, subcommand: &str, args: &[&str], log: &str) -> Proc {
+    let (config, key) = (c.config(), c.path("model-owner.key"));
+    let mut all = vec![
+        subcommand,
+        "--config",
+        path_str(&config),
+        "--key",
+        path_str(&key),
+    ];
+    all.extend_from_slice(args);
+    c.spawn(env!("CARGO_BIN_EXE_t-model-owner"), &all, log)
+}
+
 fn deploy(c: &Cluster, model_id: &str, protocol: &str) -> Proc {
-    c.spawn(
-        env!("CARGO_BIN_EXE_t-model-owner"),
-        &[
-            "deploy",
-            "--config",
-            path_str(&c.config()),
-            "--key",
-            path_str(&c.path("model-owner.key")),
-            "--checkpoint",
-            path_str(&c.path("model.json")),
-            "--model-id",
-            model_id,
-            "--protocol",
-            protocol,
-            "--timeout-secs",
-            "60",
-        ],
-        &format!("deploy-{model_id}.log"),
-    )
+    let checkpoint = c.path("model.json");
+    let args = [
+        "--checkpoint",
+        path_str(&checkpoint),
+        "--model-id",
+        model_id,
+        "--protocol",
+        protocol,
+        "--timeout-secs",
+        "60",
+    ];
+    model_owner(c, "deploy", &args, &format!("deploy-{model_id}.log"))
 }
 
 fn predict(c: &Cluster, owner: u32, model_id: &str, limit: usize, batch: usize) -> Proc {
@@ -263,14 +270,10 @@ fn a_training_job_gives_the_weights_of_the_simulated_run() {
     let c = cluster(2, 60);
     let _servers = c.start_servers();
     let out = c.path("trained");
-    let model_owner = c.spawn(
-        env!("CARGO_BIN_EXE_t-model-owner"),
+    let trainer = model_owner(
+        &c,
+        "train-encrypted",
         &[
-            "train-encrypted",
-            "--config",
-            path_str(&c.config()),
-            "--key",
-            path_str(&c.path("model-owner.key")),
             "--data-owners",
             "data-owner-0,data-owner-1",
             "--max-rows",
@@ -332,7 +335,7 @@ fn a_training_job_gives_the_weights_of_the_simulated_run() {
         );
     }
     assert!(
-        finish(&c, model_owner, "train-encrypted", Duration::from_secs(180)),
+        finish(&c, trainer, "train-encrypted", Duration::from_secs(180)),
         "training failed:\n{}",
         c.logs()
     );
@@ -382,19 +385,7 @@ fn a_training_job_gives_the_weights_of_the_simulated_run() {
     let log = std::fs::read_to_string(c.path("train-encrypted.log")).unwrap();
     assert!(log.contains("encrypted test accuracy"), "{log}");
     // The model owner asks every server for the job's state.
-    let status = c.spawn(
-        env!("CARGO_BIN_EXE_t-model-owner"),
-        &[
-            "job-status",
-            "--config",
-            path_str(&c.config()),
-            "--key",
-            path_str(&c.path("model-owner.key")),
-            "--job",
-            "42",
-        ],
-        "job-status.log",
-    );
+    let status = model_owner(&c, "job-status", &["--job", "42"], "job-status.log");
     assert!(finish(&c, status, "job-status", Duration::from_secs(30)));
     let log = std::fs::read_to_string(c.path("job-status.log")).unwrap();
     assert_eq!(log.matches("(train): Done").count(), 3, "{log}");
