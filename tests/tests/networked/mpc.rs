@@ -143,8 +143,8 @@ fn agreement(a: &[usize], b: &[usize]) -> usize {
 
 /// Deploys network A under ABY3 and under SecureNN; two clients predict 100 digits each at
 /// the same time under ABY3 while a federated job runs two secure-aggregation rounds on the
-/// same servers (the three data owners serve that job), then one client predicts under
-/// SecureNN; a client the cluster file does not name is refused. The classes must match burn's on at least 99 of 100 digits (the secure
+/// same servers (the three data owners serve that job), then both predict at the same time
+/// under SecureNN; a client the cluster file does not name is refused. The classes must match burn's on at least 99 of 100 digits (the secure
 /// logits are within about 1e-3 of burn's, so only a digit whose top two logits are that close
 /// may differ), and the aggregation's revealed sums must be exact.
 #[test]
@@ -154,7 +154,7 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
         &c,
         &[
             ("mnist", &["data-owner-0", "data-owner-1"]),
-            ("mnist-snn", &["data-owner-0"]),
+            ("mnist-snn", &["data-owner-0", "data-owner-1"]),
         ],
     );
     let (spec, weights) = trained_checkpoint(&c);
@@ -208,15 +208,25 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
         let same = agreement(&got, &expected);
         assert!(same >= 99, "{owner}: {same} of 100 classes as burn's");
     }
-    assert!(finish(
-        &c,
+    let clients = [
         predict(&c, 0, "mnist-snn", 100, 100),
-        "predict",
-        Duration::from_secs(120)
-    ));
-    let got = classes(&c.path("data-owner-0-mnist-snn.csv"));
-    let same = agreement(&got, &expected);
-    assert!(same >= 99, "securenn: {same} of 100 classes as burn's");
+        predict(&c, 1, "mnist-snn", 100, 25),
+    ];
+    for (i, p) in clients.into_iter().enumerate() {
+        assert!(
+            finish(&c, p, "predict", Duration::from_secs(120)),
+            "securenn client {i} failed:\n{}",
+            c.logs()
+        );
+    }
+    for owner in ["data-owner-0", "data-owner-1"] {
+        let got = classes(&c.path(&format!("{owner}-mnist-snn.csv")));
+        let same = agreement(&got, &expected);
+        assert!(
+            same >= 99,
+            "securenn, {owner}: {same} of 100 classes as burn's"
+        );
+    }
 
     // data-owner-2 is not on the access list.
     let refused = predict(&c, 2, "mnist", 1, 1);
