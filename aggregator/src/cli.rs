@@ -157,6 +157,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     info!(me = %args.party.name, %address, "listening; connecting to peers");
     let network = GrpcNetwork::over_hub(hub, &settings).await?;
     let network = Arc::new(network);
+    let network_for_flush = Arc::clone(&network);
     let sealer = Sealer::new(&identity, cluster.public_keys());
     let service =
         AggregatorService::with_limits(sealer, cluster.num_servers(), Arc::clone(&network), limits);
@@ -175,7 +176,11 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     let _ = mpc_cell.set(mpc);
     info!(me = %args.party.name, servers = cluster.num_servers(), "ready");
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("shutting down"),
+        _ = tokio::signal::ctrl_c() => {
+            // Let the peers read what this server already sent before its links go.
+            let flushed = network_for_flush.flush(Duration::from_secs(5)).await;
+            info!(flushed, "shutting down");
+        }
         _ = server => {}
     }
     Ok(())

@@ -289,3 +289,43 @@ async fn start_up_survives_broken_first_connections() {
         );
     }
 }
+
+/// `flush` returns only once the peer has read every frame sent before it (a marker behind them
+/// is answered after they reach the peer's mailbox): right after it, all 32 MiB are already
+/// queued at the peer (sending returns as soon as a frame is queued locally, long before 32 MiB
+/// cross the link), and they stay receivable after the sender leaves. A server about to exit
+/// flushes so that its last frames are not cut off with its process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_before_leaving_delivers_the_last_frames() {
+    let mut nets = grpc_cluster(Duration::from_secs(20)).await;
+    // server0 accepts the others' links: its frames to server1 go out through its own server.
+    let leaving = nets.remove(0);
+    let frame = vec![7u8; 1 << 20];
+    for i in 0..32 {
+        leaving
+            .send(
+                PartyId::Server(1),
+                &Tag::new(format!("last/{i}")),
+                frame.clone(),
+            )
+            .await
+            .expect("queued");
+    }
+    assert!(
+        leaving.flush(Duration::from_secs(20)).await,
+        "peers answered"
+    );
+    assert_eq!(
+        nets[0].queued(),
+        32,
+        "every frame read by the peer when flush returns"
+    );
+    drop(leaving);
+    for i in 0..32 {
+        let got = nets[0]
+            .recv(PartyId::Server(0), &Tag::new(format!("last/{i}")))
+            .await
+            .expect("delivered before the link went");
+        assert_eq!(got, frame);
+    }
+}

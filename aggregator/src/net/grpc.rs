@@ -41,6 +41,10 @@ use tracing::{debug, warn};
 
 use super::frame::{FrameError, HELLO_TAG, Hello, connection_id, open_frame, seal_frame};
 
+/// The tag of a flush marker (see [`PeerHub::flush`]); its payload is the flush's nonce.
+const FLUSH_TAG: &str = "\0flush";
+/// The tag prefix of a flush marker's answer (`<prefix>/<nonce>`).
+const FLUSHED_TAG: &str = "\0flushed";
 /// Frames buffered per direction before `send` waits.
 const LINK_BUFFER: usize = 64;
 /// How long a new stream may take to deliver its challenge or hello.
@@ -201,12 +205,92 @@ impl PeerHub {
         debug!(me = %self.0.me, %peer, "peer connected");
     }
 
+    /// Seals and queues one frame to `to` (or delivers it here if `to` is this server).
+    async fn send_frame(&self, to: PartyId, tag: &Tag, payload: Vec<u8>) -> Result<(), NetError> {
+        let hub = &self.0;
+        if !hub.servers.contains(&to) {
+            return Err(NetError::UnknownPeer(to));
+        }
+        if to == hub.me {
+            let len = payload.len();
+            if !hub.mailbox.deliver(to, tag.clone(), payload) {
+                return Err(NetError::Disconnected(to));
+            }
+            hub.counters.on_send(len);
+            return Ok(());
+        }
+        let limit = max_payload_bytes(tag);
+        if payload.len() > limit {
+            return Err(NetError::TooLarge {
+                peer: to,
+                bytes: payload.len(),
+                limit,
+            });
+        }
+        let (_, link) = self
+            .links()
+            .get(&to)
+            .cloned()
+            .ok_or(NetError::Disconnected(to))?;
+        let mut link = link.lock().await;
+        let envelope = seal_frame(&hub.sealer, to, link.conn, link.next_seq, tag, &payload)
+            .map_err(|source| NetError::Seal { peer: to, source })?;
+        link.next_seq += 1;
+        link.tx
+            .send(Ok(PeerFrame { envelope }))
+            .await
+            .map_err(|_| NetError::Disconnected(to))?;
+        hub.counters.on_send(payload.len());
+        Ok(())
+    }
+
+    /// Waits until every frame this server queued to its peers so far has reached them (at
+    /// most `timeout`): a flush marker goes to each linked peer behind those frames, and each
+    /// answers it once it has read them (frames on a link arrive in order). Call it before a
+    /// server leaves, so its last frames are not cut off with its connections. `false` if a
+    /// peer did not answer in time or is not linked.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let peers: Vec<PartyId> = self.links().keys().copied().collect();
+        let nonce = rand::rng().next_u64();
+        let reply = Tag::new(format!("{FLUSHED_TAG}/{nonce}"));
+        let mut all = true;
+        for peer in &peers {
+            if self
+                .send_frame(*peer, &Tag::new(FLUSH_TAG), nonce.to_le_bytes().to_vec())
+                .await
+                .is_err()
+            {
+                all = false;
+            }
+        }
+        for peer in peers {
+            if self.0.mailbox.recv(peer, &reply, timeout).await.is_err() {
+                all = false;
+            }
+        }
+        self.0.mailbox.forget(&reply.0);
+        all
+    }
+
     async fn read_loop(self, peer: PartyId, conn: u64, mut inbound: Streaming<PeerFrame>) {
         let mut seq = 1u64;
         let error = loop {
             match inbound.message().await {
                 Ok(Some(frame)) => {
                     match open_frame(&self.0.sealer, Some(peer), conn, seq, &frame.envelope) {
+                        Ok((_, tag, payload)) if tag.0 == FLUSH_TAG => {
+                            seq += 1;
+                            // Every frame before the marker is in the mailbox: answer it.
+                            let (hub, nonce) = (self.clone(), payload);
+                            tokio::spawn(async move {
+                                let Ok(raw) = <[u8; 8]>::try_from(nonce.as_slice()) else {
+                                    return;
+                                };
+                                let reply =
+                                    Tag::new(format!("{FLUSHED_TAG}/{}", u64::from_le_bytes(raw)));
+                                let _ = hub.send_frame(peer, &reply, Vec::new()).await;
+                            });
+                        }
                         Ok((_, tag, payload)) => {
                             seq += 1;
                             if !self.0.mailbox.deliver(peer, tag, payload) {
@@ -587,6 +671,13 @@ impl GrpcNetwork {
     }
 }
 
+impl GrpcNetwork {
+    /// [`PeerHub::flush`]: waits until the peers have read every frame sent so far.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        self.hub.flush(timeout).await
+    }
+}
+
 impl Drop for GrpcNetwork {
     fn drop(&mut self) {
         self.hub.shutdown();
@@ -606,42 +697,7 @@ impl Network for GrpcNetwork {
     }
 
     async fn send(&self, to: PartyId, tag: &Tag, payload: Vec<u8>) -> Result<(), NetError> {
-        let hub = &self.hub.0;
-        if !hub.servers.contains(&to) {
-            return Err(NetError::UnknownPeer(to));
-        }
-        if to == hub.me {
-            let len = payload.len();
-            if !hub.mailbox.deliver(to, tag.clone(), payload) {
-                return Err(NetError::Disconnected(to));
-            }
-            hub.counters.on_send(len);
-            return Ok(());
-        }
-        let limit = max_payload_bytes(tag);
-        if payload.len() > limit {
-            return Err(NetError::TooLarge {
-                peer: to,
-                bytes: payload.len(),
-                limit,
-            });
-        }
-        let (_, link) = self
-            .hub
-            .links()
-            .get(&to)
-            .cloned()
-            .ok_or(NetError::Disconnected(to))?;
-        let mut link = link.lock().await;
-        let envelope = seal_frame(&hub.sealer, to, link.conn, link.next_seq, tag, &payload)
-            .map_err(|source| NetError::Seal { peer: to, source })?;
-        link.next_seq += 1;
-        link.tx
-            .send(Ok(PeerFrame { envelope }))
-            .await
-            .map_err(|_| NetError::Disconnected(to))?;
-        hub.counters.on_send(payload.len());
-        Ok(())
+        self.hub.send_frame(to, tag, payload).await
     }
 
     async fn recv(&self, from: PartyId, tag: &Tag) -> Result<Vec<u8>, NetError> {
