@@ -59,31 +59,32 @@ impl Cluster {
     }
 
     fn start_servers(&self) -> Vec<Proc> {
-        (0..3)
-            .map(|i| {
-                let name = format!("server{i}");
-                let key = self.path(&format!("{name}.key"));
-                let tls_key = self.path(&format!("{name}.tls.key"));
-                let config = self.config();
-                let mut args = vec![
-                    "serve",
-                    "--config",
-                    path_str(&config),
-                    "--name",
-                    &name,
-                    "--key",
-                    path_str(&key),
-                ];
-                if tls_key.exists() {
-                    args.extend(["--tls-key", path_str(&tls_key)]);
-                }
-                self.spawn(
-                    env!("CARGO_BIN_EXE_t-aggregator"),
-                    &args,
-                    &format!("{name}.log"),
-                )
-            })
-            .collect()
+        (0..3).map(|i| self.start_server(i, "")).collect()
+    }
+
+    /// Starts `server{i}`, logging to `server{i}{suffix}.log`.
+    fn start_server(&self, i: u32, suffix: &str) -> Proc {
+        let name = format!("server{i}");
+        let key = self.path(&format!("{name}.key"));
+        let tls_key = self.path(&format!("{name}.tls.key"));
+        let config = self.config();
+        let mut args = vec![
+            "serve",
+            "--config",
+            path_str(&config),
+            "--name",
+            &name,
+            "--key",
+            path_str(&key),
+        ];
+        if tls_key.exists() {
+            args.extend(["--tls-key", path_str(&tls_key)]);
+        }
+        self.spawn(
+            env!("CARGO_BIN_EXE_t-aggregator"),
+            &args,
+            &format!("{name}{suffix}.log"),
+        )
     }
 
     fn start_data_owner(&self, i: u32, shard: &str) -> Proc {

@@ -236,7 +236,8 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
 }
 
 /// A server killed during a prediction job: the client fails within its timeout with an error
-/// naming the server, and nothing hangs.
+/// naming the server, and nothing hangs; once the server is back, the model owner deploys again
+/// and predictions work.
 #[test]
 fn a_server_killed_mid_prediction_fails_the_client_naming_it() {
     let c = cluster(2, 60);
@@ -262,6 +263,30 @@ fn a_server_killed_mid_prediction_fails_the_client_naming_it() {
     assert!(started.elapsed() < Duration::from_secs(90));
     let log = std::fs::read_to_string(c.path("predict-data-owner-0-mnist.log")).unwrap();
     assert!(log.contains("server2"), "{log}\n{}", c.logs());
+
+    // server2 comes back (its deployed shares died with it): the model owner deploys again and
+    // the client's prediction works.
+    let _back = c.start_server(2, "-restarted");
+    assert!(
+        finish(
+            &c,
+            deploy(&c, "mnist", "aby3"),
+            "redeploy",
+            Duration::from_secs(90)
+        ),
+        "redeploy failed:\n{}",
+        c.logs()
+    );
+    assert!(
+        finish(
+            &c,
+            predict(&c, 0, "mnist", 20, 10),
+            "predict",
+            Duration::from_secs(60)
+        ),
+        "prediction after the restart failed:\n{}",
+        c.logs()
+    );
 }
 
 /// Encrypted training as a service: `model-owner train-encrypted` starts the job, two
