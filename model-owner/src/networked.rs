@@ -81,6 +81,28 @@ pub fn networked_settings(
     Ok(settings)
 }
 
+/// Whether `path` holds a model and weights (`checkpoint.json` of encrypted training).
+fn is_model_checkpoint(path: &Path) -> bool {
+    crate::deploy::load_model(path).is_ok()
+}
+
+/// A fresh federated job whose initial global model is the one in `path` (an encrypted
+/// training's `checkpoint.json`: a model and its weights), which must be `settings`' model.
+pub fn from_trained_model(
+    path: &Path,
+    settings: &JobSettings,
+) -> Result<Checkpoint, NetworkedError> {
+    let (model, weights) =
+        crate::deploy::load_model(path).map_err(|e| NetworkedError::Invalid(e.to_string()))?;
+    if model != settings.model {
+        return Err(NetworkedError::Invalid(format!(
+            "{}: the checkpoint's model is not the job's (--model)",
+            path.display()
+        )));
+    }
+    Ok(initial_checkpoint(settings, weights))
+}
+
 /// Runs `model-owner train`.
 pub async fn train_command(
     training: TrainingArgs,
@@ -97,16 +119,25 @@ pub async fn train_command(
         None => Dataset::bundled_mnist(Split::Test),
     };
     let (settings, checkpoint) = match resume {
-        Some(path) => {
-            let mut cp = Checkpoint::load(path)?;
-            let done = cp.metrics.len() as u64;
-            let mut settings = cp.settings.clone();
-            settings.job_id = rand::rng().random_range(1..u64::MAX / 2);
-            settings.rounds = training.rounds.saturating_sub(done).max(1);
-            cp.settings = settings.clone();
-            cp.next_round = 1;
-            (settings, cp)
-        }
+        Some(path) => match Checkpoint::load(path) {
+            Ok(mut cp) => {
+                let done = cp.metrics.len() as u64;
+                let mut settings = cp.settings.clone();
+                settings.job_id = rand::rng().random_range(1..u64::MAX / 2);
+                settings.rounds = training.rounds.saturating_sub(done).max(1);
+                cp.settings = settings.clone();
+                cp.next_round = 1;
+                (settings, cp)
+            }
+            // Neither a federated checkpoint nor a trained model: report it as the former.
+            Err(federated) if !is_model_checkpoint(path) => return Err(federated.into()),
+            // A model trained elsewhere (encrypted training): a new job starting from it.
+            Err(_) => {
+                let settings = networked_settings(&cluster, &training)?;
+                let cp = from_trained_model(path, &settings)?;
+                (settings, cp)
+            }
+        },
         None => {
             let settings = networked_settings(&cluster, &training)?;
             let initial = initial_params(&settings.model).map_err(TrainError::from)?;
@@ -133,4 +164,76 @@ pub async fn train_command(
     };
     let trainer = Trainer::new(servers, sealer, trainer_config, test);
     Ok(trainer.run(checkpoint).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_common::identity::Identity;
+    use tessera_common::model_spec::ModelSpec;
+
+    use super::*;
+    use crate::cli::{ModelPreset, OptimizerChoice};
+
+    fn settings(model: ModelPreset) -> JobSettings {
+        let mut toml = String::new();
+        for (i, p) in [
+            "server0",
+            "server1",
+            "server2",
+            "model-owner",
+            "data-owner-0",
+            "data-owner-1",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let id = Identity::generate(p.parse().unwrap(), &mut rand::rng());
+            toml += &format!(
+                "[parties.{p}]\npublic_key = \"{}\"\n",
+                id.public_key_base64()
+            );
+            if p.starts_with("server") {
+                toml += &format!("address = \"127.0.0.1:{}\"\n", 7000 + i);
+            }
+        }
+        let cluster = ClusterConfig::from_toml(&toml).unwrap();
+        let training = TrainingArgs {
+            rounds: 3,
+            model,
+            optimizer: OptimizerChoice::Fedavg,
+            local_epochs: None,
+            batch_size: None,
+            learning_rate: None,
+            ring_bits: None,
+            out: "unused".into(),
+        };
+        networked_settings(&cluster, &training).unwrap()
+    }
+
+    /// `train --resume` with an encrypted training's checkpoint starts a new federated job from
+    /// its weights, and refuses one whose model is not the job's.
+    #[test]
+    fn a_trained_model_starts_a_federated_job() {
+        let dir = std::env::temp_dir().join(format!("tessera-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("checkpoint.json");
+        let spec = ModelSpec::network_a();
+        let n = spec.num_params().unwrap();
+        let weights: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.01).collect();
+        let json = serde_json::json!({"model": spec, "protocol": "aby3", "weights": weights});
+        std::fs::write(&path, json.to_string()).unwrap();
+
+        let cp = from_trained_model(&path, &settings(ModelPreset::NetworkA)).unwrap();
+        assert_eq!(cp.weights, weights);
+        assert_eq!(cp.next_round, 1);
+        assert!(cp.metrics.is_empty());
+        assert!(matches!(
+            from_trained_model(&path, &settings(ModelPreset::Logreg)),
+            Err(NetworkedError::Invalid(_))
+        ));
+        assert!(is_model_checkpoint(&path));
+        std::fs::write(&path, "{}").unwrap();
+        assert!(!is_model_checkpoint(&path));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
