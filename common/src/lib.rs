@@ -6,7 +6,7 @@
 //!   tensors and a blocked, parallel matmul kernel;
 //! - [`ringvec`]: vectors in a ring chosen at run time (a job's `ring_bits`);
 //! - [`fixed`]: fixed-point encoding of reals into a ring, with an explicit overflow budget;
-//! - [`prg`]: the ChaCha20 expansion of a 32-byte seed into ring elements;
+//! - [`prg`]: the AES-128-CTR expansion of a 32-byte seed into ring elements;
 //! - [`sharing`]: additive, replicated and seed-compressed secret sharing;
 //! - [`upload`]: which sealed parts a data owner's update upload consists of;
 //! - [`party`]: party identifiers (`server0`, `model-owner`, `data-owner-3`);
