@@ -26,6 +26,23 @@ use tessera_data_owner::model::{initial_params, logits};
 
 use crate::runtime;
 
+/// Asserts that `err` is a server's refusal whose reason matches the pattern.
+macro_rules! assert_refused {
+    ($err:expr, $reason:pat) => {
+        assert!(
+            matches!(
+                $err,
+                ClientError::Refused {
+                    reason: $reason,
+                    ..
+                }
+            ),
+            "{:?}",
+            $err
+        )
+    };
+}
+
 const SERVERS: [PartyId; 3] = [PartyId::Server(0), PartyId::Server(1), PartyId::Server(2)];
 const OWNER: PartyId = PartyId::ModelOwner;
 const ALICE: PartyId = PartyId::DataOwner(0);
@@ -162,16 +179,7 @@ fn deploy_and_predict(protocol: ProtocolKind) {
         }
         let eve = cluster.client(&transport, EVE);
         let err = eve.predict("mnist", 1, &x[..784]).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ClientError::Refused {
-                    reason: MpcServiceError::NotAllowed { party: EVE, .. },
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_refused!(err, MpcServiceError::NotAllowed { party: EVE, .. });
     });
     assert_eq!(cluster.queued(), 0, "messages left after the jobs");
 }
@@ -208,31 +216,16 @@ fn bad_inputs_are_rejected_by_variant() {
             })
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ClientError::Refused {
-                    reason: MpcServiceError::NotAllowed { .. } | MpcServiceError::UnknownModel(_),
-                    ..
-                }
-            ),
-            "{err:?}"
+        assert_refused!(
+            err,
+            MpcServiceError::NotAllowed { .. } | MpcServiceError::UnknownModel(_)
         );
         // A data owner may not deploy.
         let err = alice
             .deploy("mnist", &spec, ProtocolKind::Aby3, F, &weights)
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ClientError::Refused {
-                    reason: MpcServiceError::Forbidden { party: ALICE, .. },
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_refused!(err, MpcServiceError::Forbidden { party: ALICE, .. });
         let (job, status) = alice.launch(query(1)).await.expect("launch");
         // The same launch again: a duplicate id.
         let again = JobSpec {
@@ -285,16 +278,7 @@ fn bad_inputs_are_rejected_by_variant() {
         assert_eq!(other.len(), 10);
         // Only the model owner aborts.
         let err = alice.abort(job).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ClientError::Refused {
-                    reason: MpcServiceError::Forbidden { party: ALICE, .. },
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_refused!(err, MpcServiceError::Forbidden { party: ALICE, .. });
         cluster
             .client(&transport, OWNER)
             .abort(job)
@@ -371,16 +355,7 @@ fn launches_are_bounded_and_stale_ones_refused() {
             alice.launch(query(1)).await.expect("within the bound");
         }
         let err = alice.launch(query(1)).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ClientError::Refused {
-                    reason: MpcServiceError::Busy { .. },
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_refused!(err, MpcServiceError::Busy { .. });
         cluster
             .client(&transport, BOB)
             .launch(query(1))

@@ -73,6 +73,15 @@ fn model_owner(c: &Cluster, subcommand: &str, args: &[&str], log: &str) -> Proc 
     c.spawn(env!("CARGO_BIN_EXE_t-model-owner"), &all, log)
 }
 
+/// [`finish`] that must succeed: fails the test with every log if not.
+fn must_finish(c: &Cluster, p: Proc, what: &str, secs: u64) {
+    assert!(
+        finish(c, p, what, Duration::from_secs(secs)),
+        "{what} failed:\n{}",
+        c.logs()
+    );
+}
+
 fn deploy(c: &Cluster, model_id: &str, protocol: &str) -> Proc {
     let checkpoint = c.path("model.json");
     let args = [
@@ -159,26 +168,8 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
     );
     let (spec, weights) = trained_checkpoint(&c);
     let _servers = c.start_servers();
-    assert!(
-        finish(
-            &c,
-            deploy(&c, "mnist", "aby3"),
-            "deploy",
-            Duration::from_secs(90)
-        ),
-        "deploy failed:\n{}",
-        c.logs()
-    );
-    assert!(
-        finish(
-            &c,
-            deploy(&c, "mnist-snn", "securenn"),
-            "deploy",
-            Duration::from_secs(60)
-        ),
-        "deploy failed:\n{}",
-        c.logs()
-    );
+    must_finish(&c, deploy(&c, "mnist", "aby3"), "deploy", 90);
+    must_finish(&c, deploy(&c, "mnist-snn", "securenn"), "deploy", 60);
     // Secure aggregation on the same servers, at the same time as the predictions.
     let _owners: Vec<Proc> = (0..3)
         .map(|i| c.start_data_owner(i, &format!("{i}/3")))
@@ -189,12 +180,8 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
             predict(&c, 0, "mnist", 100, 50),
             predict(&c, 1, "mnist", 100, 100),
         ];
-        for (i, p) in clients.into_iter().enumerate() {
-            assert!(
-                finish(&c, p, "predict", Duration::from_secs(120)),
-                "client {i} failed:\n{}",
-                c.logs()
-            );
+        for p in clients {
+            must_finish(&c, p, "predict", 120);
         }
         training.join()
     });
@@ -212,12 +199,8 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
         predict(&c, 0, "mnist-snn", 100, 100),
         predict(&c, 1, "mnist-snn", 100, 25),
     ];
-    for (i, p) in clients.into_iter().enumerate() {
-        assert!(
-            finish(&c, p, "predict", Duration::from_secs(120)),
-            "securenn client {i} failed:\n{}",
-            c.logs()
-        );
+    for p in clients {
+        must_finish(&c, p, "predict", 120);
     }
     for owner in ["data-owner-0", "data-owner-1"] {
         let got = classes(&c.path(&format!("{owner}-mnist-snn.csv")));
@@ -244,16 +227,7 @@ fn a_server_killed_mid_prediction_fails_the_client_naming_it() {
     allow(&c, &[("mnist", &["data-owner-0"])]);
     trained_checkpoint(&c);
     let mut servers = c.start_servers();
-    assert!(
-        finish(
-            &c,
-            deploy(&c, "mnist", "aby3"),
-            "deploy",
-            Duration::from_secs(90)
-        ),
-        "deploy failed:\n{}",
-        c.logs()
-    );
+    must_finish(&c, deploy(&c, "mnist", "aby3"), "deploy", 90);
     // Many small jobs, so the kill lands in one of them.
     let client = predict(&c, 0, "mnist", 2000, 10);
     std::thread::sleep(Duration::from_millis(1500));
@@ -267,26 +241,8 @@ fn a_server_killed_mid_prediction_fails_the_client_naming_it() {
     // server2 comes back (its deployed shares died with it): the model owner deploys again and
     // the client's prediction works.
     let _back = c.start_server(2, "-restarted");
-    assert!(
-        finish(
-            &c,
-            deploy(&c, "mnist", "aby3"),
-            "redeploy",
-            Duration::from_secs(90)
-        ),
-        "redeploy failed:\n{}",
-        c.logs()
-    );
-    assert!(
-        finish(
-            &c,
-            predict(&c, 0, "mnist", 20, 10),
-            "predict",
-            Duration::from_secs(60)
-        ),
-        "prediction after the restart failed:\n{}",
-        c.logs()
-    );
+    must_finish(&c, deploy(&c, "mnist", "aby3"), "redeploy", 90);
+    must_finish(&c, predict(&c, 0, "mnist", 20, 10), "predict", 60);
 }
 
 /// Encrypted training as a service: `model-owner train-encrypted` starts the job, two
@@ -362,18 +318,10 @@ fn a_training_job_gives_the_weights_of_the_simulated_run() {
             )
         })
         .collect();
-    for (i, p) in owners.into_iter().enumerate() {
-        assert!(
-            finish(&c, p, "share-data", Duration::from_secs(120)),
-            "data owner {i} failed:\n{}",
-            c.logs()
-        );
+    for p in owners {
+        must_finish(&c, p, "share-data", 120);
     }
-    assert!(
-        finish(&c, trainer, "train-encrypted", Duration::from_secs(180)),
-        "training failed:\n{}",
-        c.logs()
-    );
+    must_finish(&c, trainer, "train-encrypted", 180);
     let read = |path: &Path| -> Vec<f64> {
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
@@ -421,7 +369,7 @@ fn a_training_job_gives_the_weights_of_the_simulated_run() {
     assert!(log.contains("encrypted test accuracy"), "{log}");
     // The model owner asks every server for the job's state.
     let status = model_owner(&c, "job-status", &["--job", "42"], "job-status.log");
-    assert!(finish(&c, status, "job-status", Duration::from_secs(30)));
+    must_finish(&c, status, "job-status", 30);
     let log = std::fs::read_to_string(c.path("job-status.log")).unwrap();
     assert_eq!(log.matches("(train): Done").count(), 3, "{log}");
 }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tessera_common::PartyId;
 use tessera_common::net::Network;
 use tessera_common::request::{MAX_CLOCK_SKEW_SECS, RequestKind, now_secs, open_request};
-use tessera_common::seal::{Context, Expected, Header, Purpose, ReplayGuard, Sealer};
+use tessera_common::seal::{Context, Expected, Header, Opened, Purpose, ReplayGuard, Sealer};
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
@@ -267,21 +267,24 @@ impl<N: Network + 'static> MpcService<N> {
             .sum()
     }
 
+    /// Opens a `Control` envelope of `round` (launch or abort): the job id in its header, and
+    /// the opened envelope.
+    fn open_control(&self, envelope: &[u8], round: u64) -> Result<(u64, Opened), Error> {
+        let id = Header::parse(envelope)?.job_id;
+        let expected = Expected {
+            purpose: Purpose::Control,
+            job_id: id,
+            round,
+            sender: None,
+        };
+        Ok((id, self.sealer.open(envelope, &expected)?))
+    }
+
     /// Launches a job from a sealed description (purpose `Control`, round [`LAUNCH_ROUND`],
     /// the job id in the header): checks who may launch it, registers it and starts this
     /// server's part.
     pub fn launch(self: &Arc<Self>, envelope: &[u8]) -> Result<MpcJobStatus, Error> {
-        let header = Header::parse(envelope)?;
-        let id = header.job_id;
-        let opened = self.sealer.open(
-            envelope,
-            &Expected {
-                purpose: Purpose::Control,
-                job_id: id,
-                round: LAUNCH_ROUND,
-                sender: None,
-            },
-        )?;
+        let (id, opened) = self.open_control(envelope, LAUNCH_ROUND)?;
         let launcher = opened.header.sender;
         let spec: JobSpec = serde_json::from_slice(&opened.plaintext)
             .map_err(|e| Error::Malformed(format!("job description: {e}")))?;
@@ -649,17 +652,7 @@ impl<N: Network + 'static> MpcService<N> {
     /// Aborts a job (a sealed `Control` envelope of the model owner, round [`ABORT_ROUND`]):
     /// stops this server's part, drops its inputs, outputs and queued messages.
     pub fn abort(&self, envelope: &[u8]) -> Result<MpcJobStatus, Error> {
-        let header = Header::parse(envelope)?;
-        let id = header.job_id;
-        let opened = self.sealer.open(
-            envelope,
-            &Expected {
-                purpose: Purpose::Control,
-                job_id: id,
-                round: ABORT_ROUND,
-                sender: None,
-            },
-        )?;
+        let (id, opened) = self.open_control(envelope, ABORT_ROUND)?;
         if opened.header.sender != PartyId::ModelOwner {
             return Err(Error::Forbidden {
                 party: opened.header.sender,
