@@ -1,11 +1,11 @@
 //! The leader-to-helper messages and their binary wire format (and, re-exported, the values the
 //! service hands out).
 //!
-//! All of a job's leader-to-helper messages travel in order under one tag, `secagg/{job}/leader`;
-//! each
-//! names its round and its sequence number within the round, so a helper follows the leader by
-//! round: a message of a later round ends whatever the helper had of the earlier one. A helper
-//! answers a `Forward` or a `Close` under `secagg/{job}/{round}/{seq}/reply`.
+//! All of a job's leader-to-helper messages travel in order under one tag, `secagg/{job}/leader`
+//! ([`leader_tag`]); each names its round and its sequence number within the round, so a helper
+//! follows the leader by round: a message of a later round ends whatever the helper had of the
+//! earlier one. A decision names the forward it decides, so uploads overlap. A helper answers a
+//! `Forward` or a `Close` under `secagg/{job}/{round}/{seq}/reply` ([`reply_tag`]).
 //!
 //! Wire format, integers little-endian (no JSON on the peer link):
 //!
@@ -13,13 +13,14 @@
 //! RoundMsg  = round u64 | seq u64 | kind u8 | body
 //!   Forward   kind 0: owner (5 bytes) | the owner's sealed seed envelope (exactly
 //!                     SEED_ENVELOPE_BYTES)
-//!   Decide    kind 1: commit u8 (0 or 1)                     (seq = the forward's seq + 1)
+//!   Decide    kind 1: forward u64 | commit u8 (0 or 1)   (forward: the decided forward's seq)
 //!   Close     kind 2: abort u8 (0 or 1) | count u32 | count x owner (5 bytes)
 //! PeerReply = 0 (ok) | 1 reason (UTF-8)
 //! ```
 
 use tessera_common::PartyId;
 pub use tessera_common::api::{JobStatus, RoundAnnouncement, RoundState, UploadReceipt};
+use tessera_common::net::Tag;
 use tessera_common::upload::SEED_ENVELOPE_BYTES;
 
 /// Leader-to-helper messages of one round.
@@ -32,8 +33,10 @@ pub enum PeerMsg {
         /// Its seed envelope for this helper.
         envelope: Vec<u8>,
     },
-    /// Commit (or drop) the staged expansion of the forward numbered one less.
+    /// Commit (or drop) the staged expansion of the forward numbered `forward`.
     Decide {
+        /// The forward decided.
+        forward: u64,
         /// Commit or drop.
         commit: bool,
     },
@@ -73,6 +76,26 @@ pub struct MalformedPeerMsg(pub &'static str);
 
 const HEAD: usize = 17;
 
+/// The tag of every leader-to-helper message of a job (they arrive in order).
+pub fn leader_tag(job: u64) -> Tag {
+    Tag::new(format!("secagg/{job}/leader"))
+}
+
+/// The tag of a helper's answer to the leader's message `seq` of `round`.
+pub fn reply_tag(job: u64, round: u64, seq: u64) -> Tag {
+    Tag::new(format!("secagg/{job}/{round}/{seq}/reply"))
+}
+
+/// The prefix of every tag of a job's round (to forget what is left of it).
+pub fn round_prefix(job: u64, round: u64) -> String {
+    format!("secagg/{job}/{round}/")
+}
+
+/// The prefix of every tag of a job.
+pub fn job_prefix(job: u64) -> String {
+    format!("secagg/{job}/")
+}
+
 fn u64_at(b: &[u8], at: usize) -> u64 {
     let mut x = [0u8; 8];
     x.copy_from_slice(&b[at..at + 8]);
@@ -105,8 +128,9 @@ impl RoundMsg {
                 v.extend_from_slice(&owner.to_bytes());
                 v.extend_from_slice(envelope);
             }
-            PeerMsg::Decide { commit } => {
+            PeerMsg::Decide { forward, commit } => {
                 v.push(1);
+                v.extend_from_slice(&forward.to_le_bytes());
                 v.push(u8::from(*commit));
             }
             PeerMsg::Close {
@@ -136,8 +160,9 @@ impl RoundMsg {
                 owner: party_at(body, 0)?,
                 envelope: body[5..].to_vec(),
             },
-            1 if body.len() == 1 => PeerMsg::Decide {
-                commit: flag(body[0])?,
+            1 if body.len() == 9 => PeerMsg::Decide {
+                forward: u64_at(body, 0),
+                commit: flag(body[8])?,
             },
             2 if body.len() >= 5 => {
                 let count = u32::from_le_bytes([body[1], body[2], body[3], body[4]]) as usize;
@@ -193,8 +218,14 @@ mod tests {
                 owner: PartyId::DataOwner(7),
                 envelope: vec![3; SEED_ENVELOPE_BYTES],
             },
-            PeerMsg::Decide { commit: true },
-            PeerMsg::Decide { commit: false },
+            PeerMsg::Decide {
+                forward: 0,
+                commit: true,
+            },
+            PeerMsg::Decide {
+                forward: u64::MAX,
+                commit: false,
+            },
             PeerMsg::Close {
                 contributors: vec![PartyId::DataOwner(1), PartyId::DataOwner(0)],
                 abort: false,

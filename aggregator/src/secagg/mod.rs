@@ -25,14 +25,18 @@
 //! may hold are in [`limits`].
 
 pub mod error;
+mod helper;
+mod leader;
 pub mod limits;
 pub mod local;
 pub mod messages;
+pub mod round;
 pub mod service;
 pub mod session;
 
 pub use error::ServiceError;
+pub use leader::RoundOpening;
 pub use limits::Limits;
 pub use messages::{JobStatus, RoundAnnouncement, RoundState, UploadReceipt};
-pub use service::{AggregatorService, RoundOpening};
+pub use service::AggregatorService;
 pub use session::UploadSession;

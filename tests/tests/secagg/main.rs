@@ -1,10 +1,15 @@
 //! Secure aggregation in one process (the real services over the in-memory network, real sealing):
 //! the revealed aggregate is the exact ring sum of the committed updates; every kind of bad upload
 //! is refused with its own error and leaves the round's result unaffected; a server's share is not
-//! the update; an upload costs about one plaintext copy.
+//! the update; an upload costs about one plaintext copy. The rounds' failure paths between
+//! leader and helpers are in `rounds.rs`.
+
+mod rounds;
+mod tap;
 
 use std::sync::Arc;
 
+use tap::{Hook, Tap};
 use tessera_aggregator::secagg::local::LocalServer;
 use tessera_aggregator::secagg::{AggregatorService, Limits, ServiceError};
 use tessera_common::PartyId;
@@ -21,7 +26,7 @@ use tessera_data_owner::node::{DataOwnerNode, RoundError};
 use tessera_model_owner::reveal::{AggregateError, decode_aggregate, reveal_sum};
 
 struct Cluster {
-    servers: Vec<LocalServer<MemoryNetwork>>,
+    servers: Vec<LocalServer<Tap>>,
     ids: Vec<Identity>,
     keys: Vec<(PartyId, PublicKey)>,
     settings: JobSettings,
@@ -33,7 +38,7 @@ impl Cluster {
         Sealer::new(id, self.keys.iter().map(|(p, k)| (*p, k)))
     }
 
-    fn leader(&self) -> &LocalServer<MemoryNetwork> {
+    fn leader(&self) -> &LocalServer<Tap> {
         &self.servers[0]
     }
 }
@@ -70,6 +75,19 @@ async fn cluster_with(
     min_clients: usize,
     limits: Limits,
 ) -> Cluster {
+    cluster_tapped(num_servers, max_clients, min_clients, limits, Vec::new()).await
+}
+
+/// A cluster whose servers' sends pass through `hooks` (one per server, from `server0`; missing
+/// ones pass everything).
+async fn cluster_tapped(
+    num_servers: usize,
+    max_clients: usize,
+    min_clients: usize,
+    limits: Limits,
+    mut hooks: Vec<Hook>,
+) -> Cluster {
+    hooks.resize_with(num_servers, Hook::pass);
     let mut parties: Vec<PartyId> = (0..num_servers as u8).map(PartyId::Server).collect();
     parties.extend((0..4).map(PartyId::DataOwner));
     parties.push(PartyId::ModelOwner);
@@ -85,11 +103,12 @@ async fn cluster_with(
         settings: settings(num_servers, max_clients, min_clients),
     };
     let servers: Vec<PartyId> = (0..num_servers as u8).map(PartyId::Server).collect();
-    for (net, p) in MemoryNetwork::cluster(&servers).into_iter().zip(&servers) {
+    let nets = MemoryNetwork::cluster(&servers).into_iter().zip(hooks);
+    for ((net, hook), p) in nets.zip(&servers) {
         c.servers.push(LocalServer(AggregatorService::with_limits(
             c.sealer(*p),
             num_servers,
-            Arc::new(net),
+            Arc::new(Tap::new(net, hook)),
             limits.clone(),
         )));
     }

@@ -1,0 +1,136 @@
+//! A helper's side of the service: the loop that feeds the leader's messages to the job's
+//! [`HelperRounds`] machine and sends its answers.
+//!
+//! [`HelperRounds`]: super::round::HelperRounds
+
+use std::sync::Arc;
+
+use tessera_common::PartyId;
+use tessera_common::job::JobSettings;
+use tessera_common::net::{NetError, Network};
+use tessera_common::ringvec::RingVec;
+use tessera_common::seal::{Expected, Purpose};
+use tessera_common::upload::UploadPart;
+use tracing::warn;
+
+use super::messages::{PeerReply, RoundMsg, job_prefix, leader_tag, reply_tag};
+use super::round::Staged;
+use super::service::{Job, Rounds};
+use super::session::open_forward_secret;
+use super::{AggregatorService, ServiceError};
+
+impl<N: Network + 'static> AggregatorService<N> {
+    /// A helper's side of a job: answers the leader's messages in order until the last round
+    /// closes or the leader is gone.
+    pub(super) async fn helper_loop(self: Arc<Self>, job: Arc<Job>) {
+        let settings = &job.settings;
+        let leader = PartyId::Server(0);
+        loop {
+            let bytes = match self
+                .network
+                .recv(leader, &leader_tag(settings.job_id))
+                .await
+            {
+                Ok(bytes) => bytes,
+                // Rounds may be far apart: a quiet leader is not a lost one.
+                Err(NetError::Timeout { .. }) => continue,
+                Err(e) => {
+                    let mut st = job.state.lock().await;
+                    if let Rounds::Helper(m) = &mut st.rounds {
+                        m.leader_lost(&e.to_string());
+                    }
+                    job.notify(&st);
+                    warn!(me = %self.me, job = settings.job_id, error = %e, "helper stops: leader unreachable");
+                    return;
+                }
+            };
+            let msg = match RoundMsg::from_bytes(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(me = %self.me, job = settings.job_id, error = %e, "leader message dropped");
+                    continue;
+                }
+            };
+            let (round, seq) = (msg.round, msg.seq);
+            let step = {
+                let mut st = job.state.lock().await;
+                let st = &mut *st;
+                let Rounds::Helper(m) = &mut st.rounds else {
+                    return;
+                };
+                let results = &mut st.results;
+                let step = m.on_message(
+                    msg,
+                    |round, owner, envelope| self.stage_seed(settings, round, owner, envelope),
+                    |round, sum| {
+                        results.insert(round, self.seal_result(settings.job_id, round, &sum)?);
+                        Ok(())
+                    },
+                );
+                job.notify(st);
+                step
+            };
+            if let Some(note) = &step.note {
+                warn!(me = %self.me, job = settings.job_id, round, seq, "{note}");
+            }
+            if let Some(reply) = step.reply {
+                self.reply(settings.job_id, round, seq, reply).await;
+            }
+            if step.done {
+                // The job is over here: whatever the leader still sent is dropped with it.
+                self.network.forget(&job_prefix(settings.job_id));
+                return;
+            }
+        }
+    }
+
+    /// A helper's answer to the leader's message `seq` of `round`.
+    async fn reply(&self, job: u64, round: u64, seq: u64, reply: PeerReply) {
+        let leader = PartyId::Server(0);
+        if let Err(e) = self
+            .network
+            .send(leader, &reply_tag(job, round, seq), reply.to_bytes())
+            .await
+        {
+            warn!(me = %self.me, error = %e, "cannot answer the leader");
+        }
+    }
+
+    /// Opens, checks and expands one owner's seed envelope for this helper.
+    fn stage_seed(
+        &self,
+        settings: &JobSettings,
+        round: u64,
+        owner: PartyId,
+        envelope: &[u8],
+    ) -> Result<Staged, ServiceError> {
+        let opened = open_forward_secret(
+            &self.sealer,
+            envelope,
+            &Expected {
+                purpose: Purpose::Upload,
+                job_id: settings.job_id,
+                round,
+                sender: Some(owner),
+            },
+        )?;
+        let part = UploadPart::from_bytes(&opened.plaintext)
+            .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        let UploadPart::Seed { seed, elements } = part else {
+            return Err(ServiceError::Malformed("expected a seed".into()));
+        };
+        if elements != settings.update_len() as u64 {
+            return Err(ServiceError::WrongLength(format!(
+                "seed expands to {elements} elements, the job needs {}",
+                settings.update_len()
+            )));
+        }
+        let mut expansion = RingVec::zeros(settings.ring_bits, settings.update_len())
+            .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        expansion.add_seed(&seed);
+        Ok(Staged {
+            expansion,
+            header: opened.header,
+        })
+    }
+}

@@ -1,0 +1,404 @@
+//! The leader's side of the service: round openings, the weights owners fetch, uploads and
+//! their commit, the round's close. The decisions are [`LeaderRounds`]'s; this file moves the
+//! bytes and waits for the helpers.
+//!
+//! [`LeaderRounds`]: super::round::LeaderRounds
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tessera_common::PartyId;
+use tessera_common::net::Network;
+use tessera_common::seal::{Context, Expected, Header, Purpose};
+use tessera_common::upload::UPLOAD_CHUNK_BYTES;
+use tracing::{info, warn};
+
+use super::limits::UploadSlots;
+use super::messages::{
+    JobStatus, PeerReply, RoundAnnouncement, UploadReceipt, reply_tag, round_prefix,
+};
+use super::round::CloseStep;
+use super::service::{Job, now_unix_ms};
+use super::{AggregatorService, ServiceError, UploadSession};
+
+/// The model owner's opening of a round in progress: each weight chunk is authenticated as it
+/// arrives, and no more than the job's parameters are accepted.
+pub struct RoundOpening {
+    job: Arc<Job>,
+    expected: Expected,
+    weights: Vec<u8>,
+    next_chunk: u64,
+}
+
+impl std::fmt::Debug for RoundOpening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RoundOpening(job {}, round {}, {} chunks)",
+            self.expected.job_id, self.expected.round, self.next_chunk
+        )
+    }
+}
+
+impl<N: Network + 'static> AggregatorService<N> {
+    /// Opens round `round` with the global weights in the model owner's sealed envelopes (leader).
+    pub async fn open_round(
+        self: &Arc<Self>,
+        envelopes: &[Vec<u8>],
+    ) -> Result<JobStatus, ServiceError> {
+        let first = envelopes
+            .first()
+            .ok_or_else(|| ServiceError::Incomplete("no envelopes".into()))?;
+        let mut opening = self.begin_open_round(first)?;
+        for envelope in envelopes {
+            self.push_weights(&mut opening, envelope)?;
+        }
+        self.finish_open_round(opening).await
+    }
+
+    /// Starts a round opening from its first envelope's header (leader; nothing is kept yet).
+    pub fn begin_open_round(&self, first: &[u8]) -> Result<RoundOpening, ServiceError> {
+        self.require_leader()?;
+        let header = Header::parse(first)?;
+        let job = self.job(header.job_id)?;
+        Ok(RoundOpening {
+            job,
+            expected: Expected {
+                purpose: Purpose::Control,
+                job_id: header.job_id,
+                round: header.round,
+                sender: Some(PartyId::ModelOwner),
+            },
+            weights: Vec::new(),
+            next_chunk: 0,
+        })
+    }
+
+    /// Authenticates one weight chunk of a round opening and keeps its plaintext.
+    pub fn push_weights(
+        &self,
+        opening: &mut RoundOpening,
+        envelope: &[u8],
+    ) -> Result<(), ServiceError> {
+        let opened = self.sealer.open(envelope, &opening.expected)?;
+        if opened.header.chunk != opening.next_chunk {
+            return Err(ServiceError::OutOfOrder {
+                expected: opening.next_chunk,
+                got: opened.header.chunk,
+            });
+        }
+        let want = opening.job.settings.num_params * 4;
+        if opening.weights.len() + opened.plaintext.len() > want {
+            return Err(ServiceError::WrongLength(format!(
+                "more than {want} weight bytes for {} parameters",
+                opening.job.settings.num_params
+            )));
+        }
+        opening.weights.extend_from_slice(&opened.plaintext);
+        opening.next_chunk += 1;
+        Ok(())
+    }
+
+    /// Opens the round once every weight chunk has arrived.
+    pub async fn finish_open_round(
+        self: &Arc<Self>,
+        opening: RoundOpening,
+    ) -> Result<JobStatus, ServiceError> {
+        let RoundOpening {
+            job,
+            expected,
+            weights,
+            ..
+        } = opening;
+        if weights.len() != job.settings.num_params * 4 {
+            return Err(ServiceError::WrongLength(format!(
+                "{} weight bytes for {} parameters",
+                weights.len(),
+                job.settings.num_params
+            )));
+        }
+        if weights
+            .chunks_exact(4)
+            .any(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+        {
+            return Err(ServiceError::Malformed("non-finite weight".into()));
+        }
+        let job_id = expected.job_id;
+        let round = expected.round;
+        let deadline = Duration::from_millis(job.settings.round_deadline_ms);
+        {
+            let mut st = job.state.lock().await;
+            st.leader()?.open(round)?;
+            st.deadline_unix_ms = now_unix_ms() + deadline.as_millis() as u64;
+            st.weights = Arc::new(weights);
+            UploadSlots::open(&job.uploads, round);
+            job.notify(&st);
+        }
+        info!(job = job_id, round, "round open");
+        let service = Arc::clone(self);
+        let deadline_job = Arc::clone(&job);
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            service.close_round(&deadline_job, round).await;
+        });
+        self.status(job_id).await
+    }
+
+    /// Waits up to `wait` for a round of `job_id` (0: the newest job) after `after_round` that
+    /// accepts uploads.
+    pub async fn fetch_round(
+        &self,
+        job_id: u64,
+        after_round: u64,
+        wait: Duration,
+    ) -> Result<RoundAnnouncement, ServiceError> {
+        self.require_leader()?;
+        let job = if job_id == 0 {
+            self.newest_job().ok_or(ServiceError::UnknownJob(0))?
+        } else {
+            self.job(job_id)?
+        };
+        let mut changed = job.changed.subscribe();
+        let give_up = Instant::now() + wait;
+        loop {
+            {
+                let st = job.state.lock().await;
+                let (round, state) = (st.round(), st.round_state());
+                let done = round >= job.settings.rounds && state.is_final();
+                if (round > after_round && state.accepts_uploads())
+                    || done
+                    || Instant::now() >= give_up
+                {
+                    return Ok(RoundAnnouncement {
+                        settings: job.settings.clone(),
+                        round,
+                        state,
+                        deadline_unix_ms: st.deadline_unix_ms,
+                        job_done: done,
+                    });
+                }
+            }
+            let _ = tokio::time::timeout_at(give_up.into(), changed.changed()).await;
+        }
+    }
+
+    /// The job's settings (chunk 0) and the round's global weights (chunks 1..), sealed for
+    /// `owner`.
+    pub async fn fetch_weights(
+        &self,
+        owner: PartyId,
+        job_id: u64,
+        round: u64,
+    ) -> Result<Vec<Vec<u8>>, ServiceError> {
+        self.require_leader()?;
+        if !matches!(owner, PartyId::DataOwner(_)) || !self.sealer.knows(owner) {
+            return Err(tessera_common::seal::SealError::UnknownSender(owner).into());
+        }
+        let job = self.job(job_id)?;
+        let weights = {
+            let st = job.state.lock().await;
+            if st.round() != round || !st.round_state().accepts_uploads() {
+                return Err(ServiceError::RoundClosed { job: job_id, round });
+            }
+            Arc::clone(&st.weights)
+        };
+        // Chunk 0 is the job's settings, sealed: the round announcement travels in clear, and an
+        // owner trains and encodes only with settings the leader vouches for.
+        let settings = serde_json::to_vec(&job.settings)
+            .map_err(|e| ServiceError::Malformed(format!("job settings: {e}")))?;
+        std::iter::once(settings.as_slice())
+            .chain(weights.chunks(UPLOAD_CHUNK_BYTES))
+            .enumerate()
+            .map(|(i, piece)| {
+                let ctx = Context {
+                    purpose: Purpose::Control,
+                    job_id,
+                    round,
+                    chunk: i as u64,
+                };
+                self.sealer
+                    .seal_for(owner, &ctx, piece)
+                    .map_err(ServiceError::from)
+            })
+            .collect()
+    }
+
+    /// Starts an upload for job `job_id` (leader).
+    pub fn begin_upload(&self, job_id: u64) -> Result<UploadSession, ServiceError> {
+        self.require_leader()?;
+        Ok(UploadSession::new(
+            self.job(job_id)?,
+            Arc::clone(&self.staging),
+        ))
+    }
+
+    /// Checks and stages one envelope of an upload.
+    pub fn push_upload(
+        &self,
+        session: &mut UploadSession,
+        envelope: &[u8],
+    ) -> Result<(), ServiceError> {
+        session.push(&self.sealer, envelope)
+    }
+
+    /// Commits a complete upload: the helpers check their seeds, then the share joins the round.
+    ///
+    /// Uploads overlap: the job's state is locked only to forward and to decide, never across
+    /// the helpers' answers. The forward and its decision run in a task of their own, so an
+    /// owner that hangs up half-way cannot leave a forward without its decision.
+    pub async fn finish_upload(
+        self: &Arc<Self>,
+        session: UploadSession,
+    ) -> Result<UploadReceipt, ServiceError> {
+        session.check_complete()?;
+        let service = Arc::clone(self);
+        tokio::spawn(async move { service.commit_upload(session).await })
+            .await
+            .map_err(|e| ServiceError::Incomplete(format!("upload task: {e}")))?
+    }
+
+    async fn commit_upload(
+        self: Arc<Self>,
+        session: UploadSession,
+    ) -> Result<UploadReceipt, ServiceError> {
+        let owner = session
+            .owner
+            .ok_or_else(|| ServiceError::Incomplete("empty upload".into()))?;
+        let staging = session
+            .staging
+            .as_ref()
+            .ok_or_else(|| ServiceError::Incomplete("no share".into()))?;
+        let job = Arc::clone(&session.job);
+        let job_id = job.settings.job_id;
+        let round = session.round;
+        let (seq, sent) = {
+            let mut st = job.state.lock().await;
+            let seq = st
+                .leader()?
+                .forward(round, owner, &session.seed_envelopes)?;
+            (seq, self.send_outbox(&job, st).await)
+        };
+        let verdict = match sent {
+            Ok(()) => self.collect_replies(job_id, round, seq).await,
+            Err(e) => Err(e),
+        };
+        let (decided, sent) = {
+            let mut st = job.state.lock().await;
+            let decided = st.leader()?.decide(seq, verdict, staging, &session.headers);
+            if let (Ok(_), Some(slot)) = (&decided, &session.slot) {
+                slot.commit();
+            }
+            job.notify(&st);
+            (decided, self.send_outbox(&job, st).await)
+        };
+        if let Err(e) = sent {
+            // A helper that missed the decision holds another contributor set: the close finds
+            // it and fails the round.
+            warn!(job = job_id, round, error = %e, "decision not delivered to every helper");
+        }
+        match decided {
+            Ok(full) => {
+                info!(job = job_id, round, %owner, "upload committed");
+                if full {
+                    let service = Arc::clone(&self);
+                    tokio::spawn(async move { service.close_round(&job, round).await });
+                }
+                Ok(UploadReceipt {
+                    job_id,
+                    round,
+                    chunks_accepted: session.next_chunk,
+                })
+            }
+            Err(e) => {
+                warn!(job = job_id, round, %owner, error = %e, "upload not committed");
+                Err(e)
+            }
+        }
+    }
+
+    /// Every helper's answer to the leader's message `seq` of `round`: `Ok` if all said yes,
+    /// else the last refusal or network failure (all are awaited, none left behind).
+    async fn collect_replies(&self, job: u64, round: u64, seq: u64) -> Result<(), ServiceError> {
+        let mut verdict = Ok(());
+        for h in 1..self.num_servers {
+            let helper = PartyId::Server(h as u8);
+            let answer = self
+                .network
+                .recv(helper, &reply_tag(job, round, seq))
+                .await
+                .map_err(ServiceError::from)
+                .and_then(|bytes| {
+                    PeerReply::from_bytes(&bytes)
+                        .map_err(|e| ServiceError::Malformed(format!("reply from {helper}: {e}")))
+                });
+            match answer {
+                Ok(PeerReply::Ok) => {}
+                Ok(PeerReply::Rejected(reason)) => {
+                    verdict = Err(ServiceError::HelperRejected { helper, reason })
+                }
+                Err(e) => verdict = Err(e),
+            }
+        }
+        verdict
+    }
+
+    /// Closes `round` if it still accepts uploads: once every upload in flight has its decision
+    /// the helpers get the contributor set, then every server seals its result share (or the
+    /// round fails).
+    pub(super) async fn close_round(&self, job: &Job, round: u64) {
+        let job_id = job.settings.job_id;
+        let mut changed = job.changed.subscribe();
+        let step = {
+            let mut st = job.state.lock().await;
+            let Ok(m) = st.leader() else { return };
+            let step = m.close(round);
+            job.notify(&st);
+            if let Err(e) = self.send_outbox(job, st).await {
+                warn!(job = job_id, round, error = %e, "close not delivered to every helper");
+            }
+            step
+        };
+        let seq = match step {
+            CloseStep::NotOpen => return,
+            CloseStep::Sent { seq, .. } => seq,
+            CloseStep::Waiting(uploads) => {
+                info!(
+                    job = job_id,
+                    round, uploads, "close waits for uploads in flight"
+                );
+                // Each upload in flight ends in a decision (its task cannot be cancelled and its
+                // waits are bounded by the network's), and the last one sends the close.
+                loop {
+                    {
+                        let mut st = job.state.lock().await;
+                        if let Some((seq, _)) = st.leader().ok().and_then(|m| m.close_sent()) {
+                            break seq;
+                        }
+                    }
+                    let _ = changed.changed().await;
+                }
+            }
+        };
+        let failure = self
+            .collect_replies(job_id, round, seq)
+            .await
+            .err()
+            .map(|e| e.to_string());
+        // Replies that came after their wait gave up will never be asked for.
+        self.network.forget(&round_prefix(job_id, round));
+        let mut st = job.state.lock().await;
+        let Ok(m) = st.leader() else { return };
+        if let Some(sum) = m.finish_close(failure) {
+            let sealed = self.seal_result(job_id, round, &sum);
+            let ok = sealed.as_ref().map(|_| ()).map_err(Clone::clone);
+            if let Ok(sealed) = sealed {
+                st.results.insert(round, sealed);
+            }
+            if let Ok(m) = st.leader() {
+                m.sealed(ok);
+            }
+        }
+        info!(job = job_id, round, state = ?st.round_state(), "round closed");
+        job.notify(&st);
+    }
+}

@@ -1,0 +1,550 @@
+//! The leader's rounds of one job as a transport-free state machine.
+//!
+//! Inputs are method calls (a round opened, an upload ready to forward, the helpers' verdict on
+//! it, the round's close and the helpers' answers to it); everything the helpers must be told is
+//! queued in an outbox, in the order they must see it. The driver
+//! ([`crate::secagg::AggregatorService`]) takes the outbox under the same lock that changed the
+//! machine and sends it in that order, so a decision always reaches a helper before the close
+//! that counts it.
+//!
+//! Uploads do not wait for each other: any number may be between their forward and their
+//! decision at once (each names its forward by sequence number), and a close asked for while
+//! some are in flight waits until each has its decision, which every path gives (a helper's
+//! refusal, a lost helper, a timeout: a drop).
+
+use std::collections::BTreeMap;
+
+use tessera_common::PartyId;
+use tessera_common::job::JobSettings;
+use tessera_common::ringvec::RingVec;
+use tessera_common::seal::{Header, ReplayGuard};
+
+use crate::secagg::ServiceError;
+use crate::secagg::messages::{PeerMsg, RoundMsg, RoundState};
+
+/// An upload between its forward and its decision.
+#[derive(Debug)]
+struct InFlight {
+    owner: PartyId,
+}
+
+/// What a close asks of the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseStep {
+    /// The round is not open (closed already, or another round): nothing to do.
+    NotOpen,
+    /// Closed to new uploads; these many are still waiting for their decision.
+    Waiting(usize),
+    /// The close went to the outbox under this sequence number: collect the helpers' answers.
+    Sent {
+        /// Its sequence number.
+        seq: u64,
+        /// Whether the round fails for lack of contributors.
+        abort: bool,
+    },
+}
+
+/// The leader's side of one job's rounds.
+#[derive(Debug)]
+pub struct LeaderRounds {
+    job_id: u64,
+    helpers: usize,
+    rounds: u64,
+    max_clients: usize,
+    min_clients: usize,
+    ring_bits: u32,
+    len: usize,
+    round: u64,
+    state: RoundState,
+    next_seq: u64,
+    in_flight: BTreeMap<u64, InFlight>,
+    /// A close was asked for; set with the state `Closed`.
+    closing: bool,
+    /// The close's sequence number once it went out.
+    close_sent: Option<u64>,
+    contributors: Vec<PartyId>,
+    acc: Option<RingVec>,
+    guard: ReplayGuard,
+    message: String,
+    outbox: Vec<(PartyId, RoundMsg)>,
+}
+
+impl LeaderRounds {
+    /// No round yet.
+    pub fn new(settings: &JobSettings) -> Self {
+        LeaderRounds {
+            job_id: settings.job_id,
+            helpers: settings.num_servers - 1,
+            rounds: settings.rounds,
+            max_clients: settings.max_clients,
+            min_clients: settings.min_clients,
+            ring_bits: settings.ring_bits,
+            len: settings.update_len(),
+            round: 0,
+            state: RoundState::Idle,
+            next_seq: 0,
+            in_flight: BTreeMap::new(),
+            closing: false,
+            close_sent: None,
+            contributors: Vec::new(),
+            acc: None,
+            guard: ReplayGuard::new(),
+            message: String::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// The current round (0 before the first).
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
+    /// Its state.
+    pub fn state(&self) -> RoundState {
+        self.state
+    }
+
+    /// The owners committed to it, in commit order.
+    pub fn contributors(&self) -> &[PartyId] {
+        &self.contributors
+    }
+
+    /// Why it failed, if it did.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Uploads between their forward and their decision.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether the last round is over.
+    pub fn job_done(&self) -> bool {
+        self.round >= self.rounds && self.state.is_final()
+    }
+
+    /// The messages for the helpers queued since the last call, in sending order.
+    pub fn take_outbox(&mut self) -> Vec<(PartyId, RoundMsg)> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    fn queue_all(&mut self, seq: u64, msg: PeerMsg) {
+        for h in 1..=self.helpers {
+            self.outbox.push((
+                PartyId::Server(h as u8),
+                RoundMsg {
+                    round: self.round,
+                    seq,
+                    msg: msg.clone(),
+                },
+            ));
+        }
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// Opens `round`, which must follow a finished one.
+    pub fn open(&mut self, round: u64) -> Result<(), ServiceError> {
+        if round != self.round + 1 || !self.state.is_final() {
+            return Err(ServiceError::BadRoundOrder {
+                requested: round,
+                reason: format!("round {} is {:?}", self.round, self.state),
+            });
+        }
+        if round > self.rounds {
+            return Err(ServiceError::BadRoundOrder {
+                requested: round,
+                reason: format!("the job has {} rounds", self.rounds),
+            });
+        }
+        let acc = RingVec::zeros(self.ring_bits, self.len)
+            .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        self.round = round;
+        self.state = RoundState::Open;
+        self.next_seq = 0;
+        self.in_flight.clear();
+        self.closing = false;
+        self.close_sent = None;
+        self.contributors.clear();
+        self.acc = Some(acc);
+        // Envelopes of earlier rounds fail the round check; the guard only needs this one's.
+        self.guard = ReplayGuard::new();
+        self.message.clear();
+        Ok(())
+    }
+
+    /// Whether `owner` may upload to `round` now; `Ok` means a forward may follow.
+    pub fn check_accepts(&self, round: u64, owner: PartyId) -> Result<(), ServiceError> {
+        if self.round != round || !self.state.accepts_uploads() {
+            return Err(ServiceError::RoundClosed {
+                job: self.job_id,
+                round,
+            });
+        }
+        if self.contributors.contains(&owner) {
+            return Err(ServiceError::DuplicateUpload(owner));
+        }
+        if self.in_flight.values().any(|f| f.owner == owner) {
+            return Err(ServiceError::UploadInProgress(owner));
+        }
+        // Uploads in flight count: each may commit.
+        let taken = self.contributors.len() + self.in_flight.len();
+        if taken >= self.max_clients {
+            return Err(ServiceError::RoundFull(taken));
+        }
+        Ok(())
+    }
+
+    /// Queues the forward of `owner`'s seed envelopes (one per helper, in helper order) and
+    /// returns its sequence number, under which the helpers answer.
+    pub fn forward(
+        &mut self,
+        round: u64,
+        owner: PartyId,
+        seed_envelopes: &[Vec<u8>],
+    ) -> Result<u64, ServiceError> {
+        self.check_accepts(round, owner)?;
+        if seed_envelopes.len() != self.helpers {
+            return Err(ServiceError::Incomplete(format!(
+                "{} seed envelopes for {} helpers",
+                seed_envelopes.len(),
+                self.helpers
+            )));
+        }
+        let seq = self.take_seq();
+        for (i, envelope) in seed_envelopes.iter().enumerate() {
+            self.outbox.push((
+                PartyId::Server(i as u8 + 1),
+                RoundMsg {
+                    round,
+                    seq,
+                    msg: PeerMsg::Forward {
+                        owner,
+                        envelope: envelope.clone(),
+                    },
+                },
+            ));
+        }
+        self.in_flight.insert(seq, InFlight { owner });
+        Ok(seq)
+    }
+
+    /// Decides the upload forwarded as `seq`: with every helper's yes (`verdict` is `Ok`) its
+    /// staged share joins the sum and its owner the contributors; otherwise it is dropped. Either
+    /// way the decision is queued for the helpers. Returns whether the round is now full (the
+    /// driver closes it), or the reason the upload was dropped.
+    pub fn decide(
+        &mut self,
+        seq: u64,
+        verdict: Result<(), ServiceError>,
+        staged: &RingVec,
+        headers: &[Header],
+    ) -> Result<bool, ServiceError> {
+        let flight = self
+            .in_flight
+            .remove(&seq)
+            .ok_or_else(|| ServiceError::Incomplete(format!("no upload in flight as {seq}")))?;
+        let verdict = verdict.and_then(|()| self.commit(flight.owner, staged, headers));
+        let decide = PeerMsg::Decide {
+            forward: seq,
+            commit: verdict.is_ok(),
+        };
+        let decide_seq = self.take_seq();
+        self.queue_all(decide_seq, decide);
+        let full = self.contributors.len() >= self.max_clients;
+        self.queue_close_if_ready();
+        verdict.map(|()| full)
+    }
+
+    fn commit(
+        &mut self,
+        owner: PartyId,
+        staged: &RingVec,
+        headers: &[Header],
+    ) -> Result<(), ServiceError> {
+        // Nothing can have dropped the sum: a close waits for every upload in flight.
+        let acc = self.acc.as_mut().ok_or(ServiceError::RoundClosed {
+            job: self.job_id,
+            round: self.round,
+        })?;
+        if acc.len() != staged.len() || acc.element_bytes() != staged.element_bytes() {
+            return Err(ServiceError::WrongLength(format!(
+                "staged share of {} elements, the round sums {}",
+                staged.len(),
+                acc.len()
+            )));
+        }
+        // A replay inside one upload was refused as it arrived; across uploads the guard holds.
+        self.guard.record_all(headers)?;
+        acc.add_assign(staged)
+            .map_err(|e| ServiceError::WrongLength(e.to_string()))?;
+        self.contributors.push(owner);
+        if self.state == RoundState::Open {
+            self.state = RoundState::Collecting;
+        }
+        Ok(())
+    }
+
+    /// Closes `round` to new uploads; the close itself is queued once every upload in flight
+    /// has its decision (at once if none is).
+    pub fn close(&mut self, round: u64) -> CloseStep {
+        if self.round != round || !self.state.accepts_uploads() {
+            return CloseStep::NotOpen;
+        }
+        self.state = RoundState::Closed;
+        self.closing = true;
+        match self.queue_close_if_ready() {
+            Some((seq, abort)) => CloseStep::Sent { seq, abort },
+            None => CloseStep::Waiting(self.in_flight.len()),
+        }
+    }
+
+    /// The close's sequence number and abort flag once it went out.
+    pub fn close_sent(&self) -> Option<(u64, bool)> {
+        self.close_sent
+            .map(|seq| (seq, self.contributors.len() < self.min_clients))
+    }
+
+    fn queue_close_if_ready(&mut self) -> Option<(u64, bool)> {
+        if !self.closing || !self.in_flight.is_empty() || self.close_sent.is_some() {
+            return None;
+        }
+        let abort = self.contributors.len() < self.min_clients;
+        let seq = self.take_seq();
+        let msg = PeerMsg::Close {
+            contributors: self.contributors.clone(),
+            abort,
+        };
+        self.queue_all(seq, msg);
+        self.close_sent = Some(seq);
+        Some((seq, abort))
+    }
+
+    /// Ends the round after the helpers answered its close (`failure`: the first helper that
+    /// refused or could not be reached). On success returns the sum of this server's shares
+    /// to seal; the round is `Closed` until [`LeaderRounds::sealed`] says how sealing went.
+    pub fn finish_close(&mut self, failure: Option<String>) -> Option<RingVec> {
+        let acc = self.acc.take();
+        if self.contributors.len() < self.min_clients {
+            self.fail(format!(
+                "round {} closed with {} contributors, fewer than min_clients {}",
+                self.round,
+                self.contributors.len(),
+                self.min_clients
+            ));
+            return None;
+        }
+        if let Some(f) = failure {
+            self.fail(format!("round {} failed at a helper: {f}", self.round));
+            return None;
+        }
+        acc
+    }
+
+    /// The result share was sealed (`Ok`) or could not be.
+    pub fn sealed(&mut self, result: Result<(), ServiceError>) {
+        match result {
+            Ok(()) => self.state = RoundState::Aggregated,
+            Err(e) => self.fail(e.to_string()),
+        }
+    }
+
+    /// Fails the round with `message`.
+    pub fn fail(&mut self, message: String) {
+        self.state = RoundState::Failed;
+        self.acc = None;
+        self.message = message;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use tessera_common::job::ServerOptimizer;
+    use tessera_common::model_spec::ModelSpec;
+
+    pub(crate) fn settings(max_clients: usize, min_clients: usize) -> JobSettings {
+        let model = ModelSpec::logistic_regression();
+        JobSettings {
+            job_id: 9,
+            num_params: model.num_params().unwrap(),
+            model,
+            rounds: 2,
+            ring_bits: 32,
+            frac_bits: 16,
+            clip: 1.0,
+            max_weight: 100.0,
+            max_clients,
+            min_clients,
+            round_deadline_ms: 1_000,
+            local_epochs: 1,
+            batch_size: 8,
+            learning_rate: 0.1,
+            num_servers: 3,
+            optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+        }
+    }
+
+    fn kinds(out: &[(PartyId, RoundMsg)]) -> Vec<String> {
+        out.iter()
+            .map(|(to, m)| match &m.msg {
+                PeerMsg::Forward { owner, .. } => format!("{to} F{} {owner}", m.seq),
+                PeerMsg::Decide { forward, commit } => {
+                    format!("{to} D{} of {forward} {commit}", m.seq)
+                }
+                PeerMsg::Close {
+                    contributors,
+                    abort,
+                } => format!("{to} C{} {} {abort}", m.seq, contributors.len()),
+            })
+            .collect()
+    }
+
+    fn staged(s: &JobSettings, v: u32) -> RingVec {
+        RingVec::U32(vec![v; s.update_len()])
+    }
+
+    #[test]
+    fn uploads_overlap_and_the_close_waits_for_their_decisions() {
+        let s = settings(10, 1);
+        let mut m = LeaderRounds::new(&s);
+        m.open(1).unwrap();
+        let (a, b) = (PartyId::DataOwner(1), PartyId::DataOwner(2));
+        let env = vec![vec![0u8; 4], vec![1u8; 4]];
+        // Two uploads forwarded before either has its answer: nothing serialises them.
+        let fa = m.forward(1, a, &env).unwrap();
+        let fb = m.forward(1, b, &env).unwrap();
+        assert_eq!(m.in_flight(), 2);
+        // Asked to close with both in flight: closed to new uploads, the close not yet sent.
+        assert_eq!(m.close(1), CloseStep::Waiting(2));
+        assert!(matches!(
+            m.forward(1, PartyId::DataOwner(3), &env),
+            Err(ServiceError::RoundClosed { .. })
+        ));
+        // b's helpers answered first; a's refused.
+        assert!(!m.decide(fb, Ok(()), &staged(&s, 3), &[]).unwrap());
+        assert!(m.close_sent().is_none());
+        let refused = ServiceError::HelperRejected {
+            helper: PartyId::Server(2),
+            reason: "forged".into(),
+        };
+        assert!(matches!(
+            m.decide(fa, Err(refused), &staged(&s, 5), &[]),
+            Err(ServiceError::HelperRejected { .. })
+        ));
+        // The last decision sent the close, after every decision, counting only b.
+        assert_eq!(m.close_sent(), Some((4, false)));
+        assert_eq!(m.contributors(), &[b]);
+        assert_eq!(
+            kinds(&m.take_outbox()),
+            [
+                "server1 F0 data-owner-1",
+                "server2 F0 data-owner-1",
+                "server1 F1 data-owner-2",
+                "server2 F1 data-owner-2",
+                "server1 D2 of 1 true",
+                "server2 D2 of 1 true",
+                "server1 D3 of 0 false",
+                "server2 D3 of 0 false",
+                "server1 C4 1 false",
+                "server2 C4 1 false",
+            ]
+        );
+        let sum = m.finish_close(None).unwrap();
+        assert_eq!(sum, staged(&s, 3));
+        m.sealed(Ok(()));
+        assert_eq!(m.state(), RoundState::Aggregated);
+    }
+
+    #[test]
+    fn every_refusal_is_typed_and_a_full_round_counts_uploads_in_flight() {
+        let s = settings(2, 1);
+        let mut m = LeaderRounds::new(&s);
+        let a = PartyId::DataOwner(1);
+        let env = vec![vec![0u8; 4], vec![1u8; 4]];
+        assert!(matches!(
+            m.forward(1, a, &env),
+            Err(ServiceError::RoundClosed { .. })
+        ));
+        assert!(matches!(
+            m.open(2),
+            Err(ServiceError::BadRoundOrder { requested: 2, .. })
+        ));
+        m.open(1).unwrap();
+        assert!(matches!(
+            m.forward(1, a, &env[..1]),
+            Err(ServiceError::Incomplete(_))
+        ));
+        let fa = m.forward(1, a, &env).unwrap();
+        assert!(matches!(
+            m.forward(1, a, &env),
+            Err(ServiceError::UploadInProgress(p)) if p == a
+        ));
+        m.forward(1, PartyId::DataOwner(2), &env).unwrap();
+        assert!(matches!(
+            m.forward(1, PartyId::DataOwner(3), &env),
+            Err(ServiceError::RoundFull(2))
+        ));
+        assert!(!m.decide(fa, Ok(()), &staged(&s, 1), &[]).unwrap());
+        assert!(matches!(
+            m.decide(fa, Ok(()), &staged(&s, 1), &[]),
+            Err(ServiceError::Incomplete(_))
+        ));
+        assert!(matches!(
+            m.check_accepts(1, a),
+            Err(ServiceError::DuplicateUpload(p)) if p == a
+        ));
+        assert!(matches!(
+            m.open(2),
+            Err(ServiceError::BadRoundOrder { requested: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_round_short_of_min_clients_aborts_and_the_next_opens() {
+        let s = settings(4, 2);
+        let mut m = LeaderRounds::new(&s);
+        m.open(1).unwrap();
+        assert_eq!(
+            m.close(1),
+            CloseStep::Sent {
+                seq: 0,
+                abort: true
+            }
+        );
+        assert_eq!(m.close(1), CloseStep::NotOpen);
+        assert!(m.finish_close(None).is_none());
+        assert_eq!(m.state(), RoundState::Failed);
+        assert!(m.message().contains("fewer than min_clients 2"));
+        m.open(2).unwrap();
+        assert_eq!(m.state(), RoundState::Open);
+        let fa = m
+            .forward(2, PartyId::DataOwner(0), &[vec![], vec![]])
+            .unwrap();
+        assert_eq!(fa, 0);
+        m.decide(fa, Ok(()), &staged(&s, 1), &[]).unwrap();
+        let fb = m
+            .forward(2, PartyId::DataOwner(1), &[vec![], vec![]])
+            .unwrap();
+        m.decide(fb, Ok(()), &staged(&s, 1), &[]).unwrap();
+        assert_eq!(
+            m.close(2),
+            CloseStep::Sent {
+                seq: 4,
+                abort: false
+            }
+        );
+        // A helper refused the close: the round fails with its reason.
+        assert!(
+            m.finish_close(Some("server2: sets differ".into()))
+                .is_none()
+        );
+        assert!(m.message().contains("server2: sets differ"));
+        assert!(m.job_done());
+    }
+}
