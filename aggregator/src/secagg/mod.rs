@@ -30,6 +30,7 @@ mod leader;
 pub mod limits;
 pub mod local;
 pub mod messages;
+pub mod robust;
 pub mod round;
 pub mod service;
 pub mod session;

@@ -47,6 +47,18 @@ pub async fn ks_add<R: Ring, N: Network>(
     a: &Aby3Bits<R>,
     b: &Aby3Bits<R>,
 ) -> Result<Aby3Bits<R>, MpcError> {
+    let (p0, g) = ks_generate(session, a, b).await?;
+    p0.add(&g.shl(1))
+}
+
+/// The Kogge-Stone prefix of `a + b`: the propagate bits `a ^ b` and the group generate bits
+/// `g`, bit `i` of which is the carry out of bit `i` (so the sum is `p ^ (g << 1)` and the top
+/// bit of `g` is the carry out of the word).
+async fn ks_generate<R: Ring, N: Network>(
+    session: &Session<N>,
+    a: &Aby3Bits<R>,
+    b: &Aby3Bits<R>,
+) -> Result<(Aby3Bits<R>, Aby3Bits<R>), MpcError> {
     let p0 = a.add(b)?;
     let mut g = and_batch(session, &[(a, b)]).await?.remove(0);
     let mut p = p0.clone();
@@ -63,32 +75,38 @@ pub async fn ks_add<R: Ring, N: Network>(
         }
         shift *= 2;
     }
-    p0.add(&g.shl(1))
+    Ok((p0, g))
 }
 
-/// `a + b + c` on boolean sharings: a full-adder layer (`carry = ((a^c)&(b^c))^c`, one AND
-/// round) reduces three inputs to two, then [`ks_add`].
+/// The carry-save layer of `a + b + c`: `(a ^ b ^ c, majority(a, b, c))`, one AND round
+/// (`carry = ((a^c)&(b^c))^c`); the sum is `s + (carry << 1)`.
+async fn carry_save<R: Ring, N: Network>(
+    session: &Session<N>,
+    a: &Aby3Bits<R>,
+    b: &Aby3Bits<R>,
+    c: &Aby3Bits<R>,
+) -> Result<(Aby3Bits<R>, Aby3Bits<R>), MpcError> {
+    let sum = a.add(b)?.add(c)?;
+    let t = and_batch(session, &[(&a.add(c)?, &b.add(c)?)])
+        .await?
+        .remove(0);
+    Ok((sum, t.add(c)?))
+}
+
+/// `a + b + c` on boolean sharings: a full-adder layer reduces three inputs to two, then
+/// [`ks_add`].
 pub async fn add3<R: Ring, N: Network>(
     session: &Session<N>,
     a: &Aby3Bits<R>,
     b: &Aby3Bits<R>,
     c: &Aby3Bits<R>,
 ) -> Result<Aby3Bits<R>, MpcError> {
-    let sum = a.add(b)?.add(c)?;
-    let t = and_batch(session, &[(&a.add(c)?, &b.add(c)?)])
-        .await?
-        .remove(0);
-    let carry = t.add(c)?;
+    let (sum, carry) = carry_save(session, a, b, c).await?;
     ks_add(session, &sum, &carry.shl(1)).await
 }
 
-/// Arithmetic to boolean sharing (§5.3).
-pub async fn a2b<R: Ring, N: Network>(
-    session: &Session<N>,
-    x: &Aby3Tensor<R>,
-) -> Result<Aby3Bits<R>, MpcError> {
-    check_servers(session)?;
-    let me = session.me();
+/// The three arithmetic shares of `x` as boolean sharings with one slot each.
+fn share_slots<R: Ring>(me: usize, x: &Aby3Tensor<R>) -> [Aby3Bits<R>; 3] {
     let slot = |j: usize| {
         let pick = |holder: usize, v: &Vec<R>| {
             if holder == j {
@@ -99,7 +117,32 @@ pub async fn a2b<R: Ring, N: Network>(
         };
         Shared::<Bool<R>>::from_parts(pick(me, &x.s[0]), pick(next(me), &x.s[1]), &x.shape)
     };
-    add3(session, &slot(0), &slot(1), &slot(2)).await
+    [slot(0), slot(1), slot(2)]
+}
+
+/// [`a2b`] that also says how often the integer sum of the three shares wrapped the ring: the
+/// returned `(bits, w1, w2)` have the carry out of the full-adder layer and out of the adder in
+/// the top bit of `w1` and `w2`, so `x0 + x1 + x2 = x + (w1 + w2) 2^k` over the integers. That
+/// lifts `x` into a wider ring exactly (the shares zero-extended, less `(w1 + w2) 2^k`).
+pub async fn a2b_wraps<R: Ring, N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor<R>,
+) -> Result<(Aby3Bits<R>, Aby3Bits<R>, Aby3Bits<R>), MpcError> {
+    check_servers(session)?;
+    let [a, b, c] = share_slots(session.me(), x);
+    let (sum, carry) = carry_save(session, &a, &b, &c).await?;
+    let (p0, g) = ks_generate(session, &sum, &carry.shl(1)).await?;
+    Ok((p0.add(&g.shl(1))?, carry, g))
+}
+
+/// Arithmetic to boolean sharing (§5.3).
+pub async fn a2b<R: Ring, N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor<R>,
+) -> Result<Aby3Bits<R>, MpcError> {
+    check_servers(session)?;
+    let [a, b, c] = share_slots(session.me(), x);
+    add3(session, &a, &b, &c).await
 }
 
 /// Boolean to arithmetic sharing (§5.3): no server learns anything but its new shares.
@@ -189,6 +232,35 @@ pub async fn bit_inject<R: Ring, W: Ring, N: Network>(
     };
     let t = xor(slot(0), slot(1)).await?;
     xor(t, slot(2)).await
+}
+
+/// The AND of every bit of every element, in bit 0 of a one-element sharing: the elements are
+/// ANDed pairwise in `ceil(log2 n)` rounds (padded with ones), then the word folds onto itself
+/// in `log2 k` more.
+pub async fn and_all<R: Ring, N: Network>(
+    session: &Session<N>,
+    x: &Aby3Bits<R>,
+) -> Result<Aby3Bits<R>, MpcError> {
+    let me = session.me();
+    let mut w = x.reshape(&[x.len()])?;
+    while w.len() > 1 {
+        if w.len() % 2 == 1 {
+            let ones = Shared::<Bool<R>>::public(me, &[R::ZERO.not()], &[1]);
+            w = Shared::concat(&[&w, &ones]);
+        }
+        let half = w.len() / 2;
+        let parts = w.split(&[&[half], &[half]])?;
+        w = and_batch(session, &[(&parts[0], &parts[1])])
+            .await?
+            .remove(0);
+    }
+    let mut shift = R::BITS / 2;
+    while shift >= 1 {
+        let hi = w.shr(shift);
+        w = and_batch(session, &[(&w, &hi)]).await?.remove(0);
+        shift /= 2;
+    }
+    Ok(w)
 }
 
 /// The most significant bit of each element (1 for negative values) as an arithmetic 0/1.

@@ -306,6 +306,16 @@ impl<R: Ring> Aby3Tensor<R> {
     }
 }
 
+impl<K: Kind<Word = u64>> Shared<K> {
+    /// Each share zero-extended to 128 bits (local). For boolean sharings this is the same bits;
+    /// for arithmetic ones it shares `x0 + x1 + x2` over the integers, which is `x` plus the
+    /// number of times the shares wrapped `2^64` ([`boolean::a2b_wraps`] says how many).
+    pub fn widen<K2: Kind<Word = u128>>(&self) -> Shared<K2> {
+        let f = |v: &Vec<u64>| v.iter().map(|a| u128::from(*a)).collect();
+        Shared::from_parts(f(&self.s[0]), f(&self.s[1]), &self.shape)
+    }
+}
+
 impl<R: Ring> Aby3Bits<R> {
     /// Bitwise NOT (flip slot 0).
     pub fn not(&self, me: usize) -> Self {

@@ -1,0 +1,263 @@
+//! The `norm-bound` check on one replicated upload: every coordinate in range, the weight at
+//! most `max_weight`, and `||u|| <= B w` (the L2 norm of the update divided by its weight at most
+//! `B`), computed under ABY3 so that only the verdict bit is opened, to the servers.
+//!
+//! The upload `x = (u, loss w, w)` lives in the 64-bit ring, where a malicious owner may put any
+//! value: squares there wrap (`2^32` squares to `0`), so the norm is computed in the 128-bit
+//! ring on the exactly lifted values, after an exact range check shows it cannot wrap there:
+//!
+//! 1. `y = x + 2^k` (the weight: `y = w`); one A2B with its wrap bits
+//!    ([`a2b_wraps`]) gives `y`'s bits and how often its shares' integer sum wrapped.
+//! 2. Range: the bits of `y` above `k` are all zero, i.e. `-2^k <= x < 2^k` (the weight
+//!    `0 <= w < 2^(k+1)`), for every coordinate: one AND over all of them ([`and_all`]).
+//! 3. Lift: the shares zero-extended to 128 bits, less `2^64` per wrap (bit injection of the two
+//!    wrap bits), less the offset: the exact `x` in the 128-bit ring.
+//! 4. `B^2 w^2 - ||u||^2 >= 0` and `max_weight - w >= 0`, with `||u||^2` one inner product (one
+//!    resharing) and the signs from one A2B of two 128-bit values; the range bit ANDed in and the
+//!    result opened. `k` is the smallest range honest owners fit (`max_weight * max(clip, 1)`
+//!    in fixed point), and [`NormBound::new`] refuses settings where the squares could reach
+//!    `2^126`.
+
+use tessera_common::net::Network;
+
+use crate::mpc::aby3::boolean::{a2b, a2b_wraps, and_all, bit_inject};
+use crate::mpc::aby3::{Aby3Bits, Aby3Tensor, Arith, Bool, Shared, matmul, mul, open};
+use crate::mpc::{MpcError, Session};
+
+/// `B^2` is applied as `B^2 2^16` rounded down (and `||u||^2` scaled by `2^16` to match).
+const BOUND_SHIFT: u32 = 16;
+
+/// The public parameters of the `norm-bound` check, fixed by the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormBound {
+    /// Parameters: the update's first coordinates; the weighted loss and the weight follow.
+    pub params: usize,
+    /// Every coordinate must lie in `[-2^range_bits, 2^range_bits)` (the weight in
+    /// `[0, 2^(range_bits + 1))`).
+    pub range_bits: u32,
+    /// `B^2 2^16`, rounded down.
+    pub bound_sq: u128,
+    /// The largest weight, in fixed point.
+    pub max_weight: u64,
+}
+
+/// Settings whose check could overflow the 128-bit ring.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("norm-bound check does not fit the 128-bit ring: {0}")]
+pub struct NormBoundError(pub String);
+
+fn bits_for(v: f64) -> u32 {
+    // The smallest k with 2^k > v.
+    (v.max(1.0).log2().floor() as u32) + 1
+}
+
+impl NormBound {
+    /// The check for updates of `params` parameters encoded with `frac_bits` fractional bits,
+    /// whose honest coordinates are at most `max_weight * max(clip, 1)` in magnitude, against
+    /// the bound `bound` on `||u / w||`.
+    pub fn new(
+        params: usize,
+        frac_bits: u32,
+        clip: f64,
+        max_weight: f64,
+        bound: f64,
+    ) -> Result<Self, NormBoundError> {
+        if !(bound.is_finite() && bound > 0.0) {
+            return Err(NormBoundError(format!("bound {bound} must be positive")));
+        }
+        let scale = (frac_bits as f64).exp2();
+        let range_bits = bits_for(max_weight * clip.max(1.0) * scale);
+        let sq = bound * bound * f64::from(1u32 << BOUND_SHIFT);
+        let log_params = (params.max(1) as f64).log2().ceil() as u32;
+        let norm_bits = 2 * range_bits + log_params + BOUND_SHIFT;
+        let weight_bits = 2 * (range_bits + 1) + bits_for(bound * bound) + BOUND_SHIFT;
+        if range_bits + 1 >= 63 || norm_bits > 125 || weight_bits > 125 {
+            return Err(NormBoundError(format!(
+                "coordinates up to 2^{range_bits} over {params} parameters and bound {bound} \
+                 need {} bits",
+                norm_bits.max(weight_bits)
+            )));
+        }
+        Ok(NormBound {
+            params,
+            range_bits,
+            bound_sq: sq as u128,
+            max_weight: (max_weight * scale).round() as u64,
+        })
+    }
+}
+
+/// Whether the replicated upload `x` (`params + 2` elements) passes [`NormBound`]: the bit every
+/// server learns, and nothing else.
+pub async fn norm_bound_verdict<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor<u64>,
+    check: &NormBound,
+) -> Result<bool, MpcError> {
+    let (in_range, lifted) = lift_checked(session, x, check.range_bits).await?;
+    let me = session.me();
+    let p = check.params;
+    let parts = lifted.split(&[&[p], &[1], &[1]])?;
+    let (u, w) = (&parts[0], &parts[2]);
+    let norm_sq = matmul(session, &u.reshape(&[1, p])?, &u.reshape(&[p, 1])?)
+        .await?
+        .reshape(&[1])?;
+    let w_sq = mul(session, w, w).await?;
+    let norm_slack = w_sq
+        .scale(check.bound_sq)
+        .sub(&norm_sq.scale(1u128 << BOUND_SHIFT))?;
+    let weight_slack = w.neg().add_public(me, &[u128::from(check.max_weight)])?;
+    let slack = Shared::concat(&[&norm_slack, &weight_slack]);
+    // Bit 0: the sign of each slack (1: negative, the check failed); the bits above are 0.
+    let negative: Aby3Bits<u128> = a2b(session, &slack).await?.shr(127);
+    let verdict = Shared::concat(&[&negative.not(me), &bit0_else_ones(me, &in_range.widen())?]);
+    let all = and_all(session, &verdict).await?;
+    let op = session.op("secagg_verdict");
+    Ok(open(session, &op, &all).await?[0] & 1 == 1)
+}
+
+/// Keeps bit 0 of each element and sets every other bit, so an [`and_all`] over several such
+/// values is the AND of their bit 0.
+fn bit0_else_ones(me: usize, x: &Aby3Bits<u128>) -> Result<Aby3Bits<u128>, MpcError> {
+    let n = x.len();
+    x.mul_public(&vec![1; n])?.add_public(me, &vec![!1u128; n])
+}
+
+/// Range-checks every coordinate of the upload and lifts it exactly into the 128-bit ring:
+/// returns the range bit (bit 0: every coordinate in range) and the lifted upload. Coordinates
+/// out of range lift to what their shares sum to; the range bit says not to trust them.
+pub async fn lift_checked<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor<u64>,
+    range_bits: u32,
+) -> Result<(Aby3Bits<u64>, Aby3Tensor<u128>), MpcError> {
+    let me = session.me();
+    let n = x.len();
+    if n < 2 || range_bits + 1 >= 64 {
+        return Err(MpcError::Invalid(format!(
+            "range check of {n} elements to 2^{range_bits}"
+        )));
+    }
+    // The weight (last) must be non-negative: no offset for it.
+    let mut offsets = vec![1u64 << range_bits; n];
+    offsets[n - 1] = 0;
+    let y = x.add_public(me, &offsets)?;
+    let (bits, wrap_a, wrap_b) = a2b_wraps(session, &y).await?;
+    let low = (1u64 << (range_bits + 1)) - 1;
+    let spread = bits
+        .not(me)
+        .mul_public(&vec![!low; n])?
+        .add_public(me, &vec![low; n])?;
+    let in_range = and_all(session, &spread).await?;
+    let wraps: Aby3Tensor<u128> = bit_inject(
+        session,
+        &Shared::<Bool<u64>>::concat(&[&wrap_a, &wrap_b]),
+        63,
+    )
+    .await?;
+    let halves = wraps.split(&[&[n], &[n]])?;
+    let wrapped = halves[0].add(&halves[1])?.scale(1u128 << 64);
+    let minus_offsets: Vec<u128> = offsets
+        .iter()
+        .map(|o| u128::from(*o).wrapping_neg())
+        .collect();
+    let lifted = y
+        .widen::<Arith<u128>>()
+        .sub(&wrapped)?
+        .add_public(me, &minus_offsets)?;
+    Ok((in_range, lifted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mpc::harness::run_local;
+    use crate::secagg::robust::replicate::{Component, expand_seed, replicate};
+    use tessera_common::prg::Seed;
+
+    const F: u32 = 16;
+
+    fn fx(v: f64) -> u64 {
+        (v * f64::from(1u32 << F)).round() as i64 as u64
+    }
+
+    /// Shares `x` as an upload does (explicit vector + two seeds) and runs the check.
+    async fn verdict(x: Vec<u64>, check: NormBound) -> bool {
+        let len = x.len();
+        let seeds = [Seed([1; 32]), Seed([2; 32])];
+        let (e1, e2) = (expand_seed(&seeds[0], len), expand_seed(&seeds[1], len));
+        let x0: Vec<u64> = (0..len)
+            .map(|i| x[i].wrapping_sub(e1[i]).wrapping_sub(e2[i]))
+            .collect();
+        let components = [
+            Component::Vector(x0),
+            Component::Seed(seeds[0].clone()),
+            Component::Seed(seeds[1].clone()),
+        ];
+        let out = run_local(3, move |session| {
+            let mine = components[session.me()].clone();
+            async move {
+                let shared = replicate(&session, &mine, len).await?;
+                norm_bound_verdict(&session, &shared, &check).await
+            }
+        })
+        .await
+        .unwrap();
+        assert!(out.iter().all(|v| *v == out[0]), "servers disagree");
+        out[0]
+    }
+
+    /// An upload `(w u, 0.5 w, w)` with `u` of norm `norm` spread over `params` coordinates.
+    fn upload(params: usize, norm: f64, w: f64) -> Vec<u64> {
+        let per = norm / (params as f64).sqrt();
+        let mut x: Vec<u64> = (0..params)
+            .map(|i| fx(if i % 2 == 0 { per * w } else { -per * w }))
+            .collect();
+        x.push(fx(0.5 * w));
+        x.push(fx(w));
+        x
+    }
+
+    #[tokio::test]
+    async fn the_verdict_follows_the_norm_the_range_and_the_weight() {
+        let params = 64;
+        let check = NormBound::new(params, F, 1.0, 100.0, 2.0).unwrap();
+        assert_eq!(check.range_bits, 23);
+        // Honest, and at the edge on each side (B = 2, 1% margin for the fixed point).
+        assert!(verdict(upload(params, 1.0, 3.0), check).await);
+        assert!(verdict(upload(params, 1.98, 7.0), check).await);
+        assert!(!verdict(upload(params, 2.02, 7.0), check).await);
+        // Scaled by 100: rejected.
+        assert!(!verdict(upload(params, 100.0, 3.0), check).await);
+        // A coordinate whose square wraps the 64-bit ring to 0: in the 64-bit ring its norm
+        // would be that of the rest. Out of range, rejected.
+        let mut wrap = upload(params, 0.5, 3.0);
+        wrap[5] = 1u64 << 32;
+        assert!(!verdict(wrap, check).await);
+        // Four coordinates of 2^63: their squares sum to 2^128, which is 0 in the 128-bit ring,
+        // so only the range check stands between them and the sum.
+        let mut wide = upload(params, 0.0, 1.0);
+        for c in &mut wide[..4] {
+            *c = 1u64 << 63;
+        }
+        assert!(!verdict(wide, check).await);
+        // A large negative coordinate just past the range, with a weight that would cover it.
+        let mut low = upload(params, 0.5, 90.0);
+        low[0] = (-(1i64 << 23) - 1) as u64;
+        assert!(!verdict(low, check).await);
+        // A weight above max_weight, or negative.
+        assert!(!verdict(upload(params, 1.0, 101.0), check).await);
+        let mut negative = upload(params, 0.0, 1.0);
+        negative[params + 1] = fx(-1.0);
+        assert!(!verdict(negative, check).await);
+        // The zero update with weight 0 passes (||0|| <= B * 0).
+        assert!(verdict(upload(params, 0.0, 0.0), check).await);
+    }
+
+    #[test]
+    fn settings_that_could_wrap_the_wide_ring_are_refused() {
+        assert!(NormBound::new(1 << 20, 16, 1.0, 4096.0, 10.0).is_ok());
+        assert!(NormBound::new(1 << 20, 30, 1.0, 1e9, 10.0).is_err());
+        assert!(NormBound::new(10, 16, 1.0, 10.0, 0.0).is_err());
+    }
+}
