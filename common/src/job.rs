@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::fixed::FixedPoint;
 use crate::model_spec::ModelSpec;
 use crate::ring::Ring;
+use crate::rule::{AggregationRule, NormBound, NormBoundError};
 
 /// The server-side optimizer the model owner applies to the averaged update.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -72,6 +73,9 @@ pub struct JobSettings {
     pub num_servers: usize,
     /// The model owner's optimizer (informational for servers and data owners).
     pub optimizer: ServerOptimizer,
+    /// How a round combines the uploads (`mean` when absent).
+    #[serde(default)]
+    pub rule: AggregationRule,
 }
 
 /// Settings that cannot work.
@@ -180,6 +184,9 @@ impl JobSettings {
             128 => self.budget::<u128>(),
             other => return invalid("ring_bits", format!("{other} (must be 32, 64 or 128)")),
         };
+        if self.rule.is_robust() {
+            self.check_robust()?;
+        }
         if !budget.fits() {
             return Err(JobError::Overflow {
                 max_clients: self.max_clients,
@@ -191,6 +198,42 @@ impl JobSettings {
             });
         }
         Ok(())
+    }
+
+    /// A robust rule runs under ABY3 on three servers, on uploads in the 64-bit ring, and its
+    /// check must fit the 128-bit ring.
+    fn check_robust(&self) -> Result<(), JobError> {
+        let invalid = |field: &'static str, reason: String| JobError::Invalid { field, reason };
+        if self.num_servers != 3 {
+            return Err(invalid(
+                "num_servers",
+                format!("{} (rule {} needs 3)", self.num_servers, self.rule),
+            ));
+        }
+        if self.ring_bits != 64 {
+            return Err(invalid(
+                "ring_bits",
+                format!("{} (rule {} needs 64)", self.ring_bits, self.rule),
+            ));
+        }
+        match self.rule {
+            AggregationRule::Mean => Ok(()),
+            AggregationRule::NormBound { bound } => self
+                .norm_bound(bound)
+                .map(|_| ())
+                .map_err(|e| invalid("rule", e.to_string())),
+        }
+    }
+
+    /// The parameters of the `norm-bound` check for bound `bound`.
+    pub fn norm_bound(&self, bound: f64) -> Result<NormBound, NormBoundError> {
+        NormBound::new(
+            self.num_params,
+            self.frac_bits,
+            self.clip,
+            self.max_weight,
+            bound,
+        )
     }
 
     /// The overflow budget in ring `R`: every coordinate (deltas, loss and weight) is at most
@@ -227,6 +270,7 @@ mod tests {
             learning_rate: 0.1,
             num_servers: 3,
             optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+            rule: Default::default(),
         }
     }
 

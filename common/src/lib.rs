@@ -14,6 +14,7 @@
 //! - [`seal`]: the authenticated envelope every message between parties travels in;
 //! - [`dataset`]: the bundled MNIST digits, IDX and CSV loaders, IID and label-skewed splits;
 //! - [`model_spec`] and [`job`]: the serde model description and a job's settings;
+//! - [`rule`]: the aggregation rule of a job (`mean`, `norm-bound`) and its check's parameters;
 //! - [`config`]: the cluster file naming each party's address and public key;
 //! - [`api`]: what data owners and the model owner ask of the servers, as transport-free traits;
 //! - [`batches`]: the public order of training batches;
@@ -37,6 +38,7 @@ pub mod prg;
 pub mod request;
 pub mod ring;
 pub mod ringvec;
+pub mod rule;
 pub mod seal;
 pub mod sharing;
 pub mod upload;

@@ -336,6 +336,7 @@ mod tests {
             learning_rate: 0.1,
             num_servers: 2,
             optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+            rule: Default::default(),
         };
         let u = form_update(&settings, &[0.0, 1.0], &[2.0, 0.75], 0.3, 500);
         assert_eq!(

@@ -74,6 +74,7 @@ pub fn networked_settings(
             .optimizer
             .settings()
             .map_err(NetworkedError::Invalid)?,
+        rule: Default::default(),
     };
     settings
         .validate()

@@ -90,6 +90,7 @@ pub fn simulation_settings(
         learning_rate: opts.learning_rate,
         num_servers: opts.servers,
         optimizer: opts.optimizer,
+        rule: Default::default(),
     };
     settings.frac_bits = settings.auto_frac_bits();
     settings

@@ -107,7 +107,7 @@ pub async fn train_encrypted_command(
     };
     let job_id = net
         .job_id
-        .unwrap_or_else(|| rand::Rng::next_u64(&mut rand::rng()));
+        .unwrap_or_else(|| rand::Rng::next_u64(&mut rand::rng()) >> 1);
     let (job_id, status) = client.launch_as(job_id, kind).await?;
     println!(
         "training job {job_id} started; each data owner now runs: data-owner share-data --job {job_id} ..."

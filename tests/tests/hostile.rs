@@ -50,6 +50,7 @@ fn settings() -> JobSettings {
         learning_rate: 0.1,
         num_servers: 3,
         optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+        rule: Default::default(),
     }
 }
 

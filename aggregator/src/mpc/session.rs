@@ -52,6 +52,26 @@ pub fn party_tag(label: &str) -> Tag {
     Tag::new(format!("mpc/io/{label}"))
 }
 
+/// Session ids with this bit set are secure aggregation's checks ([`secagg_session_id`]); MPC
+/// jobs use ids below it.
+pub const SECAGG_SESSIONS: u64 = 1 << 63;
+
+/// The session of secure aggregation's check of the upload forwarded as `seq` in `round` of
+/// `job`: a hash of the three (SHA-256, 63 bits kept) with [`SECAGG_SESSIONS`] set, the same at
+/// every server.
+pub fn secagg_session_id(job: u64, round: u64, seq: u64) -> u64 {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"tessera secagg check");
+    for v in [job, round, seq] {
+        h.update(v.to_le_bytes());
+    }
+    let d = h.finalize();
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(head) | SECAGG_SESSIONS
+}
+
 /// The prefix of every tag of session `id` between the servers.
 pub fn session_prefix(id: u64) -> String {
     format!("mpc/{id}/")

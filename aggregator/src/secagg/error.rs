@@ -121,6 +121,18 @@ pub enum ServiceError {
         /// Its bound.
         limit: usize,
     },
+    /// The upload failed the job's robust-aggregation check: a coordinate out of range, a weight
+    /// above `max_weight`, or the norm of the update divided by its weight above the bound. It
+    /// is not in the round.
+    #[error("update rejected by the {rule} check: out of range or above the bound")]
+    RuleRejected {
+        /// The job's rule.
+        rule: String,
+    },
+    /// The check between the servers could not run to its end (a server unreachable, a
+    /// protocol error); the upload is not in the round.
+    #[error("robust-aggregation check failed: {0}")]
+    CheckFailed(String),
     /// Server-to-server communication failed.
     #[error("peer network: {0}")]
     Peer(#[from] NetError),

@@ -3,17 +3,21 @@
 //!
 //! [`HelperRounds`]: super::round::HelperRounds
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tessera_common::PartyId;
 use tessera_common::job::JobSettings;
 use tessera_common::net::{NetError, Network};
+use tessera_common::prg::Seed;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Expected, Purpose};
 use tessera_common::upload::UploadPart;
-use tracing::warn;
+use tokio::task::AbortHandle;
+use tracing::{debug, warn};
 
-use super::messages::{PeerReply, RoundMsg, job_prefix, leader_tag, reply_tag};
+use super::messages::{PeerMsg, PeerReply, RoundMsg, job_prefix, leader_tag, reply_tag};
+use super::robust::Component;
 use super::round::Staged;
 use super::service::{Job, Rounds};
 use super::session::open_forward_secret;
@@ -25,6 +29,9 @@ impl<N: Network + 'static> AggregatorService<N> {
     pub(super) async fn helper_loop(self: Arc<Self>, job: Arc<Job>) {
         let settings = &job.settings;
         let leader = PartyId::Server(0);
+        // Under a robust rule: this helper's part of each staged upload's check, by round and
+        // forward.
+        let mut checks: HashMap<(u64, u64), AbortHandle> = HashMap::new();
         loop {
             let bytes = match self
                 .network
@@ -52,6 +59,12 @@ impl<N: Network + 'static> AggregatorService<N> {
                 }
             };
             let (round, seq) = (msg.round, msg.seq);
+            let forward = matches!(msg.msg, PeerMsg::Forward { .. });
+            let decided = match msg.msg {
+                PeerMsg::Decide { forward, commit } => Some((forward, commit)),
+                _ => None,
+            };
+            let mut opened_seed = None;
             let step = {
                 let mut st = job.state.lock().await;
                 let st = &mut *st;
@@ -61,7 +74,11 @@ impl<N: Network + 'static> AggregatorService<N> {
                 let results = &mut st.results;
                 let step = m.on_message(
                     msg,
-                    |round, owner, envelope| self.stage_seed(settings, round, owner, envelope),
+                    |round, owner, envelope| {
+                        let (staged, seed) = self.stage_seed(settings, round, owner, envelope)?;
+                        opened_seed = Some(seed);
+                        Ok(staged)
+                    },
                     |round, sum| {
                         results.insert(round, self.seal_result(settings.job_id, round, &sum)?);
                         Ok(())
@@ -70,6 +87,20 @@ impl<N: Network + 'static> AggregatorService<N> {
                 job.notify(st);
                 step
             };
+            if settings.rule.is_robust() {
+                if let (true, Some(PeerReply::Ok), Some(seed)) = (forward, &step.reply, opened_seed)
+                {
+                    let (service, job) = (Arc::clone(&self), Arc::clone(&job));
+                    let task = tokio::spawn(async move {
+                        let part = Component::Seed(seed);
+                        if let Err(e) = service.run_check(&job.settings, round, seq, part).await {
+                            debug!(me = %service.me, round, seq, error = %e, "check: no pass");
+                        }
+                    });
+                    checks.insert((round, seq), task.abort_handle());
+                }
+                self.settle_checks(&mut checks, settings.job_id, round, decided);
+            }
             if let Some(note) = &step.note {
                 warn!(me = %self.me, job = settings.job_id, round, seq, "{note}");
             }
@@ -82,6 +113,34 @@ impl<N: Network + 'static> AggregatorService<N> {
                 return;
             }
         }
+    }
+
+    /// Lets go of the checks the leader's message settled: a committed upload's runs to its end
+    /// (the leader's part passed, so every message it needs is on its way); a dropped upload's,
+    /// and any of an earlier round, is stopped and its late messages dropped.
+    fn settle_checks(
+        self: &Arc<Self>,
+        checks: &mut HashMap<(u64, u64), AbortHandle>,
+        job: u64,
+        round: u64,
+        decided: Option<(u64, bool)>,
+    ) {
+        if let Some((forward, commit)) = decided {
+            if let Some(task) = checks.remove(&(round, forward)) {
+                if !commit {
+                    task.abort();
+                    self.forget_check_later(job, round, forward);
+                }
+            }
+        }
+        checks.retain(|&(r, seq), task| {
+            let keep = r >= round;
+            if !keep {
+                task.abort();
+                self.forget_check_later(job, r, seq);
+            }
+            keep
+        });
     }
 
     /// A helper's answer to the leader's message `seq` of `round`.
@@ -103,7 +162,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         round: u64,
         owner: PartyId,
         envelope: &[u8],
-    ) -> Result<Staged, ServiceError> {
+    ) -> Result<(Staged, Seed), ServiceError> {
         let opened = open_forward_secret(
             &self.sealer,
             envelope,
@@ -128,9 +187,10 @@ impl<N: Network + 'static> AggregatorService<N> {
         let mut expansion = RingVec::zeros(settings.ring_bits, settings.update_len())
             .map_err(|e| ServiceError::Malformed(e.to_string()))?;
         expansion.add_seed(&seed);
-        Ok(Staged {
+        let staged = Staged {
             expansion,
             header: opened.header,
-        })
+        };
+        Ok((staged, seed))
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tessera_common::PartyId;
 use tessera_common::net::Network;
+use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Context, Expected, Header, Purpose};
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
 use tracing::{info, warn};
@@ -17,6 +18,7 @@ use super::limits::UploadSlots;
 use super::messages::{
     JobStatus, PeerReply, RoundAnnouncement, UploadReceipt, reply_tag, round_prefix,
 };
+use super::robust::Component;
 use super::round::CloseStep;
 use super::service::{Job, now_unix_ms};
 use super::{AggregatorService, ServiceError, UploadSession};
@@ -281,6 +283,17 @@ impl<N: Network + 'static> AggregatorService<N> {
         let verdict = match sent {
             Ok(()) => self.collect_replies(job_id, round, seq).await,
             Err(e) => Err(e),
+        };
+        // Under a robust rule the three servers check the upload once every helper holds it.
+        let verdict = match (verdict, staging) {
+            (Ok(()), RingVec::U64(share)) if job.settings.rule.is_robust() => {
+                let mine = Component::Vector(share.clone());
+                self.run_check(&job.settings, round, seq, mine).await
+            }
+            (Ok(()), _) if job.settings.rule.is_robust() => Err(ServiceError::WrongLength(
+                "a robust rule needs the 64-bit ring".into(),
+            )),
+            (verdict, _) => verdict,
         };
         let (decided, sent) = {
             let mut st = job.state.lock().await;

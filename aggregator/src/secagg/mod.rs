@@ -24,6 +24,7 @@
 //! [`messages`]); helpers answer under `secagg/{job}/{round}/{seq}/reply`. Bounds on what callers
 //! may hold are in [`limits`].
 
+mod check;
 pub mod error;
 mod helper;
 mod leader;

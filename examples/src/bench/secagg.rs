@@ -54,6 +54,7 @@ fn settings(owners: usize, params: usize) -> JobSettings {
         learning_rate: 0.1,
         num_servers: SERVERS,
         optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+        rule: Default::default(),
     };
     s.frac_bits = s.auto_frac_bits();
     s

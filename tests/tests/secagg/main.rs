@@ -4,6 +4,7 @@
 //! the update; an upload costs about one plaintext copy. The rounds' failure paths between
 //! leader and helpers are in `rounds.rs`.
 
+mod robust;
 mod rounds;
 mod tap;
 
@@ -62,6 +63,7 @@ fn settings(num_servers: usize, max_clients: usize, min_clients: usize) -> JobSe
         learning_rate: 0.1,
         num_servers,
         optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+        rule: Default::default(),
     }
 }
 
@@ -85,8 +87,15 @@ async fn cluster_tapped(
     max_clients: usize,
     min_clients: usize,
     limits: Limits,
-    mut hooks: Vec<Hook>,
+    hooks: Vec<Hook>,
 ) -> Cluster {
+    let settings = settings(num_servers, max_clients, min_clients);
+    cluster_custom(settings, limits, hooks).await
+}
+
+/// A cluster running a job of the given settings (job id 77, data owners 0 to 3).
+async fn cluster_custom(settings: JobSettings, limits: Limits, mut hooks: Vec<Hook>) -> Cluster {
+    let num_servers = settings.num_servers;
     hooks.resize_with(num_servers, Hook::pass);
     let mut parties: Vec<PartyId> = (0..num_servers as u8).map(PartyId::Server).collect();
     parties.extend((0..4).map(PartyId::DataOwner));
@@ -100,7 +109,7 @@ async fn cluster_tapped(
         servers: Vec::new(),
         ids,
         keys,
-        settings: settings(num_servers, max_clients, min_clients),
+        settings,
     };
     let servers: Vec<PartyId> = (0..num_servers as u8).map(PartyId::Server).collect();
     let nets = MemoryNetwork::cluster(&servers).into_iter().zip(hooks);
@@ -200,7 +209,8 @@ async fn revealed(c: &Cluster, round: u64) -> RingVec {
 }
 
 fn ring_sum(parts: &[RingVec]) -> RingVec {
-    let mut acc = RingVec::zeros(32, parts[0].len()).unwrap();
+    let bits = parts[0].element_bytes() as u32 * 8;
+    let mut acc = RingVec::zeros(bits, parts[0].len()).unwrap();
     for p in parts {
         acc.add_assign(p).unwrap();
     }

@@ -228,8 +228,10 @@ pub struct JobClient<'a, T: MpcTransport> {
     pub timeout: Duration,
 }
 
+/// A random id below [`crate::mpc::session::SECAGG_SESSIONS`] (ids above are secure
+/// aggregation's).
 fn random_job_id() -> u64 {
-    rand::Rng::next_u64(&mut rand::rng())
+    rand::Rng::next_u64(&mut rand::rng()) >> 1
 }
 
 /// Encodes reals as fixed point in ring `R` (a non-finite or out-of-range value is refused

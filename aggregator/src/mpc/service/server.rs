@@ -24,7 +24,7 @@ use crate::mpc::io::Scheme;
 use crate::mpc::kind::ProtocolKind;
 use crate::mpc::model::SecureModel;
 use crate::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
-use crate::mpc::session::{party_tag, session_prefix};
+use crate::mpc::session::{SECAGG_SESSIONS, party_tag, session_prefix};
 use crate::mpc::train::job::serve_training;
 use crate::mpc::{MpcError, Session};
 
@@ -285,6 +285,11 @@ impl<N: Network + 'static> MpcService<N> {
     /// server's part.
     pub fn launch(self: &Arc<Self>, envelope: &[u8]) -> Result<MpcJobStatus, Error> {
         let (id, opened) = self.open_control(envelope, LAUNCH_ROUND)?;
+        if id >= SECAGG_SESSIONS {
+            return Err(Error::Malformed(format!(
+                "job id {id}: ids from 2^63 up are secure aggregation's sessions"
+            )));
+        }
         let launcher = opened.header.sender;
         let spec: JobSpec = serde_json::from_slice(&opened.plaintext)
             .map_err(|e| Error::Malformed(format!("job description: {e}")))?;

@@ -9,5 +9,6 @@
 pub mod norm;
 pub mod replicate;
 
-pub use norm::{NormBound, NormBoundError, norm_bound_verdict};
+pub use norm::norm_bound_verdict;
 pub use replicate::{Component, replicate};
+pub use tessera_common::rule::NormBound;

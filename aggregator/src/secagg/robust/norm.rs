@@ -15,7 +15,7 @@
 //! 4. `B^2 w^2 - ||u||^2 >= 0` and `max_weight - w >= 0`, with `||u||^2` one inner product (one
 //!    resharing) and the signs from one A2B of two 128-bit values; the range bit ANDed in and the
 //!    result opened. `k` is the smallest range honest owners fit (`max_weight * max(clip, 1)`
-//!    in fixed point), and [`NormBound::new`] refuses settings where the squares could reach
+//!    in fixed point), and `NormBound::new` refuses settings where the squares could reach
 //!    `2^126`.
 
 use tessera_common::net::Network;
@@ -23,69 +23,7 @@ use tessera_common::net::Network;
 use crate::mpc::aby3::boolean::{a2b, a2b_wraps, and_all, bit_inject};
 use crate::mpc::aby3::{Aby3Bits, Aby3Tensor, Arith, Bool, Shared, matmul, mul, open};
 use crate::mpc::{MpcError, Session};
-
-/// `B^2` is applied as `B^2 2^16` rounded down (and `||u||^2` scaled by `2^16` to match).
-const BOUND_SHIFT: u32 = 16;
-
-/// The public parameters of the `norm-bound` check, fixed by the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NormBound {
-    /// Parameters: the update's first coordinates; the weighted loss and the weight follow.
-    pub params: usize,
-    /// Every coordinate must lie in `[-2^range_bits, 2^range_bits)` (the weight in
-    /// `[0, 2^(range_bits + 1))`).
-    pub range_bits: u32,
-    /// `B^2 2^16`, rounded down.
-    pub bound_sq: u128,
-    /// The largest weight, in fixed point.
-    pub max_weight: u64,
-}
-
-/// Settings whose check could overflow the 128-bit ring.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("norm-bound check does not fit the 128-bit ring: {0}")]
-pub struct NormBoundError(pub String);
-
-fn bits_for(v: f64) -> u32 {
-    // The smallest k with 2^k > v.
-    (v.max(1.0).log2().floor() as u32) + 1
-}
-
-impl NormBound {
-    /// The check for updates of `params` parameters encoded with `frac_bits` fractional bits,
-    /// whose honest coordinates are at most `max_weight * max(clip, 1)` in magnitude, against
-    /// the bound `bound` on `||u / w||`.
-    pub fn new(
-        params: usize,
-        frac_bits: u32,
-        clip: f64,
-        max_weight: f64,
-        bound: f64,
-    ) -> Result<Self, NormBoundError> {
-        if !(bound.is_finite() && bound > 0.0) {
-            return Err(NormBoundError(format!("bound {bound} must be positive")));
-        }
-        let scale = (frac_bits as f64).exp2();
-        let range_bits = bits_for(max_weight * clip.max(1.0) * scale);
-        let sq = bound * bound * f64::from(1u32 << BOUND_SHIFT);
-        let log_params = (params.max(1) as f64).log2().ceil() as u32;
-        let norm_bits = 2 * range_bits + log_params + BOUND_SHIFT;
-        let weight_bits = 2 * (range_bits + 1) + bits_for(bound * bound) + BOUND_SHIFT;
-        if range_bits + 1 >= 63 || norm_bits > 125 || weight_bits > 125 {
-            return Err(NormBoundError(format!(
-                "coordinates up to 2^{range_bits} over {params} parameters and bound {bound} \
-                 need {} bits",
-                norm_bits.max(weight_bits)
-            )));
-        }
-        Ok(NormBound {
-            params,
-            range_bits,
-            bound_sq: sq as u128,
-            max_weight: (max_weight * scale).round() as u64,
-        })
-    }
-}
+use tessera_common::rule::{BOUND_SHIFT, NormBound};
 
 /// Whether the replicated upload `x` (`params + 2` elements) passes [`NormBound`]: the bit every
 /// server learns, and nothing else.
@@ -252,12 +190,5 @@ mod tests {
         assert!(!verdict(negative, check).await);
         // The zero update with weight 0 passes (||0|| <= B * 0).
         assert!(verdict(upload(params, 0.0, 0.0), check).await);
-    }
-
-    #[test]
-    fn settings_that_could_wrap_the_wide_ring_are_refused() {
-        assert!(NormBound::new(1 << 20, 16, 1.0, 4096.0, 10.0).is_ok());
-        assert!(NormBound::new(1 << 20, 30, 1.0, 1e9, 10.0).is_err());
-        assert!(NormBound::new(10, 16, 1.0, 10.0, 0.0).is_err());
     }
 }

@@ -387,6 +387,7 @@ pub(crate) mod tests {
             learning_rate: 0.1,
             num_servers: 3,
             optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+            rule: Default::default(),
         }
     }
 

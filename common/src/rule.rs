@@ -1,0 +1,188 @@
+//! The aggregation rule a job uses (`mean` unless it says otherwise) and the public parameters
+//! of the checks the servers run for it.
+//!
+//! - `mean`: the sum of the committed updates (the fast path; no check on any update).
+//! - `norm-bound:B`: an upload joins the sum only if the L2 norm of its update divided by its
+//!   weight is at most `B`, every coordinate is within the range honest owners fit, and its
+//!   weight is at most `max_weight`; checked under MPC by three servers, which learn the verdict
+//!   bit and nothing else (see `tessera_aggregator::secagg::robust`).
+//!
+//! The robust rules need three servers and the 64-bit ring.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// How a round combines the uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "kebab-case")]
+pub enum AggregationRule {
+    /// The sum of the committed updates.
+    #[default]
+    Mean,
+    /// Only uploads with `||u / w|| <= bound` (and in range) join the sum.
+    NormBound {
+        /// The bound `B` on the norm of the update divided by its weight.
+        bound: f64,
+    },
+}
+
+/// A rule that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("aggregation rule {given:?}: {reason} (rules: mean, norm-bound:B)")]
+pub struct RuleParseError {
+    /// What was given.
+    pub given: String,
+    /// Why it is refused.
+    pub reason: String,
+}
+
+impl AggregationRule {
+    /// Whether uploads are checked or transformed under MPC (three servers, 64-bit ring).
+    pub fn is_robust(&self) -> bool {
+        !matches!(self, AggregationRule::Mean)
+    }
+}
+
+impl fmt::Display for AggregationRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AggregationRule::Mean => write!(f, "mean"),
+            AggregationRule::NormBound { bound } => write!(f, "norm-bound:{bound}"),
+        }
+    }
+}
+
+impl FromStr for AggregationRule {
+    type Err = RuleParseError;
+
+    /// `mean`, `norm-bound:B` (or `norm-bound(B)`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let refuse = |reason: &str| RuleParseError {
+            given: s.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let t = s.trim();
+        let (name, arg) = match t.find([':', '(']) {
+            Some(i) => {
+                let arg = t[i + 1..].trim_end_matches(')');
+                (&t[..i], Some(arg.trim()))
+            }
+            None => (t, None),
+        };
+        let positive = |arg: Option<&str>| -> Result<f64, RuleParseError> {
+            let a = arg.ok_or_else(|| refuse("needs its bound, e.g. norm-bound:2.5"))?;
+            match a.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+                _ => Err(refuse("the bound must be a positive number")),
+            }
+        };
+        match name {
+            "mean" if arg.is_none() => Ok(AggregationRule::Mean),
+            "norm-bound" => Ok(AggregationRule::NormBound {
+                bound: positive(arg)?,
+            }),
+            _ => Err(refuse("unknown rule")),
+        }
+    }
+}
+
+/// `B^2` is applied as `B^2 2^16` rounded down (and `||u||^2` scaled by `2^16` to match).
+pub const BOUND_SHIFT: u32 = 16;
+
+/// The public parameters of the `norm-bound` check, fixed by the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormBound {
+    /// Parameters: the update's first coordinates; the weighted loss and the weight follow.
+    pub params: usize,
+    /// Every coordinate must lie in `[-2^range_bits, 2^range_bits)` (the weight in
+    /// `[0, 2^(range_bits + 1))`).
+    pub range_bits: u32,
+    /// `B^2 2^16`, rounded down.
+    pub bound_sq: u128,
+    /// The largest weight, in fixed point.
+    pub max_weight: u64,
+}
+
+/// Settings whose check could overflow the 128-bit ring it runs in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("norm-bound check does not fit the 128-bit ring: {0}")]
+pub struct NormBoundError(pub String);
+
+/// The smallest `k` with `2^k > v` (at least 1).
+fn bits_above(v: f64) -> u32 {
+    (v.max(1.0).log2().floor() as u32) + 1
+}
+
+impl NormBound {
+    /// The check for updates of `params` parameters encoded with `frac_bits` fractional bits,
+    /// whose honest coordinates are at most `max_weight * max(clip, 1)` in magnitude, against
+    /// the bound `bound` on `||u / w||`. The range is the smallest honest owners fit; settings
+    /// where the squares could reach `2^126` are refused.
+    pub fn new(
+        params: usize,
+        frac_bits: u32,
+        clip: f64,
+        max_weight: f64,
+        bound: f64,
+    ) -> Result<Self, NormBoundError> {
+        if !(bound.is_finite() && bound > 0.0) {
+            return Err(NormBoundError(format!("bound {bound} must be positive")));
+        }
+        let scale = f64::from(frac_bits).exp2();
+        let range_bits = bits_above(max_weight * clip.max(1.0) * scale);
+        let log_params = (params.max(1) as f64).log2().ceil() as u32;
+        let norm_bits = 2 * range_bits + log_params + BOUND_SHIFT;
+        let weight_bits = 2 * (range_bits + 1) + bits_above(bound * bound) + BOUND_SHIFT;
+        if range_bits + 1 >= 63 || norm_bits > 125 || weight_bits > 125 {
+            return Err(NormBoundError(format!(
+                "coordinates up to 2^{range_bits} over {params} parameters and bound {bound} \
+                 need {} bits",
+                norm_bits.max(weight_bits)
+            )));
+        }
+        Ok(NormBound {
+            params,
+            range_bits,
+            bound_sq: (bound * bound * f64::from(1u32 << BOUND_SHIFT)) as u128,
+            max_weight: (max_weight * scale).round() as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_parse_print_and_refuse_what_they_should() {
+        for (s, rule) in [
+            ("mean", AggregationRule::Mean),
+            ("norm-bound:2.5", AggregationRule::NormBound { bound: 2.5 }),
+            ("norm-bound(3)", AggregationRule::NormBound { bound: 3.0 }),
+        ] {
+            assert_eq!(s.parse::<AggregationRule>(), Ok(rule));
+            assert_eq!(rule.to_string().parse::<AggregationRule>(), Ok(rule));
+        }
+        for bad in [
+            "norm-bound",
+            "norm-bound:-1",
+            "norm-bound:x",
+            "krum",
+            "mean:2",
+        ] {
+            assert!(bad.parse::<AggregationRule>().is_err(), "{bad}");
+        }
+        let json = serde_json::to_string(&AggregationRule::NormBound { bound: 2.0 }).unwrap();
+        assert_eq!(json, r#"{"rule":"norm-bound","bound":2.0}"#);
+    }
+
+    #[test]
+    fn settings_that_could_wrap_the_wide_ring_are_refused() {
+        let ok = NormBound::new(1 << 20, 16, 1.0, 4096.0, 10.0).unwrap();
+        assert_eq!(ok.range_bits, 29);
+        assert!(NormBound::new(1 << 20, 30, 1.0, 1e9, 10.0).is_err());
+        assert!(NormBound::new(10, 16, 1.0, 10.0, 0.0).is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! Robust aggregation rules through the real services (in-memory network, real sealing): the
+//! `norm-bound` check refuses an oversized update with its own error, and the revealed aggregate
+//! is exactly the ring sum of the accepted updates.
+
+use tessera_aggregator::secagg::{Limits, ServiceError};
+use tessera_common::PartyId;
+use tessera_common::api::RoundState;
+use tessera_common::ringvec::RingVec;
+use tessera_common::rule::AggregationRule;
+
+use super::{
+    Cluster, cluster_custom, open_round, revealed, ring_sum, settings, upload_of, wait_final,
+};
+
+/// Norm-bound settings: three servers, the 64-bit ring, `||u / w|| <= 1`.
+async fn norm_bound_cluster(max_clients: usize) -> Cluster {
+    let mut s = settings(3, max_clients, 2);
+    s.ring_bits = 64;
+    s.rule = AggregationRule::NormBound { bound: 1.0 };
+    s.validate().expect("norm-bound settings");
+    cluster_custom(s, Limits::default(), Vec::new()).await
+}
+
+/// An update as an honest owner forms it, `(w delta, w loss, w)`, with the delta's coordinates
+/// drawn in `[-spread, spread]` (a fixed sequence per owner).
+fn update(c: &Cluster, owner: u32, spread: f64, weight: f64) -> RingVec {
+    let mut state = u64::from(owner).wrapping_mul(0x9e37_79b9_7f4a_7c15) + 1;
+    let mut values: Vec<f64> = (0..c.settings.num_params)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+            (2.0 * unit - 1.0) * spread * weight
+        })
+        .collect();
+    values.push(0.3 * weight);
+    values.push(weight);
+    RingVec::encode(64, c.settings.fixed_point(), &values).unwrap()
+}
+
+async fn upload(c: &Cluster, owner: u32, round: u64, u: &RingVec) -> Result<(), ServiceError> {
+    let leader = &c.leader().0;
+    let mut session = leader.begin_upload(77)?;
+    for envelope in upload_of(c, owner, round, u) {
+        leader.push_upload(&mut session, &envelope)?;
+    }
+    leader.finish_upload(session).await.map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn norm_bound_refuses_an_oversized_update_and_sums_exactly_the_rest() {
+    let c = norm_bound_cluster(3).await;
+    open_round(&c, 1).await;
+    // Deltas within 0.01 per coordinate over 7,850 parameters: norm at most 0.89 < 1.
+    let honest: Vec<RingVec> = (0..3)
+        .map(|o| update(&c, o, 0.01, 20.0 + o as f64))
+        .collect();
+    // The same kind of update scaled by 100, from an owner with a legitimate key.
+    let attack = update(&c, 3, 1.0, 20.0);
+    match upload(&c, 3, 1, &attack).await {
+        Err(ServiceError::RuleRejected { rule }) => assert_eq!(rule, "norm-bound:1"),
+        other => panic!("oversized update: {other:?}"),
+    }
+    for (o, u) in honest.iter().enumerate() {
+        upload(&c, o as u32, 1, u).await.unwrap();
+    }
+    let status = wait_final(&c, 1).await;
+    assert_eq!(status.state, RoundState::Aggregated);
+    assert_eq!(
+        status.contributors,
+        (0..3).map(PartyId::DataOwner).collect::<Vec<_>>()
+    );
+    // Exactly the ring sum of the accepted updates: the rejected one influenced nothing.
+    assert_eq!(revealed(&c, 1).await, ring_sum(&honest));
+    // The checks left no message behind at any server.
+    for s in &c.servers {
+        assert_eq!(s.0.queued_messages(), 0);
+    }
+}
