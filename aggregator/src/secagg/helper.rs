@@ -125,13 +125,13 @@ impl<N: Network + 'static> AggregatorService<N> {
         round: u64,
         decided: Option<(u64, bool)>,
     ) {
-        if let Some((forward, commit)) = decided {
-            if let Some(task) = checks.remove(&(round, forward)) {
-                if !commit {
-                    task.abort();
-                    self.forget_check_later(job, round, forward);
-                }
-            }
+        if let Some((forward, false)) = decided
+            && let Some(task) = checks.remove(&(round, forward))
+        {
+            task.abort();
+            self.forget_check_later(job, round, forward);
+        } else if let Some((forward, true)) = decided {
+            checks.remove(&(round, forward));
         }
         checks.retain(|&(r, seq), task| {
             let keep = r >= round;
