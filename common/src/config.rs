@@ -39,6 +39,7 @@ use x25519_dalek::PublicKey;
 
 use crate::identity::{KeyError, public_key_from_base64};
 use crate::party::PartyId;
+use crate::rule::AggregationRule;
 
 /// Errors of loading a cluster file.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +125,14 @@ pub struct JobDefaults {
     pub learning_rate: f64,
     /// Largest weight (sample count) one data owner may claim.
     pub max_weight: f64,
+    /// How a round combines the uploads: `"mean"` or `"norm-bound:B"`.
+    #[serde(deserialize_with = "rule_from_str")]
+    pub rule: AggregationRule,
+}
+
+fn rule_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AggregationRule, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
 }
 
 impl Default for JobDefaults {
@@ -138,6 +147,7 @@ impl Default for JobDefaults {
             batch_size: 32,
             learning_rate: 0.1,
             max_weight: 4096.0,
+            rule: AggregationRule::Mean,
         }
     }
 }

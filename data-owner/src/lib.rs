@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod attack;
 pub mod cli;
 pub mod client;
 pub mod model;

@@ -18,6 +18,7 @@ use tessera_common::seal::{Expected, Purpose, SealError, Sealer};
 use tessera_common::upload::{UploadBuildError, build_upload_vec};
 use tracing::{info, warn};
 
+use crate::attack::Attack;
 use crate::model::{ModelError, TrainSettings, train_local};
 
 /// Why a round failed for this node.
@@ -94,6 +95,7 @@ pub struct DataOwnerNode<L: LeaderApi> {
     data: Dataset,
     show_progress: bool,
     audit_dir: Option<std::path::PathBuf>,
+    attack: Option<Attack>,
 }
 
 impl<L: LeaderApi> std::fmt::Debug for DataOwnerNode<L> {
@@ -112,7 +114,14 @@ impl<L: LeaderApi> DataOwnerNode<L> {
             data,
             show_progress,
             audit_dir: None,
+            attack: None,
         }
+    }
+
+    /// Makes this node an attacker (simulated attacks): it sends what `attack` crafts.
+    pub fn with_attack(mut self, attack: Attack) -> Self {
+        self.attack = Some(attack);
+        self
     }
 
     /// Keeps a record of every update this node uploads: `<dir>/update-<owner>-<job>-<round>.bin`, the
@@ -174,11 +183,11 @@ impl<L: LeaderApi> DataOwnerNode<L> {
                     _ => 0,
                 }) << 32,
         };
-        let (spec, data, show) = (
-            settings.model.clone(),
-            self.data.clone(),
-            self.show_progress,
-        );
+        let data = match &self.attack {
+            Some(attack) => attack.poison(&self.data),
+            None => self.data.clone(),
+        };
+        let (spec, show) = (settings.model.clone(), self.show_progress);
         let start_for_training = start.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let bar = progress_bar(show);
@@ -198,6 +207,10 @@ impl<L: LeaderApi> DataOwnerNode<L> {
             outcome.mean_loss,
             self.data.len(),
         );
+        let update = match &self.attack {
+            Some(attack) => attack.craft(settings, &update, &mut rand::rng()),
+            None => update,
+        };
         let encoded = RingVec::encode(settings.ring_bits, settings.fixed_point(), &update)?;
         let envelopes = build_upload_vec(
             &self.sealer,

@@ -54,12 +54,19 @@ pub fn networked_settings(
         .map_err(|e| NetworkedError::Invalid(e.to_string()))?;
     let defaults = &cluster.job;
     let owners = cluster.data_owners().len();
+    let rule = training.rule.unwrap_or(defaults.rule);
+    // A robust rule runs in the 64-bit ring unless told otherwise (and refuses other rings).
+    let ring_bits = if rule.is_robust() {
+        64
+    } else {
+        defaults.ring_bits
+    };
     let settings = JobSettings {
         job_id: rand::rng().random_range(1..u64::MAX / 2),
         model,
         num_params,
         rounds: training.rounds,
-        ring_bits: training.ring_bits.unwrap_or(defaults.ring_bits),
+        ring_bits: training.ring_bits.unwrap_or(ring_bits),
         frac_bits: defaults.frac_bits,
         clip: defaults.clip,
         max_weight: defaults.max_weight,
@@ -74,7 +81,7 @@ pub fn networked_settings(
             .optimizer
             .settings()
             .map_err(NetworkedError::Invalid)?,
-        rule: Default::default(),
+        rule,
     };
     settings
         .validate()
@@ -207,6 +214,7 @@ mod tests {
             learning_rate: None,
             ring_bits: None,
             out: "unused".into(),
+            rule: None,
         };
         networked_settings(&cluster, &training).unwrap()
     }

@@ -17,7 +17,9 @@ use tessera_common::identity::{Identity, PublicKey};
 use tessera_common::job::{JobSettings, ServerOptimizer};
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::rule::AggregationRule;
 use tessera_common::seal::Sealer;
+use tessera_data_owner::attack::Attack;
 use tessera_data_owner::model::initial_params;
 use tessera_data_owner::node::DataOwnerNode;
 
@@ -46,8 +48,14 @@ pub struct SimulateOptions {
     pub batch_size: usize,
     /// Local learning rate.
     pub learning_rate: f64,
-    /// Ring bits of the shares.
-    pub ring_bits: u32,
+    /// Ring bits of the shares [default: 32, or 64 under a robust rule].
+    pub ring_bits: Option<u32>,
+    /// How rounds combine the uploads.
+    pub rule: AggregationRule,
+    /// The last `attackers` data owners mount `attack`.
+    pub attackers: usize,
+    /// What the attackers send.
+    pub attack: Attack,
     /// Progress bars and per-round lines.
     pub interactive: bool,
 }
@@ -78,7 +86,9 @@ pub fn simulation_settings(
         model: opts.model.clone(),
         num_params,
         rounds: opts.rounds,
-        ring_bits: opts.ring_bits,
+        ring_bits: opts
+            .ring_bits
+            .unwrap_or(if opts.rule.is_robust() { 64 } else { 32 }),
         frac_bits: 16,
         clip: 1.0,
         max_weight: max_samples as f64,
@@ -90,7 +100,7 @@ pub fn simulation_settings(
         learning_rate: opts.learning_rate,
         num_servers: opts.servers,
         optimizer: opts.optimizer,
-        rule: Default::default(),
+        rule: opts.rule,
     };
     settings.frac_bits = settings.auto_frac_bits();
     settings
@@ -105,6 +115,12 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
         return Err(SimulateError::Options(format!(
             "--servers {} (must be 2 or 3)",
             opts.servers
+        )));
+    }
+    if opts.attackers >= opts.data_owners {
+        return Err(SimulateError::Options(format!(
+            "--attackers {} of {} data owners leaves no honest one",
+            opts.attackers, opts.data_owners
         )));
     }
     if opts.data_owners < 2 || opts.rounds == 0 {
@@ -174,8 +190,14 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
     trainer.start_job().await?;
 
     let mut nodes = Vec::new();
-    for (owner, data) in owners.iter().zip(parts) {
+    let honest = opts.data_owners - opts.attackers;
+    for (i, (owner, data)) in owners.iter().zip(parts).enumerate() {
         let node = DataOwnerNode::new(sealer_of(*owner), services[0].clone(), data, false);
+        let node = if i >= honest {
+            node.with_attack(opts.attack)
+        } else {
+            node
+        };
         let job_id = settings.job_id;
         nodes.push(tokio::spawn(async move { node.run(job_id).await }));
     }

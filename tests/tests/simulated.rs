@@ -3,6 +3,8 @@
 
 use tessera_common::job::ServerOptimizer;
 use tessera_common::model_spec::ModelSpec;
+use tessera_common::rule::AggregationRule;
+use tessera_data_owner::attack::Attack;
 use tessera_model_owner::checkpoint::Checkpoint;
 use tessera_model_owner::simulate::{SimulateOptions, simulate};
 
@@ -18,7 +20,10 @@ fn options(out: std::path::PathBuf, servers: usize, optimizer: ServerOptimizer) 
         local_epochs: 1,
         batch_size: 32,
         learning_rate: 0.1,
-        ring_bits: 32,
+        ring_bits: Some(32),
+        rule: AggregationRule::Mean,
+        attackers: 0,
+        attack: Attack::Scale(100.0),
         interactive: false,
     }
 }
@@ -63,4 +68,36 @@ async fn simulated_training_learns_and_leaves_its_reports() {
         assert_eq!(cp.weights, summary.weights);
         assert_eq!(cp.metrics.len(), 2);
     }
+}
+
+/// Ten data owners, logistic regression, three rounds, the 64-bit ring; the last `attackers`
+/// send their update scaled by 100 at the largest weight.
+async fn attacked(rule: AggregationRule, attackers: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(
+        dir.path().to_path_buf(),
+        3,
+        ServerOptimizer::FedAvg { server_lr: 1.0 },
+    );
+    opts.rounds = 3;
+    opts.data_owners = 10;
+    opts.ring_bits = Some(64);
+    opts.rule = rule;
+    opts.attackers = attackers;
+    opts.attack = Attack::Scale(100.0);
+    simulate(opts).await.unwrap().final_accuracy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn norm_bound_keeps_the_accuracy_that_scaled_updates_destroy_under_the_mean() {
+    let honest = attacked(AggregationRule::Mean, 0).await;
+    let mean = attacked(AggregationRule::Mean, 2).await;
+    // Honest updates here have norms below 3 (seen: none refused at B = 3).
+    let bounded = attacked(AggregationRule::NormBound { bound: 5.0 }, 2).await;
+    assert!(honest > 0.8, "all honest: {honest}");
+    assert!(honest - mean > 0.3, "mean under attack: {mean} vs {honest}");
+    assert!(
+        (honest - bounded).abs() < 0.02,
+        "norm-bound under attack: {bounded} vs {honest}"
+    );
 }

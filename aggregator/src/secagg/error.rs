@@ -129,6 +129,9 @@ pub enum ServiceError {
         /// The job's rule.
         rule: String,
     },
+    /// The owner's upload was refused by the job's rule earlier in this round.
+    #[error("{0}'s update was refused by the job's rule in this round")]
+    AlreadyRefused(PartyId),
     /// The check between the servers could not run to its end (a server unreachable, a
     /// protocol error); the upload is not in the round.
     #[error("robust-aggregation check failed: {0}")]

@@ -295,27 +295,30 @@ impl<N: Network + 'static> AggregatorService<N> {
             )),
             (verdict, _) => verdict,
         };
-        let (decided, sent) = {
+        let (decided, full, sent) = {
             let mut st = job.state.lock().await;
-            let decided = st.leader()?.decide(seq, verdict, staging, &session.headers);
+            let m = st.leader()?;
+            let decided = m.decide(seq, verdict, staging, &session.headers);
+            // A refusal by the rule takes a place too: the last one may fill the round.
+            let full = m.is_full();
             if let (Ok(_), Some(slot)) = (&decided, &session.slot) {
                 slot.commit();
             }
             job.notify(&st);
-            (decided, self.send_outbox(&job, st).await)
+            (decided, full, self.send_outbox(&job, st).await)
         };
         if let Err(e) = sent {
             // A helper that missed the decision holds another contributor set: the close finds
             // it and fails the round.
             warn!(job = job_id, round, error = %e, "decision not delivered to every helper");
         }
+        if full {
+            let (service, job) = (Arc::clone(&self), Arc::clone(&job));
+            tokio::spawn(async move { service.close_round(&job, round).await });
+        }
         match decided {
-            Ok(full) => {
+            Ok(()) => {
                 info!(job = job_id, round, %owner, "upload committed");
-                if full {
-                    let service = Arc::clone(&self);
-                    tokio::spawn(async move { service.close_round(&job, round).await });
-                }
                 Ok(UploadReceipt {
                     job_id,
                     round,

@@ -12,7 +12,7 @@
 //! some are in flight waits until each has its decision, which every path gives (a helper's
 //! refusal, a lost helper, a timeout: a drop).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tessera_common::PartyId;
 use tessera_common::job::JobSettings;
@@ -63,6 +63,9 @@ pub struct LeaderRounds {
     /// The close's sequence number once it went out.
     close_sent: Option<u64>,
     contributors: Vec<PartyId>,
+    /// Owners whose upload the job's rule refused this round (they count toward a full round
+    /// and may not try again).
+    refused: BTreeSet<PartyId>,
     acc: Option<RingVec>,
     guard: ReplayGuard,
     message: String,
@@ -87,6 +90,7 @@ impl LeaderRounds {
             closing: false,
             close_sent: None,
             contributors: Vec::new(),
+            refused: BTreeSet::new(),
             acc: None,
             guard: ReplayGuard::new(),
             message: String::new(),
@@ -112,6 +116,11 @@ impl LeaderRounds {
     /// Why it failed, if it did.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Owners the round is done with: committed, or refused by the job's rule.
+    fn taken(&self) -> usize {
+        self.contributors.len() + self.refused.len()
     }
 
     /// Uploads between their forward and their decision.
@@ -171,6 +180,7 @@ impl LeaderRounds {
         self.closing = false;
         self.close_sent = None;
         self.contributors.clear();
+        self.refused.clear();
         self.acc = Some(acc);
         // Envelopes of earlier rounds fail the round check; the guard only needs this one's.
         self.guard = ReplayGuard::new();
@@ -192,8 +202,11 @@ impl LeaderRounds {
         if self.in_flight.values().any(|f| f.owner == owner) {
             return Err(ServiceError::UploadInProgress(owner));
         }
+        if self.refused.contains(&owner) {
+            return Err(ServiceError::AlreadyRefused(owner));
+        }
         // Uploads in flight count: each may commit.
-        let taken = self.contributors.len() + self.in_flight.len();
+        let taken = self.taken() + self.in_flight.len();
         if taken >= self.max_clients {
             return Err(ServiceError::RoundFull(taken));
         }
@@ -235,30 +248,39 @@ impl LeaderRounds {
     }
 
     /// Decides the upload forwarded as `seq`: with every helper's yes (`verdict` is `Ok`) its
-    /// staged share joins the sum and its owner the contributors; otherwise it is dropped. Either
-    /// way the decision is queued for the helpers. Returns whether the round is now full (the
-    /// driver closes it), or the reason the upload was dropped.
+    /// staged share joins the sum and its owner the contributors; otherwise it is dropped (and
+    /// its owner counted as refused if the job's rule refused it). Either way the decision is
+    /// queued for the helpers. Returns the reason the upload was dropped, if it was; the driver
+    /// then asks [`LeaderRounds::is_full`].
     pub fn decide(
         &mut self,
         seq: u64,
         verdict: Result<(), ServiceError>,
         staged: &RingVec,
         headers: &[Header],
-    ) -> Result<bool, ServiceError> {
+    ) -> Result<(), ServiceError> {
         let flight = self
             .in_flight
             .remove(&seq)
             .ok_or_else(|| ServiceError::Incomplete(format!("no upload in flight as {seq}")))?;
         let verdict = verdict.and_then(|()| self.commit(flight.owner, staged, headers));
+        if let Err(ServiceError::RuleRejected { .. }) = verdict {
+            self.refused.insert(flight.owner);
+        }
         let decide = PeerMsg::Decide {
             forward: seq,
             commit: verdict.is_ok(),
         };
         let decide_seq = self.take_seq();
         self.queue_all(decide_seq, decide);
-        let full = self.contributors.len() >= self.max_clients;
         self.queue_close_if_ready();
-        verdict.map(|()| full)
+        verdict
+    }
+
+    /// Whether every place of the round is taken (committed or refused by the rule): the
+    /// driver closes it.
+    pub fn is_full(&self) -> bool {
+        self.taken() >= self.max_clients
     }
 
     fn commit(
@@ -428,7 +450,8 @@ pub(crate) mod tests {
             Err(ServiceError::RoundClosed { .. })
         ));
         // b's helpers answered first; a's refused.
-        assert!(!m.decide(fb, Ok(()), &staged(&s, 3), &[]).unwrap());
+        m.decide(fb, Ok(()), &staged(&s, 3), &[]).unwrap();
+        assert!(!m.is_full());
         assert!(m.close_sent().is_none());
         let refused = ServiceError::HelperRejected {
             helper: PartyId::Server(2),
@@ -491,7 +514,8 @@ pub(crate) mod tests {
             m.forward(1, PartyId::DataOwner(3), &env),
             Err(ServiceError::RoundFull(2))
         ));
-        assert!(!m.decide(fa, Ok(()), &staged(&s, 1), &[]).unwrap());
+        m.decide(fa, Ok(()), &staged(&s, 1), &[]).unwrap();
+        assert!(!m.is_full());
         assert!(matches!(
             m.decide(fa, Ok(()), &staged(&s, 1), &[]),
             Err(ServiceError::Incomplete(_))
@@ -504,6 +528,44 @@ pub(crate) mod tests {
             m.open(2),
             Err(ServiceError::BadRoundOrder { requested: 2, .. })
         ));
+    }
+
+    #[test]
+    fn owners_refused_by_the_rule_fill_the_round_and_may_not_retry() {
+        let s = settings(3, 2);
+        let mut m = LeaderRounds::new(&s);
+        m.open(1).unwrap();
+        let env = vec![vec![0u8; 4], vec![1u8; 4]];
+        let refused = || ServiceError::RuleRejected {
+            rule: "norm-bound:1".into(),
+        };
+        let bad = PartyId::DataOwner(9);
+        let f = m.forward(1, bad, &env).unwrap();
+        assert!(matches!(
+            m.decide(f, Err(refused()), &staged(&s, 1), &[]),
+            Err(ServiceError::RuleRejected { .. })
+        ));
+        assert!(!m.is_full());
+        assert!(matches!(
+            m.forward(1, bad, &env),
+            Err(ServiceError::AlreadyRefused(p)) if p == bad
+        ));
+        // A helper's refusal (a forged seed) does not count: that owner may try again.
+        let other = PartyId::DataOwner(8);
+        let f = m.forward(1, other, &env).unwrap();
+        let forged = ServiceError::HelperRejected {
+            helper: PartyId::Server(1),
+            reason: "forged".into(),
+        };
+        assert!(m.decide(f, Err(forged), &staged(&s, 1), &[]).is_err());
+        let f = m.forward(1, other, &env).unwrap();
+        m.decide(f, Ok(()), &staged(&s, 1), &[]).unwrap();
+        assert!(!m.is_full());
+        // Two committed and one refused of max_clients 3: full.
+        let f = m.forward(1, PartyId::DataOwner(7), &env).unwrap();
+        m.decide(f, Ok(()), &staged(&s, 1), &[]).unwrap();
+        assert!(m.is_full());
+        assert_eq!(m.contributors().len(), 2);
     }
 
     #[test]
