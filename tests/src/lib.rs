@@ -249,3 +249,58 @@ impl GrpcAggregators {
         Sealer::new(id, self.ids.iter().map(|i| (i.party(), i.public_key())))
     }
 }
+
+/// A server's endpoint that keeps a copy of every message it receives (to inspect a server's
+/// view of a protocol).
+pub struct Recording {
+    inner: tessera_common::net::memory::MemoryNetwork,
+    seen: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Recording {
+    /// `inner`, copying what it receives into `seen`.
+    pub fn new(
+        inner: tessera_common::net::memory::MemoryNetwork,
+        seen: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    ) -> Self {
+        Recording { inner, seen }
+    }
+}
+
+impl tessera_common::net::Network for Recording {
+    fn me(&self) -> PartyId {
+        self.inner.me()
+    }
+    fn parties(&self) -> &[PartyId] {
+        self.inner.parties()
+    }
+    async fn send(
+        &self,
+        to: PartyId,
+        tag: &tessera_common::net::Tag,
+        payload: Vec<u8>,
+    ) -> Result<(), tessera_common::net::NetError> {
+        self.inner.send(to, tag, payload).await
+    }
+    async fn recv(
+        &self,
+        from: PartyId,
+        tag: &tessera_common::net::Tag,
+    ) -> Result<Vec<u8>, tessera_common::net::NetError> {
+        let msg = self.inner.recv(from, tag).await?;
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(msg.clone());
+        Ok(msg)
+    }
+    fn stats(&self) -> tessera_common::net::NetStats {
+        self.inner.stats()
+    }
+    fn forget(&self, prefix: &str) -> usize {
+        self.inner.forget(prefix)
+    }
+    fn queued(&self) -> usize {
+        self.inner.queued()
+    }
+}

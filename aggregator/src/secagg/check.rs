@@ -15,6 +15,9 @@ use super::{AggregatorService, ServiceError};
 use crate::mpc::Session;
 use crate::mpc::session::{secagg_session_id, session_prefix};
 
+/// How long a helper lets a check the leader dropped run on before stopping it.
+pub(super) const CHECK_GRACE: Duration = Duration::from_secs(5);
+
 /// How long an abandoned check's session is kept for messages still on their way before they
 /// are dropped.
 pub(super) const CHECK_LINGER: Duration = Duration::from_secs(10);

@@ -13,9 +13,10 @@ use tessera_common::prg::Seed;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Expected, Purpose};
 use tessera_common::upload::UploadPart;
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::check::CHECK_GRACE;
 use super::messages::{PeerMsg, PeerReply, RoundMsg, job_prefix, leader_tag, reply_tag};
 use super::robust::Component;
 use super::round::Staged;
@@ -31,7 +32,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         let leader = PartyId::Server(0);
         // Under a robust rule: this helper's part of each staged upload's check, by round and
         // forward.
-        let mut checks: HashMap<(u64, u64), AbortHandle> = HashMap::new();
+        let mut checks: HashMap<(u64, u64), JoinHandle<()>> = HashMap::new();
         loop {
             let bytes = match self
                 .network
@@ -97,7 +98,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                             debug!(me = %service.me, round, seq, error = %e, "check: no pass");
                         }
                     });
-                    checks.insert((round, seq), task.abort_handle());
+                    checks.insert((round, seq), task);
                 }
                 self.settle_checks(&mut checks, settings.job_id, round, decided);
             }
@@ -117,30 +118,35 @@ impl<N: Network + 'static> AggregatorService<N> {
 
     /// Lets go of the checks the leader's message settled: a committed upload's runs to its end
     /// (the leader's part passed, so every message it needs is on its way); a dropped upload's,
-    /// and any of an earlier round, is stopped and its late messages dropped.
+    /// and any of an earlier round, gets [`CHECK_GRACE`] to end by itself (the leader ran its
+    /// part and refused the upload) before it is stopped and its late messages dropped (the
+    /// leader never ran it).
     fn settle_checks(
         self: &Arc<Self>,
-        checks: &mut HashMap<(u64, u64), AbortHandle>,
+        checks: &mut HashMap<(u64, u64), JoinHandle<()>>,
         job: u64,
         round: u64,
         decided: Option<(u64, bool)>,
     ) {
-        if let Some((forward, false)) = decided
-            && let Some(task) = checks.remove(&(round, forward))
-        {
-            task.abort();
-            self.forget_check_later(job, round, forward);
-        } else if let Some((forward, true)) = decided {
-            checks.remove(&(round, forward));
-        }
-        checks.retain(|&(r, seq), task| {
-            let keep = r >= round;
-            if !keep {
-                task.abort();
-                self.forget_check_later(job, r, seq);
+        let mut settled = Vec::new();
+        match decided {
+            Some((forward, true)) => {
+                checks.remove(&(round, forward));
             }
-            keep
-        });
+            Some((forward, false)) => settled.extend(checks.remove_entry(&(round, forward))),
+            None => {}
+        }
+        let stale: Vec<(u64, u64)> = checks.keys().filter(|(r, _)| *r < round).copied().collect();
+        settled.extend(stale.into_iter().filter_map(|k| checks.remove_entry(&k)));
+        for ((r, seq), mut task) in settled {
+            let service = Arc::clone(self);
+            tokio::spawn(async move {
+                if tokio::time::timeout(CHECK_GRACE, &mut task).await.is_err() {
+                    task.abort();
+                    service.forget_check_later(job, r, seq);
+                }
+            });
+        }
     }
 
     /// A helper's answer to the leader's message `seq` of `round`.

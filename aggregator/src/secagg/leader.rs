@@ -313,8 +313,9 @@ impl<N: Network + 'static> AggregatorService<N> {
             warn!(job = job_id, round, error = %e, "decision not delivered to every helper");
         }
         if full {
-            let (service, job) = (Arc::clone(&self), Arc::clone(&job));
-            tokio::spawn(async move { service.close_round(&job, round).await });
+            // The upload that fills the round answers once the round is closed (the close only
+            // waits for the other uploads' decisions, never for this one).
+            self.close_round(&job, round).await;
         }
         match decided {
             Ok(()) => {

@@ -161,6 +161,11 @@ impl<N: Network + 'static> AggregatorService<N> {
         self.network.queued()
     }
 
+    /// This server's traffic with the other servers so far.
+    pub fn peer_stats(&self) -> tessera_common::net::NetStats {
+        self.network.stats()
+    }
+
     /// Bytes staged by the uploads in flight now.
     pub fn staged_bytes(&self) -> usize {
         self.staging.used()

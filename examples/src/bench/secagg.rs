@@ -8,6 +8,12 @@
 //! is the round time over N (the leader handles uploads one after another); `helper_seconds_per_owner`
 //! is what a helper does per owner: open the seed envelope and expand and add `d + 2` elements.
 //! Floor: a round must at least read every upload once, N x 4(d + 2) bytes.
+//!
+//! Rules (second table): the same round in the 64-bit ring under `mean` and under `norm-bound`
+//! (every upload checked under ABY3 before it joins), uploads one after another, so the round's
+//! seconds over N are the servers' seconds per owner; `peer bytes/owner` is what the three
+//! servers sent each other per owner (the conversion to replicated shares and the check), and
+//! `x mean` the ratio of seconds to `mean`'s in the same run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +28,7 @@ use tessera_common::job::{JobSettings, ServerOptimizer};
 use tessera_common::model_spec::{LayerSpec, ModelSpec};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ringvec::RingVec;
+use tessera_common::rule::AggregationRule;
 use tessera_common::seal::{Context, Expected, Purpose, Sealer};
 use tessera_common::upload::{UploadPart, build_upload_vec};
 
@@ -31,7 +38,7 @@ const OWNERS: [usize; 2] = [10, 100];
 const PARAMS: [usize; 2] = [100_000, 1_000_000];
 const SERVERS: usize = 3;
 
-fn settings(owners: usize, params: usize) -> JobSettings {
+fn settings(owners: usize, params: usize, ring_bits: u32, rule: AggregationRule) -> JobSettings {
     // A dense layer [params - 1] -> 1 has exactly `params` parameters.
     let model = ModelSpec {
         input_shape: vec![params - 1],
@@ -42,7 +49,7 @@ fn settings(owners: usize, params: usize) -> JobSettings {
         num_params: params,
         model,
         rounds: 1,
-        ring_bits: 32,
+        ring_bits,
         frac_bits: 16,
         clip: 1.0,
         max_weight: 1.0,
@@ -54,7 +61,7 @@ fn settings(owners: usize, params: usize) -> JobSettings {
         learning_rate: 0.1,
         num_servers: SERVERS,
         optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
-        rule: Default::default(),
+        rule,
     };
     s.frac_bits = s.auto_frac_bits();
     s
@@ -68,10 +75,12 @@ struct Row {
     client_seconds_per_owner: f64,
     upload_bytes: usize,
     plain_seconds: f64,
+    /// Bytes the servers sent each other in the round.
+    peer_bytes: u64,
 }
 
-async fn secure_round(owners: usize, params: usize) -> Row {
-    let settings = settings(owners, params);
+async fn secure_round(owners: usize, params: usize, ring_bits: u32, rule: AggregationRule) -> Row {
+    let settings = settings(owners, params, ring_bits, rule);
     let mut parties: Vec<PartyId> = (0..SERVERS as u8).map(PartyId::Server).collect();
     parties.extend((0..owners as u32).map(PartyId::DataOwner));
     parties.push(PartyId::ModelOwner);
@@ -107,10 +116,13 @@ async fn secure_round(owners: usize, params: usize) -> Row {
     }
 
     // The data owners' side: encode, share, seal (timed separately).
-    let update: Vec<f64> = (0..settings.update_len())
+    let mut update: Vec<f64> = (0..settings.update_len())
         .map(|i| ((i % 200) as f64 - 100.0) * 1e-3)
         .collect();
-    let encoded = RingVec::encode(32, settings.fixed_point(), &update).expect("encode");
+    // The weighted loss and the weight (1, the cap), as an honest owner sends them.
+    update[params] = 0.5;
+    update[params + 1] = 1.0;
+    let encoded = RingVec::encode(ring_bits, settings.fixed_point(), &update).expect("encode");
     let client_start = Instant::now();
     let uploads: Vec<Vec<Vec<u8>>> = (0..owners)
         .map(|o| {
@@ -145,7 +157,7 @@ async fn secure_round(owners: usize, params: usize) -> Row {
             .open(seed_env, &expected)
             .expect("helper opens its seed");
         if let Ok(UploadPart::Seed { seed, .. }) = UploadPart::from_bytes(&opened.plaintext) {
-            let mut acc = RingVec::zeros(32, settings.update_len()).expect("ring");
+            let mut acc = RingVec::zeros(ring_bits, settings.update_len()).expect("ring");
             acc.add_seed(&seed);
             std::hint::black_box(&acc);
         }
@@ -170,6 +182,7 @@ async fn secure_round(owners: usize, params: usize) -> Row {
         .collect();
     services[0].open_round(open).await.expect("open round");
 
+    let peer_before: u64 = services.iter().map(|s| s.0.peer_stats().bytes_sent).sum();
     let started = Instant::now();
     for upload in uploads {
         services[0].upload(upload).await.expect("upload accepted");
@@ -187,6 +200,11 @@ async fn secure_round(owners: usize, params: usize) -> Row {
         }
     }
     let secure_seconds = started.elapsed().as_secs_f64();
+    let peer_bytes = services
+        .iter()
+        .map(|s| s.0.peer_stats().bytes_sent)
+        .sum::<u64>()
+        - peer_before;
 
     // The same round without secret sharing: sum N plaintext f32 updates.
     let plain_updates: Vec<Vec<f32>> = (0..owners)
@@ -210,6 +228,7 @@ async fn secure_round(owners: usize, params: usize) -> Row {
         client_seconds_per_owner,
         upload_bytes,
         plain_seconds,
+        peer_bytes,
     }
 }
 
@@ -220,7 +239,7 @@ pub fn run() -> Vec<Value> {
     let mut table = Vec::new();
     for owners in OWNERS {
         for params in PARAMS {
-            let r = runtime.block_on(secure_round(owners, params));
+            let r = runtime.block_on(secure_round(owners, params, 32, AggregationRule::Mean));
             let plaintext = params * 4;
             for (mode, seconds, leader, helper, upload) in [
                 (
@@ -274,6 +293,76 @@ pub fn run() -> Vec<Value> {
             "upload/owner",
             "vs f32",
             "client/owner",
+        ],
+        &table,
+    );
+    rows.extend(rules(&runtime));
+    rows
+}
+
+/// Only the rule rows (`bench secagg-rules`).
+pub fn run_rules() -> Vec<Value> {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    rules(&runtime)
+}
+
+/// Owners and parameters of the rule rows.
+const RULE_SIZES: [(usize, usize); 4] = [
+    (10, 100_000),
+    (50, 100_000),
+    (10, 1_000_000),
+    (50, 1_000_000),
+];
+
+/// The rounds under each rule in the 64-bit ring (see the module docs), printed as a table.
+fn rules(runtime: &tokio::runtime::Runtime) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut table = Vec::new();
+    for (owners, params) in RULE_SIZES {
+        let mut mean_seconds = None;
+        // The bench's updates have norm 0.058 sqrt(d): a bound of 100 lets every one through.
+        for rule in [
+            AggregationRule::Mean,
+            AggregationRule::NormBound { bound: 100.0 },
+        ] {
+            let r = runtime.block_on(secure_round(owners, params, 64, rule));
+            let per_owner = r.secure_seconds / owners as f64;
+            let base = *mean_seconds.get_or_insert(r.secure_seconds);
+            let peer = r.peer_bytes as f64 / owners as f64;
+            let name = match rule {
+                AggregationRule::Mean => "mean".to_owned(),
+                AggregationRule::NormBound { .. } => "norm-bound".to_owned(),
+            };
+            rows.push(json!({
+                "owners": owners, "params": params, "mode": "rule", "rule": name,
+                "ring_bits": 64, "seconds": r.secure_seconds,
+                "server_seconds_per_owner": per_owner,
+                "upload_bytes_per_owner": r.upload_bytes,
+                "peer_bytes_per_owner": peer,
+                "seconds_vs_mean": r.secure_seconds / base,
+            }));
+            table.push(vec![
+                owners.to_string(),
+                params.to_string(),
+                name,
+                format!("{:.3}", r.secure_seconds),
+                format!("{:.2} ms", per_owner * 1e3),
+                format!("{}B", si(r.upload_bytes as f64)),
+                format!("{}B", si(peer)),
+                format!("{:.2}x", r.secure_seconds / base),
+            ]);
+        }
+    }
+    print_table(
+        &[
+            "owners",
+            "params",
+            "rule",
+            "seconds",
+            "server/owner",
+            "upload/owner",
+            "peer bytes/owner",
+            "x mean",
         ],
         &table,
     );

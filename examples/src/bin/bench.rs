@@ -29,18 +29,23 @@ fn main() {
         .map(|(_, a)| a.clone())
         .collect();
     if suites.is_empty() {
-        eprintln!("usage: bench <suite>...   (suites: ring, secagg, mpc, serve, train)");
+        eprintln!(
+            "usage: bench <suite>...   (suites: ring, secagg, secagg-rules, mpc, serve, train)"
+        );
         std::process::exit(2);
     }
     for suite in suites {
         let rows = match suite.as_str() {
             "ring" => ring::run(),
             "secagg" => secagg::run(),
+            "secagg-rules" => secagg::run_rules(),
             "mpc" => mpc::run(),
             "serve" => serve::run(),
             "train" => train::run(accuracy.then_some(epochs)),
             other => {
-                eprintln!("unknown suite {other:?} (suites: ring, secagg, mpc, serve, train)");
+                eprintln!(
+                    "unknown suite {other:?} (suites: ring, secagg, secagg-rules, mpc, serve, train)"
+                );
                 std::process::exit(2);
             }
         };

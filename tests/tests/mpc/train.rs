@@ -4,6 +4,7 @@
 //! failure rate of the 128-bit ring at its largest stated magnitude is zero in 10^8 trials.
 
 use std::sync::Arc;
+use tessera_tests::Recording;
 
 use tessera_aggregator::mpc::harness::run_local;
 use tessera_aggregator::mpc::model::{Activations, SecureModel};
@@ -320,50 +321,6 @@ fn small_job(servers_init: bool) {
     }
 }
 
-/// A server's endpoint that keeps a copy of every message it receives.
-struct Recording {
-    inner: MemoryNetwork,
-    seen: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
-}
-
-impl tessera_common::net::Network for Recording {
-    fn me(&self) -> tessera_common::PartyId {
-        self.inner.me()
-    }
-    fn parties(&self) -> &[tessera_common::PartyId] {
-        self.inner.parties()
-    }
-    async fn send(
-        &self,
-        to: tessera_common::PartyId,
-        tag: &tessera_common::net::Tag,
-        payload: Vec<u8>,
-    ) -> Result<(), tessera_common::net::NetError> {
-        self.inner.send(to, tag, payload).await
-    }
-    async fn recv(
-        &self,
-        from: tessera_common::PartyId,
-        tag: &tessera_common::net::Tag,
-    ) -> Result<Vec<u8>, tessera_common::net::NetError> {
-        let msg = self.inner.recv(from, tag).await?;
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(msg.clone());
-        Ok(msg)
-    }
-    fn stats(&self) -> tessera_common::net::NetStats {
-        self.inner.stats()
-    }
-    fn forget(&self, prefix: &str) -> usize {
-        self.inner.forget(prefix)
-    }
-    fn queued(&self) -> usize {
-        self.inner.queued()
-    }
-}
-
 /// What each server receives during a training step (a data owner's examples and labels and
 /// the model owner's weights shared in, one SGD step, the weights revealed to the model owner
 /// only) never contains, as any aligned 128-bit word, the fixed-point encoding of an example's
@@ -413,10 +370,7 @@ fn server_views_hold_no_secret<P: Protocol<Elem = u128> + 'static>(
     let servers: Vec<Recording> = nets
         .into_iter()
         .zip(&views)
-        .map(|(inner, seen)| Recording {
-            inner,
-            seen: Arc::clone(seen),
-        })
+        .map(|(inner, seen)| Recording::new(inner, Arc::clone(seen)))
         .collect();
     let n_params = w0.len();
     let (features, labels) = (x.shape().to_vec(), y.shape().to_vec());

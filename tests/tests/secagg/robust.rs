@@ -50,7 +50,8 @@ async fn upload(c: &Cluster, owner: u32, round: u64, u: &RingVec) -> Result<(), 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn norm_bound_refuses_an_oversized_update_and_sums_exactly_the_rest() {
-    let c = norm_bound_cluster(3).await;
+    // Four places: the refused owner takes one.
+    let c = norm_bound_cluster(4).await;
     open_round(&c, 1).await;
     // Deltas within 0.01 per coordinate over 7,850 parameters: norm at most 0.89 < 1.
     let honest: Vec<RingVec> = (0..3)
@@ -73,8 +74,74 @@ async fn norm_bound_refuses_an_oversized_update_and_sums_exactly_the_rest() {
     );
     // Exactly the ring sum of the accepted updates: the rejected one influenced nothing.
     assert_eq!(revealed(&c, 1).await, ring_sum(&honest));
-    // The checks left no message behind at any server.
+    // The checks left no message behind at any server (a helper's part of the last check may
+    // still be reading its last message when the round ends: it gets a second).
     for s in &c.servers {
+        for _ in 0..100 {
+            if s.0.queued_messages() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         assert_eq!(s.0.queued_messages(), 0);
+    }
+}
+
+/// What each server receives while checking the all-zero update (the most structured input
+/// there is): every payload word is a share or a masked value, so its bits are ones half the
+/// time. An opened comparison bit per coordinate, or any unmasked intermediate, would show as
+/// words of zeros and pull the fraction down. The bound is six standard deviations of a fair
+/// coin over that many bits (false alarm below 2e-9); with over 10^6 bits it is below 0.003,
+/// while one word in a hundred left at zero would move the fraction by 0.005.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_sees_uniform_words_and_the_verdict_bit_only() {
+    use std::sync::{Arc, Mutex};
+    use tessera_aggregator::mpc::harness::run_on;
+    use tessera_aggregator::secagg::robust::replicate::components_of;
+    use tessera_aggregator::secagg::robust::{norm_bound_verdict, replicate};
+    use tessera_common::net::memory::MemoryNetwork;
+    use tessera_common::prg::Seed;
+    use tessera_common::rule::NormBound;
+    use tessera_tests::{Recording, SERVERS};
+
+    let params = 4000;
+    let len = params + 2;
+    let mut x = vec![0u64; len];
+    x[len - 1] = 1 << 16; // weight 1
+    let components = components_of(&x, [Seed([7; 32]), Seed([9; 32])]);
+    let check = NormBound::new(params, 16, 1.0, 10.0, 1.0).unwrap();
+    let views: Vec<Arc<Mutex<Vec<Vec<u8>>>>> = (0..3).map(|_| Arc::default()).collect();
+    let nets: Vec<Recording> = MemoryNetwork::cluster(&SERVERS)
+        .into_iter()
+        .zip(&views)
+        .map(|(net, seen)| Recording::new(net, Arc::clone(seen)))
+        .collect();
+    let verdicts = run_on(nets, move |session| {
+        let mine = components[session.me()].clone();
+        async move {
+            let shared = replicate(&session, &mine, len).await?;
+            norm_bound_verdict(&session, &shared, &check).await
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(verdicts, vec![true; 3]);
+    for (server, view) in views.iter().enumerate() {
+        let view = view.lock().unwrap();
+        // Each message: an 8-byte depth header (public), then the payload.
+        let (ones, bits) =
+            view.iter()
+                .map(|m| &m[8.min(m.len())..])
+                .fold((0u64, 0u64), |(o, b), p| {
+                    let ones: u64 = p.iter().map(|byte| u64::from(byte.count_ones())).sum();
+                    (o + ones, b + 8 * p.len() as u64)
+                });
+        assert!(bits > 1_000_000, "server{server} saw {bits} bits");
+        let fraction = ones as f64 / bits as f64;
+        let bound = 6.0 * 0.5 / (bits as f64).sqrt();
+        assert!(
+            (fraction - 0.5).abs() < bound,
+            "server{server}: {fraction} of {bits} bits are ones (bound {bound})"
+        );
     }
 }

@@ -110,7 +110,7 @@ pub async fn lift_checked<N: Network>(
 mod tests {
     use super::*;
     use crate::mpc::harness::run_local;
-    use crate::secagg::robust::replicate::{Component, expand_seed, replicate};
+    use crate::secagg::robust::replicate::{components_of, replicate};
     use tessera_common::prg::Seed;
 
     const F: u32 = 16;
@@ -122,16 +122,7 @@ mod tests {
     /// Shares `x` as an upload does (explicit vector + two seeds) and runs the check.
     async fn verdict(x: Vec<u64>, check: NormBound) -> bool {
         let len = x.len();
-        let seeds = [Seed([1; 32]), Seed([2; 32])];
-        let (e1, e2) = (expand_seed(&seeds[0], len), expand_seed(&seeds[1], len));
-        let x0: Vec<u64> = (0..len)
-            .map(|i| x[i].wrapping_sub(e1[i]).wrapping_sub(e2[i]))
-            .collect();
-        let components = [
-            Component::Vector(x0),
-            Component::Seed(seeds[0].clone()),
-            Component::Seed(seeds[1].clone()),
-        ];
+        let components = components_of(&x, [Seed([1; 32]), Seed([2; 32])]);
         let out = run_local(3, move |session| {
             let mine = components[session.me()].clone();
             async move {

@@ -53,6 +53,23 @@ impl Component {
     }
 }
 
+/// The three components of an upload of `x` whose helpers get `seeds` (as a data owner's
+/// seed-compressed sharing makes them): the explicit `x - PRG(seed1) - PRG(seed2)`, then the
+/// seeds.
+pub fn components_of(x: &[u64], seeds: [Seed; 2]) -> [Component; 3] {
+    let len = x.len();
+    let (e1, e2) = (expand_seed(&seeds[0], len), expand_seed(&seeds[1], len));
+    let x0 = (0..len)
+        .map(|i| x[i].wrapping_sub(e1[i]).wrapping_sub(e2[i]))
+        .collect();
+    let [s1, s2] = seeds;
+    [
+        Component::Vector(x0),
+        Component::Seed(s1),
+        Component::Seed(s2),
+    ]
+}
+
 /// The replicated sharing of the upload whose component this server holds (`len` elements;
 /// server 0's component must be the vector, the helpers' seeds). One message per server.
 pub async fn replicate<N: Network>(
