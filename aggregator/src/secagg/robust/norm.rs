@@ -11,7 +11,8 @@
 //! 2. Range: the bits of `y` above `k` are all zero, i.e. `-2^k <= x < 2^k` (the weight
 //!    `0 <= w < 2^(k+1)`), for every coordinate: one AND over all of them ([`and_all`]).
 //! 3. Lift: the shares zero-extended to 128 bits, less `2^64` per wrap (bit injection of the two
-//!    wrap bits), less the offset: the exact `x` in the 128-bit ring.
+//!    wrap bits into the 64-bit ring, enough for a multiple of `2^64`), less the offset: the
+//!    exact `x` in the 128-bit ring.
 //! 4. `B^2 w^2 - ||u||^2 >= 0` and `max_weight - w >= 0`, with `||u||^2` one inner product (one
 //!    resharing) and the signs from one A2B of two 128-bit values; the range bit ANDed in and the
 //!    result opened. `k` is the smallest range honest owners fit (`max_weight * max(clip, 1)`
@@ -87,14 +88,20 @@ pub async fn lift_checked<N: Network>(
         .mul_public(&vec![!low; n])?
         .add_public(me, &vec![low; n])?;
     let in_range = and_all(session, &spread).await?;
-    let wraps: Aby3Tensor<u128> = bit_inject(
+    // Only the wrap count times 2^64 matters in the 128-bit ring, so the count is needed modulo
+    // 2^64 only: injected into the 64-bit ring (half the work of the 128-bit one), its shares
+    // widened and shifted up (whatever their sum wraps is a multiple of 2^128 after the shift).
+    let wraps: Aby3Tensor<u64> = bit_inject(
         session,
         &Shared::<Bool<u64>>::concat(&[&wrap_a, &wrap_b]),
         63,
     )
     .await?;
     let halves = wraps.split(&[&[n], &[n]])?;
-    let wrapped = halves[0].add(&halves[1])?.scale(1u128 << 64);
+    let wrapped = halves[0]
+        .add(&halves[1])?
+        .widen::<Arith<u128>>()
+        .scale(1u128 << 64);
     let minus_offsets: Vec<u128> = offsets
         .iter()
         .map(|o| u128::from(*o).wrapping_neg())
