@@ -233,6 +233,10 @@ pub enum Command {
         /// What the attackers send: `scale:F`, `sign-flip[:F]`, `gaussian:S` or `label-flip`.
         #[arg(long, default_value = "scale:100")]
         attack: Attack,
+        /// Keep each round's revealed sum and contributor list, and each owner's encoded update,
+        /// in this folder.
+        #[arg(long)]
+        audit_dir: Option<PathBuf>,
         /// Encrypted training: the servers train on secret-shared examples under MPC.
         #[command(flatten)]
         encrypted: EncryptedArgs,
@@ -370,6 +374,7 @@ pub fn run(cli: Cli) -> i32 {
             non_iid,
             attackers,
             attack,
+            audit_dir,
             encrypted,
         } => {
             if encrypted.encrypted {
@@ -397,6 +402,7 @@ pub fn run(cli: Cli) -> i32 {
                 rule: training.rule.unwrap_or_default(),
                 attackers,
                 attack,
+                audit_dir,
                 interactive: true,
             };
             let Some(runtime) = runtime() else {

@@ -56,6 +56,9 @@ pub struct SimulateOptions {
     pub attackers: usize,
     /// What the attackers send.
     pub attack: Attack,
+    /// Keep every revealed aggregate and contributor list, and every owner's encoded update,
+    /// in this folder (`aggregate-<job>-<round>.{bin,txt}`, `update-<owner>-<job>-<round>.bin`).
+    pub audit_dir: Option<PathBuf>,
     /// Progress bars and per-round lines.
     pub interactive: bool,
 }
@@ -179,7 +182,7 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
         out_dir: opts.out.clone(),
         show_progress: opts.interactive,
         print_rounds: true,
-        audit_dir: None,
+        audit_dir: opts.audit_dir.clone(),
     };
     let trainer = Trainer::new(
         services.clone(),
@@ -197,6 +200,10 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
             node.with_attack(opts.attack)
         } else {
             node
+        };
+        let node = match &opts.audit_dir {
+            Some(dir) => node.with_audit_dir(dir.clone()),
+            None => node,
         };
         let job_id = settings.job_id;
         nodes.push(tokio::spawn(async move { node.run(job_id).await }));

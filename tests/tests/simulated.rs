@@ -24,6 +24,7 @@ fn options(out: std::path::PathBuf, servers: usize, optimizer: ServerOptimizer) 
         rule: AggregationRule::Mean,
         attackers: 0,
         attack: Attack::Scale(100.0),
+        audit_dir: None,
         interactive: false,
     }
 }
@@ -100,4 +101,62 @@ async fn norm_bound_keeps_the_accuracy_that_scaled_updates_destroy_under_the_mea
         (honest - bounded).abs() < 0.02,
         "norm-bound under attack: {bounded} vs {honest}"
     );
+}
+
+/// Reads little-endian `u64`s.
+fn words(path: &std::path::Path) -> Vec<u64> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_norm_bound_aggregate_is_exactly_the_sum_of_the_accepted_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let mut opts = options(
+        dir.path().to_path_buf(),
+        3,
+        ServerOptimizer::FedAvg { server_lr: 1.0 },
+    );
+    opts.data_owners = 5;
+    opts.rule = AggregationRule::NormBound { bound: 5.0 };
+    opts.ring_bits = None;
+    opts.attackers = 1;
+    opts.audit_dir = Some(audit.clone());
+    simulate(opts).await.unwrap();
+    let mut rounds = 0;
+    for entry in std::fs::read_dir(&audit).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let Some(stem) = name
+            .strip_prefix("aggregate-")
+            .and_then(|n| n.strip_suffix(".txt"))
+        else {
+            continue;
+        };
+        rounds += 1;
+        let contributors = std::fs::read_to_string(audit.join(&name)).unwrap();
+        let contributors: Vec<&str> = contributors.lines().collect();
+        // The attacker (the last owner) is refused every round; the four others are in.
+        assert_eq!(contributors.len(), 4, "{contributors:?}");
+        assert!(!contributors.contains(&"data-owner-4"));
+        let aggregate = words(&audit.join(format!("aggregate-{stem}.bin")));
+        let mut sum = vec![0u64; aggregate.len()];
+        for c in &contributors {
+            let update = words(&audit.join(format!("update-{c}-{stem}.bin")));
+            for (s, u) in sum.iter_mut().zip(update) {
+                *s = s.wrapping_add(u);
+            }
+        }
+        assert_eq!(sum, aggregate, "round {stem}: not the exact ring sum");
+        // The attacker's recorded update exists and is far out of bound: it influenced nothing.
+        assert!(
+            audit
+                .join(format!("update-data-owner-4-{stem}.bin"))
+                .is_file()
+        );
+    }
+    assert_eq!(rounds, 2);
 }
