@@ -10,7 +10,7 @@ use tessera_common::job::JobSettings;
 use tessera_common::net::Network;
 use tessera_common::rule::AggregationRule;
 
-use super::robust::{Component, norm_bound_verdict, replicate};
+use super::robust::{Component, check_upload};
 use super::{AggregatorService, ServiceError};
 use crate::mpc::Session;
 use crate::mpc::session::{secagg_session_id, session_prefix};
@@ -42,8 +42,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         let len = settings.update_len();
         let verdict = async {
             let session = Session::with_id(Arc::clone(&self.network), id).await?;
-            let x = replicate(&session, &component, len).await?;
-            norm_bound_verdict(&session, &x, &check).await
+            check_upload(&session, &component, len, &check).await
         }
         .await;
         self.network.forget(&session_prefix(id));

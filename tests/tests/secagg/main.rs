@@ -342,16 +342,22 @@ async fn a_round_below_min_clients_fails_and_the_next_one_works() {
         c.leader().fetch_result(77, 1).await,
         Err(ApiError::NotReady(_))
     ));
-    open_round(&c, 2).await;
-    let updates: Vec<RingVec> = (0..3).map(|o| update(&c, o)).collect();
+    exact_round(&c, 2, 3).await;
+}
+
+/// Opens `round`, uploads the first `owners` owners' updates, and checks the round aggregates to
+/// exactly their ring sum.
+async fn exact_round(c: &Cluster, round: u64, owners: u32) {
+    open_round(c, round).await;
+    let updates: Vec<RingVec> = (0..owners).map(|o| update(c, o)).collect();
     for (o, u) in updates.iter().enumerate() {
         c.leader()
-            .upload(upload_of(&c, o as u32, 2, u))
+            .upload(upload_of(c, o as u32, round, u))
             .await
             .unwrap();
     }
-    assert_eq!(wait_final(&c, 2).await.state, RoundState::Aggregated);
-    assert_eq!(revealed(&c, 2).await, ring_sum(&updates));
+    assert_eq!(wait_final(c, round).await.state, RoundState::Aggregated);
+    assert_eq!(revealed(c, round).await, ring_sum(&updates));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,8 +97,8 @@ async fn norm_bound_refuses_an_oversized_update_and_sums_exactly_the_rest() {
 async fn a_server_sees_uniform_words_and_the_verdict_bit_only() {
     use std::sync::{Arc, Mutex};
     use tessera_aggregator::mpc::harness::run_on;
+    use tessera_aggregator::secagg::robust::check_upload;
     use tessera_aggregator::secagg::robust::replicate::components_of;
-    use tessera_aggregator::secagg::robust::{norm_bound_verdict, replicate};
     use tessera_common::net::memory::MemoryNetwork;
     use tessera_common::prg::Seed;
     use tessera_common::rule::NormBound;
@@ -118,10 +118,7 @@ async fn a_server_sees_uniform_words_and_the_verdict_bit_only() {
         .collect();
     let verdicts = run_on(nets, move |session| {
         let mine = components[session.me()].clone();
-        async move {
-            let shared = replicate(&session, &mine, len).await?;
-            norm_bound_verdict(&session, &shared, &check).await
-        }
+        async move { check_upload(&session, &mine, len, &check).await }
     })
     .await
     .unwrap();

@@ -12,7 +12,9 @@ use tessera_common::PartyId;
 use tessera_common::api::{LeaderApi, RoundState, ServerApi};
 
 use super::tap::{Hook, Verdict};
-use super::{cluster_tapped, open_round, revealed, ring_sum, update, upload_of, wait_final};
+use super::{
+    cluster_tapped, exact_round, open_round, revealed, ring_sum, update, upload_of, wait_final,
+};
 
 #[tokio::test]
 async fn uploads_overlap_while_a_helper_answers_only_after_seeing_them_all() {
@@ -88,14 +90,5 @@ async fn a_lost_decision_fails_its_round_cleanly_and_the_next_round_is_exact() {
     // No result share of round 1 leaves the leader.
     assert!(c.leader().fetch_result(77, 1).await.is_err());
 
-    open_round(&c, 2).await;
-    let updates: Vec<_> = (0..2).map(|o| update(&c, o)).collect();
-    for (o, u) in updates.iter().enumerate() {
-        c.leader()
-            .upload(upload_of(&c, o as u32, 2, u))
-            .await
-            .unwrap();
-    }
-    assert_eq!(wait_final(&c, 2).await.state, RoundState::Aggregated);
-    assert_eq!(revealed(&c, 2).await, ring_sum(&updates));
+    exact_round(&c, 2, 2).await;
 }

@@ -9,6 +9,6 @@
 pub mod norm;
 pub mod replicate;
 
-pub use norm::norm_bound_verdict;
+pub use norm::{check_upload, norm_bound_verdict};
 pub use replicate::{Component, replicate};
 pub use tessera_common::rule::NormBound;

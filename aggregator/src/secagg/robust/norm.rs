@@ -21,10 +21,23 @@
 
 use tessera_common::net::Network;
 
+use super::replicate::{Component, replicate};
 use crate::mpc::aby3::boolean::{a2b, a2b_wraps, and_all, bit_inject};
 use crate::mpc::aby3::{Aby3Bits, Aby3Tensor, Arith, Bool, Shared, matmul, mul, open};
 use crate::mpc::{MpcError, Session};
 use tessera_common::rule::{BOUND_SHIFT, NormBound};
+
+/// Whether the upload whose component this server holds passes [`NormBound`]: the conversion to
+/// replicated shares ([`replicate`]) then [`norm_bound_verdict`].
+pub async fn check_upload<N: Network>(
+    session: &Session<N>,
+    mine: &Component,
+    len: usize,
+    check: &NormBound,
+) -> Result<bool, MpcError> {
+    let shared = replicate(session, mine, len).await?;
+    norm_bound_verdict(session, &shared, check).await
+}
 
 /// Whether the replicated upload `x` (`params + 2` elements) passes [`NormBound`]: the bit every
 /// server learns, and nothing else.
@@ -117,7 +130,7 @@ pub async fn lift_checked<N: Network>(
 mod tests {
     use super::*;
     use crate::mpc::harness::run_local;
-    use crate::secagg::robust::replicate::{components_of, replicate};
+    use crate::secagg::robust::replicate::components_of;
     use tessera_common::prg::Seed;
 
     const F: u32 = 16;
@@ -132,10 +145,7 @@ mod tests {
         let components = components_of(&x, [Seed([1; 32]), Seed([2; 32])]);
         let out = run_local(3, move |session| {
             let mine = components[session.me()].clone();
-            async move {
-                let shared = replicate(&session, &mine, len).await?;
-                norm_bound_verdict(&session, &shared, &check).await
-            }
+            async move { check_upload(&session, &mine, len, &check).await }
         })
         .await
         .unwrap();
