@@ -4,6 +4,12 @@
 //! [job]
 //! ring_bits = 32          # 32, 64 or 128
 //! frac_bits = 16
+//! # rule = "norm-bound:5" # how rounds combine uploads (default "mean")
+//!
+//! # [job.dp]              # distributed differential privacy (optional)
+//! # noise_multiplier = 1.0
+//! # clip = 1.0            # L2 bound of each owner's update
+//! # delta = 1e-5
 //!
 //! [parties.server0]
 //! address = "127.0.0.1:7100"
@@ -37,6 +43,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use x25519_dalek::PublicKey;
 
+use crate::dp::DpSettings;
 use crate::identity::{KeyError, public_key_from_base64};
 use crate::party::PartyId;
 use crate::rule::AggregationRule;
@@ -128,6 +135,9 @@ pub struct JobDefaults {
     /// How a round combines the uploads: `"mean"` or `"norm-bound:B"`.
     #[serde(deserialize_with = "rule_from_str")]
     pub rule: AggregationRule,
+    /// Distributed differential privacy (`[job.dp]`: `noise_multiplier`, `clip`, `delta`,
+    /// `sampling_rate`), none when absent.
+    pub dp: Option<DpSettings>,
 }
 
 fn rule_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AggregationRule, D::Error> {
@@ -148,6 +158,7 @@ impl Default for JobDefaults {
             learning_rate: 0.1,
             max_weight: 4096.0,
             rule: AggregationRule::Mean,
+            dp: None,
         }
     }
 }
@@ -487,6 +498,19 @@ mod tests {
         );
         assert_eq!(c.data_owners(), vec![PartyId::DataOwner(0)]);
         assert!(c.network.allow_plaintext);
+    }
+
+    #[test]
+    fn the_job_may_ask_for_differential_privacy() {
+        let plain = ClusterConfig::from_toml(&cluster("")).unwrap();
+        assert_eq!(plain.job.dp, None);
+        // The table follows the parties in this file, so it names its full path.
+        let with = cluster("[job.dp]\nnoise_multiplier = 1.1\nclip = 0.5\ndelta = 1e-6\n");
+        let dp = ClusterConfig::from_toml(&with).unwrap().job.dp.unwrap();
+        assert_eq!((dp.noise_multiplier, dp.clip, dp.delta), (1.1, 0.5, 1e-6));
+        assert_eq!(dp.sampling_rate, 1.0);
+        let typo = cluster("[job.dp]\nnoise = 1.1\nclip = 0.5\ndelta = 1e-6\n");
+        assert!(ClusterConfig::from_toml(&typo).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dp::{DpError, DpSettings};
 use crate::fixed::FixedPoint;
 use crate::model_spec::ModelSpec;
 use crate::ring::Ring;
@@ -76,6 +77,10 @@ pub struct JobSettings {
     /// How a round combines the uploads (`mean` when absent).
     #[serde(default)]
     pub rule: AggregationRule,
+    /// Distributed differential privacy: the servers' noise and the owners' clipping (none when
+    /// absent; see [`crate::dp`]).
+    #[serde(default)]
+    pub dp: Option<DpSettings>,
 }
 
 /// Settings that cannot work.
@@ -90,6 +95,9 @@ pub enum JobError {
         /// Why.
         reason: String,
     },
+    /// The differential privacy settings.
+    #[error(transparent)]
+    Dp(#[from] DpError),
     /// The sum of updates could wrap the ring.
     #[error(
         "overflow budget exceeded: {max_clients} clients x weight {max_weight} x clip {clip} with {frac_bits} fractional bits can wrap a {ring_bits}-bit ring ({headroom_bits:.1} bits of headroom)"
@@ -187,6 +195,9 @@ impl JobSettings {
         if self.rule.is_robust() {
             self.check_robust()?;
         }
+        if let Some(dp) = &self.dp {
+            dp.validate(self.frac_bits)?;
+        }
         if !budget.fits() {
             return Err(JobError::Overflow {
                 max_clients: self.max_clients,
@@ -238,12 +249,17 @@ impl JobSettings {
 
     /// The overflow budget in ring `R`: every coordinate (deltas, loss and weight) is at most
     /// `max_weight * max(clip, 1)` in magnitude (the data owner reports its loss scaled into
-    /// `[0, 1]`).
+    /// `[0, 1]`). Under differential privacy each server's noise counts as that many more
+    /// contributors as cover 12 of its standard deviations (a discrete Gaussian draw goes beyond
+    /// with probability below `10^-32`).
     fn budget<R: Ring>(&self) -> crate::fixed::SumBudget {
-        self.fixed_point().sum_budget::<R>(
-            self.max_clients as u64,
-            self.max_weight * self.clip.max(1.0),
-        )
+        let per_owner = self.max_weight * self.clip.max(1.0);
+        let noise = self.dp.map_or(0.0, |dp| {
+            let sigma = dp.sigma_units(self.frac_bits) * f64::from(self.frac_bits).exp2().recip();
+            self.num_servers as f64 * (12.0 * sigma / per_owner).ceil()
+        });
+        self.fixed_point()
+            .sum_budget::<R>(self.max_clients as u64 + noise as u64, per_owner)
     }
 }
 
@@ -271,6 +287,7 @@ mod tests {
             num_servers: 3,
             optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
             rule: Default::default(),
+            dp: None,
         }
     }
 

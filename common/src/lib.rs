@@ -14,6 +14,8 @@
 //! - [`seal`]: the authenticated envelope every message between parties travels in;
 //! - [`dataset`]: the bundled MNIST digits, IDX and CSV loaders, IID and label-skewed splits;
 //! - [`model_spec`] and [`job`]: the serde model description and a job's settings;
+//! - [`dp`]: distributed differential privacy: the discrete Gaussian the servers add and the
+//!   accountant the model owner prints `(epsilon, delta)` with;
 //! - [`rule`]: the aggregation rule of a job (`mean`, `norm-bound`) and its check's parameters;
 //! - [`config`]: the cluster file naming each party's address and public key;
 //! - [`api`]: what data owners and the model owner ask of the servers, as transport-free traits;
@@ -28,6 +30,7 @@ pub mod batches;
 pub mod cli;
 pub mod config;
 pub mod dataset;
+pub mod dp;
 pub mod fixed;
 pub mod identity;
 pub mod job;

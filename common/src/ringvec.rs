@@ -184,6 +184,25 @@ impl RingVec {
         Ok(())
     }
 
+    /// Adds the signed integers `values` (in units of the ring, wrapping) to the first
+    /// `values.len()` elements.
+    pub fn add_signed(&mut self, values: &[i64]) -> Result<(), RingVecError> {
+        fn add<R: Ring>(acc: &mut [R], values: &[i64]) {
+            for (a, v) in acc.iter_mut().zip(values) {
+                *a = a.add(R::from_i128(i128::from(*v)));
+            }
+        }
+        if values.len() > self.len() {
+            return Err(RingVecError::Mismatch(format!(
+                "{} values for {} elements",
+                values.len(),
+                self.len()
+            )));
+        }
+        dispatch!(self, v => add(v, values));
+        Ok(())
+    }
+
     /// Little-endian bytes of elements `range`.
     pub fn to_le_bytes(&self, range: std::ops::Range<usize>) -> Vec<u8> {
         dispatch!(self, v => encode_elements(&v[range]))

@@ -2,7 +2,8 @@
 //!
 //! Per round: fetch the global weights (sealed by the leader for this owner), train `local_epochs`
 //! on the local data, form the update `[clip(delta) * w, min(loss, 16) / 16 * w, w]` with `w` the
-//! sample count capped at `max_weight`, encode it in fixed point, share it with seed compression
+//! sample count capped at `max_weight` (under differential privacy `w = 1` and the vector before
+//! `w` clipped to the job's L2 bound), encode it in fixed point, share it with seed compression
 //! among the servers, seal every part and upload. A failed round is logged and the node waits for
 //! the next; an unreachable leader is retried with exponential backoff.
 
@@ -75,7 +76,11 @@ pub fn form_update(
     train_loss: f64,
     samples: usize,
 ) -> Vec<f64> {
-    let w = (samples as f64).min(settings.max_weight);
+    // Under differential privacy every owner counts once, its vector clipped in L2 (dp module).
+    let w = match settings.dp {
+        Some(_) => 1.0,
+        None => (samples as f64).min(settings.max_weight),
+    };
     let clip = settings.clip;
     let mut update: Vec<f64> = trained
         .iter()
@@ -83,6 +88,10 @@ pub fn form_update(
         .map(|(t, s)| (f64::from(*t) - f64::from(*s)).clamp(-clip, clip) * w)
         .collect();
     update.push(train_loss.clamp(0.0, LOSS_BOUND) / LOSS_BOUND * w);
+    if let Some(dp) = &settings.dp {
+        let bound = dp.owner_clip(update.len(), settings.frac_bits);
+        tessera_common::dp::clip_l2(&mut update, bound);
+    }
     update.push(w);
     update
 }
@@ -350,11 +359,33 @@ mod tests {
             num_servers: 2,
             optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
             rule: Default::default(),
+            dp: None,
         };
         let u = form_update(&settings, &[0.0, 1.0], &[2.0, 0.75], 0.3, 500);
         assert_eq!(
             u,
             vec![0.5 * 100.0, -0.25 * 100.0, 0.3 / LOSS_BOUND * 100.0, 100.0]
         );
+        // Under differential privacy: weight 1, the vector before it clipped in L2 to the
+        // bound less the rounding of its three encoded coordinates.
+        let dp = tessera_common::dp::DpSettings {
+            noise_multiplier: 1.0,
+            clip: 0.2,
+            delta: 1e-5,
+            sampling_rate: 1.0,
+        };
+        let settings = JobSettings {
+            dp: Some(dp),
+            ..settings
+        };
+        let u = form_update(&settings, &[0.0, 1.0], &[2.0, 0.75], 0.3, 500);
+        assert_eq!(u[3], 1.0);
+        let norm = u[..3].iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!(
+            (norm - dp.owner_clip(3, 16)).abs() < 1e-12 && norm < 0.2,
+            "{u:?}"
+        );
+        // The direction is kept: 0.5 and -0.25 stay in ratio.
+        assert!((u[0] / u[1] + 2.0).abs() < 1e-12);
     }
 }

@@ -43,6 +43,9 @@ pub struct Checkpoint {
     pub optimizer: OptimizerState,
     /// Metrics so far.
     pub metrics: Vec<RoundMetrics>,
+    /// Rounds whose aggregate the model owner saw (what differential privacy accounts for).
+    #[serde(default)]
+    pub revealed_rounds: u64,
 }
 
 impl Checkpoint {

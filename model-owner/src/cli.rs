@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use tessera_common::PartyId;
 use tessera_common::cli::{KeygenArgs, keygen_exit_code};
+use tessera_common::dp::DpSettings;
 use tessera_common::job::ServerOptimizer;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::rule::AggregationRule;
@@ -162,6 +163,34 @@ pub struct TrainingArgs {
     /// [default: the cluster file's, else mean].
     #[arg(long)]
     pub rule: Option<AggregationRule>,
+    /// Distributed differential privacy: each server adds discrete Gaussian noise of standard
+    /// deviation Z times --dp-clip to the aggregate, each owner clips its update to --dp-clip
+    /// in L2 and weighs 1, and the (epsilon, delta) spent is printed per round
+    /// [default: the cluster file's [job.dp], else none].
+    #[arg(long, value_name = "Z")]
+    pub dp_noise: Option<f64>,
+    /// The L2 bound each owner clips its update to under --dp-noise.
+    #[arg(long, value_name = "S", default_value_t = 1.0)]
+    pub dp_clip: f64,
+    /// The delta the privacy spent is stated for, under --dp-noise.
+    #[arg(long, default_value_t = 1e-5)]
+    pub dp_delta: f64,
+    /// The fraction of all owners taking part in a round, under --dp-noise (1: every owner
+    /// every round).
+    #[arg(long, default_value_t = 1.0)]
+    pub dp_sampling_rate: f64,
+}
+
+impl TrainingArgs {
+    /// The differential privacy the flags ask for, if any.
+    pub fn dp(&self) -> Option<DpSettings> {
+        self.dp_noise.map(|noise_multiplier| DpSettings {
+            noise_multiplier,
+            clip: self.dp_clip,
+            delta: self.dp_delta,
+            sampling_rate: self.dp_sampling_rate,
+        })
+    }
 }
 
 /// Options of `simulate --encrypted`.
@@ -400,6 +429,7 @@ pub fn run(cli: Cli) -> i32 {
                 learning_rate: training.learning_rate.unwrap_or(0.1),
                 ring_bits: training.ring_bits,
                 rule: training.rule.unwrap_or_default(),
+                dp: training.dp(),
                 attackers,
                 attack,
                 audit_dir,

@@ -371,6 +371,7 @@ pub async fn simulate_encrypted(
                 clients,
                 bytes: 0,
                 seconds: started.elapsed().as_secs_f64(),
+                epsilon: None,
             });
             r.weights = weights;
         })

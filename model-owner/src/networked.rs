@@ -82,6 +82,7 @@ pub fn networked_settings(
             .settings()
             .map_err(NetworkedError::Invalid)?,
         rule,
+        dp: training.dp().or(defaults.dp),
     };
     settings
         .validate()
@@ -215,6 +216,10 @@ mod tests {
             ring_bits: None,
             out: "unused".into(),
             rule: None,
+            dp_noise: None,
+            dp_clip: 1.0,
+            dp_delta: 1e-5,
+            dp_sampling_rate: 1.0,
         };
         networked_settings(&cluster, &training).unwrap()
     }

@@ -24,6 +24,9 @@ pub struct RoundMetrics {
     pub bytes: u64,
     /// Wall-clock seconds of the round, evaluation included.
     pub seconds: f64,
+    /// Under differential privacy: the epsilon spent by every aggregate revealed so far.
+    #[serde(default)]
+    pub epsilon: Option<f64>,
 }
 
 /// Writes `metrics.csv`.
@@ -31,12 +34,13 @@ pub fn write_metrics_csv(path: &Path, rows: &[RoundMetrics]) -> std::io::Result<
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(
         f,
-        "round,train_loss,test_loss,test_accuracy,clients,bytes,seconds"
+        "round,train_loss,test_loss,test_accuracy,clients,bytes,seconds,epsilon"
     )?;
     for r in rows {
+        let epsilon = r.epsilon.map(|e| format!("{e:.6}")).unwrap_or_default();
         writeln!(
             f,
-            "{},{:.6},{:.6},{:.6},{},{},{:.3}",
+            "{},{:.6},{:.6},{:.6},{},{},{:.3},{epsilon}",
             r.round, r.train_loss, r.test_loss, r.test_accuracy, r.clients, r.bytes, r.seconds
         )?;
     }

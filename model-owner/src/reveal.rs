@@ -134,7 +134,9 @@ pub enum AggregateError {
 /// Rounding: each owner's coordinate is encoded to within half a unit `2^-f`, so the sum is
 /// within `contributors / 2` units of the exact weighted sum, and the mean within
 /// `contributors / 2 / total` units of a value in `[-clip, clip]`; the checks allow one unit per
-/// contributor.
+/// contributor. Under differential privacy every coordinate but the weight also carries the
+/// servers' noise: the checks allow 9 of its standard deviations more (a Gaussian goes beyond
+/// with probability `2e-19` per coordinate), and the mean loss is clamped into `[0, 1]`.
 pub fn decode_aggregate(
     settings: &JobSettings,
     sum: &RingVec,
@@ -144,6 +146,10 @@ pub fn decode_aggregate(
     let n = settings.num_params;
     let unit = (-(settings.frac_bits as f64)).exp2();
     let slack = contributors as f64 * unit;
+    let noise = settings.dp.map_or(0.0, |dp| {
+        9.0 * (settings.num_servers as f64 * dp.variance_units(settings.frac_bits) as f64).sqrt()
+            * unit
+    });
     let total_weight = values[n + 1];
     let max = contributors as f64 * settings.max_weight + slack;
     let min = (contributors as f64 * settings.max_weight.min(1.0) - slack).max(unit);
@@ -155,7 +161,7 @@ pub fn decode_aggregate(
             contributors,
         });
     }
-    let bound = settings.clip + slack / total_weight;
+    let bound = settings.clip + (slack + noise) / total_weight;
     let mean_delta: Vec<f64> = values[..n].iter().map(|v| v / total_weight).collect();
     if let Some((index, value)) = mean_delta
         .iter()
@@ -170,7 +176,8 @@ pub fn decode_aggregate(
     }
     let scaled_loss = values[n] / total_weight;
     let loss_bound = tessera_data_owner::node::LOSS_BOUND;
-    if !(-slack / total_weight..=1.0 + slack / total_weight).contains(&scaled_loss) {
+    let loss_slack = (slack + noise) / total_weight;
+    if !(-loss_slack..=1.0 + loss_slack).contains(&scaled_loss) {
         return Err(AggregateError::Loss {
             loss: scaled_loss * loss_bound,
             bound: loss_bound,
@@ -178,7 +185,7 @@ pub fn decode_aggregate(
     }
     Ok(Aggregate {
         mean_delta,
-        mean_train_loss: scaled_loss.max(0.0) * loss_bound,
+        mean_train_loss: scaled_loss.clamp(0.0, 1.0) * loss_bound,
         total_weight,
     })
 }

@@ -52,6 +52,8 @@ pub struct SimulateOptions {
     pub ring_bits: Option<u32>,
     /// How rounds combine the uploads.
     pub rule: AggregationRule,
+    /// Distributed differential privacy, if any.
+    pub dp: Option<tessera_common::dp::DpSettings>,
     /// The last `attackers` data owners mount `attack`.
     pub attackers: usize,
     /// What the attackers send.
@@ -104,6 +106,7 @@ pub fn simulation_settings(
         num_servers: opts.servers,
         optimizer: opts.optimizer,
         rule: opts.rule,
+        dp: opts.dp,
     };
     settings.frac_bits = settings.auto_frac_bits();
     settings

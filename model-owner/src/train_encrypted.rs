@@ -172,6 +172,7 @@ pub async fn train_encrypted_command(
             clients: job.owners.len(),
             bytes: 0,
             seconds: started.elapsed().as_secs_f64(),
+            epsilon: None,
         });
     }
     client.wait_done(job_id).await?;

@@ -183,8 +183,12 @@ impl<S: ServerApi> Trainer<S> {
                 clients: contributors,
                 bytes,
                 seconds: started.elapsed().as_secs_f64(),
+                epsilon: settings.dp.map(|dp| {
+                    dp.spent(checkpoint.revealed_rounds, settings.frac_bits)
+                        .epsilon
+                }),
             };
-            let line = format!(
+            let mut line = format!(
                 "round {:>3}: clients {} train loss {:.4} test loss {:.4} test accuracy {:.4} ({:.1} s)",
                 row.round,
                 row.clients,
@@ -193,6 +197,14 @@ impl<S: ServerApi> Trainer<S> {
                 row.test_accuracy,
                 row.seconds
             );
+            if let Some(dp) = &settings.dp {
+                let per_round = dp.spent(1, settings.frac_bits);
+                let total = dp.spent(checkpoint.revealed_rounds, settings.frac_bits);
+                line += &format!(
+                    " privacy: epsilon {:.3} this round, {:.3} in total over {} aggregates (delta {:e}, RDP of the sampled Gaussian)",
+                    per_round.epsilon, total.epsilon, checkpoint.revealed_rounds, total.delta
+                );
+            }
             if self.config.print_rounds {
                 bar.suspend(|| println!("{line}"));
             }
@@ -308,6 +320,7 @@ impl<S: ServerApi> Trainer<S> {
             shares.push((PartyId::Server(i as u8), fetched));
         }
         let sum = reveal_sum(&self.sealer, settings, round, &shares)?;
+        checkpoint.revealed_rounds += 1;
         if let Some(dir) = &self.config.audit_dir {
             std::fs::create_dir_all(dir)?;
             let stem = format!("aggregate-{}-{round}", settings.job_id);
@@ -348,6 +361,7 @@ pub fn initial_checkpoint(settings: &JobSettings, weights: Vec<f32>) -> Checkpoi
         optimizer: OptimizerState::new(settings.optimizer, weights.len()),
         weights,
         metrics: Vec::new(),
+        revealed_rounds: 0,
         settings: settings.clone(),
     }
 }

@@ -51,6 +51,7 @@ fn settings() -> JobSettings {
         num_servers: 3,
         optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
         rule: Default::default(),
+        dp: None,
     }
 }
 

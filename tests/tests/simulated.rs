@@ -22,6 +22,7 @@ fn options(out: std::path::PathBuf, servers: usize, optimizer: ServerOptimizer) 
         learning_rate: 0.1,
         ring_bits: Some(32),
         rule: AggregationRule::Mean,
+        dp: None,
         attackers: 0,
         attack: Attack::Scale(100.0),
         audit_dir: None,
@@ -159,4 +160,38 @@ async fn a_norm_bound_aggregate_is_exactly_the_sum_of_the_accepted_updates() {
         );
     }
     assert_eq!(rounds, 2);
+}
+
+/// Under differential privacy the model owner accounts for every revealed aggregate: with
+/// `z = 1`, `S = 1` and every owner in every round, one round is the Gaussian mechanism's
+/// `epsilon = 4.752728` at `delta = 1e-5` (the figure Google's `dp_accounting` prints for it), and
+/// the total after two rounds is the composition's, in the report and the metrics file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differential_privacy_reports_the_epsilon_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(
+        dir.path().to_path_buf(),
+        3,
+        ServerOptimizer::FedAvg { server_lr: 1.0 },
+    );
+    let dp = tessera_common::dp::DpSettings {
+        noise_multiplier: 1.0,
+        clip: 1.0,
+        delta: 1e-5,
+        sampling_rate: 1.0,
+    };
+    opts.dp = Some(dp);
+    let summary = simulate(opts).await.unwrap();
+    assert!(summary.metrics.iter().all(|m| m.clients == 3));
+    let spent: Vec<f64> = summary.metrics.iter().map(|m| m.epsilon.unwrap()).collect();
+    assert!((spent[0] - 4.752728336820).abs() < 1e-6, "{spent:?}");
+    let two = tessera_common::dp::accountant::spent(1.0, 1.0, 2, 1e-5).epsilon;
+    assert!(
+        (spent[1] - two).abs() < 1e-9 && spent[1] > spent[0],
+        "{spent:?}"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+    let last = csv.lines().last().unwrap();
+    let column: f64 = last.rsplit(',').next().unwrap().parse().unwrap();
+    assert!((column - two).abs() < 1e-5, "{last}");
 }

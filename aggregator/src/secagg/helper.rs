@@ -81,7 +81,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                         Ok(staged)
                     },
                     |round, sum| {
-                        results.insert(round, self.seal_result(settings.job_id, round, &sum)?);
+                        results.insert(round, self.seal_result(settings, round, &sum)?);
                         Ok(())
                     },
                 );

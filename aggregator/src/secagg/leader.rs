@@ -406,7 +406,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         let mut st = job.state.lock().await;
         let Ok(m) = st.leader() else { return };
         if let Some(sum) = m.finish_close(failure) {
-            let sealed = self.seal_result(job_id, round, &sum);
+            let sealed = self.seal_result(&job.settings, round, &sum);
             let ok = sealed.as_ref().map(|_| ()).map_err(Clone::clone);
             if let Ok(sealed) = sealed {
                 st.results.insert(round, sealed);

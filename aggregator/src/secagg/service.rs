@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tessera_common::PartyId;
 use tessera_common::job::JobSettings;
 use tessera_common::net::Network;
@@ -113,6 +115,8 @@ pub struct AggregatorService<N: Network + 'static> {
     jobs: StdMutex<HashMap<u64, Arc<Job>>>,
     limits: Limits,
     pub(super) staging: Arc<StagingBudget>,
+    /// This server's source of differential-privacy noise (seeded from the OS).
+    noise: StdMutex<StdRng>,
 }
 
 impl<N: Network + 'static> std::fmt::Debug for AggregatorService<N> {
@@ -143,7 +147,14 @@ impl<N: Network + 'static> AggregatorService<N> {
             jobs: StdMutex::new(HashMap::new()),
             staging: StagingBudget::new(limits.staging_bytes),
             limits,
+            noise: StdMutex::new(StdRng::from_rng(&mut rand::rng())),
         })
+    }
+
+    /// Reseeds this server's differential-privacy noise: reproducible noise for tests and
+    /// audits only (a seed someone else knows lets them subtract this server's noise).
+    pub fn reseed_noise(&self, seed: u64) {
+        *self.noise.lock().unwrap_or_else(|e| e.into_inner()) = StdRng::seed_from_u64(seed);
     }
 
     /// This server.
@@ -349,13 +360,32 @@ impl<N: Network + 'static> AggregatorService<N> {
             })
     }
 
-    /// This server's share of a round's sum, sealed for the model owner chunk by chunk.
+    /// Seals this server's share `acc` of round `round`'s sum for the model owner, with this
+    /// server's differential-privacy noise added to every coordinate but the weight when the job
+    /// asks for it (see [`tessera_common::dp`]).
     pub(super) fn seal_result(
         &self,
-        job_id: u64,
+        settings: &JobSettings,
         round: u64,
         acc: &RingVec,
     ) -> Result<Vec<Vec<u8>>, ServiceError> {
+        let noised;
+        let acc = match &settings.dp {
+            Some(dp) => {
+                let covered = settings.num_params + 1;
+                let noise = {
+                    let mut rng = self.noise.lock().unwrap_or_else(|e| e.into_inner());
+                    dp.noise(&mut *rng, covered, settings.frac_bits)
+                };
+                let mut with = acc.clone();
+                with.add_signed(&noise)
+                    .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+                noised = with;
+                &noised
+            }
+            None => acc,
+        };
+        let job_id = settings.job_id;
         let per_chunk = UPLOAD_CHUNK_BYTES / acc.element_bytes();
         (0..acc.len().div_ceil(per_chunk))
             .map(|i| {

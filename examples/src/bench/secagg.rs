@@ -62,6 +62,7 @@ fn settings(owners: usize, params: usize, ring_bits: u32, rule: AggregationRule)
         num_servers: SERVERS,
         optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
         rule,
+        dp: None,
     };
     s.frac_bits = s.auto_frac_bits();
     s

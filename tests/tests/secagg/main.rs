@@ -4,6 +4,7 @@
 //! the update; an upload costs about one plaintext copy. The rounds' failure paths between
 //! leader and helpers are in `rounds.rs`.
 
+mod dp;
 mod robust;
 mod rounds;
 mod tap;
@@ -64,6 +65,7 @@ fn settings(num_servers: usize, max_clients: usize, min_clients: usize) -> JobSe
         num_servers,
         optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
         rule: Default::default(),
+        dp: None,
     }
 }
 

@@ -410,6 +410,7 @@ pub(crate) mod tests {
             num_servers: 3,
             optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
             rule: Default::default(),
+            dp: None,
         }
     }
 
