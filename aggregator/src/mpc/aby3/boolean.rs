@@ -54,7 +54,7 @@ pub async fn ks_add<R: Ring, N: Network>(
 /// The Kogge-Stone prefix of `a + b`: the propagate bits `a ^ b` and the group generate bits
 /// `g`, bit `i` of which is the carry out of bit `i` (so the sum is `p ^ (g << 1)` and the top
 /// bit of `g` is the carry out of the word).
-async fn ks_generate<R: Ring, N: Network>(
+pub(crate) async fn ks_generate<R: Ring, N: Network>(
     session: &Session<N>,
     a: &Aby3Bits<R>,
     b: &Aby3Bits<R>,

@@ -5,9 +5,12 @@
 //!
 //! - [`norm`]: `norm-bound`, the L2 norm of the update divided by its weight at most `B`, with
 //!   every coordinate range-checked so the squares cannot wrap.
+//! - [`sort`]: `trimmed-mean:k` and `median`, coordinate-wise over the contributors by a sorting
+//!   network at the round's close.
 
 pub mod norm;
 pub mod replicate;
+pub mod sort;
 
 pub use norm::{check_upload, norm_bound_verdict};
 pub use replicate::{Component, replicate};
