@@ -228,11 +228,21 @@ impl JobSettings {
             ));
         }
         match self.rule {
-            AggregationRule::Mean => Ok(()),
             AggregationRule::NormBound { bound } => self
                 .norm_bound(bound)
                 .map(|_| ())
                 .map_err(|e| invalid("rule", e.to_string())),
+            // A round that closes with the fewest contributors must keep a value.
+            AggregationRule::TrimmedMean { trim } if 2 * trim >= self.min_clients => Err(invalid(
+                "rule",
+                format!(
+                    "{} drops {} values per coordinate, min_clients is {}",
+                    self.rule,
+                    2 * trim,
+                    self.min_clients
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 

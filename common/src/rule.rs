@@ -6,6 +6,10 @@
 //!   weight is at most `B`, every coordinate is within the range honest owners fit, and its
 //!   weight is at most `max_weight`; checked under MPC by three servers, which learn the verdict
 //!   bit and nothing else (see `tessera_aggregator::secagg::robust`).
+//! - `trimmed-mean:k`: coordinate by coordinate, the mean of the contributors' values without
+//!   the `k` smallest and the `k` largest; `median`: the middle value (the mean of the middle two
+//!   for an even count). Sorted under MPC at the round's close; every contributor counts once
+//!   (honest owners send weight 1, and the weight coordinate is trimmed like any other).
 //!
 //! The robust rules need three servers and the 64-bit ring.
 
@@ -26,11 +30,18 @@ pub enum AggregationRule {
         /// The bound `B` on the norm of the update divided by its weight.
         bound: f64,
     },
+    /// Per coordinate, the mean without the `trim` smallest and `trim` largest values.
+    TrimmedMean {
+        /// Values dropped at each end.
+        trim: usize,
+    },
+    /// Per coordinate, the median.
+    Median,
 }
 
 /// A rule that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("aggregation rule {given:?}: {reason} (rules: mean, norm-bound:B)")]
+#[error("aggregation rule {given:?}: {reason} (rules: mean, norm-bound:B, trimmed-mean:k, median)")]
 pub struct RuleParseError {
     /// What was given.
     pub given: String,
@@ -43,6 +54,31 @@ impl AggregationRule {
     pub fn is_robust(&self) -> bool {
         !matches!(self, AggregationRule::Mean)
     }
+
+    /// Whether the rule sorts each coordinate over the contributors (`trimmed-mean`,
+    /// `median`): the servers keep every upload until the close, and each owner counts once.
+    pub fn is_order_statistic(&self) -> bool {
+        matches!(
+            self,
+            AggregationRule::TrimmedMean { .. } | AggregationRule::Median
+        )
+    }
+
+    /// The values dropped at each end of a coordinate's sorted values when `contributors`
+    /// contributed: 0 for the summing rules.
+    pub fn trim(&self, contributors: usize) -> usize {
+        match self {
+            AggregationRule::TrimmedMean { trim } => *trim,
+            AggregationRule::Median => contributors.saturating_sub(1) / 2,
+            _ => 0,
+        }
+    }
+
+    /// How many values each coordinate of the revealed sum adds up when `contributors`
+    /// contributed (the model owner's count for its plausibility checks).
+    pub fn values_summed(&self, contributors: usize) -> usize {
+        contributors.saturating_sub(2 * self.trim(contributors))
+    }
 }
 
 impl fmt::Display for AggregationRule {
@@ -50,6 +86,8 @@ impl fmt::Display for AggregationRule {
         match self {
             AggregationRule::Mean => write!(f, "mean"),
             AggregationRule::NormBound { bound } => write!(f, "norm-bound:{bound}"),
+            AggregationRule::TrimmedMean { trim } => write!(f, "trimmed-mean:{trim}"),
+            AggregationRule::Median => write!(f, "median"),
         }
     }
 }
@@ -57,7 +95,8 @@ impl fmt::Display for AggregationRule {
 impl FromStr for AggregationRule {
     type Err = RuleParseError;
 
-    /// `mean`, `norm-bound:B` (or `norm-bound(B)`).
+    /// `mean`, `norm-bound:B` (or `norm-bound(B)`), `trimmed-mean:k` (or `trimmed-mean(k)`),
+    /// `median`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let refuse = |reason: &str| RuleParseError {
             given: s.to_owned(),
@@ -83,6 +122,13 @@ impl FromStr for AggregationRule {
             "norm-bound" => Ok(AggregationRule::NormBound {
                 bound: positive(arg)?,
             }),
+            "trimmed-mean" => match arg.map(str::parse::<usize>) {
+                Some(Ok(trim)) => Ok(AggregationRule::TrimmedMean { trim }),
+                _ => Err(refuse(
+                    "needs how many values to drop at each end, e.g. trimmed-mean:1",
+                )),
+            },
+            "median" if arg.is_none() => Ok(AggregationRule::Median),
             _ => Err(refuse("unknown rule")),
         }
     }
@@ -161,6 +207,9 @@ mod tests {
             ("mean", AggregationRule::Mean),
             ("norm-bound:2.5", AggregationRule::NormBound { bound: 2.5 }),
             ("norm-bound(3)", AggregationRule::NormBound { bound: 3.0 }),
+            ("trimmed-mean:2", AggregationRule::TrimmedMean { trim: 2 }),
+            ("trimmed-mean(1)", AggregationRule::TrimmedMean { trim: 1 }),
+            ("median", AggregationRule::Median),
         ] {
             assert_eq!(s.parse::<AggregationRule>(), Ok(rule));
             assert_eq!(rule.to_string().parse::<AggregationRule>(), Ok(rule));
@@ -171,11 +220,20 @@ mod tests {
             "norm-bound:x",
             "krum",
             "mean:2",
+            "trimmed-mean",
+            "trimmed-mean:-1",
+            "median:3",
         ] {
             assert!(bad.parse::<AggregationRule>().is_err(), "{bad}");
         }
         let json = serde_json::to_string(&AggregationRule::NormBound { bound: 2.0 }).unwrap();
         assert_eq!(json, r#"{"rule":"norm-bound","bound":2.0}"#);
+        // What each rule sums: all but 2k values, the middle one or two.
+        let trimmed = AggregationRule::TrimmedMean { trim: 2 };
+        assert_eq!(trimmed.values_summed(10), 6);
+        assert_eq!(AggregationRule::Median.values_summed(10), 2);
+        assert_eq!(AggregationRule::Median.values_summed(9), 1);
+        assert_eq!(AggregationRule::Mean.values_summed(9), 9);
     }
 
     #[test]

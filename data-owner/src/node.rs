@@ -2,8 +2,8 @@
 //!
 //! Per round: fetch the global weights (sealed by the leader for this owner), train `local_epochs`
 //! on the local data, form the update `[clip(delta) * w, min(loss, 16) / 16 * w, w]` with `w` the
-//! sample count capped at `max_weight` (under differential privacy `w = 1` and the vector before
-//! `w` clipped to the job's L2 bound), encode it in fixed point, share it with seed compression
+//! sample count capped at `max_weight` (`w = 1` under `trimmed-mean` and `median`, and under
+//! differential privacy with the vector before `w` clipped to the job's L2 bound), encode it in fixed point, share it with seed compression
 //! among the servers, seal every part and upload. A failed round is logged and the node waits for
 //! the next; an unreachable leader is retried with exponential backoff.
 
@@ -76,10 +76,12 @@ pub fn form_update(
     train_loss: f64,
     samples: usize,
 ) -> Vec<f64> {
-    // Under differential privacy every owner counts once, its vector clipped in L2 (dp module).
-    let w = match settings.dp {
-        Some(_) => 1.0,
-        None => (samples as f64).min(settings.max_weight),
+    // Under differential privacy (its vector clipped in L2, dp module) and under the
+    // order-statistic rules (values compared across owners) every owner counts once.
+    let w = if settings.dp.is_some() || settings.rule.is_order_statistic() {
+        1.0
+    } else {
+        (samples as f64).min(settings.max_weight)
     };
     let clip = settings.clip;
     let mut update: Vec<f64> = trained

@@ -158,9 +158,10 @@ pub struct TrainingArgs {
     /// Output folder (metrics.csv, metrics.png, checkpoint.json).
     #[arg(long, default_value = "tessera-out")]
     pub out: PathBuf,
-    /// Aggregation rule: `mean`, or `norm-bound:B` (an upload joins only if the L2 norm of its
-    /// update divided by its weight is at most B; checked under MPC, three servers, 64-bit ring)
-    /// [default: the cluster file's, else mean].
+    /// Aggregation rule: `mean`; `norm-bound:B` (an upload joins only if the L2 norm of its
+    /// update divided by its weight is at most B); `trimmed-mean:k` (per coordinate, the mean
+    /// without the k smallest and k largest values); `median`. All but `mean` run under MPC on
+    /// three servers in the 64-bit ring [default: the cluster file's, else mean].
     #[arg(long)]
     pub rule: Option<AggregationRule>,
     /// Distributed differential privacy: each server adds discrete Gaussian noise of standard

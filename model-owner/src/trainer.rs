@@ -335,7 +335,9 @@ impl<S: ServerApi> Trainer<S> {
                 .collect();
             std::fs::write(dir.join(format!("{stem}.txt")), names.join("\n") + "\n")?;
         }
-        let aggregate = match decode_aggregate(settings, &sum, status.contributors.len()) {
+        // Under trimmed-mean and median the sum adds up fewer values than contributors.
+        let summed = settings.rule.values_summed(status.contributors.len());
+        let aggregate = match decode_aggregate(settings, &sum, summed) {
             Ok(a) => a,
             Err(e) => {
                 warn!(round, reason = %e, "aggregate refused; the global model is kept");

@@ -75,6 +75,11 @@ async fn simulated_training_learns_and_leaves_its_reports() {
 /// Ten data owners, logistic regression, three rounds, the 64-bit ring; the last `attackers`
 /// send their update scaled by 100 at the largest weight.
 async fn attacked(rule: AggregationRule, attackers: usize) -> f64 {
+    attacked_by(rule, attackers, Attack::Scale(100.0)).await
+}
+
+/// [`attacked`] with the attack given.
+async fn attacked_by(rule: AggregationRule, attackers: usize, attack: Attack) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(
         dir.path().to_path_buf(),
@@ -86,7 +91,7 @@ async fn attacked(rule: AggregationRule, attackers: usize) -> f64 {
     opts.ring_bits = Some(64);
     opts.rule = rule;
     opts.attackers = attackers;
-    opts.attack = Attack::Scale(100.0);
+    opts.attack = attack;
     simulate(opts).await.unwrap().final_accuracy
 }
 
@@ -102,6 +107,32 @@ async fn norm_bound_keeps_the_accuracy_that_scaled_updates_destroy_under_the_mea
         (honest - bounded).abs() < 0.02,
         "norm-bound under attack: {bounded} vs {honest}"
     );
+}
+
+/// Two of ten owners scaling their update by 100, or flipping its sign (times 10): the mean is
+/// destroyed, the coordinate-wise median and trimmed mean (sorted under MPC) stay within 2
+/// points of the all-honest run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn median_and_trimmed_mean_keep_the_accuracy_scaled_and_flipped_updates_destroy() {
+    let honest = attacked(AggregationRule::Mean, 0).await;
+    assert!(honest > 0.8, "all honest: {honest}");
+    for attack in [Attack::Scale(100.0), Attack::SignFlip(10.0)] {
+        let mean = attacked_by(AggregationRule::Mean, 2, attack).await;
+        assert!(
+            honest - mean > 0.3,
+            "mean under {attack}: {mean} vs {honest}"
+        );
+        for rule in [
+            AggregationRule::Median,
+            AggregationRule::TrimmedMean { trim: 2 },
+        ] {
+            let robust = attacked_by(rule, 2, attack).await;
+            assert!(
+                (honest - robust).abs() < 0.02,
+                "{rule} under {attack}: {robust} vs {honest}"
+            );
+        }
+    }
 }
 
 /// Reads little-endian `u64`s.

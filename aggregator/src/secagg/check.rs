@@ -1,19 +1,24 @@
 //! A job's robust-aggregation check of one upload as the service runs it (see
 //! [`super::robust`]): the leader runs its part once every helper staged its seed, each helper as
 //! soon as it staged its own. The three meet in an MPC session named by the job, round and
-//! forward ([`secagg_session_id`]); only the verdict is opened, and the leader's decides.
+//! forward ([`secagg_session_id`]); only the verdict is opened, and the leader's decides. Under
+//! `trimmed-mean` and `median` the "check" converts and keeps the upload, and the round's close
+//! sorts the kept ones ([`AggregatorService::sort_close`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use tessera_common::job::JobSettings;
 use tessera_common::net::Network;
+use tessera_common::ringvec::RingVec;
 use tessera_common::rule::AggregationRule;
 
-use super::robust::{Component, check_upload};
+use super::robust::sort::trimmed_sum;
+use super::robust::{Component, check_upload, replicate};
+use super::service::Job;
 use super::{AggregatorService, ServiceError};
-use crate::mpc::Session;
+use crate::mpc::aby3::Aby3Tensor;
 use crate::mpc::session::{secagg_session_id, session_prefix};
+use crate::mpc::{MpcError, Session};
 
 /// How long a helper lets a check the leader dropped run on before stopping it.
 pub(super) const CHECK_GRACE: Duration = Duration::from_secs(5);
@@ -25,34 +30,104 @@ pub(super) const CHECK_LINGER: Duration = Duration::from_secs(10);
 impl<N: Network + 'static> AggregatorService<N> {
     /// This server's part of the check of the upload forwarded as `seq` in `round`, from its
     /// `component` of the upload: `Ok` if the upload passes the job's rule (always under `mean`).
+    /// Under `trimmed-mean` and `median` the upload is converted to replicated sharing and kept
+    /// for the close ([`AggregatorService::sort_close`]).
     pub(super) async fn run_check(
         &self,
-        settings: &JobSettings,
+        job: &Job,
         round: u64,
         seq: u64,
         component: Component,
     ) -> Result<(), ServiceError> {
-        let AggregationRule::NormBound { bound } = settings.rule else {
-            return Ok(());
-        };
-        let check = settings
-            .norm_bound(bound)
-            .map_err(|e| ServiceError::CheckFailed(e.to_string()))?;
-        let id = secagg_session_id(settings.job_id, round, seq);
+        let settings = &job.settings;
         let len = settings.update_len();
-        let verdict = async {
+        let id = secagg_session_id(settings.job_id, round, seq);
+        let failed = |e: MpcError| ServiceError::CheckFailed(e.to_string());
+        match settings.rule {
+            AggregationRule::Mean => Ok(()),
+            AggregationRule::NormBound { bound } => {
+                let check = settings
+                    .norm_bound(bound)
+                    .map_err(|e| ServiceError::CheckFailed(e.to_string()))?;
+                let verdict = self
+                    .in_session(id, async |session| {
+                        check_upload(session, &component, len, &check).await
+                    })
+                    .await
+                    .map_err(failed)?;
+                if verdict {
+                    Ok(())
+                } else {
+                    Err(ServiceError::RuleRejected {
+                        rule: settings.rule.to_string(),
+                    })
+                }
+            }
+            AggregationRule::TrimmedMean { .. } | AggregationRule::Median => {
+                let shared = self
+                    .in_session(id, async |session| {
+                        replicate(session, &component, len).await
+                    })
+                    .await
+                    .map_err(failed)?;
+                lock(&job.kept).insert((round, seq), shared);
+                Ok(())
+            }
+        }
+    }
+
+    /// This server's share of round `round`'s aggregate under `trimmed-mean` or `median`: the
+    /// kept uploads of the forwards `seqs` (the leader: every one kept for the round, as it
+    /// drops the others at their decision), sorted under ABY3 in the session of the close
+    /// `close_seq`. Every other upload kept for this round or an earlier one is dropped.
+    pub(super) async fn sort_close(
+        &self,
+        job: &Job,
+        round: u64,
+        close_seq: u64,
+        seqs: Option<&[u64]>,
+    ) -> Result<RingVec, ServiceError> {
+        let uploads: Vec<Aby3Tensor<u64>> = {
+            let mut kept = lock(&job.kept);
+            let later = kept.split_off(&(round + 1, 0));
+            let mine = std::mem::replace(&mut *kept, later);
+            mine.into_iter()
+                .filter(|((r, seq), _)| *r == round && seqs.is_none_or(|s| s.contains(seq)))
+                .map(|(_, x)| x)
+                .collect()
+        };
+        if let Some(seqs) = seqs.filter(|s| s.len() != uploads.len()) {
+            return Err(ServiceError::CheckFailed(format!(
+                "{} of the {} committed uploads were converted here",
+                uploads.len(),
+                seqs.len()
+            )));
+        }
+        let trim = job.settings.rule.trim(uploads.len());
+        let id = secagg_session_id(job.settings.job_id, round, close_seq);
+        let sum = self
+            .in_session(id, async |session| {
+                trimmed_sum(session, &uploads, trim).await
+            })
+            .await
+            .map_err(|e| ServiceError::CheckFailed(e.to_string()))?;
+        Ok(RingVec::U64(sum.shares().0.to_vec()))
+    }
+
+    /// Runs `f` in the MPC session `id` among the servers, and forgets whatever of the session
+    /// is left on the network afterwards.
+    async fn in_session<T>(
+        &self,
+        id: u64,
+        f: impl AsyncFnOnce(&Session<N>) -> Result<T, MpcError>,
+    ) -> Result<T, MpcError> {
+        let out = async {
             let session = Session::with_id(Arc::clone(&self.network), id).await?;
-            check_upload(&session, &component, len, &check).await
+            f(&session).await
         }
         .await;
         self.network.forget(&session_prefix(id));
-        match verdict {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(ServiceError::RuleRejected {
-                rule: settings.rule.to_string(),
-            }),
-            Err(e) => Err(ServiceError::CheckFailed(e.to_string())),
-        }
+        out
     }
 
     /// Drops, after [`CHECK_LINGER`], whatever of an abandoned check's session arrives late.
@@ -65,4 +140,9 @@ impl<N: Network + 'static> AggregatorService<N> {
                 .forget(&session_prefix(secagg_session_id(job, round, seq)));
         });
     }
+}
+
+/// The kept uploads, whoever panicked holding them.
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -3,7 +3,7 @@
 //!
 //! [`HelperRounds`]: super::round::HelperRounds
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tessera_common::PartyId;
@@ -33,6 +33,10 @@ impl<N: Network + 'static> AggregatorService<N> {
         // Under a robust rule: this helper's part of each staged upload's check, by round and
         // forward.
         let mut checks: HashMap<(u64, u64), JoinHandle<()>> = HashMap::new();
+        // Under `trimmed-mean` and `median`: the committed forwards' conversions, by round and
+        // forward, awaited at the close.
+        let mut committed: BTreeMap<(u64, u64), JoinHandle<()>> = BTreeMap::new();
+        let order_statistic = settings.rule.is_order_statistic();
         loop {
             let bytes = match self
                 .network
@@ -66,6 +70,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 _ => None,
             };
             let mut opened_seed = None;
+            let mut sort_close = None;
             let step = {
                 let mut st = job.state.lock().await;
                 let st = &mut *st;
@@ -81,7 +86,12 @@ impl<N: Network + 'static> AggregatorService<N> {
                         Ok(staged)
                     },
                     |round, sum| {
-                        results.insert(round, self.seal_result(settings, round, &sum)?);
+                        if order_statistic {
+                            // Sealed once the servers sorted the kept uploads, below.
+                            sort_close = Some(round);
+                        } else {
+                            results.insert(round, self.seal_result(settings, round, &sum)?);
+                        }
                         Ok(())
                     },
                 );
@@ -94,11 +104,16 @@ impl<N: Network + 'static> AggregatorService<N> {
                     let (service, job) = (Arc::clone(&self), Arc::clone(&job));
                     let task = tokio::spawn(async move {
                         let part = Component::Seed(seed);
-                        if let Err(e) = service.run_check(&job.settings, round, seq, part).await {
+                        if let Err(e) = service.run_check(&job, round, seq, part).await {
                             debug!(me = %service.me, round, seq, error = %e, "check: no pass");
                         }
                     });
                     checks.insert((round, seq), task);
+                }
+                if let (true, Some((forward, true))) = (order_statistic, decided)
+                    && let Some(task) = checks.remove(&(round, forward))
+                {
+                    committed.insert((round, forward), task);
                 }
                 self.settle_checks(&mut checks, settings.job_id, round, decided);
             }
@@ -108,10 +123,45 @@ impl<N: Network + 'static> AggregatorService<N> {
             if let Some(reply) = step.reply {
                 self.reply(settings.job_id, round, seq, reply).await;
             }
+            if let Some(round) = sort_close {
+                self.seal_sorted(&job, round, seq, &mut committed).await;
+            }
             if step.done {
                 // The job is over here: whatever the leader still sent is dropped with it.
                 self.network.forget(&job_prefix(settings.job_id));
                 return;
+            }
+        }
+    }
+
+    /// Under `trimmed-mean` and `median`, after the close `close_seq` of `round`: waits for the
+    /// committed forwards' conversions, sorts them with the other servers and seals this
+    /// server's share of the result (a failure leaves no result: the leader's round fails too).
+    async fn seal_sorted(
+        &self,
+        job: &Job,
+        round: u64,
+        close_seq: u64,
+        committed: &mut BTreeMap<(u64, u64), JoinHandle<()>>,
+    ) {
+        let later = committed.split_off(&(round + 1, 0));
+        let mine = std::mem::replace(committed, later);
+        let mut seqs = Vec::new();
+        for ((r, seq), task) in mine {
+            if r == round && task.await.is_ok() {
+                seqs.push(seq);
+            }
+        }
+        let sealed = self
+            .sort_close(job, round, close_seq, Some(&seqs))
+            .await
+            .and_then(|share| self.seal_result(&job.settings, round, &share));
+        match sealed {
+            Ok(sealed) => {
+                job.state.lock().await.results.insert(round, sealed);
+            }
+            Err(e) => {
+                warn!(me = %self.me, job = job.settings.job_id, round, error = %e, "sorted aggregate failed")
             }
         }
     }

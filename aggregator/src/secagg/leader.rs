@@ -288,7 +288,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         let verdict = match (verdict, staging) {
             (Ok(()), RingVec::U64(share)) if job.settings.rule.is_robust() => {
                 let mine = Component::Vector(share.clone());
-                self.run_check(&job.settings, round, seq, mine).await
+                self.run_check(&job, round, seq, mine).await
             }
             (Ok(()), _) if job.settings.rule.is_robust() => Err(ServiceError::WrongLength(
                 "a robust rule needs the 64-bit ring".into(),
@@ -299,6 +299,13 @@ impl<N: Network + 'static> AggregatorService<N> {
             let mut st = job.state.lock().await;
             let m = st.leader()?;
             let decided = m.decide(seq, verdict, staging, &session.headers);
+            if decided.is_err() {
+                // Kept for an order-statistic rule's close only if it joined.
+                job.kept
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(round, seq));
+            }
             // A refusal by the rule takes a place too: the last one may fill the round.
             let full = m.is_full();
             if let (Ok(_), Some(slot)) = (&decided, &session.slot) {
@@ -405,7 +412,24 @@ impl<N: Network + 'static> AggregatorService<N> {
         self.network.forget(&round_prefix(job_id, round));
         let mut st = job.state.lock().await;
         let Ok(m) = st.leader() else { return };
-        if let Some(sum) = m.finish_close(failure) {
+        if let Some(mut sum) = m.finish_close(failure) {
+            if job.settings.rule.is_order_statistic() {
+                // The helpers agreed on the contributors; the three sort their kept uploads
+                // (the state is not locked across it: the round stays `Closed` meanwhile).
+                drop(st);
+                let sorted = self.sort_close(job, round, seq, None).await;
+                st = job.state.lock().await;
+                match sorted {
+                    Ok(share) => sum = share,
+                    Err(e) => {
+                        if let Ok(m) = st.leader() {
+                            m.sealed(Err(e));
+                        }
+                        job.notify(&st);
+                        return;
+                    }
+                }
+            }
             let sealed = self.seal_result(&job.settings, round, &sum);
             let ok = sealed.as_ref().map(|_| ()).map_err(Clone::clone);
             if let Ok(sealed) = sealed {

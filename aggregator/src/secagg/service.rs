@@ -3,7 +3,7 @@
 //! The rounds themselves are the state machines of [`super::round`]; this service holds them per
 //! job and drives them: the leader's side in [`super::leader`], a helper's in [`super::helper`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +23,7 @@ use super::ServiceError;
 use super::limits::{Limits, StagingBudget, UploadSlots};
 use super::messages::{JobStatus, RoundState, leader_tag};
 use super::round::{HelperRounds, LeaderRounds};
+use crate::mpc::aby3::Aby3Tensor;
 
 /// One job on one server.
 pub struct Job {
@@ -35,6 +36,10 @@ pub struct Job {
     /// helpers get the leader's messages in the order the machine queued them; the state itself
     /// is never locked across a network wait.
     pub(super) send_order: Mutex<()>,
+    /// Under `trimmed-mean` and `median`: each upload's replicated sharing by round and forward,
+    /// kept until the round's close sorts them (bounded by the round's places and the uploads
+    /// in flight; dropped at the close).
+    pub(super) kept: StdMutex<BTreeMap<(u64, u64), Aby3Tensor<u64>>>,
 }
 
 /// The round machine of this server's role.
@@ -290,6 +295,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 changed: watch::Sender::new((0, RoundState::Idle)),
                 uploads: Arc::default(),
                 send_order: Mutex::new(()),
+                kept: StdMutex::default(),
             });
             jobs.insert(settings.job_id, Arc::clone(&job));
             job

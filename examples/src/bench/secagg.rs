@@ -9,9 +9,10 @@
 //! is what a helper does per owner: open the seed envelope and expand and add `d + 2` elements.
 //! Floor: a round must at least read every upload once, N x 4(d + 2) bytes.
 //!
-//! Rules (second table): the same round in the 64-bit ring under `mean` and under `norm-bound`
-//! (every upload checked under ABY3 before it joins), uploads one after another, so the round's
-//! seconds over N are the servers' seconds per owner; `peer bytes/owner` is what the three
+//! Rules (second table): the same round in the 64-bit ring under `mean`, under `norm-bound`
+//! (every upload checked under ABY3 before it joins) and, up to 10^6 values, under
+//! `trimmed-mean:1` and `median` (every upload converted as it arrives, all sorted at the close),
+//! uploads one after another, so the round's seconds over N are the servers' seconds per owner; `peer bytes/owner` is what the three
 //! servers sent each other per owner (the conversion to replicated shares and the check), and
 //! `x mean` the ratio of seconds to `mean`'s in the same run.
 
@@ -315,6 +316,9 @@ const RULE_SIZES: [(usize, usize); 4] = [
     (50, 1_000_000),
 ];
 
+/// The most values (owners times parameters) the sorting rules are benchmarked at.
+const ORDER_STATISTIC_VALUES: usize = 1_000_000;
+
 /// The rounds under each rule in the 64-bit ring (see the module docs), printed as a table.
 fn rules(runtime: &tokio::runtime::Runtime) -> Vec<Value> {
     let mut rows = Vec::new();
@@ -322,20 +326,29 @@ fn rules(runtime: &tokio::runtime::Runtime) -> Vec<Value> {
     for (owners, params) in RULE_SIZES {
         let mut mean_seconds = None;
         // The bench's updates have norm 0.058 sqrt(d): a bound of 100 lets every one through.
-        for rule in [
+        let mut rules = vec![
             AggregationRule::Mean,
             AggregationRule::NormBound { bound: 100.0 },
-        ] {
+        ];
+        // The sorting rules keep every upload (2 N d words per server) and sort N d values: at
+        // 10 owners and 100k parameters (the size), not at 50 x 1M (400 MB of shares
+        // before the circuit's own copies).
+        if owners * params <= ORDER_STATISTIC_VALUES {
+            rules.extend([
+                AggregationRule::TrimmedMean { trim: 1 },
+                AggregationRule::Median,
+            ]);
+        }
+        for rule in rules {
             let r = runtime.block_on(secure_round(owners, params, 64, rule));
             let per_owner = r.secure_seconds / owners as f64;
             let base = *mean_seconds.get_or_insert(r.secure_seconds);
             let peer = r.peer_bytes as f64 / owners as f64;
-            let name = match rule {
-                AggregationRule::Mean => "mean".to_owned(),
-                AggregationRule::NormBound { .. } => "norm-bound".to_owned(),
-            };
+            let name = rule.to_string();
+            let family = name.split(':').next().unwrap_or_default();
             rows.push(json!({
-                "owners": owners, "params": params, "mode": "rule", "rule": name,
+                "owners": owners, "params": params, "mode": "rule", "rule": family,
+                "trim": rule.trim(owners),
                 "ring_bits": 64, "seconds": r.secure_seconds,
                 "server_seconds_per_owner": per_owner,
                 "upload_bytes_per_owner": r.upload_bytes,

@@ -123,6 +123,127 @@ async fn a_server_sees_uniform_words_and_the_verdict_bit_only() {
     .await
     .unwrap();
     assert_eq!(verdicts, vec![true; 3]);
+    assert_uniform(&views);
+}
+
+/// Per coordinate, the signed values sorted and the middle `n - 2 trim` summed in the ring.
+fn trimmed_reference(updates: &[Vec<u64>], trim: usize) -> Vec<u64> {
+    let n = updates.len();
+    (0..updates[0].len())
+        .map(|c| {
+            let mut col: Vec<i64> = updates.iter().map(|u| u[c] as i64).collect();
+            col.sort();
+            col[trim..n - trim]
+                .iter()
+                .fold(0u64, |a, v| a.wrapping_add(*v as u64))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn median_and_trimmed_mean_equal_the_plaintext_reference_through_the_services() {
+    let fx = |v: f64| (v * 65536.0).round() as i64 as u64;
+    for (rule, owners) in [
+        (AggregationRule::Median, 3u32),
+        (AggregationRule::TrimmedMean { trim: 1 }, 4),
+    ] {
+        let mut s = settings(3, owners as usize, 3);
+        s.ring_bits = 64;
+        s.rule = rule;
+        s.validate().expect("order-statistic settings");
+        let c = cluster_custom(s, Limits::default(), Vec::new()).await;
+        open_round(&c, 1).await;
+        // Few distinct values (many ties), a malicious extreme, weight 1 everywhere.
+        let n = c.settings.num_params;
+        let updates: Vec<Vec<u64>> = (0..owners)
+            .map(|o| {
+                let mut u: Vec<u64> = (0..n)
+                    .map(|i| match (i * 7 + o as usize * 3) % 5 {
+                        0 => fx(0.25),
+                        1 => fx(-0.5),
+                        2 => 0,
+                        3 if o == owners - 1 => i64::MIN as u64,
+                        _ => fx(0.125 * o as f64),
+                    })
+                    .collect();
+                u.push(fx(0.3));
+                u.push(fx(1.0));
+                u
+            })
+            .collect();
+        for (o, u) in updates.iter().enumerate() {
+            upload(&c, o as u32, 1, &RingVec::U64(u.clone()))
+                .await
+                .unwrap();
+        }
+        let status = wait_final(&c, 1).await;
+        assert_eq!(status.state, RoundState::Aggregated, "{rule}");
+        let trim = rule.trim(owners as usize);
+        assert_eq!(
+            revealed(&c, 1).await,
+            RingVec::U64(trimmed_reference(&updates, trim)),
+            "{rule}"
+        );
+        // The weight coordinate sums the kept values' weights: the model owner's divisor.
+        assert_eq!(
+            rule.values_summed(owners as usize),
+            owners as usize - 2 * trim
+        );
+        assert!(c.servers.iter().all(|s| s.0.queued_messages() == 0));
+    }
+}
+
+/// What each server receives while sorting all-zero uploads: shares and masked values only (no
+/// comparison bit or swap decision is ever opened), so about half the bits are ones, within 6
+/// standard deviations (see `a_server_sees_uniform_words_and_the_verdict_bit_only`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_sorting_sees_uniform_words_only() {
+    use std::sync::{Arc, Mutex};
+    use tessera_aggregator::mpc::harness::run_on;
+    use tessera_aggregator::secagg::robust::replicate;
+    use tessera_aggregator::secagg::robust::replicate::components_of;
+    use tessera_aggregator::secagg::robust::sort::trimmed_sum;
+    use tessera_common::net::memory::MemoryNetwork;
+    use tessera_common::prg::Seed;
+    use tessera_tests::{Recording, SERVERS};
+
+    let (owners, d) = (5, 600);
+    let components: Vec<_> = (0..owners)
+        .map(|o| {
+            components_of(
+                &vec![0u64; d],
+                [Seed([o as u8; 32]), Seed([100 + o as u8; 32])],
+            )
+        })
+        .collect();
+    let views: Vec<Arc<Mutex<Vec<Vec<u8>>>>> = (0..3).map(|_| Arc::default()).collect();
+    let nets: Vec<Recording> = MemoryNetwork::cluster(&SERVERS)
+        .into_iter()
+        .zip(&views)
+        .map(|(net, seen)| Recording::new(net, Arc::clone(seen)))
+        .collect();
+    let sums = run_on(nets, move |session| {
+        let mine: Vec<_> = components.iter().map(|c| c[session.me()].clone()).collect();
+        async move {
+            let mut shared = Vec::new();
+            for m in &mine {
+                shared.push(replicate(&session, m, d).await?);
+            }
+            Ok(trimmed_sum(&session, &shared, 2).await?.shares().0.to_vec())
+        }
+    })
+    .await
+    .unwrap();
+    let total: Vec<u64> = (0..d)
+        .map(|i| sums[0][i].wrapping_add(sums[1][i]).wrapping_add(sums[2][i]))
+        .collect();
+    assert_eq!(total, vec![0; d]);
+    assert_uniform(&views);
+}
+
+/// Each server's received payload bits are ones half the time, within 6 standard deviations of a
+/// fair coin, over more than 10^6 bits.
+fn assert_uniform(views: &[std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>]) {
     for (server, view) in views.iter().enumerate() {
         let view = view.lock().unwrap();
         // Each message: an 8-byte depth header (public), then the payload.
