@@ -228,7 +228,7 @@ impl JobSettings {
             ));
         }
         match self.rule {
-            AggregationRule::NormBound { bound } => self
+            AggregationRule::NormBound { bound } | AggregationRule::Clip { bound } => self
                 .norm_bound(bound)
                 .map(|_| ())
                 .map_err(|e| invalid("rule", e.to_string())),

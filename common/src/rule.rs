@@ -6,6 +6,8 @@
 //!   weight is at most `B`, every coordinate is within the range honest owners fit, and its
 //!   weight is at most `max_weight`; checked under MPC by three servers, which learn the verdict
 //!   bit and nothing else (see `tessera_aggregator::secagg::robust`).
+//! - `clip:B`: each update scaled by `min(1, B w / ||u||)` under MPC before it joins the sum
+//!   (uploads out of range or over the weight cap are refused as under `norm-bound`).
 //! - `trimmed-mean:k`: coordinate by coordinate, the mean of the contributors' values without
 //!   the `k` smallest and the `k` largest; `median`: the middle value (the mean of the middle two
 //!   for an even count). Sorted under MPC at the round's close; every contributor counts once
@@ -30,6 +32,11 @@ pub enum AggregationRule {
         /// The bound `B` on the norm of the update divided by its weight.
         bound: f64,
     },
+    /// Each update scaled by `min(1, bound w / ||u||)` before it joins the sum.
+    Clip {
+        /// The bound `B` on the norm of the update divided by its weight after scaling.
+        bound: f64,
+    },
     /// Per coordinate, the mean without the `trim` smallest and `trim` largest values.
     TrimmedMean {
         /// Values dropped at each end.
@@ -41,7 +48,9 @@ pub enum AggregationRule {
 
 /// A rule that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("aggregation rule {given:?}: {reason} (rules: mean, norm-bound:B, trimmed-mean:k, median)")]
+#[error(
+    "aggregation rule {given:?}: {reason} (rules: mean, norm-bound:B, clip:B, trimmed-mean:k, median)"
+)]
 pub struct RuleParseError {
     /// What was given.
     pub given: String,
@@ -62,6 +71,12 @@ impl AggregationRule {
             self,
             AggregationRule::TrimmedMean { .. } | AggregationRule::Median
         )
+    }
+
+    /// Whether the servers keep each upload's (transformed) replicated sharing until the close
+    /// instead of a running sum of the additive shares: `clip`, `trimmed-mean`, `median`.
+    pub fn keeps_uploads(&self) -> bool {
+        self.is_order_statistic() || matches!(self, AggregationRule::Clip { .. })
     }
 
     /// The values dropped at each end of a coordinate's sorted values when `contributors`
@@ -86,6 +101,7 @@ impl fmt::Display for AggregationRule {
         match self {
             AggregationRule::Mean => write!(f, "mean"),
             AggregationRule::NormBound { bound } => write!(f, "norm-bound:{bound}"),
+            AggregationRule::Clip { bound } => write!(f, "clip:{bound}"),
             AggregationRule::TrimmedMean { trim } => write!(f, "trimmed-mean:{trim}"),
             AggregationRule::Median => write!(f, "median"),
         }
@@ -95,7 +111,7 @@ impl fmt::Display for AggregationRule {
 impl FromStr for AggregationRule {
     type Err = RuleParseError;
 
-    /// `mean`, `norm-bound:B` (or `norm-bound(B)`), `trimmed-mean:k` (or `trimmed-mean(k)`),
+    /// `mean`, `norm-bound:B` (or `norm-bound(B)`), `clip:B`, `trimmed-mean:k` (or `trimmed-mean(k)`),
     /// `median`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let refuse = |reason: &str| RuleParseError {
@@ -120,6 +136,9 @@ impl FromStr for AggregationRule {
         match name {
             "mean" if arg.is_none() => Ok(AggregationRule::Mean),
             "norm-bound" => Ok(AggregationRule::NormBound {
+                bound: positive(arg)?,
+            }),
+            "clip" => Ok(AggregationRule::Clip {
                 bound: positive(arg)?,
             }),
             "trimmed-mean" => match arg.map(str::parse::<usize>) {
@@ -207,6 +226,7 @@ mod tests {
             ("mean", AggregationRule::Mean),
             ("norm-bound:2.5", AggregationRule::NormBound { bound: 2.5 }),
             ("norm-bound(3)", AggregationRule::NormBound { bound: 3.0 }),
+            ("clip:1.5", AggregationRule::Clip { bound: 1.5 }),
             ("trimmed-mean:2", AggregationRule::TrimmedMean { trim: 2 }),
             ("trimmed-mean(1)", AggregationRule::TrimmedMean { trim: 1 }),
             ("median", AggregationRule::Median),

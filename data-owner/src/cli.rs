@@ -9,6 +9,7 @@ use tessera_common::dataset::{Dataset, Split};
 use tessera_common::seal::Sealer;
 use tracing::info;
 
+use crate::attack::Attack;
 use crate::client::GrpcLeader;
 use crate::node::DataOwnerNode;
 
@@ -56,6 +57,10 @@ pub struct ServeArgs {
     /// Keep a record of every encoded update uploaded (`update-<owner>-<job>-<round>.bin`) in this folder.
     #[arg(long)]
     pub audit_dir: Option<PathBuf>,
+    /// Test a cluster's defences: send crafted updates instead of honest ones
+    /// (`scale:F`, `sign-flip[:F]`, `gaussian:S`, `label-flip`), with this party's legitimate key.
+    #[arg(long)]
+    pub attack: Option<Attack>,
 }
 
 /// Errors of `serve`.
@@ -153,6 +158,10 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     let sealer = Sealer::new(&identity, cluster.public_keys());
     info!(me = %args.party.name, samples = data.len(), leader = %leader_address, "waiting for rounds");
     let mut node = DataOwnerNode::new(sealer, leader, data, !args.quiet);
+    if let Some(attack) = args.attack {
+        tracing::warn!(%attack, "this node attacks: it sends crafted updates");
+        node = node.with_attack(attack);
+    }
     if let Some(dir) = &args.audit_dir {
         node = node.with_audit_dir(dir.clone());
     }

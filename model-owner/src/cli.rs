@@ -159,7 +159,8 @@ pub struct TrainingArgs {
     #[arg(long, default_value = "tessera-out")]
     pub out: PathBuf,
     /// Aggregation rule: `mean`; `norm-bound:B` (an upload joins only if the L2 norm of its
-    /// update divided by its weight is at most B); `trimmed-mean:k` (per coordinate, the mean
+    /// update divided by its weight is at most B); `clip:B` (each update scaled down to that
+    /// norm if longer); `trimmed-mean:k` (per coordinate, the mean
     /// without the k smallest and k largest values); `median`. All but `mean` run under MPC on
     /// three servers in the 64-bit ring [default: the cluster file's, else mean].
     #[arg(long)]

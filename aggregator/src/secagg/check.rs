@@ -2,8 +2,9 @@
 //! [`super::robust`]): the leader runs its part once every helper staged its seed, each helper as
 //! soon as it staged its own. The three meet in an MPC session named by the job, round and
 //! forward ([`secagg_session_id`]); only the verdict is opened, and the leader's decides. Under
-//! `trimmed-mean` and `median` the "check" converts and keeps the upload, and the round's close
-//! sorts the kept ones ([`AggregatorService::sort_close`]).
+//! `clip` the check also scales the upload, and under `trimmed-mean` and `median` it converts it;
+//! either way the upload is kept, and the round's close sums or sorts the kept ones
+//! ([`AggregatorService::close_kept`]).
 
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tessera_common::net::Network;
 use tessera_common::ringvec::RingVec;
 use tessera_common::rule::AggregationRule;
 
+use super::robust::clip::clip_upload;
 use super::robust::sort::trimmed_sum;
 use super::robust::{Component, check_upload, replicate};
 use super::service::Job;
@@ -30,8 +32,8 @@ pub(super) const CHECK_LINGER: Duration = Duration::from_secs(10);
 impl<N: Network + 'static> AggregatorService<N> {
     /// This server's part of the check of the upload forwarded as `seq` in `round`, from its
     /// `component` of the upload: `Ok` if the upload passes the job's rule (always under `mean`).
-    /// Under `trimmed-mean` and `median` the upload is converted to replicated sharing and kept
-    /// for the close ([`AggregatorService::sort_close`]).
+    /// Under `clip` the upload is scaled, under `trimmed-mean` and `median` converted to
+    /// replicated sharing, and kept for the close ([`AggregatorService::close_kept`]).
     pub(super) async fn run_check(
         &self,
         job: &Job,
@@ -63,6 +65,23 @@ impl<N: Network + 'static> AggregatorService<N> {
                     })
                 }
             }
+            AggregationRule::Clip { bound } => {
+                let check = settings
+                    .norm_bound(bound)
+                    .map_err(|e| ServiceError::CheckFailed(e.to_string()))?;
+                let frac_bits = settings.frac_bits;
+                let clipped = self
+                    .in_session(id, async |session| {
+                        clip_upload(session, &component, len, &check, bound, frac_bits).await
+                    })
+                    .await
+                    .map_err(failed)?;
+                let clipped = clipped.ok_or_else(|| ServiceError::RuleRejected {
+                    rule: settings.rule.to_string(),
+                })?;
+                lock(&job.kept).insert((round, seq), clipped);
+                Ok(())
+            }
             AggregationRule::TrimmedMean { .. } | AggregationRule::Median => {
                 let shared = self
                     .in_session(id, async |session| {
@@ -76,11 +95,12 @@ impl<N: Network + 'static> AggregatorService<N> {
         }
     }
 
-    /// This server's share of round `round`'s aggregate under `trimmed-mean` or `median`: the
-    /// kept uploads of the forwards `seqs` (the leader: every one kept for the round, as it
-    /// drops the others at their decision), sorted under ABY3 in the session of the close
-    /// `close_seq`. Every other upload kept for this round or an earlier one is dropped.
-    pub(super) async fn sort_close(
+    /// This server's share of round `round`'s aggregate under a rule that keeps the uploads:
+    /// the kept uploads of the forwards `seqs` (the leader: every one kept for the round, as it
+    /// drops the others at their decision), summed under `clip`, sorted under ABY3 in the
+    /// session of the close `close_seq` under `trimmed-mean` and `median`. Every other upload
+    /// kept for this round or an earlier one is dropped.
+    pub(super) async fn close_kept(
         &self,
         job: &Job,
         round: u64,
@@ -103,6 +123,17 @@ impl<N: Network + 'static> AggregatorService<N> {
                 seqs.len()
             )));
         }
+        if !job.settings.rule.is_order_statistic() {
+            // Each server's first share of every clipped upload: their sum over the servers is
+            // the sum of the uploads.
+            let mut sum = vec![0u64; job.settings.update_len()];
+            for u in &uploads {
+                for (a, b) in sum.iter_mut().zip(u.shares().0) {
+                    *a = a.wrapping_add(*b);
+                }
+            }
+            return Ok(RingVec::U64(sum));
+        }
         let trim = job.settings.rule.trim(uploads.len());
         let id = secagg_session_id(job.settings.job_id, round, close_seq);
         let sum = self
@@ -119,10 +150,10 @@ impl<N: Network + 'static> AggregatorService<N> {
     async fn in_session<T>(
         &self,
         id: u64,
-        f: impl AsyncFnOnce(&Session<N>) -> Result<T, MpcError>,
+        f: impl AsyncFnOnce(&Arc<Session<N>>) -> Result<T, MpcError>,
     ) -> Result<T, MpcError> {
         let out = async {
-            let session = Session::with_id(Arc::clone(&self.network), id).await?;
+            let session = Arc::new(Session::with_id(Arc::clone(&self.network), id).await?);
             f(&session).await
         }
         .await;

@@ -33,10 +33,10 @@ impl<N: Network + 'static> AggregatorService<N> {
         // Under a robust rule: this helper's part of each staged upload's check, by round and
         // forward.
         let mut checks: HashMap<(u64, u64), JoinHandle<()>> = HashMap::new();
-        // Under `trimmed-mean` and `median`: the committed forwards' conversions, by round and
-        // forward, awaited at the close.
+        // Under `clip`, `trimmed-mean` and `median`: the committed forwards' conversions, by
+        // round and forward, awaited at the close.
         let mut committed: BTreeMap<(u64, u64), JoinHandle<()>> = BTreeMap::new();
-        let order_statistic = settings.rule.is_order_statistic();
+        let keeps = settings.rule.keeps_uploads();
         loop {
             let bytes = match self
                 .network
@@ -70,7 +70,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 _ => None,
             };
             let mut opened_seed = None;
-            let mut sort_close = None;
+            let mut close_round_kept = None;
             let step = {
                 let mut st = job.state.lock().await;
                 let st = &mut *st;
@@ -86,9 +86,9 @@ impl<N: Network + 'static> AggregatorService<N> {
                         Ok(staged)
                     },
                     |round, sum| {
-                        if order_statistic {
-                            // Sealed once the servers sorted the kept uploads, below.
-                            sort_close = Some(round);
+                        if keeps {
+                            // Sealed once the kept uploads are summed or sorted, below.
+                            close_round_kept = Some(round);
                         } else {
                             results.insert(round, self.seal_result(settings, round, &sum)?);
                         }
@@ -110,7 +110,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                     });
                     checks.insert((round, seq), task);
                 }
-                if let (true, Some((forward, true))) = (order_statistic, decided)
+                if let (true, Some((forward, true))) = (keeps, decided)
                     && let Some(task) = checks.remove(&(round, forward))
                 {
                     committed.insert((round, forward), task);
@@ -123,7 +123,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             if let Some(reply) = step.reply {
                 self.reply(settings.job_id, round, seq, reply).await;
             }
-            if let Some(round) = sort_close {
+            if let Some(round) = close_round_kept {
                 self.seal_sorted(&job, round, seq, &mut committed).await;
             }
             if step.done {
@@ -134,9 +134,9 @@ impl<N: Network + 'static> AggregatorService<N> {
         }
     }
 
-    /// Under `trimmed-mean` and `median`, after the close `close_seq` of `round`: waits for the
-    /// committed forwards' conversions, sorts them with the other servers and seals this
-    /// server's share of the result (a failure leaves no result: the leader's round fails too).
+    /// Under `clip`, `trimmed-mean` and `median`, after the close `close_seq` of `round`: waits
+    /// for the committed forwards' conversions, sums or sorts them (with the other servers) and
+    /// seals this server's share of the result (a failure leaves no result: the leader's round fails too).
     async fn seal_sorted(
         &self,
         job: &Job,
@@ -153,7 +153,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             }
         }
         let sealed = self
-            .sort_close(job, round, close_seq, Some(&seqs))
+            .close_kept(job, round, close_seq, Some(&seqs))
             .await
             .and_then(|share| self.seal_result(&job.settings, round, &share));
         match sealed {

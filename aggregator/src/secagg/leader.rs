@@ -300,7 +300,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             let m = st.leader()?;
             let decided = m.decide(seq, verdict, staging, &session.headers);
             if decided.is_err() {
-                // Kept for an order-statistic rule's close only if it joined.
+                // Kept for the close (clip, trimmed-mean, median) only if it joined.
                 job.kept
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -413,11 +413,11 @@ impl<N: Network + 'static> AggregatorService<N> {
         let mut st = job.state.lock().await;
         let Ok(m) = st.leader() else { return };
         if let Some(mut sum) = m.finish_close(failure) {
-            if job.settings.rule.is_order_statistic() {
-                // The helpers agreed on the contributors; the three sort their kept uploads
-                // (the state is not locked across it: the round stays `Closed` meanwhile).
+            if job.settings.rule.keeps_uploads() {
+                // The helpers agreed on the contributors; the three sum or sort their kept
+                // uploads (the state is not locked across it: the round stays `Closed`).
                 drop(st);
-                let sorted = self.sort_close(job, round, seq, None).await;
+                let sorted = self.close_kept(job, round, seq, None).await;
                 st = job.state.lock().await;
                 match sorted {
                     Ok(share) => sum = share,

@@ -10,7 +10,7 @@
 //! Floor: a round must at least read every upload once, N x 4(d + 2) bytes.
 //!
 //! Rules (second table): the same round in the 64-bit ring under `mean`, under `norm-bound`
-//! (every upload checked under ABY3 before it joins) and, up to 10^6 values, under
+//! (every upload checked under ABY3 before it joins), under `clip` (every upload scaled) and, up to 10^6 values, under
 //! `trimmed-mean:1` and `median` (every upload converted as it arrives, all sorted at the close),
 //! uploads one after another, so the round's seconds over N are the servers' seconds per owner; `peer bytes/owner` is what the three
 //! servers sent each other per owner (the conversion to replicated shares and the check), and
@@ -326,9 +326,11 @@ fn rules(runtime: &tokio::runtime::Runtime) -> Vec<Value> {
     for (owners, params) in RULE_SIZES {
         let mut mean_seconds = None;
         // The bench's updates have norm 0.058 sqrt(d): a bound of 100 lets every one through.
+        // Under clip a bound of 1 scales every one of them.
         let mut rules = vec![
             AggregationRule::Mean,
             AggregationRule::NormBound { bound: 100.0 },
+            AggregationRule::Clip { bound: 1.0 },
         ];
         // The sorting rules keep every upload (2 N d words per server) and sort N d values: at
         // 10 owners and 100k parameters (the size), not at 50 x 1M (400 MB of shares

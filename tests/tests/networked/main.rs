@@ -88,27 +88,34 @@ impl Cluster {
     }
 
     fn start_data_owner(&self, i: u32, shard: &str) -> Proc {
+        self.start_data_owner_with(i, shard, &[])
+    }
+
+    /// A data owner with `extra` arguments to `serve`.
+    fn start_data_owner_with(&self, i: u32, shard: &str, extra: &[&str]) -> Proc {
         let name = format!("data-owner-{i}");
         let key = self.path(&format!("{name}.key"));
         let audit = self.path("audit");
+        let mut args = vec![
+            "serve",
+            "--config",
+            path_str(&self.config()),
+            "--name",
+            &name,
+            "--key",
+            path_str(&key),
+            "--data",
+            "bundled",
+            "--shard",
+            shard,
+            "--quiet",
+            "--audit-dir",
+            path_str(&audit),
+        ];
+        args.extend(extra);
         self.spawn(
             env!("CARGO_BIN_EXE_t-data-owner"),
-            &[
-                "serve",
-                "--config",
-                path_str(&self.config()),
-                "--name",
-                &name,
-                "--key",
-                path_str(&key),
-                "--data",
-                "bundled",
-                "--shard",
-                shard,
-                "--quiet",
-                "--audit-dir",
-                path_str(&audit),
-            ],
+            &args,
             &format!("{name}.log"),
         )
     }
@@ -257,8 +264,13 @@ fn audit_records(dir: &Path, prefix: &str) -> Vec<(u64, u64, PathBuf)> {
 }
 
 fn ring_vec(path: &Path) -> RingVec {
+    ring_vec_of(path, 32)
+}
+
+/// A recorded vector of `bits`-bit ring elements.
+fn ring_vec_of(path: &Path, bits: u32) -> RingVec {
     let bytes = std::fs::read(path).unwrap();
-    let mut v = RingVec::zeros(32, bytes.len() / 4).unwrap();
+    let mut v = RingVec::zeros(bits, bytes.len() / (bits as usize / 8)).unwrap();
     v.add_bytes_at(0, &bytes).unwrap();
     v
 }
@@ -309,6 +321,57 @@ fn two_rounds_over_grpc_and_tls_reveal_the_exact_sum() {
     assert_exact_sums(&c, 2, 3);
     let metrics = std::fs::read_to_string(c.path("out/metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "{metrics}");
+}
+
+/// `norm-bound` across real processes: data-owner-2 runs with `--attack scale:100` and its
+/// legitimate key; the servers refuse its upload under MPC, and the revealed aggregate is exactly
+/// the ring sum of the two honest owners' recorded updates.
+#[test]
+fn norm_bound_refuses_a_crafted_update_across_processes() {
+    let c = cluster(2, 60);
+    let toml = std::fs::read_to_string(c.config()).unwrap();
+    std::fs::write(
+        c.config(),
+        toml.replacen("[job]\n", "[job]\nrule = \"norm-bound:5\"\n", 1),
+    )
+    .unwrap();
+    let _servers = c.start_servers();
+    let _owners: Vec<Proc> = (0..2)
+        .map(|i| c.start_data_owner(i, &format!("{i}/3")))
+        .collect();
+    let _attacker = c.start_data_owner_with(2, "2/3", &["--attack", "scale:100"]);
+    c.run_model_owner(1, Duration::from_secs(180));
+
+    let audit = c.path("audit");
+    let aggregates = audit_records(&audit, "aggregate");
+    assert_eq!(aggregates.len(), 1, "{aggregates:?}");
+    let (job, round, path) = &aggregates[0];
+    let names = std::fs::read_to_string(path.with_extension("txt")).unwrap();
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        ["data-owner-0", "data-owner-1"],
+        "the attacker is not a contributor"
+    );
+    // All three recorded what they sent; the sum is the honest two's, exactly (64-bit ring).
+    let updates = audit_records(&audit, "update");
+    assert_eq!(updates.len(), 3, "{updates:?}");
+    let mut expected = None::<RingVec>;
+    for (_, _, p) in updates
+        .iter()
+        .filter(|(j, r, p)| j == job && r == round && !p.to_string_lossy().contains("data-owner-2"))
+    {
+        let v = ring_vec_of(p, 64);
+        match &mut expected {
+            Some(e) => e.add_assign(&v).unwrap(),
+            None => expected = Some(v),
+        }
+    }
+    assert_eq!(ring_vec_of(path, 64), expected.unwrap());
+    let attacker_log = std::fs::read_to_string(c.path("data-owner-2.log")).unwrap();
+    assert!(
+        attacker_log.contains("norm-bound:5"),
+        "the attacker is told its rule refusal:\n{attacker_log}"
+    );
 }
 
 #[test]

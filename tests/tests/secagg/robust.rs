@@ -263,3 +263,47 @@ fn assert_uniform(views: &[std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>]) {
         );
     }
 }
+
+/// `clip` through the services: honest updates within the bound join unchanged (up to the one
+/// unit each truncation may add), a longer one joins scaled to the bound, in its direction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clip_scales_a_long_update_to_the_bound_and_keeps_the_rest() {
+    let mut s = settings(3, 4, 2);
+    s.ring_bits = 64;
+    s.rule = AggregationRule::Clip { bound: 1.0 };
+    s.validate().expect("clip settings");
+    let c = cluster_custom(s, Limits::default(), Vec::new()).await;
+    open_round(&c, 1).await;
+    let n = c.settings.num_params;
+    // Norms at most 0.89 (see above) and one of 0.05 sqrt(7850 / 3) = 2.56 at weight 20.
+    let honest: Vec<RingVec> = (0..3)
+        .map(|o| update(&c, o, 0.01, 20.0 + o as f64))
+        .collect();
+    let long = update(&c, 3, 0.05, 20.0);
+    for (o, u) in honest.iter().chain([&long]).enumerate() {
+        upload(&c, o as u32, 1, u).await.unwrap();
+    }
+    assert_eq!(wait_final(&c, 1).await.state, RoundState::Aggregated);
+    let (RingVec::U64(got), RingVec::U64(base), RingVec::U64(l)) =
+        (revealed(&c, 1).await, ring_sum(&honest), long)
+    else {
+        panic!("64-bit ring");
+    };
+    let real = |v: u64| v as i64 as f64 / 65536.0;
+    let joined: Vec<f64> = (0..n).map(|i| real(got[i].wrapping_sub(base[i]))).collect();
+    let original: Vec<f64> = (0..n).map(|i| real(l[i])).collect();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    // Four truncations of at most one unit per coordinate: 4 sqrt(n) units in norm.
+    let slack = 4.0 * (n as f64).sqrt() / 65536.0;
+    assert!(
+        (norm(&joined) - 20.0).abs() < 20.0 * 1e-3 + slack,
+        "joined norm {} for weight 20 and bound 1",
+        norm(&joined)
+    );
+    let cosine = joined.iter().zip(&original).map(|(a, b)| a * b).sum::<f64>()
+        / (norm(&joined) * norm(&original));
+    assert!(cosine > 0.9999, "direction kept: cosine {cosine}");
+    // Loss and weight join unchanged.
+    assert_eq!(got[n + 1].wrapping_sub(base[n + 1]), l[n + 1]);
+    assert_eq!(got[n].wrapping_sub(base[n]), l[n]);
+}

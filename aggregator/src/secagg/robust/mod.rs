@@ -5,9 +5,11 @@
 //!
 //! - [`norm`]: `norm-bound`, the L2 norm of the update divided by its weight at most `B`, with
 //!   every coordinate range-checked so the squares cannot wrap.
+//! - [`clip`]: `clip`, the update scaled by `min(1, B w / ||u||)` before it joins the sum.
 //! - [`sort`]: `trimmed-mean:k` and `median`, coordinate-wise over the contributors by a sorting
 //!   network at the round's close.
 
+pub mod clip;
 pub mod norm;
 pub mod replicate;
 pub mod sort;

@@ -60,8 +60,19 @@ pub async fn norm_bound_verdict<N: Network>(
         .sub(&norm_sq.scale(1u128 << BOUND_SHIFT))?;
     let weight_slack = w.neg().add_public(me, &[u128::from(check.max_weight)])?;
     let slack = Shared::concat(&[&norm_slack, &weight_slack]);
+    all_nonnegative_in_range(session, &slack, &in_range).await
+}
+
+/// Whether every element of `slack` is non-negative and the range bit `in_range` (bit 0) is
+/// set: the one bit opened, to the servers.
+pub async fn all_nonnegative_in_range<N: Network>(
+    session: &Session<N>,
+    slack: &Aby3Tensor<u128>,
+    in_range: &Aby3Bits<u64>,
+) -> Result<bool, MpcError> {
+    let me = session.me();
     // Bit 0: the sign of each slack (1: negative, the check failed); the bits above are 0.
-    let negative: Aby3Bits<u128> = a2b(session, &slack).await?.shr(127);
+    let negative: Aby3Bits<u128> = a2b(session, slack).await?.shr(127);
     let verdict = Shared::concat(&[&negative.not(me), &bit0_else_ones(me, &in_range.widen())?]);
     let all = and_all(session, &verdict).await?;
     let op = session.op("secagg_verdict");
