@@ -96,10 +96,11 @@ impl Cluster {
         let name = format!("data-owner-{i}");
         let key = self.path(&format!("{name}.key"));
         let audit = self.path("audit");
+        let config = self.config();
         let mut args = vec![
             "serve",
             "--config",
-            path_str(&self.config()),
+            path_str(&config),
             "--name",
             &name,
             "--key",
@@ -347,8 +348,10 @@ fn norm_bound_refuses_a_crafted_update_across_processes() {
     assert_eq!(aggregates.len(), 1, "{aggregates:?}");
     let (job, round, path) = &aggregates[0];
     let names = std::fs::read_to_string(path.with_extension("txt")).unwrap();
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
     assert_eq!(
-        names.lines().collect::<Vec<_>>(),
+        names,
         ["data-owner-0", "data-owner-1"],
         "the attacker is not a contributor"
     );

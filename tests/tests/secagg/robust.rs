@@ -300,7 +300,11 @@ async fn clip_scales_a_long_update_to_the_bound_and_keeps_the_rest() {
         "joined norm {} for weight 20 and bound 1",
         norm(&joined)
     );
-    let cosine = joined.iter().zip(&original).map(|(a, b)| a * b).sum::<f64>()
+    let cosine = joined
+        .iter()
+        .zip(&original)
+        .map(|(a, b)| a * b)
+        .sum::<f64>()
         / (norm(&joined) * norm(&original));
     assert!(cosine > 0.9999, "direction kept: cosine {cosine}");
     // Loss and weight join unchanged.
