@@ -14,8 +14,8 @@ use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
 use super::{
-    Aby3Bits, Aby3Tensor, Arith, Bool, MpcError, Product, Session, Shared, check_servers, next,
-    product,
+    Aby3Bits, Aby3Tensor, Arith, Bool, MpcError, Session, Shared, check_servers, next,
+    product_batch,
 };
 
 /// Bits of an element of the 64-bit ring, where comparisons run ([`drelu`]).
@@ -26,18 +26,7 @@ pub async fn and_batch<R: Ring, N: Network>(
     session: &Session<N>,
     pairs: &[(&Aby3Bits<R>, &Aby3Bits<R>)],
 ) -> Result<Vec<Aby3Bits<R>>, MpcError> {
-    let xs: Vec<&Aby3Bits<R>> = pairs.iter().map(|p| p.0).collect();
-    let ys: Vec<&Aby3Bits<R>> = pairs.iter().map(|p| p.1).collect();
-    let (x, y) = (Shared::concat(&xs), Shared::concat(&ys));
-    if x.len() != y.len() {
-        return Err(MpcError::Invalid(
-            "AND operands of different lengths".into(),
-        ));
-    }
-    let shape = [x.len()];
-    let z = product(session, "aby3_and", &x, &y, Product::Hadamard, &shape).await?;
-    let shapes: Vec<&[usize]> = pairs.iter().map(|p| p.0.shape()).collect();
-    z.split(&shapes)
+    product_batch(session, "aby3_and", pairs).await
 }
 
 /// `a + b` on boolean sharings with a Kogge-Stone adder: `1 + log2 k` AND rounds for `k`-bit

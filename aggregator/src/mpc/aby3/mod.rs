@@ -360,9 +360,12 @@ pub(crate) fn zero_share<K: Kind, N: Network>(
     len: usize,
 ) -> Result<Vec<K::Word>, MpcError> {
     let me = session.me();
-    let a: Vec<K::Word> = session.shared_prg(next(me), op, sub)?.ring_vec(len);
+    let mut a: Vec<K::Word> = session.shared_prg(next(me), op, sub)?.ring_vec(len);
     let b: Vec<K::Word> = session.shared_prg(prev(me), op, sub)?.ring_vec(len);
-    Ok(zip(&a, &b, K::sub))
+    for (x, y) in a.iter_mut().zip(b) {
+        *x = K::sub(*x, y);
+    }
+    Ok(a)
 }
 
 /// A random sharing no server knows: slot `j` comes from the PRG of the pair `{j-1, j}`, the
@@ -416,11 +419,12 @@ impl Product {
     /// `x_i·y_i + x_i·y_{i+1} + x_{i+1}·y_i`: this server's additive share of the product.
     fn cross<K: Kind>(self, x: &Shared<K>, y: &Shared<K>) -> Result<Vec<K::Word>, MpcError> {
         match self {
-            Product::Hadamard => Ok((0..x.len())
-                .map(|i| {
-                    let (a0, a1, b0, b1) = (x.s[0][i], x.s[1][i], y.s[0][i], y.s[1][i]);
-                    K::add(K::add(K::mul(a0, b0), K::mul(a0, b1)), K::mul(a1, b0))
-                })
+            // x_i (y_i + y_{i+1}) + x_{i+1} y_i: two products per element.
+            Product::Hadamard => Ok(x.s[0]
+                .iter()
+                .zip(&x.s[1])
+                .zip(y.s[0].iter().zip(&y.s[1]))
+                .map(|((a0, a1), (b0, b1))| K::add(K::mul(*a0, K::add(*b0, *b1)), K::mul(*a1, *b0)))
                 .collect()),
             Product::Matmul { m, k, n } => {
                 let t = |v: &[K::Word], r, c| RingTensor::from_vec(&[r, c], v.to_vec());
@@ -444,9 +448,57 @@ pub(crate) fn masked_cross<K: Kind, N: Network>(
     x: &Shared<K>,
     y: &Shared<K>,
 ) -> Result<Vec<K::Word>, MpcError> {
-    let z = product.cross(x, y)?;
-    let alpha = zero_share::<K, N>(session, op, 0, z.len())?;
-    Ok(zip(&z, &alpha, K::add))
+    let mut z = product.cross(x, y)?;
+    mask::<K, N>(session, op, 0, &mut z)?;
+    Ok(z)
+}
+
+/// Adds this server's share of a fresh zero-sharing for `op`/`sub` to `z`, in place.
+fn mask<K: Kind, N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    sub: u64,
+    z: &mut [K::Word],
+) -> Result<(), MpcError> {
+    let alpha = zero_share::<K, N>(session, op, sub, z.len())?;
+    for (a, b) in z.iter_mut().zip(alpha) {
+        *a = K::add(*a, b);
+    }
+    Ok(())
+}
+
+/// Several independent elementwise products (AND for boolean sharings) in one round and one
+/// message per server: the cross terms of each pair written one after another, masked once.
+pub(crate) async fn product_batch<K: Kind, N: Network>(
+    session: &Session<N>,
+    name: &'static str,
+    pairs: &[(&Shared<K>, &Shared<K>)],
+) -> Result<Vec<Shared<K>>, MpcError> {
+    check_servers(session)?;
+    let op = session.op(name);
+    let before = session.net_stats();
+    let mut z = Vec::with_capacity(pairs.iter().map(|(x, _)| x.len()).sum());
+    for (x, y) in pairs {
+        x.check_same(y)?;
+        z.extend(Product::Hadamard.cross(x, y)?);
+    }
+    mask::<K, N>(session, &op, 0, &mut z)?;
+    let me = session.me();
+    session.send_vec(prev(me), &op, "reshare", &z).await?;
+    let other: Vec<K::Word> = session.recv_vec(next(me), &op, "reshare", z.len()).await?;
+    session.record(&op, before);
+    let mut out = Vec::with_capacity(pairs.len());
+    let mut at = 0;
+    for (x, _) in pairs {
+        let n = x.len();
+        out.push(Shared::from_parts(
+            z[at..at + n].to_vec(),
+            other[at..at + n].to_vec(),
+            &x.shape,
+        ));
+        at += n;
+    }
+    Ok(out)
 }
 
 /// Product of two sharings (mul for arithmetic, AND for boolean) with resharing: one round,
