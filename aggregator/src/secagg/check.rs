@@ -111,6 +111,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             let mut kept = lock(&job.kept);
             let later = kept.split_off(&(round + 1, 0));
             let mine = std::mem::replace(&mut *kept, later);
+            drop(kept);
             mine.into_iter()
                 .filter(|((r, seq), _)| *r == round && seqs.is_none_or(|s| s.contains(seq)))
                 .map(|(_, x)| x)

@@ -65,6 +65,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             };
             let (round, seq) = (msg.round, msg.seq);
             let forward = matches!(msg.msg, PeerMsg::Forward { .. });
+            let close = matches!(msg.msg, PeerMsg::Close { .. });
             let decided = match msg.msg {
                 PeerMsg::Decide { forward, commit } => Some((forward, commit)),
                 _ => None,
@@ -125,6 +126,10 @@ impl<N: Network + 'static> AggregatorService<N> {
             }
             if let Some(round) = close_round_kept {
                 self.seal_sorted(&job, round, seq, &mut committed).await;
+            } else if close {
+                // An aborted or refused close: what was kept for the round is of no more use.
+                job.drop_kept_through(round);
+                committed.retain(|(r, _), _| *r > round);
             }
             if step.done {
                 // The job is over here: whatever the leader still sent is dropped with it.

@@ -439,6 +439,8 @@ impl<N: Network + 'static> AggregatorService<N> {
                 m.sealed(ok);
             }
         }
+        // Whatever was kept for the round (a failed close leaves it) goes with it.
+        job.drop_kept_through(round);
         info!(job = job_id, round, state = ?st.round_state(), "round closed");
         job.notify(&st);
     }

@@ -98,6 +98,13 @@ impl JobState {
 }
 
 impl Job {
+    /// Drops the uploads kept for `round` and every earlier round (a failed or finished close).
+    pub(super) fn drop_kept_through(&self, round: u64) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let later = kept.split_off(&(round + 1, 0));
+        *kept = later;
+    }
+
     /// Tells pollers (and a close waiting for decisions) that the round moved.
     pub(super) fn notify(&self, st: &JobState) {
         self.changed.send_replace((st.round(), st.round_state()));
@@ -180,6 +187,14 @@ impl<N: Network + 'static> AggregatorService<N> {
     /// This server's traffic with the other servers so far.
     pub fn peer_stats(&self) -> tessera_common::net::NetStats {
         self.network.stats()
+    }
+
+    /// Uploads kept for a close (`clip`, `trimmed-mean`, `median`) over all jobs now.
+    pub fn kept_uploads(&self) -> usize {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.values()
+            .map(|j| j.kept.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 
     /// Bytes staged by the uploads in flight now.

@@ -190,6 +190,8 @@ async fn median_and_trimmed_mean_equal_the_plaintext_reference_through_the_servi
             owners as usize - 2 * trim
         );
         assert!(c.servers.iter().all(|s| s.0.queued_messages() == 0));
+        // The kept uploads went with the close (a helper seals once it has sorted: wait a bit).
+        assert_kept(&c, 0).await;
     }
 }
 
@@ -310,4 +312,36 @@ async fn clip_scales_a_long_update_to_the_bound_and_keeps_the_rest() {
     // Loss and weight join unchanged.
     assert_eq!(got[n + 1].wrapping_sub(base[n + 1]), l[n + 1]);
     assert_eq!(got[n].wrapping_sub(base[n]), l[n]);
+}
+
+/// A round that fails (too few contributors at its deadline) drops what the servers kept for
+/// it: memory stays bounded by the round in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_round_drops_the_uploads_kept_for_it() {
+    let mut s = settings(3, 4, 3);
+    s.ring_bits = 64;
+    s.rule = AggregationRule::Clip { bound: 1.0 };
+    s.validate().expect("clip settings");
+    let c = cluster_custom(s, Limits::default(), Vec::new()).await;
+    open_round(&c, 1).await;
+    for o in 0..2 {
+        upload(&c, o, 1, &update(&c, o, 0.01, 10.0)).await.unwrap();
+    }
+    // A helper keeps its conversion once its part of the check ends: wait a bit.
+    assert_kept(&c, 2).await;
+    assert_eq!(wait_final(&c, 1).await.state, RoundState::Failed);
+    assert_kept(&c, 0).await;
+}
+
+/// Every server holds `n` kept uploads (within a second).
+async fn assert_kept(c: &Cluster, n: usize) {
+    for s in &c.servers {
+        for _ in 0..100 {
+            if s.0.kept_uploads() == n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(s.0.kept_uploads(), n, "{}", s.0.me());
+    }
 }
