@@ -125,7 +125,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 self.reply(settings.job_id, round, seq, reply).await;
             }
             if let Some(round) = close_round_kept {
-                self.seal_sorted(&job, round, seq, &mut committed).await;
+                self.seal_kept(&job, round, seq, &mut committed).await;
             } else if close {
                 // An aborted or refused close: what was kept for the round is of no more use.
                 job.drop_kept_through(round);
@@ -142,7 +142,7 @@ impl<N: Network + 'static> AggregatorService<N> {
     /// Under `clip`, `trimmed-mean` and `median`, after the close `close_seq` of `round`: waits
     /// for the committed forwards' conversions, sums or sorts them (with the other servers) and
     /// seals this server's share of the result (a failure leaves no result: the leader's round fails too).
-    async fn seal_sorted(
+    async fn seal_kept(
         &self,
         job: &Job,
         round: u64,
@@ -166,7 +166,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 job.state.lock().await.results.insert(round, sealed);
             }
             Err(e) => {
-                warn!(me = %self.me, job = job.settings.job_id, round, error = %e, "sorted aggregate failed")
+                warn!(me = %self.me, job = job.settings.job_id, round, error = %e, "kept aggregate failed")
             }
         }
     }
