@@ -12,13 +12,18 @@ use super::{
     Cluster, cluster_custom, open_round, revealed, ring_sum, settings, upload_of, wait_final,
 };
 
+/// A job under `rule`: three servers, the 64-bit ring.
+async fn rule_cluster(rule: AggregationRule, max_clients: usize, min_clients: usize) -> Cluster {
+    let mut s = settings(3, max_clients, min_clients);
+    s.ring_bits = 64;
+    s.rule = rule;
+    s.validate().expect("robust rule settings");
+    cluster_custom(s, Limits::default(), Vec::new()).await
+}
+
 /// Norm-bound settings: three servers, the 64-bit ring, `||u / w|| <= 1`.
 async fn norm_bound_cluster(max_clients: usize) -> Cluster {
-    let mut s = settings(3, max_clients, 2);
-    s.ring_bits = 64;
-    s.rule = AggregationRule::NormBound { bound: 1.0 };
-    s.validate().expect("norm-bound settings");
-    cluster_custom(s, Limits::default(), Vec::new()).await
+    rule_cluster(AggregationRule::NormBound { bound: 1.0 }, max_clients, 2).await
 }
 
 /// An update as an honest owner forms it, `(w delta, w loss, w)`, with the delta's coordinates
@@ -147,11 +152,7 @@ async fn median_and_trimmed_mean_equal_the_plaintext_reference_through_the_servi
         (AggregationRule::Median, 3u32),
         (AggregationRule::TrimmedMean { trim: 1 }, 4),
     ] {
-        let mut s = settings(3, owners as usize, 3);
-        s.ring_bits = 64;
-        s.rule = rule;
-        s.validate().expect("order-statistic settings");
-        let c = cluster_custom(s, Limits::default(), Vec::new()).await;
+        let c = rule_cluster(rule, owners as usize, 3).await;
         open_round(&c, 1).await;
         // Few distinct values (many ties), a malicious extreme, weight 1 everywhere.
         let n = c.settings.num_params;
@@ -270,11 +271,7 @@ fn assert_uniform(views: &[std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>]) {
 /// unit each truncation may add), a longer one joins scaled to the bound, in its direction.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clip_scales_a_long_update_to_the_bound_and_keeps_the_rest() {
-    let mut s = settings(3, 4, 2);
-    s.ring_bits = 64;
-    s.rule = AggregationRule::Clip { bound: 1.0 };
-    s.validate().expect("clip settings");
-    let c = cluster_custom(s, Limits::default(), Vec::new()).await;
+    let c = rule_cluster(AggregationRule::Clip { bound: 1.0 }, 4, 2).await;
     open_round(&c, 1).await;
     let n = c.settings.num_params;
     // Norms at most 0.89 (see above) and one of 0.05 sqrt(7850 / 3) = 2.56 at weight 20.
@@ -318,11 +315,7 @@ async fn clip_scales_a_long_update_to_the_bound_and_keeps_the_rest() {
 /// it: memory stays bounded by the round in progress.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_round_drops_the_uploads_kept_for_it() {
-    let mut s = settings(3, 4, 3);
-    s.ring_bits = 64;
-    s.rule = AggregationRule::Clip { bound: 1.0 };
-    s.validate().expect("clip settings");
-    let c = cluster_custom(s, Limits::default(), Vec::new()).await;
+    let c = rule_cluster(AggregationRule::Clip { bound: 1.0 }, 4, 3).await;
     open_round(&c, 1).await;
     for o in 0..2 {
         upload(&c, o, 1, &update(&c, o, 0.01, 10.0)).await.unwrap();
