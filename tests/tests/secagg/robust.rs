@@ -100,14 +100,11 @@ async fn norm_bound_refuses_an_oversized_update_and_sums_exactly_the_rest() {
 /// while one word in a hundred left at zero would move the fraction by 0.005.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_sees_uniform_words_and_the_verdict_bit_only() {
-    use std::sync::{Arc, Mutex};
     use tessera_aggregator::mpc::harness::run_on;
     use tessera_aggregator::secagg::robust::check_upload;
     use tessera_aggregator::secagg::robust::replicate::components_of;
-    use tessera_common::net::memory::MemoryNetwork;
     use tessera_common::prg::Seed;
     use tessera_common::rule::NormBound;
-    use tessera_tests::{Recording, SERVERS};
 
     let params = 4000;
     let len = params + 2;
@@ -115,12 +112,7 @@ async fn a_server_sees_uniform_words_and_the_verdict_bit_only() {
     x[len - 1] = 1 << 16; // weight 1
     let components = components_of(&x, [Seed([7; 32]), Seed([9; 32])]);
     let check = NormBound::new(params, 16, 1.0, 10.0, 1.0).unwrap();
-    let views: Vec<Arc<Mutex<Vec<Vec<u8>>>>> = (0..3).map(|_| Arc::default()).collect();
-    let nets: Vec<Recording> = MemoryNetwork::cluster(&SERVERS)
-        .into_iter()
-        .zip(&views)
-        .map(|(net, seen)| Recording::new(net, Arc::clone(seen)))
-        .collect();
+    let (views, nets) = recording_servers();
     let verdicts = run_on(nets, move |session| {
         let mine = components[session.me()].clone();
         async move { check_upload(&session, &mine, len, &check).await }
@@ -201,14 +193,11 @@ async fn median_and_trimmed_mean_equal_the_plaintext_reference_through_the_servi
 /// standard deviations (see `a_server_sees_uniform_words_and_the_verdict_bit_only`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_sorting_sees_uniform_words_only() {
-    use std::sync::{Arc, Mutex};
     use tessera_aggregator::mpc::harness::run_on;
     use tessera_aggregator::secagg::robust::replicate;
     use tessera_aggregator::secagg::robust::replicate::components_of;
     use tessera_aggregator::secagg::robust::sort::trimmed_sum;
-    use tessera_common::net::memory::MemoryNetwork;
     use tessera_common::prg::Seed;
-    use tessera_tests::{Recording, SERVERS};
 
     let (owners, d) = (5, 600);
     let components: Vec<_> = (0..owners)
@@ -219,12 +208,7 @@ async fn a_server_sorting_sees_uniform_words_only() {
             )
         })
         .collect();
-    let views: Vec<Arc<Mutex<Vec<Vec<u8>>>>> = (0..3).map(|_| Arc::default()).collect();
-    let nets: Vec<Recording> = MemoryNetwork::cluster(&SERVERS)
-        .into_iter()
-        .zip(&views)
-        .map(|(net, seen)| Recording::new(net, Arc::clone(seen)))
-        .collect();
+    let (views, nets) = recording_servers();
     let sums = run_on(nets, move |session| {
         let mine: Vec<_> = components.iter().map(|c| c[session.me()].clone()).collect();
         async move {
@@ -246,7 +230,7 @@ async fn a_server_sorting_sees_uniform_words_only() {
 
 /// Each server's received payload bits are ones half the time, within 6 standard deviations of a
 /// fair coin, over more than 10^6 bits.
-fn assert_uniform(views: &[std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>]) {
+fn assert_uniform(views: &[Views]) {
     for (server, view) in views.iter().enumerate() {
         let view = view.lock().unwrap();
         // Each message: an 8-byte depth header (public), then the payload.
@@ -338,3 +322,18 @@ async fn assert_kept(c: &Cluster, n: usize) {
         assert_eq!(s.0.kept_uploads(), n, "{}", s.0.me());
     }
 }
+
+/// Three servers' networks that record every message each receives, and those records.
+fn recording_servers() -> (Vec<Views>, Vec<tessera_tests::Recording>) {
+    use tessera_common::net::memory::MemoryNetwork;
+    let views: Vec<Views> = (0..3).map(|_| Views::default()).collect();
+    let nets = MemoryNetwork::cluster(&tessera_tests::SERVERS)
+        .into_iter()
+        .zip(&views)
+        .map(|(net, seen)| tessera_tests::Recording::new(net, std::sync::Arc::clone(seen)))
+        .collect();
+    (views, nets)
+}
+
+/// What one server received, message by message.
+type Views = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
