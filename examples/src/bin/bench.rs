@@ -4,6 +4,7 @@
 //! cargo run --release -p tessera-examples --bin bench -- ring
 //! cargo run --release -p tessera-examples --bin bench -- secagg
 //! cargo run --release -p tessera-examples --bin bench -- mpc
+//! cargo run --release -p tessera-examples --bin bench -- mpc --only relu
 //! cargo run --release -p tessera-examples --bin bench -- serve
 //! cargo run --release -p tessera-examples --bin bench -- train
 //! cargo run --release -p tessera-examples --bin bench -- train --accuracy --epochs 1
@@ -22,10 +23,18 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let suites: Vec<String> = args
         .iter()
         .enumerate()
-        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--epochs"))
+        .filter(|(i, a)| {
+            !a.starts_with("--")
+                && (*i == 0 || !["--epochs", "--only"].contains(&args[i - 1].as_str()))
+        })
         .map(|(_, a)| a.clone())
         .collect();
     if suites.is_empty() {
@@ -39,7 +48,7 @@ fn main() {
             "ring" => ring::run(),
             "secagg" => secagg::run(),
             "secagg-rules" => secagg::run_rules(),
-            "mpc" => mpc::run(),
+            "mpc" => mpc::run(only.as_deref()),
             "serve" => serve::run(),
             "train" => train::run(accuracy.then_some(epochs)),
             other => {

@@ -252,10 +252,10 @@ pub async fn and_all<R: Ring, N: Network>(
     Ok(w)
 }
 
-/// The most significant bit of each element (1 for negative values) as an arithmetic 0/1.
+/// The most significant bit of each element (1 for negative values) as an arithmetic 0/1: the
+/// bit-sliced sign circuit ([`super::sliced`]) and bit injection.
 pub async fn msb<N: Network>(session: &Session<N>, x: &Aby3Tensor) -> Result<Aby3Tensor, MpcError> {
-    let bits = a2b(session, x).await?;
-    bit_inject(session, &bits, BITS - 1).await
+    super::sliced::msb_arith(session, x).await
 }
 
 /// `x < y` as an arithmetic 0/1 (the sign of `x - y`; exact while `|x - y| < 2^63`).
@@ -295,12 +295,12 @@ pub async fn equal<N: Network>(
 
 /// `x >= 0` as an arithmetic 0/1 (the derivative of ReLU): `1 - msb(x)`. In any ring the
 /// comparison runs on the value modulo `2^64` ([`Aby3Tensor::low64`], local), so it is exact
-/// for `|x| < 2^63` and only the 0/1 is made in `R` (bit injection).
+/// for `|x| < 2^63` and only the 0/1 is made in `R` (bit injection). The sign comes from the
+/// bit-sliced circuit of [`super::sliced`] (241 AND gates, not the whole adder's 832).
 pub async fn drelu<R: Ring, N: Network>(
     session: &Session<N>,
     x: &Aby3Tensor<R>,
 ) -> Result<Aby3Tensor<R>, MpcError> {
-    let bits = a2b(session, &x.low64()).await?;
-    let msb: Aby3Tensor<R> = bit_inject(session, &bits, BITS - 1).await?;
+    let msb: Aby3Tensor<R> = super::sliced::msb_arith(session, x).await?;
     msb.neg().add_public(session.me(), &vec![R::ONE; x.len()])
 }

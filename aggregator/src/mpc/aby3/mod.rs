@@ -9,6 +9,7 @@
 //!
 //! - [`boolean`]: AND/XOR, A2B with a Kogge-Stone adder, B2A, bit injection, MSB, comparisons
 //!   (§5.3, §5.4).
+//! - [`sliced`]: the sign of a value on bit planes (only the gates the carry needs).
 //! - [`trunc`]: fixed-point truncation with truncation pairs `(r, r/2^d)` (§5.1.1, Π_trunc2).
 //!
 //! Select, ReLU, maximum, argmax, max-pooling, sorting ([`crate::mpc::nn`]) and exp, log,
@@ -17,6 +18,7 @@
 //! [`boolean::drelu`] and its one-round fixed-point product [`trunc::mul_trunc`].
 
 pub mod boolean;
+pub mod sliced;
 pub mod trunc;
 
 use std::marker::PhantomData;
