@@ -12,41 +12,55 @@
 //! `beta' = beta XOR (x > r)`. The case `beta = 1, r = 2^64 - 1` (where `t` would overflow) sends
 //! masked shares with exactly one zero, as the algorithm prescribes. One round; each computing
 //! server sends 64 bytes per element.
+//!
+//! Every `Z_67` value is a byte, in memory as on the wire; the masks, pads and the permutation's
+//! draws of a chunk of elements come from one PRG call each, and the permutation is a
+//! Fisher-Yates shuffle of the 64 terms in place with multiply-shift indices (no division).
 
 use rayon::prelude::*;
 use tessera_common::net::Network;
 use tessera_common::prg::{Prg, Seed};
 
 use super::HELPER;
-use super::zn::{P, Zn, permutation, sample_below};
+use super::zn::{P, add67, below, mul67, sample_below, sub67};
 use crate::mpc::{MpcError, Op, Session};
 
 /// PRG stream of the common masks, permutations and the special case's `u`.
 const STREAM: u64 = 40;
 
-/// Runs PrivateCompare under `op`. `bits` (at `server0`/`server1`): `64 n` shares, least
-/// significant bit first per element; `r` and `beta`: public to both. The helper gets
+/// Runs PrivateCompare under `op`. `bits` (at `server0`/`server1`): `64 n` shares in `Z_67`,
+/// least significant bit first per element; `r` and `beta`: public to both. The helper gets
 /// `Some(beta')`, the others `None`.
 pub async fn private_compare<N: Network>(
     session: &Session<N>,
     op: &Op,
-    bits: &[u64],
+    bits: &[u8],
     r: &[u64],
     beta: &[u64],
     n: usize,
 ) -> Result<Option<Vec<u64>>, MpcError> {
     let me = session.me();
     if me == HELPER {
-        let mut d = Zn::P
-            .decode(&session.recv_bytes(0, op, "pc", 64 * n).await?)
-            .ok_or_else(|| bad(0))?;
-        let d1 = Zn::P
-            .decode(&session.recv_bytes(1, op, "pc", 64 * n).await?)
-            .ok_or_else(|| bad(1))?;
-        for (a, b) in d.iter_mut().zip(d1) {
-            *a = Zn::P.add(*a, b);
+        let mut d = session.recv_bytes(0, op, "pc", 64 * n).await?;
+        let d1 = session.recv_bytes(1, op, "pc", 64 * n).await?;
+        if d.iter().any(|v| *v >= P) {
+            return Err(bad(0));
+        }
+        if d1.iter().any(|v| *v >= P) {
+            return Err(bad(1));
+        }
+        for (a, b) in d.iter_mut().zip(&d1) {
+            *a = add67(*a, *b);
         }
         return Ok(Some(d.chunks(64).map(|c| c.contains(&0) as u64).collect()));
+    }
+    if bits.len() != 64 * n || r.len() != n || beta.len() != n {
+        return Err(MpcError::Invalid(format!(
+            "PrivateCompare of {n} elements with {} bit shares, {} r, {} beta",
+            bits.len(),
+            r.len(),
+            beta.len()
+        )));
     }
     // Both computing servers derive the same per-chunk seeds from their common PRG, so the
     // chunks (masks, permutations) can be computed in parallel.
@@ -66,7 +80,7 @@ pub async fn private_compare<N: Network>(
             let first = c * CHUNK;
             let len = chunk.len() / 64;
             masked_terms(
-                me as u64,
+                me as u8,
                 &bits[64 * first..64 * (first + len)],
                 &r[first..first + len],
                 &beta[first..first + len],
@@ -89,69 +103,77 @@ const CHUNK: usize = 1024;
 /// pair tells nothing beyond `s_i c_i`, which is 0 when `c_i = 0` and uniform non-zero
 /// otherwise. Without the pad the helper could divide one part by the other, cancel the mask,
 /// and, knowing the bits of `x` it dealt, recover `r`.
-fn masked_terms(j: u64, bits: &[u64], r: &[u64], beta: &[u64], seed: &Seed, out: &mut [u8]) {
+fn masked_terms(j: u8, bits: &[u8], r: &[u64], beta: &[u64], seed: &Seed, out: &mut [u8]) {
     let n = r.len();
     let mut prg = Prg::new(seed, 0);
     let s = sample_below(&mut prg, 64 * n, P - 1);
-    let u = sample_below(&mut prg, 64 * n, P - 1);
     let z = sample_below(&mut prg, 64 * n, P);
-    let zp = Zn::P;
+    let draws: Vec<u64> = prg.ring_vec(64 * n);
     for e in 0..n {
-        let perm = permutation(&mut prg, 64);
-        let c = term_shares(
-            j,
-            &bits[64 * e..64 * (e + 1)],
-            r[e],
-            beta[e],
-            &u[64 * e..64 * (e + 1)],
-        );
-        for i in 0..64 {
-            let masked = zp.mul_small(s[64 * e + i] + 1, c[i]);
-            let pad = z[64 * e + i];
-            let padded = if j == 0 {
-                zp.add(masked, pad)
+        let range = 64 * e..64 * (e + 1);
+        // The special case's randomness, drawn (alike at both servers) only where it is used.
+        let u = if special(r[e], beta[e]) {
+            sample_below(&mut prg, 64, P - 1)
+        } else {
+            Vec::new()
+        };
+        let c = term_shares(j, &bits[range.clone()], r[e], beta[e], &u);
+        let terms = &mut out[range.clone()];
+        for (((t, c), s), z) in terms
+            .iter_mut()
+            .zip(c)
+            .zip(&s[range.clone()])
+            .zip(&z[range.clone()])
+        {
+            let masked = mul67(s + 1, c);
+            *t = if j == 0 {
+                add67(masked, *z)
             } else {
-                zp.sub(masked, pad)
+                sub67(masked, *z)
             };
-            out[64 * e + perm[i]] = padded as u8;
+        }
+        let draws = &draws[range];
+        for i in (1..64).rev() {
+            terms.swap(i, below(draws[i], i));
         }
     }
 }
 
+/// Whether `(r, beta)` is the case `beta = 1, r = 2^64 - 1`, where `t = r + 1` overflows.
+fn special(r: u64, beta: u64) -> bool {
+    beta == 1 && r == u64::MAX
+}
+
 /// Server `j`'s shares of the 64 terms `c_i` of one element (Algorithm 3, steps 2-14), bit `i`
-/// at index `i`; `u` (values below 66) is the special case's randomness.
-fn term_shares(j: u64, bits: &[u64], r: u64, beta: u64, u: &[u64]) -> [u64; 64] {
-    let zp = Zn::P;
-    let special = beta == 1 && r == u64::MAX;
-    let t = r.wrapping_add(1);
-    let mut acc = 0u64;
-    let mut c = [0u64; 64];
+/// at index `i`; `u` (64 values below 66) is the special case's randomness, read only there.
+fn term_shares(j: u8, bits: &[u8], r: u64, beta: u64, u: &[u8]) -> [u8; 64] {
+    let mut c = [0u8; 64];
+    if special(r, beta) {
+        for (i, (c, u)) in c.iter_mut().zip(u).enumerate() {
+            let ui = u + 1;
+            *c = match (j, i) {
+                (0, 0) => ui,
+                (0, _) => add67(ui, 1),
+                _ => sub67(0, ui),
+            };
+        }
+        return c;
+    }
+    let t = if beta == 0 { r } else { r.wrapping_add(1) };
+    let mut acc = 0u8;
     for i in (0..64).rev() {
         let x = bits[i];
-        let ui = u[i] + 1;
-        c[i] = if special {
-            if i != 0 {
-                zp.sub(zp.mul_small(1 - j, ui + 1), zp.mul_small(j, ui))
-            } else if j == 0 {
-                ui
-            } else {
-                zp.neg(ui)
-            }
+        let bit = ((t >> i) & 1) as u8;
+        let jb = j * bit;
+        let base = add67(j, acc);
+        // beta = 0: c = j r_i - x + j + acc; beta = 1: c = -j t_i + x + j + acc.
+        c[i] = if beta == 0 {
+            add67(sub67(jb, x), base)
         } else {
-            let (bit, sign_x) = if beta == 0 {
-                ((r >> i) & 1, P - 1)
-            } else {
-                ((t >> i) & 1, 1)
-            };
-            // w = x XOR bit (shares): x + j*bit - 2*bit*x.
-            let w = zp.sub(zp.add(x, j * bit), zp.mul_small(2 * bit, x));
-            // c = ±(j*bit) ∓ x + j + acc.
-            let jb = zp.mul_small(j, bit);
-            let lead = if beta == 0 { jb } else { zp.neg(jb) };
-            let c = zp.add(zp.add(lead, zp.mul_small(sign_x, x)), zp.add(j, acc));
-            acc = zp.add(acc, w);
-            c
+            add67(sub67(x, jb), base)
         };
+        // w = x XOR bit on shares: x where the bit is 0, j - x where it is 1.
+        acc = add67(acc, if bit == 0 { x } else { sub67(j, x) });
     }
     c
 }
@@ -174,21 +196,17 @@ mod tests {
 
     /// Random `Z_67` shares of the bits of `x`, `TRIALS` times (as the helper deals them: it
     /// knows both shares).
-    fn dealt_bits(x: u64) -> (Vec<u64>, Vec<u64>) {
+    fn dealt_bits(x: u64) -> (Vec<u8>, Vec<u8>) {
         let mut prg = Prg::new(&Seed([9; 32]), 1);
         let s0 = sample_below(&mut prg, 64 * TRIALS, P);
         let bits = super::super::zn::bits_of(&vec![x; TRIALS]);
-        let s1 = bits
-            .iter()
-            .zip(&s0)
-            .map(|(b, a)| Zn::P.sub(*b, *a))
-            .collect();
+        let s1 = bits.iter().zip(&s0).map(|(b, a)| sub67(*b, *a)).collect();
         (s0, s1)
     }
 
     /// The helper's view of `TRIALS` comparisons of `x` with `r` (`beta = 0`): the bytes
     /// `server0` and `server1` send it.
-    fn helper_view(bits: &(Vec<u64>, Vec<u64>), r: u64, seed: u8) -> (Vec<u8>, Vec<u8>) {
+    fn helper_view(bits: &(Vec<u8>, Vec<u8>), r: u64, seed: u8) -> (Vec<u8>, Vec<u8>) {
         let rs = vec![r; TRIALS];
         let betas = vec![0; TRIALS];
         let seed = Seed([seed; 32]);
@@ -203,8 +221,7 @@ mod tests {
     /// share pair `(c0_i, c1_i)` (computable from the guess and the dealt bits) appears, up to a
     /// common non-zero factor, among the 64 pairs received, summed over the trials. With a
     /// common mask `d_k = s (c0_i, c1_i)` and the right guess every term is found (64 per trial).
-    fn found_terms(bits: &(Vec<u64>, Vec<u64>), view: &(Vec<u8>, Vec<u8>), guess: u64) -> f64 {
-        let zp = Zn::P;
+    fn found_terms(bits: &(Vec<u8>, Vec<u8>), view: &(Vec<u8>, Vec<u8>), guess: u64) -> f64 {
         let mut found = 0usize;
         for e in 0..TRIALS {
             let range = 64 * e..64 * (e + 1);
@@ -212,12 +229,7 @@ mod tests {
             let c1 = term_shares(1, &bits.1[range.clone()], guess, 0, &[0; 64]);
             let (d0, d1) = (&view.0[range.clone()], &view.1[range]);
             found += (0..64)
-                .filter(|i| {
-                    (0..64).any(|k| {
-                        let (a, b) = (d0[k] as u64, d1[k] as u64);
-                        zp.mul_small(a, c1[*i]) == zp.mul_small(b, c0[*i])
-                    })
-                })
+                .filter(|i| (0..64).any(|k| mul67(d0[k], c1[*i]) == mul67(d1[k], c0[*i])))
                 .count();
         }
         found as f64 / TRIALS as f64

@@ -13,7 +13,7 @@ use tessera_common::net::Network;
 
 use super::HELPER;
 use super::compare::private_compare;
-use super::zn::{Deal, X_BITS, Zn, bits_of, deal, dealt, wraps};
+use super::zn::{Deal, X_BITS, Zn, bits_of, deal, deal_bits, dealt, dealt_bits, wraps};
 use crate::mpc::pond::PondTensor;
 use crate::mpc::{MpcError, Session};
 
@@ -47,7 +47,7 @@ pub async fn share_convert<N: Network>(
             .map(|(p, q)| p.wrapping_add(*q))
             .collect();
         let delta: Vec<u64> = a0.iter().zip(&a1).map(|(p, q)| wraps(*p, *q)).collect();
-        deal(session, &op, X_BITS, &bits_of(&x)).await?;
+        deal_bits(session, &op, X_BITS, &bits_of(&x)).await?;
         deal(session, &op, DELTA, &delta).await?;
         let eta1 = private_compare(session, &op, &[], &[], &[], n)
             .await?
@@ -73,7 +73,7 @@ pub async fn share_convert<N: Network>(
         .map(|(a, b)| a.wrapping_add(*b))
         .collect();
     session.send_vec(HELPER, &op, "masked", &masked).await?;
-    let x_bits = dealt(session, &op, X_BITS, 64 * n).await?;
+    let x_bits = dealt_bits(session, &op, X_BITS, 64 * n).await?;
     let delta = dealt(session, &op, DELTA, n).await?;
     let r_minus_1: Vec<u64> = r.iter().map(|v| v.wrapping_sub(1)).collect();
     private_compare(session, &op, &x_bits, &r_minus_1, &eta2, n).await?;

@@ -13,7 +13,9 @@ use tessera_common::ring::{Ring, RingTensor};
 
 use super::HELPER;
 use super::compare::private_compare;
-use super::zn::{Deal, X_BITS, Zn, bits_of, deal, deal_ring, dealt, dealt_ring};
+use super::zn::{
+    Deal, X_BITS, Zn, bits_of, deal, deal_bits, deal_ring, dealt, dealt_bits, dealt_ring,
+};
 use crate::mpc::pond::{self, PondTensor};
 use crate::mpc::{MpcError, Session};
 
@@ -41,7 +43,7 @@ pub async fn compute_msb<R: Ring, N: Network>(
     if me == HELPER {
         let x = Zn::Odd.sample(&mut rand_prg(), n);
         deal(session, &op, X, &x).await?;
-        deal(session, &op, X_BITS, &bits_of(&x)).await?;
+        deal_bits(session, &op, X_BITS, &bits_of(&x)).await?;
         let lsb: Vec<R> = x.iter().map(|v| R::from_u64(v & 1)).collect();
         deal_ring(session, &op, X_LSB, &lsb).await?;
         let beta1 = private_compare(session, &op, &[], &[], &[], n)
@@ -61,7 +63,7 @@ pub async fn compute_msb<R: Ring, N: Network>(
         )));
     }
     let x = dealt(session, &op, X, n).await?;
-    let x_bits = dealt(session, &op, X_BITS, 64 * n).await?;
+    let x_bits = dealt_bits(session, &op, X_BITS, 64 * n).await?;
     let x_lsb: Vec<R> = dealt_ring(session, &op, X_LSB, n).await?;
     // r = 2a + x, opened between server0 and server1.
     let r_mine: Vec<u64> = (0..n)

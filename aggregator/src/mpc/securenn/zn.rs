@@ -9,43 +9,25 @@ use crate::mpc::{MpcError, Op, Session};
 
 /// `2^64 - 1`, the odd modulus.
 pub const M: u64 = u64::MAX;
-/// The small prime of PrivateCompare's bit shares.
-pub const P: u64 = 67;
 
-/// A modulus of the comparison protocols: `Z_{2^64 - 1}` or `Z_67` (values in the ring itself
-/// are dealt with [`deal_ring`]).
+/// The odd ring `Z_{2^64 - 1}` ShareConvert and ComputeMSB reshare in (values in the ring itself
+/// are dealt with [`deal_ring`], PrivateCompare's bit shares in `Z_67` with [`deal_bits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Zn {
     /// `Z_{2^64 - 1}`.
     Odd,
-    /// `Z_67` (one byte per element on the wire).
-    P,
 }
 
 impl Zn {
     pub fn add(self, a: u64, b: u64) -> u64 {
-        match self {
-            Zn::Odd => {
-                let (s, carry) = a.overflowing_add(b);
-                // 2^64 = 1 (mod 2^64 - 1).
-                let s = s + carry as u64;
-                if s == M { 0 } else { s }
-            }
-            Zn::P => (a + b) % P,
-        }
+        let (s, carry) = a.overflowing_add(b);
+        // 2^64 = 1 (mod 2^64 - 1).
+        let s = s + carry as u64;
+        if s == M { 0 } else { s }
     }
 
     pub fn neg(self, a: u64) -> u64 {
-        match self {
-            Zn::Odd => {
-                if a == 0 {
-                    0
-                } else {
-                    M - a
-                }
-            }
-            Zn::P => (P - a % P) % P,
-        }
+        if a == 0 { 0 } else { M - a }
     }
 
     pub fn sub(self, a: u64, b: u64) -> u64 {
@@ -54,68 +36,62 @@ impl Zn {
 
     /// Reduces a 64-bit value into the modulus.
     pub fn reduce(self, a: u64) -> u64 {
-        match self {
-            Zn::Odd => {
-                if a == M {
-                    0
-                } else {
-                    a
-                }
-            }
-            Zn::P => a % P,
-        }
+        if a == M { 0 } else { a }
     }
 
     /// `k * a` for a small public `k` (0, 1 or 2 in the protocols; any `k` works).
     pub fn mul_small(self, k: u64, a: u64) -> u64 {
-        match self {
-            Zn::Odd => ((k as u128 * a as u128) % M as u128) as u64,
-            Zn::P => (k % P) * (a % P) % P,
-        }
+        ((k as u128 * a as u128) % M as u128) as u64
     }
 
-    /// Uniform elements (`Z_67` by rejection from bytes; the odd ring maps `2^64 - 1` to 0, a
-    /// bias of `2^-64`).
+    /// Uniform elements (`2^64 - 1` maps to 0, a bias of `2^-64`).
     pub fn sample(self, prg: &mut Prg, n: usize) -> Vec<u64> {
-        match self {
-            Zn::Odd => prg
-                .ring_vec::<u64>(n)
-                .into_iter()
-                .map(|v| self.reduce(v))
-                .collect(),
-            Zn::P => sample_below(prg, n, P),
-        }
-    }
-
-    fn width(self) -> usize {
-        match self {
-            Zn::P => 1,
-            _ => 8,
-        }
+        prg.ring_vec::<u64>(n)
+            .into_iter()
+            .map(|v| self.reduce(v))
+            .collect()
     }
 
     pub fn encode(self, v: &[u64]) -> Vec<u8> {
-        match self {
-            Zn::P => v.iter().map(|x| *x as u8).collect(),
-            _ => tessera_common::ring::encode_elements(v),
-        }
+        tessera_common::ring::encode_elements(v)
     }
 
     pub fn decode(self, bytes: &[u8]) -> Option<Vec<u64>> {
-        let v: Vec<u64> = match self {
-            Zn::P => bytes.iter().map(|b| *b as u64).collect(),
-            _ => tessera_common::ring::decode_elements(bytes)?,
-        };
+        let v: Vec<u64> = tessera_common::ring::decode_elements(bytes)?;
         v.iter().all(|x| self.reduce(*x) == *x).then_some(v)
     }
 
     pub fn bytes(self, n: usize) -> usize {
-        self.width() * n
+        8 * n
     }
 }
 
+/// The small prime of PrivateCompare's bit shares. Its elements are bytes, in memory as on the
+/// wire: 64 per compared value.
+pub const P: u8 = 67;
+
+/// `a + b` in `Z_67` (both below 67).
+#[inline]
+pub fn add67(a: u8, b: u8) -> u8 {
+    let s = a + b;
+    if s >= P { s - P } else { s }
+}
+
+/// `a - b` in `Z_67` (both below 67).
+#[inline]
+pub fn sub67(a: u8, b: u8) -> u8 {
+    if a >= b { a - b } else { a + P - b }
+}
+
+/// `a * b` in `Z_67` (both below 67).
+#[inline]
+pub fn mul67(a: u8, b: u8) -> u8 {
+    ((u16::from(a) * u16::from(b)) % u16::from(P)) as u8
+}
+
 /// `n` uniform values in `[0, bound)` for `bound <= 256`, by rejection from PRG bytes.
-pub fn sample_below(prg: &mut Prg, n: usize, bound: u64) -> Vec<u64> {
+pub fn sample_below(prg: &mut Prg, n: usize, bound: u8) -> Vec<u8> {
+    let bound = u16::from(bound);
     let limit = 256 - 256 % bound;
     let mut out = Vec::with_capacity(n);
     let mut buf = vec![0u8; n + n / 2 + 16];
@@ -123,24 +99,19 @@ pub fn sample_below(prg: &mut Prg, n: usize, bound: u64) -> Vec<u64> {
         prg.fill_bytes(&mut buf);
         out.extend(
             buf.iter()
-                .filter(|b| (**b as u64) < limit)
-                .map(|b| *b as u64 % bound)
+                .filter(|b| u16::from(**b) < limit)
+                .map(|b| (u16::from(*b) % bound) as u8)
                 .take(n - out.len()),
         );
     }
     out
 }
 
-/// A uniform permutation of `0..len` (Fisher-Yates; the modulo bias of a 64-bit draw is below
-/// `2^-57`).
-pub fn permutation(prg: &mut Prg, len: usize) -> Vec<usize> {
-    let mut p: Vec<usize> = (0..len).collect();
-    let draws: Vec<u64> = prg.ring_vec(len);
-    for i in (1..len).rev() {
-        let j = (draws[i] % (i as u64 + 1)) as usize;
-        p.swap(i, j);
-    }
-    p
+/// A uniform index in `0..=i` from a uniform 64-bit draw: the high word of `draw (i + 1)`
+/// (Lemire's multiply-shift, no division; the bias is below `(i + 1) 2^-64`).
+#[inline]
+pub fn below(draw: u64, i: usize) -> usize {
+    ((u128::from(draw) * (i as u128 + 1)) >> 64) as usize
 }
 
 /// What a dealing is: its part name, PRG stream and modulus.
@@ -151,12 +122,46 @@ pub struct Deal {
     pub zn: Zn,
 }
 
-/// The helper's dealing of the bits of its masked value in `Z_67` (ShareConvert and ComputeMSB).
-pub const X_BITS: Deal = Deal {
-    part: "x_bits",
-    stream: 2,
-    zn: Zn::P,
-};
+/// The helper's dealing of the bits of its masked value in `Z_67` (ShareConvert and ComputeMSB):
+/// part name and PRG stream.
+pub const X_BITS: (&str, u64) = ("x_bits", 2);
+
+/// At the helper: deals the bits `v` (each 0 or 1) as shares in `Z_67`, a byte each;
+/// `server0`'s share from the PRG stream, `server1`'s sent.
+pub async fn deal_bits<N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    (part, stream): (&'static str, u64),
+    v: &[u8],
+) -> Result<(), MpcError> {
+    let s0 = sample_below(&mut session.shared_prg(0, op, stream)?, v.len(), P);
+    let s1: Vec<u8> = v.iter().zip(&s0).map(|(a, b)| sub67(*a, *b)).collect();
+    session.send_bytes(1, op, part, s1).await
+}
+
+/// At `server0` or `server1`: this server's shares of what the helper deals with [`deal_bits`].
+pub async fn dealt_bits<N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    (part, stream): (&'static str, u64),
+    n: usize,
+) -> Result<Vec<u8>, MpcError> {
+    if session.me() == 0 {
+        return Ok(sample_below(
+            &mut session.shared_prg(HELPER, op, stream)?,
+            n,
+            P,
+        ));
+    }
+    let bytes = session.recv_bytes(HELPER, op, part, n).await?;
+    if bytes.iter().any(|b| *b >= P) {
+        return Err(MpcError::Protocol {
+            peer: tessera_common::PartyId::Server(HELPER as u8),
+            reason: format!("{part} is not in Z_67"),
+        });
+    }
+    Ok(bytes)
+}
 
 /// At the helper: deals `v` to `server0` and `server1`. `server0`'s share is drawn from the PRG
 /// the two share (stream `deal.stream`), only `server1`'s is sent.
@@ -226,11 +231,11 @@ pub async fn dealt_ring<R: Ring, N: Network>(
     session.recv_vec::<R>(HELPER, op, part, n).await
 }
 
-/// The 64 bits of each value, least significant first, as elements of `Z_67`.
-pub fn bits_of(values: &[u64]) -> Vec<u64> {
+/// The 64 bits of each value, least significant first, as elements of `Z_67` (bytes).
+pub fn bits_of(values: &[u64]) -> Vec<u8> {
     values
         .iter()
-        .flat_map(|v| (0..64).map(move |i| (v >> i) & 1))
+        .flat_map(|v| (0..64).map(move |i| ((v >> i) & 1) as u8))
         .collect()
 }
 
