@@ -15,7 +15,8 @@
 //!
 //! Every `Z_67` value is a byte, in memory as on the wire; the masks, pads and the permutation's
 //! draws of a chunk of elements come from one PRG call each, and the permutation is a
-//! Fisher-Yates shuffle of the 64 terms in place with multiply-shift indices (no division).
+//! Fisher-Yates shuffle of the 64 terms in place, its indices exactly uniform from 16-bit
+//! draws (multiply-shift with rejection, no division but in the rare rejection test).
 
 use rayon::prelude::*;
 use tessera_common::net::Network;
@@ -108,7 +109,8 @@ fn masked_terms(j: u8, bits: &[u8], r: &[u64], beta: &[u64], seed: &Seed, out: &
     let mut prg = Prg::new(seed, 0);
     let s = sample_below(&mut prg, 64 * n, P - 1);
     let z = sample_below(&mut prg, 64 * n, P);
-    let draws: Vec<u64> = prg.ring_vec(64 * n);
+    let mut draws = vec![0u8; 128 * n];
+    prg.fill_bytes(&mut draws);
     for e in 0..n {
         let range = 64 * e..64 * (e + 1);
         // The special case's randomness, drawn (alike at both servers) only where it is used.
@@ -132,9 +134,15 @@ fn masked_terms(j: u8, bits: &[u8], r: &[u64], beta: &[u64], seed: &Seed, out: &
                 sub67(masked, *z)
             };
         }
-        let draws = &draws[range];
+        let draws = &draws[2 * range.start..2 * range.end];
         for i in (1..64).rev() {
-            terms.swap(i, below(draws[i], i));
+            let first = u16::from_le_bytes([draws[2 * i], draws[2 * i + 1]]);
+            let k = below(first, i, || {
+                let mut b = [0u8; 2];
+                prg.fill_bytes(&mut b);
+                u16::from_le_bytes(b)
+            });
+            terms.swap(i, k);
         }
     }
 }
@@ -160,20 +168,19 @@ fn term_shares(j: u8, bits: &[u8], r: u64, beta: u64, u: &[u8]) -> [u8; 64] {
         return c;
     }
     let t = if beta == 0 { r } else { r.wrapping_add(1) };
-    let mut acc = 0u8;
+    let j16 = u16::from(j);
+    let p = u16::from(P);
+    // Sums of at most 64 terms below 134 stay below 2^16: reduce once per term.
+    let mut acc = 0u16;
     for i in (0..64).rev() {
-        let x = bits[i];
-        let bit = ((t >> i) & 1) as u8;
-        let jb = j * bit;
-        let base = add67(j, acc);
+        let x = u16::from(bits[i]);
+        let bit = ((t >> i) & 1) as u16;
+        let jb = j16 * bit;
         // beta = 0: c = j r_i - x + j + acc; beta = 1: c = -j t_i + x + j + acc.
-        c[i] = if beta == 0 {
-            add67(sub67(jb, x), base)
-        } else {
-            add67(sub67(x, jb), base)
-        };
+        let lead = if beta == 0 { jb + p - x } else { x + p - jb };
+        c[i] = ((lead + j16 + acc) % p) as u8;
         // w = x XOR bit on shares: x where the bit is 0, j - x where it is 1.
-        acc = add67(acc, if bit == 0 { x } else { sub67(j, x) });
+        acc += if bit == 0 { x } else { j16 + p - x };
     }
     c
 }
