@@ -27,6 +27,15 @@ type Aes128Ctr = ctr::Ctr128BE<Aes128>;
 /// Stream number of seed-compressed share expansion.
 pub const STREAM_SHARE: u64 = 0;
 
+/// Keystream bytes drawn by every [`Prg`] of this process (benchmarks read it to state the PRG
+/// part of an operation's floor; one relaxed atomic add per call).
+static DRAWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Keystream bytes drawn so far by all [`Prg`]s of this process.
+pub fn drawn_bytes() -> u64 {
+    DRAWN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A 32-byte PRG seed. Zeroized on drop; never printed.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct Seed(pub [u8; 32]);
@@ -70,6 +79,7 @@ impl Prg {
 
     /// Fills `out` with the next keystream bytes.
     pub fn fill_bytes(&mut self, out: &mut [u8]) {
+        DRAWN.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
         out.fill(0);
         self.cipher.apply_keystream(out);
     }

@@ -112,6 +112,9 @@ pub struct Session<N: Network> {
     /// Per operation: communication rounds so far and whether its last action was a send.
     phases: Mutex<HashMap<u64, (u64, bool)>>,
     counters: Counters,
+    /// Correlated randomness made ahead of the online phase, one pool per kind (the protocols
+    /// define the pools: [`crate::mpc::aby3::prep`]).
+    pools: Mutex<HashMap<&'static str, Box<dyn std::any::Any + Send>>>,
 }
 
 /// This server's payload counters and its message-depth clock.
@@ -180,6 +183,7 @@ impl<N: Network> Session<N> {
             stats: Mutex::new(Vec::new()),
             phases: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            pools: Mutex::new(HashMap::new()),
         })
     }
 
@@ -202,6 +206,22 @@ impl<N: Network> Session<N> {
     /// Number of servers.
     pub fn servers(&self) -> usize {
         self.servers
+    }
+
+    /// Runs `f` on this session's pool of kind `key` (made empty on first use). A pool's type is
+    /// fixed by its key; the same key with another type is a programming error, reported as
+    /// [`MpcError::Invalid`].
+    pub fn with_pool<T: Default + Send + 'static, V>(
+        &self,
+        key: &'static str,
+        f: impl FnOnce(&mut T) -> V,
+    ) -> Result<V, MpcError> {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = pools.entry(key).or_insert_with(|| Box::new(T::default()));
+        let pool = pool
+            .downcast_mut::<T>()
+            .ok_or_else(|| MpcError::Invalid(format!("pool {key} holds another type")))?;
+        Ok(f(pool))
     }
 
     /// The next operation (every server calls operations in the same order).

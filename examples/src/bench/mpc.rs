@@ -13,8 +13,10 @@
 //! - ABY3 (§3, §5): every multiplication gate costs each of the three servers one element (one
 //!   bit for an AND gate): mul and matmul 24 bytes per output; opening 24 bytes. The sign of a
 //!   64-bit value (`aby3::sliced`): a carry-save layer (63 ANDs), the generate bits (62) and a
-//!   carry tree (116), 241 AND gates = 90.4 bytes; bit injection two multiplications (48); so a
-//!   comparison costs 138.4 and ReLU 162.4 (a whole A2B adder would be 707 gates, 265 bytes). Truncation (the two-share Π_trunc1 of §5.1.1): one
+//!   carry tree (116), 241 AND gates = 90.4 bytes; bit injection with a preprocessed daBit
+//!   opens one bit per server (0.4 bytes; the daBit itself, two multiplications, is offline);
+//!   so a comparison costs 90.8 and ReLU 114.8 (a whole A2B adder would be 707 gates, 265
+//!   bytes, and direct bit injection 48). Truncation (the two-share Π_trunc1 of §5.1.1): one
 //!   element from server 1 to server 0, 8 bytes; fused with a product, the three-out-of-three
 //!   shares `z0`, `z2` are swapped between servers 0 and 2 and server 1 sends one element: 24
 //!   bytes.
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use tessera_aggregator::mpc::aby3::prep;
 use tessera_aggregator::mpc::harness::run_local;
 use tessera_aggregator::mpc::layout::Window;
 use tessera_aggregator::mpc::model::{Activations, SecureModel};
@@ -34,9 +37,10 @@ use tessera_aggregator::mpc::{MpcError, Session, approx, nn};
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::NetStats;
 use tessera_common::net::memory::MemoryNetwork;
-use tessera_common::prg::{Prg, Seed};
+use tessera_common::prg::{Prg, Seed, drawn_bytes};
 use tessera_common::ring::RingTensor;
 
+use super::floor::Rates;
 use super::report::print_table;
 
 /// Fractional bits of the fixed-point inputs.
@@ -144,7 +148,7 @@ fn units(protocol: &str) -> Units {
             mul: 24.0,
             trunc: 8.0,
             mul_trunc: 24.0,
-            drelu: 241.0 * 3.0 / 8.0 + 48.0,
+            drelu: (241.0 + 1.0) * 3.0 / 8.0,
         },
         _ => Units {
             mul: 40.0,
@@ -248,35 +252,74 @@ fn inputs(case: &Case) -> Vec<RingTensor<u64>> {
         .collect()
 }
 
-/// What one server measured: seconds, traffic (its `rounds` is the depth the server reached
-/// past the common depth at the start), output elements.
-type Measured = (f64, NetStats, usize);
+/// What one server measured in one run.
+struct Measured {
+    /// Online seconds and traffic (its `rounds` is the depth the server reached past the common
+    /// depth at the start).
+    seconds: f64,
+    stats: NetStats,
+    /// Output elements.
+    elements: usize,
+    /// The preprocessing made ahead: seconds and traffic.
+    offline_seconds: f64,
+    offline: NetStats,
+    /// daBits the operation asked the pool for (taken, or short and injected directly).
+    dabits: u64,
+    /// The process's PRG byte counter when this server started and ended the online phase.
+    prg: (u64, u64),
+}
 
 async fn measure<P: Protocol<Elem = u64>>(
     session: Arc<Session<MemoryNetwork>>,
     p: P,
     op: &'static str,
     data: Vec<RingTensor<u64>>,
+    dabits: u64,
 ) -> Result<Measured, MpcError> {
     let me = p.me();
     let mut shared = Vec::new();
     for x in &data {
         shared.push(p.share(0, (me == 0).then_some(x), x.shape()).await?);
     }
-    // Start together: afterwards every server's depth clock is the same.
+    // Offline: the correlated randomness the operation will take, made ahead (ABY3's daBits).
     session.barrier().await?;
     let before = session.net_stats();
     let start = Instant::now();
+    if dabits > 0 {
+        prep::make_dabits::<u64, _>(&session, dabits as usize).await?;
+    }
+    let offline_seconds = start.elapsed().as_secs_f64();
+    let offline = session.net_stats().since(&before);
+    // Online. Start together: afterwards every server's depth clock is the same.
+    session.barrier().await?;
+    let before = session.net_stats();
+    let prg_start = drawn_bytes();
+    let start = Instant::now();
     let out = apply(&p, op, &shared).await?;
     let seconds = start.elapsed().as_secs_f64();
+    let prg = (prg_start, drawn_bytes());
     let stats = session.net_stats().since(&before);
-    Ok((seconds, stats, p.shape(&out).iter().product()))
+    let ledger = if P::NAME == "aby3" {
+        prep::dabit_ledger::<u64, _>(&session)?
+    } else {
+        prep::Ledger::default()
+    };
+    Ok(Measured {
+        seconds,
+        stats,
+        elements: p.shape(&out).iter().product(),
+        offline_seconds,
+        offline,
+        dabits: ledger.wanted(),
+        prg,
+    })
 }
 
 fn run_case(
     runtime: &tokio::runtime::Runtime,
     protocol: &'static str,
     case: &Case,
+    dabits: u64,
 ) -> Result<Vec<Measured>, MpcError> {
     let data = inputs(case);
     let op = case.op;
@@ -284,22 +327,48 @@ fn run_case(
         let data = data.clone();
         async move {
             match protocol {
-                "pond" => measure(Arc::clone(&s), Pond::new(s, F)?, op, data).await,
-                "securenn" => measure(Arc::clone(&s), SecureNn::new(s, F)?, op, data).await,
-                _ => measure(Arc::clone(&s), Aby3::new(s, F)?, op, data).await,
+                "pond" => measure(Arc::clone(&s), Pond::new(s, F)?, op, data, 0).await,
+                "securenn" => measure(Arc::clone(&s), SecureNn::new(s, F)?, op, data, 0).await,
+                _ => measure(Arc::clone(&s), Aby3::new(s, F)?, op, data, dabits).await,
             }
         }
     }))
 }
 
-/// Runs of each case; the table reports the median time (this machine's run-to-run noise is
-/// 10-35%), the traffic of the last run (identical in every run).
+/// Timed runs of each case after one sizing run; the table reports the median time (this
+/// machine's run-to-run noise is 10-35%), the traffic of the last run (identical in every run).
 const REPEATS: usize = 3;
+
+/// Matrix multiply-adds of a case over all servers: each secure product costs 6 products of
+/// its size under ABY3 (three servers, two cross terms each) and 5 under Pond and SecureNN (the
+/// dealer's triple and two per computing server). Elementwise products count as bytes.
+fn macs(protocol: &str, case: &Case) -> f64 {
+    let per = if protocol == "aby3" { 6.0 } else { 5.0 };
+    let dims = |s: &Vec<usize>| s.iter().map(|d| *d as f64).collect::<Vec<_>>();
+    match case.op {
+        "matmul" => {
+            let (a, b) = (dims(&case.shapes[0]), dims(&case.shapes[1]));
+            per * a[0] * a[1] * b[1]
+        }
+        "network_a" => {
+            let m = case.shapes[0][0] as f64;
+            per * m * (784.0 * 128.0 + 128.0 * 128.0 + 128.0 * 10.0)
+        }
+        _ => 0.0,
+    }
+}
 
 /// Runs every case (or those whose operation is `only`) under every protocol that has it;
 /// prints the table, returns the JSON rows.
 pub fn run(only: Option<&str>) -> Vec<Value> {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let rates = Rates::measure();
+    println!(
+        "floor rates: u64 matmul {:.2} GMAC/s (two cores), memory copy {:.1} GB/s, PRG {:.2} GB/s per core\n",
+        rates.macs_u64 / 1e9,
+        rates.copy / 1e9,
+        rates.prg / 1e9
+    );
     let mut rows = Vec::new();
     let mut table = Vec::new();
     for case in cases() {
@@ -307,15 +376,26 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
             continue;
         }
         for protocol in ["pond", "securenn", "aby3"] {
+            // Sizing: one run without preprocessing says how many daBits the program asks for;
+            // the timed runs make that many ahead (offline) and then run (online).
+            let dabits = match run_case(&runtime, protocol, &case, 0) {
+                Ok(m) => m[0].dabits,
+                Err(MpcError::Unsupported { .. }) => continue,
+                Err(e) => {
+                    eprintln!("{protocol} {}: {e}", case.op);
+                    continue;
+                }
+            };
             let mut times = Vec::with_capacity(REPEATS);
+            let mut offline_times = Vec::with_capacity(REPEATS);
             let mut last = None;
             for _ in 0..REPEATS {
-                match run_case(&runtime, protocol, &case) {
+                match run_case(&runtime, protocol, &case, dabits) {
                     Ok(m) => {
-                        times.push(m.iter().map(|m| m.0).fold(0.0, f64::max));
+                        times.push(m.iter().map(|m| m.seconds).fold(0.0, f64::max));
+                        offline_times.push(m.iter().map(|m| m.offline_seconds).fold(0.0, f64::max));
                         last = Some(m);
                     }
-                    Err(MpcError::Unsupported { .. }) => break,
                     Err(e) => {
                         eprintln!("{protocol} {}: {e}", case.op);
                         break;
@@ -323,13 +403,22 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
                 }
             }
             let Some(per_server) = last else { continue };
-            times.sort_by(f64::total_cmp);
-            let seconds = times[times.len() / 2];
-            let rounds = per_server.iter().map(|m| m.1.rounds).max().unwrap_or(0);
-            let bytes: u64 = per_server.iter().map(|m| m.1.bytes_sent).sum();
-            let elements = per_server[0].2.max(1);
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let seconds = median(&mut times);
+            let offline_seconds = median(&mut offline_times);
+            let rounds = per_server.iter().map(|m| m.stats.rounds).max().unwrap_or(0);
+            let bytes: u64 = per_server.iter().map(|m| m.stats.bytes_sent).sum();
+            let offline_bytes: u64 = per_server.iter().map(|m| m.offline.bytes_sent).sum();
+            let prg_bytes = per_server.iter().map(|m| m.prg.1).max().unwrap_or(0)
+                - per_server.iter().map(|m| m.prg.0).min().unwrap_or(0);
+            let elements = per_server[0].elements.max(1);
             let per_element = bytes as f64 / elements as f64;
             let expected = expected(protocol, case.op, &case.shapes);
+            let macs = macs(protocol, &case);
+            let floor = rates.floor_u64(macs, bytes as f64, prg_bytes as f64);
             let op = match (protocol, case.op) {
                 ("pond", "relu") => "relu (poly)",
                 ("pond", "network_a") => "network_a (poly relu)",
@@ -345,14 +434,22 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
             };
             rows.push(json!({
                 "protocol": protocol, "op": op, "shape": shape, "seconds": seconds,
+                "offline_seconds": offline_seconds, "dabits": dabits,
+                "offline_bytes_per_element": offline_bytes as f64 / elements as f64,
                 "rounds": rounds, "bytes_per_element": per_element,
-                "expected_bytes_per_element": expected,
+                "expected_bytes_per_element": expected, "macs": macs, "prg_bytes": prg_bytes,
+                "floor_seconds": floor, "x_floor": seconds / floor,
             }));
             table.push(vec![
                 protocol.to_string(),
                 op.to_string(),
                 format!("{shape:?}"),
                 format!("{seconds:.4}"),
+                if dabits > 0 {
+                    format!("{offline_seconds:.4}")
+                } else {
+                    "-".into()
+                },
                 rounds.to_string(),
                 format!("{per_element:.1}"),
                 format!("{expected:.1}"),
@@ -361,6 +458,8 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
                 } else {
                     "-".into()
                 },
+                format!("{floor:.4}"),
+                format!("{:.1}", seconds / floor),
             ]);
         }
     }
@@ -369,11 +468,14 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
             "protocol",
             "op",
             "shape",
-            "seconds",
+            "online s",
+            "offline s",
             "rounds",
             "bytes/element",
             "expected",
             "ratio",
+            "floor s",
+            "x floor",
         ],
         &table,
     );

@@ -10,7 +10,7 @@
 //!   `x_i (y_i + y_{i+1}) + x_{i+1} y_i`), 5 under SecureNN (the dealer one for the triple, each
 //!   server two: `e (b_0 + f) + a_0 f` and `e b_1 + a_1 f`).
 //! - `floor_seconds`: those `u128` multiply-adds at the rate the kernel reaches on this machine
-//!   with both cores (measured at the start, a 128 x 784 x 128 product: about three 64-bit
+//!   with both cores (measured at the start, a 128 x 784 x 128 product on each core: about three 64-bit
 //!   multiplications per multiply-add, the scalar floor), plus the bytes the step moves at the
 //!   rate of a memory copy (simulated mode passes messages through memory). `x_floor` is the
 //!   measured time over it.
@@ -32,6 +32,7 @@ use tessera_common::prg::Seed;
 use tessera_common::ring::RingTensor;
 use tessera_data_owner::model::{TrainSettings, train_local};
 
+use super::floor::Rates;
 use super::report::{print_table, si};
 
 const BATCH: usize = 128;
@@ -41,44 +42,6 @@ const STEPS: usize = 2;
 /// `u128` products per secure matrix product, over all parties (module docs).
 fn products_per_matmul(protocol: &str) -> f64 {
     if protocol == "aby3" { 6.0 } else { 5.0 }
-}
-
-/// The machine's rates the floor is computed from.
-struct Rates {
-    /// `u128` multiply-adds per second of the matmul kernel, both cores.
-    macs: f64,
-    /// Bytes per second of a large memory copy.
-    copy: f64,
-}
-
-/// The shortest of `runs` timings of `f`.
-fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
-    (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(f());
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
-fn measure_rates() -> Rates {
-    use tessera_common::prg::Prg;
-    let (m, k, n) = (BATCH, 784, 128);
-    let mut prg = Prg::new(&Seed([7; 32]), 0);
-    let a: Vec<u128> = prg.ring_vec(m * k);
-    let b: Vec<u128> = prg.ring_vec(k * n);
-    let t = best_of(5, || tessera_common::ring::matmul(&a, &b, m, k, n));
-    let src = vec![1u8; 64 << 20];
-    let mut dst = vec![0u8; src.len()];
-    let c = best_of(5, || {
-        dst.copy_from_slice(std::hint::black_box(&src));
-        std::hint::black_box(dst.as_ptr());
-    });
-    Rates {
-        macs: (m * k * n) as f64 / t,
-        copy: src.len() as f64 / c,
-    }
 }
 
 fn encode(values: &[f64], shape: &[usize]) -> RingTensor<u128> {
@@ -242,10 +205,10 @@ fn accuracy(
 /// JSON rows.
 pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let rates = measure_rates();
+    let rates = Rates::measure();
     println!(
-        "floor rates: u128 matmul {}MAC/s (2 threads), memory copy {}B/s",
-        si(rates.macs),
+        "floor rates: u128 matmul {}MAC/s (two cores), memory copy {}B/s",
+        si(rates.macs_u128),
         si(rates.copy)
     );
     let data = Dataset::bundled_mnist(Split::Train).subset(&(0..BATCH).collect::<Vec<_>>());
@@ -326,7 +289,7 @@ pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
         let start: Vec<f32> = init.iter().map(|v| *v as f32).collect();
         let plain = plaintext_seconds(&spec, &data, &start);
         let m = macs(&spec, BATCH);
-        let floor = products_per_matmul(protocol) * m / rates.macs + bytes as f64 / rates.copy;
+        let floor = products_per_matmul(protocol) * m / rates.macs_u128 + bytes as f64 / rates.copy;
         let mut row = json!({
             "protocol": protocol, "model": name, "optimizer": optimizer.name(),
             "batch": BATCH, "seconds_per_batch": seconds, "rounds_per_batch": rounds,

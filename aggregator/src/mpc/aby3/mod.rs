@@ -10,6 +10,7 @@
 //! - [`boolean`]: AND/XOR, A2B with a Kogge-Stone adder, B2A, bit injection, MSB, comparisons
 //!   (§5.3, §5.4).
 //! - [`sliced`]: the sign of a value on bit planes (only the gates the carry needs).
+//! - [`prep`]: the preprocessing phase (daBits made ahead, used once, with a ledger).
 //! - [`trunc`]: fixed-point truncation with truncation pairs `(r, r/2^d)` (§5.1.1, Π_trunc2).
 //!
 //! Select, ReLU, maximum, argmax, max-pooling, sorting ([`crate::mpc::nn`]) and exp, log,
@@ -18,6 +19,7 @@
 //! [`boolean::drelu`] and its one-round fixed-point product [`trunc::mul_trunc`].
 
 pub mod boolean;
+pub mod prep;
 pub mod sliced;
 pub mod trunc;
 

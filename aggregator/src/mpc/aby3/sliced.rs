@@ -19,12 +19,12 @@
 //!    needs its `P`), `ceil(log2(k-2))` rounds.
 //!
 //! For `k = 64`: 63 + 62 + 116 = 241 AND gates and 8 rounds (the word-wise adder: 832 gates
-//! and 8 rounds), so a comparison sends 30.1 bytes per server per element before bit injection.
+//! and 8 rounds), so a comparison sends 30.1 bytes per server per element before bit injection
+//! (one more round and one bit with a preprocessed daBit, [`super::prep`]).
 
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
-use super::boolean::bit_inject;
 use super::{Aby3Bits, Aby3Tensor, Bool, MpcError, Session, Shared, check_servers, next, prev};
 
 /// Transposes a 64 x 64 bit matrix in place: afterwards bit `j` of word `i` is what bit `i` of
@@ -201,16 +201,14 @@ fn short() -> MpcError {
 }
 
 /// The sign bits of `x` as an arithmetic 0/1 in `R` (1 for negative): [`msb_plane`] of the
-/// value modulo `2^64`, then bit injection.
+/// value modulo `2^64`, then one round of bit injection with preprocessed daBits
+/// ([`super::prep::inject_plane`]).
 pub async fn msb_arith<R: Ring, N: Network>(
     session: &Session<N>,
     x: &Aby3Tensor<R>,
 ) -> Result<Aby3Tensor<R>, MpcError> {
-    let n = x.len();
     let plane = msb_plane(session, &x.low64()).await?;
-    let (a, b) = plane.shares();
-    let bits: Aby3Bits<u64> = Shared::from_parts(plane_bits(a, n), plane_bits(b, n), x.shape());
-    bit_inject(session, &bits, 0).await
+    super::prep::inject_plane(session, &plane, x.len(), x.shape()).await
 }
 
 #[cfg(test)]
