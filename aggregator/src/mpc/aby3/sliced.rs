@@ -136,6 +136,9 @@ pub async fn msb_plane<R: Ring, N: Network>(
 ) -> Result<Aby3Bits<u64>, MpcError> {
     check_servers(session)?;
     let words = x.len().div_ceil(64);
+    if words == 0 {
+        return Ok(Shared::from_parts(Vec::new(), Vec::new(), &[0]));
+    }
     let k = R::BITS as usize;
     let (x0, x1) = x.shares();
     let s = [to_planes(x0), to_planes(x1)];
@@ -249,7 +252,7 @@ mod tests {
     }
 
     /// The sign of random and edge values, in both rings, against the plaintext; the lengths
-    /// cover a partial word and an exact multiple of 64.
+    /// cover none, a partial word and an exact multiple of 64.
     #[tokio::test]
     async fn msb_matches_the_plaintext_sign() {
         async fn check<R: Ring>(len: usize) {
@@ -282,6 +285,7 @@ mod tests {
                 assert_eq!(bits[i] == 1, x.bit(R::BITS - 1), "element {i} of {len}");
             }
         }
+        check::<u64>(0).await;
         check::<u64>(100).await;
         check::<u64>(128).await;
         check::<u128>(70).await;
