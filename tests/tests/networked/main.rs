@@ -68,15 +68,7 @@ impl Cluster {
         let key = self.path(&format!("{name}.key"));
         let tls_key = self.path(&format!("{name}.tls.key"));
         let config = self.config();
-        let mut args = vec![
-            "serve",
-            "--config",
-            path_str(&config),
-            "--name",
-            &name,
-            "--key",
-            path_str(&key),
-        ];
+        let mut args = serve_args(&config, &name, &key);
         if tls_key.exists() {
             args.extend(["--tls-key", path_str(&tls_key)]);
         }
@@ -97,14 +89,8 @@ impl Cluster {
         let key = self.path(&format!("{name}.key"));
         let audit = self.path("audit");
         let config = self.config();
-        let mut args = vec![
-            "serve",
-            "--config",
-            path_str(&config),
-            "--name",
-            &name,
-            "--key",
-            path_str(&key),
+        let mut args = serve_args(&config, &name, &key);
+        args.extend([
             "--data",
             "bundled",
             "--shard",
@@ -112,7 +98,7 @@ impl Cluster {
             "--quiet",
             "--audit-dir",
             path_str(&audit),
-        ];
+        ]);
         args.extend(extra);
         self.spawn(
             env!("CARGO_BIN_EXE_t-data-owner"),
@@ -179,6 +165,19 @@ impl Cluster {
         let id = self.ids.iter().find(|i| i.party() == party).unwrap();
         Sealer::new(id, self.ids.iter().map(|i| (i.party(), i.public_key())))
     }
+}
+
+/// `serve --config C --name N --key K`, the arguments every party's `serve` starts with.
+fn serve_args<'a>(config: &'a Path, name: &'a str, key: &'a Path) -> Vec<&'a str> {
+    vec![
+        "serve",
+        "--config",
+        path_str(config),
+        "--name",
+        name,
+        "--key",
+        path_str(key),
+    ]
 }
 
 fn path_str(p: &Path) -> &str {

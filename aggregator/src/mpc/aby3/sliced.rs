@@ -25,7 +25,7 @@
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
-use super::{Aby3Bits, Aby3Tensor, Bool, MpcError, Session, Shared, check_servers, next, prev};
+use super::{Aby3Bits, Aby3Tensor, Bool, MpcError, Session, Shared, check_servers};
 
 /// Transposes a 64 x 64 bit matrix in place: afterwards bit `j` of word `i` is what bit `i` of
 /// word `j` was (Hacker's Delight, 7-3, least significant bit first).
@@ -97,14 +97,11 @@ async fn reshare_planes<N: Network>(
 ) -> Result<Vec<Owned>, MpcError> {
     let op = session.op(name);
     let before = session.net_stats();
-    let alpha = super::zero_share::<Bool<u64>, N>(session, &op, 0, z.len())?;
-    for (a, b) in z.iter_mut().zip(alpha) {
-        *a ^= b;
-    }
-    let me = session.me();
-    session.send_vec(prev(me), &op, "reshare", &z).await?;
-    let other: Vec<u64> = session.recv_vec(next(me), &op, "reshare", z.len()).await?;
+    super::mask::<Bool<u64>, N>(session, &op, 0, &mut z)?;
+    let len = z.len();
+    let shared = super::reshare::<Bool<u64>, N>(session, &op, z, &[len]).await?;
     session.record(&op, before);
+    let (z, other) = shared.shares();
     if words == 0 {
         return Ok(Vec::new());
     }
