@@ -167,7 +167,8 @@ mod ring_u32 {
     }
 }
 
-/// Larger products cross the kernel's block boundaries (KC = 256, MC = 64) and the parallel path.
+/// Larger products cross the kernel's block boundaries (KC = 256, MC = 64) and the parallel path;
+/// single rows and columns take the plain loops.
 #[test]
 fn matmul_across_block_boundaries() {
     for (m, k, n) in [
@@ -176,6 +177,8 @@ fn matmul_across_block_boundaries() {
         (130, 257, 9),
         (65, 513, 70),
         (200, 300, 1),
+        (1, 600, 70),
+        (1, 100_000, 1),
     ] {
         let mut prg = tessera_common::prg::Prg::new(&Seed([3; 32]), 1);
         let a: Vec<u64> = prg.ring_vec(m * k);

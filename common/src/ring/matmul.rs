@@ -52,6 +52,22 @@ fn gemm<R: Ring>(a: &[R], b: &[R], m: usize, k: usize, n: usize, parallel: bool)
     if m == 0 || n == 0 || k == 0 {
         return c;
     }
+    // A single row or column would fill a register tile's other rows or columns with zeros
+    // (4x or 8x the multiply-adds) and pack whole blocks for it: plain loops instead.
+    if n == 1 {
+        for (c, row) in c.iter_mut().zip(a.chunks_exact(k)) {
+            *c = dot(row, b);
+        }
+        return c;
+    }
+    if m == 1 {
+        for (av, b_row) in a.iter().zip(b.chunks_exact(n)) {
+            for (c, bv) in c.iter_mut().zip(b_row) {
+                *c = c.add(av.mul(*bv));
+            }
+        }
+        return c;
+    }
     let panels = n.div_ceil(NR);
     let mut packed_b = vec![R::ZERO; KC * panels * NR];
     for pc in (0..k).step_by(KC) {
@@ -61,7 +77,7 @@ fn gemm<R: Ring>(a: &[R], b: &[R], m: usize, k: usize, n: usize, parallel: bool)
         let task = |(block, c_rows): (usize, &mut [R])| {
             let ic = block * MC;
             let mc = c_rows.len() / n;
-            let mut packed_a = vec![R::ZERO; MC.div_ceil(MR) * MR * kc];
+            let mut packed_a = vec![R::ZERO; mc.div_ceil(MR) * MR * kc];
             pack_a(a, k, ic, mc, pc, kc, &mut packed_a);
             block_kernel(&packed_a, packed_b, kc, mc, n, c_rows);
         };
@@ -72,6 +88,23 @@ fn gemm<R: Ring>(a: &[R], b: &[R], m: usize, k: usize, n: usize, parallel: bool)
         }
     }
     c
+}
+
+/// `sum_i a[i] b[i]`, in four independent accumulators.
+fn dot<R: Ring>(a: &[R], b: &[R]) -> R {
+    let mut acc = [R::ZERO; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ar, br) = (a4.remainder(), b4.remainder());
+    for (x, y) in a4.zip(b4) {
+        for j in 0..4 {
+            acc[j] = acc[j].add(x[j].mul(y[j]));
+        }
+    }
+    let tail = ar
+        .iter()
+        .zip(br)
+        .fold(R::ZERO, |s, (x, y)| s.add(x.mul(*y)));
+    acc[0].add(acc[1]).add(acc[2].add(acc[3])).add(tail)
 }
 
 /// Packs `B[pc..pc+kc, ..]` into `NR`-wide panels: panel `p` holds rows `0..kc` of columns

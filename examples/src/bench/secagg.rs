@@ -298,14 +298,16 @@ pub fn run() -> Vec<Value> {
         ],
         &table,
     );
-    rows.extend(rules(&runtime));
+    rows.extend(rules(&runtime, None, None));
     rows
 }
 
 /// Only the rule rows (`bench secagg-rules`).
-pub fn run_rules() -> Vec<Value> {
+/// The rule rows alone; `only` keeps one rule family (and `mean`, the baseline), `params` one
+/// model size.
+pub fn run_rules(only: Option<&str>, params: Option<usize>) -> Vec<Value> {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    rules(&runtime)
+    rules(&runtime, only, params)
 }
 
 /// Owners and parameters of the rule rows.
@@ -320,10 +322,13 @@ const RULE_SIZES: [(usize, usize); 4] = [
 const ORDER_STATISTIC_VALUES: usize = 1_000_000;
 
 /// The rounds under each rule in the 64-bit ring (see the module docs), printed as a table.
-fn rules(runtime: &tokio::runtime::Runtime) -> Vec<Value> {
+fn rules(runtime: &tokio::runtime::Runtime, only: Option<&str>, size: Option<usize>) -> Vec<Value> {
     let mut rows = Vec::new();
     let mut table = Vec::new();
     for (owners, params) in RULE_SIZES {
+        if size.is_some_and(|p| p != params) {
+            continue;
+        }
         let mut mean_seconds = None;
         // The bench's updates have norm 0.058 sqrt(d): a bound of 100 lets every one through.
         // Under clip a bound of 1 scales every one of them.
@@ -341,6 +346,11 @@ fn rules(runtime: &tokio::runtime::Runtime) -> Vec<Value> {
                 AggregationRule::Median,
             ]);
         }
+        rules.retain(|rule| {
+            let name = rule.to_string();
+            let family = name.split(':').next().unwrap_or_default();
+            family == "mean" || only.is_none_or(|o| o == family)
+        });
         for rule in rules {
             let r = runtime.block_on(secure_round(owners, params, 64, rule));
             let per_owner = r.secure_seconds / owners as f64;

@@ -5,6 +5,7 @@
 //! cargo run --release -p tessera-examples --bin bench -- secagg
 //! cargo run --release -p tessera-examples --bin bench -- mpc
 //! cargo run --release -p tessera-examples --bin bench -- mpc --only relu
+//! cargo run --release -p tessera-examples --bin bench -- secagg-rules --only norm-bound --params 100000
 //! cargo run --release -p tessera-examples --bin bench -- serve
 //! cargo run --release -p tessera-examples --bin bench -- train
 //! cargo run --release -p tessera-examples --bin bench -- train --accuracy --epochs 1
@@ -28,12 +29,17 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    let params = args
+        .iter()
+        .position(|a| a == "--params")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok());
     let suites: Vec<String> = args
         .iter()
         .enumerate()
         .filter(|(i, a)| {
             !a.starts_with("--")
-                && (*i == 0 || !["--epochs", "--only"].contains(&args[i - 1].as_str()))
+                && (*i == 0 || !["--epochs", "--only", "--params"].contains(&args[i - 1].as_str()))
         })
         .map(|(_, a)| a.clone())
         .collect();
@@ -47,7 +53,7 @@ fn main() {
         let rows = match suite.as_str() {
             "ring" => ring::run(),
             "secagg" => secagg::run(),
-            "secagg-rules" => secagg::run_rules(),
+            "secagg-rules" => secagg::run_rules(only.as_deref(), params),
             "mpc" => mpc::run(only.as_deref()),
             "serve" => serve::run(),
             "train" => train::run(accuracy.then_some(epochs)),

@@ -11,6 +11,7 @@
 //!   (§5.3, §5.4).
 //! - [`sliced`]: the sign of a value on bit planes (only the gates the carry needs).
 //! - [`prep`]: the preprocessing phase (daBits made ahead, used once, with a ledger).
+//! - [`range`]: a range check with the exact wrap count of the shares, on bit planes.
 //! - [`trunc`]: fixed-point truncation with truncation pairs `(r, r/2^d)` (§5.1.1, Π_trunc2).
 //!
 //! Select, ReLU, maximum, argmax, max-pooling, sorting ([`crate::mpc::nn`]) and exp, log,
@@ -20,6 +21,7 @@
 
 pub mod boolean;
 pub mod prep;
+pub mod range;
 pub mod sliced;
 pub mod trunc;
 

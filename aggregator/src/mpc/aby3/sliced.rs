@@ -73,23 +73,35 @@ pub fn plane_bits(plane: &[u64], len: usize) -> Vec<u64> {
 }
 
 /// One plane of a sharing: this server's two shares of it.
-type Plane<'a> = [&'a [u64]; 2];
+pub(super) type Plane<'a> = [&'a [u64]; 2];
 
 /// An owned plane sharing.
-type Owned = [Vec<u64>; 2];
+pub(super) type Owned = [Vec<u64>; 2];
 
-fn view(p: &Owned) -> Plane<'_> {
+pub(super) fn view(p: &Owned) -> Plane<'_> {
     [&p[0], &p[1]]
 }
 
-fn xor(a: Plane<'_>, b: Plane<'_>) -> Owned {
+pub(super) fn xor(a: Plane<'_>, b: Plane<'_>) -> Owned {
     let f = |x: &[u64], y: &[u64]| x.iter().zip(y).map(|(a, b)| a ^ b).collect();
     [f(a[0], b[0]), f(a[1], b[1])]
 }
 
+/// The complement of a plane: slot 0 is flipped (this server's first share at server 0, its
+/// second at server 2).
+pub(super) fn not(me: usize, a: Plane<'_>) -> Owned {
+    let flip = |x: &[u64], yes: bool| x.iter().map(|v| if yes { !v } else { *v }).collect();
+    [flip(a[0], me == 0), flip(a[1], me == 2)]
+}
+
+/// The planes `b * words .. (b + 1) * words` of both shares.
+pub(super) fn plane_of(s: &[Vec<u64>; 2], b: usize, words: usize) -> Plane<'_> {
+    [&s[0][b * words..][..words], &s[1][b * words..][..words]]
+}
+
 /// Masks this server's three-out-of-three shares `z` with a fresh zero-sharing and reshares them
 /// (one round, one bit per gate per server), returning `planes` planes of `words` words.
-async fn reshare_planes<N: Network>(
+pub(super) async fn reshare_planes<N: Network>(
     session: &Session<N>,
     name: &'static str,
     mut z: Vec<u64>,
@@ -112,7 +124,7 @@ async fn reshare_planes<N: Network>(
 }
 
 /// ANDs pairs of planes in one round.
-async fn and_planes<N: Network>(
+pub(super) async fn and_planes<N: Network>(
     session: &Session<N>,
     pairs: &[(Plane<'_>, Plane<'_>)],
     words: usize,
@@ -122,6 +134,140 @@ async fn and_planes<N: Network>(
         z.extend((0..words).map(|i| (a[0][i] & (b[0][i] ^ b[1][i])) ^ (a[1][i] & b[0][i])));
     }
     reshare_planes(session, "aby3_and_planes", z, words).await
+}
+
+/// A reduction over planes that merges neighbours level by level, one round per level; several
+/// run side by side in the same rounds ([`run_trees`]).
+pub(super) trait Tree: Send {
+    /// The AND gates of this level (none once one node remains).
+    fn pairs(&self) -> Vec<(Plane<'_>, Plane<'_>)>;
+    /// Takes this level's AND results, in the order of [`Tree::pairs`].
+    fn merge(&mut self, anded: &mut dyn Iterator<Item = Owned>) -> Result<(), MpcError>;
+    /// Whether one node (or none) remains.
+    fn done(&self) -> bool;
+}
+
+/// Runs the trees level by level until each has one node: every level of every tree in one
+/// round together.
+pub(super) async fn run_trees<N: Network>(
+    session: &Session<N>,
+    words: usize,
+    trees: &mut [&mut dyn Tree],
+) -> Result<(), MpcError> {
+    while trees.iter().any(|t| !t.done()) {
+        let anded = {
+            let pairs: Vec<_> = trees.iter().flat_map(|t| t.pairs()).collect();
+            and_planes(session, &pairs, words).await?
+        };
+        let mut anded = anded.into_iter();
+        for t in trees.iter_mut() {
+            t.merge(&mut anded)?;
+        }
+    }
+    Ok(())
+}
+
+/// The group generate of carry positions, lowest first, from their generate and propagate
+/// planes: `G = G_hi ^ P_hi G_lo`, `P = P_hi P_lo` (the lowest block never needs its `P`).
+pub(super) struct CarryTree {
+    generate: Vec<Owned>,
+    prop: Vec<Owned>,
+}
+
+impl CarryTree {
+    pub(super) fn new(generate: Vec<Owned>, prop: Vec<Owned>) -> Self {
+        Self { generate, prop }
+    }
+
+    /// The carry out of all the positions (`None` for no positions).
+    pub(super) fn finish(mut self) -> Option<Owned> {
+        self.generate.pop()
+    }
+}
+
+impl Tree for CarryTree {
+    fn pairs(&self) -> Vec<(Plane<'_>, Plane<'_>)> {
+        let mut pairs = Vec::new();
+        for m in 0..self.generate.len() / 2 {
+            let (lo, hi) = (2 * m, 2 * m + 1);
+            pairs.push((view(&self.prop[hi]), view(&self.generate[lo])));
+            if lo > 0 {
+                pairs.push((view(&self.prop[hi]), view(&self.prop[lo])));
+            }
+        }
+        pairs
+    }
+
+    fn merge(&mut self, anded: &mut dyn Iterator<Item = Owned>) -> Result<(), MpcError> {
+        let n = self.generate.len();
+        if n <= 1 {
+            return Ok(());
+        }
+        let mut generate = Vec::with_capacity(n.div_ceil(2));
+        let mut prop = Vec::with_capacity(n.div_ceil(2));
+        for m in 0..n / 2 {
+            let (lo, hi) = (2 * m, 2 * m + 1);
+            let carried = anded.next().ok_or_else(short)?;
+            generate.push(xor(view(&self.generate[hi]), view(&carried)));
+            prop.push(if lo > 0 {
+                anded.next().ok_or_else(short)?
+            } else {
+                [Vec::new(), Vec::new()]
+            });
+        }
+        if n % 2 == 1 {
+            generate.push(self.generate.pop().ok_or_else(short)?);
+            prop.push(self.prop.pop().ok_or_else(short)?);
+        }
+        self.generate = generate;
+        self.prop = prop;
+        Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.generate.len() <= 1
+    }
+}
+
+/// The AND of all its leaves.
+pub(super) struct AndTree(Vec<Owned>);
+
+impl AndTree {
+    pub(super) fn new(leaves: Vec<Owned>) -> Self {
+        Self(leaves)
+    }
+
+    /// The AND of the leaves (`None` for no leaves).
+    pub(super) fn finish(mut self) -> Option<Owned> {
+        self.0.pop()
+    }
+}
+
+impl Tree for AndTree {
+    fn pairs(&self) -> Vec<(Plane<'_>, Plane<'_>)> {
+        self.0
+            .chunks_exact(2)
+            .map(|p| (view(&p[0]), view(&p[1])))
+            .collect()
+    }
+
+    fn merge(&mut self, anded: &mut dyn Iterator<Item = Owned>) -> Result<(), MpcError> {
+        if self.0.len() <= 1 {
+            return Ok(());
+        }
+        let odd = (self.0.len() % 2 == 1).then(|| self.0.pop()).flatten();
+        let pairs = self.0.len() / 2;
+        self.0 = anded.take(pairs).collect();
+        if self.0.len() != pairs {
+            return Err(short());
+        }
+        self.0.extend(odd);
+        Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.0.len() <= 1
+    }
 }
 
 /// The most significant bit of each element of `x` (1 for negative values in two's
@@ -139,61 +285,42 @@ pub async fn msb_plane<R: Ring, N: Network>(
     let k = R::BITS as usize;
     let (x0, x1) = x.shares();
     let s = [to_planes(x0), to_planes(x1)];
-    let plane =
-        |b: usize| -> Plane<'_> { [&s[0][b * words..][..words], &s[1][b * words..][..words]] };
     // 1. Carry-save: server i's term of maj(x0, x1, x2) is x_i & x_{i+1}.
-    let local: Vec<u64> = s[0][..(k - 1) * words]
-        .iter()
-        .zip(&s[1][..(k - 1) * words])
-        .map(|(a, b)| a & b)
-        .collect();
-    let carry = reshare_planes(session, "aby3_msb_carry", local, words).await?;
+    let carry = carry_save(session, &s, k - 1, words).await?;
     // 2. Generate and propagate bits of s + (c << 1) at positions 1..k-2.
     let pairs: Vec<_> = (1..k - 1)
-        .map(|b| (plane(b), view(&carry[b - 1])))
+        .map(|b| (plane_of(&s, b, words), view(&carry[b - 1])))
         .collect();
-    let mut generate = and_planes(session, &pairs, words).await?;
-    let mut prop: Vec<Owned> = (1..k - 1)
-        .map(|b| xor(plane(b), view(&carry[b - 1])))
+    let generate = and_planes(session, &pairs, words).await?;
+    let prop: Vec<Owned> = (1..k - 1)
+        .map(|b| xor(plane_of(&s, b, words), view(&carry[b - 1])))
         .collect();
     // 3. The tree: merge neighbouring blocks, lowest first, until one remains.
-    while generate.len() > 1 {
-        let merges = generate.len() / 2;
-        let mut pairs = Vec::with_capacity(2 * merges);
-        for m in 0..merges {
-            let (lo, hi) = (2 * m, 2 * m + 1);
-            pairs.push((view(&prop[hi]), view(&generate[lo])));
-            if lo > 0 {
-                pairs.push((view(&prop[hi]), view(&prop[lo])));
-            }
-        }
-        let mut anded = and_planes(session, &pairs, words).await?.into_iter();
-        let mut next_generate = Vec::with_capacity(generate.len().div_ceil(2));
-        let mut next_prop = Vec::with_capacity(generate.len().div_ceil(2));
-        for m in 0..merges {
-            let (lo, hi) = (2 * m, 2 * m + 1);
-            let carried = anded.next().ok_or_else(short)?;
-            next_generate.push(xor(view(&generate[hi]), view(&carried)));
-            next_prop.push(if lo > 0 {
-                anded.next().ok_or_else(short)?
-            } else {
-                [Vec::new(), Vec::new()]
-            });
-        }
-        if generate.len() % 2 == 1 {
-            next_generate.push(generate.pop().ok_or_else(short)?);
-            next_prop.push(prop.pop().ok_or_else(short)?);
-        }
-        generate = next_generate;
-        prop = next_prop;
-    }
-    let top = xor(plane(k - 1), view(&carry[k - 2]));
-    let sign = match generate.pop() {
+    let mut tree = CarryTree::new(generate, prop);
+    run_trees(session, words, &mut [&mut tree]).await?;
+    let top = xor(plane_of(&s, k - 1, words), view(&carry[k - 2]));
+    let sign = match tree.finish() {
         Some(g) => xor(view(&top), view(&g)),
         None => top,
     };
     let [a, b] = sign;
     Ok(Shared::from_parts(a, b, &[words]))
+}
+
+/// The carry-save step on the planes `s` of `x0 ^ x1 ^ x2`: the lowest `planes` planes of
+/// `maj(x0, x1, x2)`, from server `i`'s local term `x_i & x_{i+1}` and one resharing.
+pub(super) async fn carry_save<N: Network>(
+    session: &Session<N>,
+    s: &[Vec<u64>; 2],
+    planes: usize,
+    words: usize,
+) -> Result<Vec<Owned>, MpcError> {
+    let local: Vec<u64> = s[0][..planes * words]
+        .iter()
+        .zip(&s[1][..planes * words])
+        .map(|(a, b)| a & b)
+        .collect();
+    reshare_planes(session, "aby3_msb_carry", local, words).await
 }
 
 fn short() -> MpcError {

@@ -6,10 +6,10 @@
 //! value: squares there wrap (`2^32` squares to `0`), so the norm is computed in the 128-bit
 //! ring on the exactly lifted values, after an exact range check shows it cannot wrap there:
 //!
-//! 1. `y = x + 2^k` (the weight: `y = w`); one A2B with its wrap bits
-//!    ([`a2b_wraps`]) gives `y`'s bits and how often its shares' integer sum wrapped.
-//! 2. Range: the bits of `y` above `k` are all zero, i.e. `-2^k <= x < 2^k` (the weight
-//!    `0 <= w < 2^(k+1)`), for every coordinate: one AND over all of them ([`and_all`]).
+//! 1. `y = x + 2^k` (the weight: `y = w`); one bit-plane circuit ([`range_and_wraps`]) gives
+//!    whether `y < 2^(k+1)`, i.e. `-2^k <= x < 2^k` (the weight `0 <= w < 2^(k+1)`), and the
+//!    two bits whose sum is how often `y`'s shares wrapped as an integer sum, without `y`'s bits.
+//! 2. Range: one AND over every coordinate's range bit ([`and_all`]).
 //! 3. Lift: the shares zero-extended to 128 bits, less `2^64` per wrap (bit injection of the two
 //!    wrap bits into the 64-bit ring, enough for a multiple of `2^64`), less the offset: the
 //!    exact `x` in the 128-bit ring.
@@ -22,8 +22,10 @@
 use tessera_common::net::Network;
 
 use super::replicate::{Component, replicate};
-use crate::mpc::aby3::boolean::{a2b, a2b_wraps, and_all, bit_inject};
-use crate::mpc::aby3::{Aby3Bits, Aby3Tensor, Arith, Bool, Shared, matmul, mul, open};
+use crate::mpc::aby3::boolean::{a2b, and_all};
+use crate::mpc::aby3::prep::inject_plane;
+use crate::mpc::aby3::range::range_and_wraps;
+use crate::mpc::aby3::{Aby3Bits, Aby3Tensor, Arith, Shared, matmul, mul, open};
 use crate::mpc::{MpcError, Session};
 use tessera_common::rule::{BOUND_SHIFT, NormBound};
 
@@ -105,25 +107,18 @@ pub async fn lift_checked<N: Network>(
     let mut offsets = vec![1u64 << range_bits; n];
     offsets[n - 1] = 0;
     let y = x.add_public(me, &offsets)?;
-    let (bits, wrap_a, wrap_b) = a2b_wraps(session, &y).await?;
-    let low = (1u64 << (range_bits + 1)) - 1;
-    let spread = bits
-        .not(me)
-        .mul_public(&vec![!low; n])?
-        .add_public(me, &vec![low; n])?;
-    let in_range = and_all(session, &spread).await?;
+    let checked = range_and_wraps(session, &y, range_bits as usize + 1).await?;
+    let in_range = and_all(session, &checked.in_range).await?;
     // Only the wrap count times 2^64 matters in the 128-bit ring, so the count is needed modulo
-    // 2^64 only: injected into the 64-bit ring (half the work of the 128-bit one), its shares
-    // widened and shifted up (whatever their sum wraps is a multiple of 2^128 after the shift).
-    let wraps: Aby3Tensor<u64> = bit_inject(
-        session,
-        &Shared::<Bool<u64>>::concat(&[&wrap_a, &wrap_b]),
-        63,
-    )
-    .await?;
-    let halves = wraps.split(&[&[n], &[n]])?;
+    // 2^64 only: its two bits injected into the 64-bit ring (half the work of the 128-bit one),
+    // their shares widened and shifted up (whatever their sum wraps is a multiple of 2^128
+    // after the shift). Both planes go through one injection.
+    let words = n.div_ceil(64);
+    let both = Shared::concat(&[&checked.top_carry, &checked.carry_out]);
+    let wraps: Aby3Tensor<u64> = inject_plane(session, &both, 128 * words, &[128 * words]).await?;
+    let halves = wraps.split(&[&[n], &[64 * words - n], &[n], &[64 * words - n]])?;
     let wrapped = halves[0]
-        .add(&halves[1])?
+        .add(&halves[2])?
         .widen::<Arith<u128>>()
         .scale(1u128 << 64);
     let minus_offsets: Vec<u128> = offsets
