@@ -12,11 +12,11 @@
 //!   sent as a byte): 664 bytes; ReLU `8 l log p + 24 l`: 704 bytes. Local truncation: nothing.
 //! - ABY3 (§3, §5): every multiplication gate costs each of the three servers one element (one
 //!   bit for an AND gate): mul and matmul 24 bytes per output; opening 24 bytes. The sign of a
-//!   64-bit value (`aby3::sliced`): a carry-save layer (63 ANDs), the generate bits (62) and a
-//!   carry tree (116), 241 AND gates = 90.4 bytes; bit injection with a preprocessed daBit
-//!   opens one bit per server (0.4 bytes; the daBit itself, two multiplications, is offline);
-//!   so a comparison costs 90.8 and ReLU 114.8 (a whole A2B adder would be 707 gates, 265
-//!   bytes, and direct bit injection 48). Truncation (the two-share Π_trunc1 of §5.1.1): one
+//!   64-bit value (`aby3::sliced`): server 1's summand `x1 + x2` shared as bits (8 bytes), the
+//!   generate bits (63 ANDs) and a carry tree (118), 181 AND gates = 67.9 bytes; bit injection
+//!   with a preprocessed daBit opens one bit per server (0.4 bytes; the daBit itself, one round
+//!   of three-party OT, is offline); so a comparison costs 76.25 and ReLU 100.25 (a whole A2B
+//!   adder would be 707 gates, 265 bytes, and direct bit injection 48). Truncation (the two-share Π_trunc1 of §5.1.1): one
 //!   element from server 1 to server 0, 8 bytes; fused with a product, the three-out-of-three
 //!   shares `z0`, `z2` are swapped between servers 0 and 2 and server 1 sends one element: 24
 //!   bytes.
@@ -148,7 +148,7 @@ fn units(protocol: &str) -> Units {
             mul: 24.0,
             trunc: 8.0,
             mul_trunc: 24.0,
-            drelu: (241.0 + 1.0) * 3.0 / 8.0,
+            drelu: 8.0 + (181.0 + 1.0) * 3.0 / 8.0,
         },
         _ => Units {
             mul: 40.0,

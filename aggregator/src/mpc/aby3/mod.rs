@@ -10,6 +10,7 @@
 //! - [`boolean`]: AND/XOR, A2B with a Kogge-Stone adder, B2A, bit injection, MSB, comparisons
 //!   (§5.3, §5.4).
 //! - [`sliced`]: the sign of a value on bit planes (only the gates the carry needs).
+//! - [`inject`]: bit injection in one round (three-party oblivious transfer).
 //! - [`prep`]: the preprocessing phase (daBits made ahead, used once, with a ledger).
 //! - [`range`]: a range check with the exact wrap count of the shares, on bit planes.
 //! - [`trunc`]: fixed-point truncation with truncation pairs `(r, r/2^d)` (§5.1.1, Π_trunc2).
@@ -20,6 +21,7 @@
 //! [`boolean::drelu`] and its one-round fixed-point product [`trunc::mul_trunc`].
 
 pub mod boolean;
+pub mod inject;
 pub mod prep;
 pub mod range;
 pub mod sliced;

@@ -11,8 +11,8 @@
 //! `c = b ^ r` (uniform, so it tells nothing) and set `b = c + r - 2 c r` locally.
 //!
 //! A program says how many it needs ([`make_dabits`] ahead of it); when the pool holds too few
-//! for a call, that call injects its bits directly (two products, two rounds: what it costs
-//! without preprocessing) and the ledger counts what it would have taken, so the next run can
+//! for a call, that call injects its bits directly ([`inject`]: what it costs without
+//! preprocessing) and the ledger counts what it would have taken, so the next run can
 //! be sized from it. Every pool keeps a [`Ledger`] of the index ranges it handed out, so a test
 //! can count that no value is ever used twice.
 
@@ -21,7 +21,7 @@ use std::ops::Range;
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
-use super::boolean::bit_inject;
+use super::inject::inject;
 use super::sliced::plane_bits;
 use super::{Aby3Bits, Aby3Tensor, Bool, MpcError, Session, Shared, open, random_shared};
 
@@ -81,8 +81,8 @@ pub fn dabit_ledger<R: Ring, N: Network>(session: &Session<N>) -> Result<Ledger,
 }
 
 /// Makes at least `count` daBits in the ring of `R` (a multiple of 64) and adds them to the
-/// pool: no communication for the boolean form, two rounds and two products per bit for the
-/// arithmetic form. Every server calls it with the same `count`.
+/// pool: no communication for the boolean form, one round of bit injection ([`inject`]) for
+/// the arithmetic form. Every server calls it with the same `count`.
 pub async fn make_dabits<R: Ring, N: Network>(
     session: &Session<N>,
     count: usize,
@@ -93,10 +93,9 @@ pub async fn make_dabits<R: Ring, N: Network>(
     }
     let op = session.op("aby3_dabits");
     let bits: Aby3Bits<u64> = random_shared::<Bool<u64>, N>(session, &op, 0, &[words])?;
-    let (a, b) = bits.shares();
     let n = 64 * words;
-    let spread: Aby3Bits<u64> = Shared::from_parts(plane_bits(a, n), plane_bits(b, n), &[n]);
-    let arith: Aby3Tensor<R> = bit_inject(session, &spread, 0).await?;
+    let arith: Aby3Tensor<R> = inject(session, &bits, n, &[n]).await?;
+    let (a, b) = bits.shares();
     let (x0, x1) = arith.shares();
     session.with_pool(key::<R>(), |p: &mut DaBits<R>| {
         p.bits[0].extend_from_slice(a);
@@ -144,7 +143,7 @@ fn take_dabits<R: Ring, N: Network>(
 /// The bits of a packed boolean plane (bit `j` of word `w` for element `64 w + j`, `len`
 /// elements) as arithmetic 0/1 in `R`. With daBits in the pool, one round: `c = b ^ r` is
 /// opened to the three servers (one bit per element from each), then `b = c + r - 2 c r`.
-/// Without, direct bit injection ([`bit_inject`], two rounds).
+/// Without, direct bit injection ([`inject`], one round of six words per bit).
 pub async fn inject_plane<R: Ring, N: Network>(
     session: &Session<N>,
     plane: &Aby3Bits<u64>,
@@ -158,9 +157,7 @@ pub async fn inject_plane<R: Ring, N: Network>(
         )));
     }
     let Some((r_bits, r_arith)) = take_dabits::<R, N>(session, len)? else {
-        let (a, b) = plane.shares();
-        let bits: Aby3Bits<u64> = Shared::from_parts(plane_bits(a, len), plane_bits(b, len), shape);
-        return bit_inject(session, &bits, 0).await;
+        return inject(session, plane, len, shape).await;
     };
     let op = session.op("aby3_inject");
     let before = session.net_stats();

@@ -7,20 +7,20 @@
 //! still needs are ANDed. Transposition is linear over XOR, so each server transposes its own
 //! shares locally.
 //!
-//! The most significant bit of `x = x0 + x1 + x2` (the arithmetic shares read as the boolean
-//! sharing `s = x0 ^ x1 ^ x2` plus carries):
-//! 1. carry-save: `c = maj(x0, x1, x2) = x0 x1 ^ x1 x2 ^ x2 x0`, and server `i` knows
-//!    `x_i x_{i+1}`, so each server's term is local and one resharing round makes `c`
-//!    replicated (bits `0..k-2`: the top carry leaves the word);
-//! 2. `x = s + (c << 1)`: its top bit is `s_{k-1} ^ c_{k-2} ^ C`, with `C` the carry into bit
-//!    `k-1`. Position 0 cannot generate (`(c << 1)_0 = 0`), so `C` is the group generate of
-//!    positions `1..k-2`: one round for the generate bits `g_b = s_b c_{b-1}`, then a binary
-//!    tree of `(G, P)` merges, `G = G_hi ^ P_hi G_lo`, `P = P_hi P_lo` (the lowest block never
-//!    needs its `P`), `ceil(log2(k-2))` rounds.
+//! The most significant bit of `x = x0 + x1 + x2`:
+//! 1. two summands (ABY3 §5.3, semi-honest A2B): `x = s + t` modulo `2^k` with `s = x0`
+//!    (slot 0, known to servers 0 and 2, a boolean sharing as it stands) and `t = x1 + x2`,
+//!    which server 1 computes and shares (one message of `k` bits per element, to server 2:
+//!    [`summand_planes`]);
+//! 2. its top bit is `s_{k-1} ^ t_{k-1} ^ C`, with `C` the carry into bit `k-1`: the group
+//!    generate of positions `0..k-1`: one round for the generate bits `g_b = s_b t_b`, then a
+//!    binary tree of `(G, P)` merges, `G = G_hi ^ P_hi G_lo`, `P = P_hi P_lo` (the lowest block
+//!    never needs its `P`), `ceil(log2(k-1))` rounds.
 //!
-//! For `k = 64`: 63 + 62 + 116 = 241 AND gates and 8 rounds (the word-wise adder: 832 gates
-//! and 8 rounds), so a comparison sends 30.1 bytes per server per element before bit injection
-//! (one more round and one bit with a preprocessed daBit, [`super::prep`]).
+//! For `k = 64`: 63 + 118 = 181 AND gates and 8 rounds (the word-wise adder: 832 gates and 8
+//! rounds), so a comparison sends 22.6 bytes per server per element plus server 1's 8-byte
+//! summand before bit injection (one more round: [`super::inject`], or one bit with a
+//! preprocessed daBit, [`super::prep`]).
 
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
@@ -283,22 +283,15 @@ pub async fn msb_plane<R: Ring, N: Network>(
         return Ok(Shared::from_parts(Vec::new(), Vec::new(), &[0]));
     }
     let k = R::BITS as usize;
-    let (x0, x1) = x.shares();
-    let s = [to_planes(x0), to_planes(x1)];
-    // 1. Carry-save: server i's term of maj(x0, x1, x2) is x_i & x_{i+1}.
-    let carry = carry_save(session, &s, k - 1, words).await?;
-    // 2. Generate and propagate bits of s + (c << 1) at positions 1..k-2.
-    let pairs: Vec<_> = (1..k - 1)
-        .map(|b| (plane_of(&s, b, words), view(&carry[b - 1])))
-        .collect();
+    let (s, t) = summand_planes(session, x).await?;
+    let (sp, tp) = (|b| plane_of(&s, b, words), |b| plane_of(&t, b, words));
+    // Generate and propagate bits of s + t at positions 0..k-1, then the tree.
+    let pairs: Vec<_> = (0..k - 1).map(|b| (sp(b), tp(b))).collect();
     let generate = and_planes(session, &pairs, words).await?;
-    let prop: Vec<Owned> = (1..k - 1)
-        .map(|b| xor(plane_of(&s, b, words), view(&carry[b - 1])))
-        .collect();
-    // 3. The tree: merge neighbouring blocks, lowest first, until one remains.
+    let prop: Vec<Owned> = (0..k - 1).map(|b| xor(sp(b), tp(b))).collect();
     let mut tree = CarryTree::new(generate, prop);
     run_trees(session, words, &mut [&mut tree]).await?;
-    let top = xor(plane_of(&s, k - 1, words), view(&carry[k - 2]));
+    let top = xor(sp(k - 1), tp(k - 1));
     let sign = match tree.finish() {
         Some(g) => xor(view(&top), view(&g)),
         None => top,
@@ -307,20 +300,43 @@ pub async fn msb_plane<R: Ring, N: Network>(
     Ok(Shared::from_parts(a, b, &[words]))
 }
 
-/// The carry-save step on the planes `s` of `x0 ^ x1 ^ x2`: the lowest `planes` planes of
-/// `maj(x0, x1, x2)`, from server `i`'s local term `x_i & x_{i+1}` and one resharing.
-pub(super) async fn carry_save<N: Network>(
+/// The bit planes of two summands whose sum modulo `2^k` is `x` (ABY3 §5.3, semi-honest):
+/// `s = x0`, slot 0 of `x` as it stands, and `t = x1 + x2`, computed by server 1 and shared as
+/// `rho ^ (t ^ rho)`: `rho` (slot 1) from the PRG of servers 0 and 1, `t ^ rho` (slot 2) sent
+/// to server 2. Returns this server's two shares of each, `R::BITS` planes of `ceil(len / 64)`
+/// words ([`to_planes`]). Server 1 alone also learns whether `x1 + x2` wrapped (see
+/// [`super::range`]).
+pub(super) async fn summand_planes<R: Ring, N: Network>(
     session: &Session<N>,
-    s: &[Vec<u64>; 2],
-    planes: usize,
-    words: usize,
-) -> Result<Vec<Owned>, MpcError> {
-    let local: Vec<u64> = s[0][..planes * words]
-        .iter()
-        .zip(&s[1][..planes * words])
-        .map(|(a, b)| a & b)
-        .collect();
-    reshare_planes(session, "aby3_msb_carry", local, words).await
+    x: &Aby3Tensor<R>,
+) -> Result<([Vec<u64>; 2], [Vec<u64>; 2]), MpcError> {
+    let me = session.me();
+    let total = R::BITS as usize * x.len().div_ceil(64);
+    let op = session.op("aby3_summands");
+    let zeros = || vec![0u64; total];
+    let (a, b) = x.shares();
+    let s = match me {
+        0 => [to_planes(a), zeros()],
+        2 => [zeros(), to_planes(b)],
+        _ => [zeros(), zeros()],
+    };
+    let before = session.net_stats();
+    let t = match me {
+        0 => [zeros(), session.shared_prg(1, &op, 0)?.ring_vec(total)],
+        1 => {
+            let rho: Vec<u64> = session.shared_prg(0, &op, 0)?.ring_vec(total);
+            let sum: Vec<R> = a.iter().zip(b).map(|(p, q)| p.add(*q)).collect();
+            let mut masked = to_planes(&sum);
+            for (m, r) in masked.iter_mut().zip(&rho) {
+                *m ^= r;
+            }
+            session.send_vec(2, &op, "t", &masked).await?;
+            [rho, masked]
+        }
+        _ => [session.recv_vec::<u64>(1, &op, "t", total).await?, zeros()],
+    };
+    session.record(&op, before);
+    Ok((s, t))
 }
 
 fn short() -> MpcError {

@@ -7,12 +7,12 @@
 //! ring on the exactly lifted values, after an exact range check shows it cannot wrap there:
 //!
 //! 1. `y = x + 2^k` (the weight: `y = w`); one bit-plane circuit ([`range_and_wraps`]) gives
-//!    whether `y < 2^(k+1)`, i.e. `-2^k <= x < 2^k` (the weight `0 <= w < 2^(k+1)`), and the
-//!    two bits whose sum is how often `y`'s shares wrapped as an integer sum, without `y`'s bits.
+//!    whether `y < 2^(k+1)`, i.e. `-2^k <= x < 2^k` (the weight `0 <= w < 2^(k+1)`), and how
+//!    often `y`'s shares wrapped as an integer sum (arithmetic, modulo `2^64`), without `y`'s
+//!    bits.
 //! 2. Range: one AND over every coordinate's range bit ([`and_all`]).
-//! 3. Lift: the shares zero-extended to 128 bits, less `2^64` per wrap (bit injection of the two
-//!    wrap bits into the 64-bit ring, enough for a multiple of `2^64`), less the offset: the
-//!    exact `x` in the 128-bit ring.
+//! 3. Lift: the shares zero-extended to 128 bits, less `2^64` per wrap (the count modulo `2^64`
+//!    is enough for a multiple of `2^64`), less the offset: the exact `x` in the 128-bit ring.
 //! 4. `B^2 w^2 - ||u||^2 >= 0` and `max_weight - w >= 0`, with `||u||^2` one inner product (one
 //!    resharing) and the signs from one A2B of two 128-bit values; the range bit ANDed in and the
 //!    result opened. `k` is the smallest range honest owners fit (`max_weight * max(clip, 1)`
@@ -23,7 +23,6 @@ use tessera_common::net::Network;
 
 use super::replicate::{Component, replicate};
 use crate::mpc::aby3::boolean::{a2b, and_all};
-use crate::mpc::aby3::prep::inject_plane;
 use crate::mpc::aby3::range::range_and_wraps;
 use crate::mpc::aby3::{Aby3Bits, Aby3Tensor, Arith, Shared, matmul, mul, open};
 use crate::mpc::{MpcError, Session};
@@ -107,20 +106,12 @@ pub async fn lift_checked<N: Network>(
     let mut offsets = vec![1u64 << range_bits; n];
     offsets[n - 1] = 0;
     let y = x.add_public(me, &offsets)?;
-    let checked = range_and_wraps(session, &y, range_bits as usize + 1).await?;
-    let in_range = and_all(session, &checked.in_range).await?;
+    let (in_range, wraps) = range_and_wraps(session, &y, range_bits as usize + 1).await?;
+    let in_range = and_all(session, &in_range).await?;
     // Only the wrap count times 2^64 matters in the 128-bit ring, so the count is needed modulo
-    // 2^64 only: its two bits injected into the 64-bit ring (half the work of the 128-bit one),
-    // their shares widened and shifted up (whatever their sum wraps is a multiple of 2^128
-    // after the shift). Both planes go through one injection.
-    let words = n.div_ceil(64);
-    let both = Shared::concat(&[&checked.top_carry, &checked.carry_out]);
-    let wraps: Aby3Tensor<u64> = inject_plane(session, &both, 128 * words, &[128 * words]).await?;
-    let halves = wraps.split(&[&[n], &[64 * words - n], &[n], &[64 * words - n]])?;
-    let wrapped = halves[0]
-        .add(&halves[2])?
-        .widen::<Arith<u128>>()
-        .scale(1u128 << 64);
+    // 2^64 only: its shares widened and shifted up (whatever their sum wraps is a multiple of
+    // 2^128 after the shift).
+    let wrapped = wraps.widen::<Arith<u128>>().scale(1u128 << 64);
     let minus_offsets: Vec<u128> = offsets
         .iter()
         .map(|o| u128::from(*o).wrapping_neg())
