@@ -161,7 +161,7 @@ mod tests {
         .unwrap();
         let (bits, plain, with, wide) = &out[0];
         let bits = plane_bits(bits, len);
-        assert!(bits.iter().any(|b| *b == 0) && bits.iter().any(|b| *b == 1));
+        assert!(bits.contains(&0) && bits.contains(&1));
         for i in 0..len {
             assert_eq!(plain[i], bits[i], "element {i}");
             assert_eq!(with[i], bits[i] + 1000 * i as u64, "element {i}");
