@@ -31,7 +31,7 @@ use std::marker::PhantomData;
 
 use tessera_common::PartyId;
 use tessera_common::net::Network;
-use tessera_common::ring::{Ring, RingTensor, ShapeError};
+use tessera_common::ring::{Ring, RingTensor, ShapeError, matmul as ring_matmul};
 
 use super::{MpcError, Op, Session};
 
@@ -434,13 +434,14 @@ impl Product {
                 .zip(y.s[0].iter().zip(&y.s[1]))
                 .map(|((a0, a1), (b0, b1))| K::add(K::mul(*a0, K::add(*b0, *b1)), K::mul(*a1, *b0)))
                 .collect()),
+            // x_i (y_i + y_{i+1}) + x_{i+1} y_i: two matrix products on the shares as they are.
             Product::Matmul { m, k, n } => {
-                let t = |v: &[K::Word], r, c| RingTensor::from_vec(&[r, c], v.to_vec());
-                let (a0, a1) = (t(&x.s[0], m, k)?, t(&x.s[1], m, k)?);
-                let (b0, b1) = (t(&y.s[0], k, n)?, t(&y.s[1], k, n)?);
-                let mut z = a0.matmul(&b0.add(&b1)?)?;
-                z.add_assign(&a1.matmul(&b0)?)?;
-                Ok(z.into_vec())
+                let y01: Vec<K::Word> = zip(&y.s[0], &y.s[1], K::add);
+                let mut z = ring_matmul(&x.s[0], &y01, m, k, n);
+                for (z, v) in z.iter_mut().zip(ring_matmul(&x.s[1], &y.s[0], m, k, n)) {
+                    *z = K::add(*z, v);
+                }
+                Ok(z)
             }
         }
     }
@@ -546,6 +547,37 @@ pub async fn matmul<R: Ring, N: Network>(
 ) -> Result<Aby3Tensor<R>, MpcError> {
     let (p, shape) = Product::for_matmul(&x.shape, &y.shape)?;
     product(session, "aby3_matmul", x, y, p, &shape).await
+}
+
+/// `sum_{i < len} x_i^2` as a one-element sharing: each server sums its cross terms
+/// `x_i (x_i + 2 x_{i+1})` locally, then one element is reshared (an inner product costs what
+/// one product costs).
+pub async fn sum_squares<R: Ring, N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor<R>,
+    len: usize,
+) -> Result<Aby3Tensor<R>, MpcError> {
+    check_servers(session)?;
+    if len > x.len() {
+        return Err(MpcError::Invalid(format!(
+            "sum of {len} squares of {} elements",
+            x.len()
+        )));
+    }
+    let op = session.op("aby3_sum_squares");
+    let before = session.net_stats();
+    let (a, b) = x.shares();
+    let local = a[..len]
+        .iter()
+        .zip(&b[..len])
+        .fold(R::ZERO, |acc, (a0, a1)| {
+            acc.add(a0.mul(a0.add(a1.add(*a1))))
+        });
+    let mut z = vec![local];
+    mask::<Arith<R>, N>(session, &op, 0, &mut z)?;
+    let out = reshare(session, &op, z, &[1]).await?;
+    session.record(&op, before);
+    Ok(out)
 }
 
 /// Bitwise AND of two boolean sharings.

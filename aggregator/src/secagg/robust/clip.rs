@@ -25,7 +25,7 @@ use tessera_common::net::Network;
 use super::norm::{all_nonnegative_in_range, lift_checked};
 use super::replicate::{Component, replicate};
 use crate::mpc::aby3::boolean::drelu;
-use crate::mpc::aby3::{Aby3Tensor, Shared, matmul, mul};
+use crate::mpc::aby3::{Aby3Tensor, Shared, mul, sum_squares};
 use crate::mpc::approx::{fx, inv_sqrt_wide};
 use crate::mpc::protocol::{Aby3, Protocol};
 use crate::mpc::{MpcError, Session};
@@ -67,9 +67,7 @@ pub async fn clip_replicated<N: Network>(
         return Ok(None);
     }
     // ||u||^2 with 2f fractional bits.
-    let norm_sq = matmul(session, &u.reshape(&[1, p])?, &u.reshape(&[p, 1])?)
-        .await?
-        .reshape(&[1])?;
+    let norm_sq = sum_squares(session, u, p).await?;
     let proto = Aby3::<N, u128>::in_ring(Arc::clone(session), FACTOR_BITS)?;
     let unit = f64::from(frac_bits).exp2();
     let largest = (1u128 << check.range_bits) as f64 / unit;

@@ -24,7 +24,7 @@ use tessera_common::net::Network;
 use super::replicate::{Component, replicate};
 use crate::mpc::aby3::boolean::{a2b, and_all};
 use crate::mpc::aby3::range::range_and_wraps;
-use crate::mpc::aby3::{Aby3Bits, Aby3Tensor, Arith, Shared, matmul, mul, open};
+use crate::mpc::aby3::{Aby3Bits, Aby3Tensor, Shared, mul, open, sum_squares};
 use crate::mpc::{MpcError, Session};
 use tessera_common::rule::{BOUND_SHIFT, NormBound};
 
@@ -50,12 +50,9 @@ pub async fn norm_bound_verdict<N: Network>(
     let (in_range, lifted) = lift_checked(session, x, check.range_bits).await?;
     let me = session.me();
     let p = check.params;
-    let parts = lifted.split(&[&[p], &[1], &[1]])?;
-    let (u, w) = (&parts[0], &parts[2]);
-    let norm_sq = matmul(session, &u.reshape(&[1, p])?, &u.reshape(&[p, 1])?)
-        .await?
-        .reshape(&[1])?;
-    let w_sq = mul(session, w, w).await?;
+    let norm_sq = sum_squares(session, &lifted, p).await?;
+    let w = lifted.map_local(&[1], |v| vec![v[p + 1]])?;
+    let w_sq = mul(session, &w, &w).await?;
     let norm_slack = w_sq
         .scale(check.bound_sq)
         .sub(&norm_sq.scale(1u128 << BOUND_SHIFT))?;
@@ -108,18 +105,25 @@ pub async fn lift_checked<N: Network>(
     let y = x.add_public(me, &offsets)?;
     let (in_range, wraps) = range_and_wraps(session, &y, range_bits as usize + 1).await?;
     let in_range = and_all(session, &in_range).await?;
-    // Only the wrap count times 2^64 matters in the 128-bit ring, so the count is needed modulo
-    // 2^64 only: its shares widened and shifted up (whatever their sum wraps is a multiple of
-    // 2^128 after the shift).
-    let wrapped = wraps.widen::<Arith<u128>>().scale(1u128 << 64);
-    let minus_offsets: Vec<u128> = offsets
-        .iter()
-        .map(|o| u128::from(*o).wrapping_neg())
-        .collect();
-    let lifted = y
-        .widen::<Arith<u128>>()
-        .sub(&wrapped)?
-        .add_public(me, &minus_offsets)?;
+    // Each share zero-extended, less 2^64 per wrap, less the offset (a public value: slot 0,
+    // this server's first share at server 0 and its second at server 2), in one pass. Only the
+    // wrap count times 2^64 matters in the 128-bit ring, so its shares modulo 2^64 serve.
+    let lift = |y: &[u64], w: &[u64], public: bool| -> Vec<u128> {
+        y.iter()
+            .zip(w)
+            .zip(&offsets)
+            .map(|((y, w), o)| {
+                let v = u128::from(*y).wrapping_sub(u128::from(*w) << 64);
+                if public {
+                    v.wrapping_sub(u128::from(*o))
+                } else {
+                    v
+                }
+            })
+            .collect()
+    };
+    let ((y0, y1), (w0, w1)) = (y.shares(), wraps.shares());
+    let lifted = Shared::from_parts(lift(y0, w0, me == 0), lift(y1, w1, me == 2), y.shape());
     Ok((in_range, lifted))
 }
 
