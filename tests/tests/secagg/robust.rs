@@ -106,8 +106,8 @@ async fn a_server_sees_uniform_words_and_the_verdict_bit_only() {
     use tessera_common::prg::Seed;
     use tessera_common::rule::NormBound;
 
-    // About 230 bits reach server 1 per coordinate (the least of the three): 6000 give over 10^6.
-    let params = 6000;
+    // About 190 bits reach server 1 per coordinate (the least of the three): 8000 give 1.5 10^6.
+    let params = 8000;
     let len = params + 2;
     let mut x = vec![0u64; len];
     x[len - 1] = 1 << 16; // weight 1

@@ -9,12 +9,12 @@
 //! `0..r`, a carry tree), and the high halves `s_hi`, `t_hi` (positions `r..64`, `m = 64 - r`
 //! bits) must add up with `cin` to zero modulo `2^m`:
 //!
-//! - `E0 = [s_hi + t_hi = 0 mod 2^m]` without an adder: the sum is zero exactly when at every
-//!   position the bit `s_i ^ t_i` equals the carry that a zero sum below would produce,
-//!   `s_{i-1} | t_{i-1}` (and `0` at the lowest); with `u_i = !s_i & !t_i` (one AND) the
-//!   condition is the bit `s_i ^ t_i ^ u_{i-1}`, and `E0` the AND of `m` of them;
-//! - `E1 = [s_hi + t_hi = -1 mod 2^m]`: `s_i ^ t_i = 1` everywhere (no carry can occur);
-//! - in range: `E0 ^ cin (E0 ^ E1)` (`E0` without a carry in, `E1` with one);
+//! - `[s_hi + t_hi + cin = 0 mod 2^m]` without an adder: the sum is zero exactly when at every
+//!   position the bit `s_i ^ t_i` equals the carry into it that a zero sum below produces:
+//!   `cin` at the lowest position, `s_{i-1} | t_{i-1}` above it (`maj(s, t, s ^ t)`); with
+//!   `u_i = !s_i & !t_i` (one AND) the condition above the lowest is the bit
+//!   `s_i ^ t_i ^ u_{i-1}`, and `E` the AND of those `m - 1` bits, computed while the carry
+//!   tree runs; in range: `E & !(s_r ^ t_r ^ cin)`;
 //! - in range, `w = 0` exactly when `s_hi = t_hi = 0` and `cin = 0`: with `Z` the AND of the
 //!   `u_i`, `w = !(Z & !cin) = !(Z ^ Z cin)`.
 //!
@@ -22,9 +22,10 @@
 //! injection with `v` added by server 1 for free ([`super::inject::inject_with`]).
 //!
 //! Gates per element: 64 (`r` generate bits and `m` NOR bits, one round), the carry tree
-//! (about `2 r`) and three AND trees of `m` leaves side by side, two final ANDs: 226 for
-//! `r = 30` where the word-wise adder with its wrap bits ([`super::boolean::a2b_wraps`]) takes
-//! 832; rounds: server 1's summand, `2 + ceil(log2(max(r, m)))`, the injection.
+//! (under `2 r`) and two AND trees of `m - 1` and `m` leaves side by side, two final ANDs:
+//! 64 + 53 + 32 + 33 + 2 = 184 for `r = 30` where the word-wise adder with its wrap bits
+//! ([`super::boolean::a2b_wraps`]) takes 832; rounds: server 1's summand,
+//! `2 + ceil(log2(max(r, m)))`, the injection.
 //!
 //! Elements past the end of the last word have all shares zero, so `y = 0`: in range, no wraps.
 
@@ -68,35 +69,37 @@ pub async fn range_and_wraps<N: Network>(
     let mut generate = and_planes(session, &pairs, words).await?;
     let nor = generate.split_off(r);
     let prop: Vec<Owned> = (0..r).map(|b| xor(sp(b), tp(b))).collect();
-    // 2. The carry tree for cin and the AND trees for E0, E1, Z, side by side.
-    let differ: Vec<Owned> = (r..64).map(|b| xor(sp(b), tp(b))).collect();
-    let mut e0_leaves = vec![not(me, view(&differ[0]))];
-    e0_leaves.extend((1..64 - r).map(|i| xor(view(&differ[i]), view(&nor[i - 1]))));
+    // 2. The carry tree for cin and the AND trees for E and Z, side by side.
+    let lowest = xor(sp(r), tp(r));
+    let e_leaves: Vec<Owned> = (r + 1..64)
+        .map(|b| xor(view(&xor(sp(b), tp(b))), view(&nor[b - r - 1])))
+        .collect();
     let mut cin = CarryTree::new(generate, prop);
-    let mut e0 = AndTree::new(e0_leaves);
-    let mut e1 = AndTree::new(differ);
+    let mut e = AndTree::new(e_leaves);
     let mut z = AndTree::new(nor);
-    run_trees(session, words, &mut [&mut cin, &mut e0, &mut e1, &mut z]).await?;
-    let (cin, e0, e1, z) = (
+    run_trees(session, words, &mut [&mut cin, &mut e, &mut z]).await?;
+    let (cin, z) = (
         cin.finish().ok_or_else(short)?,
-        e0.finish().ok_or_else(short)?,
-        e1.finish().ok_or_else(short)?,
         z.finish().ok_or_else(short)?,
     );
-    // 3. in range = E0 ^ cin (E0 ^ E1); w = !(Z ^ Z cin).
-    let e01 = xor(view(&e0), view(&e1));
+    // With m = 1 no position lies above the lowest: E is 1.
+    let e = e
+        .finish()
+        .unwrap_or_else(|| not(me, view(&[vec![0; words], vec![0; words]])));
+    // 3. in range = E & !(s_r ^ t_r ^ cin); w = !(Z ^ Z cin).
+    let lowest_zero = not(me, view(&xor(view(&lowest), view(&cin))));
     let mut last = and_planes(
         session,
-        &[(view(&cin), view(&e01)), (view(&z), view(&cin))],
+        &[(view(&e), view(&lowest_zero)), (view(&z), view(&cin))],
         words,
     )
     .await?
     .into_iter();
-    let (a, b) = (
+    let (in_range, b) = (
         last.next().ok_or_else(short)?,
         last.next().ok_or_else(short)?,
     );
-    let [in0, in1] = xor(view(&e0), view(&a));
+    let [in0, in1] = in_range;
     let [w0, w1] = not(me, view(&xor(view(&z), view(&b))));
     // 4. v + w: server 1's wrap of x1 + x2 joins the injection of w.
     let v: Vec<u64> = if me == 1 {
