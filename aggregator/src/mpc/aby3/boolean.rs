@@ -189,38 +189,27 @@ pub async fn b2a<R: Ring, N: Network>(
 }
 
 /// The bit at `pos` of each element of a boolean sharing as an arithmetic 0/1 (bit injection,
-/// §5.4.1): the slot bits `b0, b1, b2` are arithmetic sharings with one slot each, XORed as
-/// `t = b0 + b1 - 2 b0 b1`, then `t + b2 - 2 t b2`. The bits may come from words of one ring
-/// (`W`) and the 0/1 land in another (`R`): comparisons run on 64-bit words for every ring.
+/// §5.4.1): the bits packed into a plane (local), then one round of three-party OT
+/// ([`super::inject`]). The bits may come from words of one ring (`W`) and the 0/1 land in
+/// another (`R`): comparisons run on 64-bit words for every ring.
 pub async fn bit_inject<R: Ring, W: Ring, N: Network>(
     session: &Session<N>,
     x: &Aby3Bits<W>,
     pos: u32,
 ) -> Result<Aby3Tensor<R>, MpcError> {
     check_servers(session)?;
-    let me = session.me();
-    let bits = |v: &[W]| {
-        v.iter()
-            .map(|a| if a.bit(pos) { R::ONE } else { R::ZERO })
-            .collect::<Vec<R>>()
+    let n = x.len();
+    let words = n.div_ceil(64);
+    let pack = |v: &[W]| {
+        let mut out = vec![0u64; words];
+        for (i, a) in v.iter().enumerate() {
+            out[i / 64] |= u64::from(a.bit(pos)) << (i % 64);
+        }
+        out
     };
-    let (mine, theirs) = (bits(&x.s[0]), bits(&x.s[1]));
-    let slot = |j: usize| {
-        let pick = |holder: usize, v: &Vec<R>| {
-            if holder == j {
-                v.clone()
-            } else {
-                vec![R::ZERO; v.len()]
-            }
-        };
-        Shared::<Arith<R>>::from_parts(pick(me, &mine), pick(next(me), &theirs), &x.shape)
-    };
-    let xor = async |a: Aby3Tensor<R>, b: Aby3Tensor<R>| -> Result<Aby3Tensor<R>, MpcError> {
-        let ab = super::mul(session, &a, &b).await?;
-        a.add(&b)?.sub(&ab.scale(R::from_u64(2)))
-    };
-    let t = xor(slot(0), slot(1)).await?;
-    xor(t, slot(2)).await
+    let (a, b) = x.shares();
+    let plane = Shared::from_parts(pack(a), pack(b), &[words]);
+    super::inject::inject(session, &plane, n, &x.shape).await
 }
 
 /// The AND of every bit of every element, in bit 0 of a one-element sharing: the elements are
@@ -296,7 +285,7 @@ pub async fn equal<N: Network>(
 /// `x >= 0` as an arithmetic 0/1 (the derivative of ReLU): `1 - msb(x)`. In any ring the
 /// comparison runs on the value modulo `2^64` ([`Aby3Tensor::low64`], local), so it is exact
 /// for `|x| < 2^63` and only the 0/1 is made in `R` (bit injection). The sign comes from the
-/// bit-sliced circuit of [`super::sliced`] (241 AND gates, not the whole adder's 832).
+/// bit-sliced circuit of [`super::sliced`] (181 AND gates, not the whole adder's 832).
 pub async fn drelu<R: Ring, N: Network>(
     session: &Session<N>,
     x: &Aby3Tensor<R>,

@@ -12,8 +12,8 @@
 //!
 //! Each receiver learns `gamma` and a padded value it has no pad for; `gamma` is uniform to it
 //! (server 0 does not know `beta`, server 2 not `alpha`). Server 1 receives nothing. One round,
-//! six words per bit (server 1 four, the others one): the two products of [`super::boolean::
-//! bit_inject`] also move six words, in two rounds.
+//! six words per bit (server 1 four, the others one): the two products of the textbook
+//! injection (`b0 ^ b1` then `^ b2`, each `a + b - 2ab`) also move six words, in two rounds.
 
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;

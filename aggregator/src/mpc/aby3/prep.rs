@@ -5,8 +5,8 @@
 //! that no server knows, shared twice, as a boolean bit (packed 64 to a word, the layout of
 //! [`super::sliced`]) and as an arithmetic 0/1 in a ring `R`. Making them costs what bit
 //! injection costs (the boolean form is free: each slot comes from the PRG of the two servers
-//! that hold it; the arithmetic form is [`bit_inject`], two products in sequence), but none of
-//! it depends on the values the program will compute on, so it runs before them. Online, a
+//! that hold it; the arithmetic form is [`inject`], one round of six words per bit), but none
+//! of it depends on the values the program will compute on, so it runs before them. Online, a
 //! shared bit `b` becomes arithmetic in one round ([`inject_plane`]): the servers open
 //! `c = b ^ r` (uniform, so it tells nothing) and set `b = c + r - 2 c r` locally.
 //!
