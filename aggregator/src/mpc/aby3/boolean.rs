@@ -109,21 +109,6 @@ fn share_slots<R: Ring>(me: usize, x: &Aby3Tensor<R>) -> [Aby3Bits<R>; 3] {
     [slot(0), slot(1), slot(2)]
 }
 
-/// [`a2b`] that also says how often the integer sum of the three shares wrapped the ring: the
-/// returned `(bits, w1, w2)` have the carry out of the full-adder layer and out of the adder in
-/// the top bit of `w1` and `w2`, so `x0 + x1 + x2 = x + (w1 + w2) 2^k` over the integers. That
-/// lifts `x` into a wider ring exactly (the shares zero-extended, less `(w1 + w2) 2^k`).
-pub async fn a2b_wraps<R: Ring, N: Network>(
-    session: &Session<N>,
-    x: &Aby3Tensor<R>,
-) -> Result<(Aby3Bits<R>, Aby3Bits<R>, Aby3Bits<R>), MpcError> {
-    check_servers(session)?;
-    let [a, b, c] = share_slots(session.me(), x);
-    let (sum, carry) = carry_save(session, &a, &b, &c).await?;
-    let (p0, g) = ks_generate(session, &sum, &carry.shl(1)).await?;
-    Ok((p0.add(&g.shl(1))?, carry, g))
-}
-
 /// Arithmetic to boolean sharing (§5.3).
 pub async fn a2b<R: Ring, N: Network>(
     session: &Session<N>,

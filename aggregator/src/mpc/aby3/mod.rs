@@ -317,7 +317,7 @@ impl<R: Ring> Aby3Tensor<R> {
 impl<K: Kind<Word = u64>> Shared<K> {
     /// Each share zero-extended to 128 bits (local). For boolean sharings this is the same bits;
     /// for arithmetic ones it shares `x0 + x1 + x2` over the integers, which is `x` plus the
-    /// number of times the shares wrapped `2^64` ([`boolean::a2b_wraps`] says how many).
+    /// number of times the shares wrapped `2^64` ([`range::range_and_wraps`] says how many).
     pub fn widen<K2: Kind<Word = u128>>(&self) -> Shared<K2> {
         let f = |v: &Vec<u64>| v.iter().map(|a| u128::from(*a)).collect();
         Shared::from_parts(f(&self.s[0]), f(&self.s[1]), &self.shape)

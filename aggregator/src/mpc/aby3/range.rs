@@ -24,7 +24,7 @@
 //! Gates per element: 64 (`r` generate bits and `m` NOR bits, one round), the carry tree
 //! (under `2 r`) and two AND trees of `m - 1` and `m` leaves side by side, two final ANDs:
 //! 64 + 53 + 32 + 33 + 2 = 184 for `r = 30` where the word-wise adder with its wrap bits
-//! ([`super::boolean::a2b_wraps`]) takes 832; rounds: server 1's summand,
+//! (the A2B this replaced) took 896; rounds: server 1's summand,
 //! `2 + ceil(log2(max(r, m)))`, the injection.
 //!
 //! Elements past the end of the last word have all shares zero, so `y = 0`: in range, no wraps.
