@@ -32,6 +32,17 @@ pub async fn inject<R: Ring, N: Network>(
     inject_with(session, plane, len, &[], shape).await
 }
 
+/// Whether `plane` holds `len` elements packed 64 to a word.
+pub(super) fn check_plane(plane: &Aby3Bits<u64>, len: usize) -> Result<(), MpcError> {
+    if plane.len() != len.div_ceil(64) {
+        return Err(MpcError::Invalid(format!(
+            "a plane of {} words for {len} elements",
+            plane.len()
+        )));
+    }
+    Ok(())
+}
+
 /// [`inject`] of `b + e` for a value `e` only server 1 knows (`extra`: `len` values at server 1,
 /// ignored elsewhere), at no extra cost: `e` enters the candidates server 1 sends.
 pub async fn inject_with<R: Ring, N: Network>(
@@ -42,12 +53,7 @@ pub async fn inject_with<R: Ring, N: Network>(
     shape: &[usize],
 ) -> Result<Aby3Tensor<R>, MpcError> {
     check_servers(session)?;
-    if plane.len() != len.div_ceil(64) {
-        return Err(MpcError::Invalid(format!(
-            "a plane of {} words for {len} elements",
-            plane.len()
-        )));
-    }
+    check_plane(plane, len)?;
     let me = session.me();
     if me == 1 && !extra.is_empty() && extra.len() != len {
         return Err(MpcError::Invalid(format!(

@@ -21,7 +21,7 @@ use std::ops::Range;
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
-use super::inject::inject;
+use super::inject::{check_plane, inject};
 use super::sliced::plane_bits;
 use super::{Aby3Bits, Aby3Tensor, Bool, MpcError, Session, Shared, open, random_shared};
 
@@ -150,12 +150,7 @@ pub async fn inject_plane<R: Ring, N: Network>(
     len: usize,
     shape: &[usize],
 ) -> Result<Aby3Tensor<R>, MpcError> {
-    if plane.len() != len.div_ceil(64) {
-        return Err(MpcError::Invalid(format!(
-            "a plane of {} words for {len} elements",
-            plane.len()
-        )));
-    }
+    check_plane(plane, len)?;
     let Some((r_bits, r_arith)) = take_dabits::<R, N>(session, len)? else {
         return inject(session, plane, len, shape).await;
     };
