@@ -13,17 +13,24 @@
 //! masked shares with exactly one zero, as the algorithm prescribes. One round; each computing
 //! server sends 64 bytes per element.
 //!
-//! Every `Z_67` value is a byte, in memory as on the wire; the masks, pads and the permutation's
-//! draws of a chunk of elements come from one PRG call each, and the permutation is a
-//! Fisher-Yates shuffle of the 64 terms in place, its indices exactly uniform from 16-bit
-//! draws (multiply-shift with rejection, no division but in the rare rejection test).
+//! The permutation is a uniformly random rotation of the 64 terms, which gives the helper the
+//! same view as the paper's uniformly random permutation: every term gets its own mask and pad,
+//! so what the helper receives for a term is a uniform byte and `s_i c_i` (0 or uniform non-zero,
+//! independently of everything else), and at most one `c_i` is zero; the view is therefore fixed
+//! by where the zero lands, and a uniform rotation puts it at a uniform position, as a uniform
+//! permutation does (`zero_lands_uniformly` checks it). It costs one PRG byte per element (`& 63`,
+//! exact since 64 divides 256) instead of 63 draws and swaps.
+//!
+//! Every `Z_67` value is a byte, in memory as on the wire; the masks and pads of a chunk of
+//! elements come from one branch-free sampling each ([`sample_below`]), and the terms of an
+//! element are computed in fixed-size arrays the compiler vectorises.
 
 use rayon::prelude::*;
 use tessera_common::net::Network;
 use tessera_common::prg::{Prg, Seed};
 
 use super::HELPER;
-use super::zn::{P, add67, below, mul67, sample_below, sub67};
+use super::zn::{P, add67, mul67, sample_below, sub67};
 use crate::mpc::{MpcError, Op, Session};
 
 /// PRG stream of the common masks, permutations and the special case's `u`.
@@ -109,8 +116,8 @@ fn masked_terms(j: u8, bits: &[u8], r: &[u64], beta: &[u64], seed: &Seed, out: &
     let mut prg = Prg::new(seed, 0);
     let s = sample_below(&mut prg, 64 * n, P - 1);
     let z = sample_below(&mut prg, 64 * n, P);
-    let mut draws = vec![0u8; 128 * n];
-    prg.fill_bytes(&mut draws);
+    let mut turns = vec![0u8; n];
+    prg.fill_bytes(&mut turns);
     for e in 0..n {
         let range = 64 * e..64 * (e + 1);
         // The special case's randomness, drawn (alike at both servers) only where it is used.
@@ -120,30 +127,21 @@ fn masked_terms(j: u8, bits: &[u8], r: &[u64], beta: &[u64], seed: &Seed, out: &
             Vec::new()
         };
         let c = term_shares(j, &bits[range.clone()], r[e], beta[e], &u);
-        let terms = &mut out[range.clone()];
-        for (((t, c), s), z) in terms
-            .iter_mut()
-            .zip(c)
-            .zip(&s[range.clone()])
-            .zip(&z[range.clone()])
-        {
-            let masked = mul67(s + 1, c);
-            *t = if j == 0 {
-                add67(masked, *z)
+        let (s, z) = (&s[range.clone()], &z[range.clone()]);
+        let mut masked = [0u8; 64];
+        for i in 0..64 {
+            let m = mul67(s[i] + 1, c[i]);
+            masked[i] = if j == 0 {
+                add67(m, z[i])
             } else {
-                sub67(masked, *z)
+                sub67(m, z[i])
             };
         }
-        let draws = &draws[2 * range.start..2 * range.end];
-        for i in (1..64).rev() {
-            let first = u16::from_le_bytes([draws[2 * i], draws[2 * i + 1]]);
-            let k = below(first, i, || {
-                let mut b = [0u8; 2];
-                prg.fill_bytes(&mut b);
-                u16::from_le_bytes(b)
-            });
-            terms.swap(i, k);
-        }
+        // Term i goes to position (i + turn) mod 64.
+        let turn = usize::from(turns[e] & 63);
+        let terms = &mut out[range];
+        terms[turn..].copy_from_slice(&masked[..64 - turn]);
+        terms[..turn].copy_from_slice(&masked[64 - turn..]);
     }
 }
 
@@ -155,8 +153,8 @@ fn special(r: u64, beta: u64) -> bool {
 /// Server `j`'s shares of the 64 terms `c_i` of one element (Algorithm 3, steps 2-14), bit `i`
 /// at index `i`; `u` (64 values below 66) is the special case's randomness, read only there.
 fn term_shares(j: u8, bits: &[u8], r: u64, beta: u64, u: &[u8]) -> [u8; 64] {
-    let mut c = [0u8; 64];
     if special(r, beta) {
+        let mut c = [0u8; 64];
         for (i, (c, u)) in c.iter_mut().zip(u).enumerate() {
             let ui = u + 1;
             *c = match (j, i) {
@@ -168,19 +166,27 @@ fn term_shares(j: u8, bits: &[u8], r: u64, beta: u64, u: &[u8]) -> [u8; 64] {
         return c;
     }
     let t = if beta == 0 { r } else { r.wrapping_add(1) };
-    let j16 = u16::from(j);
-    let p = u16::from(P);
-    // Sums of at most 64 terms below 134 stay below 2^16: reduce once per term.
-    let mut acc = 0u16;
-    for i in (0..64).rev() {
-        let x = u16::from(bits[i]);
+    let (j, p) = (u16::from(j), u16::from(P));
+    // Per bit: the leading terms and w = x XOR t_i on shares (x where the bit is 0, j - x where
+    // it is 1), all below 2 * 67 + 1.
+    let mut lead = [0u16; 64];
+    let mut w = [0u16; 64];
+    for (i, x) in bits.iter().take(64).enumerate() {
+        let x = u16::from(*x);
         let bit = ((t >> i) & 1) as u16;
-        let jb = j16 * bit;
-        // beta = 0: c = j r_i - x + j + acc; beta = 1: c = -j t_i + x + j + acc.
-        let lead = if beta == 0 { jb + p - x } else { x + p - jb };
-        c[i] = ((lead + j16 + acc) % p) as u8;
-        // w = x XOR bit on shares: x where the bit is 0, j - x where it is 1.
-        acc += if bit == 0 { x } else { j16 + p - x };
+        let jb = j * bit;
+        // beta = 0: c = j t_i - x + j + acc; beta = 1: c = -j t_i + x + j + acc.
+        lead[i] = if beta == 0 { jb + p - x } else { x + p - jb } + j;
+        w[i] = if bit == 0 { x } else { j + p - x };
+    }
+    // acc_i = sum of w over the bits above i: at most 63 terms below 135, below 2^16.
+    let mut acc = [0u16; 64];
+    for i in (0..63).rev() {
+        acc[i] = acc[i + 1] + w[i + 1];
+    }
+    let mut c = [0u8; 64];
+    for ((c, lead), acc) in c.iter_mut().zip(&lead).zip(&acc) {
+        *c = ((lead + acc) % p) as u8;
     }
     c
 }
@@ -240,6 +246,48 @@ mod tests {
                 .count();
         }
         found as f64 / TRIALS as f64
+    }
+
+    /// The helper's sum of the two views has exactly one zero per element when `x > r` and none
+    /// when `x <= r`, and the zero's position is uniform over the 64 whatever bit decides the
+    /// comparison (the rotation hides it). 64,000 elements per case: each position is expected
+    /// 1,000 times (sd 31.2); all 64 counts of one case fall within 6 sd with probability above
+    /// 1 - 64 * 2e-9. An identity "permutation" would put all 64,000 at the deciding bit.
+    #[test]
+    fn zero_lands_uniformly() {
+        const N: usize = 64_000;
+        let x: u64 = 0xb7e1_5162_8aed_2a6a;
+        let mut prg = Prg::new(&Seed([3; 32]), 1);
+        let s0 = sample_below(&mut prg, 64 * N, P);
+        let bits = super::super::zn::bits_of(&vec![x; N]);
+        let s1: Vec<u8> = bits.iter().zip(&s0).map(|(b, a)| sub67(*b, *a)).collect();
+        // r below x deciding at bit 63, at bit 5, and r above x.
+        for (r, zeros) in [(0u64, 1usize), (x ^ (1 << 5), 1), (x | (1 << 4), 0)] {
+            let (rs, betas) = (vec![r; N], vec![0; N]);
+            let seed = Seed([r as u8 ^ 0x5a; 32]);
+            let mut d0 = vec![0u8; 64 * N];
+            let mut d1 = vec![0u8; 64 * N];
+            masked_terms(0, &s0, &rs, &betas, &seed, &mut d0);
+            masked_terms(1, &s1, &rs, &betas, &seed, &mut d1);
+            let mut at = [0u32; 64];
+            for (e0, e1) in d0.chunks(64).zip(d1.chunks(64)) {
+                let sums: Vec<u8> = e0.iter().zip(e1).map(|(a, b)| add67(*a, *b)).collect();
+                let found: Vec<usize> = (0..64).filter(|k| sums[*k] == 0).collect();
+                assert_eq!(found.len(), zeros, "r = {r:#x}");
+                for k in found {
+                    at[k] += 1;
+                }
+            }
+            if zeros == 1 {
+                let sd = (N as f64 / 64.0 * (63.0 / 64.0)).sqrt();
+                for (k, count) in at.iter().enumerate() {
+                    assert!(
+                        (f64::from(*count) - 1000.0).abs() < 6.0 * sd,
+                        "r = {r:#x}: position {k} holds the zero {count} times"
+                    );
+                }
+            }
+        }
     }
 
     /// Two values of `r` below `x` (the same result bit): the helper's attack statistic must

@@ -89,36 +89,47 @@ pub fn mul67(a: u8, b: u8) -> u8 {
     ((u16::from(a) * u16::from(b)) % u16::from(P)) as u8
 }
 
-/// `n` uniform values in `[0, bound)` for `bound <= 256`, by rejection from PRG bytes (a
-/// byte is kept when below the largest multiple of `bound`, then reduced by table; branch-free).
+/// `n` uniform values in `[0, bound)` for `1 <= bound <= 256`, exactly uniform: Lemire's
+/// multiply-shift on 16-bit PRG draws (`(d * bound) >> 16`), a draw rejected when the low half of
+/// its product is below `2^16 mod bound` (probability below `bound / 2^16`: `11 / 2^16` for 67).
+/// The bulk pass is branch-free (it vectorises); the rare rejected positions are then redrawn in
+/// order from the same stream ([`below`]), so servers drawing from one stream stay in step.
 pub fn sample_below(prg: &mut Prg, n: usize, bound: u8) -> Vec<u8> {
-    let bound = u16::from(bound.max(1));
-    let limit = 256 - 256 % bound;
-    let table: [u8; 256] = std::array::from_fn(|b| (b as u16 % bound) as u8);
-    let mut out = Vec::new();
-    let mut filled = 0;
-    let mut buf = Vec::new();
-    while filled < n {
-        let want = n - filled;
-        // Acceptance is above 1/2, so this is usually one call; what a call yields past `n`
-        // is dropped (alike at every server drawing from the same stream).
-        buf.resize(want + want / 2 + 16, 0);
-        prg.fill_bytes(&mut buf);
-        out.resize(filled + buf.len(), 0);
-        for b in &buf {
-            out[filled] = table[usize::from(*b)];
-            filled += usize::from(u16::from(*b) < limit);
+    let bound = u32::from(bound.max(1));
+    let threshold = (0x1_0000 - bound) % bound;
+    let mut draws = vec![0u8; 2 * n];
+    prg.fill_bytes(&mut draws);
+    let product = |d: &[u8]| u32::from(u16::from_le_bytes([d[0], d[1]])) * bound;
+    let mut out = vec![0u8; n];
+    // Blocks of 256: one is rescanned for its rejections only when it has one.
+    for (out, draws) in out.chunks_mut(256).zip(draws.chunks(512)) {
+        let mut rejected = false;
+        for (o, d) in out.iter_mut().zip(draws.chunks_exact(2)) {
+            let m = product(d);
+            *o = (m >> 16) as u8;
+            rejected |= (m & 0xffff) < threshold;
+        }
+        if rejected {
+            for (o, d) in out.iter_mut().zip(draws.chunks_exact(2)) {
+                if (product(d) & 0xffff) < threshold {
+                    let first = u16::from_le_bytes([d[0], d[1]]);
+                    *o = below(first, bound as usize - 1, || {
+                        let mut b = [0u8; 2];
+                        prg.fill_bytes(&mut b);
+                        u16::from_le_bytes(b)
+                    }) as u8;
+                }
+            }
         }
     }
-    out.truncate(n);
     out
 }
 
-/// A uniform index in `0..=i` (`i < 2^16 - 1`) from 16-bit draws: Lemire's multiply-shift with
+/// A uniform value in `0..=i` (`i < 2^16 - 1`) from 16-bit draws: Lemire's multiply-shift with
 /// rejection, exactly uniform; `draw` is the first draw, `more` gives further ones when it is
 /// rejected (probability below `(i + 1) / 2^16`).
 #[inline]
-pub fn below(draw: u16, i: usize, mut more: impl FnMut() -> u16) -> usize {
+fn below(draw: u16, i: usize, mut more: impl FnMut() -> u16) -> usize {
     let bound = i as u32 + 1;
     let mut d = draw;
     loop {
@@ -269,7 +280,7 @@ mod tests {
     /// Over every 16-bit first draw, the accepted ones map onto `0..=i` exactly evenly, and a
     /// rejected one asks for another draw: the index is exactly uniform.
     #[test]
-    fn shuffle_indices_are_exactly_uniform() {
+    fn lemire_draws_are_exactly_uniform() {
         for i in [1usize, 2, 6, 41, 62, 63] {
             let mut counts = vec![0u32; i + 1];
             let mut rejected = 0u32;
