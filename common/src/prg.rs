@@ -80,8 +80,7 @@ impl Prg {
     /// Fills `out` with the next keystream bytes.
     pub fn fill_bytes(&mut self, out: &mut [u8]) {
         DRAWN.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        out.fill(0);
-        self.cipher.apply_keystream(out);
+        self.cipher.write_keystream(out);
     }
 
     /// Fills `out` with the next `out.len()` ring elements.

@@ -97,20 +97,23 @@ pub fn mul67(a: u8, b: u8) -> u8 {
 pub fn sample_below(prg: &mut Prg, n: usize, bound: u8) -> Vec<u8> {
     let bound = u32::from(bound.max(1));
     let threshold = (0x1_0000 - bound) % bound;
-    let mut draws = vec![0u8; 2 * n];
-    prg.fill_bytes(&mut draws);
     let product = |d: &[u8]| u32::from(u16::from_le_bytes([d[0], d[1]])) * bound;
-    let mut out = vec![0u8; n];
-    // Blocks of 256: one is rescanned for its rejections only when it has one.
-    for (out, draws) in out.chunks_mut(256).zip(draws.chunks(512)) {
+    let mut out = Vec::with_capacity(n);
+    // Blocks of 256 draws, in a buffer that stays in the L1 cache; a block is rescanned for its
+    // rejections only when it has one.
+    let (mut draws, mut block) = ([0u8; 512], [0u8; 256]);
+    while out.len() < n {
+        let len = (n - out.len()).min(256);
+        let (draws, block) = (&mut draws[..2 * len], &mut block[..len]);
+        prg.fill_bytes(draws);
         let mut rejected = false;
-        for (o, d) in out.iter_mut().zip(draws.chunks_exact(2)) {
+        for (o, d) in block.iter_mut().zip(draws.chunks_exact(2)) {
             let m = product(d);
             *o = (m >> 16) as u8;
             rejected |= (m & 0xffff) < threshold;
         }
         if rejected {
-            for (o, d) in out.iter_mut().zip(draws.chunks_exact(2)) {
+            for (o, d) in block.iter_mut().zip(draws.chunks_exact(2)) {
                 if (product(d) & 0xffff) < threshold {
                     let first = u16::from_le_bytes([d[0], d[1]]);
                     *o = below(first, bound as usize - 1, || {
@@ -121,6 +124,7 @@ pub fn sample_below(prg: &mut Prg, n: usize, bound: u8) -> Vec<u8> {
                 }
             }
         }
+        out.extend_from_slice(block);
     }
     out
 }
@@ -259,12 +263,29 @@ pub async fn dealt_ring<R: Ring, N: Network>(
     session.recv_vec::<R>(HELPER, op, part, n).await
 }
 
-/// The 64 bits of each value, least significant first, as elements of `Z_67` (bytes).
+/// The 64 bits of each value, least significant first, as elements of `Z_67` (bytes): each byte
+/// of a value spreads into eight by a 256-entry table of words.
 pub fn bits_of(values: &[u64]) -> Vec<u8> {
-    values
-        .iter()
-        .flat_map(|v| (0..64).map(move |i| ((v >> i) & 1) as u8))
-        .collect()
+    const SPREAD: [u64; 256] = {
+        let mut t = [0u64; 256];
+        let mut b = 0;
+        while b < 256 {
+            let mut i = 0;
+            while i < 8 {
+                t[b] |= ((b as u64 >> i) & 1) << (8 * i);
+                i += 1;
+            }
+            b += 1;
+        }
+        t
+    };
+    let mut out = vec![0u8; 64 * values.len()];
+    for (o, v) in out.chunks_exact_mut(64).zip(values) {
+        for (o, byte) in o.chunks_exact_mut(8).zip(v.to_le_bytes()) {
+            o.copy_from_slice(&SPREAD[usize::from(byte)].to_le_bytes());
+        }
+    }
+    out
 }
 
 /// Whether `a + b` wraps around `2^64`.
@@ -302,6 +323,16 @@ mod tests {
                 "i = {i}: {counts:?}"
             );
             assert_eq!(rejected, 65536 % (i as u32 + 1), "i = {i}");
+        }
+    }
+
+    #[test]
+    fn bits_of_lists_each_bit_least_significant_first() {
+        let values = [0u64, u64::MAX, 0xb7e1_5162_8aed_2a6a, 1 << 63];
+        let bits = bits_of(&values);
+        for (v, b) in values.iter().zip(bits.chunks(64)) {
+            let want: Vec<u8> = (0..64).map(|i| ((v >> i) & 1) as u8).collect();
+            assert_eq!(b, want.as_slice(), "{v:#x}");
         }
     }
 
