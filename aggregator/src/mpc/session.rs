@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tessera_common::PartyId;
 use tessera_common::net::{NetError, NetStats, Network, Tag};
 use tessera_common::prg::{Prg, Seed};
-use tessera_common::ring::{Ring, RingTensor, ShapeError, decode_elements, encode_elements};
+use tessera_common::ring::{Ring, RingTensor, ShapeError, decode_elements, encode_elements_into};
 
 /// Errors of secure computation.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -133,7 +133,8 @@ struct Counters {
     clock: AtomicU64,
 }
 
-/// Bytes of the depth header in front of every message between servers.
+/// Bytes of the depth trailer at the end of every message between servers (a trailer, not a
+/// header: the sender appends it in place and the receiver truncates it off, no payload copy).
 const DEPTH_BYTES: usize = 8;
 
 impl<N: Network> std::fmt::Debug for Session<N> {
@@ -266,7 +267,9 @@ impl<N: Network> Session<N> {
         part: &str,
         x: &[R],
     ) -> Result<(), MpcError> {
-        self.send_bytes(to, op, part, encode_elements(x)).await
+        let mut bytes = Vec::with_capacity(x.len() * R::BYTES + DEPTH_BYTES);
+        encode_elements_into(x, &mut bytes);
+        self.send_bytes(to, op, part, bytes).await
     }
 
     /// Receives exactly `len` ring elements from server `from` under `op`/`part`.
@@ -290,17 +293,15 @@ impl<N: Network> Session<N> {
         to: usize,
         op: &Op,
         part: &str,
-        bytes: Vec<u8>,
+        mut framed: Vec<u8>,
     ) -> Result<(), MpcError> {
         self.phase(op, true);
         let c = &self.counters;
         c.messages_sent.fetch_add(1, Ordering::Relaxed);
         c.bytes_sent
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            .fetch_add(framed.len() as u64, Ordering::Relaxed);
         let depth = c.clock.load(Ordering::Relaxed) + 1;
-        let mut framed = Vec::with_capacity(DEPTH_BYTES + bytes.len());
         framed.extend_from_slice(&depth.to_le_bytes());
-        framed.extend_from_slice(&bytes);
         Ok(self
             .net
             .send(PartyId::Server(to as u8), &self.tag(op, part), framed)
@@ -316,24 +317,23 @@ impl<N: Network> Session<N> {
         len: usize,
     ) -> Result<Vec<u8>, MpcError> {
         let peer = PartyId::Server(from as u8);
-        let framed = self.net.recv(peer, &self.tag(op, part)).await?;
+        let mut bytes = self.net.recv(peer, &self.tag(op, part)).await?;
         self.phase(op, false);
-        if framed.len() < DEPTH_BYTES {
+        let Some(payload) = bytes.len().checked_sub(DEPTH_BYTES) else {
             return Err(MpcError::Protocol {
                 peer,
-                reason: "message shorter than its depth header".into(),
+                reason: "message shorter than its depth trailer".into(),
             });
-        }
-        let (head, bytes) = framed.split_at(DEPTH_BYTES);
+        };
         let mut depth = [0u8; DEPTH_BYTES];
-        depth.copy_from_slice(head);
+        depth.copy_from_slice(&bytes[payload..]);
+        bytes.truncate(payload);
         let c = &self.counters;
         c.clock
             .fetch_max(u64::from_le_bytes(depth), Ordering::Relaxed);
         c.messages_received.fetch_add(1, Ordering::Relaxed);
         c.bytes_received
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        let bytes = bytes.to_vec();
         if bytes.len() != len {
             return Err(MpcError::Protocol {
                 peer,
@@ -409,7 +409,7 @@ impl<N: Network> Session<N> {
     }
 
     /// This server's counters so far: payload messages and bytes between the servers (without
-    /// the depth header), and as `rounds` its depth clock (see [`Counters`]).
+    /// the depth trailer), and as `rounds` its depth clock (see [`Counters`]).
     pub fn net_stats(&self) -> NetStats {
         let c = &self.counters;
         NetStats {

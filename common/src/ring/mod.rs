@@ -166,11 +166,22 @@ impl_ring!(u128, i128, "u128");
 
 /// Encodes ring elements as little-endian bytes (the wire format of shares).
 pub fn encode_elements<R: Ring>(values: &[R]) -> Vec<u8> {
-    let mut out = vec![0u8; values.len() * R::BYTES];
-    for (chunk, v) in out.chunks_exact_mut(R::BYTES).zip(values) {
-        v.write_le(chunk);
-    }
+    let mut out = Vec::with_capacity(values.len() * R::BYTES);
+    encode_elements_into(values, &mut out);
     out
+}
+
+/// Appends the little-endian bytes of `values` to `out` (one copy on a little-endian machine).
+pub fn encode_elements_into<R: Ring>(values: &[R], out: &mut Vec<u8>) {
+    if cfg!(target_endian = "little") {
+        out.extend_from_slice(bytemuck::cast_slice(values));
+    } else {
+        let start = out.len();
+        out.resize(start + values.len() * R::BYTES, 0);
+        for (chunk, v) in out[start..].chunks_exact_mut(R::BYTES).zip(values) {
+            v.write_le(chunk);
+        }
+    }
 }
 
 /// Decodes little-endian bytes into ring elements; `None` if the length is not a multiple of
@@ -178,6 +189,9 @@ pub fn encode_elements<R: Ring>(values: &[R]) -> Vec<u8> {
 pub fn decode_elements<R: Ring>(bytes: &[u8]) -> Option<Vec<R>> {
     if !bytes.len().is_multiple_of(R::BYTES) {
         return None;
+    }
+    if cfg!(target_endian = "little") {
+        return Some(bytemuck::pod_collect_to_vec(bytes));
     }
     Some(bytes.chunks_exact(R::BYTES).map(R::read_le).collect())
 }

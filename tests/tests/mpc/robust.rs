@@ -69,9 +69,9 @@ fn a_short_message_is_a_protocol_error() {
 
 #[test]
 fn a_message_of_the_wrong_length_is_a_protocol_error() {
-    // A valid depth header followed by 5 bytes: not 16 ring elements.
-    let mut payload = 1u64.to_le_bytes().to_vec();
-    payload.extend_from_slice(&[0; 5]);
+    // 5 bytes and a valid depth trailer: not 16 ring elements.
+    let mut payload = vec![0; 5];
+    payload.extend_from_slice(&1u64.to_le_bytes());
     let err = mul_with_rogue_producer(payload).unwrap_err();
     assert!(
         matches!(

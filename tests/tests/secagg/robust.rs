@@ -234,10 +234,10 @@ async fn a_server_sorting_sees_uniform_words_only() {
 fn assert_uniform(views: &[Views]) {
     for (server, view) in views.iter().enumerate() {
         let view = view.lock().unwrap();
-        // Each message: an 8-byte depth header (public), then the payload.
+        // Each message: the payload, then an 8-byte depth trailer (public).
         let (ones, bits) =
             view.iter()
-                .map(|m| &m[8.min(m.len())..])
+                .map(|m| &m[..m.len().saturating_sub(8)])
                 .fold((0u64, 0u64), |(o, b), p| {
                     let ones: u64 = p.iter().map(|byte| u64::from(byte.count_ones())).sum();
                     (o + ones, b + 8 * p.len() as u64)

@@ -49,18 +49,20 @@ pub async fn private_compare<N: Network>(
 ) -> Result<Option<Vec<u64>>, MpcError> {
     let me = session.me();
     if me == HELPER {
-        let mut d = session.recv_bytes(0, op, "pc", 64 * n).await?;
+        let d0 = session.recv_bytes(0, op, "pc", 64 * n).await?;
         let d1 = session.recv_bytes(1, op, "pc", 64 * n).await?;
-        if d.iter().any(|v| *v >= P) {
+        if d0.iter().any(|v| *v >= P) {
             return Err(bad(0));
         }
         if d1.iter().any(|v| *v >= P) {
             return Err(bad(1));
         }
-        for (a, b) in d.iter_mut().zip(&d1) {
-            *a = add67(*a, *b);
-        }
-        return Ok(Some(d.chunks(64).map(|c| c.contains(&0) as u64).collect()));
+        let zero_among = |(a, b): (&[u8], &[u8])| {
+            let zeros = a.iter().zip(b).fold(0u8, |z, (a, b)| z | u8::from(add67(*a, *b) == 0));
+            u64::from(zeros)
+        };
+        let found = d0.chunks_exact(64).zip(d1.chunks_exact(64)).map(zero_among);
+        return Ok(Some(found.collect()));
     }
     if bits.len() != 64 * n || r.len() != n || beta.len() != n {
         return Err(MpcError::Invalid(format!(
