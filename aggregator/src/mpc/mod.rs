@@ -23,6 +23,7 @@
 //!   networked mode: launch, sealed inputs and outputs, status, abort.
 //! - [`protocol`]: one trait over the three; operations a protocol lacks fail with
 //!   [`MpcError::Unsupported`].
+//! - [`ledger`]: the accounting of the preprocessing pools (made, handed out, short).
 //! - [`nn`], [`approx`]: layers and function approximations written once over the trait;
 //!   [`layout`]: the local gathers they use (im2col, pooling windows, sorting network).
 
@@ -32,6 +33,7 @@ pub mod harness;
 pub mod io;
 pub mod kind;
 pub mod layout;
+pub mod ledger;
 pub mod model;
 pub mod nn;
 pub mod pond;

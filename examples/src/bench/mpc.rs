@@ -8,8 +8,13 @@
 //! - Pond / SecureNN multiplication: SecureNN's `MatMul` for one element, `5l` bits (each
 //!   computing server opens two masked values, the dealer sends one correction): 40 bytes;
 //!   matrix product `m x k` by `k x n`: `(2(mk + kn) + mn) l` bits over `mn` outputs.
-//!   SecureNN DReLU (comparison): `8 l log p + 19 l` bits with `log p = 8` (a `Z_67` element is
-//!   sent as a byte): 664 bytes; ReLU `8 l log p + 24 l`: 704 bytes. Local truncation: nothing.
+//!   SecureNN DReLU (comparison): the paper's `8 l log p + 19 l` bits with `log p = 8` (a `Z_67`
+//!   element is sent as a byte) is 664 bytes; here the helper's shares for `server0` come from
+//!   the PRG they share, which leaves 496: ShareConvert 224 (two masked values 16, the dealt
+//!   bits 64 and `delta` 8, PrivateCompare 128, `eta` 8) and ComputeMSB 272 (the dealt masks 80,
+//!   the opening of `r` 16, PrivateCompare 128, `beta` 8, one multiplication 40), of which the
+//!   masks' 80 go offline with preprocessing (`securenn::prep`): 416 online. Local truncation:
+//!   nothing.
 //! - ABY3 (§3, §5): every multiplication gate costs each of the three servers one element (one
 //!   bit for an AND gate): mul and matmul 24 bytes per output; opening 24 bytes. The sign of a
 //!   64-bit value (`aby3::sliced`): server 1's summand `x1 + x2` shared as bits (8 bytes), the
@@ -33,6 +38,7 @@ use tessera_aggregator::mpc::harness::run_local;
 use tessera_aggregator::mpc::layout::Window;
 use tessera_aggregator::mpc::model::{Activations, SecureModel};
 use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
+use tessera_aggregator::mpc::securenn::prep as snn_prep;
 use tessera_aggregator::mpc::{MpcError, Session, approx, nn};
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::NetStats;
@@ -154,7 +160,7 @@ fn units(protocol: &str) -> Units {
             mul: 40.0,
             trunc: 0.0,
             mul_trunc: 40.0,
-            drelu: 664.0,
+            drelu: 416.0,
         },
     }
 }
@@ -263,8 +269,9 @@ struct Measured {
     /// The preprocessing made ahead: seconds and traffic.
     offline_seconds: f64,
     offline: NetStats,
-    /// daBits the operation asked the pool for (taken, or short and injected directly).
-    dabits: u64,
+    /// Correlated values the operation asked its pool for (taken, or short and made inline):
+    /// daBits under ABY3, ComputeMSB masks under SecureNN.
+    prepared: u64,
     /// The process's PRG byte counter when this server started and ended the online phase.
     prg: (u64, u64),
 }
@@ -274,19 +281,22 @@ async fn measure<P: Protocol<Elem = u64>>(
     p: P,
     op: &'static str,
     data: Vec<RingTensor<u64>>,
-    dabits: u64,
+    prepared: u64,
 ) -> Result<Measured, MpcError> {
     let me = p.me();
     let mut shared = Vec::new();
     for x in &data {
         shared.push(p.share(0, (me == 0).then_some(x), x.shape()).await?);
     }
-    // Offline: the correlated randomness the operation will take, made ahead (ABY3's daBits).
+    // Offline: the correlated randomness the operation will take, made ahead (ABY3's daBits,
+    // SecureNN's ComputeMSB masks).
     session.barrier().await?;
     let before = session.net_stats();
     let start = Instant::now();
-    if dabits > 0 {
-        prep::make_dabits::<u64, _>(&session, dabits as usize).await?;
+    match P::NAME {
+        "aby3" => prep::make_dabits::<u64, _>(&session, prepared as usize).await?,
+        "securenn" => snn_prep::make_msb_masks::<u64, _>(&session, prepared as usize).await?,
+        _ => {}
     }
     let offline_seconds = start.elapsed().as_secs_f64();
     let offline = session.net_stats().since(&before);
@@ -299,10 +309,10 @@ async fn measure<P: Protocol<Elem = u64>>(
     let seconds = start.elapsed().as_secs_f64();
     let prg = (prg_start, drawn_bytes());
     let stats = session.net_stats().since(&before);
-    let ledger = if P::NAME == "aby3" {
-        prep::dabit_ledger::<u64, _>(&session)?
-    } else {
-        prep::Ledger::default()
+    let ledger = match P::NAME {
+        "aby3" => prep::dabit_ledger::<u64, _>(&session)?,
+        "securenn" => snn_prep::msb_mask_ledger::<u64, _>(&session)?,
+        _ => prep::Ledger::default(),
     };
     Ok(Measured {
         seconds,
@@ -310,7 +320,7 @@ async fn measure<P: Protocol<Elem = u64>>(
         elements: p.shape(&out).iter().product(),
         offline_seconds,
         offline,
-        dabits: ledger.wanted(),
+        prepared: ledger.wanted(),
         prg,
     })
 }
@@ -319,7 +329,7 @@ fn run_case(
     runtime: &tokio::runtime::Runtime,
     protocol: &'static str,
     case: &Case,
-    dabits: u64,
+    prepared: u64,
 ) -> Result<Vec<Measured>, MpcError> {
     let data = inputs(case);
     let op = case.op;
@@ -328,8 +338,11 @@ fn run_case(
         async move {
             match protocol {
                 "pond" => measure(Arc::clone(&s), Pond::new(s, F)?, op, data, 0).await,
-                "securenn" => measure(Arc::clone(&s), SecureNn::new(s, F)?, op, data, 0).await,
-                _ => measure(Arc::clone(&s), Aby3::new(s, F)?, op, data, dabits).await,
+                "securenn" => {
+                    let p = SecureNn::new(Arc::clone(&s), F)?;
+                    measure(s, p, op, data, prepared).await
+                }
+                _ => measure(Arc::clone(&s), Aby3::new(s, F)?, op, data, prepared).await,
             }
         }
     }))
@@ -376,10 +389,11 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
             continue;
         }
         for protocol in ["pond", "securenn", "aby3"] {
-            // Sizing: one run without preprocessing says how many daBits the program asks for;
-            // the timed runs make that many ahead (offline) and then run (online).
-            let dabits = match run_case(&runtime, protocol, &case, 0) {
-                Ok(m) => m[0].dabits,
+            // Sizing: one run without preprocessing says how many values (daBits, ComputeMSB
+            // masks) the program asks for; the timed runs make that many ahead (offline) and
+            // then run (online).
+            let prepared = match run_case(&runtime, protocol, &case, 0) {
+                Ok(m) => m[0].prepared,
                 Err(MpcError::Unsupported { .. }) => continue,
                 Err(e) => {
                     eprintln!("{protocol} {}: {e}", case.op);
@@ -390,7 +404,7 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
             let mut offline_times = Vec::with_capacity(REPEATS);
             let mut last = None;
             for _ in 0..REPEATS {
-                match run_case(&runtime, protocol, &case, dabits) {
+                match run_case(&runtime, protocol, &case, prepared) {
                     Ok(m) => {
                         times.push(m.iter().map(|m| m.seconds).fold(0.0, f64::max));
                         offline_times.push(m.iter().map(|m| m.offline_seconds).fold(0.0, f64::max));
@@ -434,7 +448,7 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
             };
             rows.push(json!({
                 "protocol": protocol, "op": op, "shape": shape, "seconds": seconds,
-                "offline_seconds": offline_seconds, "dabits": dabits,
+                "offline_seconds": offline_seconds, "prepared": prepared,
                 "offline_bytes_per_element": offline_bytes as f64 / elements as f64,
                 "rounds": rounds, "bytes_per_element": per_element,
                 "expected_bytes_per_element": expected, "macs": macs, "prg_bytes": prg_bytes,
@@ -445,7 +459,7 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
                 op.to_string(),
                 format!("{shape:?}"),
                 format!("{seconds:.4}"),
-                if dabits > 0 {
+                if prepared > 0 {
                     format!("{offline_seconds:.4}")
                 } else {
                     "-".into()

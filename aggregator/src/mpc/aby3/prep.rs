@@ -16,45 +16,13 @@
 //! be sized from it. Every pool keeps a [`Ledger`] of the index ranges it handed out, so a test
 //! can count that no value is ever used twice.
 
-use std::ops::Range;
-
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
 use super::inject::{check_plane, inject};
 use super::sliced::plane_bits;
 use super::{Aby3Bits, Aby3Tensor, Bool, MpcError, Session, Shared, open, random_shared};
-
-/// What a pool made and handed out, in values (one daBit is one value).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Ledger {
-    /// Values made.
-    pub made: u64,
-    /// Values the calls that found the pool short would have taken (they injected directly).
-    pub short: u64,
-    /// The ranges of value indices handed out, in order (index `i` is the `i`-th value made).
-    pub taken: Vec<Range<u64>>,
-}
-
-impl Ledger {
-    /// Values handed out.
-    pub fn used(&self) -> u64 {
-        self.taken.iter().map(|r| r.end - r.start).sum()
-    }
-
-    /// Values the program asked for: handed out or short (what to make ahead next time).
-    pub fn wanted(&self) -> u64 {
-        self.used() + self.short
-    }
-
-    /// Whether some value was handed out twice (overlapping ranges) or before it was made.
-    pub fn reuses(&self) -> bool {
-        let mut sorted = self.taken.clone();
-        sorted.sort_by_key(|r| r.start);
-        sorted.windows(2).any(|w| w[0].end > w[1].start)
-            || sorted.last().is_some_and(|r| r.end > self.made)
-    }
-}
+pub use crate::mpc::ledger::Ledger;
 
 /// daBits in the ring of `R`, made and not yet used.
 #[derive(Default)]
@@ -63,8 +31,6 @@ struct DaBits<R> {
     bits: [Vec<u64>; 2],
     /// Arithmetic shares, 64 per word of `bits`.
     arith: [Vec<R>; 2],
-    /// Index of the first value still in the pool.
-    next: u64,
     ledger: Ledger,
 }
 
@@ -129,8 +95,7 @@ fn take_dabits<R: Ring, N: Network>(
             .map(|v| v.drain(..words).collect())
             .collect();
         let arith: Vec<Vec<R>> = p.arith.iter_mut().map(|v| v.drain(..n).collect()).collect();
-        p.ledger.taken.push(p.next..p.next + n as u64);
-        p.next += n as u64;
+        p.ledger.hand_out(n as u64);
         let [b0, b1]: [Vec<u64>; 2] = bits.try_into().unwrap_or_default();
         let [a0, a1]: [Vec<R>; 2] = arith.try_into().unwrap_or_default();
         Some((

@@ -58,7 +58,10 @@ pub async fn private_compare<N: Network>(
             return Err(bad(1));
         }
         let zero_among = |(a, b): (&[u8], &[u8])| {
-            let zeros = a.iter().zip(b).fold(0u8, |z, (a, b)| z | u8::from(add67(*a, *b) == 0));
+            let zeros = a
+                .iter()
+                .zip(b)
+                .fold(0u8, |z, (a, b)| z | u8::from(add67(*a, *b) == 0));
             u64::from(zeros)
         };
         let found = d0.chunks_exact(64).zip(d1.chunks_exact(64)).map(zero_among);

@@ -10,6 +10,7 @@
 //! - [`msb`]: ComputeMSB (Algorithm 5): the most significant bit of a value shared in
 //!   `Z_{2^64 - 1}` is the low bit of `2a mod (2^64 - 1)`, read through a masked opening and
 //!   PrivateCompare.
+//! - [`prep`]: ComputeMSB's masks (input-independent dealing by the helper) made ahead in a pool.
 //! - [`drelu`] (Algorithm 6): `x >= 0` as shares of 0/1: ShareConvert of `2x` (even, so never
 //!   `2^64 - 1`, the one value ShareConvert excludes), then ComputeMSB; valid for `|x| < 2^62`.
 //!
@@ -23,6 +24,7 @@
 pub mod compare;
 pub mod convert;
 pub mod msb;
+pub mod prep;
 mod zn;
 
 use tessera_common::net::Network;

@@ -5,27 +5,21 @@
 //! the odd ring, of its bits in `Z_67`, and of its low bit in `Z_{2^64}`); the computing servers
 //! open `r = y + x` to each other; `LSB(y) = r_0 XOR x_0 XOR (x > r)`, the last term (the
 //! wrap-around) from PrivateCompare under a common random bit `beta`, dealt back as `beta'`; the
-//! XORs of shared bits take one Beaver multiplication. Five rounds (the first, the helper's
-//! dealing, does not depend on `a`).
+//! XORs of shared bits take one Beaver multiplication. Five rounds; the first, the helper's
+//! dealing of `x`, does not depend on `a` and comes from the preprocessing pool when it holds
+//! enough ([`super::prep`]), leaving four online.
 
 use tessera_common::net::Network;
 use tessera_common::ring::{Ring, RingTensor};
 
 use super::HELPER;
 use super::compare::private_compare;
-use super::zn::{
-    Deal, X_BITS, Zn, bits_of, deal, deal_bits, deal_ring, dealt, dealt_bits, dealt_ring,
-};
+use super::prep::msb_masks;
+use super::zn::{Zn, deal_ring, dealt_ring};
 use crate::mpc::pond::{self, PondTensor};
 use crate::mpc::{MpcError, Session};
 
-const X: Deal = Deal {
-    part: "x",
-    stream: 1,
-    zn: Zn::Odd,
-};
-/// The low bit of `x` and the helper's `beta'`, dealt in the output ring.
-const X_LSB: (&str, u64) = ("x_lsb", 3);
+/// The helper's `beta'`, dealt in the output ring.
 const BETA: (&str, u64) = ("beta", 5);
 
 /// `MSB(a)` as Pond shares of 0/1 in the ring of `R` for `a` shared in `Z_{2^64 - 1}`
@@ -40,12 +34,14 @@ pub async fn compute_msb<R: Ring, N: Network>(
     let me = session.me();
     let n: usize = shape.iter().product();
     let odd = Zn::Odd;
+    if me != HELPER && a_share.len() != n {
+        return Err(MpcError::Invalid(format!(
+            "{} shares for {n} elements",
+            a_share.len()
+        )));
+    }
+    let masks = msb_masks::<R, N>(session, &op, n).await?;
     if me == HELPER {
-        let x = Zn::Odd.sample(&mut rand_prg(), n);
-        deal(session, &op, X, &x).await?;
-        deal_bits(session, &op, X_BITS, &bits_of(&x)).await?;
-        let lsb: Vec<R> = x.iter().map(|v| R::from_u64(v & 1)).collect();
-        deal_ring(session, &op, X_LSB, &lsb).await?;
         let beta1 = private_compare(session, &op, &[], &[], &[], n)
             .await?
             .unwrap_or_default();
@@ -56,15 +52,7 @@ pub async fn compute_msb<R: Ring, N: Network>(
         let none = PondTensor::from_share(None, shape);
         return pond::mul(session, &none, &none).await;
     }
-    if a_share.len() != n {
-        return Err(MpcError::Invalid(format!(
-            "{} shares for {n} elements",
-            a_share.len()
-        )));
-    }
-    let x = dealt(session, &op, X, n).await?;
-    let x_bits = dealt_bits(session, &op, X_BITS, 64 * n).await?;
-    let x_lsb: Vec<R> = dealt_ring(session, &op, X_LSB, n).await?;
+    let (x, x_bits, x_lsb) = (masks.x, masks.bits, masks.lsb);
     // r = 2a + x, opened between server0 and server1.
     let r_mine: Vec<u64> = (0..n)
         .map(|i| odd.add(odd.add(a_share[i], a_share[i]), x[i]))
@@ -97,8 +85,4 @@ pub async fn compute_msb<R: Ring, N: Network>(
     let theta = pond::mul(session, &g, &d).await?;
     // alpha = gamma XOR delta = gamma + delta - 2 theta.
     g.add(&d)?.sub(&theta.scale(R::from_u64(2)))
-}
-
-fn rand_prg() -> tessera_common::prg::Prg {
-    tessera_common::prg::Prg::new(&tessera_common::prg::Seed::random(&mut rand::rng()), 0)
 }
