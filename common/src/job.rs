@@ -183,8 +183,15 @@ impl JobSettings {
                 return invalid(field, format!("{v} (must be positive)"));
             }
         }
-        if self.batch_size == 0 {
-            return invalid("batch_size", "0".into());
+        // A job that runs nothing must not end as if it had trained.
+        for (field, v) in [
+            ("rounds", self.rounds),
+            ("local_epochs", self.local_epochs as u64),
+            ("batch_size", self.batch_size as u64),
+        ] {
+            if v == 0 {
+                return invalid(field, "0 (must be at least 1)".into());
+            }
         }
         let budget = match self.ring_bits {
             32 => self.budget::<u32>(),
@@ -319,6 +326,35 @@ mod tests {
             ..settings()
         };
         assert_eq!(wider.validate(), Ok(()));
+        for (field, zeroed) in [
+            (
+                "rounds",
+                JobSettings {
+                    rounds: 0,
+                    ..settings()
+                },
+            ),
+            (
+                "local_epochs",
+                JobSettings {
+                    local_epochs: 0,
+                    ..settings()
+                },
+            ),
+            (
+                "batch_size",
+                JobSettings {
+                    batch_size: 0,
+                    ..settings()
+                },
+            ),
+        ] {
+            assert!(
+                matches!(zeroed.validate(), Err(JobError::Invalid { field: f, .. }) if f == field),
+                "{field}: {:?}",
+                zeroed.validate()
+            );
+        }
         let wrong_len = JobSettings {
             num_params: 3,
             ..settings()

@@ -56,6 +56,17 @@ pub enum TrainError {
     /// Checkpoint or report I/O.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// No round of the run had an aggregate: the model did not change. The metrics and the
+    /// checkpoint of the failed rounds are written all the same.
+    #[error(
+        "none of the {rounds} rounds had an aggregate (too few data owners contributed, or the aggregate was refused): the model did not train; see the rounds in {metrics}"
+    )]
+    NoContributions {
+        /// Rounds run.
+        rounds: u64,
+        /// The metrics file listing them.
+        metrics: PathBuf,
+    },
     /// Report files.
     #[error("report: {0}")]
     Report(#[from] std::io::Error),
@@ -168,12 +179,14 @@ impl<S: ServerApi> Trainer<S> {
             bar.set_style(style);
         }
         let round_offset = checkpoint.metrics.len() as u64;
+        let mut aggregated = 0u64;
         for round in 1..=settings.rounds {
             let started = Instant::now();
             let (contributors, train_loss, bytes) = self
                 .round(round, &mut checkpoint)
                 .await?
                 .unwrap_or((0, f64::NAN, 0));
+            aggregated += u64::from(contributors > 0);
             let (accuracy, test_loss) = self.evaluate(&checkpoint.weights).await?;
             let row = RoundMetrics {
                 round: round_offset + round,
@@ -197,6 +210,9 @@ impl<S: ServerApi> Trainer<S> {
                 row.test_accuracy,
                 row.seconds
             );
+            if contributors == 0 {
+                line += " FAILED: no aggregate, the model is unchanged";
+            }
             if let Some(dp) = &settings.dp {
                 let per_round = dp.spent(1, settings.frac_bits);
                 let total = dp.spent(checkpoint.revealed_rounds, settings.frac_bits);
@@ -223,6 +239,12 @@ impl<S: ServerApi> Trainer<S> {
             )?;
         }
         bar.finish_and_clear();
+        if aggregated == 0 {
+            return Err(TrainError::NoContributions {
+                rounds: settings.rounds,
+                metrics: self.config.out_dir.join("metrics.csv"),
+            });
+        }
         let final_accuracy = checkpoint
             .metrics
             .last()

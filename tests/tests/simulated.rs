@@ -6,7 +6,8 @@ use tessera_common::model_spec::ModelSpec;
 use tessera_common::rule::AggregationRule;
 use tessera_data_owner::attack::Attack;
 use tessera_model_owner::checkpoint::Checkpoint;
-use tessera_model_owner::simulate::{SimulateOptions, simulate};
+use tessera_model_owner::simulate::{SimulateError, SimulateOptions, simulate};
+use tessera_model_owner::trainer::TrainError;
 
 fn options(out: std::path::PathBuf, servers: usize, optimizer: ServerOptimizer) -> SimulateOptions {
     SimulateOptions {
@@ -92,7 +93,17 @@ async fn attacked_by(rule: AggregationRule, attackers: usize, attack: Attack) ->
     opts.rule = rule;
     opts.attackers = attackers;
     opts.attack = attack;
-    simulate(opts).await.unwrap().final_accuracy
+    match simulate(opts).await {
+        Ok(summary) => summary.final_accuracy,
+        // Every round's aggregate refused (the attackers' scaled updates put it out of range):
+        // the job fails, and the model it ends with is the untrained one its metrics show.
+        Err(SimulateError::Train(TrainError::NoContributions { metrics, .. })) => {
+            let csv = std::fs::read_to_string(metrics).unwrap();
+            let last = csv.lines().last().unwrap();
+            last.split(',').nth(3).unwrap().parse().unwrap()
+        }
+        Err(e) => panic!("{e}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,4 +242,49 @@ async fn differential_privacy_reports_the_epsilon_spent() {
     let last = csv.lines().last().unwrap();
     let column: f64 = last.rsplit(',').next().unwrap().parse().unwrap();
     assert!((column - two).abs() < 1e-5, "{last}");
+}
+
+/// Runs that train nothing fail (issue 12, item 4): zero rounds and zero local epochs are
+/// refused before anything runs, naming what is wrong; a job none of whose rounds had an aggregate
+/// (here every update is above a norm bound of 1e-6, so every upload is refused) ends in
+/// `NoContributions`, after writing the failed rounds' metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_trains_nothing_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let fedavg = ServerOptimizer::FedAvg { server_lr: 1.0 };
+    for (field, opts) in [
+        (
+            "round",
+            SimulateOptions {
+                rounds: 0,
+                ..options(dir.path().join("zero-rounds"), 3, fedavg)
+            },
+        ),
+        (
+            "local_epochs",
+            SimulateOptions {
+                local_epochs: 0,
+                ..options(dir.path().join("zero-epochs"), 3, fedavg)
+            },
+        ),
+    ] {
+        match simulate(opts).await {
+            Err(SimulateError::Options(reason)) => assert!(reason.contains(field), "{reason}"),
+            other => panic!("{field} = 0: {other:?}"),
+        }
+    }
+    let out = dir.path().join("refused");
+    let opts = SimulateOptions {
+        rule: AggregationRule::NormBound { bound: 1e-6 },
+        ring_bits: None,
+        ..options(out.clone(), 3, fedavg)
+    };
+    match simulate(opts).await {
+        Err(SimulateError::Train(TrainError::NoContributions { rounds, metrics })) => {
+            assert_eq!(rounds, 2);
+            let csv = std::fs::read_to_string(&metrics).unwrap();
+            assert_eq!(csv.lines().count(), 3, "{csv}");
+        }
+        other => panic!("every upload refused: {other:?}"),
+    }
 }
