@@ -7,7 +7,7 @@
 //! when `x > r` (resp. `x < t`) and never otherwise, since the sum stays below 67. The shares are
 //! multiplied by common non-zero masks `s_i`, padded by a common uniform `z_i` (added by `server0`,
 //! subtracted by `server1`, so only `s_i c_i` is determined by what the helper receives) and
-//! permuted by a common random permutation per element before they go to the helper, which
+//! rotated by a common uniform offset per element (below) before they go to the helper, which
 //! learns only whether a zero is among them:
 //! `beta' = beta XOR (x > r)`. The case `beta = 1, r = 2^64 - 1` (where `t` would overflow) sends
 //! masked shares with exactly one zero, as the algorithm prescribes. One round; each computing
