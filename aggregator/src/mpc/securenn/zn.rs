@@ -97,7 +97,8 @@ pub fn mul67(a: u8, b: u8) -> u8 {
 pub fn sample_below(prg: &mut Prg, n: usize, bound: u8) -> Vec<u8> {
     let bound = u32::from(bound.max(1));
     let threshold = (0x1_0000 - bound) % bound;
-    let product = |d: &[u8]| u32::from(u16::from_le_bytes([d[0], d[1]])) * bound;
+    let draw = |d: &[u8]| u16::from_le_bytes([d[0], d[1]]);
+    let product = |d: &[u8]| u32::from(draw(d)) * bound;
     let mut out = Vec::with_capacity(n);
     // Blocks of 256 draws, in a buffer that stays in the L1 cache; a block is rescanned for its
     // rejections only when it has one.
@@ -115,8 +116,7 @@ pub fn sample_below(prg: &mut Prg, n: usize, bound: u8) -> Vec<u8> {
         if rejected {
             for (o, d) in block.iter_mut().zip(draws.chunks_exact(2)) {
                 if (product(d) & 0xffff) < threshold {
-                    let first = u16::from_le_bytes([d[0], d[1]]);
-                    *o = below(first, bound as usize - 1, || {
+                    *o = below(draw(d), bound as usize - 1, || {
                         let mut b = [0u8; 2];
                         prg.fill_bytes(&mut b);
                         u16::from_le_bytes(b)
