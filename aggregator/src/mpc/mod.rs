@@ -23,7 +23,8 @@
 //!   networked mode: launch, sealed inputs and outputs, status, abort.
 //! - [`protocol`]: one trait over the three; operations a protocol lacks fail with
 //!   [`MpcError::Unsupported`].
-//! - [`ledger`]: the accounting of the preprocessing pools (made, handed out, short).
+//! - [`prep`]: preprocessing: the pools of correlated randomness made ahead of the online
+//!   phase, their accounting, and what a program needs ([`prep::Needs`]).
 //! - [`nn`], [`approx`]: layers and function approximations written once over the trait;
 //!   [`layout`]: the local gathers they use (im2col, pooling windows, sorting network).
 
@@ -33,10 +34,10 @@ pub mod harness;
 pub mod io;
 pub mod kind;
 pub mod layout;
-pub mod ledger;
 pub mod model;
 pub mod nn;
 pub mod pond;
+pub mod prep;
 pub mod protocol;
 pub mod securenn;
 pub mod service;

@@ -22,6 +22,7 @@ use tessera_common::ring::{Ring, RingTensor};
 
 use super::aby3::{self, Aby3Tensor, Shared};
 use super::pond::{self, PondTensor};
+use super::prep::{self, Needs};
 use super::{MpcError, Session, securenn};
 
 /// The most fractional bits a fixed-point value may have in the 64-bit ring: a product carries
@@ -74,6 +75,15 @@ pub trait Protocol: Send + Sync {
     fn frac_bits(&self) -> u32;
     /// A tensor's public shape.
     fn shape<'a>(&self, x: &'a Self::Tensor) -> &'a [usize];
+
+    /// What the program has asked of this session's preprocessing pools so far
+    /// ([`Session::wanted`]); the difference across one run of a program sizes the next.
+    fn wanted(&self) -> Needs;
+    /// What this session's pools hold made and not yet used ([`Session::held`]).
+    fn held(&self) -> Needs;
+    /// Makes `needs` ahead of the online phase ([`prep::prepare`]); every server calls it
+    /// with the same needs.
+    fn prepare(&self, needs: &Needs) -> impl Future<Output = Result<(), MpcError>> + Send;
 
     /// Shares a value held by server `owner`.
     fn share(
@@ -276,6 +286,15 @@ macro_rules! delegate_impl {
         }
         fn shape<'a>(&self, x: &'a Self::Tensor) -> &'a [usize] {
             x.shape()
+        }
+        fn wanted(&self) -> Needs {
+            self.session.wanted()
+        }
+        fn held(&self) -> Needs {
+            self.session.held()
+        }
+        async fn prepare(&self, needs: &Needs) -> Result<(), MpcError> {
+            prep::prepare(&self.session, needs).await
         }
         async fn share(
             &self,

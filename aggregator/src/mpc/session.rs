@@ -9,6 +9,8 @@ use tessera_common::net::{NetError, NetStats, Network, Tag};
 use tessera_common::prg::{Prg, Seed};
 use tessera_common::ring::{Ring, RingTensor, ShapeError, decode_elements, encode_elements_into};
 
+use super::prep::{Ledger, Need, Needs, Pool};
+
 /// Errors of secure computation.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -112,9 +114,9 @@ pub struct Session<N: Network> {
     /// Per operation: communication rounds so far and whether its last action was a send.
     phases: Mutex<HashMap<u64, (u64, bool)>>,
     counters: Counters,
-    /// Correlated randomness made ahead of the online phase, one pool per kind (the protocols
-    /// define the pools: [`crate::mpc::aby3::prep`]).
-    pools: Mutex<HashMap<&'static str, Box<dyn std::any::Any + Send>>>,
+    /// Correlated randomness made ahead of the online phase, one pool per kind
+    /// ([`crate::mpc::prep`]).
+    pools: Mutex<HashMap<Need, Box<dyn Pool>>>,
 }
 
 /// This server's payload counters and its message-depth clock.
@@ -136,6 +138,18 @@ struct Counters {
 /// Bytes of the depth trailer at the end of every message between servers (a trailer, not a
 /// header: the sender appends it in place and the receiver truncates it off, no payload copy).
 const DEPTH_BYTES: usize = 8;
+
+/// The largest payload one message between servers carries; a larger one goes in pieces (half
+/// the gRPC message limit, so a piece and its frame always fit).
+pub const PIECE_BYTES: usize = 8 << 20;
+
+/// The part name of piece `k` of a message in pieces (the first keeps the message's name).
+fn piece_part(part: &str, k: usize) -> String {
+    match k {
+        0 => part.to_string(),
+        _ => format!("{part}#{k}"),
+    }
+}
 
 impl<N: Network> std::fmt::Debug for Session<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,20 +223,54 @@ impl<N: Network> Session<N> {
         self.servers
     }
 
-    /// Runs `f` on this session's pool of kind `key` (made empty on first use). A pool's type is
-    /// fixed by its key; the same key with another type is a programming error, reported as
+    /// Runs `f` on this session's pool of `need` (made empty on first use). A pool's type is
+    /// fixed by its kind; the same kind with another type is a programming error, reported as
     /// [`MpcError::Invalid`].
-    pub fn with_pool<T: Default + Send + 'static, V>(
+    pub fn with_pool<T: Pool + Default, V>(
         &self,
-        key: &'static str,
+        need: &Need,
         f: impl FnOnce(&mut T) -> V,
     ) -> Result<V, MpcError> {
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        let pool = pools.entry(key).or_insert_with(|| Box::new(T::default()));
+        if !pools.contains_key(need) {
+            pools.insert(need.clone(), Box::new(T::default()));
+        }
+        let pool: Option<&mut dyn std::any::Any> = pools.get_mut(need).map(|p| &mut **p as _);
         let pool = pool
-            .downcast_mut::<T>()
-            .ok_or_else(|| MpcError::Invalid(format!("pool {key} holds another type")))?;
+            .and_then(|p| p.downcast_mut::<T>())
+            .ok_or_else(|| MpcError::Invalid(format!("pool {need:?} holds another type")))?;
         Ok(f(pool))
+    }
+
+    /// What the program asked of every pool so far, taken or short (see [`crate::mpc::prep`]):
+    /// the difference across one run of a program is what [`crate::mpc::prep::prepare`] makes
+    /// ahead of the next.
+    pub fn wanted(&self) -> Needs {
+        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let mut needs = Needs::default();
+        for (need, pool) in pools.iter() {
+            needs.add(need.clone(), pool.ledger().wanted());
+        }
+        needs
+    }
+
+    /// What the pools hold made and not yet handed out.
+    pub fn held(&self) -> Needs {
+        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let mut needs = Needs::default();
+        for (need, pool) in pools.iter() {
+            needs.add(need.clone(), pool.ledger().available());
+        }
+        needs
+    }
+
+    /// The ledger of the pool of `need` (empty if the session never used it).
+    pub fn ledger(&self, need: &Need) -> Ledger {
+        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools
+            .get(need)
+            .map(|p| p.ledger().clone())
+            .unwrap_or_default()
     }
 
     /// The next operation (every server calls operations in the same order).
@@ -287,7 +335,10 @@ impl<N: Network> Session<N> {
         })
     }
 
-    /// Sends raw bytes (e.g. elements of a small field, one byte each) to server `to`.
+    /// Sends raw bytes (e.g. elements of a small field, one byte each) to server `to`. A
+    /// payload over [`PIECE_BYTES`] goes as consecutive pieces of that size (the receiver,
+    /// which knows the length, expects the same pieces), so no message outgrows a network
+    /// frame however large an operation is.
     pub async fn send_bytes(
         &self,
         to: usize,
@@ -297,19 +348,52 @@ impl<N: Network> Session<N> {
     ) -> Result<(), MpcError> {
         self.phase(op, true);
         let c = &self.counters;
-        c.messages_sent.fetch_add(1, Ordering::Relaxed);
         c.bytes_sent
             .fetch_add(framed.len() as u64, Ordering::Relaxed);
-        let depth = c.clock.load(Ordering::Relaxed) + 1;
-        framed.extend_from_slice(&depth.to_le_bytes());
-        Ok(self
-            .net
-            .send(PartyId::Server(to as u8), &self.tag(op, part), framed)
-            .await?)
+        let depth = (c.clock.load(Ordering::Relaxed) + 1).to_le_bytes();
+        let peer = PartyId::Server(to as u8);
+        if framed.len() <= PIECE_BYTES {
+            c.messages_sent.fetch_add(1, Ordering::Relaxed);
+            framed.extend_from_slice(&depth);
+            return Ok(self.net.send(peer, &self.tag(op, part), framed).await?);
+        }
+        for (k, chunk) in framed.chunks(PIECE_BYTES).enumerate() {
+            c.messages_sent.fetch_add(1, Ordering::Relaxed);
+            let mut piece = Vec::with_capacity(chunk.len() + DEPTH_BYTES);
+            piece.extend_from_slice(chunk);
+            piece.extend_from_slice(&depth);
+            self.net
+                .send(peer, &self.tag(op, &piece_part(part, k)), piece)
+                .await?;
+        }
+        Ok(())
     }
 
-    /// Receives exactly `len` raw bytes from server `from`.
+    /// Receives exactly `len` raw bytes from server `from` under `op`/`part` (in pieces if
+    /// `len` is over [`PIECE_BYTES`], as [`Session::send_bytes`] sends them).
     pub async fn recv_bytes(
+        &self,
+        from: usize,
+        op: &Op,
+        part: &str,
+        len: usize,
+    ) -> Result<Vec<u8>, MpcError> {
+        if len <= PIECE_BYTES {
+            return self.recv_piece(from, op, part, len).await;
+        }
+        let mut bytes = Vec::with_capacity(len);
+        for k in 0..len.div_ceil(PIECE_BYTES) {
+            let want = PIECE_BYTES.min(len - k * PIECE_BYTES);
+            let piece = self
+                .recv_piece(from, op, &piece_part(part, k), want)
+                .await?;
+            bytes.extend_from_slice(&piece);
+        }
+        Ok(bytes)
+    }
+
+    /// Receives one message of exactly `len` payload bytes and its depth trailer.
+    async fn recv_piece(
         &self,
         from: usize,
         op: &Op,

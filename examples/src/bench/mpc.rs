@@ -6,15 +6,17 @@
 //! The expected figure comes from the papers' cost models, counted for the circuit each
 //! operation runs (64-bit ring, `l = 64`):
 //! - Pond / SecureNN multiplication: SecureNN's `MatMul` for one element, `5l` bits (each
-//!   computing server opens two masked values, the dealer sends one correction): 40 bytes;
-//!   matrix product `m x k` by `k x n`: `(2(mk + kn) + mn) l` bits over `mn` outputs.
-//!   SecureNN DReLU (comparison): the paper's `8 l log p + 19 l` bits with `log p = 8` (a `Z_67`
-//!   element is sent as a byte) is 664 bytes; here the helper's shares for `server0` come from
-//!   the PRG they share, which leaves 496: ShareConvert 224 (two masked values 16, the dealt
-//!   bits 64 and `delta` 8, PrivateCompare 128, `eta` 8) and ComputeMSB 272 (the dealt masks 80,
-//!   the opening of `r` 16, PrivateCompare 128, `beta` 8, one multiplication 40), of which the
-//!   masks' 80 go offline with preprocessing (`securenn::prep`): 416 online. Local truncation:
-//!   nothing.
+//!   computing server opens two masked values, the dealer sends one correction), of which the
+//!   correction goes offline with preprocessing (`pond::prep`: the triples are made ahead):
+//!   32 bytes online; matrix product `m x k` by `k x n`: `2(mk + kn) l` bits online over `mn`
+//!   outputs (the correction's `mn l` offline). SecureNN DReLU (comparison): the paper's
+//!   `8 l log p + 19 l` bits with `log p = 8` (a `Z_67` element is sent as a byte) is 664 bytes;
+//!   here the helper's shares for `server0` come from the PRG they share, which leaves 496:
+//!   ShareConvert 224 (two masked values 16, the dealt bits 64 and `delta` 8, PrivateCompare
+//!   128, `eta` 8) and ComputeMSB 272 (the dealt masks 80, the opening of `r` 16,
+//!   PrivateCompare 128, `beta` 8, one multiplication 40), of which the masks' 80
+//!   (`securenn::prep`) and the multiplication's correction 8 go offline: 408 online. Local
+//!   truncation: nothing.
 //! - ABY3 (§3, §5): every multiplication gate costs each of the three servers one element (one
 //!   bit for an AND gate): mul and matmul 24 bytes per output; opening 24 bytes. The sign of a
 //!   64-bit value (`aby3::sliced`): server 1's summand `x1 + x2` shared as bits (8 bytes), the
@@ -33,12 +35,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tessera_aggregator::mpc::aby3::prep;
 use tessera_aggregator::mpc::harness::run_local;
 use tessera_aggregator::mpc::layout::Window;
 use tessera_aggregator::mpc::model::{Activations, SecureModel};
+use tessera_aggregator::mpc::prep::Needs;
 use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
-use tessera_aggregator::mpc::securenn::prep as snn_prep;
 use tessera_aggregator::mpc::{MpcError, Session, approx, nn};
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::NetStats;
@@ -157,10 +158,10 @@ fn units(protocol: &str) -> Units {
             drelu: 8.0 + (181.0 + 1.0) * 3.0 / 8.0,
         },
         _ => Units {
-            mul: 40.0,
+            mul: 32.0,
             trunc: 0.0,
-            mul_trunc: 40.0,
-            drelu: 416.0,
+            mul_trunc: 32.0,
+            drelu: 408.0,
         },
     }
 }
@@ -182,7 +183,7 @@ fn expected(protocol: &str, op: &str, shapes: &[Vec<usize>]) -> f64 {
             if protocol == "aby3" {
                 24.0
             } else {
-                (2.0 * (m * k + k * n) + m * n) * 8.0 / (m * n)
+                2.0 * (m * k + k * n) * 8.0 / (m * n)
             }
         }
         "truncation" => u.trunc,
@@ -220,7 +221,7 @@ fn expected(protocol: &str, op: &str, shapes: &[Vec<usize>]) -> f64 {
                 if protocol == "aby3" {
                     m * n * u.mul_trunc
                 } else {
-                    (2.0 * (m * k + k * n) + m * n) * 8.0
+                    2.0 * (m * k + k * n) * 8.0
                 }
             };
             let relu = if protocol == "pond" {
@@ -269,9 +270,9 @@ struct Measured {
     /// The preprocessing made ahead: seconds and traffic.
     offline_seconds: f64,
     offline: NetStats,
-    /// Correlated values the operation asked its pool for (taken, or short and made inline):
-    /// daBits under ABY3, ComputeMSB masks under SecureNN.
-    prepared: u64,
+    /// Correlated values the operation asked its pools for (taken, or short and made inline):
+    /// daBits under ABY3, ComputeMSB masks and Beaver triples under SecureNN, triples under Pond.
+    needs: Needs,
     /// The process's PRG byte counter when this server started and ended the online phase.
     prg: (u64, u64),
 }
@@ -281,27 +282,23 @@ async fn measure<P: Protocol<Elem = u64>>(
     p: P,
     op: &'static str,
     data: Vec<RingTensor<u64>>,
-    prepared: u64,
+    needs: Needs,
 ) -> Result<Measured, MpcError> {
     let me = p.me();
     let mut shared = Vec::new();
     for x in &data {
         shared.push(p.share(0, (me == 0).then_some(x), x.shape()).await?);
     }
-    // Offline: the correlated randomness the operation will take, made ahead (ABY3's daBits,
-    // SecureNN's ComputeMSB masks).
+    // Offline: the correlated randomness the operation will take, made ahead.
     session.barrier().await?;
     let before = session.net_stats();
     let start = Instant::now();
-    match P::NAME {
-        "aby3" => prep::make_dabits::<u64, _>(&session, prepared as usize).await?,
-        "securenn" => snn_prep::make_msb_masks::<u64, _>(&session, prepared as usize).await?,
-        _ => {}
-    }
+    p.prepare(&needs).await?;
     let offline_seconds = start.elapsed().as_secs_f64();
     let offline = session.net_stats().since(&before);
     // Online. Start together: afterwards every server's depth clock is the same.
     session.barrier().await?;
+    let asked = p.wanted();
     let before = session.net_stats();
     let prg_start = drawn_bytes();
     let start = Instant::now();
@@ -309,18 +306,13 @@ async fn measure<P: Protocol<Elem = u64>>(
     let seconds = start.elapsed().as_secs_f64();
     let prg = (prg_start, drawn_bytes());
     let stats = session.net_stats().since(&before);
-    let ledger = match P::NAME {
-        "aby3" => prep::dabit_ledger::<u64, _>(&session)?,
-        "securenn" => snn_prep::msb_mask_ledger::<u64, _>(&session)?,
-        _ => prep::Ledger::default(),
-    };
     Ok(Measured {
         seconds,
         stats,
         elements: p.shape(&out).iter().product(),
         offline_seconds,
         offline,
-        prepared: ledger.wanted(),
+        needs: p.wanted().since(&asked),
         prg,
     })
 }
@@ -329,20 +321,20 @@ fn run_case(
     runtime: &tokio::runtime::Runtime,
     protocol: &'static str,
     case: &Case,
-    prepared: u64,
+    needs: &Needs,
 ) -> Result<Vec<Measured>, MpcError> {
     let data = inputs(case);
     let op = case.op;
     runtime.block_on(run_local(3, move |s: Arc<Session<MemoryNetwork>>| {
-        let data = data.clone();
+        let (data, needs) = (data.clone(), needs.clone());
         async move {
             match protocol {
-                "pond" => measure(Arc::clone(&s), Pond::new(s, F)?, op, data, 0).await,
+                "pond" => measure(Arc::clone(&s), Pond::new(s, F)?, op, data, needs).await,
                 "securenn" => {
                     let p = SecureNn::new(Arc::clone(&s), F)?;
-                    measure(s, p, op, data, prepared).await
+                    measure(s, p, op, data, needs).await
                 }
-                _ => measure(Arc::clone(&s), Aby3::new(s, F)?, op, data, prepared).await,
+                _ => measure(Arc::clone(&s), Aby3::new(s, F)?, op, data, needs).await,
             }
         }
     }))
@@ -352,11 +344,12 @@ fn run_case(
 /// machine's run-to-run noise is 10-35%), the traffic of the last run (identical in every run).
 const REPEATS: usize = 3;
 
-/// Matrix multiply-adds of a case over all servers: each secure product costs 6 products of
-/// its size under ABY3 (three servers, two cross terms each) and 5 under Pond and SecureNN (the
-/// dealer's triple and two per computing server). Elementwise products count as bytes.
+/// Online matrix multiply-adds of a case over all servers: each secure product costs 6 products
+/// of its size under ABY3 (three servers, two cross terms each) and 4 under Pond and SecureNN
+/// (two per computing server; the dealer's triple is made offline). Elementwise products count
+/// as bytes.
 fn macs(protocol: &str, case: &Case) -> f64 {
-    let per = if protocol == "aby3" { 6.0 } else { 5.0 };
+    let per = if protocol == "aby3" { 6.0 } else { 4.0 };
     let dims = |s: &Vec<usize>| s.iter().map(|d| *d as f64).collect::<Vec<_>>();
     match case.op {
         "matmul" => {
@@ -389,11 +382,11 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
             continue;
         }
         for protocol in ["pond", "securenn", "aby3"] {
-            // Sizing: one run without preprocessing says how many values (daBits, ComputeMSB
-            // masks) the program asks for; the timed runs make that many ahead (offline) and
-            // then run (online).
-            let prepared = match run_case(&runtime, protocol, &case, 0) {
-                Ok(m) => m[0].prepared,
+            // Sizing: one run without preprocessing says what correlated values (daBits,
+            // ComputeMSB masks, triples) the program asks for; the timed runs make them ahead
+            // (offline) and then run (online).
+            let needs = match run_case(&runtime, protocol, &case, &Needs::default()) {
+                Ok(m) => m[0].needs.clone(),
                 Err(MpcError::Unsupported { .. }) => continue,
                 Err(e) => {
                     eprintln!("{protocol} {}: {e}", case.op);
@@ -404,7 +397,7 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
             let mut offline_times = Vec::with_capacity(REPEATS);
             let mut last = None;
             for _ in 0..REPEATS {
-                match run_case(&runtime, protocol, &case, prepared) {
+                match run_case(&runtime, protocol, &case, &needs) {
                     Ok(m) => {
                         times.push(m.iter().map(|m| m.seconds).fold(0.0, f64::max));
                         offline_times.push(m.iter().map(|m| m.offline_seconds).fold(0.0, f64::max));
@@ -422,6 +415,7 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
                 v[v.len() / 2]
             };
             let seconds = median(&mut times);
+            let prepared = needs.total();
             let offline_seconds = median(&mut offline_times);
             let rounds = per_server.iter().map(|m| m.stats.rounds).max().unwrap_or(0);
             let bytes: u64 = per_server.iter().map(|m| m.stats.bytes_sent).sum();

@@ -2,13 +2,16 @@
 //! MNIST networks A-D at batch 128 under ABY3 and SecureNN in the 128-bit ring, simulated mode
 //! (three servers in this process), against burn's plaintext step on the same machine.
 //!
-//! Per row: seconds, communication rounds and bytes (all servers) per batch, and the floor:
+//! Per row: online seconds, communication rounds and bytes (all servers) per batch, the
+//! offline seconds and bytes per batch (the preprocessing a step takes, made ahead: the first,
+//! untimed step measures it and `train::prepare_steps` makes it for the timed steps), and the
+//! floor of the online phase:
 //!
 //! - `plaintext_macs`: multiply-adds of the plaintext step (forward and backward matrix
 //!   products). Every secure product costs [`products_per_matmul`] `u128` products of the same
-//!   size across the parties: 6 under ABY3 (three servers, two cross terms each:
-//!   `x_i (y_i + y_{i+1}) + x_{i+1} y_i`), 5 under SecureNN (the dealer one for the triple, each
-//!   server two: `e (b_0 + f) + a_0 f` and `e b_1 + a_1 f`).
+//!   size across the parties online: 6 under ABY3 (three servers, two cross terms each:
+//!   `x_i (y_i + y_{i+1}) + x_{i+1} y_i`), 4 under SecureNN (each server two:
+//!   `e (b_0 + f) + a_0 f` and `e b_1 + a_1 f`; the dealer's product for the triple is offline).
 //! - `floor_seconds`: those `u128` multiply-adds at the rate the kernel reaches on this machine
 //!   with both cores (measured at the start, a 128 x 784 x 128 product on each core: about three 64-bit
 //!   multiplications per multiply-add, the scalar floor), plus the bytes the step moves at the
@@ -22,7 +25,7 @@ use serde_json::{Value, json};
 use tessera_aggregator::mpc::model::{Activations, SecureModel};
 use tessera_aggregator::mpc::protocol::{Aby3, Protocol, SecureNn};
 use tessera_aggregator::mpc::train::init::{Init, initial_params};
-use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer};
+use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer, prepare_steps};
 use tessera_aggregator::mpc::{MpcError, Session};
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::fixed::FixedPoint;
@@ -39,9 +42,9 @@ const BATCH: usize = 128;
 const F: u32 = 20;
 /// Steps timed per row.
 const STEPS: usize = 2;
-/// `u128` products per secure matrix product, over all parties (module docs).
+/// `u128` products per secure matrix product online, over all parties (module docs).
 fn products_per_matmul(protocol: &str) -> f64 {
-    if protocol == "aby3" { 6.0 } else { 5.0 }
+    if protocol == "aby3" { 6.0 } else { 4.0 }
 }
 
 fn encode(values: &[f64], shape: &[usize]) -> RingTensor<u128> {
@@ -99,14 +102,26 @@ fn macs(spec: &ModelSpec, batch: usize) -> f64 {
     total
 }
 
-/// Seconds, rounds and bytes (summed over servers) per step.
+/// What one server measured, per step.
+struct Step {
+    /// Online seconds, rounds and bytes sent.
+    seconds: f64,
+    rounds: u64,
+    bytes: u64,
+    /// The preprocessing made ahead: seconds and bytes sent.
+    offline_seconds: f64,
+    offline_bytes: u64,
+}
+
+/// One untimed step (it measures what a step takes from the pools), the preprocessing of
+/// [`STEPS`] steps made ahead, then the timed steps.
 async fn steps<P: Protocol<Elem = u128>>(
     session: Arc<Session<MemoryNetwork>>,
     p: P,
     spec: ModelSpec,
     optimizer: Optimizer,
     inputs: Arc<[RingTensor<u128>; 3]>,
-) -> Result<(f64, u64, u64), MpcError> {
+) -> Result<Step, MpcError> {
     let me = p.me();
     let mut shared = Vec::new();
     for (owner, x) in inputs.iter().enumerate() {
@@ -123,6 +138,15 @@ async fn steps<P: Protocol<Elem = u128>>(
         activations: Activations::Exact,
     };
     let mut trainer = Trainer::new::<P>(model, train, params)?;
+    let asked = p.wanted();
+    trainer.step(&p, &shared[1], &shared[2], false).await?;
+    let per_step = p.wanted().since(&asked);
+    session.barrier().await?;
+    let before = session.net_stats();
+    let start = Instant::now();
+    prepare_steps(&p, &per_step, STEPS as u64).await?;
+    let offline_seconds = start.elapsed().as_secs_f64() / STEPS as f64;
+    let offline = session.net_stats().since(&before);
     session.barrier().await?;
     let before = session.net_stats();
     let start = Instant::now();
@@ -131,11 +155,13 @@ async fn steps<P: Protocol<Elem = u128>>(
     }
     let seconds = start.elapsed().as_secs_f64() / STEPS as f64;
     let stats = session.net_stats().since(&before);
-    Ok((
+    Ok(Step {
         seconds,
-        stats.rounds / STEPS as u64,
-        stats.bytes_sent / STEPS as u64,
-    ))
+        rounds: stats.rounds / STEPS as u64,
+        bytes: stats.bytes_sent / STEPS as u64,
+        offline_seconds,
+        offline_bytes: offline.bytes_sent / STEPS as u64,
+    })
 }
 
 fn plaintext_seconds(spec: &ModelSpec, data: &Dataset, start: &[f32]) -> f64 {
@@ -278,9 +304,14 @@ pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
                 continue;
             }
         };
-        let seconds = per_server.iter().map(|m| m.0).fold(0.0, f64::max);
-        let rounds = per_server.iter().map(|m| m.1).max().unwrap_or(0);
-        let bytes: u64 = per_server.iter().map(|m| m.2).sum();
+        let seconds = per_server.iter().map(|m| m.seconds).fold(0.0, f64::max);
+        let rounds = per_server.iter().map(|m| m.rounds).max().unwrap_or(0);
+        let bytes: u64 = per_server.iter().map(|m| m.bytes).sum();
+        let offline_seconds = per_server
+            .iter()
+            .map(|m| m.offline_seconds)
+            .fold(0.0, f64::max);
+        let offline_bytes: u64 = per_server.iter().map(|m| m.offline_bytes).sum();
         let spec = models
             .iter()
             .find(|m| m.0 == name)
@@ -294,6 +325,8 @@ pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
             "protocol": protocol, "model": name, "optimizer": optimizer.name(),
             "batch": BATCH, "seconds_per_batch": seconds, "rounds_per_batch": rounds,
             "bytes_per_batch": bytes, "plaintext_seconds_per_batch": plain,
+            "offline_seconds_per_batch": offline_seconds,
+            "offline_bytes_per_batch": offline_bytes,
             "plaintext_macs": m, "frac_bits": F, "ring_bits": 128,
             "floor_seconds": floor, "x_floor": seconds / floor,
         });
@@ -304,6 +337,8 @@ pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
             format!("{seconds:.3}"),
             rounds.to_string(),
             si(bytes as f64),
+            format!("{offline_seconds:.3}"),
+            si(offline_bytes as f64),
             format!("{plain:.4}"),
             si(m),
             format!("{floor:.3}"),
@@ -327,6 +362,8 @@ pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
         "s/batch",
         "rounds",
         "bytes",
+        "offline s",
+        "offline bytes",
         "plaintext s/batch",
         "plaintext MACs",
         "floor s",

@@ -104,3 +104,52 @@ fn fractional_bits_outside_the_ring_are_refused() {
         "{outs:?}"
     );
 }
+
+/// server0 sends `sent` bytes under one part, server1 expects `expected`: what server1 got
+/// (the bytes and the messages they came in), or its error.
+fn send_in_pieces(sent: usize, expected: usize) -> Result<(Vec<u8>, u64), MpcError> {
+    use tessera_aggregator::mpc::harness::run_local;
+    let payload: Vec<u8> = (0..sent).map(|i| (i % 251) as u8).collect();
+    let mut outs = runtime().block_on(run_local(3, move |s| {
+        let payload = payload.clone();
+        async move {
+            let op = s.op("big");
+            let before = s.net_stats();
+            match s.me() {
+                0 => s.send_bytes(1, &op, "blob", payload).await?,
+                1 => {
+                    let got = s.recv_bytes(0, &op, "blob", expected).await?;
+                    let messages = s.net_stats().since(&before).messages_received;
+                    return Ok(Some((got, messages)));
+                }
+                _ => {}
+            }
+            Ok(None)
+        }
+    }))?;
+    Ok(outs.remove(1).expect("server1's result"))
+}
+
+/// A payload over `PIECE_BYTES` crosses in pieces and arrives whole (no message outgrows a
+/// gRPC frame); a length the receiver does not expect is a protocol error, not a hang.
+#[test]
+fn a_large_message_goes_in_pieces() {
+    use tessera_aggregator::mpc::session::PIECE_BYTES;
+    let n = 2 * PIECE_BYTES + 5;
+    let (got, messages) = send_in_pieces(n, n).expect("a large message");
+    assert_eq!(messages, 3);
+    assert_eq!(got.len(), n);
+    assert!(got.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+    // One piece and a byte sent, two pieces and a byte expected: the second piece is short.
+    let err = send_in_pieces(PIECE_BYTES + 1, n).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MpcError::Protocol {
+                peer: PartyId::Server(0),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -22,7 +22,8 @@ use tessera_common::ring::Ring;
 use super::inject::{check_plane, inject};
 use super::sliced::plane_bits;
 use super::{Aby3Bits, Aby3Tensor, Bool, MpcError, Session, Shared, open, random_shared};
-pub use crate::mpc::ledger::Ledger;
+pub use crate::mpc::prep::Ledger;
+use crate::mpc::prep::{Need, Pool};
 
 /// daBits in the ring of `R`, made and not yet used.
 #[derive(Default)]
@@ -34,16 +35,19 @@ struct DaBits<R> {
     ledger: Ledger,
 }
 
-fn key<R: Ring>() -> &'static str {
-    match R::BITS {
-        64 => "aby3_dabits_u64",
-        _ => "aby3_dabits_u128",
+impl<R: Ring> Pool for DaBits<R> {
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
+}
+
+fn key<R: Ring>() -> Need {
+    Need::DaBits { ring_bits: R::BITS }
 }
 
 /// The ledger of this session's daBits in the ring of `R`.
 pub fn dabit_ledger<R: Ring, N: Network>(session: &Session<N>) -> Result<Ledger, MpcError> {
-    session.with_pool(key::<R>(), |p: &mut DaBits<R>| p.ledger.clone())
+    Ok(session.ledger(&key::<R>()))
 }
 
 /// Makes at least `count` daBits in the ring of `R` (a multiple of 64) and adds them to the
@@ -63,7 +67,7 @@ pub async fn make_dabits<R: Ring, N: Network>(
     let arith: Aby3Tensor<R> = inject(session, &bits, n, &[n]).await?;
     let (a, b) = bits.shares();
     let (x0, x1) = arith.shares();
-    session.with_pool(key::<R>(), |p: &mut DaBits<R>| {
+    session.with_pool(&key::<R>(), |p: &mut DaBits<R>| {
         p.bits[0].extend_from_slice(a);
         p.bits[1].extend_from_slice(b);
         p.arith[0].extend_from_slice(x0);
@@ -83,7 +87,7 @@ fn take_dabits<R: Ring, N: Network>(
     count: usize,
 ) -> Result<Option<Taken<R>>, MpcError> {
     let words = count.div_ceil(64);
-    session.with_pool(key::<R>(), |p: &mut DaBits<R>| {
+    session.with_pool(&key::<R>(), |p: &mut DaBits<R>| {
         let n = 64 * words;
         if p.bits[0].len() < words {
             p.ledger.short += n as u64;
@@ -180,19 +184,5 @@ mod tests {
             assert_eq!(ledger.wanted(), 256);
             assert!(!ledger.reuses());
         }
-    }
-
-    #[test]
-    fn the_ledger_finds_overlaps_and_overdrafts() {
-        let mut ledger = Ledger {
-            made: 192,
-            short: 0,
-            taken: vec![0..64, 128..192],
-        };
-        assert!(!ledger.reuses());
-        ledger.taken.push(60..70);
-        assert!(ledger.reuses());
-        ledger.taken = vec![0..64, 128..256];
-        assert!(ledger.reuses());
     }
 }

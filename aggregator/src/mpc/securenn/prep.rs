@@ -18,7 +18,7 @@ use super::HELPER;
 use super::zn::{
     Deal, X_BITS, Zn, bits_of, deal, deal_bits, deal_ring, dealt, dealt_bits, dealt_ring,
 };
-use crate::mpc::ledger::Ledger;
+use crate::mpc::prep::{Ledger, Need, Pool};
 use crate::mpc::{MpcError, Op, Session};
 
 const X: Deal = Deal {
@@ -42,17 +42,20 @@ pub struct Masks<R> {
 
 /// Masks made and not yet used, and their ledger.
 #[derive(Default)]
-struct Pool<R> {
+struct MaskPool<R> {
     masks: Masks<R>,
     count: usize,
     ledger: Ledger,
 }
 
-fn key<R: Ring>() -> &'static str {
-    match R::BITS {
-        64 => "snn_msb_masks_u64",
-        _ => "snn_msb_masks_u128",
+impl<R: Ring> Pool for MaskPool<R> {
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
+}
+
+fn key<R: Ring>() -> Need {
+    Need::MsbMasks { ring_bits: R::BITS }
 }
 
 /// The helper deals `n` fresh masks under `op`; the computing servers receive their shares.
@@ -90,7 +93,7 @@ pub async fn make_msb_masks<R: Ring, N: Network>(
     let before = session.net_stats();
     let made = deal_masks::<R, N>(session, &op, count).await?;
     session.record(&op, before);
-    session.with_pool(key::<R>(), |p: &mut Pool<R>| {
+    session.with_pool(&key::<R>(), |p: &mut MaskPool<R>| {
         p.masks.x.extend_from_slice(&made.x);
         p.masks.bits.extend_from_slice(&made.bits);
         p.masks.lsb.extend_from_slice(&made.lsb);
@@ -101,7 +104,7 @@ pub async fn make_msb_masks<R: Ring, N: Network>(
 
 /// The ledger of this session's ComputeMSB masks for results in the ring of `R`.
 pub fn msb_mask_ledger<R: Ring, N: Network>(session: &Session<N>) -> Result<Ledger, MpcError> {
-    session.with_pool(key::<R>(), |p: &mut Pool<R>| p.ledger.clone())
+    Ok(session.ledger(&key::<R>()))
 }
 
 /// `n` masks for one ComputeMSB under `op`: the next `n` of the pool, or, when it holds fewer,
@@ -111,7 +114,7 @@ pub(super) async fn msb_masks<R: Ring, N: Network>(
     op: &Op,
     n: usize,
 ) -> Result<Masks<R>, MpcError> {
-    let taken = session.with_pool(key::<R>(), |p: &mut Pool<R>| {
+    let taken = session.with_pool(&key::<R>(), |p: &mut MaskPool<R>| {
         if p.count < n {
             p.ledger.short += n as u64;
             return None;

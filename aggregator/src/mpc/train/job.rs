@@ -13,6 +13,11 @@
 //! 3. the servers reveal to the model owner [`ROWS`] (every owner's count, so it knows the
 //!    batch plan), the loss of every `loss_every`-th batch under [`LOSS`] (in order), and
 //!    after each epoch `e` the weights under [`weights_label`]`(e)`. Nothing else is opened.
+//!
+//! Preprocessing: the first step runs with what it needs made inline and measures it
+//! ([`Protocol::wanted`]); from then on the servers make [`PREP_STEPS`] steps' worth ahead
+//! ([`prepare_steps`]: Beaver triples, ComputeMSB masks, daBits), so a step's online phase
+//! takes them from the pools.
 
 use serde::{Deserialize, Serialize};
 use tessera_common::PartyId;
@@ -23,9 +28,10 @@ use tessera_common::prg::Seed;
 use tessera_common::ring::{Ring, RingTensor};
 
 use super::init::{Init, initial_params};
-use super::{Loss, Optimizer, TrainSpec, Trainer};
+use super::{Loss, Optimizer, TrainSpec, Trainer, prepare_steps};
 use crate::mpc::MpcError;
 use crate::mpc::model::{Activations, SecureModel};
+use crate::mpc::prep::Needs;
 use crate::mpc::protocol::{Protocol, max_frac_bits};
 
 /// Label of an owner's example count.
@@ -45,6 +51,11 @@ pub const LOSS: &str = "loss";
 pub fn weights_label(e: usize) -> String {
     format!("w/{e}")
 }
+
+/// Steps whose preprocessing the servers make ahead at once (after the first step, which
+/// measures what a step takes): bounded, as a step of a convolutional network holds tens of
+/// megabytes of triples.
+pub const PREP_STEPS: u64 = 4;
 
 /// The most examples one owner may contribute to a job.
 pub const MAX_ROWS: usize = 1 << 20;
@@ -261,14 +272,29 @@ pub async fn serve_training<P: Protocol<Elem = u128>>(
         })
     };
     let rates = job.rates();
-    for (e, batches) in job.order(counts.iter().sum()).iter().enumerate() {
+    let order = job.order(counts.iter().sum());
+    let total: u64 = order.iter().map(|e| e.len() as u64).sum();
+    // What one step takes from the preprocessing pools, measured on the first.
+    let mut per_step: Option<Needs> = None;
+    let mut step = 0u64;
+    for (e, batches) in order.iter().enumerate() {
         trainer.set_learning_rate(rates[e]);
         for (b, idx) in batches.iter().enumerate() {
+            if let Some(needs) = &per_step
+                && (step - 1).is_multiple_of(PREP_STEPS)
+            {
+                prepare_steps(p, needs, PREP_STEPS.min(total - step)).await?;
+            }
             let xb = rows_of(&x, idx, features)?;
             let yb = rows_of(&y, idx, classes)?;
+            let asked = p.wanted();
             if let Some(l) = trainer.step(p, &xb, &yb, job.wants_loss(b)).await? {
                 p.output(&l, PartyId::ModelOwner, LOSS).await?;
             }
+            if step == 0 {
+                per_step = Some(p.wanted().since(&asked));
+            }
+            step += 1;
         }
         let flat = p.concat(&trainer.params().iter().collect::<Vec<_>>())?;
         p.output(&flat, PartyId::ModelOwner, &weights_label(e))

@@ -31,7 +31,21 @@ pub use optim::{OptimState, Optimizer};
 
 use super::MpcError;
 use super::model::{Activations, SecureModel};
+use super::prep::Needs;
 use super::protocol::Protocol;
+
+/// Makes ahead what the next `steps` training steps will take from the preprocessing pools:
+/// `per_step` (what one step asked, [`Protocol::wanted`] across it) times `steps`, less what
+/// the pools still hold. Every server calls it with the same arguments. A step that asks for
+/// more (one that also computes its loss, or a smaller last batch with other shapes) makes the
+/// rest inline.
+pub async fn prepare_steps<P: Protocol>(
+    p: &P,
+    per_step: &Needs,
+    steps: u64,
+) -> Result<(), MpcError> {
+    p.prepare(&per_step.times(steps).since(&p.held())).await
+}
 
 /// How a model is trained.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -13,7 +13,11 @@
 use tessera_common::net::Network;
 use tessera_common::ring::{Ring, RingTensor};
 
+use super::prep::{Product, TripleShape};
 use super::{MpcError, Op, Session};
+use prep::Taken;
+
+pub mod prep;
 
 /// The producer of correlated randomness.
 pub const PRODUCER: usize = 2;
@@ -292,23 +296,45 @@ pub async fn reveal_to<R: Ring, N: Network>(
     Ok(out)
 }
 
-/// How a triple's `c` is formed from `a` and `b`: elementwise or matrix product.
-#[derive(Clone, Copy)]
-enum Product {
-    Hadamard,
-    Matmul,
+/// This server's triple of `shape` for `op`: from the pool, or (when it is empty) made inline,
+/// the producer computing its product while the computing servers open their masked inputs.
+/// `None` at the producer. The computing servers' `c` may still be on its way: see [`c_of`].
+async fn triple_for<R: Ring, N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    shape: &TripleShape,
+) -> Result<Option<(prep::Masks<R>, Option<RingTensor<R>>)>, MpcError> {
+    let me = session.me();
+    match prep::take::<R, N>(session, shape)? {
+        Taken::Pooled(_) if me == PRODUCER => Ok(None),
+        Taken::Pooled(Some(t)) => {
+            let t = *t;
+            Ok(Some(((t.a, t.b), Some(t.c))))
+        }
+        Taken::Pooled(None) => Err(MpcError::Invalid(format!(
+            "server{me}'s triple pool counts a triple it does not hold"
+        ))),
+        Taken::Short if me == PRODUCER => {
+            prep::deal::<R, N>(session, op, shape, 1).await?;
+            Ok(None)
+        }
+        Taken::Short => {
+            let ab = prep::masks(session, op, shape, me, 1)?.remove(0);
+            Ok(Some((ab, None)))
+        }
+    }
 }
 
-impl Product {
-    fn apply<R: Ring>(
-        self,
-        a: &RingTensor<R>,
-        b: &RingTensor<R>,
-    ) -> Result<RingTensor<R>, MpcError> {
-        Ok(match self {
-            Product::Hadamard => a.mul(b)?,
-            Product::Matmul => a.matmul(b)?,
-        })
+/// A computing server's share of the triple's `c`: pooled, or made inline ([`triple_for`]).
+async fn c_of<R: Ring, N: Network>(
+    session: &Session<N>,
+    op: &Op,
+    shape: &TripleShape,
+    pooled: Option<RingTensor<R>>,
+) -> Result<RingTensor<R>, MpcError> {
+    match pooled {
+        Some(c) => Ok(c),
+        None => Ok(prep::products(session, op, shape, 1).await?.remove(0)),
     }
 }
 
@@ -318,35 +344,26 @@ async fn beaver<R: Ring, N: Network>(
     op: Op,
     x: &PondTensor<R>,
     y: &PondTensor<R>,
-    out_shape: Vec<usize>,
     product: Product,
 ) -> Result<PondTensor<R>, MpcError> {
     check_servers(session)?;
     let before = session.net_stats();
     let me = session.me();
-    // Triple: (a_i, b_i) from the PRG server i shares with the producer; c0 too; c1 sent.
-    let triple_part = |i: usize| -> Result<(RingTensor<R>, RingTensor<R>), MpcError> {
-        let mut prg = producer_prg(session, &op, i, i as u64)?;
-        Ok((prg.ring_tensor(&x.shape), prg.ring_tensor(&y.shape)))
+    let shape = TripleShape {
+        product,
+        left: x.shape.clone(),
+        right: y.shape.clone(),
     };
-    let c0_of = || -> Result<RingTensor<R>, MpcError> {
-        Ok(producer_prg(session, &op, 0, C0_STREAM)?.ring_tensor(&out_shape))
-    };
-    if me == PRODUCER {
-        let (a0, b0) = triple_part(0)?;
-        let (a1, b1) = triple_part(1)?;
-        let c = product.apply(&a0.add(&a1)?, &b0.add(&b1)?)?;
-        let c1 = c.sub(&c0_of()?)?;
-        session.send(1, &op, "c1", &c1).await?;
+    let out_shape = shape.out();
+    let Some(((a, b), c)) = triple_for::<R, N>(session, &op, &shape).await? else {
         session.record(&op, before);
         return Ok(PondTensor {
             share: None,
             shape: out_shape,
         });
-    }
-    let (a, b) = triple_part(me)?;
-    let (xs, ys) = match (&x.share, &y.share) {
-        (Some(xs), Some(ys)) => (xs, ys),
+    };
+    let (xs, ys, b) = match (&x.share, &y.share, b) {
+        (Some(xs), Some(ys), Some(b)) => (xs, ys, b),
         _ => return Err(MpcError::Party("missing share".into())),
     };
     let e_mine = xs.sub(&a)?;
@@ -355,22 +372,18 @@ async fn beaver<R: Ring, N: Network>(
     // The openings do not wait for the correction: one round in all.
     session.send(other, &op, "e", &e_mine).await?;
     session.send(other, &op, "f", &f_mine).await?;
-    let c = if me == 0 {
-        c0_of()?
-    } else {
-        session.recv(PRODUCER, &op, "c1", &out_shape).await?
-    };
+    let c = c_of(session, &op, &shape, c).await?;
     let e = e_mine.add(&session.recv(other, &op, "e", &x.shape).await?)?;
     let f = f_mine.add(&session.recv(other, &op, "f", &y.shape).await?)?;
     // z_i = c_i + e*b_i + a_i*f (+ e*f at server0, folded in as e*(b_0 + f): two products
     // at each server, not three).
     let mut z = c;
     if me == 0 {
-        z.add_assign(&product.apply(&e, &b.add(&f)?)?)?;
+        z.add_assign(&prep::apply(product, &e, &b.add(&f)?)?)?;
     } else {
-        z.add_assign(&product.apply(&e, &b)?)?;
+        z.add_assign(&prep::apply(product, &e, &b)?)?;
     }
-    z.add_assign(&product.apply(&a, &f)?)?;
+    z.add_assign(&prep::apply(product, &a, &f)?)?;
     session.record(&op, before);
     Ok(PondTensor {
         share: Some(z),
@@ -392,7 +405,7 @@ pub async fn mul<R: Ring, N: Network>(
         .into());
     }
     let op = session.op("pond_mul");
-    beaver(session, op, x, y, x.shape.clone(), Product::Hadamard).await
+    beaver(session, op, x, y, Product::Hadamard).await
 }
 
 /// Matrix product `x · y` of `m x k` and `k x n` shared matrices (exact in the ring).
@@ -401,18 +414,15 @@ pub async fn matmul<R: Ring, N: Network>(
     x: &PondTensor<R>,
     y: &PondTensor<R>,
 ) -> Result<PondTensor<R>, MpcError> {
-    let (m, n) = match (x.shape.as_slice(), y.shape.as_slice()) {
-        (&[m, k], &[k2, n]) if k == k2 => (m, n),
-        _ => {
-            return Err(tessera_common::ring::ShapeError::Matmul {
-                left: x.shape.clone(),
-                right: y.shape.clone(),
-            }
-            .into());
+    if !matches!((x.shape.as_slice(), y.shape.as_slice()), (&[_, k], &[k2, _]) if k == k2) {
+        return Err(tessera_common::ring::ShapeError::Matmul {
+            left: x.shape.clone(),
+            right: y.shape.clone(),
         }
-    };
+        .into());
+    }
     let op = session.op("pond_matmul");
-    beaver(session, op, x, y, vec![m, n], Product::Matmul).await
+    beaver(session, op, x, y, Product::Matmul).await
 }
 
 /// Probabilistic local truncation by `bits` (SecureML §4.1): `server0` shifts its share
@@ -440,23 +450,18 @@ pub async fn square<R: Ring, N: Network>(
     let op = session.op("pond_square");
     let before = session.net_stats();
     let me = session.me();
-    let a_of = |i: usize| -> Result<RingTensor<R>, MpcError> {
-        Ok(producer_prg(session, &op, i, i as u64)?.ring_tensor(&x.shape))
+    let shape = TripleShape {
+        product: Product::Square,
+        left: x.shape.clone(),
+        right: Vec::new(),
     };
-    let c0_of = || -> Result<RingTensor<R>, MpcError> {
-        Ok(producer_prg(session, &op, 0, C0_STREAM)?.ring_tensor(&x.shape))
-    };
-    if me == PRODUCER {
-        let a = a_of(0)?.add(&a_of(1)?)?;
-        let c1 = a.mul(&a)?.sub(&c0_of()?)?;
-        session.send(1, &op, "c1", &c1).await?;
+    let Some(((a, _), c)) = triple_for::<R, N>(session, &op, &shape).await? else {
         session.record(&op, before);
         return Ok(PondTensor {
             share: None,
             shape: x.shape.clone(),
         });
-    }
-    let a = a_of(me)?;
+    };
     let xs = x
         .share
         .as_ref()
@@ -464,11 +469,7 @@ pub async fn square<R: Ring, N: Network>(
     let e_mine = xs.sub(&a)?;
     let other = 1 - me;
     session.send(other, &op, "e", &e_mine).await?;
-    let c = if me == 0 {
-        c0_of()?
-    } else {
-        session.recv(PRODUCER, &op, "c1", &x.shape).await?
-    };
+    let c = c_of(session, &op, &shape, c).await?;
     let e = e_mine.add(&session.recv(other, &op, "e", &x.shape).await?)?;
     let mut z = c;
     z.add_assign(&e.mul(&a)?.scale(R::from_u64(2)))?;
