@@ -103,11 +103,15 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         })
         .collect();
     let tls = match (&entry.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(ServerTls {
-            cert_pem: cert.clone(),
-            key_pem: std::fs::read_to_string(key)
-                .map_err(|e| ServeError::Tls(format!("key file {}: {e}", key.display())))?,
-        }),
+        (Some(cert), Some(key)) => {
+            tessera_common::identity::check_private(key)
+                .map_err(|e| ServeError::Tls(e.to_string()))?;
+            Some(ServerTls {
+                cert_pem: cert.clone(),
+                key_pem: std::fs::read_to_string(key)
+                    .map_err(|e| ServeError::Tls(format!("key file {}: {e}", key.display())))?,
+            })
+        }
         (None, None) => None,
         (Some(_), None) => {
             return Err(ServeError::Tls(format!(

@@ -59,6 +59,43 @@ pub enum KeyError {
     /// Refusing to overwrite an existing key file.
     #[error("key file {0} already exists; refusing to overwrite it")]
     Exists(PathBuf),
+    /// A secret key file others may read or write (as ssh, it is refused: the key may be
+    /// known to them).
+    #[error(
+        "key file {} has mode {mode:04o}: group or others may read or write it; a secret key must be private (run `chmod 600 {}`)",
+        path.display(),
+        path.display()
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+/// Refuses a secret key file (an identity key, a TLS key) that the group or others may read or
+/// write, as ssh refuses an unprotected private key; on systems without Unix permissions it
+/// accepts every file.
+pub fn check_private(path: &Path) -> Result<(), KeyError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Encodes a public key as base64.
@@ -161,8 +198,10 @@ impl Identity {
         file.sync_all().map_err(io)
     }
 
-    /// Reads a key file written by [`Identity::write_key_file`].
+    /// Reads a key file written by [`Identity::write_key_file`]; refuses one the group or
+    /// others may read or write ([`check_private`]).
     pub fn read_key_file(path: &Path) -> Result<Self, KeyError> {
+        check_private(path)?;
         let text =
             Zeroizing::new(
                 std::fs::read_to_string(path).map_err(|source| KeyError::Io {
@@ -231,6 +270,45 @@ mod tests {
         assert!(!format!("{back:?}").contains(&B64.encode(back.secret().as_bytes())));
     }
 
+    /// A key file the group or others may read or write is refused with its path, mode and
+    /// the fix; made private again, it reads.
+    #[cfg(unix)]
+    #[test]
+    fn an_exposed_key_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server0.key");
+        let id = Identity::generate(PartyId::Server(0), &mut rand::rng());
+        id.write_key_file(&path).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = Identity::read_key_file(&path).unwrap_err();
+            assert!(
+                matches!(&err, KeyError::Exposed { mode: m, .. } if *m == mode),
+                "{mode:o}: {err:?}"
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains("chmod 600") && text.contains("server0.key"),
+                "{text}"
+            );
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(Identity::read_key_file(&path).is_ok(), "{mode:o}");
+        }
+    }
+
+    /// Writes a key file's text with mode 0600 (as keygen does), so only its content is tested.
+    fn write_private(path: &Path, text: String) {
+        std::fs::write(path, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+
     #[test]
     fn corrupted_key_files_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
@@ -238,24 +316,23 @@ mod tests {
         let other = Identity::generate(PartyId::ModelOwner, &mut rand::rng());
         let id = Identity::generate(PartyId::ModelOwner, &mut rand::rng());
         let secret = B64.encode(id.secret().as_bytes());
-        std::fs::write(
+        write_private(
             &path,
             format!(
                 "party = model-owner\nsecret = {secret}\npublic = {}\n",
                 other.public_key_base64()
             ),
-        )
-        .unwrap();
+        );
         assert!(matches!(
             Identity::read_key_file(&path),
             Err(KeyError::Mismatch(_))
         ));
-        std::fs::write(&path, "party = model-owner\n").unwrap();
+        write_private(&path, "party = model-owner\n".into());
         assert!(matches!(
             Identity::read_key_file(&path),
             Err(KeyError::Format { .. })
         ));
-        std::fs::write(&path, format!("party = nobody\nsecret = {secret}\n")).unwrap();
+        write_private(&path, format!("party = nobody\nsecret = {secret}\n"));
         assert!(matches!(
             Identity::read_key_file(&path),
             Err(KeyError::Party(_))

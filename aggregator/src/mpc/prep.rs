@@ -133,6 +133,29 @@ pub enum Need {
     },
 }
 
+impl Need {
+    /// Bytes one value of this kind takes in a computing server's pool (an upper bound: the
+    /// helper or dealer keeps only the count).
+    pub fn bytes_each(&self) -> u64 {
+        let elem = |ring_bits: u32| u64::from(ring_bits / 8);
+        match self {
+            // Both boolean share words (a bit each) and both arithmetic shares.
+            Need::DaBits { ring_bits } => 1 + 2 * elem(*ring_bits),
+            // `x` (8 bytes), its 64 bits in `Z_67` (a byte each), its low bit in the ring.
+            Need::MsbMasks { ring_bits } => 8 + 64 + elem(*ring_bits),
+            Need::Triple { ring_bits, shape } => {
+                let n = |s: &[usize]| s.iter().product::<usize>() as u64;
+                let right = if shape.product == Product::Square {
+                    0
+                } else {
+                    n(&shape.right)
+                };
+                (n(&shape.left) + right + n(&shape.out())) * elem(*ring_bits)
+            }
+        }
+    }
+}
+
 /// A session's pool of one [`Need`]: whatever it stores, it keeps a [`Ledger`].
 pub trait Pool: Any + Send {
     /// The pool's accounting.
@@ -187,6 +210,14 @@ impl Needs {
     /// Values of every kind together.
     pub fn total(&self) -> u64 {
         self.0.values().sum()
+    }
+
+    /// Bytes these values take in a computing server's pools ([`Need::bytes_each`]).
+    pub fn bytes(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|(need, n)| need.bytes_each().saturating_mul(*n))
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -270,5 +301,17 @@ mod tests {
         assert_eq!((run.get(&a), run.get(&b), run.total()), (5, 7, 12));
         assert_eq!(run.times(3).total(), 36);
         assert!(after.since(&after).is_empty());
+        // A daBit in the 64-bit ring: two bits and two 8-byte shares; a mask at 128 bits:
+        // 8 + 64 + 16.
+        assert_eq!(run.bytes(), 5 * 17 + 7 * 88);
+        let t = Need::Triple {
+            ring_bits: 128,
+            shape: TripleShape {
+                product: Product::Matmul,
+                left: vec![2, 3],
+                right: vec![3, 4],
+            },
+        };
+        assert_eq!(t.bytes_each(), (6 + 12 + 8) * 16);
     }
 }

@@ -264,6 +264,16 @@ impl<N: Network> Session<N> {
         needs
     }
 
+    /// What calls found their pools short of (and made inline), by kind.
+    pub fn short(&self) -> Needs {
+        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let mut needs = Needs::default();
+        for (need, pool) in pools.iter() {
+            needs.add(need.clone(), pool.ledger().short);
+        }
+        needs
+    }
+
     /// The ledger of the pool of `need` (empty if the session never used it).
     pub fn ledger(&self, need: &Need) -> Ledger {
         let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());

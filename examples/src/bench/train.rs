@@ -111,6 +111,8 @@ struct Step {
     /// The preprocessing made ahead: seconds and bytes sent.
     offline_seconds: f64,
     offline_bytes: u64,
+    /// Bytes one step's preprocessing takes in a computing server's pools.
+    pool_bytes: u64,
 }
 
 /// One untimed step (it measures what a step takes from the pools), the preprocessing of
@@ -161,6 +163,7 @@ async fn steps<P: Protocol<Elem = u128>>(
         bytes: stats.bytes_sent / STEPS as u64,
         offline_seconds,
         offline_bytes: offline.bytes_sent / STEPS as u64,
+        pool_bytes: per_step.bytes(),
     })
 }
 
@@ -312,6 +315,7 @@ pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
             .map(|m| m.offline_seconds)
             .fold(0.0, f64::max);
         let offline_bytes: u64 = per_server.iter().map(|m| m.offline_bytes).sum();
+        let pool_bytes = per_server[0].pool_bytes;
         let spec = models
             .iter()
             .find(|m| m.0 == name)
@@ -327,6 +331,7 @@ pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
             "bytes_per_batch": bytes, "plaintext_seconds_per_batch": plain,
             "offline_seconds_per_batch": offline_seconds,
             "offline_bytes_per_batch": offline_bytes,
+            "pool_bytes_per_batch": pool_bytes,
             "plaintext_macs": m, "frac_bits": F, "ring_bits": 128,
             "floor_seconds": floor, "x_floor": seconds / floor,
         });
@@ -339,6 +344,7 @@ pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
             si(bytes as f64),
             format!("{offline_seconds:.3}"),
             si(offline_bytes as f64),
+            si(pool_bytes as f64),
             format!("{plain:.4}"),
             si(m),
             format!("{floor:.3}"),
@@ -364,6 +370,7 @@ pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
         "bytes",
         "offline s",
         "offline bytes",
+        "pool bytes",
         "plaintext s/batch",
         "plaintext MACs",
         "floor s",

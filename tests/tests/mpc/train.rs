@@ -651,3 +651,51 @@ fn inverse_square_root_is_accurate_over_adams_range() {
         assert!((g - want).abs() <= bound, "1/sqrt({x}) = {want}, got {g}");
     }
 }
+
+/// Four SecureNN steps with the training loop's preprocessing (`StepPrep`, as
+/// `serve_training` runs it): the first step makes its triples and ComputeMSB masks inline and
+/// measures them; every later step finds all of them in the pools (nothing more is short), and
+/// the three steps' worth made ahead is used up exactly.
+#[test]
+fn later_steps_take_their_preprocessing_from_the_pools() {
+    use tessera_aggregator::mpc::train::StepPrep;
+    let b = batch(8);
+    let out = run_wide(securenn_wide, wide_inputs(&b), |p, v| async move {
+        let model = SecureModel::new(&spec())?;
+        let params = model.split_params(&*p, &v[0])?;
+        let train = TrainSpec {
+            loss: Loss::SoftmaxCrossEntropy,
+            optimizer: Optimizer::sgd(0.1),
+            activations: Activations::Exact,
+        };
+        let mut t = Trainer::new::<SecureNn<MemoryNetwork, u128>>(model, train, params)?;
+        let mut prep = StepPrep::default();
+        let steps = 4u64;
+        let mut short_after_first = 0;
+        for step in 0..steps {
+            prep.before(&*p, steps - step).await?;
+            t.step(&*p, &v[1], &v[2], false).await?;
+            prep.after(&*p);
+            if step == 0 {
+                short_after_first = p.session().short().total();
+            }
+        }
+        let per_step = prep.per_step().map_or(0, |n| n.total());
+        let figures = [
+            per_step,
+            short_after_first,
+            p.session().short().total(),
+            p.held().total(),
+        ];
+        Ok(p.public(&figures.map(u128::from), &[4]))
+    })
+    .expect("training steps");
+    let [per_step, first, end, held] = [0, 1, 2, 3].map(|i| out.as_slice()[i] as u64);
+    assert!(per_step > 0, "a SecureNN step takes triples and masks");
+    assert_eq!(first, per_step, "the first step makes all it needs inline");
+    assert_eq!(end, first, "no later step is short of anything");
+    assert_eq!(
+        held, 0,
+        "exactly three steps' worth was made ahead and used"
+    );
+}

@@ -5,6 +5,7 @@
 
 mod mpc;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -228,11 +229,10 @@ fn cluster_with(min_clients: usize, deadline_secs: u64, tls: bool) -> Cluster {
             if tls {
                 let rcgen::CertifiedKey { cert, signing_key } =
                     rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-                std::fs::write(
-                    dir.path().join(format!("{}.tls.key", id.party())),
-                    signing_key.serialize_pem(),
-                )
-                .unwrap();
+                let key = dir.path().join(format!("{}.tls.key", id.party()));
+                std::fs::write(&key, signing_key.serialize_pem()).unwrap();
+                // Private, as the server requires of a secret key file.
+                std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
                 toml += &format!("tls_cert = \"\"\"\n{}\"\"\"\n", cert.pem());
             }
         }

@@ -14,10 +14,10 @@
 //!    batch plan), the loss of every `loss_every`-th batch under [`LOSS`] (in order), and
 //!    after each epoch `e` the weights under [`weights_label`]`(e)`. Nothing else is opened.
 //!
-//! Preprocessing: the first step runs with what it needs made inline and measures it
-//! ([`Protocol::wanted`]); from then on the servers make [`PREP_STEPS`] steps' worth ahead
-//! ([`prepare_steps`]: Beaver triples, ComputeMSB masks, daBits), so a step's online phase
-//! takes them from the pools.
+//! Preprocessing ([`StepPrep`]): the first step runs with what it needs made inline and
+//! measures it; from then on the servers make a few steps' worth ahead whenever the pools
+//! cannot cover the next step, so a step's online phase takes its Beaver triples, ComputeMSB
+//! masks and daBits from the pools.
 
 use serde::{Deserialize, Serialize};
 use tessera_common::PartyId;
@@ -28,10 +28,9 @@ use tessera_common::prg::Seed;
 use tessera_common::ring::{Ring, RingTensor};
 
 use super::init::{Init, initial_params};
-use super::{Loss, Optimizer, TrainSpec, Trainer, prepare_steps};
+use super::{Loss, Optimizer, StepPrep, TrainSpec, Trainer};
 use crate::mpc::MpcError;
 use crate::mpc::model::{Activations, SecureModel};
-use crate::mpc::prep::Needs;
 use crate::mpc::protocol::{Protocol, max_frac_bits};
 
 /// Label of an owner's example count.
@@ -51,11 +50,6 @@ pub const LOSS: &str = "loss";
 pub fn weights_label(e: usize) -> String {
     format!("w/{e}")
 }
-
-/// Steps whose preprocessing the servers make ahead at once (after the first step, which
-/// measures what a step takes): bounded, as a step of a convolutional network holds tens of
-/// megabytes of triples.
-pub const PREP_STEPS: u64 = 4;
 
 /// The most examples one owner may contribute to a job.
 pub const MAX_ROWS: usize = 1 << 20;
@@ -274,26 +268,18 @@ pub async fn serve_training<P: Protocol<Elem = u128>>(
     let rates = job.rates();
     let order = job.order(counts.iter().sum());
     let total: u64 = order.iter().map(|e| e.len() as u64).sum();
-    // What one step takes from the preprocessing pools, measured on the first.
-    let mut per_step: Option<Needs> = None;
+    let mut prep = StepPrep::default();
     let mut step = 0u64;
     for (e, batches) in order.iter().enumerate() {
         trainer.set_learning_rate(rates[e]);
         for (b, idx) in batches.iter().enumerate() {
-            if let Some(needs) = &per_step
-                && (step - 1).is_multiple_of(PREP_STEPS)
-            {
-                prepare_steps(p, needs, PREP_STEPS.min(total - step)).await?;
-            }
             let xb = rows_of(&x, idx, features)?;
             let yb = rows_of(&y, idx, classes)?;
-            let asked = p.wanted();
+            prep.before(p, total - step).await?;
             if let Some(l) = trainer.step(p, &xb, &yb, job.wants_loss(b)).await? {
                 p.output(&l, PartyId::ModelOwner, LOSS).await?;
             }
-            if step == 0 {
-                per_step = Some(p.wanted().since(&asked));
-            }
+            prep.after(p);
             step += 1;
         }
         let flat = p.concat(&trainer.params().iter().collect::<Vec<_>>())?;

@@ -34,6 +34,23 @@ use super::model::{Activations, SecureModel};
 use super::prep::Needs;
 use super::protocol::Protocol;
 
+/// Steps whose preprocessing the servers make ahead at once (after the first step, which
+/// measures what a step takes), at most: see [`PREP_BYTES`].
+pub const PREP_STEPS: u64 = 4;
+
+/// The most bytes of preprocessing a server holds for steps ahead: a step of a convolutional
+/// network asks for hundreds of megabytes of triples and masks (network C under SecureNN: its
+/// first convolution's im2col patches alone are 1.2 M x 25 values), so fewer steps are made
+/// ahead at once, and none when one step's worth is over the budget (its values are then made
+/// inline, as without preprocessing).
+pub const PREP_BYTES: u64 = 512 << 20;
+
+/// How many steps of `per_step` to make ahead at once (0: none) with `left` steps to go.
+pub fn steps_ahead(per_step: &Needs, left: u64) -> u64 {
+    let fit = PREP_BYTES / per_step.bytes().max(1);
+    fit.min(PREP_STEPS).min(left)
+}
+
 /// Makes ahead what the next `steps` training steps will take from the preprocessing pools:
 /// `per_step` (what one step asked, [`Protocol::wanted`] across it) times `steps`, less what
 /// the pools still hold. Every server calls it with the same arguments. A step that asks for
@@ -45,6 +62,41 @@ pub async fn prepare_steps<P: Protocol>(
     steps: u64,
 ) -> Result<(), MpcError> {
     p.prepare(&per_step.times(steps).since(&p.held())).await
+}
+
+/// Preprocessing across the steps of a training run: the first step makes what it needs
+/// inline and measures it ([`Protocol::wanted`] across it); before every later step whose
+/// needs the pools cannot cover, [`steps_ahead`] steps' worth is made ahead. Every server runs
+/// the same steps, so all decide alike.
+#[derive(Debug, Default)]
+pub struct StepPrep {
+    per_step: Option<Needs>,
+    asked: Needs,
+}
+
+impl StepPrep {
+    /// Call before a step, with the steps left in the run (this one included).
+    pub async fn before<P: Protocol>(&mut self, p: &P, left: u64) -> Result<(), MpcError> {
+        if let Some(needs) = &self.per_step
+            && !needs.since(&p.held()).is_empty()
+        {
+            prepare_steps(p, needs, steps_ahead(needs, left)).await?;
+        }
+        self.asked = p.wanted();
+        Ok(())
+    }
+
+    /// Call after a step.
+    pub fn after<P: Protocol>(&mut self, p: &P) {
+        if self.per_step.is_none() {
+            self.per_step = Some(p.wanted().since(&self.asked));
+        }
+    }
+
+    /// What one step takes, once the first step has run.
+    pub fn per_step(&self) -> Option<&Needs> {
+        self.per_step.as_ref()
+    }
 }
 
 /// How a model is trained.
