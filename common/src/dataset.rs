@@ -37,7 +37,20 @@ pub enum DatasetError {
     /// The folder holds no usable IDX image/label pair.
     #[error("{0}: no `*-images-idx3-ubyte` with a matching `*-labels-idx1-ubyte`")]
     NoIdxFiles(PathBuf),
+    /// The data holds no sample: a party with nothing to contribute is refused, not counted.
+    #[error("{0}: no samples")]
+    Empty(PathBuf),
+    /// A CSV table's first row is numbers, not column names: read as a header, it would be
+    /// lost as data.
+    #[error(
+        "{0}: the first row is numbers, not a header; add a header row naming the columns (and the label column: `label`, or pass --label-column)"
+    )]
+    NoHeader(PathBuf),
 }
+
+/// The label column of a CSV table when none is named: the column named `label` (any case),
+/// else the last one.
+pub const DEFAULT_LABEL_COLUMN: &str = "label";
 
 /// Which part of a data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +177,9 @@ impl Dataset {
     }
 
     /// Loads a CSV table: a header row, numeric feature columns, and an integer label column named
-    /// `label_column` (or the last column when `None`). Labels must be `0..num_classes`.
+    /// `label_column` (when `None`: the column named `label` in any case, else the last column).
+    /// Labels must be `0..num_classes`. A first row of numbers is [`DatasetError::NoHeader`], a
+    /// table without rows [`DatasetError::Empty`].
     pub fn load_csv(
         path: &Path,
         label_column: Option<&str>,
@@ -185,12 +200,20 @@ impl Dataset {
             .split(',')
             .map(str::trim)
             .collect();
+        if header.iter().all(|h| h.parse::<f64>().is_ok()) {
+            return Err(DatasetError::NoHeader(path.to_owned()));
+        }
         let label_at = match label_column {
-            Some(name) => header
+            Some(name) => header.iter().position(|h| *h == name).ok_or_else(|| {
+                format(format!(
+                    "no column named {name:?} (the columns: {})",
+                    header.join(", ")
+                ))
+            })?,
+            None => header
                 .iter()
-                .position(|h| *h == name)
-                .ok_or_else(|| format(format!("no column named {name:?}")))?,
-            None => header.len() - 1,
+                .position(|h| h.eq_ignore_ascii_case(DEFAULT_LABEL_COLUMN))
+                .unwrap_or(header.len() - 1),
         };
         let mut features = Vec::new();
         let mut labels = Vec::new();
@@ -227,6 +250,9 @@ impl Dataset {
                 }
             }
         }
+        if labels.is_empty() {
+            return Err(DatasetError::Empty(path.to_owned()));
+        }
         Ok(Dataset {
             features,
             labels,
@@ -235,13 +261,23 @@ impl Dataset {
         })
     }
 
-    /// Loads a data owner's data: a folder of IDX files, or a `.csv` file.
-    pub fn load_path(path: &Path, split: Split) -> Result<Self, DatasetError> {
-        if path.is_dir() {
-            Self::load_idx_dir(path, split)
+    /// Loads a data owner's data: a folder of IDX files, or a `.csv` file whose label is the
+    /// column `label_column` (see [`Dataset::load_csv`]). Data without samples is
+    /// [`DatasetError::Empty`].
+    pub fn load_path(
+        path: &Path,
+        split: Split,
+        label_column: Option<&str>,
+    ) -> Result<Self, DatasetError> {
+        let data = if path.is_dir() {
+            Self::load_idx_dir(path, split)?
         } else {
-            Self::load_csv(path, None, 10)
+            Self::load_csv(path, label_column, 10)?
+        };
+        if data.is_empty() {
+            return Err(DatasetError::Empty(path.to_owned()));
         }
+        Ok(data)
     }
 
     /// The samples at `indices`, in that order.
@@ -356,6 +392,42 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// What a new user's tables did at 59c017e, each now caught: a table without a header lost
+    /// its first row, a label in the first column was read as a feature, an empty table was a
+    /// data set of no samples.
+    #[test]
+    fn csv_tables_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let load = |text: &str, column: Option<&str>| {
+            std::fs::write(&path, text).unwrap();
+            Dataset::load_path(&path, Split::Train, column)
+        };
+        assert!(matches!(
+            load("0.5,1,1\n-2,3.25,0\n", None),
+            Err(DatasetError::NoHeader(_))
+        ));
+        // The label first, named `label` (any case): found without being named.
+        let d = load("Label,a,b\n1,0.5,1\n0,-2,3\n", None).unwrap();
+        assert_eq!(
+            (d.labels.clone(), d.features.clone()),
+            (vec![1, 0], vec![0.5, 1.0, -2.0, 3.0])
+        );
+        // Under another name, named by the caller.
+        let d = load("y,a,b\n1,0.5,1\n0,-2,3\n", Some("y")).unwrap();
+        assert_eq!(d.labels, vec![1, 0]);
+        let err = load("y,a,b\n1,0.5,1\n", Some("class")).unwrap_err();
+        assert!(err.to_string().contains("y, a, b"), "{err}");
+        assert!(matches!(
+            load("a,b,label\n", None),
+            Err(DatasetError::Empty(_))
+        ));
+        assert!(matches!(
+            load("a,b,label\n\n\n", None),
+            Err(DatasetError::Empty(_))
+        ));
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// or `bundled` for the bundled MNIST training digits.
     #[arg(long)]
     pub data: String,
+    /// The label column of a CSV table (default: the column named `label` in any case, else the
+    /// last column).
+    #[arg(long)]
+    pub label_column: Option<String>,
     /// Use only part K of N (an IID slice), as `K/N`, e.g. `0/3`.
     #[arg(long)]
     pub shard: Option<String>,
@@ -108,18 +112,19 @@ pub enum DataError {
 /// of IDX files or a CSV file; the first `limit` examples, then part `K/N` of them.
 pub fn load_dataset(
     data: &str,
+    label_column: Option<&str>,
     limit: Option<usize>,
     shard: Option<&str>,
 ) -> Result<Dataset, DataError> {
     let mut set = if data == "bundled" {
         Dataset::bundled_mnist(Split::Train)
     } else {
-        Dataset::load_path(std::path::Path::new(data), Split::Train).map_err(|source| {
-            DataError::Load {
+        Dataset::load_path(std::path::Path::new(data), Split::Train, label_column).map_err(
+            |source| DataError::Load {
                 path: data.to_string(),
                 source,
-            }
-        })?
+            },
+        )?
     };
     if let Some(limit) = limit {
         set = set.subset(&(0..limit.min(set.len())).collect::<Vec<_>>());
@@ -148,7 +153,12 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         )));
     }
     let (cluster, identity) = args.party.load()?;
-    let data = load_dataset(&args.data, None, args.shard.as_deref())?;
+    let data = load_dataset(
+        &args.data,
+        args.label_column.as_deref(),
+        None,
+        args.shard.as_deref(),
+    )?;
     let leader_endpoint = cluster.endpoint(PartyId::Server(0))?;
     let leader_address = leader_endpoint.address.clone();
     let leader = GrpcLeader::new(

@@ -25,6 +25,10 @@ pub struct PredictArgs {
     /// only to print the accuracy here; they are never sent.
     #[arg(long)]
     pub input: String,
+    /// The label column of a CSV table (default: the column named `label` in any case, else the
+    /// last column).
+    #[arg(long)]
+    pub label_column: Option<String>,
     /// Predict only the first N examples.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -80,13 +84,19 @@ pub struct Predictions {
     pub classes: Vec<usize>,
 }
 
-fn load(input: &str, limit: Option<usize>) -> Result<Dataset, PredictError> {
+fn load(
+    input: &str,
+    label_column: Option<&str>,
+    limit: Option<usize>,
+) -> Result<Dataset, PredictError> {
     let data = if input == "bundled" {
         Dataset::bundled_mnist(Split::Test)
     } else {
-        Dataset::load_path(Path::new(input), Split::Test).map_err(|source| PredictError::Data {
-            path: input.to_string(),
-            source,
+        Dataset::load_path(Path::new(input), Split::Test, label_column).map_err(|source| {
+            PredictError::Data {
+                path: input.to_string(),
+                source,
+            }
         })?
     };
     Ok(match limit {
@@ -132,7 +142,7 @@ pub async fn predict_command(args: PredictArgs) -> Result<Predictions, PredictEr
         ));
     }
     let (cluster, identity) = args.party.load()?;
-    let data = load(&args.input, args.limit)?;
+    let data = load(&args.input, args.label_column.as_deref(), args.limit)?;
     if data.is_empty() {
         return Err(PredictError::Invalid(format!(
             "--input {}: no examples",

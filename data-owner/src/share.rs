@@ -28,6 +28,10 @@ pub struct ShareArgs {
     /// column), or `bundled` for the bundled MNIST training digits.
     #[arg(long)]
     pub data: String,
+    /// The label column of a CSV table (default: the column named `label` in any case, else the
+    /// last column).
+    #[arg(long)]
+    pub label_column: Option<String>,
     /// Use only the first N examples (before `--shard`).
     #[arg(long)]
     pub limit: Option<usize>,
@@ -83,7 +87,12 @@ fn input<'s>(
 pub async fn share_command(args: ShareArgs) -> Result<usize, ShareError> {
     let (cluster, identity) = args.party.load()?;
     let me = identity.party();
-    let data = load_dataset(&args.data, args.limit, args.shard.as_deref())?;
+    let data = load_dataset(
+        &args.data,
+        args.label_column.as_deref(),
+        args.limit,
+        args.shard.as_deref(),
+    )?;
     let transport = GrpcTransport::new(&cluster)?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
     let client = JobClient {

@@ -334,6 +334,10 @@ pub enum Command {
         /// Test data to evaluate each epoch's weights on [default: the bundled MNIST test digits].
         #[arg(long)]
         test_data: Option<PathBuf>,
+        /// The label column of a CSV `--test-data` (default: the column named `label` in any
+        /// case, else the last column).
+        #[arg(long)]
+        label_column: Option<String>,
         /// Output folder (metrics.csv, metrics.png, checkpoint.json).
         #[arg(long, default_value = "tessera-out")]
         out: PathBuf,
@@ -382,6 +386,10 @@ pub enum Command {
         /// Test data (folder of IDX files or CSV) [default: the bundled MNIST test digits].
         #[arg(long)]
         test_data: Option<PathBuf>,
+        /// The label column of a CSV `--test-data` (default: the column named `label` in any
+        /// case, else the last column).
+        #[arg(long)]
+        label_column: Option<String>,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -486,6 +494,7 @@ pub fn run(cli: Cli) -> i32 {
             mpc,
             job_id,
             test_data,
+            label_column,
             out,
             timeout_secs,
         } => tessera_common::cli::block_on_exit_code(async move {
@@ -516,6 +525,7 @@ pub fn run(cli: Cli) -> i32 {
                 key,
                 job_id,
                 test_data,
+                label_column,
                 out: out.clone(),
                 timeout: std::time::Duration::from_secs(timeout_secs),
             };
@@ -541,6 +551,7 @@ pub fn run(cli: Cli) -> i32 {
             key,
             resume,
             test_data,
+            label_column,
             quiet,
             audit_dir,
         } => {
@@ -551,7 +562,10 @@ pub fn run(cli: Cli) -> i32 {
                     &config,
                     &key,
                     resume.as_deref(),
-                    test_data.as_deref(),
+                    test_data.as_deref().map(|path| crate::networked::TestData {
+                        path,
+                        label_column: label_column.as_deref(),
+                    }),
                     quiet,
                     audit_dir.as_deref(),
                 )

@@ -112,19 +112,29 @@ pub fn from_trained_model(
     Ok(initial_checkpoint(settings, weights))
 }
 
+/// Where the model owner's test data is: a folder of IDX files or a CSV table and its label
+/// column.
+#[derive(Debug, Clone, Copy)]
+pub struct TestData<'a> {
+    /// The folder or file.
+    pub path: &'a Path,
+    /// The label column of a CSV table (see [`Dataset::load_csv`]).
+    pub label_column: Option<&'a str>,
+}
+
 /// Runs `model-owner train`.
 pub async fn train_command(
     training: TrainingArgs,
     config: &Path,
     key: &Path,
     resume: Option<&Path>,
-    test_data: Option<&Path>,
+    test_data: Option<TestData<'_>>,
     quiet: bool,
     audit_dir: Option<&Path>,
 ) -> Result<TrainingSummary, NetworkedError> {
     let (cluster, identity) = tessera_common::cli::load_party(config, key, PartyId::ModelOwner)?;
     let test = match test_data {
-        Some(p) => Dataset::load_path(p, Split::Test)?,
+        Some(t) => Dataset::load_path(t.path, Split::Test, t.label_column)?,
         None => Dataset::bundled_mnist(Split::Test),
     };
     let (settings, checkpoint) = match resume {

@@ -53,6 +53,8 @@ pub struct Networked {
     pub job_id: Option<u64>,
     /// Test data to evaluate each epoch's weights on (the bundled test digits if `None`).
     pub test_data: Option<PathBuf>,
+    /// The label column of a CSV `test_data`.
+    pub label_column: Option<String>,
     /// Output folder.
     pub out: PathBuf,
     /// How long the whole job may wait for one output (a data owner joining, an epoch).
@@ -88,9 +90,11 @@ pub async fn train_encrypted_command(
         }
     }
     let test = match &net.test_data {
-        Some(path) => Dataset::load_path(path, Split::Test).map_err(|e| {
-            TrainEncryptedError::Invalid(format!("--test-data {}: {e}", path.display()))
-        })?,
+        Some(path) => {
+            Dataset::load_path(path, Split::Test, net.label_column.as_deref()).map_err(|e| {
+                TrainEncryptedError::Invalid(format!("--test-data {}: {e}", path.display()))
+            })?
+        }
         None => Dataset::bundled_mnist(Split::Test),
     };
     let transport = GrpcTransport::new(&cluster)?;
