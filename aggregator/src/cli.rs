@@ -66,6 +66,21 @@ pub enum ServeError {
     /// Binding or serving.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The server cannot listen on its address (taken, not this machine's, not resolvable).
+    #[error(
+        "{party} cannot listen on {address:?}: {source} (is another process on that port? `--listen HOST:PORT` picks another address)"
+    )]
+    Bind {
+        /// The server.
+        party: PartyId,
+        /// The address it tried (its `--listen`, else its address in the cluster file).
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server has no address to listen on.
+    #[error("{0} has no address in the cluster file; give it one or pass --listen HOST:PORT")]
+    NoAddress(PartyId),
     /// Connecting to the other servers.
     #[error(transparent)]
     Net(#[from] tessera_common::net::NetError),
@@ -73,6 +88,20 @@ pub enum ServeError {
     /// certificate and key that do not load.
     #[error("TLS: {0}")]
     Tls(String),
+}
+
+/// Binds server `party`'s listener on `address`; an error names both.
+pub async fn bind_listener(
+    party: PartyId,
+    address: &str,
+) -> Result<tokio::net::TcpListener, ServeError> {
+    GrpcNetwork::bind(address)
+        .await
+        .map_err(|source| ServeError::Bind {
+            party,
+            address: address.to_string(),
+            source,
+        })
 }
 
 /// Runs a server until Ctrl-C.
@@ -86,8 +115,8 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         .listen
         .clone()
         .or_else(|| entry.address.clone())
-        .unwrap_or_default();
-    let listener = GrpcNetwork::bind(&address).await?;
+        .ok_or(ServeError::NoAddress(args.party.name))?;
+    let listener = bind_listener(args.party.name, &address).await?;
     let servers: Vec<(PartyId, String)> = cluster
         .servers()
         .into_iter()
@@ -196,5 +225,29 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Keygen(args) => keygen_exit_code(&args, "server", |p| p.is_server()),
         Command::Serve(args) => tessera_common::cli::block_on_exit_code(serve_command(args)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A taken port and an address that is not this machine's: each error names the server
+    /// and the address (at 59c017e they said only `Address already in use`).
+    #[tokio::test]
+    async fn a_listener_that_cannot_bind_names_its_server_and_address() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = held.local_addr().unwrap().to_string();
+        for address in [taken.as_str(), "192.0.2.1:7000"] {
+            let err = bind_listener(PartyId::Server(1), address)
+                .await
+                .expect_err(address);
+            assert!(
+                matches!(&err, ServeError::Bind { party: PartyId::Server(1), address: a, .. } if a == address),
+                "{err:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("server1") && text.contains(address), "{text}");
+        }
     }
 }

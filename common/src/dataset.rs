@@ -319,8 +319,9 @@ impl Dataset {
     }
 
     /// Label-skewed split: samples sorted by label and dealt in `2 * parts` contiguous shards,
-    /// each part taking two shards (McMahan et al. 2017's pathological non-IID split), so each part
-    /// sees about two classes.
+    /// part `p` taking shards `p` and `p + parts` (McMahan et al. 2017's pathological non-IID
+    /// split). On the bundled training digits each part sees 4-6 of the 10 classes with 3
+    /// parts, 3-4 with 5, 2-4 with 10.
     pub fn split_label_skew(&self, parts: usize) -> Vec<Dataset> {
         let parts = parts.max(1);
         let mut order: Vec<usize> = (0..self.len()).collect();
@@ -450,5 +451,13 @@ mod tests {
             skew.iter().map(classes).collect::<Vec<_>>()
         );
         assert!(iid.iter().all(|p| classes(p) == 10));
+        // What `--non-iid` says it gives on the training digits: 4-6 digits each among 3
+        // owners, 3-4 among 5, 2-4 among 10 (shards straddle a class boundary where the counts
+        // per class differ).
+        let train = Dataset::bundled_mnist(Split::Train);
+        for (n, range) in [(3, 4..=6), (5, 3..=4), (10, 2..=4)] {
+            let got: Vec<usize> = train.split_label_skew(n).iter().map(classes).collect();
+            assert!(got.iter().all(|c| range.contains(c)), "{n}: {got:?}");
+        }
     }
 }

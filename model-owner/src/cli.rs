@@ -143,16 +143,17 @@ pub struct TrainingArgs {
     /// The server optimizer.
     #[arg(long, value_enum, default_value = "fedavg")]
     pub optimizer: OptimizerChoice,
-    /// Local epochs per round [default: the cluster file's, else 1].
+    /// Local epochs per round [default: 1; under `train`, the cluster file's if set].
     #[arg(long)]
     pub local_epochs: Option<usize>,
-    /// Local batch size [default: the cluster file's, else 32].
+    /// Local batch size [default: 32; under `train`, the cluster file's if set].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Local SGD learning rate [default: the cluster file's, else 0.1].
+    /// Local SGD learning rate [default: 0.1; under `train`, the cluster file's if set].
     #[arg(long)]
     pub learning_rate: Option<f64>,
-    /// Ring size of the shares: 32, 64 or 128 bits [default: the cluster file's, else 32].
+    /// Ring size of the shares: 32, 64 or 128 bits [default: 32; under `train`, the cluster
+    /// file's if set].
     #[arg(long)]
     pub ring_bits: Option<u32>,
     /// Output folder (metrics.csv, metrics.png, checkpoint.json).
@@ -162,13 +163,13 @@ pub struct TrainingArgs {
     /// update divided by its weight is at most B); `clip:B` (each update scaled down to that
     /// norm if longer); `trimmed-mean:k` (per coordinate, the mean
     /// without the k smallest and k largest values); `median`. All but `mean` run under MPC on
-    /// three servers in the 64-bit ring [default: the cluster file's, else mean].
+    /// three servers in the 64-bit ring [default: mean; under `train`, the cluster file's if set].
     #[arg(long)]
     pub rule: Option<AggregationRule>,
     /// Distributed differential privacy: each server adds discrete Gaussian noise of standard
     /// deviation Z times --dp-clip to the aggregate, each owner clips its update to --dp-clip
     /// in L2 and weighs 1, and the (epsilon, delta) spent is printed per round
-    /// [default: the cluster file's [job.dp], else none].
+    /// [default: none; under `train`, the cluster file's `[job.dp]` if set].
     #[arg(long, value_name = "Z")]
     pub dp_noise: Option<f64>,
     /// The L2 bound each owner clips its update to under --dp-noise.
@@ -255,7 +256,9 @@ pub enum Command {
         /// Number of servers (2 or 3).
         #[arg(long, default_value_t = 3)]
         servers: usize,
-        /// Label-skewed split (each owner sees about two digits) instead of IID.
+        /// Label-skewed split instead of IID (McMahan et al.'s: the examples sorted by label in
+        /// 2N shards, owner i taking shards i and i+N): with 3 owners each sees 4-6 of the 10
+        /// digits, with 10 owners 2-4.
         #[arg(long)]
         non_iid: bool,
         /// The last K data owners attack (with legitimate keys): see `--attack`.

@@ -67,9 +67,18 @@ pub enum TrainError {
         /// The metrics file listing them.
         metrics: PathBuf,
     },
-    /// Report files.
-    #[error("report: {0}")]
-    Report(#[from] std::io::Error),
+    /// A failure inside this process (the evaluation task panicked, the settings would not
+    /// serialise).
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// An output file or folder (`--out`, `--audit-dir`) cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Report {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// How to run training.
@@ -134,7 +143,8 @@ impl<S: ServerApi> Trainer<S> {
     /// Starts the job on every server.
     pub async fn start_job(&self) -> Result<(), TrainError> {
         let settings = &self.config.settings;
-        let json = serde_json::to_vec(settings).map_err(std::io::Error::other)?;
+        let json = serde_json::to_vec(settings)
+            .map_err(|e| TrainError::Internal(format!("job settings: {e}")))?;
         for (i, server) in self.servers.iter().enumerate() {
             let ctx = Context {
                 purpose: Purpose::Control,
@@ -166,7 +176,8 @@ impl<S: ServerApi> Trainer<S> {
     /// Runs rounds `1..=settings.rounds` from `checkpoint` (its weights, optimizer and metrics).
     pub async fn run(&self, mut checkpoint: Checkpoint) -> Result<TrainingSummary, TrainError> {
         let settings = self.config.settings.clone();
-        std::fs::create_dir_all(&self.config.out_dir)?;
+        let out = &self.config.out_dir;
+        std::fs::create_dir_all(out).map_err(writing(out))?;
         self.start_job().await?;
         let bar = if self.config.show_progress {
             indicatif::ProgressBar::new(settings.rounds)
@@ -229,14 +240,10 @@ impl<S: ServerApi> Trainer<S> {
             bar.inc(1);
             checkpoint.metrics.push(row);
             checkpoint.save(&self.config.out_dir.join("checkpoint.json"))?;
-            report::write_metrics_csv(
-                &self.config.out_dir.join("metrics.csv"),
-                &checkpoint.metrics,
-            )?;
-            report::write_plot_png(
-                &self.config.out_dir.join("metrics.png"),
-                &checkpoint.metrics,
-            )?;
+            let csv = self.config.out_dir.join("metrics.csv");
+            report::write_metrics_csv(&csv, &checkpoint.metrics).map_err(writing(&csv))?;
+            let png = self.config.out_dir.join("metrics.png");
+            report::write_plot_png(&png, &checkpoint.metrics).map_err(writing(&png))?;
         }
         bar.finish_and_clear();
         if aggregated == 0 {
@@ -265,7 +272,7 @@ impl<S: ServerApi> Trainer<S> {
         );
         tokio::task::spawn_blocking(move || evaluate(&spec, &weights, &test))
             .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .map_err(|e| TrainError::Internal(format!("evaluation: {e}")))?
             .map_err(TrainError::from)
     }
 
@@ -344,18 +351,17 @@ impl<S: ServerApi> Trainer<S> {
         let sum = reveal_sum(&self.sealer, settings, round, &shares)?;
         checkpoint.revealed_rounds += 1;
         if let Some(dir) = &self.config.audit_dir {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(writing(dir))?;
             let stem = format!("aggregate-{}-{round}", settings.job_id);
-            std::fs::write(
-                dir.join(format!("{stem}.bin")),
-                sum.to_le_bytes(0..sum.len()),
-            )?;
+            let bin = dir.join(format!("{stem}.bin"));
+            std::fs::write(&bin, sum.to_le_bytes(0..sum.len())).map_err(writing(&bin))?;
             let names: Vec<String> = status
                 .contributors
                 .iter()
                 .map(ToString::to_string)
                 .collect();
-            std::fs::write(dir.join(format!("{stem}.txt")), names.join("\n") + "\n")?;
+            let txt = dir.join(format!("{stem}.txt"));
+            std::fs::write(&txt, names.join("\n") + "\n").map_err(writing(&txt))?;
         }
         // Under trimmed-mean and median the sum adds up fewer values than contributors.
         let summed = settings.rule.values_summed(status.contributors.len());
@@ -387,5 +393,13 @@ pub fn initial_checkpoint(settings: &JobSettings, weights: Vec<f32>) -> Checkpoi
         metrics: Vec::new(),
         revealed_rounds: 0,
         settings: settings.clone(),
+    }
+}
+
+/// The error of writing `path`.
+fn writing(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Report {
+        path: path.to_path_buf(),
+        source,
     }
 }

@@ -287,4 +287,15 @@ async fn a_job_that_trains_nothing_fails() {
         }
         other => panic!("every upload refused: {other:?}"),
     }
+    // `--out` naming a file: refused before round 1, with the path (at 59c017e: `File
+    // exists`, no path).
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    match simulate(options(file.clone(), 3, fedavg)).await {
+        Err(SimulateError::Train(err @ TrainError::Report { .. })) => {
+            let text = err.to_string();
+            assert!(text.contains(&file.display().to_string()), "{text}");
+        }
+        other => panic!("--out is a file: {other:?}"),
+    }
 }
