@@ -69,12 +69,23 @@ pub fn init_logging_quiet() {
 }
 
 fn init_logging_with_default(default: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .try_init();
+}
+
+/// Whether log lines get colour codes: only on a terminal, and not when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>); a log file or pipe gets plain text.
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Runs `keygen` end to end for a binary playing `role`: writes the key file, prints the public
@@ -176,4 +187,17 @@ pub fn load_party(
         )));
     }
     Ok((cluster, identity))
+}
+
+#[cfg(test)]
+mod colour_tests {
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+    }
 }
