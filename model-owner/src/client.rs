@@ -19,6 +19,7 @@ use tonic::transport::Channel;
 pub struct GrpcServer {
     client: ModelOwnerServiceClient<Channel>,
     server: PartyId,
+    address: String,
     sealer: Arc<Sealer>,
 }
 
@@ -36,8 +37,19 @@ impl GrpcServer {
         Ok(GrpcServer {
             client,
             server,
+            address: target.address.clone(),
             sealer,
         })
+    }
+
+    /// A failed call's error; an unreachable server's names the address dialled.
+    fn error(&self) -> impl Fn(tonic::Status) -> ApiError + '_ {
+        |status| match api_error_from_status(status) {
+            ApiError::Unavailable(reason) => {
+                ApiError::Unavailable(format!("{} at {}: {reason}", self.server, self.address))
+            }
+            other => other,
+        }
     }
 }
 
@@ -48,7 +60,7 @@ impl ServerApi for GrpcServer {
             .clone()
             .start_job(SealedChunk { envelope })
             .await
-            .map_err(api_error_from_status)?;
+            .map_err(self.error())?;
         status_from_wire(response.into_inner())
     }
 
@@ -59,7 +71,7 @@ impl ServerApi for GrpcServer {
             .clone()
             .open_round(stream)
             .await
-            .map_err(api_error_from_status)?;
+            .map_err(self.error())?;
         status_from_wire(response.into_inner())
     }
 
@@ -80,7 +92,7 @@ impl ServerApi for GrpcServer {
                 .map_err(|e| ApiError::Rejected(format!("cannot seal a request token: {e}")))?,
             })
             .await
-            .map_err(api_error_from_status)?;
+            .map_err(self.error())?;
         status_from_wire(response.into_inner())
     }
 
@@ -90,8 +102,45 @@ impl ServerApi for GrpcServer {
             .clone()
             .fetch_result(FetchResultRequest { job_id, round })
             .await
-            .map_err(api_error_from_status)?
+            .map_err(self.error())?
             .into_inner();
         collect_envelopes(stream).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_common::identity::Identity;
+
+    /// A server that is not listening: the error names the server and the address dialled (at
+    /// 59c017e it named neither).
+    #[tokio::test]
+    async fn an_unreachable_server_is_named_with_its_address() {
+        // A port just released: nothing listens there.
+        let address = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let me = Identity::generate(PartyId::ModelOwner, &mut rand::rng());
+        let server = Identity::generate(PartyId::Server(2), &mut rand::rng());
+        let sealer = Arc::new(Sealer::new(
+            &me,
+            [(PartyId::Server(2), server.public_key())],
+        ));
+        let target = ServerEndpoint {
+            address: address.clone(),
+            tls_cert: None,
+        };
+        let client = GrpcServer::new(&target, PartyId::Server(2), sealer).unwrap();
+        match client.start_job(vec![1, 2, 3]).await {
+            Err(ApiError::Unavailable(reason)) => {
+                assert!(
+                    reason.contains("server2") && reason.contains(&address),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -156,13 +156,21 @@ impl<S: ServerApi> Trainer<S> {
                 .sealer
                 .seal_for(PartyId::Server(i as u8), &ctx, &json)?;
             // Servers may still be starting or connecting to each other: retry while unavailable.
-            let give_up = Instant::now() + STARTUP_WAIT;
+            let start = Instant::now();
             let mut backoff = Duration::from_millis(100);
+            let mut said = None;
             loop {
                 match server.start_job(envelope.clone()).await {
                     Ok(_) => break,
-                    Err(ApiError::Unavailable(reason)) if Instant::now() < give_up => {
-                        info!(server = i, %reason, "server not ready; retrying");
+                    Err(ApiError::Unavailable(reason)) if start.elapsed() < STARTUP_WAIT => {
+                        // Say who is awaited at once and every 10 s, not only when giving up.
+                        if said.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(10)) {
+                            warn!(
+                                "waiting for server{i} ({reason}); retrying for up to {}s",
+                                STARTUP_WAIT.saturating_sub(start.elapsed()).as_secs()
+                            );
+                            said = Some(Instant::now());
+                        }
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(2));
                     }
