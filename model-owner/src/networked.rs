@@ -180,6 +180,7 @@ pub async fn train_command(
         show_progress: !quiet,
         print_rounds: true,
         audit_dir: audit_dir.map(Path::to_path_buf),
+        data_owners: cluster.data_owners(),
     };
     let trainer = Trainer::new(servers, sealer, trainer_config, test);
     Ok(trainer.run(checkpoint).await?)

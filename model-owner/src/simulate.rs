@@ -186,6 +186,9 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
         show_progress: opts.interactive,
         print_rounds: true,
         audit_dir: opts.audit_dir.clone(),
+        data_owners: (0..opts.data_owners)
+            .map(|i| PartyId::DataOwner(i as u32))
+            .collect(),
     };
     let trainer = Trainer::new(
         services.clone(),

@@ -95,6 +95,9 @@ pub struct TrainerConfig {
     /// Keep each round's revealed sum (`aggregate-<job>-<round>.bin`, little-endian ring elements)
     /// and contributors (`aggregate-<job>-<round>.txt`) in this folder.
     pub audit_dir: Option<PathBuf>,
+    /// The data owners who may take part (the cluster file's), to say who a round still waits
+    /// for.
+    pub data_owners: Vec<PartyId>,
 }
 
 /// The outcome of a training run.
@@ -320,6 +323,7 @@ impl<S: ServerApi> Trainer<S> {
         let waited_max =
             Duration::from_millis(settings.round_deadline_ms) + Duration::from_secs(120);
         let waiting = Instant::now();
+        let mut said = Instant::now();
         let status = loop {
             let status = self.servers[0]
                 .status(settings.job_id)
@@ -336,10 +340,27 @@ impl<S: ServerApi> Trainer<S> {
                     waited: waited_max,
                 });
             }
+            // Every 10 s of a round, say who has not uploaded yet.
+            if status.round == round && said.elapsed() >= Duration::from_secs(10) {
+                warn!(
+                    "round {round}: {} of {} data owners uploaded after {}s (deadline {}s); waiting for {}",
+                    status.contributors.len(),
+                    self.config.data_owners.len(),
+                    waiting.elapsed().as_secs(),
+                    settings.round_deadline_ms / 1000,
+                    missing(&self.config.data_owners, &status.contributors)
+                );
+                said = Instant::now();
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         if status.state == RoundState::Failed {
-            warn!(round, reason = %status.message, "round failed");
+            warn!(
+                round,
+                reason = %status.message,
+                missing = %missing(&self.config.data_owners, &status.contributors),
+                "round failed"
+            );
             return Ok(None);
         }
         let mut shares = Vec::with_capacity(self.servers.len());
@@ -404,10 +425,37 @@ pub fn initial_checkpoint(settings: &JobSettings, weights: Vec<f32>) -> Checkpoi
     }
 }
 
+/// The data owners of `all` not among `contributors`, comma-separated (`none` if every one is).
+fn missing(all: &[PartyId], contributors: &[PartyId]) -> String {
+    let names: Vec<String> = all
+        .iter()
+        .filter(|p| !contributors.contains(p))
+        .map(ToString::to_string)
+        .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 /// The error of writing `path`.
 fn writing(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Report {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_round_names_who_has_not_uploaded() {
+        let all: Vec<PartyId> = (0..4).map(PartyId::DataOwner).collect();
+        let some = [PartyId::DataOwner(2), PartyId::DataOwner(0)];
+        assert_eq!(missing(&all, &some), "data-owner-1, data-owner-3");
+        assert_eq!(missing(&all, &all), "none");
     }
 }
