@@ -242,36 +242,31 @@ impl<N: Network> Session<N> {
         Ok(f(pool))
     }
 
+    /// One count per pool, read off its ledger.
+    fn tally(&self, count: impl Fn(&Ledger) -> u64) -> Needs {
+        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let mut needs = Needs::default();
+        for (need, pool) in pools.iter() {
+            needs.add(need.clone(), count(pool.ledger()));
+        }
+        needs
+    }
+
     /// What the program asked of every pool so far, taken or short (see [`crate::mpc::prep`]):
     /// the difference across one run of a program is what [`crate::mpc::prep::prepare`] makes
     /// ahead of the next.
     pub fn wanted(&self) -> Needs {
-        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        let mut needs = Needs::default();
-        for (need, pool) in pools.iter() {
-            needs.add(need.clone(), pool.ledger().wanted());
-        }
-        needs
+        self.tally(Ledger::wanted)
     }
 
     /// What the pools hold made and not yet handed out.
     pub fn held(&self) -> Needs {
-        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        let mut needs = Needs::default();
-        for (need, pool) in pools.iter() {
-            needs.add(need.clone(), pool.ledger().available());
-        }
-        needs
+        self.tally(Ledger::available)
     }
 
     /// What calls found their pools short of (and made inline), by kind.
     pub fn short(&self) -> Needs {
-        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        let mut needs = Needs::default();
-        for (need, pool) in pools.iter() {
-            needs.add(need.clone(), pool.ledger().short);
-        }
-        needs
+        self.tally(|l| l.short)
     }
 
     /// The ledger of the pool of `need` (empty if the session never used it).
