@@ -52,7 +52,8 @@ pub struct ServeArgs {
     /// Use only part K of N (an IID slice), as `K/N`, e.g. `0/3`.
     #[arg(long)]
     pub shard: Option<String>,
-    /// The job to join (0: the newest on the leader).
+    /// The job to join and leave when it is done; 0 (the default): serve every job the leader
+    /// starts, one after another, until stopped.
     #[arg(long, default_value_t = 0)]
     pub job: u64,
     /// Hide the progress bar.
@@ -175,9 +176,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     if let Some(dir) = &args.audit_dir {
         node = node.with_audit_dir(dir.clone());
     }
-    let reports = node.run(args.job).await;
-    let ok = reports.iter().filter(|r| r.is_ok()).count();
-    info!(me = %args.party.name, rounds = reports.len(), uploaded = ok, "job done");
+    node.serve(args.job).await;
     Ok(())
 }
 

@@ -67,6 +67,9 @@ pub struct RoundReport {
 /// Training losses are reported up to this bound, scaled into `[0, 1]` before weighting.
 pub const LOSS_BOUND: f64 = 16.0;
 
+/// How often a serving data owner asks the leader for a new job once its last one is done.
+pub const NEXT_JOB_POLL: Duration = Duration::from_secs(1);
+
 /// Forms the plaintext update: clipped deltas and clipped loss, each times the weight, then the
 /// weight.
 pub fn form_update(
@@ -144,8 +147,41 @@ impl<L: LeaderApi> DataOwnerNode<L> {
     }
 
     /// Takes part in every round of `job_id` (0: the newest job) until the job is done.
+    /// Progress is kept per job: when the newest job changes under `job_id` 0 (a job stopped and
+    /// another started), the new job's rounds count from its first.
     pub async fn run(&self, job_id: u64) -> Vec<Result<RoundReport, RoundError>> {
+        self.run_job(job_id).await.1
+    }
+
+    /// Serves as a long-lived service: with `job_id` 0, every job the leader starts, one after
+    /// another, never returning; otherwise that one job.
+    pub async fn serve(&self, job_id: u64) {
+        if job_id != 0 {
+            let reports = self.run(job_id).await;
+            info!(me = %self.me, job = job_id, rounds = reports.len(), "job done");
+            return;
+        }
+        loop {
+            let (job, reports) = self.run_job(0).await;
+            let uploaded = reports.iter().filter(|r| r.is_ok()).count();
+            info!(me = %self.me, job, rounds = reports.len(), uploaded, "job done; waiting for the next");
+            // Until the leader's newest job is another one.
+            loop {
+                match self.leader.fetch_round(self.me, 0, 0).await {
+                    Ok(ann) if ann.settings.job_id != job || !ann.job_done => break,
+                    Ok(_) => {}
+                    Err(e) => warn!(me = %self.me, error = %e, "cannot reach the leader"),
+                }
+                tokio::time::sleep(NEXT_JOB_POLL).await;
+            }
+        }
+    }
+
+    /// [`DataOwnerNode::run`], and the id of the job it ended with.
+    async fn run_job(&self, job_id: u64) -> (u64, Vec<Result<RoundReport, RoundError>>) {
         let mut reports = Vec::new();
+        // The job being served and the last of its rounds taken part in.
+        let mut job = job_id;
         let mut after = 0;
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -161,21 +197,28 @@ impl<L: LeaderApi> DataOwnerNode<L> {
                     continue;
                 }
             };
+            if ann.settings.job_id != job {
+                if job != 0 {
+                    info!(me = %self.me, old = job, new = ann.settings.job_id, "a new job replaced the one served");
+                }
+                job = ann.settings.job_id;
+                after = 0;
+            }
             if ann.round > after && ann.state.accepts_uploads() {
                 after = ann.round;
                 let result = self.take_part(&ann).await;
                 match &result {
                     Ok(r) => {
-                        info!(me = %self.me, round = ann.round, loss = r.train_loss, bytes = r.upload_bytes, "update uploaded")
+                        info!(me = %self.me, job, round = ann.round, loss = r.train_loss, bytes = r.upload_bytes, "update uploaded")
                     }
                     Err(e) => {
-                        warn!(me = %self.me, round = ann.round, error = %e, "round failed; waiting for the next")
+                        warn!(me = %self.me, job, round = ann.round, error = %e, "round failed; waiting for the next")
                     }
                 }
                 reports.push(result);
             }
             if ann.job_done {
-                return reports;
+                return (job, reports);
             }
         }
     }

@@ -299,3 +299,96 @@ async fn a_job_that_trains_nothing_fails() {
         other => panic!("--out is a file: {other:?}"),
     }
 }
+
+/// One set of long-lived data owners (`DataOwnerNode::serve(0)`, what `data-owner serve` runs)
+/// and two jobs one after the other: every round of both jobs has all three owners (at
+/// 59c017e `serve` ended with the first job, and "the newest job" was the largest id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_owners_serve_one_job_after_another() {
+    use std::sync::Arc;
+    use tessera_aggregator::secagg::AggregatorService;
+    use tessera_aggregator::secagg::local::LocalServer;
+    use tessera_common::PartyId;
+    use tessera_common::dataset::{Dataset, Split};
+    use tessera_common::identity::Identity;
+    use tessera_common::job::JobSettings;
+    use tessera_common::net::memory::MemoryNetwork;
+    use tessera_common::seal::Sealer;
+    use tessera_data_owner::model::initial_params;
+    use tessera_data_owner::node::DataOwnerNode;
+    use tessera_model_owner::simulate::simulation_settings;
+    use tessera_model_owner::trainer::{Trainer, TrainerConfig, initial_checkpoint};
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(
+        dir.path().to_path_buf(),
+        3,
+        ServerOptimizer::FedAvg { server_lr: 1.0 },
+    );
+    let servers: Vec<PartyId> = (0..3).map(PartyId::Server).collect();
+    let owners: Vec<PartyId> = (0..3).map(PartyId::DataOwner).collect();
+    let ids: Vec<Identity> = servers
+        .iter()
+        .chain(&owners)
+        .chain([&PartyId::ModelOwner])
+        .map(|p| Identity::generate(*p, &mut rand::rng()))
+        .collect();
+    let sealer_of = |party: PartyId| {
+        let me = ids.iter().find(|i| i.party() == party).unwrap();
+        Sealer::new(me, ids.iter().map(|i| (i.party(), i.public_key())))
+    };
+    let services: Vec<LocalServer<MemoryNetwork>> = MemoryNetwork::cluster(&servers)
+        .into_iter()
+        .zip(&servers)
+        .map(|(net, p)| LocalServer(AggregatorService::new(sealer_of(*p), 3, Arc::new(net))))
+        .collect();
+    let train = Dataset::bundled_mnist(Split::Train);
+    let parts = train.subset(&(0..600).collect::<Vec<_>>()).split_iid(3);
+    let mut nodes = Vec::new();
+    for (owner, data) in owners.iter().zip(parts) {
+        let node = DataOwnerNode::new(sealer_of(*owner), services[0].clone(), data, false);
+        nodes.push(tokio::spawn(async move { node.serve(0).await }));
+    }
+    let test = Dataset::bundled_mnist(Split::Test).subset(&(0..200).collect::<Vec<_>>());
+    // The second job's id is the smaller: "the newest job" is the one started last, not the
+    // largest id (job ids are random).
+    for (job, id) in [("first", 1000), ("second", 10)] {
+        let settings = JobSettings {
+            job_id: id,
+            ..simulation_settings(&opts, 200).unwrap()
+        };
+        let config = TrainerConfig {
+            settings: settings.clone(),
+            out_dir: dir.path().join(job),
+            show_progress: false,
+            print_rounds: false,
+            audit_dir: None,
+            data_owners: owners.clone(),
+        };
+        let trainer = Trainer::new(
+            services.clone(),
+            sealer_of(PartyId::ModelOwner),
+            config,
+            test.clone(),
+        );
+        let start = initial_params(&settings.model).unwrap();
+        let summary = tokio::time::timeout(
+            std::time::Duration::from_secs(120),
+            trainer.run(initial_checkpoint(&settings, start)),
+        )
+        .await
+        .expect("the job finishes")
+        .unwrap_or_else(|e| panic!("{job} job: {e}"));
+        let clients: Vec<usize> = summary.metrics.iter().map(|m| m.clients).collect();
+        assert_eq!(clients, vec![3, 3], "{job} job");
+    }
+    for node in &nodes {
+        assert!(
+            !node.is_finished(),
+            "a serving data owner stays up between jobs"
+        );
+    }
+    for node in nodes {
+        node.abort();
+    }
+}

@@ -125,6 +125,8 @@ pub struct AggregatorService<N: Network + 'static> {
     pub(super) sealer: Sealer,
     pub(super) network: Arc<N>,
     jobs: StdMutex<HashMap<u64, Arc<Job>>>,
+    /// The id of the job started last (job ids are random, so the largest is not the newest).
+    latest: StdMutex<Option<u64>>,
     limits: Limits,
     pub(super) staging: Arc<StagingBudget>,
     /// This server's source of differential-privacy noise (seeded from the OS).
@@ -157,6 +159,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             sealer,
             network,
             jobs: StdMutex::new(HashMap::new()),
+            latest: StdMutex::new(None),
             staging: StagingBudget::new(limits.staging_bytes),
             limits,
             noise: StdMutex::new(StdRng::from_rng(&mut rand::rng())),
@@ -236,10 +239,11 @@ impl<N: Network + 'static> AggregatorService<N> {
             .ok_or(ServiceError::UnknownJob(job_id))
     }
 
-    /// The job with the largest id (what a data owner that names no job takes part in).
+    /// The job started last (what job 0 means to a data owner).
     pub(super) fn newest_job(&self) -> Option<Arc<Job>> {
+        let latest = *self.latest.lock().unwrap_or_else(|p| p.into_inner());
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        jobs.keys().max().and_then(|k| jobs.get(k)).cloned()
+        latest.and_then(|id| jobs.get(&id)).cloned()
     }
 
     pub(super) fn require_leader(&self) -> Result<(), ServiceError> {
@@ -313,6 +317,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 kept: StdMutex::default(),
             });
             jobs.insert(settings.job_id, Arc::clone(&job));
+            *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(settings.job_id);
             job
         };
         info!(me = %self.me, job = settings.job_id, params = settings.num_params, "job started");
