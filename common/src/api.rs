@@ -71,6 +71,8 @@ pub struct JobStatus {
     pub contributors: Vec<PartyId>,
     /// A human-readable note (why a round failed, say).
     pub message: String,
+    /// The data owners that declined the job, with their reasons (see [`crate::notice`]).
+    pub declined: Vec<(PartyId, String)>,
 }
 
 /// Acknowledgement of an accepted upload.
@@ -122,6 +124,10 @@ pub trait LeaderApi: Send + Sync {
         &self,
         envelopes: Vec<Vec<u8>>,
     ) -> impl Future<Output = Result<UploadReceipt, ApiError>> + Send;
+
+    /// Tells the leader this owner cannot take part in a job (a sealed notice, see
+    /// [`crate::notice`]).
+    fn decline(&self, envelope: Vec<u8>) -> impl Future<Output = Result<(), ApiError>> + Send;
 }
 
 /// The model owner's view of one server.

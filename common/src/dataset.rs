@@ -132,6 +132,11 @@ impl Dataset {
         self.labels.is_empty()
     }
 
+    /// The largest label (0 for no samples).
+    pub fn max_label(&self) -> u8 {
+        self.labels.iter().copied().max().unwrap_or(0)
+    }
+
     /// Number of features per sample.
     pub fn sample_len(&self) -> usize {
         self.sample_shape.iter().product()
@@ -178,7 +183,8 @@ impl Dataset {
 
     /// Loads a CSV table: a header row, numeric feature columns, and an integer label column named
     /// `label_column` (when `None`: the column named `label` in any case, else the last column).
-    /// Labels must be `0..num_classes`. A first row of numbers is [`DatasetError::NoHeader`], a
+    /// Labels must be `0..num_classes`; the table's [`Dataset::num_classes`] is its largest label
+    /// plus one (at least 2). A first row of numbers is [`DatasetError::NoHeader`], a
     /// table without rows [`DatasetError::Empty`].
     pub fn load_csv(
         path: &Path,
@@ -253,11 +259,13 @@ impl Dataset {
         if labels.is_empty() {
             return Err(DatasetError::Empty(path.to_owned()));
         }
+        // The classes present (at least two), so that a label flip stays within them.
+        let present = labels.iter().copied().max().map_or(0, usize::from) + 1;
         Ok(Dataset {
             features,
             labels,
             sample_shape: vec![header.len() - 1],
-            num_classes,
+            num_classes: present.max(2),
         })
     }
 
@@ -272,7 +280,7 @@ impl Dataset {
         let data = if path.is_dir() {
             Self::load_idx_dir(path, split)?
         } else {
-            Self::load_csv(path, label_column, 10)?
+            Self::load_csv(path, label_column, 256)?
         };
         if data.is_empty() {
             return Err(DatasetError::Empty(path.to_owned()));
@@ -292,6 +300,13 @@ impl Dataset {
             sample_shape: self.sample_shape.clone(),
             num_classes: self.num_classes,
         }
+    }
+
+    /// The samples in a fixed pseudo-random order drawn from `seed`, so that a table sorted by
+    /// label splits into IID parts.
+    pub fn shuffled(&self, seed: u64) -> Dataset {
+        let order = crate::batches::batch_order(self.len(), self.len().max(1), 1, seed);
+        self.subset(&order.concat().concat())
     }
 
     /// Splits into `parts` near-equal contiguous parts (IID when the data set is shuffled, as the

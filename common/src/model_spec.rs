@@ -74,6 +74,35 @@ pub struct SpecError {
     pub input: Vec<usize>,
 }
 
+/// Data that does not fit a model: found by a data owner when it joins a job, and by the model
+/// owner against its test data before round 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataMismatch {
+    /// The samples' shape is not the model's input shape (nor the same number of values with a
+    /// flat input).
+    #[error("data samples have shape {data:?}, the model takes {model:?}")]
+    Shape {
+        /// The data's sample shape.
+        data: Vec<usize>,
+        /// The model's input shape.
+        model: Vec<usize>,
+    },
+    /// A label the model's outputs cannot express.
+    #[error("the data has label {label}, the model has {outputs} output(s) (labels 0..{classes})")]
+    Labels {
+        /// The largest label in the data.
+        label: u8,
+        /// The model's output width.
+        outputs: usize,
+        /// The labels it can express (one output: two classes, a binary logit).
+        classes: usize,
+    },
+    /// The spec itself does not resolve.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+}
+
 /// What one layer turns into once shapes are known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResolvedLayer {
@@ -304,6 +333,51 @@ impl ModelSpec {
             shape = next;
         }
         Ok((out, shape))
+    }
+
+    /// The spec with `input_shape` replaced, checked to resolve.
+    pub fn with_input_shape(&self, input_shape: &[usize]) -> Result<Self, SpecError> {
+        let spec = ModelSpec {
+            input_shape: input_shape.to_vec(),
+            layers: self.layers.clone(),
+        };
+        spec.resolve()?;
+        Ok(spec)
+    }
+
+    /// Whether samples of `sample_shape` are this model's input: the same shape, or the same
+    /// number of values when the input is flat.
+    pub fn takes_shape(&self, sample_shape: &[usize]) -> bool {
+        sample_shape == self.input_shape.as_slice()
+            || (self.input_shape.len() == 1
+                && sample_shape.iter().product::<usize>() == self.input_shape[0])
+    }
+
+    /// Labels `0..classes()` the model's logits express: its output width, or 2 for one logit.
+    pub fn classes(&self) -> Result<usize, SpecError> {
+        let (_, out) = self.resolve()?;
+        let width: usize = out.iter().product();
+        Ok(if width == 1 { 2 } else { width })
+    }
+
+    /// Checks that data with samples of `sample_shape` and labels up to `max_label` fits.
+    pub fn check_data(&self, sample_shape: &[usize], max_label: u8) -> Result<(), DataMismatch> {
+        if !self.takes_shape(sample_shape) {
+            return Err(DataMismatch::Shape {
+                data: sample_shape.to_vec(),
+                model: self.input_shape.clone(),
+            });
+        }
+        let classes = self.classes()?;
+        if usize::from(max_label) >= classes {
+            let (_, out) = self.resolve()?;
+            return Err(DataMismatch::Labels {
+                label: max_label,
+                outputs: out.iter().product(),
+                classes,
+            });
+        }
+        Ok(())
     }
 
     /// Total number of parameters.

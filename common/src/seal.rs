@@ -166,6 +166,9 @@ pub enum Purpose {
     Input = 5,
     /// A token that authenticates a read request (see [`crate::request`]).
     Request = 6,
+    /// A data owner's notice to the leader (it cannot take part in a job: see
+    /// [`crate::notice`]).
+    Notice = 7,
 }
 
 impl Purpose {
@@ -177,6 +180,7 @@ impl Purpose {
             4 => Purpose::Control,
             5 => Purpose::Input,
             6 => Purpose::Request,
+            7 => Purpose::Notice,
             _ => return None,
         })
     }

@@ -12,7 +12,7 @@ use tessera_proto::MAX_MESSAGE_BYTES;
 use tessera_proto::client::{collect_envelopes, envelope_stream, lazy_channel};
 use tessera_proto::convert::{announcement_from_wire, api_error_from_status, receipt_from_wire};
 use tessera_proto::v1::data_owner_service_client::DataOwnerServiceClient;
-use tessera_proto::v1::{FetchRoundRequest, FetchWeightsRequest};
+use tessera_proto::v1::{FetchRoundRequest, FetchWeightsRequest, SealedChunk};
 use tonic::transport::Channel;
 
 /// The leader, reached over gRPC.
@@ -98,5 +98,14 @@ impl LeaderApi for GrpcLeader {
             .await
             .map_err(api_error_from_status)?;
         Ok(receipt_from_wire(response.into_inner()))
+    }
+
+    async fn decline(&self, envelope: Vec<u8>) -> Result<(), ApiError> {
+        self.client
+            .clone()
+            .decline(SealedChunk { envelope })
+            .await
+            .map_err(api_error_from_status)?;
+        Ok(())
     }
 }

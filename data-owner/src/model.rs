@@ -19,7 +19,9 @@ use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use tessera_common::dataset::Dataset;
-use tessera_common::model_spec::{ModelSpec, ResolvedLayer, SpecError, StatelessLayer};
+use tessera_common::model_spec::{
+    DataMismatch, ModelSpec, ResolvedLayer, SpecError, StatelessLayer,
+};
 
 /// Errors of building, loading or running a model.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -36,14 +38,9 @@ pub enum ModelError {
         /// Values given.
         got: usize,
     },
-    /// Data whose samples do not have the model's input shape.
-    #[error("data samples have shape {data:?}, the model takes {model:?}")]
-    WrongInput {
-        /// The data's sample shape.
-        data: Vec<usize>,
-        /// The model's input shape.
-        model: Vec<usize>,
-    },
+    /// Data the model cannot take (sample shape or labels).
+    #[error(transparent)]
+    Data(#[from] DataMismatch),
     /// A non-finite value in the parameters.
     #[error("parameter {0} is not finite")]
     NotFinite(usize),
@@ -253,18 +250,6 @@ impl SpecModel {
         }
         x.flat()
     }
-
-    fn check_input(&self, data: &Dataset) -> Result<(), ModelError> {
-        let flat_ok = self.input_shape.len() == 1 && data.sample_len() == self.input_shape[0];
-        if data.sample_shape == self.input_shape || flat_ok {
-            Ok(())
-        } else {
-            Err(ModelError::WrongInput {
-                data: data.sample_shape.clone(),
-                model: self.input_shape.clone(),
-            })
-        }
-    }
 }
 
 /// Settings of local training.
@@ -347,7 +332,7 @@ pub fn train_plan(
 ) -> Result<TrainOutcome, ModelError> {
     let device = Device::flex().autodiff();
     let mut model = SpecModel::from_flat(spec, start, &device)?;
-    model.check_input(data)?;
+    spec.check_data(&data.sample_shape, data.max_label())?;
     let mut optim = match plan.optimizer {
         LocalOptimizer::Sgd => SgdConfig::new().init(),
         LocalOptimizer::Adam {
@@ -428,7 +413,7 @@ pub fn evaluate(
 ) -> Result<(f64, f64), ModelError> {
     let device = Device::flex();
     let model = SpecModel::from_flat(spec, params, &device)?;
-    model.check_input(data)?;
+    spec.check_data(&data.sample_shape, data.max_label())?;
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut correct = 0usize;
     let mut loss_sum = 0.0;

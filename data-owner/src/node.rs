@@ -14,10 +14,12 @@ use tessera_common::api::{ApiError, LeaderApi, RoundAnnouncement, UploadReceipt}
 use tessera_common::dataset::Dataset;
 use tessera_common::fixed::FixedPointError;
 use tessera_common::job::JobSettings;
+use tessera_common::model_spec::DataMismatch;
+use tessera_common::notice::seal_decline;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Expected, Purpose, SealError, Sealer};
 use tessera_common::upload::{UploadBuildError, build_upload_vec};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::attack::Attack;
 use crate::model::{ModelError, TrainSettings, train_local};
@@ -183,6 +185,8 @@ impl<L: LeaderApi> DataOwnerNode<L> {
         // The job being served and the last of its rounds taken part in.
         let mut job = job_id;
         let mut after = 0;
+        // The job whose model was checked against the data, and whether the data fits it.
+        let mut checked: Option<(u64, bool)> = None;
         let mut backoff = Duration::from_millis(100);
         loop {
             let ann = match self.leader.fetch_round(self.me, job_id, after).await {
@@ -204,7 +208,19 @@ impl<L: LeaderApi> DataOwnerNode<L> {
                 job = ann.settings.job_id;
                 after = 0;
             }
-            if ann.round > after && ann.state.accepts_uploads() {
+            let fits = match checked {
+                Some((j, fits)) if j == job => fits,
+                _ => {
+                    let fit = self.check_fit(&ann.settings).await;
+                    let fits = fit.is_ok();
+                    if let Err(mismatch) = fit {
+                        reports.push(Err(RoundError::Model(mismatch.into())));
+                    }
+                    checked = Some((job, fits));
+                    fits
+                }
+            };
+            if fits && ann.round > after && ann.state.accepts_uploads() {
                 after = ann.round;
                 let result = self.take_part(&ann).await;
                 match &result {
@@ -221,6 +237,42 @@ impl<L: LeaderApi> DataOwnerNode<L> {
                 return (job, reports);
             }
         }
+    }
+
+    /// Checks the job's model against this owner's data when the owner first sees the job. If
+    /// they do not fit, the owner tells the leader why (the model owner sees it in the job's
+    /// status; retried while the leader is unreachable, up to 5 times) and sits the job out.
+    async fn check_fit(&self, settings: &JobSettings) -> Result<(), DataMismatch> {
+        let Err(mismatch) = settings
+            .model
+            .check_data(&self.data.sample_shape, self.data.max_label())
+        else {
+            return Ok(());
+        };
+        error!(me = %self.me, job = settings.job_id, reason = %mismatch, "the data does not fit the job's model; declining the job");
+        let envelope = match seal_decline(&self.sealer, settings.job_id, &mismatch.to_string()) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(me = %self.me, error = %e, "cannot seal the notice to the leader");
+                return Err(mismatch);
+            }
+        };
+        let mut backoff = Duration::from_millis(200);
+        for _ in 0..5 {
+            match self.leader.decline(envelope.clone()).await {
+                Ok(()) => break,
+                Err(ApiError::Unavailable(e)) => {
+                    warn!(me = %self.me, error = %e, retry_in = ?backoff, "cannot reach the leader to decline");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(e) => {
+                    warn!(me = %self.me, error = %e, "the leader refused the notice");
+                    break;
+                }
+            }
+        }
+        Err(mismatch)
     }
 
     /// Trains on `start` and uploads the update for the announced round.

@@ -7,6 +7,7 @@ use tessera_common::PartyId;
 use tessera_common::cli::{KeygenArgs, keygen_exit_code};
 use tessera_common::dp::DpSettings;
 use tessera_common::job::ServerOptimizer;
+use tessera_common::model_file::ModelChoice;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::rule::AggregationRule;
 use tessera_data_owner::attack::Attack;
@@ -23,35 +24,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Named model presets.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ModelPreset {
-    /// MNIST network A: FC 784-128, ReLU, FC 128-128, ReLU, FC 128-10.
-    NetworkA,
-    /// MNIST network B: two 5x5 convolutions (16, 16) with max-pooling, FC 256-100-10.
-    NetworkB,
-    /// MNIST network C (LeNet): two 5x5 convolutions (20, 50) with max-pooling, FC 800-500-10.
-    NetworkC,
-    /// MNIST network D: a 5x5 stride-2 convolution (5), FC 980-100-10.
-    NetworkD,
-    /// Logistic regression: FC 784-10 (with --encrypted: one logit, small digits against large
-    /// ones, as TF Encrypted's benchmark).
-    Logreg,
-}
-
-impl ModelPreset {
-    /// The spec.
-    pub fn spec(self) -> ModelSpec {
-        match self {
-            ModelPreset::NetworkA => ModelSpec::network_a(),
-            ModelPreset::NetworkB => ModelSpec::network_b(),
-            ModelPreset::NetworkC => ModelSpec::network_c(),
-            ModelPreset::NetworkD => ModelSpec::network_d(),
-            ModelPreset::Logreg => ModelSpec::logistic_regression(),
-        }
-    }
 }
 
 /// Optimizers: the server optimizers of federated training, and those of encrypted training.
@@ -137,9 +109,14 @@ pub struct TrainingArgs {
     /// Number of rounds.
     #[arg(long, default_value_t = 10)]
     pub rounds: u64,
-    /// The model.
-    #[arg(long, value_enum, default_value = "network-a")]
-    pub model: ModelPreset,
+    /// The model: a preset or a model-spec file (`.json` or `.toml`, see the README). Presets:
+    /// network-a (FC 784-128, ReLU, FC 128-128, ReLU, FC 128-10), network-b (two 5x5
+    /// convolutions, 16 and 16, with max-pooling, FC 256-100-10), network-c (LeNet: 20 and 50,
+    /// FC 800-500-10), network-d (a 5x5 stride-2 convolution of 5, FC 980-100-10), logreg (FC
+    /// 784-10; with --encrypted one logit, small digits against large ones). The input follows
+    /// the data (a table's features) unless the file fixes `input_shape`.
+    #[arg(long, default_value = "network-a")]
+    pub model: ModelChoice,
     /// The server optimizer.
     #[arg(long, value_enum, default_value = "fedavg")]
     pub optimizer: OptimizerChoice,
@@ -271,6 +248,18 @@ pub enum Command {
         /// in this folder.
         #[arg(long)]
         audit_dir: Option<PathBuf>,
+        /// The owners' training data, split among them: a CSV table (shuffled with a fixed
+        /// seed) or a folder of IDX files [default: the bundled MNIST training digits].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The model owner's test data [default: with --data a CSV table, its last fifth, held
+        /// out from training; a folder, its test files; else the bundled MNIST test digits].
+        #[arg(long)]
+        test_data: Option<PathBuf>,
+        /// The label column of CSV tables (default: the column named `label` in any case, else
+        /// the last column).
+        #[arg(long)]
+        label_column: Option<String>,
         /// Encrypted training: the servers train on secret-shared examples under MPC.
         #[command(flatten)]
         encrypted: EncryptedArgs,
@@ -316,9 +305,10 @@ pub enum Command {
         /// The most examples one data owner may share.
         #[arg(long, default_value_t = 10_000)]
         max_rows: usize,
-        /// The model.
-        #[arg(long, value_enum, default_value = "network-a")]
-        model: ModelPreset,
+        /// The model: a preset (network-a to network-d, logreg: one logit) or a model-spec
+        /// file; its input follows the test data unless the file fixes it.
+        #[arg(long, default_value = "network-a")]
+        model: ModelChoice,
         /// The optimizer: sgd, adam or amsgrad.
         #[arg(long, value_enum, default_value = "sgd")]
         optimizer: OptimizerChoice,
@@ -417,6 +407,9 @@ pub fn run(cli: Cli) -> i32 {
             attackers,
             attack,
             audit_dir,
+            data,
+            test_data,
+            label_column,
             encrypted,
         } => {
             if encrypted.encrypted {
@@ -435,7 +428,10 @@ pub fn run(cli: Cli) -> i32 {
                 servers,
                 non_iid,
                 out: training.out.clone(),
-                model: training.model.spec(),
+                model: training.model.clone(),
+                data,
+                test_data,
+                label_column,
                 optimizer,
                 local_epochs: training.local_epochs.unwrap_or(1),
                 batch_size: training.batch_size.unwrap_or(32),
@@ -502,16 +498,16 @@ pub fn run(cli: Cli) -> i32 {
             timeout_secs,
         } => tessera_common::cli::block_on_exit_code(async move {
             use crate::train_encrypted::{
-                Networked, TrainEncryptedError, parse_owners, train_encrypted_command,
+                Networked, TrainEncryptedError, load_test_data, parse_owners,
+                train_encrypted_command,
             };
             let optimizer = optimizer
                 .mpc(learning_rate)
                 .map_err(TrainEncryptedError::Invalid)?;
+            let test = load_test_data(test_data.as_deref(), label_column.as_deref())?;
+            let (spec, _) = encrypted_model(&model, &test).map_err(TrainEncryptedError::Invalid)?;
             let job = TrainJob {
-                spec: match model {
-                    ModelPreset::Logreg => ModelSpec::binary_logistic_regression(),
-                    other => other.spec(),
-                },
+                spec,
                 optimizer,
                 epochs: mpc.epochs,
                 batch_size,
@@ -527,8 +523,7 @@ pub fn run(cli: Cli) -> i32 {
                 config,
                 key,
                 job_id,
-                test_data,
-                label_column,
+                test,
                 out: out.clone(),
                 timeout: std::time::Duration::from_secs(timeout_secs),
             };
@@ -590,13 +585,19 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
             return 2;
         }
     };
+    let mnist =
+        tessera_common::dataset::Dataset::bundled_mnist(tessera_common::dataset::Split::Test);
+    let (model, small_vs_large) = match encrypted_model(&training.model, &mnist) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let opts = EncryptedOptions {
         protocol: args.mpc.protocol.into(),
-        model: match training.model {
-            ModelPreset::Logreg => ModelSpec::binary_logistic_regression(),
-            other => other.spec(),
-        },
-        small_vs_large: matches!(training.model, ModelPreset::Logreg),
+        model,
+        small_vs_large,
         optimizer,
         epochs: args.mpc.epochs,
         batch_size: training.batch_size.unwrap_or(128),
@@ -629,6 +630,25 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
             1
         }
     }
+}
+
+/// The model of an encrypted training on `data`, and whether it is the `logreg` preset, which
+/// under encrypted training is one logit on small digits against large ones.
+fn encrypted_model(
+    model: &ModelChoice,
+    data: &tessera_common::dataset::Dataset,
+) -> Result<(ModelSpec, bool), String> {
+    if matches!(model.preset_name(), Some("logreg" | "logistic-regression")) {
+        let binary: ModelChoice = ModelSpec::binary_logistic_regression().into();
+        let spec = binary
+            .spec_for(&data.sample_shape, 1)
+            .map_err(|e| e.to_string())?;
+        return Ok((spec, true));
+    }
+    let spec = model
+        .spec_for(&data.sample_shape, data.max_label())
+        .map_err(|e| e.to_string())?;
+    Ok((spec, false))
 }
 
 /// A tokio runtime, or `None` after printing why there is none.

@@ -8,6 +8,7 @@ use tessera_common::PartyId;
 use tessera_common::config::ClusterConfig;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::job::JobSettings;
+use tessera_common::model_spec::ModelSpec;
 use tessera_common::seal::Sealer;
 use tessera_data_owner::model::initial_params;
 
@@ -43,12 +44,12 @@ pub enum NetworkedError {
     Api(#[from] tessera_common::api::ApiError),
 }
 
-/// The job settings for a networked run, from the cluster file and the command line.
+/// The job settings for a networked run of `model`, from the cluster file and the command line.
 pub fn networked_settings(
     cluster: &ClusterConfig,
     training: &TrainingArgs,
+    model: ModelSpec,
 ) -> Result<JobSettings, NetworkedError> {
-    let model = training.model.spec();
     let num_params = model
         .num_params()
         .map_err(|e| NetworkedError::Invalid(e.to_string()))?;
@@ -137,6 +138,12 @@ pub async fn train_command(
         Some(t) => Dataset::load_path(t.path, Split::Test, t.label_column)?,
         None => Dataset::bundled_mnist(Split::Test),
     };
+    // The model's input follows the test data (the data owners' tables have its columns); a
+    // model that cannot take it fails here, before round 1.
+    let model = training
+        .model
+        .spec_for(&test.sample_shape, test.max_label())
+        .map_err(|e| NetworkedError::Invalid(e.to_string()))?;
     let (settings, checkpoint) = match resume {
         Some(path) => match Checkpoint::load(path) {
             Ok(mut cp) => {
@@ -152,13 +159,13 @@ pub async fn train_command(
             Err(federated) if !is_model_checkpoint(path) => return Err(federated.into()),
             // A model trained elsewhere (encrypted training): a new job starting from it.
             Err(_) => {
-                let settings = networked_settings(&cluster, &training)?;
+                let settings = networked_settings(&cluster, &training, model.clone())?;
                 let cp = from_trained_model(path, &settings)?;
                 (settings, cp)
             }
         },
         None => {
-            let settings = networked_settings(&cluster, &training)?;
+            let settings = networked_settings(&cluster, &training, model.clone())?;
             let initial = initial_params(&settings.model).map_err(TrainError::from)?;
             let cp = initial_checkpoint(&settings, initial);
             (settings, cp)
@@ -189,12 +196,11 @@ pub async fn train_command(
 #[cfg(test)]
 mod tests {
     use tessera_common::identity::Identity;
-    use tessera_common::model_spec::ModelSpec;
 
     use super::*;
-    use crate::cli::{ModelPreset, OptimizerChoice};
+    use crate::cli::OptimizerChoice;
 
-    fn settings(model: ModelPreset) -> JobSettings {
+    fn settings(model: ModelSpec) -> JobSettings {
         let mut toml = String::new();
         for (i, p) in [
             "server0",
@@ -219,7 +225,7 @@ mod tests {
         let cluster = ClusterConfig::from_toml(&toml).unwrap();
         let training = TrainingArgs {
             rounds: 3,
-            model,
+            model: model.clone().into(),
             optimizer: OptimizerChoice::Fedavg,
             local_epochs: None,
             batch_size: None,
@@ -232,7 +238,7 @@ mod tests {
             dp_delta: 1e-5,
             dp_sampling_rate: 1.0,
         };
-        networked_settings(&cluster, &training).unwrap()
+        networked_settings(&cluster, &training, model).unwrap()
     }
 
     /// `train --resume` with an encrypted training's checkpoint starts a new federated job from
@@ -248,12 +254,12 @@ mod tests {
         let json = serde_json::json!({"model": spec, "protocol": "aby3", "weights": weights});
         std::fs::write(&path, json.to_string()).unwrap();
 
-        let cp = from_trained_model(&path, &settings(ModelPreset::NetworkA)).unwrap();
+        let cp = from_trained_model(&path, &settings(ModelSpec::network_a())).unwrap();
         assert_eq!(cp.weights, weights);
         assert_eq!(cp.next_round, 1);
         assert!(cp.metrics.is_empty());
         assert!(matches!(
-            from_trained_model(&path, &settings(ModelPreset::Logreg)),
+            from_trained_model(&path, &settings(ModelSpec::logistic_regression())),
             Err(NetworkedError::Invalid(_))
         ));
         assert!(is_model_checkpoint(&path));

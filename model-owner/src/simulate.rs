@@ -15,6 +15,7 @@ use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::identity::{Identity, PublicKey};
 use tessera_common::job::{JobSettings, ServerOptimizer};
+use tessera_common::model_file::ModelChoice;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::rule::AggregationRule;
@@ -38,8 +39,16 @@ pub struct SimulateOptions {
     pub non_iid: bool,
     /// Output folder.
     pub out: PathBuf,
-    /// The model.
-    pub model: ModelSpec,
+    /// The model (its input follows the training data unless fixed).
+    pub model: ModelChoice,
+    /// The owners' training data, split among them: a CSV table or a folder of IDX files
+    /// [default: the bundled MNIST training digits].
+    pub data: Option<PathBuf>,
+    /// The model owner's test data [default: with `data` a folder, its test files; a CSV table,
+    /// its last fifth (held out from training); else the bundled MNIST test digits].
+    pub test_data: Option<PathBuf>,
+    /// The label column of CSV tables (see [`Dataset::load_csv`]).
+    pub label_column: Option<String>,
     /// Server optimizer.
     pub optimizer: ServerOptimizer,
     /// Local epochs per round.
@@ -72,23 +81,27 @@ pub enum SimulateError {
     /// Bad options.
     #[error("bad options: {0}")]
     Options(String),
+    /// The training or test data.
+    #[error(transparent)]
+    Data(#[from] tessera_common::dataset::DatasetError),
     /// Training failed.
     #[error(transparent)]
     Train(#[from] TrainError),
 }
 
-/// The job settings a simulation uses, sized for `data_owners` owners holding `max_samples` each.
+/// The job settings a simulation of `model` uses, sized for `data_owners` owners holding
+/// `max_samples` each.
 pub fn simulation_settings(
     opts: &SimulateOptions,
+    model: &ModelSpec,
     max_samples: usize,
 ) -> Result<JobSettings, SimulateError> {
-    let num_params = opts
-        .model
+    let num_params = model
         .num_params()
         .map_err(|e| SimulateError::Options(e.to_string()))?;
     let mut settings = JobSettings {
         job_id: rand::rng().random_range(1..u64::MAX / 2),
-        model: opts.model.clone(),
+        model: model.clone(),
         num_params,
         rounds: opts.rounds,
         ring_bits: opts
@@ -115,6 +128,39 @@ pub fn simulation_settings(
     Ok(settings)
 }
 
+/// The training and test data of a simulation (see [`SimulateOptions::data`]).
+pub fn simulation_data(opts: &SimulateOptions) -> Result<(Dataset, Dataset), SimulateError> {
+    let label = opts.label_column.as_deref();
+    let train = match &opts.data {
+        Some(path) if path.is_dir() => Dataset::load_path(path, Split::Train, label)?,
+        // Shuffled (with a fixed seed): the owners' parts and the held-out fifth are contiguous.
+        Some(path) => Dataset::load_path(path, Split::Train, label)?.shuffled(1),
+        None => Dataset::bundled_mnist(Split::Train),
+    };
+    match (&opts.test_data, &opts.data) {
+        (Some(path), _) => Ok((train, Dataset::load_path(path, Split::Test, label)?)),
+        (None, Some(path)) if path.is_dir() => {
+            Ok((train, Dataset::load_path(path, Split::Test, label)?))
+        }
+        (None, Some(path)) => {
+            let held_out = train.len() / 5;
+            if held_out == 0 || train.len() - held_out < opts.data_owners {
+                return Err(SimulateError::Options(format!(
+                    "{}: {} rows are too few to hold out a fifth for testing and give each of \
+                     {} data owners one (or pass --test-data)",
+                    path.display(),
+                    train.len(),
+                    opts.data_owners
+                )));
+            }
+            let keep: Vec<usize> = (0..train.len() - held_out).collect();
+            let test: Vec<usize> = (train.len() - held_out..train.len()).collect();
+            Ok((train.subset(&keep), train.subset(&test)))
+        }
+        (None, None) => Ok((train, Dataset::bundled_mnist(Split::Test))),
+    }
+}
+
 /// Runs a whole federated training in this process.
 pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, SimulateError> {
     if ![2, 3].contains(&opts.servers) {
@@ -135,15 +181,19 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
                 .into(),
         ));
     }
-    let train = Dataset::bundled_mnist(Split::Train);
-    let test = Dataset::bundled_mnist(Split::Test);
+    let (train, test) = simulation_data(&opts)?;
+    let max_label = train.max_label().max(test.max_label());
+    let model = opts
+        .model
+        .spec_for(&train.sample_shape, max_label)
+        .map_err(|e| SimulateError::Options(e.to_string()))?;
     let parts = if opts.non_iid {
         train.split_label_skew(opts.data_owners)
     } else {
         train.split_iid(opts.data_owners)
     };
     let max_samples = parts.iter().map(Dataset::len).max().unwrap_or(1);
-    let settings = simulation_settings(&opts, max_samples)?;
+    let settings = simulation_settings(&opts, &model, max_samples)?;
 
     let servers: Vec<PartyId> = (0..opts.servers as u8).map(PartyId::Server).collect();
     let owners: Vec<PartyId> = (0..opts.data_owners as u32)

@@ -51,10 +51,8 @@ pub struct Networked {
     pub key: PathBuf,
     /// The job id to use (the data owners need it); random if `None`.
     pub job_id: Option<u64>,
-    /// Test data to evaluate each epoch's weights on (the bundled test digits if `None`).
-    pub test_data: Option<PathBuf>,
-    /// The label column of a CSV `test_data`.
-    pub label_column: Option<String>,
+    /// Test data to evaluate each epoch's weights on (see [`load_test_data`]).
+    pub test: Dataset,
     /// Output folder.
     pub out: PathBuf,
     /// How long the whole job may wait for one output (a data owner joining, an epoch).
@@ -70,6 +68,20 @@ pub struct TrainEncryptedSummary {
     pub accuracy: f64,
     /// The weights received after the last epoch.
     pub weights: Vec<f32>,
+}
+
+/// `--test-data` (a folder of IDX files or a CSV table with its label column), or the bundled
+/// MNIST test digits.
+pub fn load_test_data(
+    path: Option<&Path>,
+    label_column: Option<&str>,
+) -> Result<Dataset, TrainEncryptedError> {
+    match path {
+        Some(path) => Dataset::load_path(path, Split::Test, label_column).map_err(|e| {
+            TrainEncryptedError::Invalid(format!("--test-data {}: {e}", path.display()))
+        }),
+        None => Ok(Dataset::bundled_mnist(Split::Test)),
+    }
 }
 
 /// Runs a training job on the cluster (see the module docs).
@@ -89,14 +101,7 @@ pub async fn train_encrypted_command(
             )));
         }
     }
-    let test = match &net.test_data {
-        Some(path) => {
-            Dataset::load_path(path, Split::Test, net.label_column.as_deref()).map_err(|e| {
-                TrainEncryptedError::Invalid(format!("--test-data {}: {e}", path.display()))
-            })?
-        }
-        None => Dataset::bundled_mnist(Split::Test),
-    };
+    let test = &net.test;
     let transport = GrpcTransport::new(&cluster)?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
     let client = JobClient {
@@ -158,7 +163,7 @@ pub async fn train_encrypted_command(
             .output(&status, round_of(&label, &status.outputs)?)
             .await?;
         weights = w.iter().map(|v| *v as f32).collect();
-        let (accuracy, test_loss) = evaluate(&job.spec, &weights, &test)?;
+        let (accuracy, test_loss) = evaluate(&job.spec, &weights, test)?;
         let train_loss = if losses.is_empty() {
             f64::NAN
         } else {

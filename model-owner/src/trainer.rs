@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tessera_common::PartyId;
-use tessera_common::api::{ApiError, RoundState, ServerApi};
+use tessera_common::api::{ApiError, JobStatus, RoundState, ServerApi};
 use tessera_common::dataset::Dataset;
 use tessera_common::job::JobSettings;
 use tessera_common::seal::{Context, Purpose, SealError, Sealer};
@@ -67,6 +67,20 @@ pub enum TrainError {
         /// The metrics file listing them.
         metrics: PathBuf,
     },
+    /// Data owners declined the job (their data does not fit the model) and too few are left to
+    /// reach the job's `min_clients`.
+    #[error(
+        "only {able} of the cluster's data owners can take part, the job needs {min_clients}: {}",
+        declined_list(declined)
+    )]
+    Declined {
+        /// Who declined, and why.
+        declined: Vec<(PartyId, String)>,
+        /// The data owners left.
+        able: usize,
+        /// The job's minimum.
+        min_clients: usize,
+    },
     /// A failure inside this process (the evaluation task panicked, the settings would not
     /// serialise).
     #[error("internal error: {0}")]
@@ -117,6 +131,8 @@ pub struct Trainer<S: ServerApi> {
     sealer: Sealer,
     config: TrainerConfig,
     test: Dataset,
+    /// The data owners whose declining was already said.
+    reported: std::sync::Mutex<std::collections::BTreeSet<PartyId>>,
 }
 
 impl<S: ServerApi> std::fmt::Debug for Trainer<S> {
@@ -140,6 +156,7 @@ impl<S: ServerApi> Trainer<S> {
             sealer,
             config,
             test,
+            reported: Default::default(),
         }
     }
 
@@ -287,6 +304,34 @@ impl<S: ServerApi> Trainer<S> {
             .map_err(TrainError::from)
     }
 
+    /// Says (once each) which data owners declined the job and why, and fails the job when
+    /// too few data owners are left to reach `min_clients`.
+    fn check_declined(&self, status: &JobStatus) -> Result<(), TrainError> {
+        if status.declined.is_empty() {
+            return Ok(());
+        }
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        for (owner, reason) in &status.declined {
+            if reported.insert(*owner) {
+                warn!("{owner} cannot take part: {reason}");
+            }
+        }
+        let owners = &self.config.data_owners;
+        let able = owners
+            .iter()
+            .filter(|o| !status.declined.iter().any(|(d, _)| d == *o))
+            .count();
+        let min_clients = self.config.settings.min_clients;
+        if !owners.is_empty() && able < min_clients {
+            return Err(TrainError::Declined {
+                declined: status.declined.clone(),
+                able,
+                min_clients,
+            });
+        }
+        Ok(())
+    }
+
     /// One round; `None` if it failed (too few contributors) or its aggregate was refused, leaving
     /// the weights unchanged.
     async fn round(
@@ -329,6 +374,7 @@ impl<S: ServerApi> Trainer<S> {
                 .status(settings.job_id)
                 .await
                 .map_err(api(0))?;
+            self.check_declined(&status)?;
             if status.round == round
                 && matches!(status.state, RoundState::Aggregated | RoundState::Failed)
             {
@@ -423,6 +469,15 @@ pub fn initial_checkpoint(settings: &JobSettings, weights: Vec<f32>) -> Checkpoi
         revealed_rounds: 0,
         settings: settings.clone(),
     }
+}
+
+/// `owner declined: reason; ...`.
+fn declined_list(declined: &[(PartyId, String)]) -> String {
+    let lines: Vec<String> = declined
+        .iter()
+        .map(|(p, reason)| format!("{p} declined: {reason}"))
+        .collect();
+    lines.join("; ")
 }
 
 /// The data owners of `all` not among `contributors`, comma-separated (`none` if every one is).

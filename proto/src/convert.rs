@@ -39,6 +39,14 @@ pub fn status_to_wire(s: &JobStatus) -> v1::JobStatus {
         state: round_state_to_wire(s.state) as i32,
         contributors: s.contributors.iter().map(ToString::to_string).collect(),
         message: s.message.clone(),
+        declined: s
+            .declined
+            .iter()
+            .map(|(party, reason)| v1::Declined {
+                party: party.to_string(),
+                reason: reason.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -52,12 +60,23 @@ pub fn status_from_wire(s: v1::JobStatus) -> Result<JobStatus, ApiError> {
                 .map_err(|e| ApiError::Rejected(format!("bad contributor: {e}")))
         })
         .collect::<Result<_, _>>()?;
+    let declined = s
+        .declined
+        .into_iter()
+        .map(|d| {
+            d.party
+                .parse()
+                .map(|p| (p, d.reason))
+                .map_err(|e| ApiError::Rejected(format!("bad declined party: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(JobStatus {
         job_id: s.job_id,
         round: s.round,
         state: round_state_from_wire(s.state),
         contributors,
         message: s.message,
+        declined,
     })
 }
 

@@ -15,8 +15,8 @@ use tessera_proto::v1::data_owner_service_server::{DataOwnerService, DataOwnerSe
 use tessera_proto::v1::model_owner_service_server::{ModelOwnerService, ModelOwnerServiceServer};
 use tessera_proto::v1::mpc_job_service_server::MpcJobServiceServer;
 use tessera_proto::v1::{
-    FetchResultRequest, FetchRoundRequest, FetchWeightsRequest, JobStatus, RoundAnnouncement,
-    SealedChunk, StatusRequest, UploadReceipt,
+    DeclineReceipt, FetchResultRequest, FetchRoundRequest, FetchWeightsRequest, JobStatus,
+    RoundAnnouncement, SealedChunk, StatusRequest, UploadReceipt,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -281,6 +281,18 @@ impl DataOwnerService for DataOwnerGrpc {
             warn!(?owner, error = %e.message(), "upload rejected");
         }
         Ok(Response::new(receipt_to_wire(&receipt?)))
+    }
+
+    async fn decline(
+        &self,
+        request: Request<SealedChunk>,
+    ) -> Result<Response<DeclineReceipt>, Status> {
+        let service = service(&self.cell)?;
+        let (_, job_id) = service
+            .decline(&request.into_inner().envelope)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(DeclineReceipt { job_id }))
     }
 }
 

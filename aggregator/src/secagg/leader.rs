@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tessera_common::PartyId;
 use tessera_common::net::Network;
+use tessera_common::notice::NoticeError;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Context, Expected, Header, Purpose};
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
@@ -223,6 +224,40 @@ impl<N: Network + 'static> AggregatorService<N> {
                     .map_err(ServiceError::from)
             })
             .collect()
+    }
+
+    /// Records a data owner's notice that it cannot take part in a job (leader): the model
+    /// owner sees the reason in the job's status. A second notice of the same owner replaces
+    /// its first.
+    pub async fn decline(&self, envelope: &[u8]) -> Result<(PartyId, u64), ServiceError> {
+        self.require_leader()?;
+        let (party, job_id, reason) = tessera_common::notice::open_decline(&self.sealer, envelope)
+            .map_err(|e| match e {
+                NoticeError::Seal(e) => ServiceError::Seal(e),
+                NoticeError::NotDataOwner(party) => ServiceError::Forbidden {
+                    party,
+                    action: "decline a job",
+                },
+                other => ServiceError::Malformed(other.to_string()),
+            })?;
+        let job = self.job(job_id)?;
+        warn!(me = %self.me, job = job_id, owner = %party, %reason, "a data owner declined the job");
+        // One entry per data owner of the cluster (only they can seal a notice), each reason at
+        // most `MAX_REASON_BYTES`: bounded.
+        let open_and_full = {
+            let mut st = job.state.lock().await;
+            let m = st.leader()?;
+            m.decline(party, reason);
+            let round = m.round();
+            let open = m.state().accepts_uploads() && m.is_full();
+            job.notify(&st);
+            open.then_some(round)
+        };
+        // The decline may leave the open round with every other place taken.
+        if let Some(round) = open_and_full {
+            self.close_round(&job, round).await;
+        }
+        Ok((party, job_id))
     }
 
     /// Starts an upload for job `job_id` (leader).

@@ -66,6 +66,11 @@ impl<N: Network + 'static> LeaderApi for LocalServer<N> {
         }
         Ok(self.0.finish_upload(session).await?)
     }
+
+    async fn decline(&self, envelope: Vec<u8>) -> Result<(), ApiError> {
+        self.0.decline(&envelope).await?;
+        Ok(())
+    }
 }
 
 impl<N: Network + 'static> ServerApi for LocalServer<N> {

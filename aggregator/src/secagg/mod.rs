@@ -15,7 +15,9 @@
 //!    share joins the round's running sum, the helpers add their expansions, and the owner joins the
 //!    contributor set. A forged seed, a replay, a wrong length, a closed round: the upload is refused
 //!    with a typed error and the round is untouched.
-//! 4. The round closes when `max_clients` owners have contributed or at the deadline; with fewer than
+//! 4. The round closes when `max_clients` owners have contributed (an owner the rule refused, or
+//!    one that declined the job because its data does not fit the model, takes a place: see
+//!    `tessera_common::notice`) or at the deadline; with fewer than
 //!    `min_clients` it fails. On close the leader sends the contributor set to the helpers, which
 //!    check it is exactly theirs; every server seals its share of the sum for the model owner.
 //!

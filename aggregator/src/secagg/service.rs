@@ -348,6 +348,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             state,
             contributors,
             message,
+            declined: Vec::new(),
         }
     }
 
@@ -355,13 +356,19 @@ impl<N: Network + 'static> AggregatorService<N> {
     pub async fn status(&self, job_id: u64) -> Result<JobStatus, ServiceError> {
         let job = self.job(job_id)?;
         let st = job.state.lock().await;
-        Ok(self.status_of(
-            job_id,
-            st.round(),
-            st.round_state(),
-            st.contributors().to_vec(),
-            st.message().to_owned(),
-        ))
+        Ok(JobStatus {
+            declined: match &st.rounds {
+                Rounds::Leader(m) => m.declined().iter().map(|(p, r)| (*p, r.clone())).collect(),
+                Rounds::Helper(_) => Vec::new(),
+            },
+            ..self.status_of(
+                job_id,
+                st.round(),
+                st.round_state(),
+                st.contributors().to_vec(),
+                st.message().to_owned(),
+            )
+        })
     }
 
     /// This server's sealed share of round `round`'s result.

@@ -66,6 +66,9 @@ pub struct LeaderRounds {
     /// Owners whose upload the job's rule refused this round (they count toward a full round
     /// and may not try again).
     refused: BTreeSet<PartyId>,
+    /// Owners that declined the job, and why (job-wide: they take a place in every round and
+    /// may not upload).
+    declined: BTreeMap<PartyId, String>,
     acc: Option<RingVec>,
     guard: ReplayGuard,
     message: String,
@@ -91,6 +94,7 @@ impl LeaderRounds {
             close_sent: None,
             contributors: Vec::new(),
             refused: BTreeSet::new(),
+            declined: BTreeMap::new(),
             acc: None,
             guard: ReplayGuard::new(),
             message: String::new(),
@@ -120,7 +124,24 @@ impl LeaderRounds {
 
     /// Owners the round is done with: committed, or refused by the job's rule.
     fn taken(&self) -> usize {
-        self.contributors.len() + self.refused.len()
+        let declined = self
+            .declined
+            .keys()
+            .filter(|o| !self.contributors.contains(o) && !self.refused.contains(o))
+            .count();
+        self.contributors.len() + self.refused.len() + declined
+    }
+
+    /// Records that `owner` declined the job (its data does not fit the model, see
+    /// `tessera_common::notice`): it takes a place in every round from now on, so a round
+    /// does not wait its deadline for it; the driver then asks [`LeaderRounds::is_full`].
+    pub fn decline(&mut self, owner: PartyId, reason: String) {
+        self.declined.insert(owner, reason);
+    }
+
+    /// The owners that declined the job, and why.
+    pub fn declined(&self) -> &BTreeMap<PartyId, String> {
+        &self.declined
     }
 
     /// Uploads between their forward and their decision.
@@ -204,6 +225,12 @@ impl LeaderRounds {
         }
         if self.refused.contains(&owner) {
             return Err(ServiceError::AlreadyRefused(owner));
+        }
+        if self.declined.contains_key(&owner) {
+            return Err(ServiceError::Forbidden {
+                party: owner,
+                action: "upload to a job it declined",
+            });
         }
         // Uploads in flight count: each may commit.
         let taken = self.taken() + self.in_flight.len();
@@ -567,6 +594,41 @@ pub(crate) mod tests {
         m.decide(f, Ok(()), &staged(&s, 1), &[]).unwrap();
         assert!(m.is_full());
         assert_eq!(m.contributors().len(), 2);
+    }
+
+    #[test]
+    fn an_owner_that_declined_takes_a_place_and_may_not_upload() {
+        let s = settings(3, 2);
+        let mut m = LeaderRounds::new(&s);
+        let env = vec![vec![0u8; 4], vec![1u8; 4]];
+        let out = PartyId::DataOwner(0);
+        // Declined before the first round: a job-wide place, in every round.
+        m.decline(out, "data samples have shape [8]".into());
+        for round in 1..=2 {
+            m.open(round).unwrap();
+            assert!(matches!(
+                m.forward(round, out, &env),
+                Err(ServiceError::Forbidden { party, .. }) if party == out
+            ));
+            for owner in [1, 2] {
+                assert!(!m.is_full());
+                let f = m.forward(round, PartyId::DataOwner(owner), &env).unwrap();
+                m.decide(f, Ok(()), &staged(&s, 1), &[]).unwrap();
+            }
+            // Two committed and one declined of max_clients 3: full, no deadline to wait.
+            assert!(m.is_full());
+            assert_eq!(m.contributors().len(), 2);
+            assert!(matches!(
+                m.close(round),
+                CloseStep::Sent { abort: false, .. }
+            ));
+            m.finish_close(None).unwrap();
+            m.sealed(Ok(()));
+        }
+        // A second notice replaces the first; the count does not grow.
+        m.decline(out, "again".into());
+        assert_eq!(m.declined().len(), 1);
+        assert_eq!(m.declined()[&out], "again");
     }
 
     #[test]
