@@ -44,8 +44,14 @@ impl<N: Network + 'static> AggregatorService<N> {
                 .await
             {
                 Ok(bytes) => bytes,
-                // Rounds may be far apart: a quiet leader is not a lost one.
-                Err(NetError::Timeout { .. }) => continue,
+                // Rounds may be far apart: a quiet leader is not a lost one, unless the job was
+                // dropped as idle to make room for others.
+                Err(NetError::Timeout { .. }) => {
+                    if self.job(settings.job_id).is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 Err(e) => {
                     let mut st = job.state.lock().await;
                     if let Rounds::Helper(m) = &mut st.rounds {

@@ -1,6 +1,7 @@
 //! What requests may hold at a server, so that no sender (with or without a key) can exhaust its
 //! memory or its connections: staging memory shared by all uploads in flight, one upload in flight
-//! per data owner and round, and bounds on streaming calls (idle time, how many at once).
+//! per data owner and round, bounds on streaming calls (idle time, how many at once), and on the
+//! jobs a long-lived server holds (finished and abandoned ones are dropped).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +21,12 @@ pub struct Limits {
     pub stream_idle: Duration,
     /// Client-streaming calls (uploads, round openings) served at once; more are refused.
     pub concurrent_streams: usize,
+    /// Jobs a server holds at once. Starting one more first drops finished jobs and jobs idle
+    /// longer than `job_idle` (oldest first); if none can go, the start is refused as busy.
+    pub max_jobs: usize,
+    /// How long a job whose round is over may wait for its next round before it counts as
+    /// abandoned (a model owner that crashed and resumed as a new job) and may be dropped.
+    pub job_idle: Duration,
 }
 
 impl Default for Limits {
@@ -28,6 +35,8 @@ impl Default for Limits {
             staging_bytes: 1 << 30,
             stream_idle: Duration::from_secs(30),
             concurrent_streams: 256,
+            max_jobs: 16,
+            job_idle: Duration::from_secs(3600),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! job and drives them: the leader's side in [`super::leader`], a helper's in [`super::helper`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,7 +22,7 @@ use tracing::info;
 
 use super::ServiceError;
 use super::limits::{Limits, StagingBudget, UploadSlots};
-use super::messages::{JobStatus, RoundState, leader_tag};
+use super::messages::{JobStatus, RoundState, job_prefix, leader_tag};
 use super::round::{HelperRounds, LeaderRounds};
 use crate::mpc::aby3::Aby3Tensor;
 
@@ -40,6 +41,8 @@ pub struct Job {
     /// kept until the round's close sorts them (bounded by the round's places and the uploads
     /// in flight; dropped at the close).
     pub(super) kept: StdMutex<BTreeMap<(u64, u64), Aby3Tensor<u64>>>,
+    /// When the job last changed (Unix ms): started, a round opened, moved or closed.
+    touched: AtomicU64,
 }
 
 /// The round machine of this server's role.
@@ -107,7 +110,20 @@ impl Job {
 
     /// Tells pollers (and a close waiting for decisions) that the round moved.
     pub(super) fn notify(&self, st: &JobState) {
+        self.touched.store(now_unix_ms(), Ordering::Relaxed);
         self.changed.send_replace((st.round(), st.round_state()));
+    }
+
+    /// Whether the job may be dropped to make room: its round is over (nothing in flight)
+    /// and it either ran its last round or has been idle for `idle`.
+    fn evictable(&self, now_ms: u64, idle: std::time::Duration) -> bool {
+        // Locked: something is working on it right now.
+        let Ok(st) = self.state.try_lock() else {
+            return false;
+        };
+        let idle_ms = now_ms.saturating_sub(self.touched.load(Ordering::Relaxed));
+        st.round_state().is_final()
+            && (st.round() >= self.settings.rounds || u128::from(idle_ms) >= idle.as_millis())
     }
 }
 
@@ -294,6 +310,15 @@ impl<N: Network + 'static> AggregatorService<N> {
                     String::new(),
                 ));
             }
+            if jobs.len() >= self.limits.max_jobs {
+                self.evict(&mut jobs);
+                if jobs.len() >= self.limits.max_jobs {
+                    return Err(ServiceError::Busy {
+                        what: "jobs (none finished or idle)",
+                        limit: self.limits.max_jobs,
+                    });
+                }
+            }
             let rounds = if self.is_leader() {
                 Rounds::Leader(LeaderRounds::new(&settings))
             } else {
@@ -315,6 +340,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 uploads: Arc::default(),
                 send_order: Mutex::new(()),
                 kept: StdMutex::default(),
+                touched: AtomicU64::new(now_unix_ms()),
             });
             jobs.insert(settings.job_id, Arc::clone(&job));
             *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(settings.job_id);
@@ -332,6 +358,29 @@ impl<N: Network + 'static> AggregatorService<N> {
             Vec::new(),
             String::new(),
         ))
+    }
+
+    /// Drops finished and idle jobs, least recently touched first, until one more fits.
+    fn evict(&self, jobs: &mut HashMap<u64, Arc<Job>>) {
+        let now = now_unix_ms();
+        let mut idle: Vec<(u64, u64)> = jobs
+            .values()
+            .filter(|j| j.evictable(now, self.limits.job_idle))
+            .map(|j| (j.touched.load(Ordering::Relaxed), j.settings.job_id))
+            .collect();
+        idle.sort_unstable();
+        let excess = (jobs.len() + 1).saturating_sub(self.limits.max_jobs);
+        for (_, id) in idle.into_iter().take(excess) {
+            jobs.remove(&id);
+            // Whatever the servers still exchange under it is dropped with it.
+            self.network.forget(&job_prefix(id));
+            info!(me = %self.me, job = id, "finished or idle job dropped to make room");
+        }
+    }
+
+    /// Jobs held now.
+    pub fn jobs_held(&self) -> usize {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     fn status_of(

@@ -654,3 +654,75 @@ async fn uploads_sealed_under_static_keys_only_are_refused() {
         .await
         .unwrap();
 }
+
+/// Starts job `job_id` (the cluster's settings otherwise) on every server: each server's answer.
+async fn start_another(c: &Cluster, job_id: u64) -> Vec<Result<(), ApiError>> {
+    let mo = c.sealer(PartyId::ModelOwner);
+    let json = serde_json::to_vec(&JobSettings {
+        job_id,
+        ..c.settings.clone()
+    })
+    .unwrap();
+    let mut out = Vec::new();
+    for (i, s) in c.servers.iter().enumerate() {
+        let ctx = Context {
+            purpose: Purpose::Control,
+            job_id,
+            round: 0,
+            chunk: 0,
+        };
+        let env = mo.seal_for(PartyId::Server(i as u8), &ctx, &json).unwrap();
+        out.push(s.start_job(env).await.map(|_| ()));
+    }
+    out
+}
+
+/// A long-lived cluster holds a bounded number of jobs: starting one more drops a finished job
+/// (or one idle past `job_idle`), and with none to drop the start is refused as busy, naming the
+/// limit (before, every job ever started stayed in memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_and_idle_jobs_make_room_and_the_job_count_is_bounded() {
+    let limits = Limits {
+        max_jobs: 2,
+        ..Limits::default()
+    };
+    let c = cluster_custom(
+        JobSettings {
+            rounds: 1,
+            ..settings(3, 3, 2)
+        },
+        limits,
+        Vec::new(),
+    )
+    .await;
+    exact_round(&c, 1, 3).await;
+    // Job 77 ran its one round; 78 fills the second place.
+    assert!(start_another(&c, 78).await.iter().all(Result::is_ok));
+    // 79 takes 77's place: finished jobs go first.
+    assert!(start_another(&c, 79).await.iter().all(Result::is_ok));
+    for s in &c.servers {
+        assert_eq!(s.0.jobs_held(), 2);
+        assert!(
+            matches!(s.status(77).await, Err(ApiError::Rejected(e)) if e.contains("unknown job 77"))
+        );
+    }
+    // 78 and 79 are fresh, neither finished nor idle: an 80th is refused, naming the limit.
+    for answer in start_another(&c, 80).await {
+        match answer {
+            Err(ApiError::Rejected(e)) => assert!(e.contains("busy") && e.contains('2'), "{e}"),
+            other => panic!("a third job with room for two: {other:?}"),
+        }
+    }
+    assert!(c.leader().status(78).await.is_ok());
+
+    // An abandoned job (its round over, untouched for `job_idle`) makes room as well.
+    let limits = Limits {
+        max_jobs: 1,
+        job_idle: std::time::Duration::ZERO,
+        ..Limits::default()
+    };
+    let c = cluster_with(3, 3, 2, limits).await;
+    assert!(start_another(&c, 78).await.iter().all(Result::is_ok));
+    assert_eq!(c.leader().0.jobs_held(), 1);
+    assert!(c.leader().status(77).await.is_err());
+}
