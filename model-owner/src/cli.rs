@@ -133,7 +133,7 @@ pub struct TrainingArgs {
     /// file's if set].
     #[arg(long)]
     pub ring_bits: Option<u32>,
-    /// Output folder (metrics.csv, metrics.png, checkpoint.json).
+    /// Output folder (metrics.csv, metrics.png, metrics.svg, checkpoint.json).
     #[arg(long, default_value = "tessera-out")]
     pub out: PathBuf,
     /// Aggregation rule: `mean`; `norm-bound:B` (an upload joins only if the L2 norm of its
@@ -331,7 +331,7 @@ pub enum Command {
         /// case, else the last column).
         #[arg(long)]
         label_column: Option<String>,
-        /// Output folder (metrics.csv, metrics.png, checkpoint.json).
+        /// Output folder (metrics.csv, metrics.png, metrics.svg, checkpoint.json).
         #[arg(long, default_value = "tessera-out")]
         out: PathBuf,
         /// Seconds to wait for any one result (a data owner joining, an epoch).

@@ -37,7 +37,7 @@ use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ring::RingTensor;
 use tessera_data_owner::model::{LocalOptimizer, TrainPlan, evaluate, train_plan};
 
-use crate::report::{RoundMetrics, write_metrics_csv, write_plot_png};
+use crate::report::{PlotLabels, RoundMetrics, write_metrics_csv, write_plot};
 
 /// Options of an encrypted training run.
 #[derive(Debug, Clone)]
@@ -488,8 +488,18 @@ pub(crate) fn write_run(
     std::fs::create_dir_all(out).map_err(io(out.to_path_buf()))?;
     let csv = out.join("metrics.csv");
     write_metrics_csv(&csv, checkpoint.metrics).map_err(io(csv.clone()))?;
-    let png = out.join("metrics.png");
-    write_plot_png(&png, checkpoint.metrics).map_err(io(png.clone()))?;
+    let title = format!(
+        "Tessera: encrypted training ({}, {}, {} epochs)",
+        checkpoint.protocol, checkpoint.optimizer, checkpoint.epochs
+    );
+    let labels = PlotLabels {
+        title: &title,
+        step: "epoch",
+    };
+    for name in ["metrics.png", "metrics.svg"] {
+        let path = out.join(name);
+        write_plot(&path, labels, checkpoint.metrics).map_err(io(path.clone()))?;
+    }
     let path = out.join("checkpoint.json");
     let json = serde_json::to_vec(checkpoint).map_err(|e| EncryptedError::Io {
         path: path.clone(),

@@ -4,7 +4,7 @@
 //! - [`trainer`]: the federated training loop over any transport ([`tessera_common::api::ServerApi`]).
 //! - [`reveal`]: opening and summing the servers' sealed result shares.
 //! - [`optimizer`]: FedAvg and FedAdam.
-//! - [`checkpoint`], [`report`]: training state on disk, `metrics.csv` and `metrics.png`.
+//! - [`checkpoint`], [`report`]: training state on disk, `metrics.csv` and the `metrics.png`/`metrics.svg` plots.
 //! - [`networked`]: `model-owner train` against a networked cluster.
 //! - [`simulate`]: simulated mode, every party in one process.
 //! - [`encrypted`]: encrypted training in simulated mode; [`train_encrypted`]: the same as a

@@ -2,8 +2,8 @@
 //! owner starts the job at every server (the id is printed for the data owners, who then run
 //! `data-owner share-data --job ID`), shares the initial weights unless the servers draw them,
 //! follows the progress (the sampled losses, revealed to it alone), evaluates the weights it
-//! receives after each epoch, and writes the same `metrics.csv`, `metrics.png` and
-//! `checkpoint.json` as the simulated run (a checkpoint `deploy` takes).
+//! receives after each epoch, and writes the same `metrics.csv`, `metrics.png`, `metrics.svg`
+//! and `checkpoint.json` as the simulated run (a checkpoint `deploy` takes).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

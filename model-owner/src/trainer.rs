@@ -270,8 +270,18 @@ impl<S: ServerApi> Trainer<S> {
             checkpoint.save(&self.config.out_dir.join("checkpoint.json"))?;
             let csv = self.config.out_dir.join("metrics.csv");
             report::write_metrics_csv(&csv, &checkpoint.metrics).map_err(writing(&csv))?;
-            let png = self.config.out_dir.join("metrics.png");
-            report::write_plot_png(&png, &checkpoint.metrics).map_err(writing(&png))?;
+            let title = format!(
+                "Tessera job {}: federated training, {} parameters, {} rounds",
+                settings.job_id, settings.num_params, settings.rounds
+            );
+            let labels = report::PlotLabels {
+                title: &title,
+                step: "round",
+            };
+            for name in ["metrics.png", "metrics.svg"] {
+                let path = self.config.out_dir.join(name);
+                report::write_plot(&path, labels, &checkpoint.metrics).map_err(writing(&path))?;
+            }
         }
         bar.finish_and_clear();
         if aggregated == 0 {

@@ -81,12 +81,9 @@ async fn simulated_training_learns_and_leaves_its_reports() {
         );
         let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
         assert_eq!(csv.lines().count(), 3);
-        assert!(
-            std::fs::metadata(dir.path().join("metrics.png"))
-                .unwrap()
-                .len()
-                > 1000
-        );
+        for plot in ["metrics.png", "metrics.svg"] {
+            assert!(std::fs::metadata(dir.path().join(plot)).unwrap().len() > 1000);
+        }
         let cp = Checkpoint::load(&dir.path().join("checkpoint.json")).unwrap();
         assert_eq!(cp.weights, summary.weights);
         assert_eq!(cp.metrics.len(), 2);
