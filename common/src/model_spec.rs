@@ -101,6 +101,9 @@ pub enum DataMismatch {
     /// The spec itself does not resolve.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// There is nothing to train on.
+    #[error("the data has no examples")]
+    NoExamples,
 }
 
 /// What one layer turns into once shapes are known.

@@ -41,6 +41,7 @@
 //! interactive handshake).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
@@ -297,14 +298,24 @@ pub fn derive_pair_key(
     peer: PartyId,
     peer_key: &PublicKey,
 ) -> Result<Zeroizing<[u8; 32]>, SealError> {
-    let shared = me.secret().diffie_hellman(peer_key);
+    derive_pair_key_from(me.secret(), me.public_key(), peer, peer_key)
+}
+
+/// [`derive_pair_key`] from this party's key pair.
+fn derive_pair_key_from(
+    secret: &StaticSecret,
+    public: &PublicKey,
+    peer: PartyId,
+    peer_key: &PublicKey,
+) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    let shared = secret.diffie_hellman(peer_key);
     if !shared.was_contributory() {
         return Err(SealError::NonContributory(peer));
     }
-    let (lo, hi) = if me.public_key().as_bytes() <= peer_key.as_bytes() {
-        (me.public_key().as_bytes(), peer_key.as_bytes())
+    let (lo, hi) = if public.as_bytes() <= peer_key.as_bytes() {
+        (public.as_bytes(), peer_key.as_bytes())
     } else {
-        (peer_key.as_bytes(), me.public_key().as_bytes())
+        (peer_key.as_bytes(), public.as_bytes())
     };
     let mut info = Vec::with_capacity(HKDF_INFO.len() + 64);
     info.extend_from_slice(HKDF_INFO);
@@ -387,7 +398,8 @@ pub fn derive_ephemeral_key(
 /// Seals and opens envelopes between one party and the parties it knows.
 pub struct Sealer {
     me: PartyId,
-    keys: HashMap<PartyId, Result<ChaCha20Poly1305, SealError>>,
+    /// Each peer's pair key, derived on first use.
+    keys: HashMap<PartyId, OnceLock<Result<ChaCha20Poly1305, SealError>>>,
     /// This party's static key pair and the peers' public keys, for forward-secret envelopes.
     secret: StaticSecret,
     public: PublicKey,
@@ -412,14 +424,9 @@ impl Sealer {
             .filter(|(p, _)| *p != identity.party())
             .map(|(p, pk)| (p, *pk))
             .collect();
-        let keys = peers
-            .iter()
-            .map(|(p, pk)| {
-                let cipher =
-                    derive_pair_key(identity, *p, pk).map(|k| ChaCha20Poly1305::new(&(*k).into()));
-                (*p, cipher)
-            })
-            .collect();
+        // Pair keys are derived on first use: a server of 10,000 data owners pays one X25519
+        // exchange per owner that writes to it, not per owner in the cluster file.
+        let keys = peers.keys().map(|p| (*p, OnceLock::new())).collect();
         Sealer {
             me: identity.party(),
             keys,
@@ -440,10 +447,16 @@ impl Sealer {
     }
 
     fn cipher(&self, party: PartyId) -> Result<&ChaCha20Poly1305, SealError> {
-        match self.keys.get(&party) {
-            None => Err(SealError::UnknownSender(party)),
-            Some(Err(e)) => Err(e.clone()),
-            Some(Ok(c)) => Ok(c),
+        let (Some(cell), Some(public)) = (self.keys.get(&party), self.peers.get(&party)) else {
+            return Err(SealError::UnknownSender(party));
+        };
+        let derived = cell.get_or_init(|| {
+            derive_pair_key_from(&self.secret, &self.public, party, public)
+                .map(|k| ChaCha20Poly1305::new(&(*k).into()))
+        });
+        match derived {
+            Err(e) => Err(e.clone()),
+            Ok(c) => Ok(c),
         }
     }
 

@@ -240,13 +240,18 @@ impl<L: LeaderApi> DataOwnerNode<L> {
     }
 
     /// Checks the job's model against this owner's data when the owner first sees the job. If
-    /// they do not fit, the owner tells the leader why (the model owner sees it in the job's
+    /// they do not fit (or there are no examples), the owner tells the leader why (the model owner sees it in the job's
     /// status; retried while the leader is unreachable, up to 5 times) and sits the job out.
     async fn check_fit(&self, settings: &JobSettings) -> Result<(), DataMismatch> {
-        let Err(mismatch) = settings
-            .model
-            .check_data(&self.data.sample_shape, self.data.max_label())
-        else {
+        let fit = if self.data.is_empty() {
+            // An owner without examples would upload a weight of 0 as a contributor.
+            Err(DataMismatch::NoExamples)
+        } else {
+            settings
+                .model
+                .check_data(&self.data.sample_shape, self.data.max_label())
+        };
+        let Err(mismatch) = fit else {
             return Ok(());
         };
         error!(me = %self.me, job = settings.job_id, reason = %mismatch, "the data does not fit the job's model; declining the job");

@@ -187,6 +187,13 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
         .model
         .spec_for(&train.sample_shape, max_label)
         .map_err(|e| SimulateError::Options(e.to_string()))?;
+    if train.len() < opts.data_owners {
+        return Err(SimulateError::Options(format!(
+            "{} data owners need at least one training example each; the data has {}",
+            opts.data_owners,
+            train.len()
+        )));
+    }
     let parts = if opts.non_iid {
         train.split_label_skew(opts.data_owners)
     } else {
@@ -209,12 +216,21 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
         .iter()
         .map(|i| (i.party(), *i.public_key()))
         .collect();
+    // Identities in party order: servers, owners, model owner. A data owner's sealer knows
+    // the servers and the model owner only (it writes to no other owner), so setting up N
+    // owners is linear in N, not quadratic.
     let sealer_of = |party: PartyId| {
-        let id = identities
-            .iter()
-            .find(|i| i.party() == party)
-            .expect("every party has an identity");
-        Sealer::new(id, keys.iter().map(|(p, k)| (*p, k)))
+        let index = match party {
+            PartyId::Server(i) => usize::from(i),
+            PartyId::DataOwner(i) => opts.servers + i as usize,
+            _ => identities.len() - 1,
+        };
+        let id = &identities[index];
+        debug_assert_eq!(id.party(), party);
+        let known = keys.iter().filter(|(p, _)| {
+            !matches!(party, PartyId::DataOwner(_)) || !matches!(p, PartyId::DataOwner(_))
+        });
+        Sealer::new(id, known.map(|(p, k)| (*p, k)))
     };
 
     let networks = MemoryNetwork::cluster(&servers);

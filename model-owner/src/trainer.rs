@@ -490,17 +490,23 @@ fn declined_list(declined: &[(PartyId, String)]) -> String {
     lines.join("; ")
 }
 
-/// The data owners of `all` not among `contributors`, comma-separated (`none` if every one is).
+/// At most this many missing owners are named in one line; the rest are counted.
+const NAMED_MISSING: usize = 10;
+
+/// The data owners of `all` not among `contributors`, comma-separated (`none` if every one is;
+/// past [`NAMED_MISSING`] names, `and N more`).
 fn missing(all: &[PartyId], contributors: &[PartyId]) -> String {
-    let names: Vec<String> = all
+    let contributed: std::collections::HashSet<&PartyId> = contributors.iter().collect();
+    let absent: Vec<&PartyId> = all.iter().filter(|p| !contributed.contains(p)).collect();
+    let named: Vec<String> = absent
         .iter()
-        .filter(|p| !contributors.contains(p))
+        .take(NAMED_MISSING)
         .map(ToString::to_string)
         .collect();
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
+    match absent.len() {
+        0 => "none".into(),
+        n if n > NAMED_MISSING => format!("{} and {} more", named.join(", "), n - NAMED_MISSING),
+        _ => named.join(", "),
     }
 }
 
@@ -522,5 +528,10 @@ mod tests {
         let some = [PartyId::DataOwner(2), PartyId::DataOwner(0)];
         assert_eq!(missing(&all, &some), "data-owner-1, data-owner-3");
         assert_eq!(missing(&all, &all), "none");
+        // Ten thousand owners are not one line of ten thousand names.
+        let many: Vec<PartyId> = (0..10_000).map(PartyId::DataOwner).collect();
+        let text = missing(&many, &many[..5]);
+        assert!(text.starts_with("data-owner-5, data-owner-6,"), "{text}");
+        assert!(text.ends_with("data-owner-14 and 9985 more"), "{text}");
     }
 }

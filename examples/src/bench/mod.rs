@@ -6,6 +6,7 @@
 
 pub mod floor;
 pub mod mpc;
+pub mod owners;
 pub mod report;
 pub mod ring;
 pub mod secagg;

@@ -6,6 +6,7 @@
 //! cargo run --release -p tessera-examples --bin bench -- mpc
 //! cargo run --release -p tessera-examples --bin bench -- mpc --only relu
 //! cargo run --release -p tessera-examples --bin bench -- secagg-rules --only norm-bound --params 100000
+//! cargo run --release -p tessera-examples --bin bench -- owners
 //! cargo run --release -p tessera-examples --bin bench -- serve
 //! cargo run --release -p tessera-examples --bin bench -- train
 //! cargo run --release -p tessera-examples --bin bench -- train --accuracy --epochs 1
@@ -13,7 +14,7 @@
 //!
 //! Each suite prints a markdown table and writes `target/bench/<suite>.json`.
 
-use tessera_examples::bench::{mpc, report, ring, secagg, serve, train};
+use tessera_examples::bench::{mpc, owners, report, ring, secagg, serve, train};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,7 +46,7 @@ fn main() {
         .collect();
     if suites.is_empty() {
         eprintln!(
-            "usage: bench <suite>...   (suites: ring, secagg, secagg-rules, mpc, serve, train)"
+            "usage: bench <suite>...   (suites: ring, secagg, secagg-rules, mpc, owners, serve, train)"
         );
         std::process::exit(2);
     }
@@ -55,11 +56,12 @@ fn main() {
             "secagg" => secagg::run(),
             "secagg-rules" => secagg::run_rules(only.as_deref(), params),
             "mpc" => mpc::run(only.as_deref()),
+            "owners" => owners::run(),
             "serve" => serve::run(),
             "train" => train::run(accuracy.then_some(epochs)),
             other => {
                 eprintln!(
-                    "unknown suite {other:?} (suites: ring, secagg, secagg-rules, mpc, serve, train)"
+                    "unknown suite {other:?} (suites: ring, secagg, secagg-rules, mpc, owners, serve, train)"
                 );
                 std::process::exit(2);
             }
