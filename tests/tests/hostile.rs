@@ -545,3 +545,57 @@ async fn an_oversize_upload_message_is_answered_as_such_not_as_a_retryable_break
         .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status}");
 }
+
+/// Every server answers the standard gRPC health service: the server (`""`) and secure
+/// aggregation SERVING once its peers connected; the MPC service, never started in this
+/// harness, NOT_SERVING; an unknown service NOT_FOUND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_service_answers_serving() {
+    use tessera_aggregator::grpc::{FEDERATED_SERVICE, MPC_SERVICE};
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let c = GrpcAggregators::start(test_limits(), 1).await;
+    for address in &c.addresses {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let client = HealthClient::new(channel);
+        let status = |service: &'static str| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .check(HealthCheckRequest {
+                        service: service.into(),
+                    })
+                    .await
+                    .map(|r| r.into_inner().status())
+            }
+        };
+        // The status task marks the services within 100 ms of the cell being set.
+        let mut serving = false;
+        for _ in 0..50 {
+            if status("").await.unwrap() == ServingStatus::Serving {
+                serving = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(serving, "{address} never said SERVING");
+        assert_eq!(
+            status(FEDERATED_SERVICE).await.unwrap(),
+            ServingStatus::Serving
+        );
+        assert_eq!(
+            status(MPC_SERVICE).await.unwrap(),
+            ServingStatus::NotServing
+        );
+        assert_eq!(
+            status("no.such.Service").await.unwrap_err().code(),
+            Code::NotFound
+        );
+    }
+}

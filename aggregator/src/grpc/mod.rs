@@ -7,4 +7,4 @@ pub mod services;
 
 pub use mpc::MpcCell;
 pub use mpc_client::GrpcTransport;
-pub use services::{ServerTls, ServiceCell, serve};
+pub use services::{FEDERATED_SERVICE, MPC_SERVICE, ServerTls, ServiceCell, serve};

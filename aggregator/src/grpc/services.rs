@@ -393,7 +393,35 @@ impl std::fmt::Debug for ServerTls {
     }
 }
 
-/// Serves the peer, data-owner, model-owner and MPC job services on `listener` until the task
+/// The health service's name for secure aggregation (the data-owner and model-owner services).
+pub const FEDERATED_SERVICE: &str = "tessera.federated";
+/// The health service's name for the MPC job service.
+pub const MPC_SERVICE: &str = "tessera.mpc";
+
+/// Marks the server (`""`) and [`FEDERATED_SERVICE`] serving once the aggregation service is
+/// up, and [`MPC_SERVICE`] once the MPC service is.
+async fn report_health(
+    health: tonic_health::server::HealthReporter,
+    cell: ServiceCell,
+    mpc: MpcCell,
+) {
+    use tonic_health::ServingStatus::Serving;
+    let (mut federated, mut computing) = (false, false);
+    while !(federated && computing) {
+        if !federated && cell.get().is_some() {
+            health.set_service_status("", Serving).await;
+            health.set_service_status(FEDERATED_SERVICE, Serving).await;
+            federated = true;
+        }
+        if !computing && mpc.get().is_some() {
+            health.set_service_status(MPC_SERVICE, Serving).await;
+            computing = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Serves the peer, data-owner, model-owner, MPC job and gRPC health services on `listener` until the task
 /// is dropped, with `limits` on streaming calls, over TLS with `tls` if given.
 pub fn serve(
     listener: TcpListener,
@@ -404,6 +432,8 @@ pub fn serve(
     tls: Option<&ServerTls>,
 ) -> Result<tokio::task::JoinHandle<()>, tonic::transport::Error> {
     let guard = StreamGuard::new(limits);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let (health_cell, health_mpc) = (Arc::clone(&cell), Arc::clone(&mpc));
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
@@ -414,6 +444,7 @@ pub fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(hub.service())
+        .add_service(health_service)
         .add_service(
             DataOwnerServiceServer::new(DataOwnerGrpc {
                 cell: Arc::clone(&cell),
@@ -436,6 +467,13 @@ pub fn serve(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
     Ok(tokio::spawn(async move {
+        // Not serving until the services are up (the peers connected), then serving.
+        for name in ["", FEDERATED_SERVICE, MPC_SERVICE] {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+        tokio::spawn(report_health(health, health_cell, health_mpc));
         if let Err(e) = router.serve_with_incoming(incoming(listener)).await {
             warn!(error = %e, "gRPC server stopped");
         }
