@@ -21,6 +21,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on stderr as text or as one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: tessera_common::cli::LogFormat,
 }
 
 /// Subcommands.
@@ -221,7 +224,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
 
 /// Runs the command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    tessera_common::cli::init_logging();
+    tessera_common::cli::init_logging(cli.log_format);
     match cli.command {
         Command::Keygen(args) => keygen_exit_code(&args, "server", |p| p.is_server()),
         Command::Serve(args) => tessera_common::cli::block_on_exit_code(serve_command(args)),

@@ -57,29 +57,44 @@ pub fn print_keygen_result(identity: &Identity, out: &std::path::Path) {
     println!("public_key = \"{}\"", identity.public_key_base64());
 }
 
+/// How log lines are written to stderr (`--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields` with the message, `target`),
+    /// for log collectors.
+    Json,
+}
+
 /// Installs the `tracing` subscriber: `RUST_LOG` filters, default `info`.
-pub fn init_logging() {
-    init_logging_with_default("info");
+pub fn init_logging(format: LogFormat) {
+    init_logging_with_default("info", format);
 }
 
 /// Installs the `tracing` subscriber with default level `warn` (interactive commands that print
 /// their own progress).
-pub fn init_logging_quiet() {
-    init_logging_with_default("warn");
+pub fn init_logging_quiet(format: LogFormat) {
+    init_logging_with_default("warn", format);
 }
 
-fn init_logging_with_default(default: &str) {
+fn init_logging_with_default(default: &str, format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour(
-            std::io::stderr().is_terminal(),
-            std::env::var_os("NO_COLOR"),
-        ))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(colour(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR"),
+            ))
+            .try_init(),
+    };
 }
 
 /// Whether log lines get colour codes: only on a terminal, and not when `NO_COLOR` is set to a

@@ -24,6 +24,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on stderr as text or as one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: tessera_common::cli::LogFormat,
 }
 
 /// Optimizers: the server optimizers of federated training, and those of encrypted training.
@@ -394,7 +397,7 @@ pub enum Command {
 
 /// Runs the command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    tessera_common::cli::init_logging_quiet();
+    tessera_common::cli::init_logging_quiet(cli.log_format);
     match cli.command {
         Command::Keygen(args) => {
             keygen_exit_code(&args, "model owner", |p| p == PartyId::ModelOwner)

@@ -359,7 +359,18 @@ fn a_table_and_a_model_file_train_across_processes_and_a_misfit_owner_declines()
     let _owners = [
         c.start_data_owner_on(0, &[&table[..], &["0/2"]].concat()),
         c.start_data_owner_on(1, &[&table[..], &["1/2"]].concat()),
-        c.start_data_owner_on(2, &["--data", "bundled", "--shard", "0/20"]),
+        // Its logs as JSON lines (`--log-format json`), read below.
+        c.start_data_owner_on(
+            2,
+            &[
+                "--data",
+                "bundled",
+                "--shard",
+                "0/20",
+                "--log-format",
+                "json",
+            ],
+        ),
     ];
     let model = shipped("examples/models/tabular-mlp.toml");
     let started = Instant::now();
@@ -382,6 +393,19 @@ fn a_table_and_a_model_file_train_across_processes_and_a_misfit_owner_declines()
     assert!(
         log.contains("data-owner-2 cannot take part: data samples have shape [1, 28, 28], the model takes [30]"),
         "{log}"
+    );
+    // Every line of the decliner's log is one JSON object; one is its error naming the reason.
+    let owner_log = std::fs::read_to_string(c.path("data-owner-2.log")).unwrap();
+    let events: Vec<serde_json::Value> = owner_log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["level"] == "ERROR"
+            && e["fields"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("the model takes [30]"))),
+        "{owner_log}"
     );
     let metrics = std::fs::read_to_string(c.path("out/metrics.csv")).unwrap();
     let last = metrics.lines().last().unwrap();
