@@ -341,6 +341,19 @@ pub enum Command {
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
     },
+    /// A federated job's state at every server: its round and the round's state, the
+    /// contributors so far, why a round failed, and the data owners that declined it and why.
+    Status {
+        /// The cluster file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The model owner's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The job id (`train` prints it; `checkpoint.json` has it under `settings.job_id`).
+        #[arg(long)]
+        job: u64,
+    },
     /// An MPC job's state at every server (deployments, trainings, predictions).
     JobStatus {
         /// The cluster file.
@@ -536,6 +549,11 @@ pub fn run(cli: Cli) -> i32 {
             println!("encrypted test accuracy: {:.4}", summary.accuracy);
             Ok::<(), TrainEncryptedError>(())
         }),
+        Command::Status { config, key, job } => {
+            tessera_common::cli::block_on_exit_code(async move {
+                crate::networked::status_command(&config, &key, job).await
+            })
+        }
         Command::JobStatus { config, key, job } => {
             tessera_common::cli::block_on_exit_code(async move {
                 crate::deploy::job_status_command(&config, &key, job).await

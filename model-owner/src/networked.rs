@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rand::RngExt;
 use tessera_common::PartyId;
+use tessera_common::api::{JobStatus, ServerApi};
 use tessera_common::config::ClusterConfig;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::job::JobSettings;
@@ -123,6 +124,61 @@ pub struct TestData<'a> {
     pub label_column: Option<&'a str>,
 }
 
+/// A gRPC client of every server of `cluster`, in index order, sealing its request tokens as
+/// `identity`.
+fn grpc_servers(
+    cluster: &ClusterConfig,
+    identity: &tessera_common::identity::Identity,
+) -> Result<Vec<GrpcServer>, NetworkedError> {
+    let token_sealer = Arc::new(Sealer::new(identity, cluster.public_keys()));
+    cluster
+        .servers()
+        .into_iter()
+        .map(|p| {
+            GrpcServer::new(&cluster.endpoint(p)?, p, Arc::clone(&token_sealer))
+                .map_err(NetworkedError::from)
+        })
+        .collect()
+}
+
+/// One server's view of a federated job, as `model-owner status` prints it.
+pub fn describe_status(server: PartyId, s: &JobStatus) -> String {
+    let names = |parties: &[PartyId]| {
+        parties
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = format!(
+        "{server}: job {} round {} {:?}, {} contributors",
+        s.job_id,
+        s.round,
+        s.state,
+        s.contributors.len()
+    );
+    if !s.contributors.is_empty() {
+        out += &format!(" ({})", names(&s.contributors));
+    }
+    if !s.message.is_empty() {
+        out += &format!("; {}", s.message);
+    }
+    for (owner, reason) in &s.declined {
+        out += &format!("\n  {owner} declined: {reason}");
+    }
+    out
+}
+
+/// Runs `model-owner status`: every server's view of federated job `job`.
+pub async fn status_command(config: &Path, key: &Path, job: u64) -> Result<(), NetworkedError> {
+    let (cluster, identity) = tessera_common::cli::load_party(config, key, PartyId::ModelOwner)?;
+    for (i, server) in grpc_servers(&cluster, &identity)?.iter().enumerate() {
+        let status = server.status(job).await?;
+        println!("{}", describe_status(PartyId::Server(i as u8), &status));
+    }
+    Ok(())
+}
+
 /// Runs `model-owner train`.
 pub async fn train_command(
     training: TrainingArgs,
@@ -171,15 +227,7 @@ pub async fn train_command(
             (settings, cp)
         }
     };
-    let token_sealer = Arc::new(Sealer::new(&identity, cluster.public_keys()));
-    let servers = cluster
-        .servers()
-        .into_iter()
-        .map(|p| {
-            GrpcServer::new(&cluster.endpoint(p)?, p, Arc::clone(&token_sealer))
-                .map_err(NetworkedError::from)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let servers = grpc_servers(&cluster, &identity)?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
     let trainer_config = TrainerConfig {
         settings,

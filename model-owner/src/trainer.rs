@@ -207,6 +207,12 @@ impl<S: ServerApi> Trainer<S> {
         let out = &self.config.out_dir;
         std::fs::create_dir_all(out).map_err(writing(out))?;
         self.start_job().await?;
+        if self.config.print_rounds {
+            println!(
+                "job {} started: {} rounds, {} parameters",
+                settings.job_id, settings.rounds, settings.num_params
+            );
+        }
         let bar = if self.config.show_progress {
             indicatif::ProgressBar::new(settings.rounds)
         } else {

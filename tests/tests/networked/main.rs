@@ -394,6 +394,44 @@ fn a_table_and_a_model_file_train_across_processes_and_a_misfit_owner_declines()
         log.contains("data-owner-2 cannot take part: data samples have shape [1, 28, 28], the model takes [30]"),
         "{log}"
     );
+    // `model-owner status` shows every server's view of the finished job, and the decline.
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.path("out/checkpoint.json")).unwrap()).unwrap();
+    let job = checkpoint["settings"]["job_id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let key = c.path("model-owner.key");
+    let status = Command::new(env!("CARGO_BIN_EXE_t-model-owner"))
+        .args([
+            "status",
+            "--config",
+            path_str(&c.config()),
+            "--key",
+            path_str(&key),
+            "--job",
+            &job,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    for server in ["server0", "server1", "server2"] {
+        assert!(
+            text.contains(&format!(
+                "{server}: job {job} round 3 Aggregated, 2 contributors"
+            )),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("data-owner-2 declined: data samples have shape [1, 28, 28]"),
+        "{text}"
+    );
     // Every line of the decliner's log is one JSON object; one is its error naming the reason.
     let owner_log = std::fs::read_to_string(c.path("data-owner-2.log")).unwrap();
     let events: Vec<serde_json::Value> = owner_log
