@@ -219,6 +219,20 @@ pub struct MpcTrainArgs {
     pub init: InitChoice,
 }
 
+/// A job on a networked cluster, as the model owner names it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobRef {
+    /// The cluster file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The model owner's key file.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The job id.
+    #[arg(long)]
+    pub job: u64,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -342,42 +356,13 @@ pub enum Command {
         timeout_secs: u64,
     },
     /// A federated job's state at every server: its round and the round's state, the
-    /// contributors so far, why a round failed, and the data owners that declined it and why.
-    Status {
-        /// The cluster file.
-        #[arg(long)]
-        config: PathBuf,
-        /// The model owner's key file.
-        #[arg(long)]
-        key: PathBuf,
-        /// The job id (`train` prints it; `checkpoint.json` has it under `settings.job_id`).
-        #[arg(long)]
-        job: u64,
-    },
+    /// contributors so far, why a round failed, and the data owners that declined it and why
+    /// (`train` prints the job id; `checkpoint.json` has it under `settings.job_id`).
+    Status(JobRef),
     /// An MPC job's state at every server (deployments, trainings, predictions).
-    JobStatus {
-        /// The cluster file.
-        #[arg(long)]
-        config: PathBuf,
-        /// The model owner's key file.
-        #[arg(long)]
-        key: PathBuf,
-        /// The job id.
-        #[arg(long)]
-        job: u64,
-    },
+    JobStatus(JobRef),
     /// Abort an MPC job at every server (its inputs, outputs and messages are dropped).
-    Abort {
-        /// The cluster file.
-        #[arg(long)]
-        config: PathBuf,
-        /// The model owner's key file.
-        #[arg(long)]
-        key: PathBuf,
-        /// The job id.
-        #[arg(long)]
-        job: u64,
-    },
+    Abort(JobRef),
     /// Drive a federated training on a networked cluster (servers and data owners already running).
     Train {
         /// Training options.
@@ -549,17 +534,17 @@ pub fn run(cli: Cli) -> i32 {
             println!("encrypted test accuracy: {:.4}", summary.accuracy);
             Ok::<(), TrainEncryptedError>(())
         }),
-        Command::Status { config, key, job } => {
+        Command::Status(JobRef { config, key, job }) => {
             tessera_common::cli::block_on_exit_code(async move {
                 crate::networked::status_command(&config, &key, job).await
             })
         }
-        Command::JobStatus { config, key, job } => {
+        Command::JobStatus(JobRef { config, key, job }) => {
             tessera_common::cli::block_on_exit_code(async move {
                 crate::deploy::job_status_command(&config, &key, job).await
             })
         }
-        Command::Abort { config, key, job } => {
+        Command::Abort(JobRef { config, key, job }) => {
             tessera_common::cli::block_on_exit_code(async move {
                 crate::deploy::abort_command(&config, &key, job).await
             })

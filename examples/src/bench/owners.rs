@@ -36,6 +36,9 @@ fn tiled_table(dir: &std::path::Path, rows: usize) -> std::io::Result<PathBuf> {
     let mut lines = text.lines();
     let header = lines.next().unwrap_or_default();
     let body: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+    if body.is_empty() {
+        return Err(std::io::Error::other("the shipped table has no rows"));
+    }
     let mut out = String::from(header) + "\n";
     for i in 0..rows {
         out += body[i % body.len()];
