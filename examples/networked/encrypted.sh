@@ -15,7 +15,7 @@ source examples/networked/lib.sh
 
 # Who may query the deployed model: data-owner-0 and data-owner-1 (data-owner-2 may not).
 make_cluster "$WORK" "$BASE_PORT" $'[models.mnist]\nclients = ["data-owner-0", "data-owner-1"]'
-start_servers "$WORK"
+start_servers "$WORK" "$BASE_PORT"
 
 # 1. Encrypted training: the model owner starts the job and tells the institutions its id; each
 #    shares its examples once (here half of the first 4,000 bundled digits each) and leaves. The

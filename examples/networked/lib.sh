@@ -39,12 +39,35 @@ make_cluster() {
   } > "$work/cluster.toml"
 }
 
-# start_servers WORK: the three compute servers, in the background.
+# port_taken PORT: whether something on this machine already listens on 127.0.0.1:PORT.
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_servers WORK BASE_PORT: the three compute servers, in the background. A port already in
+# use (another run's server, say) stops the walkthrough here with its number: otherwise the
+# others would talk to whatever holds it and report only an `h2 protocol error`. A server that
+# exits at start (a port taken in between, a bad key file) is reported with its log.
 start_servers() {
-  local work=$1
+  local work=$1 base=$2
+  for i in 0 1 2; do
+    if port_taken $((base + i)); then
+      echo "port $((base + i)) (server$i) is already in use: stop what holds it, or run with" \
+        "TESSERA_BASE_PORT set to a free range" >&2
+      exit 1
+    fi
+  done
+  local started=()
   for i in 0 1 2; do
     $BIN/aggregator serve --config "$work/cluster.toml" --name server$i --key "$work/server$i.key" \
       > "$work/server$i.log" 2>&1 &
     PIDS+=($!)
+    started+=($!)
+  done
+  sleep 1
+  for i in 0 1 2; do
+    if ! kill -0 "${started[$i]}" 2>/dev/null; then
+      echo "server$i exited at start; its log ($work/server$i.log) ends:" >&2
+      tail -n 5 "$work/server$i.log" >&2
+      exit 1
+    fi
   done
 }

@@ -13,7 +13,7 @@ mkdir -p "$WORK"
 source examples/networked/lib.sh
 
 make_cluster "$WORK" "$BASE_PORT"
-start_servers "$WORK"
+start_servers "$WORK" "$BASE_PORT"
 
 # The institutions: each dials the leader and waits for rounds (here each takes a third of the
 # bundled MNIST digits; a real one points --data at its own IDX folder or CSV file).
