@@ -74,6 +74,36 @@ pub struct SimulateOptions {
     pub interactive: bool,
 }
 
+impl Default for SimulateOptions {
+    /// `model-owner simulate`'s defaults, without progress output: 10 rounds, 3 data owners, 3
+    /// servers, IID, MNIST network A on the bundled digits, FedAvg, 1 local epoch of batch 32 at
+    /// learning rate 0.1, the `mean` rule, no attackers.
+    fn default() -> Self {
+        SimulateOptions {
+            rounds: 10,
+            data_owners: 3,
+            servers: 3,
+            non_iid: false,
+            out: PathBuf::from("tessera-out"),
+            model: ModelSpec::network_a().into(),
+            data: None,
+            test_data: None,
+            label_column: None,
+            optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+            local_epochs: 1,
+            batch_size: 32,
+            learning_rate: 0.1,
+            ring_bits: None,
+            rule: AggregationRule::Mean,
+            dp: None,
+            attackers: 0,
+            attack: Attack::Scale(100.0),
+            audit_dir: None,
+            interactive: false,
+        }
+    }
+}
+
 /// Errors of a simulation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

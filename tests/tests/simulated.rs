@@ -29,25 +29,12 @@ use tessera_model_owner::trainer::{
 fn options(out: std::path::PathBuf, servers: usize, optimizer: ServerOptimizer) -> SimulateOptions {
     SimulateOptions {
         rounds: 2,
-        data_owners: 3,
         servers,
-        non_iid: false,
         out,
         model: ModelSpec::logistic_regression().into(),
-        data: None,
-        test_data: None,
-        label_column: None,
         optimizer,
-        local_epochs: 1,
-        batch_size: 32,
-        learning_rate: 0.1,
         ring_bits: Some(32),
-        rule: AggregationRule::Mean,
-        dp: None,
-        attackers: 0,
-        attack: Attack::Scale(100.0),
-        audit_dir: None,
-        interactive: false,
+        ..SimulateOptions::default()
     }
 }
 

@@ -14,10 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tessera_common::job::ServerOptimizer;
 use tessera_common::model_file::ModelChoice;
-use tessera_common::rule::AggregationRule;
-use tessera_data_owner::attack::Attack;
 use tessera_model_owner::simulate::{SimulateOptions, simulate};
 
 use super::report::print_table;
@@ -85,24 +82,13 @@ pub fn run() -> Vec<Value> {
         let opts = SimulateOptions {
             rounds: 1,
             data_owners: owners,
-            servers: 3,
-            non_iid: false,
             out: dir.join(format!("out-{owners}")),
             model,
             data: Some(data),
             test_data: Some(repo("common/data/breast-cancer/test.csv")),
             label_column: Some("diagnosis".into()),
-            optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
-            local_epochs: 1,
-            batch_size: 32,
-            learning_rate: 0.1,
             ring_bits: Some(32),
-            rule: AggregationRule::Mean,
-            dp: None,
-            attackers: 0,
-            attack: Attack::Scale(1.0),
-            audit_dir: None,
-            interactive: false,
+            ..SimulateOptions::default()
         };
         let started = Instant::now();
         let result = runtime.block_on(simulate(opts));
