@@ -51,6 +51,11 @@ pub struct ServeArgs {
     /// `tls_cert`; required when the entry has one.
     #[arg(long)]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Serve Prometheus metrics (`GET /metrics`: rounds, uploads accepted and refused by
+    /// reason, bytes, MPC jobs, memory held by uploads) on this `host:port`; off by default.
+    /// Bind it where only operators reach.
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
 }
 
 /// Errors of `serve`.
@@ -181,6 +186,19 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     let cell: ServiceCell = Arc::new(OnceLock::new());
     let limits = Limits::default();
     let mpc_cell: MpcCell = Arc::new(OnceLock::new());
+    if let Some(metrics_addr) = &args.metrics_addr {
+        let metrics = bind_listener(args.party.name, metrics_addr).await?;
+        let (cell, mpc_cell) = (Arc::clone(&cell), Arc::clone(&mpc_cell));
+        let exposition = Arc::new(move || {
+            crate::metrics::render(cell.get().map(|s| &**s), mpc_cell.get().map(|m| &**m))
+        });
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve_metrics(metrics, exposition).await {
+                tracing::warn!(error = %e, "metrics endpoint stopped");
+            }
+        });
+        info!(me = %args.party.name, address = %metrics_addr, "metrics at /metrics");
+    }
     let server = serve(
         listener,
         &hub,

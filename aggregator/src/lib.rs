@@ -4,12 +4,14 @@
 //! - [`secagg`]: secure-aggregation rounds (transport-free service logic).
 //! - [`grpc`]: the tonic adapters of the data-owner and model-owner services.
 //! - [`mpc`]: the MPC engine (sessions, local harness, Pond).
+//! - [`metrics`]: the Prometheus endpoint (`--metrics-addr`).
 //! - [`cli`]: the `aggregator` command line.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod grpc;
+pub mod metrics;
 pub mod mpc;
 pub mod net;
 pub mod secagg;

@@ -43,6 +43,42 @@ pub enum NetworkedError {
     /// A server address.
     #[error(transparent)]
     Api(#[from] tessera_common::api::ApiError),
+    /// Training stopped on a server that stayed unreachable (or a round that never ended)
+    /// after some rounds were checkpointed: the message says how to go on from there.
+    #[error(
+        "{source}\nthe checkpoint after {rounds} rounds is {}: run the same command with `--resume {}` to train the rounds left",
+        checkpoint.display(),
+        checkpoint.display()
+    )]
+    Interrupted {
+        /// Why training stopped.
+        source: TrainError,
+        /// The checkpoint written after the last round.
+        checkpoint: std::path::PathBuf,
+        /// Rounds it holds (this run's and those it resumed from).
+        rounds: usize,
+    },
+}
+
+/// A run of job `job` stopped by an unreachable server or a round that never ended, with a
+/// checkpoint of that job to go on from: [`NetworkedError::Interrupted`]; any other error as it
+/// is.
+fn interrupted(source: TrainError, out: &Path, job: u64) -> NetworkedError {
+    let checkpoint = out.join("checkpoint.json");
+    let resumable = matches!(
+        source,
+        TrainError::Api { .. } | TrainError::RoundTimeout { .. }
+    );
+    match Checkpoint::load(&checkpoint) {
+        Ok(cp) if resumable && cp.settings.job_id == job && !cp.metrics.is_empty() => {
+            NetworkedError::Interrupted {
+                source,
+                rounds: cp.metrics.len(),
+                checkpoint,
+            }
+        }
+        _ => source.into(),
+    }
 }
 
 /// The job settings for a networked run of `model`, from the cluster file and the command line.
@@ -237,8 +273,12 @@ pub async fn train_command(
         audit_dir: audit_dir.map(Path::to_path_buf),
         data_owners: cluster.data_owners(),
     };
+    let job = trainer_config.settings.job_id;
     let trainer = Trainer::new(servers, sealer, trainer_config, test);
-    Ok(trainer.run(checkpoint).await?)
+    trainer
+        .run(checkpoint)
+        .await
+        .map_err(|e| interrupted(e, &training.out, job))
 }
 
 #[cfg(test)]
@@ -313,6 +353,67 @@ mod tests {
         assert!(is_model_checkpoint(&path));
         std::fs::write(&path, "{}").unwrap();
         assert!(!is_model_checkpoint(&path));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A run stopped by a server that stayed away says which checkpoint to `--resume` from,
+    /// only when that checkpoint is this job's and holds rounds; other failures are as they are.
+    #[test]
+    fn a_run_stopped_by_an_unreachable_server_says_how_to_resume() {
+        let dir = std::env::temp_dir().join(format!("tessera-interrupted-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let settings = settings(ModelSpec::logistic_regression());
+        let job = settings.job_id;
+        let lost = || TrainError::Api {
+            server: PartyId::Server(1),
+            source: tessera_common::api::ApiError::Unavailable("connection refused".into()),
+        };
+        // No checkpoint yet: nothing to resume from.
+        assert!(matches!(
+            interrupted(lost(), &dir, job),
+            NetworkedError::Train(_)
+        ));
+        let mut cp = crate::trainer::initial_checkpoint(&settings, vec![0.0; settings.num_params]);
+        cp.metrics.push(crate::report::RoundMetrics {
+            round: 1,
+            train_loss: 0.5,
+            test_loss: 0.5,
+            test_accuracy: 0.8,
+            clients: 2,
+            bytes: 1,
+            seconds: 0.1,
+            epsilon: None,
+        });
+        let path = dir.join("checkpoint.json");
+        cp.save(&path).unwrap();
+        let e = interrupted(lost(), &dir, job);
+        assert!(
+            matches!(e, NetworkedError::Interrupted { rounds: 1, .. }),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("server1: unavailable: connection refused"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("--resume {}", path.display())),
+            "{text}"
+        );
+        // Another job's checkpoint in the same folder, or a failure resuming cannot mend.
+        assert!(matches!(
+            interrupted(lost(), &dir, job + 1),
+            NetworkedError::Train(_)
+        ));
+        let declined = TrainError::Declined {
+            declined: vec![],
+            able: 1,
+            min_clients: 2,
+        };
+        assert!(matches!(
+            interrupted(declined, &dir, job),
+            NetworkedError::Train(_)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -228,7 +228,7 @@ impl<S: ServerApi> Trainer<S> {
         for round in 1..=settings.rounds {
             let started = Instant::now();
             let (contributors, train_loss, bytes) = self
-                .round(round, &mut checkpoint)
+                .round(round, round == 1, &mut checkpoint)
                 .await?
                 .unwrap_or((0, f64::NAN, 0));
             aggregated += u64::from(contributors > 0);
@@ -320,6 +320,17 @@ impl<S: ServerApi> Trainer<S> {
             .map_err(TrainError::from)
     }
 
+    /// Whether server `i` is still in `round` of the job (or past it with a result): not so
+    /// after it restarted, when it holds the job from a later round on, or not at all.
+    async fn holds_round(&self, i: usize, round: u64) -> bool {
+        match self.servers[i].status(self.config.settings.job_id).await {
+            Ok(status) => status.round == round && status.state != RoundState::Failed,
+            // Unreachable now: the next fetch says so.
+            Err(ApiError::Unavailable(_)) => true,
+            Err(_) => false,
+        }
+    }
+
     /// Says (once each) which data owners declined the job and why, and fails the job when
     /// too few data owners are left to reach `min_clients`.
     fn check_declined(&self, status: &JobStatus) -> Result<(), TrainError> {
@@ -348,9 +359,41 @@ impl<S: ServerApi> Trainer<S> {
         Ok(())
     }
 
-    /// One round; `None` if it failed (too few contributors) or its aggregate was refused, leaving
-    /// the weights unchanged.
+    /// One round; `None` if it failed (too few contributors, a server lost mid-round) or its
+    /// aggregate was refused, leaving the weights unchanged.
+    ///
+    /// A server that cannot be reached fails the round, not the run: every round after the
+    /// run's first starts the job again on every server (idempotent for a server that holds it),
+    /// waiting up to [`STARTUP_WAIT`] for one that is restarting, so a restarted server takes
+    /// the job up at the next round.
     async fn round(
+        &self,
+        round: u64,
+        first: bool,
+        checkpoint: &mut Checkpoint,
+    ) -> Result<Option<(usize, f64, u64)>, TrainError> {
+        if !first {
+            self.start_job().await?;
+        }
+        match self.round_on_servers(round, checkpoint).await {
+            Err(TrainError::Api {
+                server,
+                source: ApiError::Unavailable(reason),
+            }) => {
+                warn!(
+                    round,
+                    %server,
+                    %reason,
+                    "round failed: a server is unreachable; the next round starts the job on it again"
+                );
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    /// [`Trainer::round`] once the job is started on every server.
+    async fn round_on_servers(
         &self,
         round: u64,
         checkpoint: &mut Checkpoint,
@@ -427,10 +470,23 @@ impl<S: ServerApi> Trainer<S> {
         }
         let mut shares = Vec::with_capacity(self.servers.len());
         for (i, server) in self.servers.iter().enumerate() {
+            let mut polls = 0u32;
             let fetched = loop {
                 match server.fetch_result(settings.job_id, round).await {
                     Ok(s) => break s,
-                    Err(ApiError::NotReady(_)) if waiting.elapsed() < waited_max => {
+                    Err(ApiError::NotReady(why)) if waiting.elapsed() < waited_max => {
+                        // Now and then: a server restarted since the round began holds no
+                        // share of it, and never will.
+                        polls += 1;
+                        if polls % 20 == 0 && !self.holds_round(i, round).await {
+                            warn!(
+                                round,
+                                server = %PartyId::Server(i as u8),
+                                %why,
+                                "round failed: the server lost its share of the round (restarted?)"
+                            );
+                            return Ok(None);
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     Err(e) => return Err(api(i)(e)),

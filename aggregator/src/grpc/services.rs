@@ -264,7 +264,7 @@ impl DataOwnerService for DataOwnerGrpc {
                 Some(s) => s,
                 None => {
                     let job_id = tessera_common::seal::Header::parse(&envelope)
-                        .map_err(|e| to_status(e.into()))?
+                        .map_err(|e| to_status(service.refuse_upload(e.into())))?
                         .job_id;
                     session.insert(service.begin_upload(job_id).map_err(to_status)?)
                 }

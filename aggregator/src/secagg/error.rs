@@ -140,3 +140,39 @@ pub enum ServiceError {
     #[error("peer network: {0}")]
     Peer(#[from] NetError),
 }
+
+impl ServiceError {
+    /// A short, stable name of the variant (`replayed_chunk`, `seal`, ...): the `reason` label
+    /// of the rejection counters in [`crate::metrics`].
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ServiceError::UnknownJob(_) => "unknown_job",
+            ServiceError::NotLeader(_) => "not_leader",
+            ServiceError::BadJob(_) => "bad_job",
+            ServiceError::JobConflict(_) => "job_conflict",
+            ServiceError::Seal(SealError::Replayed { .. }) => "replayed",
+            ServiceError::Seal(_) => "seal",
+            ServiceError::Request(_) => "request_token",
+            ServiceError::Forbidden { .. } => "forbidden",
+            ServiceError::RoundClosed { .. } => "round_closed",
+            ServiceError::DuplicateUpload(_) => "duplicate_upload",
+            ServiceError::ReplayedChunk { .. } => "replayed_chunk",
+            ServiceError::OutOfOrder { .. } => "out_of_order",
+            ServiceError::WrongLength(_) => "wrong_length",
+            ServiceError::NotForwardSecret => "not_forward_secret",
+            ServiceError::FixedPointMismatch { .. } => "fixed_point_mismatch",
+            ServiceError::Malformed(_) => "malformed",
+            ServiceError::Incomplete(_) => "incomplete",
+            ServiceError::RoundFull(_) => "round_full",
+            ServiceError::HelperRejected { .. } => "helper_rejected",
+            ServiceError::BadRoundOrder { .. } => "bad_round_order",
+            ServiceError::NotReady { .. } => "not_ready",
+            ServiceError::UploadInProgress(_) => "upload_in_progress",
+            ServiceError::Busy { .. } => "busy",
+            ServiceError::RuleRejected { .. } => "rule_rejected",
+            ServiceError::AlreadyRefused(_) => "already_refused",
+            ServiceError::CheckFailed(_) => "check_failed",
+            ServiceError::Peer(_) => "peer",
+        }
+    }
+}

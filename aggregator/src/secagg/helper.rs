@@ -14,7 +14,7 @@ use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Expected, Purpose};
 use tessera_common::upload::UploadPart;
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::check::CHECK_GRACE;
 use super::messages::{PeerMsg, PeerReply, RoundMsg, job_prefix, leader_tag, reply_tag};
@@ -24,9 +24,12 @@ use super::service::{Job, Rounds};
 use super::session::open_forward_secret;
 use super::{AggregatorService, ServiceError};
 
+/// How often a helper whose leader is gone looks whether it is back.
+const LEADER_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl<N: Network + 'static> AggregatorService<N> {
     /// A helper's side of a job: answers the leader's messages in order until the last round
-    /// closes or the leader is gone.
+    /// closes or the job is dropped; a lost leader fails the round in progress and is waited for.
     pub(super) async fn helper_loop(self: Arc<Self>, job: Arc<Job>) {
         let settings = &job.settings;
         let leader = PartyId::Server(0);
@@ -37,6 +40,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         // round and forward, awaited at the close.
         let mut committed: BTreeMap<(u64, u64), JoinHandle<()>> = BTreeMap::new();
         let keeps = settings.rule.keeps_uploads();
+        let mut leader_lost = false;
         loop {
             let bytes = match self
                 .network
@@ -52,16 +56,29 @@ impl<N: Network + 'static> AggregatorService<N> {
                     }
                     continue;
                 }
+                // The leader is gone: the round in progress fails, and the job waits for the
+                // leader to dial back (a restarted leader takes the job up at the model owner's
+                // next round). A job nobody comes back for is dropped as idle.
                 Err(e) => {
-                    let mut st = job.state.lock().await;
-                    if let Rounds::Helper(m) = &mut st.rounds {
-                        m.leader_lost(&e.to_string());
+                    if !leader_lost {
+                        let mut st = job.state.lock().await;
+                        if let Rounds::Helper(m) = &mut st.rounds {
+                            m.leader_lost(&e.to_string());
+                        }
+                        job.notify(&st);
+                        warn!(me = %self.me, job = settings.job_id, error = %e, "leader unreachable; the job waits for it to return");
+                        leader_lost = true;
                     }
-                    job.notify(&st);
-                    warn!(me = %self.me, job = settings.job_id, error = %e, "helper stops: leader unreachable");
-                    return;
+                    tokio::time::sleep(LEADER_POLL).await;
+                    if self.job(settings.job_id).is_err() {
+                        return;
+                    }
+                    continue;
                 }
             };
+            if std::mem::take(&mut leader_lost) {
+                info!(me = %self.me, job = settings.job_id, "leader back");
+            }
             let msg = match RoundMsg::from_bytes(&bytes) {
                 Ok(m) => m,
                 Err(e) => {

@@ -137,6 +137,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             UploadSlots::open(&job.uploads, round);
             job.notify(&st);
         }
+        self.metrics.round_opened();
         info!(job = job_id, round, "round open");
         let service = Arc::clone(self);
         let deadline_job = Arc::clone(&job);
@@ -263,10 +264,10 @@ impl<N: Network + 'static> AggregatorService<N> {
     /// Starts an upload for job `job_id` (leader).
     pub fn begin_upload(&self, job_id: u64) -> Result<UploadSession, ServiceError> {
         self.require_leader()?;
-        Ok(UploadSession::new(
-            self.job(job_id)?,
-            Arc::clone(&self.staging),
-        ))
+        let job = self
+            .job(job_id)
+            .inspect_err(|e| self.metrics.upload_rejected(e))?;
+        Ok(UploadSession::new(job, Arc::clone(&self.staging)))
     }
 
     /// Checks and stages one envelope of an upload.
@@ -275,7 +276,9 @@ impl<N: Network + 'static> AggregatorService<N> {
         session: &mut UploadSession,
         envelope: &[u8],
     ) -> Result<(), ServiceError> {
-        session.push(&self.sealer, envelope)
+        session
+            .push(&self.sealer, envelope)
+            .inspect_err(|e| self.metrics.upload_rejected(e))
     }
 
     /// Commits a complete upload: the helpers check their seeds, then the share joins the round.
@@ -287,11 +290,20 @@ impl<N: Network + 'static> AggregatorService<N> {
         self: &Arc<Self>,
         session: UploadSession,
     ) -> Result<UploadReceipt, ServiceError> {
-        session.check_complete()?;
+        let bytes = session.bytes();
         let service = Arc::clone(self);
-        tokio::spawn(async move { service.commit_upload(session).await })
-            .await
-            .map_err(|e| ServiceError::Incomplete(format!("upload task: {e}")))?
+        let receipt = match session.check_complete() {
+            Ok(()) => tokio::spawn(async move { service.commit_upload(session).await })
+                .await
+                .map_err(|e| ServiceError::Incomplete(format!("upload task: {e}")))
+                .and_then(|r| r),
+            Err(e) => Err(e),
+        };
+        match &receipt {
+            Ok(_) => self.metrics.upload_accepted(bytes),
+            Err(e) => self.metrics.upload_rejected(e),
+        }
+        receipt
     }
 
     async fn commit_upload(
@@ -460,6 +472,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                         if let Ok(m) = st.leader() {
                             m.sealed(Err(e));
                         }
+                        self.metrics.round_closed(st.round_state());
                         job.notify(&st);
                         return;
                     }
@@ -477,6 +490,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         // Whatever was kept for the round (a failed close leaves it) goes with it.
         job.drop_kept_through(round);
         info!(job = job_id, round, state = ?st.round_state(), "round closed");
+        self.metrics.round_closed(st.round_state());
         job.notify(&st);
     }
 }

@@ -147,6 +147,8 @@ pub struct AggregatorService<N: Network + 'static> {
     pub(super) staging: Arc<StagingBudget>,
     /// This server's source of differential-privacy noise (seeded from the OS).
     noise: StdMutex<StdRng>,
+    /// Counters for operators (`--metrics-addr`).
+    pub(super) metrics: super::SecaggMetrics,
 }
 
 impl<N: Network + 'static> std::fmt::Debug for AggregatorService<N> {
@@ -179,7 +181,20 @@ impl<N: Network + 'static> AggregatorService<N> {
             staging: StagingBudget::new(limits.staging_bytes),
             limits,
             noise: StdMutex::new(StdRng::from_rng(&mut rand::rng())),
+            metrics: super::SecaggMetrics::default(),
         })
+    }
+
+    /// What this server counted: rounds by outcome, uploads accepted and refused by reason.
+    pub fn counts(&self) -> super::SecaggCounts {
+        self.metrics.counts()
+    }
+
+    /// Counts an upload refused before it reached [`AggregatorService::begin_upload`] (its
+    /// first envelope has no readable header); returns the error.
+    pub fn refuse_upload(&self, error: ServiceError) -> ServiceError {
+        self.metrics.upload_rejected(&error);
+        error
     }
 
     /// Reseeds this server's differential-privacy noise: reproducible noise for tests and

@@ -43,6 +43,8 @@ pub struct UploadSession {
     pub(crate) slot: Option<UploadSlot>,
     budget: Arc<StagingBudget>,
     reservation: Option<Reservation>,
+    /// Envelope bytes pushed so far.
+    bytes: u64,
 }
 
 impl std::fmt::Debug for UploadSession {
@@ -69,7 +71,13 @@ impl UploadSession {
             next_chunk: 0,
             seed_envelopes: Vec::new(),
             headers: Vec::new(),
+            bytes: 0,
         }
+    }
+
+    /// Envelope bytes pushed so far (accepted or not).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// The uploading data owner, once the first envelope named it.
@@ -79,6 +87,7 @@ impl UploadSession {
 
     /// Checks and stages one envelope.
     pub(crate) fn push(&mut self, sealer: &Sealer, envelope: &[u8]) -> Result<(), ServiceError> {
+        self.bytes += envelope.len() as u64;
         let settings = &self.job.settings;
         let header = Header::parse(envelope)?;
         // The first envelope fixes sender and round; every later one must match.

@@ -137,6 +137,7 @@ async fn over_grpc(dir: PathBuf) -> Result<Vec<(String, usize, &'static str, f64
             listen: None,
             connect_timeout_secs: 30,
             tls_key: None,
+            metrics_addr: None,
         };
         tokio::spawn(async move {
             if let Err(e) = serve_command(args).await {

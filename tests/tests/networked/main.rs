@@ -65,6 +65,11 @@ impl Cluster {
 
     /// Starts `server{i}`, logging to `server{i}{suffix}.log`.
     fn start_server(&self, i: u32, suffix: &str) -> Proc {
+        self.start_server_with(i, suffix, &[])
+    }
+
+    /// [`Cluster::start_server`] with `extra` arguments to `serve`.
+    fn start_server_with(&self, i: u32, suffix: &str, extra: &[&str]) -> Proc {
         let name = format!("server{i}");
         let key = self.path(&format!("{name}.key"));
         let tls_key = self.path(&format!("{name}.tls.key"));
@@ -73,6 +78,7 @@ impl Cluster {
         if tls_key.exists() {
             args.extend(["--tls-key", path_str(&tls_key)]);
         }
+        args.extend(extra);
         self.spawn(
             env!("CARGO_BIN_EXE_t-aggregator"),
             &args,
@@ -113,6 +119,12 @@ impl Cluster {
 
     /// `model-owner train` with `model_args` (`--model`, `--test-data`, ...), to its end.
     fn run_model_owner_with(&self, rounds: u32, timeout: Duration, model_args: &[&str]) {
+        let mo = self.spawn_model_owner(rounds, model_args);
+        self.wait_model_owner(mo, timeout);
+    }
+
+    /// Starts `model-owner train` with `model_args`, logging to `model-owner.log`.
+    fn spawn_model_owner(&self, rounds: u32, model_args: &[&str]) -> Proc {
         let key = self.path("model-owner.key");
         let rounds = rounds.to_string();
         let out = self.path("out");
@@ -133,11 +145,15 @@ impl Cluster {
             "--quiet",
         ];
         args.extend(model_args);
-        let mut mo = self.spawn(
+        self.spawn(
             env!("CARGO_BIN_EXE_t-model-owner"),
             &args,
             "model-owner.log",
-        );
+        )
+    }
+
+    /// Waits for the model owner to end, which it must do successfully within `timeout`.
+    fn wait_model_owner(&self, mut mo: Proc, timeout: Duration) {
         let started = Instant::now();
         loop {
             if let Some(status) = mo.0.try_wait().unwrap() {
@@ -296,10 +312,17 @@ fn shipped(path: &str) -> String {
 /// Checks the audit records of a federated job: `rounds` aggregates, each the exact ring sum
 /// of the `owners` updates the data owners recorded for its round.
 fn assert_exact_sums(c: &Cluster, rounds: usize, owners: usize) {
+    let aggregates = audit_records(&c.path("audit"), "aggregate");
+    assert_eq!(aggregates.len(), rounds, "{aggregates:?}");
+    assert_every_sum_exact(c, owners);
+}
+
+/// Checks every aggregate the model owner recorded: the exact ring sum of the `owners` updates
+/// the data owners recorded for its round. Returns the rounds with their aggregate's file.
+fn assert_every_sum_exact(c: &Cluster, owners: usize) -> Vec<(u64, PathBuf)> {
     let audit = c.path("audit");
     let aggregates = audit_records(&audit, "aggregate");
     let updates = audit_records(&audit, "update");
-    assert_eq!(aggregates.len(), rounds, "{aggregates:?}");
     for (job, round, path) in &aggregates {
         let contributors: Vec<&PathBuf> = updates
             .iter()
@@ -323,6 +346,60 @@ fn assert_exact_sums(c: &Cluster, rounds: usize, owners: usize) {
         let contributors = std::fs::read_to_string(path.with_extension("txt")).unwrap();
         assert_eq!(contributors.lines().count(), owners);
     }
+    aggregates.into_iter().map(|(_, r, p)| (r, p)).collect()
+}
+
+/// `GET /metrics` at `address`: each sample line (`name{labels} value`) by its name and labels;
+/// `None` if the endpoint does not answer 200.
+fn scrape(address: &str) -> Option<std::collections::BTreeMap<String, u64>> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") || !head.contains("text/plain; version=0.0.4") {
+        return None;
+    }
+    Some(
+        body.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+/// The sum of the numeric `field=` of every log line containing `message`.
+fn logged_field(log: &str, message: &str, field: &str) -> u64 {
+    let key = format!("{field}=");
+    log.lines()
+        .filter(|l| l.contains(message))
+        .filter_map(|l| {
+            let rest = &l[l.find(&key)? + key.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// Polls `done` every 100 ms for up to `timeout`; panics with the logs if it never holds.
+fn wait_until(c: &Cluster, what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not within {timeout:?}\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Also the TLS check with real processes: every server serves TLS and dials its peers over it,
@@ -339,6 +416,81 @@ fn two_rounds_over_grpc_and_tls_reveal_the_exact_sum() {
     assert_exact_sums(&c, 2, 3);
     let metrics = std::fs::read_to_string(c.path("out/metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "{metrics}");
+}
+
+/// A helper killed in the middle of a round, then the leader killed between rounds, each
+/// started again (issue 12, item 3; at 59c017e the restarted helper gave up after 120 s, the
+/// leader refused every upload and every later round failed; a restarted leader waited for its
+/// peers forever). Round 1 is open with two of the three uploads it needs when `server1` dies:
+/// the third upload is refused, the round fails at its deadline, and the model owner waits for
+/// `server1`. Restarted, it is dialled back by `server2` and dials the leader, and the model
+/// owner starts the job on it again: round 2 reveals the exact ring sum of all three updates.
+/// A restarted leader is dialled back by both helpers, whose job waited for it, and takes the
+/// job up at the model owner's next round.
+#[test]
+fn a_helper_killed_mid_round_and_a_restarted_leader_rejoin_with_exact_sums() {
+    let c = cluster(3, 4);
+    let mut servers: Vec<Option<Proc>> = c.start_servers().into_iter().map(Some).collect();
+    let mut owners: Vec<Proc> = (0..2)
+        .map(|i| c.start_data_owner(i, &format!("{i}/3")))
+        .collect();
+    let rounds = 5;
+    let mo = c.spawn_model_owner(rounds, &["--model", "logreg"]);
+    let log = |name: &str| std::fs::read_to_string(c.path(name)).unwrap_or_default();
+    wait_until(
+        &c,
+        "two uploads in round 1",
+        Duration::from_secs(120),
+        || log("server0.log").matches("round=1 owner=").count() >= 2,
+    );
+    drop(servers[1].take());
+    owners.push(c.start_data_owner(2, "2/3"));
+    wait_until(&c, "round 1 failed", Duration::from_secs(60), || {
+        log("model-owner.log").contains("waiting for server1")
+    });
+    servers[1] = Some(c.start_server(1, "-restarted"));
+    let audit = c.path("audit");
+    let revealed = || {
+        audit
+            .exists()
+            .then(|| audit_records(&audit, "aggregate").len())
+            .unwrap_or(0)
+    };
+    wait_until(
+        &c,
+        "a round after server1 restarted",
+        Duration::from_secs(120),
+        || revealed() >= 1,
+    );
+    drop(servers[0].take());
+    std::thread::sleep(Duration::from_millis(500));
+    let leader_back = std::time::SystemTime::now();
+    servers[0] = Some(c.start_server(0, "-restarted"));
+    c.wait_model_owner(mo, Duration::from_secs(240));
+
+    let sums = assert_every_sum_exact(&c, 3);
+    let rounds_summed: Vec<u64> = sums.iter().map(|(r, _)| *r).collect();
+    assert!(!rounds_summed.contains(&1), "{rounds_summed:?}");
+    assert!(
+        rounds_summed.contains(&2),
+        "{rounds_summed:?}\n{}",
+        c.logs()
+    );
+    let modified = |p: &PathBuf| std::fs::metadata(p).unwrap().modified().unwrap();
+    assert!(
+        sums.iter().any(|(_, p)| modified(p) > leader_back),
+        "no round after the leader restarted: {rounds_summed:?}\n{}",
+        c.logs()
+    );
+    for server in [0, 1] {
+        let text = log(&format!("server{server}-restarted.log"));
+        assert!(text.contains("job started"), "server{server}: {text}");
+    }
+    let out = log("model-owner.log");
+    assert!(out.contains("round   1: clients 0"), "{out}");
+    assert!(out.contains("FAILED"), "{out}");
+    let metrics = log("out/metrics.csv");
+    assert_eq!(metrics.lines().count(), rounds as usize + 1, "{metrics}");
 }
 
 /// Own data across processes: two data owners serve halves of a CSV table (30 features,
@@ -464,12 +616,52 @@ fn norm_bound_refuses_a_crafted_update_across_processes() {
         toml.replacen("[job]\n", "[job]\nrule = \"norm-bound:5\"\n", 1),
     )
     .unwrap();
-    let _servers = c.start_servers();
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let _servers = [
+        c.start_server_with(0, "", &["--metrics-addr", &metrics_addr]),
+        c.start_server(1, ""),
+        c.start_server(2, ""),
+    ];
+    let before = loop {
+        match scrape(&metrics_addr) {
+            Some(m) if m.get("tessera_up") == Some(&1) => break m,
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    assert_eq!(before.get("tessera_uploads_accepted_total"), Some(&0));
     let _owners: Vec<Proc> = (0..2)
         .map(|i| c.start_data_owner(i, &format!("{i}/3")))
         .collect();
     let _attacker = c.start_data_owner_with(2, "2/3", &["--attack", "scale:100"]);
     c.run_model_owner(1, Duration::from_secs(180));
+
+    // The leader's Prometheus endpoint counted the round, the two honest uploads with exactly
+    // the bytes their owners logged sending, and the attacker's refusal under its reason.
+    let after = scrape(&metrics_addr).expect("metrics endpoint");
+    let count = |name: &str| {
+        after
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| panic!("{name}: {after:?}"))
+    };
+    assert_eq!(count("tessera_rounds_opened_total"), 1, "{after:?}");
+    assert_eq!(count("tessera_rounds_total{outcome=\"aggregated\"}"), 1);
+    assert_eq!(count("tessera_rounds_total{outcome=\"failed\"}"), 0);
+    assert_eq!(count("tessera_uploads_accepted_total"), 2);
+    assert_eq!(
+        count("tessera_uploads_rejected_total{reason=\"rule_rejected\"}"),
+        1
+    );
+    let logged: u64 = (0..2)
+        .map(|i| {
+            let log = std::fs::read_to_string(c.path(&format!("data-owner-{i}.log"))).unwrap();
+            logged_field(&log, "update uploaded", "bytes")
+        })
+        .sum();
+    assert!(logged > 0);
+    assert_eq!(count("tessera_upload_bytes_total"), logged);
+    assert!(count("tessera_peer_bytes_total{direction=\"sent\"}") > 0);
+    assert_eq!(count("tessera_upload_staged_bytes"), 0, "nothing in flight");
 
     let audit = c.path("audit");
     let aggregates = audit_records(&audit, "aggregate");

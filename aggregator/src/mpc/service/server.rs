@@ -2,7 +2,7 @@
 //! gRPC adapter only moves envelopes).
 
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -171,6 +171,8 @@ pub struct MpcService<N: Network + 'static> {
     access: HashMap<String, Vec<PartyId>>,
     limits: MpcLimits,
     registry: Mutex<Registry>,
+    /// Jobs by (kind, outcome): `launched`, `done`, `failed`, `aborted` (fixed names: bounded).
+    job_counts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl<N: Network + 'static> std::fmt::Debug for MpcService<N> {
@@ -239,7 +241,22 @@ impl<N: Network + 'static> MpcService<N> {
             access,
             limits,
             registry: Mutex::new(Registry::default()),
+            job_counts: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Jobs counted so far by (kind, outcome): every job is `launched`, then `done`, `failed`
+    /// or `aborted`.
+    pub fn job_counts(&self) -> BTreeMap<(&'static str, &'static str), u64> {
+        self.job_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn count_job(&self, job: &Job, outcome: &'static str) {
+        let mut counts = self.job_counts.lock().unwrap_or_else(|p| p.into_inner());
+        *counts.entry((job.spec.kind.name(), outcome)).or_default() += 1;
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -379,6 +396,7 @@ impl<N: Network + 'static> MpcService<N> {
             async move { service.run(job, io, params, digest).await }
         });
         info!(job = id, kind = job.spec.kind.name(), %launcher, "MPC job launched");
+        self.count_job(&job, "launched");
         reg.jobs.insert(
             id,
             Entry {
@@ -461,10 +479,12 @@ impl<N: Network + 'static> MpcService<N> {
                     info!(job = job.id, model = %model_id, "model deployed");
                 }
                 io.finish(JobState::Done);
+                self.count_job(&job, "done");
             }
             Err(e) => {
                 warn!(job = job.id, error = %e, "MPC job failed");
                 io.finish(JobState::Failed(e.to_string()));
+                self.count_job(&job, "failed");
             }
         }
         self.retire(job.id);
@@ -683,6 +703,7 @@ impl<N: Network + 'static> MpcService<N> {
             self.peers.forget(&session_prefix(id));
             self.retire(id);
             info!(job = id, "MPC job aborted");
+            self.count_job(&job, "aborted");
         }
         Ok(MpcJobStatus::of(&job, io.state()))
     }

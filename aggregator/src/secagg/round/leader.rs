@@ -178,9 +178,12 @@ impl LeaderRounds {
         seq
     }
 
-    /// Opens `round`, which must follow a finished one.
+    /// Opens `round`, which must follow a finished one. A machine that has opened no round
+    /// yet takes up any round of the job: a restarted leader continues the job at the model
+    /// owner's round (the rounds before it are the model owner's record, not the leader's).
     pub fn open(&mut self, round: u64) -> Result<(), ServiceError> {
-        if round != self.round + 1 || !self.state.is_final() {
+        let follows = round == self.round + 1 || (self.round == 0 && round > 0);
+        if !follows || !self.state.is_final() {
             return Err(ServiceError::BadRoundOrder {
                 requested: round,
                 reason: format!("round {} is {:?}", self.round, self.state),
@@ -524,8 +527,8 @@ pub(crate) mod tests {
             Err(ServiceError::RoundClosed { .. })
         ));
         assert!(matches!(
-            m.open(2),
-            Err(ServiceError::BadRoundOrder { requested: 2, .. })
+            m.open(0),
+            Err(ServiceError::BadRoundOrder { requested: 0, .. })
         ));
         m.open(1).unwrap();
         assert!(matches!(
@@ -556,6 +559,27 @@ pub(crate) mod tests {
             m.open(2),
             Err(ServiceError::BadRoundOrder { requested: 2, .. })
         ));
+    }
+
+    /// A restarted leader holds a fresh machine: it takes the job up at the model owner's round,
+    /// and from there rounds follow one another again.
+    #[test]
+    fn a_fresh_machine_takes_up_the_job_at_any_round_then_rounds_follow() {
+        let mut s = settings(2, 1);
+        s.rounds = 5;
+        let mut m = LeaderRounds::new(&s);
+        assert!(matches!(
+            m.open(6),
+            Err(ServiceError::BadRoundOrder { requested: 6, .. })
+        ));
+        m.open(3).unwrap();
+        assert_eq!(m.round(), 3);
+        m.fail("test".into());
+        assert!(matches!(
+            m.open(5),
+            Err(ServiceError::BadRoundOrder { requested: 5, .. })
+        ));
+        m.open(4).unwrap();
     }
 
     #[test]
