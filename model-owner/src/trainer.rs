@@ -478,7 +478,7 @@ impl<S: ServerApi> Trainer<S> {
                         // Now and then: a server restarted since the round began holds no
                         // share of it, and never will.
                         polls += 1;
-                        if polls % 20 == 0 && !self.holds_round(i, round).await {
+                        if polls.is_multiple_of(20) && !self.holds_round(i, round).await {
                             warn!(
                                 round,
                                 server = %PartyId::Server(i as u8),
