@@ -8,7 +8,8 @@ use crate::party::PartyId;
 /// Arguments of the `keygen` subcommand.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KeygenArgs {
-    /// The party this key belongs to (e.g. server0, model-owner, data-owner-3).
+    /// The party this key belongs to (server0..server2, model-owner, data-owner-3, or a data
+    /// owner's own name such as hospital-a, listed in the cluster file with role = "data-owner").
     #[arg(long)]
     pub name: PartyId,
     /// Where to write the key file (created with mode 0600; never overwritten).
@@ -149,7 +150,7 @@ pub struct PartyArgs {
     /// The cluster file.
     #[arg(long)]
     pub config: PathBuf,
-    /// This party's name (server0, data-owner-3, ...).
+    /// This party's name (server0, data-owner-3, hospital-a, ...).
     #[arg(long)]
     pub name: PartyId,
     /// This party's key file.

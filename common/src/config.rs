@@ -70,9 +70,18 @@ pub enum ConfigError {
     },
     /// A table under `[parties]` whose name is not a party name.
     #[error(
-        "cluster config: {0:?} is not a party name (server0..server2, model-owner, data-owner-N)"
+        "cluster config: {0:?} is not a party name (server0..server2, model-owner, data-owner-N, or a data owner's own name: lowercase letters, digits and '-', starting with a letter)"
     )]
     BadPartyName(String),
+    /// A party's `role` is missing (a data owner with a name of its own must say it is one) or
+    /// is not the role its name has.
+    #[error("cluster config: party {name}: {reason}")]
+    BadRole {
+        /// The party's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A required party is not listed.
     #[error("cluster config: party {0} is missing")]
     MissingParty(PartyId),
@@ -192,6 +201,33 @@ pub struct NetworkDefaults {
     pub allow_plaintext: bool,
 }
 
+/// Checks the `role` of the party listed as `name`: required for a data owner's own name,
+/// and the role its name has if given.
+fn check_role(name: &str, party: PartyId, role: Option<&str>) -> Result<(), ConfigError> {
+    let has = match party {
+        PartyId::Server(_) => "server",
+        PartyId::ModelOwner => "model-owner",
+        PartyId::DataOwner(_) => "data-owner",
+    };
+    let bad = |reason: String| ConfigError::BadRole {
+        name: name.to_owned(),
+        reason,
+    };
+    match role {
+        None if party.is_named() => Err(bad(
+            "a name of one's own needs its role: role = \"data-owner\" (servers are server0..server2, the model owner model-owner)".into(),
+        )),
+        None => Ok(()),
+        Some(r) if r == has => Ok(()),
+        Some(r) if ["server", "model-owner", "data-owner"].contains(&r) => Err(bad(format!(
+            "role {r:?}, but the name is a {has}'s (servers are server0..server2, the model owner model-owner; any other name is a data owner's)"
+        ))),
+        Some(r) => Err(bad(format!(
+            "unknown role {r:?} (server, model-owner or data-owner)"
+        ))),
+    }
+}
+
 /// Whether `host:port` names this machine (127.0.0.0/8, `localhost`, `::1`).
 pub fn is_loopback(address: &str) -> bool {
     if let Ok(a) = address.parse::<std::net::SocketAddr>() {
@@ -236,6 +272,9 @@ struct RawModel {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawParty {
+    /// `server`, `model-owner` or `data-owner`: required for a data owner with a name of its
+    /// own, checked against the name otherwise.
+    role: Option<String>,
     address: Option<String>,
     public_key: String,
     tls_cert: Option<String>,
@@ -291,6 +330,12 @@ impl ClusterConfig {
             let party: PartyId = name
                 .parse()
                 .map_err(|_| ConfigError::BadPartyName(name.clone()))?;
+            check_role(&name, party, entry.role.as_deref())?;
+            if parties.contains_key(&party) {
+                return Err(ConfigError::BadPartyName(format!(
+                    "{name} (listed twice, or its index meets another name's: rename it)"
+                )));
+            }
             if let Some(address) = &entry.address
                 && !is_host_port(address)
             {
@@ -550,6 +595,43 @@ mod tests {
         ));
         assert!(is_loopback("127.0.0.1:1") && is_loopback("[::1]:1") && is_loopback("localhost:1"));
         assert!(!is_loopback("10.0.0.1:1") && !is_loopback("example.org:1"));
+    }
+
+    /// Data owners may go by names of their own, given with their role; a role that is not
+    /// the name's, or a missing one, is refused naming the party.
+    #[test]
+    fn data_owners_may_have_names_of_their_own_with_their_role() {
+        let named = cluster(&format!(
+            "[parties.hospital-a]\nrole = \"data-owner\"\npublic_key = \"{}\"\n",
+            key()
+        ));
+        let c = ClusterConfig::from_toml(&named).unwrap();
+        let hospital: PartyId = "hospital-a".parse().unwrap();
+        assert!(c.data_owners().contains(&hospital), "{:?}", c.data_owners());
+        assert!(c.data_owners().contains(&PartyId::DataOwner(0)));
+        assert_eq!(hospital.to_string(), "hospital-a");
+
+        let no_role = named.replace("role = \"data-owner\"\n", "");
+        assert!(matches!(
+            ClusterConfig::from_toml(&no_role),
+            Err(ConfigError::BadRole { name, .. }) if name == "hospital-a"
+        ));
+        let wrong = named.replace("role = \"data-owner\"", "role = \"server\"");
+        assert!(matches!(
+            ClusterConfig::from_toml(&wrong),
+            Err(ConfigError::BadRole { name, .. }) if name == "hospital-a"
+        ));
+        let server_as_owner = named.replace(
+            "[parties.server0]\n",
+            "[parties.server0]\nrole = \"data-owner\"\n",
+        );
+        assert!(matches!(
+            ClusterConfig::from_toml(&server_as_owner),
+            Err(ConfigError::BadRole { name, .. }) if name == "server0"
+        ));
+        let unknown = named.replace("role = \"data-owner\"", "role = \"auditor\"");
+        let e = ClusterConfig::from_toml(&unknown).unwrap_err();
+        assert!(e.to_string().contains("unknown role \"auditor\""), "{e}");
     }
 
     #[test]

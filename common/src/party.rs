@@ -3,11 +3,22 @@
 //! Every participant of a Tessera cluster has a stable name: the compute servers `server0`,
 //! `server1`, `server2`, the `model-owner`, and the institutions `data-owner-0`, `data-owner-1`, ...
 //! The name is what the cluster file, key files, logs and sealed envelopes use.
+//!
+//! A data owner may also go by a name of its own (`hospital-a`, `st-marys-2`): lowercase ASCII
+//! letters, digits and `-`, starting with a letter, at most [`MAX_NAME_LEN`] bytes, and not one
+//! of the fixed patterns. Its index is then derived from the name (the top bit set, then 31
+//! bits of the name's SHA-256), so every party computes the same [`PartyId`] from the same name
+//! with no table to agree on; two names of one cluster that meet on an index are refused when
+//! the second is parsed. The names parsed in a process are remembered (at most [`MAX_NAMES`]),
+//! so a named party is displayed by its name in logs, files and messages.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{OnceLock, RwLock};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// The largest number of compute servers a cluster may have.
 pub const MAX_SERVERS: u8 = 3;
@@ -26,13 +37,69 @@ pub enum PartyId {
 
 /// A party name that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown party name {0:?} (expected server0..server2, model-owner or data-owner-N)")]
+#[error(
+    "unknown party name {0:?} (expected server0..server2, model-owner, data-owner-N, or a data owner's own name: lowercase letters, digits and '-', starting with a letter)"
+)]
 pub struct BadPartyName(pub String);
+
+/// The longest name of a data owner's own.
+pub const MAX_NAME_LEN: usize = 64;
+/// Names remembered per process for display; past it, a named party shows as `data-owner-#<hex>`.
+pub const MAX_NAMES: usize = 1 << 16;
+/// Indices at or above this belong to data owners with a name of their own.
+const NAMED: u32 = 1 << 31;
+
+fn names() -> &'static RwLock<HashMap<u32, Box<str>>> {
+    static NAMES: OnceLock<RwLock<HashMap<u32, Box<str>>>> = OnceLock::new();
+    NAMES.get_or_init(Default::default)
+}
+
+/// Whether `s` is a well-formed name of a data owner's own (not checked against the fixed
+/// patterns).
+fn is_own_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_NAME_LEN
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// The data owner named `name` (well formed), remembering the name for display; `None` if
+/// another name already holds its index.
+fn named_owner(name: &str) -> Option<PartyId> {
+    let digest = Sha256::digest(name.as_bytes());
+    let index = NAMED | (u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) & !NAMED);
+    let known = names()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&index)
+        .map(|n| &**n == name);
+    match known {
+        Some(true) => {}
+        Some(false) => return None,
+        None => {
+            let mut table = names().write().unwrap_or_else(|p| p.into_inner());
+            if table.len() < MAX_NAMES {
+                let held = table.entry(index).or_insert_with(|| name.into());
+                if &**held != name {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(PartyId::DataOwner(index))
+}
 
 impl PartyId {
     /// Whether this party is one of the compute servers.
     pub fn is_server(self) -> bool {
         matches!(self, PartyId::Server(_))
+    }
+
+    /// Whether this is a data owner that goes by a name of its own (`hospital-a`).
+    pub fn is_named(self) -> bool {
+        matches!(self, PartyId::DataOwner(i) if i >= NAMED)
     }
 
     /// The server index, if this is a server.
@@ -76,6 +143,12 @@ impl fmt::Display for PartyId {
         match self {
             PartyId::Server(i) => write!(f, "server{i}"),
             PartyId::ModelOwner => write!(f, "model-owner"),
+            PartyId::DataOwner(i) if *i >= NAMED => {
+                match names().read().unwrap_or_else(|p| p.into_inner()).get(i) {
+                    Some(name) => f.write_str(name),
+                    None => write!(f, "data-owner-#{i:08x}"),
+                }
+            }
             PartyId::DataOwner(i) => write!(f, "data-owner-{i}"),
         }
     }
@@ -98,7 +171,15 @@ impl FromStr for PartyId {
             };
         }
         if let Some(rest) = s.strip_prefix("data-owner-") {
-            return parse_index(rest).map(PartyId::DataOwner).ok_or_else(bad);
+            return parse_index(rest)
+                .filter(|i| *i < NAMED)
+                .map(PartyId::DataOwner)
+                .ok_or_else(bad);
+        }
+        // The fixed names' prefixes are reserved: `server7` or `model-owner-2` is a typo, not
+        // a data owner.
+        if is_own_name(s) && !s.starts_with("model-owner") {
+            return named_owner(s).ok_or_else(bad);
         }
         Err(bad())
     }
@@ -142,6 +223,25 @@ mod tests {
         }
     }
 
+    /// A data owner's own name parses to the same party in every process (its index comes
+    /// from the name), displays as itself, survives the wire, and keeps clear of the fixed
+    /// names' indices.
+    #[test]
+    fn a_data_owner_may_go_by_its_own_name() {
+        let a: PartyId = "hospital-a".parse().unwrap();
+        assert!(a.is_named() && !a.is_server());
+        assert!(matches!(a, PartyId::DataOwner(i) if i >= NAMED));
+        assert_eq!(a.to_string(), "hospital-a");
+        assert_eq!("hospital-a".parse::<PartyId>(), Ok(a));
+        assert_eq!(PartyId::from_bytes(a.to_bytes()), Some(a));
+        let b: PartyId = "st-marys-2".parse().unwrap();
+        assert_ne!(a, b);
+        assert!(!PartyId::DataOwner(3).is_named());
+        // The fixed pattern may not reach into the named indices.
+        assert!("data-owner-2147483648".parse::<PartyId>().is_err());
+        assert!("data-owner-2147483647".parse::<PartyId>().is_ok());
+    }
+
     #[test]
     fn bad_names_are_rejected() {
         for s in [
@@ -153,6 +253,13 @@ mod tests {
             "model_owner",
             "",
             "Server0",
+            "Hospital-a",
+            "1hospital",
+            "hospital a",
+            "hospital_a",
+            "-hospital",
+            "model-owner-2",
+            &"h".repeat(MAX_NAME_LEN + 1),
         ] {
             assert!(s.parse::<PartyId>().is_err(), "{s:?} parsed");
         }

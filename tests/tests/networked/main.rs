@@ -35,6 +35,8 @@ struct Cluster {
     dir: tempfile::TempDir,
     ids: Vec<Identity>,
     leader_address: String,
+    /// The data owners, in the order `start_data_owner(i, ..)` numbers them.
+    owners: Vec<PartyId>,
 }
 
 impl Cluster {
@@ -99,7 +101,7 @@ impl Cluster {
 
     /// A data owner whose data `serve` is told by `data_args` (`--data`, `--shard`, ...).
     fn start_data_owner_on(&self, i: u32, data_args: &[&str]) -> Proc {
-        let name = format!("data-owner-{i}");
+        let name = self.owners[i as usize].to_string();
         let key = self.path(&format!("{name}.key"));
         let audit = self.path("audit");
         let config = self.config();
@@ -224,9 +226,21 @@ fn cluster(min_clients: usize, deadline_secs: u64) -> Cluster {
 /// A cluster on 127.0.0.1; with `tls`, every server gets a self-signed certificate made for this
 /// run (in the cluster file) and its key (`serverN.tls.key`), and everybody speaks TLS.
 fn cluster_with(min_clients: usize, deadline_secs: u64, tls: bool) -> Cluster {
+    cluster_of(
+        min_clients,
+        deadline_secs,
+        tls,
+        &["data-owner-0", "data-owner-1", "data-owner-2"],
+    )
+}
+
+/// [`cluster_with`] whose data owners go by `owners` (fixed names or names of their own, listed
+/// with `role = "data-owner"`).
+fn cluster_of(min_clients: usize, deadline_secs: u64, tls: bool, owners: &[&str]) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
+    let owners: Vec<PartyId> = owners.iter().map(|n| n.parse().unwrap()).collect();
     let mut parties: Vec<PartyId> = (0..3).map(PartyId::Server).collect();
-    parties.extend((0..3).map(PartyId::DataOwner));
+    parties.extend(&owners);
     parties.push(PartyId::ModelOwner);
     let ids: Vec<Identity> = parties
         .iter()
@@ -244,6 +258,9 @@ fn cluster_with(min_clients: usize, deadline_secs: u64, tls: bool) -> Cluster {
             id.party(),
             id.public_key_base64()
         );
+        if id.party().is_named() {
+            toml += "role = \"data-owner\"\n";
+        }
         if id.party().is_server() {
             let address = format!("127.0.0.1:{}", free_port());
             if id.party() == PartyId::Server(0) {
@@ -266,6 +283,7 @@ fn cluster_with(min_clients: usize, deadline_secs: u64, tls: bool) -> Cluster {
         dir,
         ids,
         leader_address,
+        owners,
     }
 }
 
@@ -404,9 +422,11 @@ fn wait_until(c: &Cluster, what: &str, timeout: Duration, mut done: impl FnMut()
 
 /// Also the TLS check with real processes: every server serves TLS and dials its peers over it,
 /// and the data owners and the model owner trust exactly the certificates of the cluster file.
+/// Two institutions go by names of their own (issue 12, item 7; at 59c017e `--name hospital-a`
+/// was refused): keys, cluster file, sealed envelopes, logs and the contributor lists use them.
 #[test]
 fn two_rounds_over_grpc_and_tls_reveal_the_exact_sum() {
-    let c = cluster_with(2, 60, true);
+    let c = cluster_of(2, 60, true, &["hospital-a", "data-owner-1", "st-marys-2"]);
     let _servers = c.start_servers();
     let _owners: Vec<Proc> = (0..3)
         .map(|i| c.start_data_owner(i, &format!("{i}/3")))
@@ -416,6 +436,17 @@ fn two_rounds_over_grpc_and_tls_reveal_the_exact_sum() {
     assert_exact_sums(&c, 2, 3);
     let metrics = std::fs::read_to_string(c.path("out/metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    for (_, _, path) in audit_records(&c.path("audit"), "aggregate") {
+        let mut names: Vec<String> = std::fs::read_to_string(path.with_extension("txt"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["data-owner-1", "hospital-a", "st-marys-2"]);
+    }
+    let log = std::fs::read_to_string(c.path("hospital-a.log")).unwrap();
+    assert!(log.contains("me=hospital-a"), "{log}");
 }
 
 /// A helper killed in the middle of a round, then the leader killed between rounds, each
