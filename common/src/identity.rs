@@ -332,7 +332,7 @@ mod tests {
             Identity::read_key_file(&path),
             Err(KeyError::Format { .. })
         ));
-        write_private(&path, format!("party = nobody\nsecret = {secret}\n"));
+        write_private(&path, format!("party = No Body\nsecret = {secret}\n"));
         assert!(matches!(
             Identity::read_key_file(&path),
             Err(KeyError::Party(_))
