@@ -14,6 +14,8 @@
 //! - [`seal`]: the authenticated envelope every message between parties travels in;
 //! - [`dataset`]: the bundled MNIST digits, IDX and CSV loaders, IID and label-skewed splits;
 //! - [`model_spec`] and [`job`]: the serde model description and a job's settings;
+//! - [`model_file`] and [`onnx`]: what `--model` names: a preset, a model-spec file, or an ONNX
+//!   model whose weights start training or are deployed for encrypted prediction;
 //! - [`dp`]: distributed differential privacy: the discrete Gaussian the servers add and the
 //!   accountant the model owner prints `(epsilon, delta)` with;
 //! - [`rule`]: the aggregation rule of a job (`mean`, `norm-bound`) and its check's parameters;
@@ -38,6 +40,7 @@ pub mod model_file;
 pub mod model_spec;
 pub mod net;
 pub mod notice;
+pub mod onnx;
 pub mod party;
 pub mod prg;
 pub mod request;

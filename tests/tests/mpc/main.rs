@@ -8,6 +8,7 @@ mod grpc;
 mod io;
 mod layers;
 mod model;
+mod onnx;
 mod pond;
 mod robust;
 mod securenn;
