@@ -8,6 +8,9 @@
 //! sample shape and labels before anything trains, and a mismatch is a typed
 //! [`ModelFileError::Data`] naming the model.
 //!
+//! A path ending in `.onnx` imports an ONNX model ([`crate::onnx`]): its layers, its input
+//! shape (fixed by the file) and its weights, which start the training instead of fresh ones.
+//!
 //! ```toml
 //! # input_shape = [30]     (optional: taken from the data)
 //! [[layers]]
@@ -26,6 +29,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use crate::model_spec::{DataMismatch, LayerSpec, ModelSpec};
+use crate::onnx::{ImportedModel, OnnxError};
 
 /// The presets' names, as `--help` and errors list them.
 pub const PRESETS: &str = "network-a, network-b, network-c, network-d, logreg";
@@ -42,7 +46,7 @@ pub struct ModelDraft {
 }
 
 /// What `--model` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ModelChoice {
     /// A preset (see [`ModelSpec::preset`]).
     Preset {
@@ -60,15 +64,23 @@ pub enum ModelChoice {
         /// What it holds.
         draft: ModelDraft,
     },
+    /// An ONNX model: layers, input shape and weights.
+    Onnx {
+        /// Where it was read from.
+        path: PathBuf,
+        /// What it imported as.
+        model: ImportedModel,
+    },
 }
 
 /// Why `--model` gives no usable spec.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelFileError {
-    /// Neither a preset nor a `.json`/`.toml` path.
+    /// Neither a preset nor a `.json`/`.toml`/`.onnx` path.
     #[error(
-        "unknown model {0:?}: give a preset ({PRESETS}) or a model file ending in .json or .toml"
+        "unknown model {0:?}: give a preset ({PRESETS}), a model file ending in .json or .toml, \
+         or an ONNX model ending in .onnx"
     )]
     Unknown(String),
     /// The file cannot be read.
@@ -87,6 +99,9 @@ pub enum ModelFileError {
         /// What the parser said.
         reason: String,
     },
+    /// The ONNX model does not import.
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
     /// The model does not fit the data.
     #[error("model {model}: {source}")]
     Data {
@@ -98,8 +113,15 @@ pub enum ModelFileError {
 }
 
 impl ModelChoice {
-    /// Reads a model file (`.json` or `.toml`).
+    /// Reads a model file (`.json` or `.toml`) or imports an ONNX model (`.onnx`).
     pub fn load(path: &Path) -> Result<Self, ModelFileError> {
+        if path.extension().and_then(|e| e.to_str()) == Some("onnx") {
+            let model = crate::onnx::import(path)?;
+            return Ok(ModelChoice::Onnx {
+                path: path.to_owned(),
+                model,
+            });
+        }
         let text = std::fs::read_to_string(path).map_err(|source| ModelFileError::Io {
             path: path.to_owned(),
             source,
@@ -126,7 +148,15 @@ impl ModelChoice {
     pub fn preset_name(&self) -> Option<&str> {
         match self {
             ModelChoice::Preset { name, .. } => Some(name),
-            ModelChoice::Spec(_) | ModelChoice::File { .. } => None,
+            ModelChoice::Spec(_) | ModelChoice::File { .. } | ModelChoice::Onnx { .. } => None,
+        }
+    }
+
+    /// The weights training starts from, when the model brings its own (ONNX).
+    pub fn initial_weights(&self) -> Option<&[f32]> {
+        match self {
+            ModelChoice::Onnx { model, .. } => Some(&model.weights),
+            _ => None,
         }
     }
 
@@ -135,7 +165,9 @@ impl ModelChoice {
         match self {
             ModelChoice::Preset { name, .. } => name.clone(),
             ModelChoice::Spec(_) => "(given)".into(),
-            ModelChoice::File { path, .. } => path.display().to_string(),
+            ModelChoice::File { path, .. } | ModelChoice::Onnx { path, .. } => {
+                path.display().to_string()
+            }
         }
     }
 
@@ -157,6 +189,7 @@ impl ModelChoice {
                 .with_input_shape(sample_shape)
                 .map_err(|e| mismatch(e.into()))?,
             ModelChoice::Spec(spec) => spec.clone(),
+            ModelChoice::Onnx { model, .. } => model.spec.clone(),
             ModelChoice::File { draft, .. } => match &draft.input_shape {
                 Some(shape) => ModelSpec {
                     input_shape: shape.clone(),
@@ -190,7 +223,9 @@ impl FromStr for ModelChoice {
                 name: s.to_owned(),
                 spec,
             }),
-            None if s.ends_with(".json") || s.ends_with(".toml") => Self::load(Path::new(s)),
+            None if [".json", ".toml", ".onnx"].iter().any(|e| s.ends_with(e)) => {
+                Self::load(Path::new(s))
+            }
             None => Err(ModelFileError::Unknown(s.to_owned())),
         }
     }
@@ -281,6 +316,35 @@ mod tests {
         assert!(matches!(
             empty.to_str().unwrap().parse::<ModelChoice>(),
             Err(ModelFileError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn an_onnx_model_fixes_its_input_and_brings_its_weights() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models/onnx");
+        let mlp = dir.join("mnist-mlp.onnx");
+        let choice: ModelChoice = mlp.to_str().unwrap().parse().unwrap();
+        assert!(matches!(&choice, ModelChoice::Onnx { path, .. } if *path == mlp));
+        let spec = choice.spec_for(&[1, 28, 28], 9).unwrap();
+        assert_eq!(
+            choice.initial_weights().map(<[f32]>::len),
+            spec.num_params().ok()
+        );
+        // The file fixes the input: a table of 30 features does not fit, and the error names it.
+        let err = choice.spec_for(&[30], 1).unwrap_err();
+        assert!(
+            matches!(&err, ModelFileError::Data { model, source: DataMismatch::Shape { .. } } if model.ends_with("mnist-mlp.onnx")),
+            "{err}"
+        );
+        let missing = dir.join("missing.onnx");
+        assert!(matches!(
+            missing.to_str().unwrap().parse::<ModelChoice>(),
+            Err(ModelFileError::Onnx(OnnxError::Read { .. }))
+        ));
+        let tanh = dir.join("tanh-mlp.onnx");
+        assert!(matches!(
+            tanh.to_str().unwrap().parse::<ModelChoice>(),
+            Err(ModelFileError::Onnx(OnnxError::UnsupportedOp { .. }))
         ));
     }
 }

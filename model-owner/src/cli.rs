@@ -112,7 +112,8 @@ pub struct TrainingArgs {
     /// Number of rounds.
     #[arg(long, default_value_t = 10)]
     pub rounds: u64,
-    /// The model: a preset or a model-spec file (`.json` or `.toml`, see the README). Presets:
+    /// The model: a preset, a model-spec file (`.json` or `.toml`, see the README) or an ONNX
+    /// model (`.onnx`: its layers, and its weights to start from). Presets:
     /// network-a (FC 784-128, ReLU, FC 128-128, ReLU, FC 128-10), network-b (two 5x5
     /// convolutions, 16 and 16, with max-pooling, FC 256-100-10), network-c (LeNet: 20 and 50,
     /// FC 800-500-10), network-d (a 5x5 stride-2 convolution of 5, FC 980-100-10), logreg (FC
@@ -290,7 +291,8 @@ pub enum Command {
         /// The model owner's key file.
         #[arg(long)]
         key: PathBuf,
-        /// The checkpoint to deploy (`checkpoint.json` of `train` or `simulate`).
+        /// The model to deploy: `checkpoint.json` of `train`, `simulate` or `train-encrypted`,
+        /// or an ONNX model (`.onnx`).
         #[arg(long)]
         checkpoint: PathBuf,
         /// The id clients predict with (the cluster file's `[models.<id>]` lists them).

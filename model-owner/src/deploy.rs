@@ -30,6 +30,9 @@ pub enum DeployError {
         /// What is wrong.
         reason: String,
     },
+    /// The ONNX model does not import.
+    #[error(transparent)]
+    Onnx(tessera_common::onnx::OnnxError),
     /// A server refused, failed or could not be reached.
     #[error(transparent)]
     Job(#[from] ClientError),
@@ -49,12 +52,17 @@ struct Settings {
     model: ModelSpec,
 }
 
-/// Reads a checkpoint's model and weights (checked against each other).
+/// Reads a checkpoint's model and weights (checked against each other), or imports an ONNX
+/// model (`.onnx`: its layers and weights, see [`tessera_common::onnx`]).
 pub fn load_model(path: &Path) -> Result<(ModelSpec, Vec<f32>), DeployError> {
     let bad = |reason: String| DeployError::Checkpoint {
         path: path.to_owned(),
         reason,
     };
+    if path.extension().and_then(|e| e.to_str()) == Some("onnx") {
+        let model = tessera_common::onnx::import(path).map_err(DeployError::Onnx)?;
+        return Ok((model.spec, model.weights));
+    }
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let cp: AnyCheckpoint = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     let model = cp

@@ -11,12 +11,13 @@ use tessera_common::dataset::{Dataset, Split};
 use tessera_common::job::JobSettings;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::seal::Sealer;
-use tessera_data_owner::model::initial_params;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::cli::TrainingArgs;
 use crate::client::GrpcServer;
-use crate::trainer::{TrainError, Trainer, TrainerConfig, TrainingSummary, initial_checkpoint};
+use crate::trainer::{
+    TrainError, Trainer, TrainerConfig, TrainingSummary, initial_checkpoint, starting_weights,
+};
 
 /// Errors of `train`.
 #[derive(Debug, thiserror::Error)]
@@ -258,7 +259,7 @@ pub async fn train_command(
         },
         None => {
             let settings = networked_settings(&cluster, &training, model.clone())?;
-            let initial = initial_params(&settings.model).map_err(TrainError::from)?;
+            let initial = starting_weights(&training.model, &settings)?;
             let cp = initial_checkpoint(&settings, initial);
             (settings, cp)
         }

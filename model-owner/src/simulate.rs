@@ -21,10 +21,11 @@ use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::rule::AggregationRule;
 use tessera_common::seal::Sealer;
 use tessera_data_owner::attack::Attack;
-use tessera_data_owner::model::initial_params;
 use tessera_data_owner::node::DataOwnerNode;
 
-use crate::trainer::{TrainError, Trainer, TrainerConfig, TrainingSummary, initial_checkpoint};
+use crate::trainer::{
+    TrainError, Trainer, TrainerConfig, TrainingSummary, initial_checkpoint, starting_weights,
+};
 
 /// Options of a simulated training run.
 #[derive(Debug, Clone)]
@@ -310,7 +311,7 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
         let job_id = settings.job_id;
         nodes.push(tokio::spawn(async move { node.run(job_id).await }));
     }
-    let initial = initial_params(&settings.model).map_err(TrainError::from)?;
+    let initial = starting_weights(&opts.model, &settings)?;
     let summary = trainer.run(initial_checkpoint(&settings, initial)).await?;
     for node in nodes {
         let _ = node.await;

@@ -11,6 +11,7 @@ use tessera_common::PartyId;
 use tessera_common::api::{ApiError, JobStatus, RoundState, ServerApi};
 use tessera_common::dataset::Dataset;
 use tessera_common::job::JobSettings;
+use tessera_common::model_file::ModelChoice;
 use tessera_common::seal::{Context, Purpose, SealError, Sealer};
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
 use tessera_data_owner::model::{ModelError, evaluate};
@@ -528,6 +529,22 @@ impl<S: ServerApi> Trainer<S> {
             aggregate.mean_train_loss,
             bytes,
         )))
+    }
+}
+
+/// The weights a fresh job of `settings` starts from: the model's own (an ONNX model's) when
+/// `choice` brings them, else burn's initialisers.
+pub fn starting_weights(
+    choice: &ModelChoice,
+    settings: &JobSettings,
+) -> Result<Vec<f32>, TrainError> {
+    match choice.initial_weights() {
+        Some(weights) if weights.len() == settings.num_params => Ok(weights.to_vec()),
+        Some(weights) => Err(TrainError::Model(ModelError::WrongLength {
+            expected: settings.num_params,
+            got: weights.len(),
+        })),
+        None => Ok(tessera_data_owner::model::initial_params(&settings.model)?),
     }
 }
 

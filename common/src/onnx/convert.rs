@@ -258,9 +258,10 @@ impl Walk {
     fn reshape_flattens(&self, target: &[i64]) -> Result<bool, OnnxError> {
         let features = self.shape()?.iter().product::<usize>() as i64;
         Ok(match target {
+            // [0 | 1 | -1, features] or [0 | 1, -1].
             [batch, rest] => {
-                matches!(*batch, 0 | -1 | 1) && (*rest == features || (*rest == -1 && *batch != -1))
-                    || (*batch == -1 && *rest == features)
+                (*rest == features && (-1..=1).contains(batch))
+                    || (*rest == -1 && (0..=1).contains(batch))
             }
             _ => false,
         })

@@ -83,10 +83,14 @@ fn must_finish(c: &Cluster, p: Proc, what: &str, secs: u64) {
 }
 
 fn deploy(c: &Cluster, model_id: &str, protocol: &str) -> Proc {
-    let checkpoint = c.path("model.json");
+    deploy_from(c, &c.path("model.json"), model_id, protocol)
+}
+
+/// Deploys the checkpoint or ONNX model in `checkpoint`.
+fn deploy_from(c: &Cluster, checkpoint: &Path, model_id: &str, protocol: &str) -> Proc {
     let args = [
         "--checkpoint",
-        path_str(&checkpoint),
+        path_str(checkpoint),
         "--model-id",
         model_id,
         "--protocol",
@@ -153,7 +157,8 @@ fn agreement(a: &[usize], b: &[usize]) -> usize {
 /// Deploys network A under ABY3 and under SecureNN; two clients predict 100 digits each at
 /// the same time under ABY3 while a federated job runs two secure-aggregation rounds on the
 /// same servers (the three data owners serve that job), then both predict at the same time
-/// under SecureNN; a client the cluster file does not name is refused. The classes must match burn's on at least 99 of 100 digits (the secure
+/// under SecureNN; an ONNX model deploys from its file and predicts onnxruntime's classes; a
+/// client the cluster file does not name is refused. The classes must match burn's on at least 99 of 100 digits (the secure
 /// logits are within about 1e-3 of burn's, so only a digit whose top two logits are that close
 /// may differ), and the aggregation's revealed sums must be exact.
 #[test]
@@ -164,6 +169,7 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
         &[
             ("mnist", &["data-owner-0", "data-owner-1"]),
             ("mnist-snn", &["data-owner-0", "data-owner-1"]),
+            ("onnx-cnn", &["data-owner-0"]),
         ],
     );
     let (spec, weights) = trained_checkpoint(&c);
@@ -210,6 +216,46 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
             "securenn, {owner}: {same} of 100 classes as burn's"
         );
     }
+
+    // An ONNX model deploys as it is (`--checkpoint mnist-cnn.onnx`): on the 8 of the first 10
+    // digits whose two largest outputs onnxruntime put at least 0.1 apart in logits (the
+    // fixture's reference; ABY3's logit error is below 0.02), the class is onnxruntime's.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models/onnx");
+    let onnx = fixtures.join("mnist-cnn.onnx");
+    must_finish(
+        &c,
+        deploy_from(&c, &onnx, "onnx-cnn", "aby3"),
+        "deploy onnx",
+        60,
+    );
+    must_finish(&c, predict(&c, 0, "onnx-cnn", 10, 10), "predict onnx", 60);
+    let got = classes(&c.path("data-owner-0-onnx-cnn.csv"));
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("mnist-cnn.reference.json")).unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for (i, row) in reference["test_indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(reference["outputs"].as_array().unwrap())
+    {
+        let i = i.as_u64().unwrap() as usize;
+        if i >= got.len() {
+            continue;
+        }
+        let row: Vec<f64> = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let want = (0..row.len()).fold(0, |b, k| if row[k] > row[b] { k } else { b });
+        assert_eq!(got[i], want, "digit {i}: onnxruntime's class");
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
 
     // data-owner-2 is not on the access list.
     let refused = predict(&c, 2, "mnist", 1, 1);
