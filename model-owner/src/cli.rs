@@ -529,6 +529,7 @@ pub fn run(cli: Cli) -> i32 {
                 test,
                 out: out.clone(),
                 timeout: std::time::Duration::from_secs(timeout_secs),
+                start: model.initial_weights().map(<[f32]>::to_vec),
             };
             let summary = train_encrypted_command(mpc.protocol.into(), job, net).await?;
             println!("metrics: {}", out.join("metrics.csv").display());
@@ -617,6 +618,7 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
         seed: args.mpc.seed,
         lr_decay: args.mpc.lr_decay,
         servers_init: args.mpc.init == InitChoice::Servers,
+        start: training.model.initial_weights().map(<[f32]>::to_vec),
         out: training.out.clone(),
         interactive: true,
     };

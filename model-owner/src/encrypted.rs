@@ -24,7 +24,7 @@ use tessera_aggregator::mpc::Session;
 use tessera_aggregator::mpc::harness::run_local_patient;
 use tessera_aggregator::mpc::io::{Scheme, receive_output, send_input};
 pub use tessera_aggregator::mpc::kind::ProtocolKind;
-use tessera_aggregator::mpc::model::Activations;
+use tessera_aggregator::mpc::model::{Activations, SecureModel};
 use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
 use tessera_aggregator::mpc::train::Optimizer;
 use tessera_aggregator::mpc::train::job::{self as train_job, TrainJob, serve_training, targets};
@@ -72,6 +72,9 @@ pub struct EncryptedOptions {
     /// The servers draw the initial weights from the common seed instead of receiving them
     /// from the model owner.
     pub servers_init: bool,
+    /// Weights to start from instead of the seed's (an ONNX model's); the model owner shares
+    /// them, so they exclude `servers_init`.
+    pub start: Option<Vec<f32>>,
     /// Output folder.
     pub out: PathBuf,
     /// Progress bar and per-epoch lines.
@@ -149,6 +152,29 @@ fn decode(x: &RingTensor<u128>, f: u32) -> Vec<f32> {
         .iter()
         .map(|v| *v as f32)
         .collect()
+}
+
+/// The weights an encrypted training starts from: `start` (an ONNX model's) if given, else the
+/// He-uniform weights of the job's seed.
+pub(crate) fn start_weights(
+    start: Option<&[f32]>,
+    job: &TrainJob,
+    model: &SecureModel,
+) -> Result<Vec<f64>, String> {
+    match start {
+        None => Ok(job.initial_weights(model)),
+        Some(_) if job.servers_init => Err(
+            "the model brings its own weights, which the model owner shares: use --init \
+             model-owner (the servers can only draw weights from the seed)"
+                .into(),
+        ),
+        Some(w) if w.len() != model.num_params() => Err(format!(
+            "{} starting weights for a model of {} parameters",
+            w.len(),
+            model.num_params()
+        )),
+        Some(w) => Ok(w.iter().map(|v| f64::from(*v)).collect()),
+    }
 }
 
 /// The model owner's hook after each epoch: the epoch, the revealed weights, the losses seen.
@@ -322,7 +348,9 @@ pub async fn simulate_encrypted(
     let model = job.check()?;
     // The same values either way: the servers draw them from the seed of the job, or the model
     // owner draws them and shares them.
-    let init = Arc::new(job.initial_weights(&model));
+    let init = Arc::new(
+        start_weights(opts.start.as_deref(), &job, &model).map_err(EncryptedError::Options)?,
+    );
     let activations = opts.protocol.activations();
     let order = job.order(train_data.len());
     let batches: usize = order.iter().map(Vec::len).sum();

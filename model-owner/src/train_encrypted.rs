@@ -57,6 +57,8 @@ pub struct Networked {
     pub out: PathBuf,
     /// How long the whole job may wait for one output (a data owner joining, an epoch).
     pub timeout: Duration,
+    /// Weights to start from instead of the seed's (an ONNX model's).
+    pub start: Option<Vec<f32>>,
 }
 
 /// What the run produced.
@@ -127,7 +129,8 @@ pub async fn train_encrypted_command(
                 .position(|t| t.label == label && t.party == PartyId::ModelOwner)
                 .ok_or_else(|| TrainEncryptedError::Invalid(format!("the job has no {label:?}")))
         };
-    let init = job.initial_weights(&model);
+    let init = crate::encrypted::start_weights(net.start.as_deref(), &job, &model)
+        .map_err(TrainEncryptedError::Invalid)?;
     if !job.servers_init {
         client
             .submit(&status, round_of(train_job::W0, &status.inputs)?, &init)

@@ -215,6 +215,7 @@ fn accuracy(
         seed: 1,
         lr_decay: 0.7,
         servers_init: false,
+        start: None,
         out: super::report::bench_dir().join("train-run"),
         interactive: false,
     };

@@ -275,20 +275,45 @@ fn truncation_failures_at_the_stated_magnitude() {
 /// step and a few digits near the decision boundary may flip. Both must have learned (above
 /// 0.3, against 0.1 for chance) and the outputs must be written. Run once with the initial
 /// weights shared by the model owner and once drawn by the servers from the job's seed (the
-/// same values, so the same bound holds).
+/// same values, so the same bound holds), and once from an ONNX model's layers and weights
+/// (`examples/models/onnx/mnist-mlp.onnx`, shared by the model owner; burn starts from the same
+/// weights). The servers cannot draw an ONNX model's weights: asking them to is refused.
 #[test]
 fn a_small_encrypted_job_matches_burn() {
-    small_job(false);
-    small_job(true);
+    small_job(false, None);
+    small_job(true, None);
+    let onnx = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/models/onnx/mnist-mlp.onnx");
+    let imported = tessera_common::onnx::import(&onnx).expect("the fixture imports");
+    small_job(false, Some(imported.clone()));
+    let refused = runtime().block_on(tessera_model_owner::encrypted::simulate_encrypted(options(
+        true,
+        Some(imported),
+        tempfile::tempdir().unwrap().path(),
+    )));
+    assert!(
+        matches!(
+            refused,
+            Err(tessera_model_owner::encrypted::EncryptedError::Options(_))
+        ),
+        "{refused:?}"
+    );
 }
 
-fn small_job(servers_init: bool) {
+fn options(
+    servers_init: bool,
+    onnx: Option<tessera_common::onnx::ImportedModel>,
+    out: &std::path::Path,
+) -> tessera_model_owner::encrypted::EncryptedOptions {
     use tessera_aggregator::mpc::train::Optimizer;
-    use tessera_model_owner::encrypted::{EncryptedOptions, ProtocolKind, simulate_encrypted};
-    let out = tempfile::tempdir().expect("temp dir");
-    let opts = EncryptedOptions {
+    use tessera_model_owner::encrypted::{EncryptedOptions, ProtocolKind};
+    let (model, start) = match onnx {
+        Some(m) => (m.spec, Some(m.weights)),
+        None => (ModelSpec::network_a(), None),
+    };
+    EncryptedOptions {
         protocol: ProtocolKind::Aby3,
-        model: ModelSpec::network_a(),
+        model,
         optimizer: Optimizer::sgd(0.1),
         epochs: 1,
         batch_size: 128,
@@ -301,9 +326,16 @@ fn small_job(servers_init: bool) {
         seed: 3,
         lr_decay: 1.0,
         servers_init,
-        out: out.path().to_path_buf(),
+        start,
+        out: out.to_path_buf(),
         interactive: false,
-    };
+    }
+}
+
+fn small_job(servers_init: bool, onnx: Option<tessera_common::onnx::ImportedModel>) {
+    use tessera_model_owner::encrypted::simulate_encrypted;
+    let out = tempfile::tempdir().expect("temp dir");
+    let opts = options(servers_init, onnx, out.path());
     let summary = runtime()
         .block_on(simulate_encrypted(opts))
         .expect("encrypted job");

@@ -396,6 +396,7 @@ fn a_training_job_gives_the_weights_of_the_simulated_run() {
         seed: 3,
         lr_decay: 1.0,
         servers_init: false,
+        start: None,
         out: simulated_out.clone(),
         interactive: false,
     };
