@@ -324,8 +324,9 @@ pub enum Command {
         /// The most examples one data owner may share.
         #[arg(long, default_value_t = 10_000)]
         max_rows: usize,
-        /// The model: a preset (network-a to network-d, logreg: one logit) or a model-spec
-        /// file; its input follows the test data unless the file fixes it.
+        /// The model: a preset (network-a to network-d, logreg: one logit), a model-spec
+        /// file (its input follows the test data unless the file fixes it) or an ONNX model
+        /// (`.onnx`: its weights are the starting weights the model owner shares).
         #[arg(long, default_value = "network-a")]
         model: ModelChoice,
         /// The optimizer: sgd, adam or amsgrad.
