@@ -185,8 +185,8 @@ impl<L: LeaderApi> DataOwnerNode<L> {
         // The job being served and the last of its rounds taken part in.
         let mut job = job_id;
         let mut after = 0;
-        // The job whose model was checked against the data, and whether the data fits it.
-        let mut checked: Option<(u64, bool)> = None;
+        // The job whose model was checked against the data, and how the data fits it.
+        let mut checked: Option<(u64, Result<(), DataMismatch>)> = None;
         let mut backoff = Duration::from_millis(100);
         loop {
             let ann = match self.leader.fetch_round(self.me, job_id, after).await {
@@ -208,30 +208,39 @@ impl<L: LeaderApi> DataOwnerNode<L> {
                 job = ann.settings.job_id;
                 after = 0;
             }
-            let fits = match checked {
-                Some((j, fits)) if j == job => fits,
+            let (fit, just_checked) = match &checked {
+                Some((j, fit)) if *j == job => (fit.clone(), false),
                 _ => {
-                    let fit = self.check_fit(&ann.settings).await;
-                    let fits = fit.is_ok();
-                    if let Err(mismatch) = fit {
-                        reports.push(Err(RoundError::Model(mismatch.into())));
+                    let fit = self.check_fit(&ann.settings);
+                    if let Err(mismatch) = &fit {
+                        self.decline(&ann.settings, mismatch).await;
+                        reports.push(Err(RoundError::Model(mismatch.clone().into())));
                     }
-                    checked = Some((job, fits));
-                    fits
+                    checked = Some((job, fit.clone()));
+                    (fit, true)
                 }
             };
-            if fits && ann.round > after && ann.state.accepts_uploads() {
+            if ann.round > after && ann.state.accepts_uploads() {
                 after = ann.round;
-                let result = self.take_part(&ann).await;
-                match &result {
-                    Ok(r) => {
-                        info!(me = %self.me, job, round = ann.round, loss = r.train_loss, bytes = r.upload_bytes, "update uploaded")
+                if let Err(mismatch) = &fit {
+                    // Again at each new round: a leader restarted since the first notice
+                    // has forgotten it and would wait out the round's deadline for this
+                    // place (the leader keeps one notice per owner: a repeat replaces it).
+                    if !just_checked {
+                        self.decline(&ann.settings, mismatch).await;
                     }
-                    Err(e) => {
-                        warn!(me = %self.me, job, round = ann.round, error = %e, "round failed; waiting for the next")
+                } else {
+                    let result = self.take_part(&ann).await;
+                    match &result {
+                        Ok(r) => {
+                            info!(me = %self.me, job, round = ann.round, loss = r.train_loss, bytes = r.upload_bytes, "update uploaded")
+                        }
+                        Err(e) => {
+                            warn!(me = %self.me, job, round = ann.round, error = %e, "round failed; waiting for the next")
+                        }
                     }
+                    reports.push(result);
                 }
-                reports.push(result);
             }
             if ann.job_done {
                 return (job, reports);
@@ -240,9 +249,9 @@ impl<L: LeaderApi> DataOwnerNode<L> {
     }
 
     /// Checks the job's model against this owner's data when the owner first sees the job. If
-    /// they do not fit (or there are no examples), the owner tells the leader why (the model owner sees it in the job's
-    /// status; retried while the leader is unreachable, up to 5 times) and sits the job out.
-    async fn check_fit(&self, settings: &JobSettings) -> Result<(), DataMismatch> {
+    /// they do not fit (or there are no examples), the owner sits the job out and tells the
+    /// leader why ([`Self::decline`]).
+    fn check_fit(&self, settings: &JobSettings) -> Result<(), DataMismatch> {
         let fit = if self.data.is_empty() {
             // An owner without examples would upload a weight of 0 as a contributor.
             Err(DataMismatch::NoExamples)
@@ -251,15 +260,20 @@ impl<L: LeaderApi> DataOwnerNode<L> {
                 .model
                 .check_data(&self.data.sample_shape, self.data.max_label())
         };
-        let Err(mismatch) = fit else {
-            return Ok(());
-        };
-        error!(me = %self.me, job = settings.job_id, reason = %mismatch, "the data does not fit the job's model; declining the job");
+        if let Err(mismatch) = &fit {
+            error!(me = %self.me, job = settings.job_id, reason = %mismatch, "the data does not fit the job's model; declining the job");
+        }
+        fit
+    }
+
+    /// Tells the leader that this owner cannot take part in the job, and why (the model owner
+    /// sees it in the job's status): retried while the leader is unreachable, up to 5 times.
+    async fn decline(&self, settings: &JobSettings, mismatch: &DataMismatch) {
         let envelope = match seal_decline(&self.sealer, settings.job_id, &mismatch.to_string()) {
             Ok(e) => e,
             Err(e) => {
                 warn!(me = %self.me, error = %e, "cannot seal the notice to the leader");
-                return Err(mismatch);
+                return;
             }
         };
         let mut backoff = Duration::from_millis(200);
@@ -277,7 +291,6 @@ impl<L: LeaderApi> DataOwnerNode<L> {
                 }
             }
         }
-        Err(mismatch)
     }
 
     /// Trains on `start` and uploads the update for the announced round.

@@ -242,12 +242,15 @@ impl<N: Network + 'static> AggregatorService<N> {
                 other => ServiceError::Malformed(other.to_string()),
             })?;
         let job = self.job(job_id)?;
-        warn!(me = %self.me, job = job_id, owner = %party, %reason, "a data owner declined the job");
         // One entry per data owner of the cluster (only they can seal a notice), each reason at
         // most `MAX_REASON_BYTES`: bounded.
         let open_and_full = {
             let mut st = job.state.lock().await;
             let m = st.leader()?;
+            // Owners repeat their notice at every round (a restarted leader learns it again).
+            if m.declined().get(&party) != Some(&reason) {
+                warn!(me = %self.me, job = job_id, owner = %party, %reason, "a data owner declined the job");
+            }
             m.decline(party, reason);
             let round = m.round();
             let open = m.state().accepts_uploads() && m.is_full();

@@ -636,6 +636,64 @@ fn a_table_and_a_model_file_train_across_processes_and_a_misfit_owner_declines()
     assert!(accuracy >= 0.9, "{metrics}");
 }
 
+/// A restarted leader hears again from an owner that declined the job: the owner repeats its
+/// notice at every new round, so rounds after the restart close as soon as the two owners that
+/// fit have uploaded instead of waiting out their 60 s deadline for the third place (before,
+/// the owner declined once per job and a restarted leader waited the whole deadline each round;
+/// the owner also polled the leader without pause while a round was open).
+#[test]
+fn a_restarted_leader_hears_again_from_an_owner_that_declined() {
+    let c = cluster(2, 60);
+    let mut servers: Vec<Option<Proc>> = c.start_servers().into_iter().map(Some).collect();
+    let (train, test) = (
+        shipped("common/data/breast-cancer/train.csv"),
+        shipped("common/data/breast-cancer/test.csv"),
+    );
+    let table = ["--data", &train, "--label-column", "diagnosis", "--shard"];
+    let _owners = [
+        c.start_data_owner_on(0, &[&table[..], &["0/2"]].concat()),
+        c.start_data_owner_on(1, &[&table[..], &["1/2"]].concat()),
+        c.start_data_owner_on(2, &["--data", "bundled", "--shard", "0/20"]),
+    ];
+    let model = shipped("examples/models/tabular-mlp.toml");
+    let rounds = 4;
+    let mo = c.spawn_model_owner(
+        rounds,
+        &[
+            "--model",
+            &model,
+            "--test-data",
+            &test,
+            "--label-column",
+            "diagnosis",
+        ],
+    );
+    let audit = c.path("audit");
+    wait_until(&c, "round 1 revealed", Duration::from_secs(60), || {
+        audit.exists() && !audit_records(&audit, "aggregate").is_empty()
+    });
+    drop(servers[0].take());
+    std::thread::sleep(Duration::from_millis(500));
+    let back = Instant::now();
+    servers[0] = Some(c.start_server(0, "-restarted"));
+    c.wait_model_owner(mo, Duration::from_secs(180));
+    assert!(
+        back.elapsed() < Duration::from_secs(45),
+        "rounds after the restart waited for the owner that declined ({:?}):\n{}",
+        back.elapsed(),
+        c.logs()
+    );
+    let restarted = std::fs::read_to_string(c.path("server0-restarted.log")).unwrap();
+    assert!(
+        restarted.contains("a data owner declined the job") && restarted.contains("data-owner-2"),
+        "{restarted}"
+    );
+    let sums = assert_every_sum_exact(&c, 2);
+    assert!(sums.len() >= 2, "{sums:?}");
+    let metrics = std::fs::read_to_string(c.path("out/metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), rounds as usize + 1, "{metrics}");
+}
+
 /// `norm-bound` across real processes: data-owner-2 runs with `--attack scale:100` and its
 /// legitimate key; the servers refuse its upload under MPC, and the revealed aggregate is exactly
 /// the ring sum of the two honest owners' recorded updates.
