@@ -525,6 +525,19 @@ fn a_helper_killed_mid_round_and_a_restarted_leader_rejoin_with_exact_sums() {
     assert_eq!(metrics.lines().count(), rounds as usize + 1, "{metrics}");
 }
 
+/// `data-owner-0` and `-1` serving halves of the breast-cancer table, and `data-owner-2`
+/// serving MNIST digits (which no table model takes) with `misfit_args` besides.
+fn table_owners(c: &Cluster, misfit_args: &[&str]) -> [Proc; 3] {
+    let train = shipped("common/data/breast-cancer/train.csv");
+    let table = ["--data", &train, "--label-column", "diagnosis", "--shard"];
+    let digits = ["--data", "bundled", "--shard", "0/20"];
+    [
+        c.start_data_owner_on(0, &[&table[..], &["0/2"]].concat()),
+        c.start_data_owner_on(1, &[&table[..], &["1/2"]].concat()),
+        c.start_data_owner_on(2, &[&digits[..], misfit_args].concat()),
+    ]
+}
+
 /// Own data across processes: two data owners serve halves of a CSV table (30 features,
 /// `--label-column diagnosis`) and the model owner trains a model-spec file whose input follows
 /// its CSV test data; a third owner whose data is the MNIST digits declines the job when it
@@ -535,28 +548,12 @@ fn a_helper_killed_mid_round_and_a_restarted_leader_rejoin_with_exact_sums() {
 fn a_table_and_a_model_file_train_across_processes_and_a_misfit_owner_declines() {
     let c = cluster(2, 60);
     let _servers = c.start_servers();
-    let (train, test) = (
-        shipped("common/data/breast-cancer/train.csv"),
+    // The misfit's logs as JSON lines (`--log-format json`), read below.
+    let _owners = table_owners(&c, &["--log-format", "json"]);
+    let (model, test) = (
+        shipped("examples/models/tabular-mlp.toml"),
         shipped("common/data/breast-cancer/test.csv"),
     );
-    let table = ["--data", &train, "--label-column", "diagnosis", "--shard"];
-    let _owners = [
-        c.start_data_owner_on(0, &[&table[..], &["0/2"]].concat()),
-        c.start_data_owner_on(1, &[&table[..], &["1/2"]].concat()),
-        // Its logs as JSON lines (`--log-format json`), read below.
-        c.start_data_owner_on(
-            2,
-            &[
-                "--data",
-                "bundled",
-                "--shard",
-                "0/20",
-                "--log-format",
-                "json",
-            ],
-        ),
-    ];
-    let model = shipped("examples/models/tabular-mlp.toml");
     let started = Instant::now();
     c.run_model_owner_with(
         3,
@@ -645,17 +642,11 @@ fn a_table_and_a_model_file_train_across_processes_and_a_misfit_owner_declines()
 fn a_restarted_leader_hears_again_from_an_owner_that_declined() {
     let c = cluster(2, 60);
     let mut servers: Vec<Option<Proc>> = c.start_servers().into_iter().map(Some).collect();
-    let (train, test) = (
-        shipped("common/data/breast-cancer/train.csv"),
+    let _owners = table_owners(&c, &[]);
+    let (model, test) = (
+        shipped("examples/models/tabular-mlp.toml"),
         shipped("common/data/breast-cancer/test.csv"),
     );
-    let table = ["--data", &train, "--label-column", "diagnosis", "--shard"];
-    let _owners = [
-        c.start_data_owner_on(0, &[&table[..], &["0/2"]].concat()),
-        c.start_data_owner_on(1, &[&table[..], &["1/2"]].concat()),
-        c.start_data_owner_on(2, &["--data", "bundled", "--shard", "0/20"]),
-    ];
-    let model = shipped("examples/models/tabular-mlp.toml");
     let rounds = 4;
     let mo = c.spawn_model_owner(
         rounds,
