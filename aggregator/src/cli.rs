@@ -114,17 +114,18 @@ pub async fn bind_listener(
 
 /// Runs a server until Ctrl-C.
 pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
-    if !args.party.name.is_server() {
-        return Err(ServeError::NotServer(args.party.name));
-    }
     let (cluster, identity) = args.party.load()?;
-    let entry = cluster.party(args.party.name)?;
+    let me = identity.party();
+    if !me.is_server() {
+        return Err(ServeError::NotServer(me));
+    }
+    let entry = cluster.party(me)?;
     let address = args
         .listen
         .clone()
         .or_else(|| entry.address.clone())
-        .ok_or(ServeError::NoAddress(args.party.name))?;
-    let listener = bind_listener(args.party.name, &address).await?;
+        .ok_or(ServeError::NoAddress(me))?;
+    let listener = bind_listener(me, &address).await?;
     let servers: Vec<(PartyId, String)> = cluster
         .servers()
         .into_iter()
@@ -153,13 +154,13 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         (Some(_), None) => {
             return Err(ServeError::Tls(format!(
                 "{} has a tls_cert in the cluster file: pass its key with --tls-key",
-                args.party.name
+                me
             )));
         }
         (None, Some(_)) => {
             return Err(ServeError::Tls(format!(
                 "--tls-key given but {} has no tls_cert in the cluster file",
-                args.party.name
+                me
             )));
         }
     };
@@ -187,7 +188,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     let limits = Limits::default();
     let mpc_cell: MpcCell = Arc::new(OnceLock::new());
     if let Some(metrics_addr) = &args.metrics_addr {
-        let metrics = bind_listener(args.party.name, metrics_addr).await?;
+        let metrics = bind_listener(me, metrics_addr).await?;
         let (cell, mpc_cell) = (Arc::clone(&cell), Arc::clone(&mpc_cell));
         let exposition = Arc::new(move || {
             crate::metrics::render(cell.get().map(|s| &**s), mpc_cell.get().map(|m| &**m))
@@ -197,7 +198,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
                 tracing::warn!(error = %e, "metrics endpoint stopped");
             }
         });
-        info!(me = %args.party.name, address = %metrics_addr, "metrics at /metrics");
+        info!(me = %me, address = %metrics_addr, "metrics at /metrics");
     }
     let server = serve(
         listener,
@@ -208,7 +209,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         tls.as_ref(),
     )
     .map_err(|e| ServeError::Tls(e.to_string()))?;
-    info!(me = %args.party.name, %address, "listening; connecting to peers");
+    info!(me = %me, %address, "listening; connecting to peers");
     let network = GrpcNetwork::over_hub(hub, &settings).await?;
     let network = Arc::new(network);
     let network_for_flush = Arc::clone(&network);
@@ -228,7 +229,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         MpcLimits::default(),
     );
     let _ = mpc_cell.set(mpc);
-    info!(me = %args.party.name, servers = cluster.num_servers(), "ready");
+    info!(me = %me, servers = cluster.num_servers(), "ready");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
             // Let the peers read what this server already sent before its links go.

@@ -3,15 +3,15 @@
 use std::path::PathBuf;
 
 use crate::identity::{Identity, KeyError};
-use crate::party::PartyId;
+use crate::party::{BadPartyName, PartyId, is_name_of_ones_own};
 
 /// Arguments of the `keygen` subcommand.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KeygenArgs {
-    /// The party this key belongs to (server0..server2, model-owner, data-owner-3, or a data
-    /// owner's own name such as hospital-a, listed in the cluster file with role = "data-owner").
+    /// The party this key belongs to: a fixed name (server0..server2, model-owner, data-owner-3)
+    /// or a name of its own (hospital-a, eu-leader), listed in the cluster file with its role.
     #[arg(long)]
-    pub name: PartyId,
+    pub name: String,
     /// Where to write the key file (created with mode 0600; never overwritten).
     #[arg(long)]
     pub out: PathBuf,
@@ -21,7 +21,7 @@ pub struct KeygenArgs {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeygenError {
-    /// The name is not a party this binary plays.
+    /// The name is a fixed name of a party this binary does not play.
     #[error("{name} is not a {role} party name")]
     WrongRole {
         /// The name given.
@@ -29,33 +29,54 @@ pub enum KeygenError {
         /// The binary's role.
         role: &'static str,
     },
+    /// The name is neither a fixed name nor a well-formed name of one's own.
+    #[error(transparent)]
+    BadName(#[from] BadPartyName),
     /// Writing the key failed.
     #[error(transparent)]
     Key(#[from] KeyError),
 }
 
-/// Generates a key pair for `args.name`, checks it is a party `role` plays (`is_role`), writes the
-/// key file and returns the identity (whose public key the caller prints for the cluster file).
+/// A key pair `keygen` wrote: the name its file gives and the public key for the cluster file.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The name in the key file.
+    pub name: String,
+    /// The public key to list in the cluster file.
+    pub public_key: x25519_dalek::PublicKey,
+}
+
+/// Generates a key pair for `args.name` and writes the key file. A fixed name must be one of
+/// the parties `role` plays (`is_role`); a name of its own may be any, since the cluster file
+/// gives its role.
 pub fn run_keygen(
     args: &KeygenArgs,
     role: &'static str,
     is_role: impl Fn(PartyId) -> bool,
-) -> Result<Identity, KeygenError> {
-    if !is_role(args.name) {
-        return Err(KeygenError::WrongRole {
-            name: args.name,
-            role,
-        });
+) -> Result<NewKey, KeygenError> {
+    match PartyId::parse_fixed(&args.name) {
+        Some(party) if !is_role(party) => {
+            return Err(KeygenError::WrongRole { name: party, role });
+        }
+        Some(_) => {}
+        None if is_name_of_ones_own(&args.name) => {}
+        None => return Err(BadPartyName(args.name.clone()).into()),
     }
-    let identity = Identity::generate(args.name, &mut rand::rng());
-    identity.write_key_file(&args.out)?;
-    Ok(identity)
+    let secret = x25519_dalek::StaticSecret::random_from_rng(&mut rand::rng());
+    crate::identity::write_key_file(&args.out, &args.name, &secret)?;
+    Ok(NewKey {
+        name: args.name.clone(),
+        public_key: x25519_dalek::PublicKey::from(&secret),
+    })
 }
 
 /// Prints what `keygen` made: the public key line to paste into the cluster file.
-pub fn print_keygen_result(identity: &Identity, out: &std::path::Path) {
-    println!("wrote {} key to {}", identity.party(), out.display());
-    println!("public_key = \"{}\"", identity.public_key_base64());
+pub fn print_keygen_result(key: &NewKey, out: &std::path::Path) {
+    println!("wrote {} key to {}", key.name, out.display());
+    println!(
+        "public_key = \"{}\"",
+        crate::identity::public_key_to_base64(&key.public_key)
+    );
 }
 
 /// How log lines are written to stderr (`--log-format`).
@@ -112,8 +133,8 @@ pub fn keygen_exit_code(
     is_role: impl Fn(PartyId) -> bool,
 ) -> i32 {
     match run_keygen(args, role, is_role) {
-        Ok(identity) => {
-            print_keygen_result(&identity, &args.out);
+        Ok(key) => {
+            print_keygen_result(&key, &args.out);
             0
         }
         Err(e) => {
@@ -150,18 +171,24 @@ pub struct PartyArgs {
     /// The cluster file.
     #[arg(long)]
     pub config: PathBuf,
-    /// This party's name (server0, data-owner-3, hospital-a, ...).
+    /// This party's name as the cluster file lists it (server0, data-owner-3, hospital-a,
+    /// eu-leader, ...).
     #[arg(long)]
-    pub name: PartyId,
+    pub name: String,
     /// This party's key file.
     #[arg(long)]
     pub key: PathBuf,
 }
 
 impl PartyArgs {
-    /// [`load_party`] for these arguments.
+    /// Loads the cluster file, finds the party `--name` names in it, and loads its key file
+    /// (as [`load_party`]); the identity's [`Identity::party`] is this party.
     pub fn load(&self) -> Result<(crate::config::ClusterConfig, Identity), PartyLoadError> {
-        load_party(&self.config, &self.key, self.name)
+        let cluster = crate::config::ClusterConfig::load(&self.config)?;
+        cluster.register_names();
+        let party = cluster.resolve(&self.name)?;
+        let identity = check_key_file(&cluster, &self.config, &self.key, party)?;
+        Ok((cluster, identity))
     }
 }
 
@@ -188,6 +215,19 @@ pub fn load_party(
     party: PartyId,
 ) -> Result<(crate::config::ClusterConfig, Identity), PartyLoadError> {
     let cluster = crate::config::ClusterConfig::load(config)?;
+    cluster.register_names();
+    let identity = check_key_file(&cluster, config, key, party)?;
+    Ok((cluster, identity))
+}
+
+/// Reads `party`'s key file, checking that it is that party's and that its public key is the
+/// one the cluster file lists (the cluster's names already registered).
+fn check_key_file(
+    cluster: &crate::config::ClusterConfig,
+    config: &std::path::Path,
+    key: &std::path::Path,
+    party: PartyId,
+) -> Result<Identity, PartyLoadError> {
     let identity = Identity::read_key_file(key)?;
     if identity.party() != party {
         return Err(PartyLoadError::Mismatch(format!(
@@ -202,7 +242,7 @@ pub fn load_party(
             config.display()
         )));
     }
-    Ok((cluster, identity))
+    Ok(identity)
 }
 
 #[cfg(test)]
@@ -215,5 +255,46 @@ mod colour_tests {
         assert!(colour(true, Some("".into())));
         assert!(!colour(true, Some("1".into())));
         assert!(!colour(false, None));
+    }
+}
+
+#[cfg(test)]
+mod keygen_tests {
+    use super::*;
+
+    fn args(dir: &std::path::Path, name: &str) -> KeygenArgs {
+        KeygenArgs {
+            name: name.into(),
+            out: dir.join(format!("{name}.key")),
+        }
+    }
+
+    /// A name of one's own is written as given whatever binary makes it (the cluster file gives
+    /// its role); a fixed name of another role and a malformed name are refused by variant.
+    #[test]
+    fn keygen_writes_names_of_their_own_and_refuses_other_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = run_keygen(&args(dir.path(), "eu-leader"), "server", PartyId::is_server).unwrap();
+        assert_eq!(key.name, "eu-leader");
+        let text = std::fs::read_to_string(dir.path().join("eu-leader.key")).unwrap();
+        assert!(text.contains("party = eu-leader\n"), "{text}");
+        assert!(text.contains(&crate::identity::public_key_to_base64(&key.public_key)));
+        crate::identity::check_private(&dir.path().join("eu-leader.key")).unwrap();
+        let model_owner = |p| p == PartyId::ModelOwner;
+        assert!(matches!(
+            run_keygen(&args(dir.path(), "server1"), "model owner", model_owner),
+            Err(KeygenError::WrongRole {
+                name: PartyId::Server(1),
+                ..
+            })
+        ));
+        assert!(matches!(
+            run_keygen(&args(dir.path(), "Eu Leader"), "server", PartyId::is_server),
+            Err(KeygenError::BadName(_))
+        ));
+        assert!(matches!(
+            run_keygen(&args(dir.path(), "eu-leader"), "server", PartyId::is_server),
+            Err(KeygenError::Key(KeyError::Exists(_)))
+        ));
     }
 }

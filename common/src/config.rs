@@ -36,6 +36,24 @@
 //!
 //! A cluster needs `server0`, `server1` and the `model-owner`; `server2` is optional (two-server
 //! additive aggregation) but needed by the three-server protocols. Servers need an address.
+//!
+//! Any party may go by a name of its own instead, given with its role (and a server's index):
+//!
+//! ```toml
+//! [parties.eu-leader]
+//! role = "server"
+//! index = 0                     # 0 leads; 1 and 2 help
+//! address = "10.0.0.10:7100"
+//! public_key = "base64..."
+//!
+//! [parties.acme-research]
+//! role = "model-owner"
+//! public_key = "base64..."
+//!
+//! [parties.hospital-a]
+//! role = "data-owner"
+//! public_key = "base64..."
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,7 +63,7 @@ use x25519_dalek::PublicKey;
 
 use crate::dp::DpSettings;
 use crate::identity::{KeyError, public_key_from_base64};
-use crate::party::PartyId;
+use crate::party::{MAX_SERVERS, PartyId, is_name_of_ones_own};
 use crate::rule::AggregationRule;
 
 /// Errors of loading a cluster file.
@@ -181,6 +199,8 @@ pub struct PartyEntry {
     pub public_key: PublicKey,
     /// A server's TLS certificate (PEM), if it serves TLS: clients trust exactly this one.
     pub tls_cert: Option<String>,
+    /// The name the cluster file lists it by (a fixed name or one of its own).
+    pub name: String,
 }
 
 /// How to reach a server: its address and, if it serves TLS, the certificate to trust.
@@ -201,30 +221,59 @@ pub struct NetworkDefaults {
     pub allow_plaintext: bool,
 }
 
-/// Checks the `role` of the party listed as `name`: required for a data owner's own name,
-/// and the role its name has if given.
-fn check_role(name: &str, party: PartyId, role: Option<&str>) -> Result<(), ConfigError> {
-    let has = match party {
-        PartyId::Server(_) => "server",
-        PartyId::ModelOwner => "model-owner",
-        PartyId::DataOwner(_) => "data-owner",
-    };
+/// The party listed as `name` with `role` and `index`: a fixed name is its own party (a role
+/// or index given must agree with it); a name of one's own needs its role, and a server its
+/// index.
+fn listed_party(name: &str, role: Option<&str>, index: Option<u8>) -> Result<PartyId, ConfigError> {
     let bad = |reason: String| ConfigError::BadRole {
         name: name.to_owned(),
         reason,
     };
-    match role {
-        None if party.is_named() => Err(bad(
-            "a name of one's own needs its role: role = \"data-owner\" (servers are server0..server2, the model owner model-owner)".into(),
-        )),
-        None => Ok(()),
-        Some(r) if r == has => Ok(()),
-        Some(r) if ["server", "model-owner", "data-owner"].contains(&r) => Err(bad(format!(
-            "role {r:?}, but the name is a {has}'s (servers are server0..server2, the model owner model-owner; any other name is a data owner's)"
-        ))),
-        Some(r) => Err(bad(format!(
+    const ROLES: [&str; 3] = ["server", "model-owner", "data-owner"];
+    if let Some(r) = role.filter(|r| !ROLES.contains(r)) {
+        return Err(bad(format!(
             "unknown role {r:?} (server, model-owner or data-owner)"
+        )));
+    }
+    if let Some(party) = PartyId::parse_fixed(name) {
+        let has = match party {
+            PartyId::Server(_) => "server",
+            PartyId::ModelOwner => "model-owner",
+            PartyId::DataOwner(_) => "data-owner",
+        };
+        if let Some(r) = role.filter(|r| *r != has) {
+            return Err(bad(format!(
+                "role {r:?}, but {name} is the name of a {has} (give a name of its own to use another role)"
+            )));
+        }
+        return match index {
+            Some(i) if party.server_index() != Some(usize::from(i)) => Err(bad(format!(
+                "index = {i}, but {name} is not server{i} (an index is given with a server's name of its own)"
+            ))),
+            _ => Ok(party),
+        };
+    }
+    if !is_name_of_ones_own(name) {
+        return Err(ConfigError::BadPartyName(name.to_owned()));
+    }
+    match (role, index) {
+        (None, _) => Err(bad(
+            "a name of one's own needs its role: role = \"data-owner\", role = \"model-owner\", or role = \"server\" with its index".into(),
+        )),
+        (Some("server"), Some(i)) if i < MAX_SERVERS => Ok(PartyId::Server(i)),
+        (Some("server"), Some(i)) => Err(bad(format!(
+            "index = {i}, but servers are 0 (the leader), 1 and 2"
         ))),
+        (Some("server"), None) => Err(bad(
+            "a server with a name of its own needs its index: index = 0 (the leader), 1 or 2".into(),
+        )),
+        (Some(r), Some(_)) => Err(bad(format!("index is for servers, not a {r}"))),
+        (Some("model-owner"), None) => Ok(PartyId::ModelOwner),
+        (Some(_), None) => PartyId::named_data_owner(name).map_err(|_| {
+            ConfigError::BadPartyName(format!(
+                "{name} (its index meets another name's: rename it)"
+            ))
+        }),
     }
 }
 
@@ -272,9 +321,11 @@ struct RawModel {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawParty {
-    /// `server`, `model-owner` or `data-owner`: required for a data owner with a name of its
-    /// own, checked against the name otherwise.
+    /// `server`, `model-owner` or `data-owner`: required with a name of one's own, checked
+    /// against the name otherwise.
     role: Option<String>,
+    /// Which server (0 leads): required for a server with a name of its own.
+    index: Option<u8>,
     address: Option<String>,
     public_key: String,
     tls_cert: Option<String>,
@@ -327,13 +378,10 @@ impl ClusterConfig {
     fn validate(raw: RawCluster) -> Result<Self, ConfigError> {
         let mut parties = BTreeMap::new();
         for (name, entry) in raw.parties {
-            let party: PartyId = name
-                .parse()
-                .map_err(|_| ConfigError::BadPartyName(name.clone()))?;
-            check_role(&name, party, entry.role.as_deref())?;
-            if parties.contains_key(&party) {
+            let party = listed_party(&name, entry.role.as_deref(), entry.index)?;
+            if let Some(other) = parties.get(&party).map(|e: &PartyEntry| &e.name) {
                 return Err(ConfigError::BadPartyName(format!(
-                    "{name} (listed twice, or its index meets another name's: rename it)"
+                    "{name} (the same party as {other}: listed twice, or its index meets another name's)"
                 )));
             }
             if let Some(address) = &entry.address
@@ -360,6 +408,7 @@ impl ClusterConfig {
                     address: entry.address,
                     public_key,
                     tls_cert: entry.tls_cert,
+                    name,
                 },
             );
         }
@@ -413,10 +462,11 @@ impl ClusterConfig {
         for (model, access) in raw.models {
             let mut clients = Vec::new();
             for name in access.clients {
-                let party: PartyId = name.parse().map_err(|_| ConfigError::BadModelAccess {
-                    model: model.clone(),
-                    reason: format!("{name:?} is not a party name"),
-                })?;
+                let party =
+                    resolve(&parties, &name).ok_or_else(|| ConfigError::BadModelAccess {
+                        model: model.clone(),
+                        reason: format!("{name:?} is not a party name"),
+                    })?;
                 if party.is_server() || !parties.contains_key(&party) {
                     return Err(ConfigError::BadModelAccess {
                         model: model.clone(),
@@ -433,6 +483,27 @@ impl ClusterConfig {
             network: raw.network,
             models,
         })
+    }
+
+    /// The party `name` is in this cluster: a name the file lists (fixed or of one's own) or a
+    /// fixed name.
+    pub fn resolve(&self, name: &str) -> Result<PartyId, ConfigError> {
+        resolve(&self.parties, name).ok_or_else(|| ConfigError::BadPartyName(name.to_owned()))
+    }
+
+    /// Binds the names of their own that the servers and the model owner go by in this file,
+    /// for this process (see [`crate::party::name_role`]): they parse to those parties and
+    /// display as them in logs and messages from now on. The binaries call it once they have
+    /// loaded their cluster file.
+    pub fn register_names(&self) {
+        for (party, entry) in &self.parties {
+            if !matches!(party, PartyId::DataOwner(_))
+                && PartyId::parse_fixed(&entry.name).is_none()
+            {
+                // Checked by `listed_party`: a server's or the model owner's own name binds.
+                let _ = crate::party::name_role(&entry.name, *party);
+            }
+        }
     }
 
     /// Number of compute servers (2 or 3).
@@ -478,6 +549,15 @@ impl ClusterConfig {
     pub fn public_keys(&self) -> impl Iterator<Item = (PartyId, &PublicKey)> {
         self.parties.iter().map(|(p, e)| (*p, &e.public_key))
     }
+}
+
+/// The party `name` is among `parties`: one listed by that name, else a fixed name.
+fn resolve(parties: &BTreeMap<PartyId, PartyEntry>, name: &str) -> Option<PartyId> {
+    parties
+        .iter()
+        .find(|(_, e)| e.name == name)
+        .map(|(p, _)| *p)
+        .or_else(|| PartyId::parse_fixed(name))
 }
 
 /// `host:port` with a non-empty host (name, IPv4, or bracketed IPv6) and a u16 port.
@@ -632,6 +712,77 @@ mod tests {
         let unknown = named.replace("role = \"data-owner\"", "role = \"auditor\"");
         let e = ClusterConfig::from_toml(&unknown).unwrap_err();
         assert!(e.to_string().contains("unknown role \"auditor\""), "{e}");
+    }
+
+    /// Servers and the model owner may go by names of their own too (issue 12, item 7): a
+    /// server gives its role and index, and the file's names resolve to the parties. A missing
+    /// or out-of-range index, an index on another role, a fixed name's wrong index, and two
+    /// names for one party are refused naming the entry.
+    #[test]
+    fn servers_and_the_model_owner_may_have_names_of_their_own() {
+        let named = cluster("")
+            .replace(
+                "[parties.server0]\n",
+                "[parties.eu-leader]\nrole = \"server\"\nindex = 0\n",
+            )
+            .replace(
+                "[parties.model-owner]\n",
+                "[parties.acme-research]\nrole = \"model-owner\"\n",
+            )
+            + "[models.m]\nclients = [\"acme-research\", \"data-owner-0\"]\n";
+        let c = ClusterConfig::from_toml(&named).unwrap();
+        assert_eq!(c.resolve("eu-leader").unwrap(), PartyId::Server(0));
+        assert_eq!(c.resolve("server0").unwrap(), PartyId::Server(0));
+        assert_eq!(c.resolve("acme-research").unwrap(), PartyId::ModelOwner);
+        assert_eq!(c.resolve("server1").unwrap(), PartyId::Server(1));
+        assert_eq!(c.party(PartyId::Server(0)).unwrap().name, "eu-leader");
+        assert_eq!(c.models["m"], [PartyId::ModelOwner, PartyId::DataOwner(0)]);
+        assert_eq!(c.num_servers(), 2);
+        assert!(matches!(
+            c.resolve("nobody-here"),
+            Err(ConfigError::BadPartyName(_))
+        ));
+
+        let bad_role = |toml: &str, entry: &str, says: &str| {
+            let e = ClusterConfig::from_toml(toml).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::BadRole { name, .. } if name == entry)
+                    && e.to_string().contains(says),
+                "{e}"
+            );
+        };
+        bad_role(
+            &named.replace("index = 0\n", ""),
+            "eu-leader",
+            "needs its index",
+        );
+        bad_role(
+            &named.replace("index = 0", "index = 3"),
+            "eu-leader",
+            "0 (the leader), 1 and 2",
+        );
+        bad_role(
+            &named.replace(
+                "role = \"model-owner\"",
+                "role = \"model-owner\"\nindex = 1",
+            ),
+            "acme-research",
+            "index is for servers",
+        );
+        bad_role(
+            &named.replace("[parties.server1]\n", "[parties.server1]\nindex = 0\n"),
+            "server1",
+            "not server0",
+        );
+        let twice = named.replace(
+            "[parties.server1]\n",
+            "[parties.eu-backup]\nrole = \"server\"\nindex = 0\n",
+        );
+        let e = ClusterConfig::from_toml(&twice).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::BadPartyName(n) if n.contains("eu-backup") && n.contains("eu-leader")),
+            "{e}"
+        );
     }
 
     #[test]

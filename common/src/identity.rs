@@ -114,6 +114,38 @@ pub fn public_key_from_base64(s: &str) -> Result<PublicKey, KeyError> {
     Ok(PublicKey::from(raw))
 }
 
+/// Writes a key file for the party called `name` (as the cluster file lists it) with mode
+/// 0600; refuses to overwrite an existing file. `keygen` writes a name of one's own this way
+/// before any cluster file says which role it has.
+pub fn write_key_file(path: &Path, name: &str, secret: &StaticSecret) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            KeyError::Exists(path.to_owned())
+        } else {
+            io(e)
+        }
+    })?;
+    let encoded = Zeroizing::new(B64.encode(secret.as_bytes()));
+    let text = Zeroizing::new(format!(
+        "# Tessera identity key. Keep this file secret.\nparty = {name}\nsecret = {}\npublic = {}\n",
+        encoded.as_str(),
+        public_key_to_base64(&PublicKey::from(secret))
+    ));
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
 /// A party's long-term X25519 key pair.
 pub struct Identity {
     party: PartyId,
@@ -169,33 +201,7 @@ impl Identity {
 
     /// Writes the key file with mode 0600; refuses to overwrite an existing file.
     pub fn write_key_file(&self, path: &Path) -> Result<(), KeyError> {
-        let io = |source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                KeyError::Exists(path.to_owned())
-            } else {
-                io(e)
-            }
-        })?;
-        let secret = Zeroizing::new(B64.encode(self.secret.as_bytes()));
-        let text = Zeroizing::new(format!(
-            "# Tessera identity key. Keep this file secret.\nparty = {}\nsecret = {}\npublic = {}\n",
-            self.party,
-            secret.as_str(),
-            self.public_key_base64()
-        ));
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)
+        write_key_file(path, &self.party.to_string(), &self.secret)
     }
 
     /// Reads a key file written by [`Identity::write_key_file`]; refuses one the group or

@@ -11,6 +11,14 @@
 //! with no table to agree on; two names of one cluster that meet on an index are refused when
 //! the second is parsed. The names parsed in a process are remembered (at most [`MAX_NAMES`]),
 //! so a named party is displayed by its name in logs, files and messages.
+//!
+//! The servers and the model owner may go by names of their own too (`eu-leader`,
+//! `acme-research`), given in the cluster file with their role (and a server's index, which
+//! says which server it is: 0 leads). Their [`PartyId`] stays the role's (`Server(0)`,
+//! `ModelOwner`): those names bind to it in the process that loaded the cluster file
+//! ([`name_role`], called by [`crate::config::ClusterConfig::register_names`]), and from then
+//! on parse to it and display as it. Serialised forms ([`PartyId::canonical`], serde) keep the
+//! fixed names, so a file or message written by one process reads the same in another.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -63,6 +71,77 @@ fn is_own_name(s: &str) -> bool {
         && b[0].is_ascii_lowercase()
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// Names of their own that the servers and the model owner go by in this process.
+#[derive(Default)]
+struct RoleNames {
+    by_name: HashMap<Box<str>, PartyId>,
+    by_party: HashMap<PartyId, Box<str>>,
+}
+
+fn role_names() -> &'static RwLock<RoleNames> {
+    static ROLES: OnceLock<RwLock<RoleNames>> = OnceLock::new();
+    ROLES.get_or_init(Default::default)
+}
+
+impl RoleNames {
+    /// Binds `name` to `party`, replacing an earlier binding of either.
+    fn bind(&mut self, name: &str, party: PartyId) {
+        if let Some(old) = self.by_party.remove(&party) {
+            self.by_name.remove(&old);
+        }
+        if let Some(old) = self.by_name.remove(name) {
+            self.by_party.remove(&old);
+        }
+        self.by_name.insert(name.into(), party);
+        self.by_party.insert(party, name.into());
+    }
+}
+
+/// The party a role name (see [`name_role`]) is bound to.
+fn role_named(name: &str) -> Option<PartyId> {
+    role_names()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .by_name
+        .get(name)
+        .copied()
+}
+
+/// The name of its own a server or the model owner goes by in this process.
+fn role_name(party: PartyId) -> Option<Box<str>> {
+    role_names()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .by_party
+        .get(&party)
+        .cloned()
+}
+
+/// Binds `name` to a server or the model owner in this process: from now on the name parses to
+/// `party` and `party` displays as the name (replacing an earlier binding of either). The name
+/// must be a name of one's own (see the module docs), not a fixed one.
+pub fn name_role(name: &str, party: PartyId) -> Result<(), BadPartyName> {
+    if matches!(party, PartyId::DataOwner(_)) || !is_name_of_ones_own(name) {
+        return Err(BadPartyName(name.to_owned()));
+    }
+    role_names()
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .bind(name, party);
+    Ok(())
+}
+
+/// Whether `s` starts like a fixed name (`server...`, `model-owner...`, `data-owner-...`): such
+/// a string is a fixed name or a typo of one, never a name of one's own.
+fn is_reserved(s: &str) -> bool {
+    s.starts_with("server") || s.starts_with("model-owner") || s.starts_with("data-owner-")
+}
+
+/// Whether `s` is a name of one's own: well formed and not reserved by the fixed names.
+pub fn is_name_of_ones_own(s: &str) -> bool {
+    is_own_name(s) && !is_reserved(s)
 }
 
 /// The data owner named `name` (well formed), remembering the name for display; `None` if
@@ -140,6 +219,18 @@ impl PartyId {
 
 impl fmt::Display for PartyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !matches!(self, PartyId::DataOwner(_))
+            && let Some(name) = role_name(*self)
+        {
+            return f.write_str(&name);
+        }
+        self.fmt_fixed(f)
+    }
+}
+
+impl PartyId {
+    /// The fixed name (`server0`, `model-owner`), or a data owner's name.
+    fn fmt_fixed(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PartyId::Server(i) => write!(f, "server{i}"),
             PartyId::ModelOwner => write!(f, "model-owner"),
@@ -154,31 +245,68 @@ impl fmt::Display for PartyId {
     }
 }
 
+/// [`PartyId::canonical`] through `Display`.
+struct Canonical(PartyId);
+
+impl fmt::Display for Canonical {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_fixed(f)
+    }
+}
+
+impl PartyId {
+    /// The name every process reads the same, whatever names of their own the servers and the
+    /// model owner go by in this one: `server0`, `model-owner`, `data-owner-3`, `hospital-a`.
+    pub fn canonical(self) -> String {
+        Canonical(self).to_string()
+    }
+
+    /// Parses one of the fixed names only (`server0`..`server2`, `model-owner`,
+    /// `data-owner-N`); `None` for anything else.
+    pub fn parse_fixed(s: &str) -> Option<PartyId> {
+        if s == "model-owner" {
+            return Some(PartyId::ModelOwner);
+        }
+        if let Some(rest) = s.strip_prefix("server") {
+            return parse_index::<u8>(rest)
+                .filter(|i| *i < MAX_SERVERS)
+                .map(PartyId::Server);
+        }
+        s.strip_prefix("data-owner-")
+            .and_then(parse_index)
+            .filter(|i| *i < NAMED)
+            .map(PartyId::DataOwner)
+    }
+}
+
+impl PartyId {
+    /// The data owner that goes by `name`, a name of one's own (see the module docs), whatever
+    /// this process has bound the name to.
+    pub fn named_data_owner(name: &str) -> Result<PartyId, BadPartyName> {
+        if is_name_of_ones_own(name) {
+            named_owner(name).ok_or_else(|| BadPartyName(name.to_owned()))
+        } else {
+            Err(BadPartyName(name.to_owned()))
+        }
+    }
+}
+
 impl FromStr for PartyId {
     type Err = BadPartyName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || BadPartyName(s.to_owned());
-        if s == "model-owner" {
-            return Ok(PartyId::ModelOwner);
+        if let Some(party) = PartyId::parse_fixed(s) {
+            return Ok(party);
         }
-        if let Some(rest) = s.strip_prefix("server") {
-            let index: u8 = parse_index(rest).ok_or_else(bad)?;
-            return if index < MAX_SERVERS {
-                Ok(PartyId::Server(index))
-            } else {
-                Err(bad())
-            };
+        if let Some(party) = role_named(s) {
+            return Ok(party);
         }
-        if let Some(rest) = s.strip_prefix("data-owner-") {
-            return parse_index(rest)
-                .filter(|i| *i < NAMED)
-                .map(PartyId::DataOwner)
-                .ok_or_else(bad);
+        if is_reserved(s) {
+            return Err(bad());
         }
-        // The fixed names' prefixes are reserved: `server7` or `model-owner-2` is a typo, not
-        // a data owner.
-        if is_own_name(s) && !s.starts_with("model-owner") {
+        // A name of one's own not bound to a server or the model owner is a data owner's.
+        if is_own_name(s) {
             return named_owner(s).ok_or_else(bad);
         }
         Err(bad())
@@ -201,7 +329,7 @@ impl TryFrom<String> for PartyId {
 
 impl From<PartyId> for String {
     fn from(p: PartyId) -> String {
-        p.to_string()
+        p.canonical()
     }
 }
 
@@ -240,6 +368,36 @@ mod tests {
         // The fixed pattern may not reach into the named indices.
         assert!("data-owner-2147483648".parse::<PartyId>().is_err());
         assert!("data-owner-2147483647".parse::<PartyId>().is_ok());
+    }
+
+    /// Role names bind one to one: binding a party again drops its old name, and binding a
+    /// name again moves it. (On a private table: the process's own is shared by every test.)
+    #[test]
+    fn role_names_bind_one_name_to_one_party() {
+        let mut t = RoleNames::default();
+        t.bind("eu-leader", PartyId::Server(0));
+        t.bind("acme", PartyId::ModelOwner);
+        t.bind("eu-main", PartyId::Server(0));
+        assert_eq!(t.by_name.get("eu-leader"), None);
+        assert_eq!(t.by_name.get("eu-main"), Some(&PartyId::Server(0)));
+        t.bind("acme", PartyId::Server(1));
+        assert_eq!(t.by_party.get(&PartyId::ModelOwner), None);
+        assert_eq!(
+            t.by_party.get(&PartyId::Server(1)).map(|n| &**n),
+            Some("acme")
+        );
+        assert_eq!((t.by_name.len(), t.by_party.len()), (2, 2));
+        // Only servers and the model owner, and only names of one's own, bind.
+        assert!(name_role("server1", PartyId::Server(0)).is_err());
+        assert!(name_role("x-ray", PartyId::DataOwner(1)).is_err());
+        assert!(name_role("Bad Name", PartyId::ModelOwner).is_err());
+        // Serialised forms keep the fixed names.
+        assert_eq!(PartyId::Server(2).canonical(), "server2");
+        assert_eq!(
+            PartyId::parse_fixed("data-owner-7"),
+            Some(PartyId::DataOwner(7))
+        );
+        assert_eq!(PartyId::parse_fixed("hospital-a"), None);
     }
 
     #[test]

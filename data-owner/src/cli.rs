@@ -150,13 +150,11 @@ pub fn load_dataset(
 
 /// Runs the node until the job is done.
 pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
-    if !matches!(args.party.name, PartyId::DataOwner(_)) {
-        return Err(ServeError::Invalid(format!(
-            "{} is not a data owner",
-            args.party.name
-        )));
-    }
     let (cluster, identity) = args.party.load()?;
+    let me = identity.party();
+    if !matches!(me, PartyId::DataOwner(_)) {
+        return Err(ServeError::Invalid(format!("{me} is not a data owner")));
+    }
     let data = load_dataset(
         &args.data,
         args.label_column.as_deref(),
@@ -170,7 +168,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         std::sync::Arc::new(Sealer::new(&identity, cluster.public_keys())),
     )?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
-    info!(me = %args.party.name, samples = data.len(), leader = %leader_address, "waiting for rounds");
+    info!(%me, samples = data.len(), leader = %leader_address, "waiting for rounds");
     let mut node = DataOwnerNode::new(sealer, leader, data, !args.quiet);
     if let Some(attack) = args.attack {
         tracing::warn!(%attack, "this node attacks: it sends crafted updates");

@@ -131,7 +131,7 @@ async fn over_grpc(dir: PathBuf) -> Result<Vec<(String, usize, &'static str, f64
         let args = ServeArgs {
             party: PartyArgs {
                 config: config.clone(),
-                name: server,
+                name: server.to_string(),
                 key: dir.join(format!("{server}.key")),
             },
             listen: None,

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use tessera_common::PartyId;
 use tessera_common::api::LeaderApi;
 use tessera_common::config::ServerEndpoint;
-use tessera_common::identity::Identity;
+use tessera_common::identity::{Identity, write_key_file};
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::Sealer;
 use tessera_common::upload::build_upload_vec;
 use tessera_data_owner::client::GrpcLeader;
 use tessera_proto::v1::SealedChunk;
 use tessera_proto::v1::data_owner_service_client::DataOwnerServiceClient;
+use x25519_dalek::StaticSecret;
 
 /// A child process killed when dropped.
 struct Proc(Child);
@@ -37,9 +38,16 @@ struct Cluster {
     leader_address: String,
     /// The data owners, in the order `start_data_owner(i, ..)` numbers them.
     owners: Vec<PartyId>,
+    /// Names of their own the servers and the model owner go by in the cluster file.
+    roles: Vec<(PartyId, String)>,
 }
 
 impl Cluster {
+    /// The name `party` goes by in the cluster file, its key file and its log.
+    fn name_of(&self, party: PartyId) -> String {
+        name_in(&self.roles, party)
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -72,7 +80,7 @@ impl Cluster {
 
     /// [`Cluster::start_server`] with `extra` arguments to `serve`.
     fn start_server_with(&self, i: u32, suffix: &str, extra: &[&str]) -> Proc {
-        let name = format!("server{i}");
+        let name = self.name_of(PartyId::Server(i as u8));
         let key = self.path(&format!("{name}.key"));
         let tls_key = self.path(&format!("{name}.tls.key"));
         let config = self.config();
@@ -127,7 +135,7 @@ impl Cluster {
 
     /// Starts `model-owner train` with `model_args`, logging to `model-owner.log`.
     fn spawn_model_owner(&self, rounds: u32, model_args: &[&str]) -> Proc {
-        let key = self.path("model-owner.key");
+        let key = self.path(&format!("{}.key", self.name_of(PartyId::ModelOwner)));
         let rounds = rounds.to_string();
         let out = self.path("out");
         let audit = self.path("audit");
@@ -237,29 +245,59 @@ fn cluster_with(min_clients: usize, deadline_secs: u64, tls: bool) -> Cluster {
 /// [`cluster_with`] whose data owners go by `owners` (fixed names or names of their own, listed
 /// with `role = "data-owner"`).
 fn cluster_of(min_clients: usize, deadline_secs: u64, tls: bool, owners: &[&str]) -> Cluster {
+    cluster_named(min_clients, deadline_secs, tls, owners, &[])
+}
+
+/// The name `party` goes by: its name of its own among `roles`, else its fixed name.
+fn name_in(roles: &[(PartyId, String)], party: PartyId) -> String {
+    roles
+        .iter()
+        .find(|(p, _)| *p == party)
+        .map_or_else(|| party.to_string(), |(_, n)| n.clone())
+}
+
+/// [`cluster_of`] whose servers or model owner go by the names of their own in `roles`
+/// (listed with their role, and a server with its index; their key files say those names).
+fn cluster_named(
+    min_clients: usize,
+    deadline_secs: u64,
+    tls: bool,
+    owners: &[&str],
+    roles: &[(PartyId, &str)],
+) -> Cluster {
+    let roles: Vec<(PartyId, String)> = roles.iter().map(|(p, n)| (*p, n.to_string())).collect();
     let dir = tempfile::tempdir().unwrap();
     let owners: Vec<PartyId> = owners.iter().map(|n| n.parse().unwrap()).collect();
     let mut parties: Vec<PartyId> = (0..3).map(PartyId::Server).collect();
     parties.extend(&owners);
     parties.push(PartyId::ModelOwner);
+    let secrets: Vec<StaticSecret> = parties
+        .iter()
+        .map(|_| StaticSecret::random_from_rng(&mut rand::rng()))
+        .collect();
     let ids: Vec<Identity> = parties
         .iter()
-        .map(|p| Identity::generate(*p, &mut rand::rng()))
+        .zip(&secrets)
+        .map(|(p, s)| Identity::from_secret(*p, s.clone()))
         .collect();
     let mut toml = format!(
         "[job]\nring_bits = 32\nfrac_bits = 16\nclip = 1.0\nmin_clients = {min_clients}\nround_deadline_secs = {deadline_secs}\n"
     );
     let mut leader_address = String::new();
-    for id in &ids {
-        id.write_key_file(&dir.path().join(format!("{}.key", id.party())))
-            .unwrap();
+    for (id, secret) in ids.iter().zip(&secrets) {
+        let name = name_in(&roles, id.party());
+        write_key_file(&dir.path().join(format!("{name}.key")), &name, secret).unwrap();
         toml += &format!(
-            "[parties.{}]\npublic_key = \"{}\"\n",
-            id.party(),
+            "[parties.{name}]\npublic_key = \"{}\"\n",
             id.public_key_base64()
         );
         if id.party().is_named() {
             toml += "role = \"data-owner\"\n";
+        } else if name != id.party().to_string() {
+            match id.party().server_index() {
+                Some(i) => toml += &format!("role = \"server\"\nindex = {i}\n"),
+                None => toml += "role = \"model-owner\"\n",
+            }
         }
         if id.party().is_server() {
             let address = format!("127.0.0.1:{}", free_port());
@@ -270,7 +308,7 @@ fn cluster_of(min_clients: usize, deadline_secs: u64, tls: bool, owners: &[&str]
             if tls {
                 let rcgen::CertifiedKey { cert, signing_key } =
                     rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-                let key = dir.path().join(format!("{}.tls.key", id.party()));
+                let key = dir.path().join(format!("{name}.tls.key"));
                 std::fs::write(&key, signing_key.serialize_pem()).unwrap();
                 // Private, as the server requires of a secret key file.
                 std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -284,6 +322,7 @@ fn cluster_of(min_clients: usize, deadline_secs: u64, tls: bool, owners: &[&str]
         ids,
         leader_address,
         owners,
+        roles,
     }
 }
 
@@ -422,11 +461,22 @@ fn wait_until(c: &Cluster, what: &str, timeout: Duration, mut done: impl FnMut()
 
 /// Also the TLS check with real processes: every server serves TLS and dials its peers over it,
 /// and the data owners and the model owner trust exactly the certificates of the cluster file.
-/// Two institutions go by names of their own (issue 12, item 7; at 59c017e `--name hospital-a`
-/// was refused): keys, cluster file, sealed envelopes, logs and the contributor lists use them.
+/// Two institutions, the leader, one helper and the model owner go by names of their own
+/// (issue 12, item 7; at 59c017e `--name hospital-a` was refused): keys, cluster file, sealed
+/// envelopes, logs and the contributor lists use them.
 #[test]
 fn two_rounds_over_grpc_and_tls_reveal_the_exact_sum() {
-    let c = cluster_of(2, 60, true, &["hospital-a", "data-owner-1", "st-marys-2"]);
+    let c = cluster_named(
+        2,
+        60,
+        true,
+        &["hospital-a", "data-owner-1", "st-marys-2"],
+        &[
+            (PartyId::Server(0), "eu-leader"),
+            (PartyId::Server(2), "eu-audit"),
+            (PartyId::ModelOwner, "acme-research"),
+        ],
+    );
     let _servers = c.start_servers();
     let _owners: Vec<Proc> = (0..3)
         .map(|i| c.start_data_owner(i, &format!("{i}/3")))
@@ -447,6 +497,10 @@ fn two_rounds_over_grpc_and_tls_reveal_the_exact_sum() {
     }
     let log = std::fs::read_to_string(c.path("hospital-a.log")).unwrap();
     assert!(log.contains("me=hospital-a"), "{log}");
+    let log = std::fs::read_to_string(c.path("eu-leader.log")).unwrap();
+    assert!(log.contains("me=eu-leader"), "{log}");
+    let log = std::fs::read_to_string(c.path("eu-audit.log")).unwrap();
+    assert!(log.contains("me=eu-audit"), "{log}");
 }
 
 /// A helper killed in the middle of a round, then the leader killed between rounds, each

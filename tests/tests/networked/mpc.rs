@@ -266,14 +266,26 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
 
 /// A server killed during a prediction job: the client fails within its timeout with an error
 /// naming the server, and nothing hangs; once the server is back, the model owner deploys again
-/// and predictions work.
+/// and predictions work. The leader's Prometheus endpoint counts the MPC jobs: the failed one,
+/// and exactly one deploy and two predictions (20 digits in batches of 10) after the restart.
 #[test]
 fn a_server_killed_mid_prediction_fails_the_client_naming_it() {
     let c = cluster(2, 60);
     allow(&c, &[("mnist", &["data-owner-0"])]);
     trained_checkpoint(&c);
-    let mut servers = c.start_servers();
+    let metrics_addr = format!("127.0.0.1:{}", super::free_port());
+    let mut servers = vec![
+        c.start_server_with(0, "", &["--metrics-addr", &metrics_addr]),
+        c.start_server(1, ""),
+        c.start_server(2, ""),
+    ];
     must_finish(&c, deploy(&c, "mnist", "aby3"), "deploy", 90);
+    let jobs = |kind: &str, outcome: &str| {
+        let name = format!("tessera_mpc_jobs_total{{kind=\"{kind}\",outcome=\"{outcome}\"}}");
+        let m = super::scrape(&metrics_addr).expect("metrics endpoint");
+        m.get(&name).copied().unwrap_or(0)
+    };
+    assert_eq!((jobs("deploy", "launched"), jobs("deploy", "done")), (1, 1));
     // Many small jobs, so the kill lands in one of them.
     let client = predict(&c, 0, "mnist", 2000, 10);
     std::thread::sleep(Duration::from_millis(1500));
@@ -284,11 +296,24 @@ fn a_server_killed_mid_prediction_fails_the_client_naming_it() {
     let log = std::fs::read_to_string(c.path("predict-data-owner-0-mnist.log")).unwrap();
     assert!(log.contains("server2"), "{log}\n{}", c.logs());
 
+    // The leader saw the job in flight fail (or, if the kill fell between jobs, the next
+    // one); every prediction launched is done or failed.
+    let (launched, done, failed) = (
+        jobs("predict", "launched"),
+        jobs("predict", "done"),
+        jobs("predict", "failed"),
+    );
+    assert!(failed >= 1, "{launched} {done} {failed}");
+    assert_eq!(launched, done + failed + jobs("predict", "aborted"));
+
     // server2 comes back (its deployed shares died with it): the model owner deploys again and
     // the client's prediction works.
     let _back = c.start_server(2, "-restarted");
     must_finish(&c, deploy(&c, "mnist", "aby3"), "redeploy", 90);
     must_finish(&c, predict(&c, 0, "mnist", 20, 10), "predict", 60);
+    assert_eq!(jobs("deploy", "done"), 2);
+    assert_eq!(jobs("predict", "done"), done + 2);
+    assert_eq!(jobs("predict", "failed"), failed);
 }
 
 /// Encrypted training as a service: `model-owner train-encrypted` starts the job, two
