@@ -30,7 +30,7 @@ use tessera_common::net::Network;
 use tessera_common::prg::{Prg, Seed};
 
 use super::HELPER;
-use super::zn::{P, add67, mul67, sample_below, sub67};
+use super::zn::{P, add67, chunk_seeds, mul67, sample_below, sub67};
 use crate::mpc::{MpcError, Op, Session};
 
 /// PRG stream of the common masks, permutations and the special case's `u`.
@@ -51,21 +51,29 @@ pub async fn private_compare<N: Network>(
     if me == HELPER {
         let d0 = session.recv_bytes(0, op, "pc", 64 * n).await?;
         let d1 = session.recv_bytes(1, op, "pc", 64 * n).await?;
-        if d0.iter().any(|v| *v >= P) {
+        // Per element: whether a term's two parts are out of `Z_67` (bit 1 for server0's, 2
+        // for server1's) and whether their sum is zero in `Z_67` (below 67 each, so a sum of 0
+        // or 67), in one pass the compiler vectorises, on every core.
+        let found: Vec<u8> = d0
+            .par_chunks(64)
+            .zip(d1.par_chunks(64))
+            .map(|(a, b)| {
+                a.iter().zip(b).fold(0u8, |acc, (a, b)| {
+                    let (a, b) = (*a, *b);
+                    let sum = a.wrapping_add(b);
+                    let bad = u8::from(a >= P) | (u8::from(b >= P) << 1);
+                    acc | bad | (u8::from(sum == 0 || sum == P) << 2)
+                })
+            })
+            .collect();
+        let flags = found.iter().fold(0u8, |acc, f| acc | f);
+        if flags & 1 != 0 {
             return Err(bad(0));
         }
-        if d1.iter().any(|v| *v >= P) {
+        if flags & 2 != 0 {
             return Err(bad(1));
         }
-        let zero_among = |(a, b): (&[u8], &[u8])| {
-            let zeros = a
-                .iter()
-                .zip(b)
-                .fold(0u8, |z, (a, b)| z | u8::from(add67(*a, *b) == 0));
-            u64::from(zeros)
-        };
-        let found = d0.chunks_exact(64).zip(d1.chunks_exact(64)).map(zero_among);
-        return Ok(Some(found.collect()));
+        return Ok(Some(found.iter().map(|f| u64::from(f >> 2)).collect()));
     }
     if bits.len() != 64 * n || r.len() != n || beta.len() != n {
         return Err(MpcError::Invalid(format!(
@@ -79,13 +87,7 @@ pub async fn private_compare<N: Network>(
     // chunks (masks, permutations) can be computed in parallel.
     let mut common = session.shared_prg(1 - me, op, STREAM)?;
     let mut out = vec![0u8; 64 * n];
-    let seeds: Vec<Seed> = (0..n.div_ceil(CHUNK))
-        .map(|_| {
-            let mut s = [0u8; 32];
-            common.fill_bytes(&mut s);
-            Seed(s)
-        })
-        .collect();
+    let seeds = chunk_seeds(&mut common, n.div_ceil(CHUNK));
     out.par_chunks_mut(64 * CHUNK)
         .zip(seeds.par_iter())
         .enumerate()
