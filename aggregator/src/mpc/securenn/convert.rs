@@ -13,7 +13,7 @@ use tessera_common::net::Network;
 
 use super::HELPER;
 use super::compare::private_compare;
-use super::zn::{Deal, X_BITS, Zn, bits_of, deal, deal_bits, dealt, dealt_bits, wraps};
+use super::zn::{Deal, X_BITS, Zn, deal, deal_bits, dealt, dealt_bits, wraps};
 use crate::mpc::pond::PondTensor;
 use crate::mpc::{MpcError, Session};
 
@@ -47,7 +47,7 @@ pub async fn share_convert<N: Network>(
             .map(|(p, q)| p.wrapping_add(*q))
             .collect();
         let delta: Vec<u64> = a0.iter().zip(&a1).map(|(p, q)| wraps(*p, *q)).collect();
-        deal_bits(session, &op, X_BITS, &bits_of(&x)).await?;
+        deal_bits(session, &op, X_BITS, &x).await?;
         deal(session, &op, DELTA, &delta).await?;
         let eta1 = private_compare(session, &op, &[], &[], &[], n)
             .await?

@@ -15,9 +15,7 @@ use tessera_common::prg::{Prg, Seed};
 use tessera_common::ring::Ring;
 
 use super::HELPER;
-use super::zn::{
-    Deal, X_BITS, Zn, bits_of, deal, deal_bits, deal_ring, dealt, dealt_bits, dealt_ring,
-};
+use super::zn::{Deal, X_BITS, Zn, deal, deal_bits, deal_ring, dealt, dealt_bits, dealt_ring};
 use crate::mpc::prep::{Ledger, Need, Pool};
 use crate::mpc::{MpcError, Op, Session};
 
@@ -68,7 +66,7 @@ async fn deal_masks<R: Ring, N: Network>(
         let mut fresh = Prg::new(&Seed::random(&mut rand::rng()), 0);
         let x = Zn::Odd.sample(&mut fresh, n);
         deal(session, op, X, &x).await?;
-        deal_bits(session, op, X_BITS, &bits_of(&x)).await?;
+        deal_bits(session, op, X_BITS, &x).await?;
         let lsb: Vec<R> = x.iter().map(|v| R::from_u64(v & 1)).collect();
         deal_ring(session, op, X_LSB, &lsb).await?;
         return Ok(Masks::default());

@@ -190,18 +190,29 @@ pub struct Deal {
 /// part name and PRG stream.
 pub const X_BITS: (&str, u64) = ("x_bits", 2);
 
-/// At the helper: deals the bits `v` (each 0 or 1) as shares in `Z_67`, a byte each;
-/// `server0`'s share from the PRG stream, `server1`'s sent.
+/// At the helper: deals the 64 bits of each of `x` (least significant first) as shares in
+/// `Z_67`, a byte each; `server0`'s share from the PRG stream, `server1`'s sent. The bits are
+/// spread and subtracted from `server0`'s share in place, in parallel chunks.
 pub async fn deal_bits<N: Network>(
     session: &Session<N>,
     op: &Op,
     (part, stream): (&'static str, u64),
-    v: &[u8],
+    x: &[u64],
 ) -> Result<(), MpcError> {
     use rayon::prelude::*;
-    let s0 = sample_below_par(&mut session.shared_prg(0, op, stream)?, v.len(), P);
-    let s1: Vec<u8> = v.par_iter().zip(&s0).map(|(a, b)| sub67(*a, *b)).collect();
-    session.send_bytes(1, op, part, s1).await
+    const VALUES: usize = SAMPLE_CHUNK / 64;
+    let mut shares = sample_below_par(&mut session.shared_prg(0, op, stream)?, 64 * x.len(), P);
+    shares
+        .par_chunks_mut(64 * VALUES)
+        .zip(x.par_chunks(VALUES))
+        .for_each(|(shares, x)| {
+            for (s, v) in shares.chunks_exact_mut(64).zip(x) {
+                for (s, bit) in s.iter_mut().zip(bit_bytes(*v)) {
+                    *s = sub67(bit, *s);
+                }
+            }
+        });
+    session.send_bytes(1, op, part, shares).await
 }
 
 /// At `server0` or `server1`: this server's shares of what the helper deals with [`deal_bits`].
@@ -297,9 +308,17 @@ pub async fn dealt_ring<R: Ring, N: Network>(
     session.recv_vec::<R>(HELPER, op, part, n).await
 }
 
-/// The 64 bits of each value, least significant first, as elements of `Z_67` (bytes): each byte
-/// of a value spreads into eight by a 256-entry table of words.
+/// The 64 bits of each value, least significant first, as elements of `Z_67` (bytes): what
+/// [`deal_bits`] shares (tests read the dealt bits against it).
+#[cfg(test)]
 pub fn bits_of(values: &[u64]) -> Vec<u8> {
+    values.iter().flat_map(|v| bit_bytes(*v)).collect()
+}
+
+/// The 64 bits of `v` as bytes, least significant first: each byte of `v` spreads into eight by
+/// a 256-entry table of words.
+#[inline]
+fn bit_bytes(v: u64) -> [u8; 64] {
     const SPREAD: [u64; 256] = {
         let mut t = [0u64; 256];
         let mut b = 0;
@@ -313,11 +332,9 @@ pub fn bits_of(values: &[u64]) -> Vec<u8> {
         }
         t
     };
-    let mut out = vec![0u8; 64 * values.len()];
-    for (o, v) in out.chunks_exact_mut(64).zip(values) {
-        for (o, byte) in o.chunks_exact_mut(8).zip(v.to_le_bytes()) {
-            o.copy_from_slice(&SPREAD[usize::from(byte)].to_le_bytes());
-        }
+    let mut out = [0u8; 64];
+    for (o, byte) in out.chunks_exact_mut(8).zip(v.to_le_bytes()) {
+        o.copy_from_slice(&SPREAD[usize::from(byte)].to_le_bytes());
     }
     out
 }
