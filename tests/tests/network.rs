@@ -329,3 +329,58 @@ async fn a_flush_before_leaving_delivers_the_last_frames() {
         assert_eq!(got, frame);
     }
 }
+
+/// A server that comes back as a new process (another run id in its hello) while its old link
+/// still looks alive: what waited here on the old process fails at once instead of waiting out
+/// the receive timeout, since the new process never saw what the old one was asked. (Seen in
+/// the networked restart test: a helper restarted within 0.1 s re-registered before its old
+/// link's close was read, and the leader's in-flight upload waited 60 s for a reply.) Without
+/// the run check this wait lasts the whole 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_on_a_restarted_peer_fails_at_once() {
+    let recv_timeout = Duration::from_secs(30);
+    let parts = GrpcParts::start(recv_timeout, false).await;
+    let settings = tessera_aggregator::net::GrpcNetworkSettings {
+        session: 5,
+        servers: SERVERS
+            .iter()
+            .copied()
+            .zip(parts.addresses.clone())
+            .collect(),
+        tls_certs: Default::default(),
+        recv_timeout,
+        connect_timeout: Duration::from_secs(10),
+    };
+    let keys: Vec<_> = parts
+        .ids
+        .iter()
+        .map(|id| (id.party(), *id.public_key()))
+        .collect();
+    let started = Instant::now();
+    let tag = Tag::from("asked-of-the-old-process");
+    let wait = parts.nets[0].recv(PartyId::Server(2), &tag);
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        GrpcNetwork::start(
+            &parts.ids[2],
+            keys.iter().map(|(p, k)| (*p, k)),
+            &settings,
+            listener,
+        )
+        .await
+        .unwrap()
+    };
+    let (waited, new_server2) = tokio::join!(wait, restart);
+    assert!(
+        matches!(waited, Err(NetError::Disconnected(PartyId::Server(2)))),
+        "{waited:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(deliver_eventually(&new_server2, &parts.nets[0], b"back").await);
+    assert!(deliver_eventually(&parts.nets[0], &new_server2, b"back").await);
+}

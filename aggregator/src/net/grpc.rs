@@ -102,6 +102,8 @@ struct HubInner {
     readers: StdMutex<Vec<JoinHandle<()>>>,
     /// This process's run id, sent in every hello.
     run: u64,
+    /// Each peer's run id from its last confirmed hello (a new one means it restarted).
+    peer_runs: StdMutex<HashMap<PartyId, u64>>,
     /// The peers this server dials, with their endpoints (to dial again after a loss).
     dial_targets: StdMutex<HashMap<PartyId, ServerEndpoint>>,
     closed: AtomicBool,
@@ -158,6 +160,7 @@ impl PeerHub {
             linked: watch::Sender::new(0),
             readers: StdMutex::new(Vec::new()),
             run: rand::rng().next_u64(),
+            peer_runs: StdMutex::new(HashMap::new()),
             dial_targets: StdMutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
@@ -175,8 +178,29 @@ impl PeerHub {
         self.0.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers an authenticated connection and starts reading from it.
-    fn register(&self, peer: PartyId, tx: FrameTx, conn: u64, inbound: Streaming<PeerFrame>) {
+    /// Registers an authenticated connection from the peer process `run` and starts reading
+    /// from it. If the peer restarted (a run id other than its last), whatever waits on it here
+    /// fails at once: the new process never saw what the old one was asked, and the old link's
+    /// closing may come after this one replaced it, too late to fail them (they would wait out
+    /// the whole receive timeout).
+    fn register(
+        &self,
+        peer: PartyId,
+        run: u64,
+        tx: FrameTx,
+        conn: u64,
+        inbound: Streaming<PeerFrame>,
+    ) {
+        let previous = self
+            .0
+            .peer_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer, run);
+        if previous.is_some_and(|r| r != run) {
+            warn!(me = %self.0.me, %peer, "peer restarted: failing what waited on its last run");
+            self.0.mailbox.fail_peer(peer, NetError::Disconnected(peer));
+        }
         self.0.mailbox.revive_peer(peer);
         {
             let mut links = self.links();
@@ -462,7 +486,7 @@ impl PeerHub {
         }
         let conn = connection_id(self.0.session, &nonce, &challenge);
         debug!(me = %self.0.me, %peer, run = theirs.run, "handshake confirmed");
-        self.register(peer, tx, conn, inbound);
+        self.register(peer, theirs.run, tx, conn, inbound);
         Ok(())
     }
 
@@ -607,7 +631,7 @@ impl PeerHub {
             .map_err(|_| Status::cancelled("link closed"))?;
         let conn = connection_id(hub.session, &theirs.nonce, &challenge);
         debug!(me = %hub.me, %peer, run = theirs.run, "handshake confirmed");
-        self.register(peer, tx, conn, inbound);
+        self.register(peer, theirs.run, tx, conn, inbound);
         Ok(())
     }
 }
