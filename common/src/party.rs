@@ -215,20 +215,7 @@ impl PartyId {
             _ => None,
         }
     }
-}
 
-impl fmt::Display for PartyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !matches!(self, PartyId::DataOwner(_))
-            && let Some(name) = role_name(*self)
-        {
-            return f.write_str(&name);
-        }
-        self.fmt_fixed(f)
-    }
-}
-
-impl PartyId {
     /// The fixed name (`server0`, `model-owner`), or a data owner's name.
     fn fmt_fixed(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -243,18 +230,7 @@ impl PartyId {
             PartyId::DataOwner(i) => write!(f, "data-owner-{i}"),
         }
     }
-}
 
-/// [`PartyId::canonical`] through `Display`.
-struct Canonical(PartyId);
-
-impl fmt::Display for Canonical {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt_fixed(f)
-    }
-}
-
-impl PartyId {
     /// The name every process reads the same, whatever names of their own the servers and the
     /// model owner go by in this one: `server0`, `model-owner`, `data-owner-3`, `hospital-a`.
     pub fn canonical(self) -> String {
@@ -277,9 +253,7 @@ impl PartyId {
             .filter(|i| *i < NAMED)
             .map(PartyId::DataOwner)
     }
-}
 
-impl PartyId {
     /// The data owner that goes by `name`, a name of one's own (see the module docs), whatever
     /// this process has bound the name to.
     pub fn named_data_owner(name: &str) -> Result<PartyId, BadPartyName> {
@@ -288,6 +262,26 @@ impl PartyId {
         } else {
             Err(BadPartyName(name.to_owned()))
         }
+    }
+}
+
+impl fmt::Display for PartyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !matches!(self, PartyId::DataOwner(_))
+            && let Some(name) = role_name(*self)
+        {
+            return f.write_str(&name);
+        }
+        self.fmt_fixed(f)
+    }
+}
+
+/// [`PartyId::canonical`] through `Display`.
+struct Canonical(PartyId);
+
+impl fmt::Display for Canonical {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_fixed(f)
     }
 }
 

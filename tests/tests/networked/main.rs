@@ -356,6 +356,23 @@ fn ring_vec_of(path: &Path, bits: u32) -> RingVec {
     v
 }
 
+/// The model owner's arguments of the breast-cancer table jobs: the shipped model-spec file,
+/// the test table and its label column.
+fn table_model_args() -> Vec<String> {
+    vec![
+        "--model".into(),
+        shipped("examples/models/tabular-mlp.toml"),
+        "--test-data".into(),
+        shipped("common/data/breast-cancer/test.csv"),
+        "--label-column".into(),
+        "diagnosis".into(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 /// A file the repository ships, by its path from the workspace root.
 fn shipped(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -604,23 +621,9 @@ fn a_table_and_a_model_file_train_across_processes_and_a_misfit_owner_declines()
     let _servers = c.start_servers();
     // The misfit's logs as JSON lines (`--log-format json`), read below.
     let _owners = table_owners(&c, &["--log-format", "json"]);
-    let (model, test) = (
-        shipped("examples/models/tabular-mlp.toml"),
-        shipped("common/data/breast-cancer/test.csv"),
-    );
     let started = Instant::now();
-    c.run_model_owner_with(
-        3,
-        Duration::from_secs(120),
-        &[
-            "--model",
-            &model,
-            "--test-data",
-            &test,
-            "--label-column",
-            "diagnosis",
-        ],
-    );
+    let args = table_model_args();
+    c.run_model_owner_with(3, Duration::from_secs(120), &strs(&args));
     // Three rounds that did not wait out their 60 s deadline for the owner that declined.
     assert!(started.elapsed() < Duration::from_secs(60), "{}", c.logs());
     assert_exact_sums(&c, 3, 2);
@@ -697,22 +700,9 @@ fn a_restarted_leader_hears_again_from_an_owner_that_declined() {
     let c = cluster(2, 60);
     let mut servers: Vec<Option<Proc>> = c.start_servers().into_iter().map(Some).collect();
     let _owners = table_owners(&c, &[]);
-    let (model, test) = (
-        shipped("examples/models/tabular-mlp.toml"),
-        shipped("common/data/breast-cancer/test.csv"),
-    );
     let rounds = 4;
-    let mo = c.spawn_model_owner(
-        rounds,
-        &[
-            "--model",
-            &model,
-            "--test-data",
-            &test,
-            "--label-column",
-            "diagnosis",
-        ],
-    );
+    let args = table_model_args();
+    let mo = c.spawn_model_owner(rounds, &strs(&args));
     let audit = c.path("audit");
     wait_until(&c, "round 1 revealed", Duration::from_secs(60), || {
         audit.exists() && !audit_records(&audit, "aggregate").is_empty()
