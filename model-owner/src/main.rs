@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() {
+    tessera_alloc::init();
     let cli = tessera_model_owner::cli::Cli::parse();
     std::process::exit(tessera_model_owner::cli::run(cli));
 }

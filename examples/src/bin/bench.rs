@@ -17,6 +17,7 @@
 use tessera_examples::bench::{mpc, owners, report, ring, secagg, serve, train};
 
 fn main() {
+    tessera_alloc::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let accuracy = args.iter().any(|a| a == "--accuracy");
     let epochs = args

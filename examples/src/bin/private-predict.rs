@@ -193,6 +193,7 @@ fn predict(
 }
 
 fn main() {
+    tessera_alloc::init();
     let args = Args::parse();
     let spec = ModelSpec::network_a();
     let train = Dataset::bundled_mnist(Split::Train);
