@@ -231,9 +231,9 @@ fn accuracy(
     }
 }
 
-/// Runs the rows (with `accuracy_epochs`, also the accuracy runs); prints the table, returns the
-/// JSON rows.
-pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
+/// Runs the rows (those of model `only`, if given; with `accuracy_epochs`, also the accuracy
+/// runs); prints the table, returns the JSON rows.
+pub fn run(accuracy_epochs: Option<usize>, only: Option<&str>) -> Vec<Value> {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let rates = Rates::measure();
     println!(
@@ -268,6 +268,7 @@ pub fn run(accuracy_epochs: Option<usize>) -> Vec<Value> {
     ));
     let mut rows = Vec::new();
     let mut table = Vec::new();
+    cases.retain(|case| only.is_none_or(|o| o == case.1));
     for (protocol, name, spec, optimizer) in cases {
         let Ok(model) = SecureModel::new(&spec) else {
             continue;

@@ -10,6 +10,7 @@
 //! cargo run --release -p tessera-examples --bin bench -- serve
 //! cargo run --release -p tessera-examples --bin bench -- train
 //! cargo run --release -p tessera-examples --bin bench -- train --accuracy --epochs 1
+//! cargo run --release -p tessera-examples --bin bench -- train --only network_a
 //! ```
 //!
 //! Each suite prints a markdown table and writes `target/bench/<suite>.json`.
@@ -59,7 +60,7 @@ fn main() {
             "mpc" => mpc::run(only.as_deref()),
             "owners" => owners::run(),
             "serve" => serve::run(),
-            "train" => train::run(accuracy.then_some(epochs)),
+            "train" => train::run(accuracy.then_some(epochs), only.as_deref()),
             other => {
                 eprintln!(
                     "unknown suite {other:?} (suites: ring, secagg, secagg-rules, mpc, owners, serve, train)"
