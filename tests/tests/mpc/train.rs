@@ -658,29 +658,64 @@ fn pond_refuses_what_it_cannot_train() {
 /// Adam's inverse square root over its whole range, `[1e-8, 4096]` with 40 fractional bits in
 /// (the second moment's) and 20 out: Newton ends below 2^-30 relative, the rest is fixed-point
 /// rounding: the last step's truncations, a few units of 2^-20 (we allow 4), and 1e-5 relative
-/// for the rounding carried through the steps.
+/// for the rounding carried through the steps. Both starts: Newton from `1/sqrt(hi)` under
+/// ABY3, and from the band picked by comparisons under ABY3 and SecureNN and (without a
+/// comparison, falling back) Pond. The points include every band's edges and a hair either side.
 #[test]
 fn inverse_square_root_is_accurate_over_adams_range() {
-    use tessera_aggregator::mpc::approx::inv_sqrt_wide;
-    let xs: Vec<f64> = (0..60)
-        .map(|i| 1e-8 * (4096e8f64).powf(i as f64 / 59.0))
+    use tessera_aggregator::mpc::approx::{inv_sqrt_banded, inv_sqrt_wide};
+    let (lo, hi): (f64, f64) = (1e-8, 4096.0);
+    let ratio: f64 = (hi / lo).powf(1.0 / 6.0);
+    let mut xs: Vec<f64> = (0..60)
+        .map(|i| lo * (hi / lo).powf(i as f64 / 59.0))
         .collect();
+    for j in 1..6 {
+        let edge = lo * ratio.powi(j);
+        xs.extend([edge * (1.0 - 1e-9), edge, edge * (1.0 + 1e-9)]);
+    }
     let enc40: Vec<u128> = xs
         .iter()
         .map(|x| (x * 2f64.powi(40)).round() as i128 as u128)
         .collect();
     let x = RingTensor::from_vec(&[xs.len()], enc40).unwrap();
     let zero = RingTensor::from_vec(&[1], vec![0u128]).unwrap();
-    let got = dec_w(
-        &run_wide(aby3_wide, [x, zero.clone(), zero], |p, v| async move {
-            inv_sqrt_wide(&*p, &v[0], 40, 1e-8, 4096.0).await
-        })
-        .expect("inverse square root"),
-    );
-    for (x, g) in xs.iter().zip(&got) {
-        let want = 1.0 / x.sqrt();
-        let bound = 1e-5 * want + 4.0 * 2f64.powi(-20);
-        assert!((g - want).abs() <= bound, "1/sqrt({x}) = {want}, got {g}");
+    let inputs = || [x.clone(), zero.clone(), zero.clone()];
+    let runs = [
+        (
+            "aby3, from 1/sqrt(hi)",
+            run_wide(aby3_wide, inputs(), move |p, v| async move {
+                inv_sqrt_wide(&*p, &v[0], 40, lo, hi).await
+            }),
+        ),
+        (
+            "aby3, banded",
+            run_wide(aby3_wide, inputs(), move |p, v| async move {
+                inv_sqrt_banded(&*p, &v[0], 40, lo, hi).await
+            }),
+        ),
+        (
+            "securenn, banded",
+            run_wide(securenn_wide, inputs(), move |p, v| async move {
+                inv_sqrt_banded(&*p, &v[0], 40, lo, hi).await
+            }),
+        ),
+        (
+            "pond, banded (falls back)",
+            run_wide(pond_wide, inputs(), move |p, v| async move {
+                inv_sqrt_banded(&*p, &v[0], 40, lo, hi).await
+            }),
+        ),
+    ];
+    for (name, run) in runs {
+        let got = dec_w(&run.expect(name));
+        for (x, g) in xs.iter().zip(&got) {
+            let want = 1.0 / x.sqrt();
+            let bound = 1e-5 * want + 4.0 * 2f64.powi(-20);
+            assert!(
+                (g - want).abs() <= bound,
+                "{name}: 1/sqrt({x}) = {want}, got {g}"
+            );
+        }
     }
 }
 

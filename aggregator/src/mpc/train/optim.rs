@@ -13,13 +13,14 @@
 //! `g^2` is not truncated at all; the 128-bit ring has the room), and the denominator
 //! `sqrt(v_hat) + eps` is computed as `1 / sqrt(v_hat + eps^2)` (burn and TF Encrypted add
 //! `eps` after the root; the two agree once `v_hat >> eps^2`) by
-//! [`crate::mpc::approx::inv_sqrt_wide`] over `[eps^2, 4096]`: from `eps^2 = 1e-8` up to a mean
-//! squared gradient of 4096 (beyond `3 * 4096` the iteration would diverge).
+//! [`crate::mpc::approx::inv_sqrt_banded`] over `[eps^2, 4096]`: from `eps^2 = 1e-8` up to a
+//! mean squared gradient of 4096 (beyond `3 * 4096` the iteration would diverge), Newton from a
+//! start picked by five comparisons (Pond, which has none, starts from `1/sqrt(4096)`).
 
 use tessera_common::ring::Ring;
 
 use crate::mpc::MpcError;
-use crate::mpc::approx::{fx, inv_sqrt_wide};
+use crate::mpc::approx::{fx, inv_sqrt_banded};
 use crate::mpc::protocol::Protocol;
 
 /// The largest `v_hat` Adam's inverse square root is made for (a mean gradient of 64).
@@ -229,7 +230,7 @@ impl Optimizer {
                 let n = p.shape(&v_hat).iter().product::<usize>();
                 let eps2 = vec![fx::<P::Elem>(eps * eps, 2 * f); n];
                 let x = p.add_public(&v_hat, &eps2)?;
-                let r = inv_sqrt_wide(p, &x, 2 * f, eps * eps, V_MAX).await?;
+                let r = inv_sqrt_banded(p, &x, 2 * f, eps * eps, V_MAX).await?;
                 let step = p.mul_trunc(&m, &r, f).await?;
                 state.m = Some(m);
                 state.v = Some(v);
