@@ -17,9 +17,13 @@
 //!   `(1, 2]`, so 4 Newton steps from `0.75` suffice (`|1 - x y0| <= 0.5`, error `0.5^16`).
 //! - `softmax` along the last axis: subtract the maximum (exact, [`super::nn`]), `exp`,
 //!   sum, reciprocal on `[1, k]` by Newton from `1/k`.
+//! - `inv_sqrt_wide(x)` over many decades (Adam's second moment, a norm): the same Newton from
+//!   `1/sqrt(hi)`, rising by 1.5 a step; `inv_sqrt_banded` starts it from the top of `x`'s band,
+//!   picked by five comparisons, and needs 9 steps for Adam's range where the first needs 37.
 //!
-//! `exp`, `reciprocal`, `inv_sqrt`, `sqrt` and `log` need only products and truncation (every
-//! protocol); `sigmoid` and `softmax` also compare (SecureNN and ABY3).
+//! `exp`, `reciprocal`, `inv_sqrt`, `inv_sqrt_wide`, `sqrt` and `log` need only products and
+//! truncation (every protocol); `sigmoid`, `softmax` and `inv_sqrt_banded` also compare (SecureNN
+//! and ABY3; the last falls back to `inv_sqrt_wide` under Pond).
 
 use tessera_common::ring::Ring;
 
