@@ -679,31 +679,32 @@ fn inverse_square_root_is_accurate_over_adams_range() {
         .collect();
     let x = RingTensor::from_vec(&[xs.len()], enc40).unwrap();
     let zero = RingTensor::from_vec(&[1], vec![0u128]).unwrap();
-    let inputs = || [x.clone(), zero.clone(), zero.clone()];
+    let inputs = [x, zero.clone(), zero];
+    // The banded start under a protocol (Pond has no comparison and falls back).
+    fn banded<P: Protocol<Elem = u128> + 'static>(
+        make: fn(S) -> Result<P, MpcError>,
+        inputs: [RingTensor<u128>; 3],
+        (lo, hi): (f64, f64),
+    ) -> Result<RingTensor<u128>, MpcError> {
+        run_wide(make, inputs, move |p, v| async move {
+            inv_sqrt_banded(&*p, &v[0], 40, lo, hi).await
+        })
+    }
     let runs = [
         (
             "aby3, from 1/sqrt(hi)",
-            run_wide(aby3_wide, inputs(), move |p, v| async move {
+            run_wide(aby3_wide, inputs.clone(), move |p, v| async move {
                 inv_sqrt_wide(&*p, &v[0], 40, lo, hi).await
             }),
         ),
-        (
-            "aby3, banded",
-            run_wide(aby3_wide, inputs(), move |p, v| async move {
-                inv_sqrt_banded(&*p, &v[0], 40, lo, hi).await
-            }),
-        ),
+        ("aby3, banded", banded(aby3_wide, inputs.clone(), (lo, hi))),
         (
             "securenn, banded",
-            run_wide(securenn_wide, inputs(), move |p, v| async move {
-                inv_sqrt_banded(&*p, &v[0], 40, lo, hi).await
-            }),
+            banded(securenn_wide, inputs.clone(), (lo, hi)),
         ),
         (
             "pond, banded (falls back)",
-            run_wide(pond_wide, inputs(), move |p, v| async move {
-                inv_sqrt_banded(&*p, &v[0], 40, lo, hi).await
-            }),
+            banded(pond_wide, inputs, (lo, hi)),
         ),
     ];
     for (name, run) in runs {
