@@ -162,8 +162,8 @@ pub struct JobDefaults {
     /// How a round combines the uploads: `"mean"` or `"norm-bound:B"`.
     #[serde(deserialize_with = "rule_from_str")]
     pub rule: AggregationRule,
-    /// Distributed differential privacy (`[job.dp]`: `noise_multiplier`, `clip`, `delta`,
-    /// `sampling_rate`), none when absent.
+    /// Distributed differential privacy (`[job.dp]`: `noise_multiplier`, `clip`, `delta`), none
+    /// when absent.
     pub dp: Option<DpSettings>,
 }
 
@@ -633,9 +633,20 @@ mod tests {
         let with = cluster("[job.dp]\nnoise_multiplier = 1.1\nclip = 0.5\ndelta = 1e-6\n");
         let dp = ClusterConfig::from_toml(&with).unwrap().job.dp.unwrap();
         assert_eq!((dp.noise_multiplier, dp.clip, dp.delta), (1.1, 0.5, 1e-6));
-        assert_eq!(dp.sampling_rate, 1.0);
         let typo = cluster("[job.dp]\nnoise = 1.1\nclip = 0.5\ndelta = 1e-6\n");
-        assert!(ClusterConfig::from_toml(&typo).is_err());
+        assert!(matches!(
+            ClusterConfig::from_toml(&typo),
+            Err(ConfigError::Load { .. })
+        ));
+        // A sampling rate is refused, not ignored: no owner sampling happens, so none may be
+        // credited (see `dp`).
+        let sampled = cluster(
+            "[job.dp]\nnoise_multiplier = 1.1\nclip = 0.5\ndelta = 1e-6\nsampling_rate = 0.01\n",
+        );
+        assert!(matches!(
+            ClusterConfig::from_toml(&sampled),
+            Err(ConfigError::Load { .. })
+        ));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! The settings fix the update vector every data owner uploads, encoded in fixed point in a
 //! `ring_bits`-bit ring: `num_params` clipped parameter deltas times the owner's weight `w`, then
-//! its mean local training loss (scaled into `[0, 1]`) times `w`, then `w` itself (its sample count, capped at
-//! `max_weight`). The sum over contributors therefore gives the weighted mean delta and the
+//! its mean local training loss (scaled into `[0, 1]`) times `w`, then `w` itself (its sample
+//! count, capped at `max_weight`; exactly 1 under the robust rules and differential privacy,
+//! [`JobSettings::equal_weights`]). The sum over contributors therefore gives the weighted mean delta and the
 //! weighted mean training loss once divided by the last coordinate. [`JobSettings::validate`] refuses parameters whose overflow budget does not
 //! fit: the sum over `max_clients` updates, each coordinate at most `max_weight * clip` in
 //! magnitude, must not wrap the ring.
@@ -253,13 +254,30 @@ impl JobSettings {
         }
     }
 
+    /// Whether every owner counts once (weight exactly 1, whatever its sample count): under the
+    /// robust rules, whose bounds no declared weight may loosen, and under differential privacy,
+    /// whose sensitivity is one owner's clipped vector.
+    pub fn equal_weights(&self) -> bool {
+        self.rule.is_robust() || self.dp.is_some()
+    }
+
+    /// The weights an honest owner sends: exactly 1 under [`Self::equal_weights`], else its
+    /// sample count (at least one) capped at `max_weight`.
+    pub fn weight_range(&self) -> (f64, f64) {
+        if self.equal_weights() {
+            (1.0, 1.0)
+        } else {
+            (self.max_weight.min(1.0), self.max_weight)
+        }
+    }
+
     /// The parameters of the `norm-bound` check for bound `bound`.
     pub fn norm_bound(&self, bound: f64) -> Result<NormBound, NormBoundError> {
         NormBound::new(
             self.num_params,
             self.frac_bits,
             self.clip,
-            self.max_weight,
+            self.weight_range(),
             bound,
         )
     }

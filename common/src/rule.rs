@@ -2,16 +2,33 @@
 //! of the checks the servers run for it.
 //!
 //! - `mean`: the sum of the committed updates (the fast path; no check on any update).
-//! - `norm-bound:B`: an upload joins the sum only if the L2 norm of its update divided by its
-//!   weight is at most `B`, every coordinate is within the range honest owners fit, and its
-//!   weight is at most `max_weight`; checked under MPC by three servers, which learn the verdict
-//!   bit and nothing else (see `tessera_aggregator::secagg::robust`).
+//! - `norm-bound:B`: an upload joins the sum only if the L2 norm of its update is at most `B`,
+//!   every coordinate is within the range honest owners fit, its weight is exactly one and its
+//!   loss coordinate lies in `[0, w]`; checked under MPC by three servers, which learn the
+//!   verdict bit and nothing else (see `tessera_aggregator::secagg::robust`).
 //! - `clip:B`: each update scaled by `min(1, B w / ||u||)` under MPC before it joins the sum
-//!   (uploads out of range or over the weight cap are refused as under `norm-bound`).
+//!   (uploads out of range, with another weight or with a loss outside `[0, w]` are refused as
+//!   under `norm-bound`).
 //! - `trimmed-mean:k`: coordinate by coordinate, the mean of the contributors' values without
 //!   the `k` smallest and the `k` largest; `median`: the middle value (the mean of the middle two
-//!   for an even count). Sorted under MPC at the round's close; every contributor counts once
-//!   (honest owners send weight 1, and the weight coordinate is trimmed like any other).
+//!   for an even count). Sorted under MPC at the round's close (the weight coordinate is trimmed
+//!   like any other).
+//!
+//! Under every robust rule each contributor counts once: an honest owner sends weight 1 whatever
+//! its sample count, because nothing an owner declares about itself may loosen the bound. (Under
+//! `||u|| <= B w` with a declared `w <= max_weight`, an owner claiming `max_weight` against
+//! honest owners of a few hundred samples outweighed them all.) The bounds, with `n`
+//! contributors and `m_H` the mean of the others' updates (each of norm at most `B` under
+//! `norm-bound` and `clip`):
+//!
+//! - `norm-bound:B`: one malicious owner moves the revealed mean update by at most `2 B / n` from
+//!   `m_H` (`||a - m_H|| / n` with `||a|| <= B`), plus half a fixed-point unit per coordinate,
+//!   and the revealed mean loss (scaled into `[0, 1]`) by at most `1 / n`;
+//! - `clip:B`: the same, with `B` grown by the clipping's fixed-point error (0.1% of `B` and one
+//!   unit per coordinate);
+//! - `trimmed-mean:k` and `median`: each revealed coordinate lies between two honest owners'
+//!   values as long as at most `k` (for the median, fewer than half) of the contributors are
+//!   malicious.
 //!
 //! The robust rules need three servers and the 64-bit ring.
 
@@ -166,7 +183,9 @@ pub struct NormBound {
     pub range_bits: u32,
     /// `B^2 2^16`, rounded down.
     pub bound_sq: u128,
-    /// The largest weight, in fixed point.
+    /// The smallest weight, in fixed point.
+    pub min_weight: u64,
+    /// The largest weight, in fixed point (the smallest under equal weights: one).
     pub max_weight: u64,
 }
 
@@ -182,18 +201,24 @@ fn bits_above(v: f64) -> u32 {
 
 impl NormBound {
     /// The check for updates of `params` parameters encoded with `frac_bits` fractional bits,
-    /// whose honest coordinates are at most `max_weight * max(clip, 1)` in magnitude, against
-    /// the bound `bound` on `||u / w||`. The range is the smallest honest owners fit; settings
-    /// where the squares could reach `2^126` are refused.
+    /// with weights in `[min_weight, max_weight]` (both one under the robust rules, see the
+    /// module docs) and honest coordinates at most `max_weight * max(clip, 1)` in magnitude,
+    /// against the bound `bound` on `||u / w||`. The range is the smallest honest owners fit;
+    /// settings where the squares could reach `2^126` are refused.
     pub fn new(
         params: usize,
         frac_bits: u32,
         clip: f64,
-        max_weight: f64,
+        (min_weight, max_weight): (f64, f64),
         bound: f64,
     ) -> Result<Self, NormBoundError> {
         if !(bound.is_finite() && bound > 0.0) {
             return Err(NormBoundError(format!("bound {bound} must be positive")));
+        }
+        if !(min_weight > 0.0 && min_weight <= max_weight && max_weight.is_finite()) {
+            return Err(NormBoundError(format!(
+                "weights [{min_weight}, {max_weight}] must be a positive range"
+            )));
         }
         let scale = f64::from(frac_bits).exp2();
         let range_bits = bits_above(max_weight * clip.max(1.0) * scale);
@@ -211,6 +236,7 @@ impl NormBound {
             params,
             range_bits,
             bound_sq: (bound * bound * f64::from(1u32 << BOUND_SHIFT)) as u128,
+            min_weight: (min_weight * scale).round() as u64,
             max_weight: (max_weight * scale).round() as u64,
         })
     }
@@ -258,9 +284,16 @@ mod tests {
 
     #[test]
     fn settings_that_could_wrap_the_wide_ring_are_refused() {
-        let ok = NormBound::new(1 << 20, 16, 1.0, 4096.0, 10.0).unwrap();
+        let ok = NormBound::new(1 << 20, 16, 1.0, (1.0, 4096.0), 10.0).unwrap();
         assert_eq!(ok.range_bits, 29);
-        assert!(NormBound::new(1 << 20, 30, 1.0, 1e9, 10.0).is_err());
-        assert!(NormBound::new(10, 16, 1.0, 10.0, 0.0).is_err());
+        // Equal weights: the range of one owner's clipped delta.
+        let equal = NormBound::new(1 << 20, 16, 1.0, (1.0, 1.0), 10.0).unwrap();
+        assert_eq!(
+            (equal.range_bits, equal.min_weight, equal.max_weight),
+            (17, 1 << 16, 1 << 16)
+        );
+        assert!(NormBound::new(1 << 20, 30, 1.0, (1.0, 1e9), 10.0).is_err());
+        assert!(NormBound::new(10, 16, 1.0, (1.0, 10.0), 0.0).is_err());
+        assert!(NormBound::new(10, 16, 1.0, (2.0, 1.0), 1.0).is_err());
     }
 }

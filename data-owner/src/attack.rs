@@ -1,8 +1,10 @@
 //! Malicious data owners, for attacks in simulated mode (`simulate --attackers K --attack A`).
 //!
 //! An attacker holds a legitimate key and follows the protocol; what it controls is what a
-//! malicious owner can send: any vector and any weight up to `max_weight`. Each attack starts
-//! from the owner's honest update `(w delta, w loss, w)` and claims the largest weight:
+//! malicious owner can send: any vector and any weight. Each attack starts from the owner's
+//! honest update `(w delta, w loss, w)` and claims the largest weight an honest owner may send
+//! (`max_weight`, or one where every owner counts once: a larger claim is refused outright by
+//! the servers under the robust rules):
 //!
 //! - `scale:F`: the delta times `F` (past the clip bound);
 //! - `sign-flip[:F]`: the delta negated and times `F` (10 unless given);
@@ -100,7 +102,7 @@ impl Attack {
     pub fn craft(&self, settings: &JobSettings, honest: &[f64], rng: &mut impl Rng) -> Vec<f64> {
         let p = settings.num_params;
         let w = honest[p + 1].max(f64::MIN_POSITIVE);
-        let claim = settings.max_weight;
+        let claim = settings.weight_range().1;
         let delta = |i: usize| honest[i] / w;
         let mut out: Vec<f64> = (0..p)
             .map(|i| match self {

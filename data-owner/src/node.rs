@@ -2,8 +2,9 @@
 //!
 //! Per round: fetch the global weights (sealed by the leader for this owner), train `local_epochs`
 //! on the local data, form the update `[clip(delta) * w, min(loss, 16) / 16 * w, w]` with `w` the
-//! sample count capped at `max_weight` (`w = 1` under `trimmed-mean` and `median`, and under
-//! differential privacy with the vector before `w` clipped to the job's L2 bound), encode it in fixed point, share it with seed compression
+//! sample count capped at `max_weight` (`w = 1` under the robust rules, and under differential
+//! privacy with the vector before `w` clipped to the job's L2 bound:
+//! [`JobSettings::equal_weights`]), encode it in fixed point, share it with seed compression
 //! among the servers, seal every part and upload. A failed round is logged and the node waits for
 //! the next; an unreachable leader is retried with exponential backoff.
 
@@ -81,9 +82,9 @@ pub fn form_update(
     train_loss: f64,
     samples: usize,
 ) -> Vec<f64> {
-    // Under differential privacy (its vector clipped in L2, dp module) and under the
-    // order-statistic rules (values compared across owners) every owner counts once.
-    let w = if settings.dp.is_some() || settings.rule.is_order_statistic() {
+    // Under differential privacy (its vector clipped in L2, dp module) and under the robust
+    // rules (whose bounds no declared weight may loosen) every owner counts once.
+    let w = if settings.equal_weights() {
         1.0
     } else {
         (samples as f64).min(settings.max_weight)
@@ -481,13 +482,19 @@ mod tests {
             u,
             vec![0.5 * 100.0, -0.25 * 100.0, 0.3 / LOSS_BOUND * 100.0, 100.0]
         );
+        // Under a robust rule every owner counts once, whatever its sample count.
+        let robust = JobSettings {
+            rule: tessera_common::rule::AggregationRule::NormBound { bound: 1.0 },
+            ..settings.clone()
+        };
+        let u = form_update(&robust, &[0.0, 1.0], &[2.0, 0.75], 0.3, 500);
+        assert_eq!(u, vec![0.5, -0.25, 0.3 / LOSS_BOUND, 1.0]);
         // Under differential privacy: weight 1, the vector before it clipped in L2 to the
         // bound less the rounding of its three encoded coordinates.
         let dp = tessera_common::dp::DpSettings {
             noise_multiplier: 1.0,
             clip: 0.2,
             delta: 1e-5,
-            sampling_rate: 1.0,
         };
         let settings = JobSettings {
             dp: Some(dp),

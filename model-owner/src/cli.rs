@@ -159,10 +159,6 @@ pub struct TrainingArgs {
     /// The delta the privacy spent is stated for, under --dp-noise.
     #[arg(long, default_value_t = 1e-5)]
     pub dp_delta: f64,
-    /// The fraction of all owners taking part in a round, under --dp-noise (1: every owner
-    /// every round).
-    #[arg(long, default_value_t = 1.0)]
-    pub dp_sampling_rate: f64,
 }
 
 impl TrainingArgs {
@@ -172,7 +168,6 @@ impl TrainingArgs {
             noise_multiplier,
             clip: self.dp_clip,
             delta: self.dp_delta,
-            sampling_rate: self.dp_sampling_rate,
         })
     }
 }

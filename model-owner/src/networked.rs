@@ -325,7 +325,6 @@ mod tests {
             dp_noise: None,
             dp_clip: 1.0,
             dp_delta: 1e-5,
-            dp_sampling_rate: 1.0,
         };
         networked_settings(&cluster, &training, model).unwrap()
     }

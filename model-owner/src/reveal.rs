@@ -97,14 +97,15 @@ pub struct Aggregate {
 #[non_exhaustive]
 pub enum AggregateError {
     /// The total weight is below what the contributors must have (an honest owner's weight is
-    /// its sample count, at least one, capped at `max_weight`) or above what they may claim.
+    /// its sample count, at least one, capped at `max_weight`; exactly one where every owner
+    /// counts once, [`JobSettings::equal_weights`]) or above what they may claim.
     #[error("total weight {total} is outside [{min}, {max}] for {contributors} contributors")]
     TotalWeight {
         /// The revealed total.
         total: f64,
-        /// `contributors * min(1, max_weight)` (less the rounding bound).
+        /// `contributors` times the smallest honest weight (less the rounding bound).
         min: f64,
-        /// `contributors * max_weight` (plus the rounding bound).
+        /// `contributors` times the largest honest weight (plus the rounding bound).
         max: f64,
         /// Contributors of the round.
         contributors: usize,
@@ -151,8 +152,9 @@ pub fn decode_aggregate(
             * unit
     });
     let total_weight = values[n + 1];
-    let max = contributors as f64 * settings.max_weight + slack;
-    let min = (contributors as f64 * settings.max_weight.min(1.0) - slack).max(unit);
+    let (lightest, heaviest) = settings.weight_range();
+    let max = contributors as f64 * heaviest + slack;
+    let min = (contributors as f64 * lightest - slack).max(unit);
     if !(min..=max).contains(&total_weight) {
         return Err(AggregateError::TotalWeight {
             total: total_weight,

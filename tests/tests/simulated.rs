@@ -230,7 +230,6 @@ async fn differential_privacy_reports_the_epsilon_spent() {
         noise_multiplier: 1.0,
         clip: 1.0,
         delta: 1e-5,
-        sampling_rate: 1.0,
     };
     opts.dp = Some(dp);
     let summary = simulate(opts).await.unwrap();

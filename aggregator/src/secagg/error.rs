@@ -122,9 +122,11 @@ pub enum ServiceError {
         limit: usize,
     },
     /// The upload failed the job's robust-aggregation check: a coordinate out of range, a weight
-    /// above `max_weight`, or the norm of the update divided by its weight above the bound. It
-    /// is not in the round.
-    #[error("update rejected by the {rule} check: out of range or above the bound")]
+    /// other than one (every owner counts once under the robust rules), a loss coordinate
+    /// outside `[0, w]`, or the norm of the update above the bound. It is not in the round.
+    #[error(
+        "update rejected by the {rule} check: out of range, a weight or loss outside its window, or above the bound"
+    )]
     RuleRejected {
         /// The job's rule.
         rule: String,

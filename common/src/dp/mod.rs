@@ -1,7 +1,7 @@
 //! Distributed differential privacy for a job's aggregates.
 //!
-//! The job states a noise multiplier `z`, an L2 clipping bound `S`, the `delta` it accounts for
-//! and the rate `q` at which owners are sampled per round (1: every owner every round). Then:
+//! The job states a noise multiplier `z`, an L2 clipping bound `S` and the `delta` it accounts
+//! for. Then:
 //!
 //! - each honest data owner sends weight 1 and its vector `(delta, loss / 16)` clipped to L2
 //!   norm `S` (less the fixed-point rounding, [`DpSettings::owner_clip`]), so adding or removing
@@ -11,14 +11,23 @@
 //!   any one honest server is enough for the guarantee, so the aggregate carries the sum of
 //!   `num_servers` draws (variance `num_servers` times that of one), and no server knows the
 //!   others' draws;
-//! - the model owner accounts for the rounds with the sampled Gaussian mechanism's RDP
-//!   ([`accountant`]) and prints `(epsilon, delta)` per round and in total.
+//! - the model owner accounts for the rounds with the Gaussian mechanism's RDP composed over
+//!   them ([`accountant`]) and prints `(epsilon, delta)` per round and in total.
 //!
-//! The guarantee: user-level, add/remove one data owner's contribution, for the aggregates the
-//! model owner sees, against a model owner that colludes with all servers but one. Which owners
-//! contributed to a round is outside it (the model owner gets the contributor list); a malicious
-//! owner that does not clip only gives up its own privacy, which is why the bound is enforced at
-//! the owners and not under MPC (the robust rules add the servers' own check on top).
+//! No sampling is credited: every registered owner is asked every round, and the model owner,
+//! the party the noise protects against, receives each round's contributor list, so nothing is
+//! hidden in which owners took part and subsampling's amplification does not apply (an
+//! accountant that credited a rate `q < 1` printed 1.23 where the truth at `q = 1` is 110.1, for
+//! `z = 1` over 100 rounds). Each round is accounted at `q = 1`; the subsampled Gaussian
+//! ([`accountant::spent`] with `q < 1`) is only for sampling the servers do from a seed the
+//! receiver does not know.
+//!
+//! The guarantee: user-level, for the aggregates the model owner sees, against a model owner
+//! that colludes with all servers but one, under zero-out adjacency (one owner's vector replaced
+//! by zeros: the weight coordinate carries no noise, so whether an owner contributed at all is
+//! not hidden; the model owner gets the contributor list anyway). A malicious owner that does
+//! not clip only gives up its own privacy, which is why the bound is enforced at the owners and
+//! not under MPC (the robust rules add the servers' own check on top).
 
 pub mod accountant;
 pub mod sample;
@@ -37,13 +46,6 @@ pub struct DpSettings {
     pub clip: f64,
     /// The `delta` the model owner accounts for.
     pub delta: f64,
-    /// The fraction of the owners sampled per round (1: all of them).
-    #[serde(default = "one")]
-    pub sampling_rate: f64,
-}
-
-fn one() -> f64 {
-    1.0
 }
 
 /// Settings that cannot work.
@@ -85,9 +87,6 @@ impl DpSettings {
         if !(self.delta > 0.0 && self.delta < 1.0) {
             return invalid("delta", self.delta, "must be in (0, 1)");
         }
-        if !(self.sampling_rate > 0.0 && self.sampling_rate <= 1.0) {
-            return invalid("sampling_rate", self.sampling_rate, "must be in (0, 1]");
-        }
         let sigma = self.sigma_units(frac_bits);
         if !(1.0..=(sample::MAX_VARIANCE as f64).sqrt()).contains(&sigma) {
             return invalid(
@@ -123,10 +122,11 @@ impl DpSettings {
         (self.clip - rounding).max(0.0)
     }
 
-    /// `(epsilon, delta)` after `rounds` rounds.
+    /// `(epsilon, delta)` after `rounds` rounds, each the Gaussian mechanism over every owner
+    /// (no sampling is credited: see the module docs).
     pub fn spent(&self, rounds: u64, frac_bits: u32) -> Spent {
         accountant::spent(
-            self.sampling_rate,
+            1.0,
             self.effective_noise_multiplier(frac_bits),
             rounds,
             self.delta,
@@ -160,7 +160,6 @@ mod tests {
             noise_multiplier: 1.0,
             clip: 1.0,
             delta: 1e-5,
-            sampling_rate: 1.0,
         }
     }
 
@@ -183,13 +182,6 @@ mod tests {
                 "clip",
             ),
             (DpSettings { delta: 1.0, ..dp() }, "delta"),
-            (
-                DpSettings {
-                    sampling_rate: 0.0,
-                    ..dp()
-                },
-                "sampling_rate",
-            ),
             // 2^24 units of noise: beyond the sampler.
             (
                 DpSettings {

@@ -269,6 +269,26 @@ fn bad_inputs_are_rejected_by_variant() {
             cluster.services[1].submit_chunk(&pieces[0]),
             Err(MpcServiceError::Seal(_) | MpcServiceError::DuplicateInput { .. })
         ));
+        // The same input for server2 sealed under Alice's static key alone (a version-1
+        // envelope, not forward secret) is refused (security review 2, finding 15), before it
+        // is recorded: her forward-secret chunk with the same header then opens.
+        let whole = vec![0u8; 784 * 16];
+        let context = tessera_common::seal::Context {
+            purpose: tessera_common::seal::Purpose::Input,
+            job_id: job,
+            round: 0,
+            chunk: 0,
+        };
+        let plaintext = &tessera_aggregator::mpc::service::server::chunk_all(&whole)[0];
+        let static_only = cluster.sealers[&ALICE]
+            .seal_for(SERVERS[2], &context, plaintext)
+            .unwrap();
+        assert!(matches!(
+            cluster.services[2].submit_chunk(&static_only),
+            Err(MpcServiceError::NotForwardSecret { party: ALICE, .. })
+        ));
+        let forward = seal_input(&cluster.sealers[&ALICE], SERVERS[2], job, 0, &whole).unwrap();
+        assert!(cluster.services[2].submit_chunk(&forward[0]).unwrap());
         // Alice's job now waits for her other shares; another client's job runs meanwhile.
         let other = cluster
             .client(&transport, BOB)

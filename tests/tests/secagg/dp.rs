@@ -19,7 +19,6 @@ async fn the_aggregate_carries_each_servers_noise_with_the_stated_variance() {
         noise_multiplier: 1.0,
         clip: 1.0,
         delta: 1e-5,
-        sampling_rate: 1.0,
     };
     s.dp = Some(dp);
     s.validate().expect("dp settings");
@@ -81,7 +80,6 @@ async fn a_noised_aggregate_decodes() {
         noise_multiplier: 2.0,
         clip: 1.0,
         delta: 1e-5,
-        sampling_rate: 1.0,
     });
     let n = s.num_params;
     // Two owners at the clip bound on coordinate 0, plus 4 sigma of noise (three servers).

@@ -7,6 +7,7 @@ use tessera_common::PartyId;
 use tessera_common::api::RoundState;
 use tessera_common::ringvec::RingVec;
 use tessera_common::rule::AggregationRule;
+use tessera_model_owner::reveal::{AggregateError, decode_aggregate};
 
 use super::{
     Cluster, cluster_custom, open_round, revealed, ring_sum, settings, upload_of, wait_final,
@@ -59,11 +60,9 @@ async fn norm_bound_refuses_an_oversized_update_and_sums_exactly_the_rest() {
     let c = norm_bound_cluster(4).await;
     open_round(&c, 1).await;
     // Deltas within 0.01 per coordinate over 7,850 parameters: norm at most 0.89 < 1.
-    let honest: Vec<RingVec> = (0..3)
-        .map(|o| update(&c, o, 0.01, 20.0 + o as f64))
-        .collect();
+    let honest: Vec<RingVec> = (0..3).map(|o| update(&c, o, 0.01, 1.0)).collect();
     // The same kind of update scaled by 100, from an owner with a legitimate key.
-    let attack = update(&c, 3, 1.0, 20.0);
+    let attack = update(&c, 3, 1.0, 1.0);
     match upload(&c, 3, 1, &attack).await {
         Err(ServiceError::RuleRejected { rule }) => assert_eq!(rule, "norm-bound:1"),
         other => panic!("oversized update: {other:?}"),
@@ -112,7 +111,7 @@ async fn a_server_sees_uniform_words_and_the_verdict_bit_only() {
     let mut x = vec![0u64; len];
     x[len - 1] = 1 << 16; // weight 1
     let components = components_of(&x, [Seed([7; 32]), Seed([9; 32])]);
-    let check = NormBound::new(params, 16, 1.0, 10.0, 1.0).unwrap();
+    let check = NormBound::new(params, 16, 1.0, (1.0, 1.0), 1.0).unwrap();
     let (views, nets) = recording_servers();
     let verdicts = run_on(nets, move |session| {
         let mine = components[session.me()].clone();
@@ -259,11 +258,10 @@ async fn clip_scales_a_long_update_to_the_bound_and_keeps_the_rest() {
     let c = rule_cluster(AggregationRule::Clip { bound: 1.0 }, 4, 2).await;
     open_round(&c, 1).await;
     let n = c.settings.num_params;
-    // Norms at most 0.89 (see above) and one of 0.05 sqrt(7850 / 3) = 2.56 at weight 20.
-    let honest: Vec<RingVec> = (0..3)
-        .map(|o| update(&c, o, 0.01, 20.0 + o as f64))
-        .collect();
-    let long = update(&c, 3, 0.05, 20.0);
+    // Norms at most 0.89 (see above) and one of 0.05 sqrt(7850 / 3) = 2.56 (every owner
+    // counts once: weight 1).
+    let honest: Vec<RingVec> = (0..3).map(|o| update(&c, o, 0.01, 1.0)).collect();
+    let long = update(&c, 3, 0.05, 1.0);
     for (o, u) in honest.iter().chain([&long]).enumerate() {
         upload(&c, o as u32, 1, u).await.unwrap();
     }
@@ -280,8 +278,8 @@ async fn clip_scales_a_long_update_to_the_bound_and_keeps_the_rest() {
     // Four truncations of at most one unit per coordinate: 4 sqrt(n) units in norm.
     let slack = 4.0 * (n as f64).sqrt() / 65536.0;
     assert!(
-        (norm(&joined) - 20.0).abs() < 20.0 * 1e-3 + slack,
-        "joined norm {} for weight 20 and bound 1",
+        (norm(&joined) - 1.0).abs() < 1e-3 + slack,
+        "joined norm {} for bound 1",
         norm(&joined)
     );
     let cosine = joined
@@ -303,7 +301,7 @@ async fn a_failed_round_drops_the_uploads_kept_for_it() {
     let c = rule_cluster(AggregationRule::Clip { bound: 1.0 }, 4, 3).await;
     open_round(&c, 1).await;
     for o in 0..2 {
-        upload(&c, o, 1, &update(&c, o, 0.01, 10.0)).await.unwrap();
+        upload(&c, o, 1, &update(&c, o, 0.01, 1.0)).await.unwrap();
     }
     // A helper keeps its conversion once its part of the check ends: wait a bit.
     assert_kept(&c, 2).await;
@@ -338,3 +336,95 @@ fn recording_servers() -> (Vec<Views>, Vec<tessera_tests::Recording>) {
 
 /// What one server received, message by message.
 type Views = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+/// `(w delta, loss w, w)` encoded as an owner uploads it (the loss already scaled into
+/// `[0, 1]`, or anything else a malicious owner puts there).
+fn weighted(c: &Cluster, delta: &[f64], loss: f64, w: f64) -> RingVec {
+    let mut values: Vec<f64> = delta.iter().map(|d| d * w).collect();
+    values.push(loss * w);
+    values.push(w);
+    RingVec::encode(64, c.settings.fixed_point(), &values).unwrap()
+}
+
+/// Security review 2, findings 1 and 6, through real uploads. The README's setting:
+/// `norm-bound:10`, honest owners whose deltas have norm about 2.5 along one direction. Before
+/// the fix the check was `||u|| <= B w` with the weight `w <= max_weight` the owner declared
+/// itself: an owner claiming `w = max_weight` sent a delta of norm `B` the other way and turned
+/// the weighted mean around (cosine -1), and an owner with a zero update and a loss of `-2^29`
+/// units was accepted and made the model owner throw the round away. Now every owner counts
+/// once (`w = 1`, checked under MPC), the loss coordinate must lie in `[0, w]`, and the worst an
+/// accepted owner can do is the bound the docs state: with `n` contributors it moves the revealed
+/// mean by at most `2 B / n` from the mean of the others (`||a - m_H|| / n` with `||a|| <= B`
+/// and `||m_H|| <= B`), plus the fixed-point rounding of half a unit per coordinate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_weight_or_loss_cannot_loosen_the_norm_bound() {
+    let bound = 10.0;
+    let c = rule_cluster(AggregationRule::NormBound { bound }, 13, 2).await;
+    open_round(&c, 1).await;
+    let p = c.settings.num_params;
+    // The honest direction: a unit vector of alternating signs.
+    let dir: Vec<f64> = (0..p)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 } / (p as f64).sqrt())
+        .collect();
+    let along = |s: f64| dir.iter().map(|d| d * s).collect::<Vec<f64>>();
+    let honest: Vec<RingVec> = (0..8)
+        .map(|o| weighted(&c, &along(2.4 + 0.025 * o as f64), 0.3, 1.0))
+        .collect();
+    let refused = |r: Result<(), ServiceError>, what: &str| match r {
+        Err(ServiceError::RuleRejected { rule }) => assert_eq!(rule, "norm-bound:10", "{what}"),
+        other => panic!("{what}: {other:?}"),
+    };
+    // Finding 1: the largest weight the job allows, a delta of norm B the other way. Every
+    // coordinate (113 = 1000 x 10 / sqrt(7850)) is within the range `max_weight` allowed.
+    let max_weight = c.settings.max_weight;
+    let claim = weighted(&c, &along(-bound), 0.3, max_weight);
+    refused(upload(&c, 9, 1, &claim).await, "weight claimed");
+    // A small weight does not help either (it would shrink the divisor).
+    let small = weighted(&c, &along(-bound), 0.3, 0.5);
+    refused(upload(&c, 10, 1, &small).await, "weight 1/2");
+    // Finding 6: a zero update with a loss of -2^29 units, and a loss above the weight.
+    let mut veto = weighted(&c, &vec![0.0; p], 0.0, 1.0);
+    let RingVec::U64(v) = &mut veto else {
+        panic!("64-bit ring")
+    };
+    v[p] = (-(1i64 << 29)) as u64;
+    refused(upload(&c, 11, 1, &veto).await, "negative loss");
+    let high = weighted(&c, &vec![0.0; p], 1.5, 1.0);
+    refused(upload(&c, 12, 1, &high).await, "loss above the weight");
+    // The worst an accepted owner can do: weight 1, a delta of norm B the other way.
+    let worst = weighted(&c, &along(-bound * 0.999), 1.0, 1.0);
+    upload(&c, 8, 1, &worst).await.unwrap();
+    for (o, u) in honest.iter().enumerate() {
+        upload(&c, o as u32, 1, u).await.unwrap();
+    }
+    let status = wait_final(&c, 1).await;
+    assert_eq!(status.state, RoundState::Aggregated);
+    assert_eq!(status.contributors.len(), 9);
+    let sum = revealed(&c, 1).await;
+    let mut accepted = honest.clone();
+    accepted.push(worst);
+    assert_eq!(sum, ring_sum(&accepted));
+    // The model owner's view: every owner counted once, the total weight is the count.
+    let got = decode_aggregate(&c.settings, &sum, 9).expect("an aggregate honest owners allow");
+    assert_eq!(got.total_weight, 9.0);
+    let honest_only = decode_aggregate(&c.settings, &ring_sum(&honest), 8).unwrap();
+    let moved = got
+        .mean_delta
+        .iter()
+        .zip(&honest_only.mean_delta)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f64>()
+        .sqrt();
+    let rounding = (p as f64).sqrt() * 0.5 / 65536.0;
+    let stated = 2.0 * bound / 9.0 + rounding;
+    // The attacker reaches (B + ||m_H||) / n = (9.99 + 2.49) / 9 = 1.39 of the stated 2.22.
+    assert!(moved <= stated, "moved {moved}, stated bound {stated}");
+    assert!(moved > 1.3, "the attack did its worst: moved {moved}");
+    // A total weight that does not match the contributor count is refused.
+    let mut extra = accepted.clone();
+    extra.push(weighted(&c, &vec![0.0; p], 0.0, 1.0));
+    assert!(matches!(
+        decode_aggregate(&c.settings, &ring_sum(&extra), 9),
+        Err(AggregateError::TotalWeight { .. })
+    ));
+}

@@ -41,6 +41,15 @@ pub enum MpcServiceError {
     /// An envelope failed to open: unknown sender, bad tag, wrong job or round, replay.
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// An input chunk sealed under the sender's static key alone (envelope version 1): inputs
+    /// must be forward secret for their sender, as uploads are.
+    #[error("input of job {job} from {party} is not sealed forward secret")]
+    NotForwardSecret {
+        /// The job.
+        job: u64,
+        /// The sender.
+        party: PartyId,
+    },
     /// A read request's token was refused.
     #[error("request token: {0}")]
     Request(#[from] RequestError),
@@ -139,6 +148,7 @@ impl MpcServiceError {
             MpcServiceError::UnknownModel(_) => "unknown_model",
             MpcServiceError::NotAllowed { .. } => "not_allowed",
             MpcServiceError::Seal(_) => "seal",
+            MpcServiceError::NotForwardSecret { .. } => "not_forward_secret",
             MpcServiceError::Request(_) => "request",
             MpcServiceError::Stale { .. } => "stale",
             MpcServiceError::Malformed(_) => "malformed",

@@ -527,7 +527,7 @@ impl<N: Network + 'static> MpcService<N> {
         if state.is_over() {
             return Err(Error::ended(id, &state));
         }
-        let opened = self.sealer.open_once(
+        let opened = self.sealer.open(
             envelope,
             &Expected {
                 purpose: Purpose::Input,
@@ -535,8 +535,15 @@ impl<N: Network + 'static> MpcService<N> {
                 round: header.round,
                 sender: None,
             },
-            &mut entry.guard,
         )?;
+        // Refused before it is recorded, so the sender's forward-secret chunk still opens.
+        if !opened.ephemeral {
+            return Err(Error::NotForwardSecret {
+                job: id,
+                party: opened.header.sender,
+            });
+        }
+        entry.guard.record(&opened.header)?;
         let (from, round, chunk) = (
             opened.header.sender,
             opened.header.round,

@@ -4,13 +4,15 @@
 //!
 //! 1. The upload is converted, range-checked and lifted into the 128-bit ring exactly as for
 //!    `norm-bound` ([`lift_checked`]); `||u||^2` is one inner product.
-//! 2. The range bit and `w <= max_weight` are the only opened bit: an upload out of range or
-//!    over the weight cap is refused (`RuleRejected`), since no honest owner sends one.
+//! 2. The range bit, the weight window and the loss coordinate in `[0, w]`
+//!    ([`window_slack`]) are the only opened bit: an upload out of range, with a weight other
+//!    than one (every owner counts once under the robust rules) or with a loss outside its
+//!    window is refused (`RuleRejected`), since no honest owner sends one.
 //! 3. `c = min(1, B w / sqrt(||u||^2))` in fixed point with 32 fractional bits: `1 / sqrt` by
 //!    [`inv_sqrt_wide`] over `[lo, hi]`, `hi` the largest `||u||^2` the range allows and
-//!    `lo = (B min(1, max_weight))^2` (an honest owner's weight is at least one sample; below
-//!    `lo` the Newton iteration may stop short, which only shrinks an update whose weight is
-//!    below one), then the minimum by one comparison (`drelu`) and one product.
+//!    `lo = (B min_weight)^2` (below `lo` the factor exceeds one, and the Newton iteration may
+//!    stop short there, which the minimum with one absorbs), then the minimum by one comparison
+//!    (`drelu`) and one product.
 //! 4. `u c` truncated back to the job's fixed point, the loss and weight unchanged, reduced to
 //!    the 64-bit ring (local): the clipped upload, replicated, which the close sums.
 //!
@@ -22,7 +24,7 @@ use std::sync::Arc;
 
 use tessera_common::net::Network;
 
-use super::norm::{all_nonnegative_in_range, lift_checked};
+use super::norm::{all_nonnegative_in_range, lift_checked, window_slack};
 use super::replicate::{Component, replicate};
 use crate::mpc::aby3::boolean::drelu;
 use crate::mpc::aby3::{Aby3Tensor, Shared, mul, sum_squares};
@@ -34,8 +36,8 @@ use tessera_common::rule::NormBound;
 /// Fractional bits of the scale factor's computation.
 const FACTOR_BITS: u32 = 32;
 
-/// The clipped upload, replicated in the 64-bit ring, or `None` if it is out of range or over
-/// the weight cap (the one bit the servers learn). `check` holds the range and weight cap of
+/// The clipped upload, replicated in the 64-bit ring, or `None` if it is out of range or its
+/// weight or loss is outside its window (the one bit the servers learn). `check` holds the range and weight cap of
 /// `norm-bound` with the same bound, `frac_bits` the job's fixed point.
 pub async fn clip_upload<N: Network>(
     session: &Arc<Session<N>>,
@@ -62,8 +64,8 @@ pub async fn clip_replicated<N: Network>(
     let (in_range, lifted) = lift_checked(session, x, check.range_bits).await?;
     let parts = lifted.split(&[&[p], &[1], &[1]])?;
     let (u, loss, w) = (&parts[0], &parts[1], &parts[2]);
-    let weight_slack = w.neg().add_public(me, &[u128::from(check.max_weight)])?;
-    if !all_nonnegative_in_range(session, &weight_slack, &in_range).await? {
+    let window = window_slack(me, &lifted, check)?;
+    if !all_nonnegative_in_range(session, &window, &in_range).await? {
         return Ok(None);
     }
     // ||u||^2 with 2f fractional bits.
@@ -72,8 +74,7 @@ pub async fn clip_replicated<N: Network>(
     let unit = f64::from(frac_bits).exp2();
     let largest = (1u128 << check.range_bits) as f64 / unit;
     let hi = p as f64 * largest * largest;
-    let max_weight = check.max_weight as f64 / unit;
-    let lo = (bound * max_weight.min(1.0)).powi(2);
+    let lo = (bound * check.min_weight as f64 / unit).powi(2);
     let inv_norm = inv_sqrt_wide(&proto, &norm_sq, 2 * frac_bits, lo, hi).await?;
     // B w with FACTOR_BITS fractional bits, then the factor B w / ||u||.
     let bw = proto
@@ -116,7 +117,7 @@ mod tests {
         x.push(fx16(0.25 * w));
         x.push(fx16(w));
         let len = x.len();
-        let check = NormBound::new(params, F, 1.0, 100.0, bound).unwrap();
+        let check = NormBound::new(params, F, 1.0, (1.0, 100.0), bound).unwrap();
         let components = components_of(&x, [Seed([3; 32]), Seed([4; 32])]);
         let out = run_local(3, move |session| {
             let mine = components[session.me()].clone();
@@ -167,7 +168,8 @@ mod tests {
         // The zero update stays zero.
         let zero = clipped(params, 0.0, 1.0, 2.0).await.expect("in range");
         assert!(zero[..params].iter().all(|v| v.abs() <= 1.0 / 65536.0));
-        // Over the weight cap: refused.
+        // Over the weight cap or under its floor: refused.
         assert!(clipped(params, 1.0, 101.0, 2.0).await.is_none());
+        assert!(clipped(params, 1.0, 0.5, 2.0).await.is_none());
     }
 }

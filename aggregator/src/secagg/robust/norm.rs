@@ -1,6 +1,8 @@
-//! The `norm-bound` check on one replicated upload: every coordinate in range, the weight at
-//! most `max_weight`, and `||u|| <= B w` (the L2 norm of the update divided by its weight at most
-//! `B`), computed under ABY3 so that only the verdict bit is opened, to the servers.
+//! The `norm-bound` check on one replicated upload: every coordinate in range, the weight in
+//! the job's window (exactly one under the robust rules: every owner counts once, see
+//! [`tessera_common::rule`]), the loss coordinate in `[0, w]`, and `||u|| <= B w` (the L2 norm
+//! of the update divided by its weight at most `B`), computed under ABY3 so that only the
+//! verdict bit is opened, to the servers.
 //!
 //! The upload `x = (u, loss w, w)` lives in the 64-bit ring, where a malicious owner may put any
 //! value: squares there wrap (`2^32` squares to `0`), so the norm is computed in the 128-bit
@@ -13,11 +15,11 @@
 //! 2. Range: one AND over every coordinate's range bit ([`and_all`]).
 //! 3. Lift: the shares zero-extended to 128 bits, less `2^64` per wrap (the count modulo `2^64`
 //!    is enough for a multiple of `2^64`), less the offset: the exact `x` in the 128-bit ring.
-//! 4. `B^2 w^2 - ||u||^2 >= 0` and `max_weight - w >= 0`, with `||u||^2` one inner product (one
-//!    resharing) and the signs from one A2B of two 128-bit values; the range bit ANDed in and the
-//!    result opened. `k` is the smallest range honest owners fit (`max_weight * max(clip, 1)`
-//!    in fixed point), and `NormBound::new` refuses settings where the squares could reach
-//!    `2^126`.
+//! 4. `B^2 w^2 - ||u||^2`, `w - min_weight`, `max_weight - w`, `loss w` and `w - loss w`, all
+//!    `>= 0` ([`window_slack`]), with `||u||^2` one inner product (one resharing) and the signs
+//!    from one A2B of 128-bit values; the range bit ANDed in and the result opened. `k` is the
+//!    smallest range honest owners fit (`max_weight * max(clip, 1)` in fixed point), and
+//!    `NormBound::new` refuses settings where the squares could reach `2^126`.
 
 use tessera_common::net::Network;
 
@@ -56,9 +58,32 @@ pub async fn norm_bound_verdict<N: Network>(
     let norm_slack = w_sq
         .scale(check.bound_sq)
         .sub(&norm_sq.scale(1u128 << BOUND_SHIFT))?;
-    let weight_slack = w.neg().add_public(me, &[u128::from(check.max_weight)])?;
-    let slack = Shared::concat(&[&norm_slack, &weight_slack]);
+    let slack = Shared::concat(&[&norm_slack, &window_slack(me, &lifted, check)?]);
     all_nonnegative_in_range(session, &slack, &in_range).await
+}
+
+/// The values that are all non-negative exactly when the lifted upload `(u, loss w, w)`'s
+/// weight lies in `[min_weight, max_weight]` and its loss coordinate in `[0, w]` (the loss is
+/// scaled into `[0, 1]` before weighting, so an owner can move the mean loss no more than the
+/// mean update, and cannot push it below zero to have the round thrown away): `w - min_weight`,
+/// `max_weight - w`, `loss w`, `w - loss w`. Local: no communication.
+pub fn window_slack(
+    me: usize,
+    lifted: &Aby3Tensor<u128>,
+    check: &NormBound,
+) -> Result<Aby3Tensor<u128>, MpcError> {
+    let p = check.params;
+    let loss = lifted.map_local(&[1], |v| vec![v[p]])?;
+    let w = lifted.map_local(&[1], |v| vec![v[p + 1]])?;
+    let above_min = w.add_public(me, &[u128::from(check.min_weight).wrapping_neg()])?;
+    let below_max = w.neg().add_public(me, &[u128::from(check.max_weight)])?;
+    let loss_below_w = w.sub(&loss)?;
+    Ok(Shared::concat(&[
+        &above_min,
+        &below_max,
+        &loss,
+        &loss_below_w,
+    ]))
 }
 
 /// Whether every element of `slack` is non-negative and the range bit `in_range` (bit 0) is
@@ -168,7 +193,7 @@ mod tests {
     #[tokio::test]
     async fn the_verdict_follows_the_norm_the_range_and_the_weight() {
         let params = 64;
-        let check = NormBound::new(params, F, 1.0, 100.0, 2.0).unwrap();
+        let check = NormBound::new(params, F, 1.0, (1.0, 100.0), 2.0).unwrap();
         assert_eq!(check.range_bits, 23);
         // Honest, and at the edge on each side (B = 2, 1% margin for the fixed point).
         assert!(verdict(upload(params, 1.0, 3.0), check).await);
@@ -197,7 +222,31 @@ mod tests {
         let mut negative = upload(params, 0.0, 1.0);
         negative[params + 1] = fx(-1.0);
         assert!(!verdict(negative, check).await);
-        // The zero update with weight 0 passes (||0|| <= B * 0).
-        assert!(verdict(upload(params, 0.0, 0.0), check).await);
+        // A weight below the window: refused, even with the zero update.
+        assert!(!verdict(upload(params, 0.0, 0.5), check).await);
+        assert!(verdict(upload(params, 0.0, 1.0), check).await);
+        // The loss coordinate outside [0, w]: one unit below zero, one unit above the weight.
+        let mut below = upload(params, 0.5, 3.0);
+        below[params] = u64::MAX;
+        assert!(!verdict(below, check).await);
+        let mut above = upload(params, 0.5, 3.0);
+        above[params] = fx(3.0) + 1;
+        assert!(!verdict(above, check).await);
+        let mut edge = upload(params, 0.5, 3.0);
+        edge[params] = fx(3.0);
+        assert!(verdict(edge.clone(), check).await);
+        edge[params] = 0;
+        assert!(verdict(edge, check).await);
+    }
+
+    /// Equal weights (the robust rules): the weight must be exactly one unit of `2^16`.
+    #[tokio::test]
+    async fn under_equal_weights_only_weight_one_passes() {
+        let params = 16;
+        let check = NormBound::new(params, F, 1.0, (1.0, 1.0), 2.0).unwrap();
+        assert!(verdict(upload(params, 1.9, 1.0), check).await);
+        for w in [1.0 + 1.0 / 65536.0, 1.0 - 1.0 / 65536.0, 4096.0, 0.0] {
+            assert!(!verdict(upload(params, 0.1, w), check).await, "weight {w}");
+        }
     }
 }
