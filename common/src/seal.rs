@@ -170,6 +170,11 @@ pub enum Purpose {
     /// A data owner's notice to the leader (it cannot take part in a job: see
     /// [`crate::notice`]).
     Notice = 7,
+    /// A server's share of an MPC job's output, for its receiver: a domain apart from
+    /// federated results (`Result`), whose job ids and rounds come from another space.
+    Output = 8,
+    /// An MPC job's launch or abort: a domain apart from the federated jobs' `Control`.
+    JobControl = 9,
 }
 
 impl Purpose {
@@ -182,6 +187,8 @@ impl Purpose {
             5 => Purpose::Input,
             6 => Purpose::Request,
             7 => Purpose::Notice,
+            8 => Purpose::Output,
+            9 => Purpose::JobControl,
             _ => return None,
         })
     }

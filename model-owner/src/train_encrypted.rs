@@ -146,11 +146,14 @@ pub async fn train_encrypted_command(
     let started = Instant::now();
     let mut metrics = Vec::new();
     let mut weights = Vec::new();
+    // The losses are one output with a value per revealed loss, fetched by number.
+    let mut losses_read = 0u32;
     for (e, batches) in job.order(total).iter().enumerate() {
         let mut losses = Vec::new();
         for (b, idx) in batches.iter().enumerate() {
             if job.wants_loss(b) {
-                let l = client.output(&status, loss_round).await?;
+                let l = client.output_at(&status, loss_round, losses_read).await?;
+                losses_read += 1;
                 losses.push(l[0] / idx.len() as f64);
                 println!(
                     "epoch {} batch {}/{}: loss {:.4}",

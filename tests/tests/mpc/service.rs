@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_aggregator::mpc::kind::ProtocolKind;
-use tessera_aggregator::mpc::service::client::{seal_input, seal_launch};
+use tessera_aggregator::mpc::service::client::{open_output, seal_abort, seal_input, seal_launch};
+use tessera_aggregator::mpc::service::server::{fetch_round, job_ids_of};
 use tessera_aggregator::mpc::service::{
     ClientError, JobClient, JobKind, JobSpec, JobState, LocalTransport, MpcLimits, MpcService,
     MpcServiceError,
@@ -54,6 +55,8 @@ struct Cluster {
     services: Vec<Arc<MpcService<MemoryNetwork>>>,
     nets: Vec<Arc<MemoryNetwork>>,
     sealers: HashMap<PartyId, Sealer>,
+    ids: Vec<Identity>,
+    recv_timeout: Duration,
 }
 
 impl Cluster {
@@ -66,33 +69,57 @@ impl Cluster {
             .iter()
             .map(|p| Identity::generate(*p, &mut rng))
             .collect();
-        let keys: Vec<_> = ids.iter().map(|i| (i.party(), *i.public_key())).collect();
-        let sealer = |i: &Identity| Sealer::new(i, keys.iter().map(|(p, k)| (*p, k)));
-        let nets: Vec<Arc<MemoryNetwork>> =
-            MemoryNetwork::cluster_with_timeout(&SERVERS, recv_timeout)
-                .into_iter()
-                .map(Arc::new)
-                .collect();
+        let mut cluster = Cluster {
+            services: Vec::new(),
+            nets: Vec::new(),
+            sealers: HashMap::new(),
+            ids,
+            recv_timeout,
+        };
+        cluster.start(running);
+        cluster.sealers = cluster
+            .ids
+            .iter()
+            .map(|i| (i.party(), cluster.sealer(i)))
+            .collect();
+        cluster
+    }
+
+    fn sealer(&self, id: &Identity) -> Sealer {
+        let keys: Vec<_> = self
+            .ids
+            .iter()
+            .map(|i| (i.party(), *i.public_key()))
+            .collect();
+        Sealer::new(id, keys.iter().map(|(p, k)| (*p, k)))
+    }
+
+    /// Starts `running` servers afresh (the same keys, nothing remembered): a restart.
+    fn start(&mut self, running: usize) {
+        self.nets = MemoryNetwork::cluster_with_timeout(&SERVERS, self.recv_timeout)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         let access = HashMap::from([("mnist".to_string(), vec![ALICE, BOB])]);
         let limits = MpcLimits {
-            input_timeout: recv_timeout,
+            input_timeout: self.recv_timeout,
             output_wait: Duration::from_millis(500),
             ..MpcLimits::default()
         };
-        let services = nets
+        self.services = self
+            .nets
             .iter()
-            .zip(&ids)
+            .zip(&self.ids)
             .take(running)
             .map(|(net, id)| {
-                MpcService::new(sealer(id), Arc::clone(net), access.clone(), limits.clone())
+                MpcService::new(
+                    self.sealer(id),
+                    Arc::clone(net),
+                    access.clone(),
+                    limits.clone(),
+                )
             })
             .collect();
-        let sealers = ids.iter().map(|i| (i.party(), sealer(i))).collect();
-        Cluster {
-            services,
-            nets,
-            sealers,
-        }
     }
 
     fn transport(&self) -> LocalTransport<MemoryNetwork> {
@@ -230,6 +257,7 @@ fn bad_inputs_are_rejected_by_variant() {
         // The same launch again: a duplicate id.
         let again = JobSpec {
             issued_at: now_secs(),
+            nonce: 0,
             kind: query(1),
         };
         let envelope = seal_launch(&cluster.sealers[&ALICE], SERVERS[0], job, &again).unwrap();
@@ -382,13 +410,133 @@ fn launches_are_bounded_and_stale_ones_refused() {
             .await
             .expect("another client still gets a place");
         let old = JobSpec {
+            nonce: 0,
             issued_at: now_secs() - 3600,
             kind: query(1),
         };
-        let envelope = seal_launch(&cluster.sealers[&BOB], SERVERS[0], 7, &old).unwrap();
+        let bobs_id = job_ids_of(BOB).unwrap().start + 7;
+        let envelope = seal_launch(&cluster.sealers[&BOB], SERVERS[0], bobs_id, &old).unwrap();
         assert!(matches!(
             cluster.services[0].launch(&envelope),
             Err(MpcServiceError::Stale { .. })
         ));
+    });
+}
+
+/// Security review 2, finding 7: what the job service hands out cannot be turned against the
+/// model owner. A client cannot take a job id the model owner will use (each launcher has a
+/// range of its own); a recorded abort stops only the launch it names, not a later job under the
+/// same id once a restart forgot the first (it used to abort the new job at every server); a
+/// replayed fetch token gets the same value again instead of taking the next one (it used to
+/// drain a training's queued losses); and an output does not open as a federated result (a
+/// purpose of its own).
+#[test]
+fn job_ids_aborts_and_fetches_cannot_be_turned_against_the_model_owner() {
+    let mut cluster = Cluster::new(3, Duration::from_secs(30));
+    let spec = ModelSpec::network_a();
+    let weights = initial_params(&spec).expect("weights");
+    let deploy = JobKind::Deploy {
+        model_id: "mnist".into(),
+        spec: spec.clone(),
+        protocol: ProtocolKind::Aby3,
+        frac_bits: F,
+    };
+    let recorded: Vec<Vec<u8>> = runtime().block_on(async {
+        let transport = cluster.transport();
+        let (owner, alice) = (
+            cluster.client(&transport, OWNER),
+            cluster.client(&transport, ALICE),
+        );
+        // Alice tries the id the model owner is about to use, and fails.
+        let err = alice.launch_as(4444, query(1)).await.unwrap_err();
+        assert_refused!(err, MpcServiceError::Forbidden { party: ALICE, .. });
+        // The model owner launches it (the job waits for its weights) and aborts it; the
+        // abort envelopes are recorded on the way.
+        owner.launch_as(4444, deploy.clone()).await.expect("launch");
+        let mut recorded = Vec::new();
+        for (server, service) in SERVERS.iter().zip(&cluster.services) {
+            let status = owner.status(*server, 4444).await.unwrap();
+            let abort = seal_abort(
+                &cluster.sealers[&OWNER],
+                *server,
+                4444,
+                &status.launch_digest,
+            )
+            .unwrap();
+            let after = service.abort(&abort).expect("abort");
+            assert_eq!(after.state, JobState::Aborted);
+            recorded.push(abort);
+        }
+        recorded
+    });
+    // The servers restart and forget the job; the model owner launches 4444 again.
+    cluster.start(3);
+    runtime().block_on(async {
+        let transport = cluster.transport();
+        let owner = cluster.client(&transport, OWNER);
+        owner.launch_as(4444, deploy).await.expect("relaunch");
+        for ((server, service), abort) in SERVERS.iter().zip(&cluster.services).zip(&recorded) {
+            assert!(matches!(
+                service.abort(abort),
+                Err(MpcServiceError::AbortMismatch { job: 4444 })
+            ));
+            let status = owner.status(*server, 4444).await.unwrap();
+            assert_eq!(status.state, JobState::Running, "{server}");
+        }
+        // The model owner's own abort still works.
+        owner.abort(4444).await.expect("abort");
+        for server in SERVERS {
+            let status = owner.status(server, 4444).await.unwrap();
+            assert_eq!(status.state, JobState::Aborted, "{server}");
+        }
+        // Fetches: Alice predicts one digit by hand, then her fetch token is replayed.
+        owner
+            .deploy("mnist", &spec, ProtocolKind::Aby3, F, &weights)
+            .await
+            .expect("deploy");
+        let alice = cluster.client(&transport, ALICE);
+        let (job, status) = alice.launch(query(1)).await.expect("launch");
+        assert!(job_ids_of(ALICE).unwrap().contains(&job));
+        let digit: Vec<f64> = digits(1).iter().map(|x| f64::from(*x)).collect();
+        alice.submit(&status, 0, &digit).await.expect("submit");
+        let round = fetch_round(0, 0);
+        for (server, service) in SERVERS.iter().zip(&cluster.services) {
+            let token = tessera_common::request::seal_request(
+                &cluster.sealers[&ALICE],
+                *server,
+                tessera_common::request::RequestKind::FetchOutput,
+                job,
+                round,
+                now_secs(),
+            )
+            .unwrap();
+            let mut opened = Vec::new();
+            for _ in 0..3 {
+                let envelopes = loop {
+                    match service.fetch_output(job, round, &token).await {
+                        Err(MpcServiceError::NotReady { .. }) => continue,
+                        other => break other.expect("fetch"),
+                    }
+                };
+                // Sealed as an MPC output: it does not open as a federated result.
+                let as_result = tessera_common::seal::Expected {
+                    purpose: tessera_common::seal::Purpose::Result,
+                    job_id: job,
+                    round,
+                    sender: Some(*server),
+                };
+                assert!(matches!(
+                    cluster.sealers[&ALICE].open(&envelopes[0], &as_result),
+                    Err(tessera_common::seal::SealError::WrongPurpose { .. })
+                ));
+                opened.push(
+                    open_output(&cluster.sealers[&ALICE], *server, job, round, &envelopes).unwrap(),
+                );
+            }
+            // The same token three times: the same value, still there for its owner.
+            assert!(opened.iter().all(|o| *o == opened[0]), "{server}");
+        }
+        // Alice's client reads the logits as ever.
+        assert_eq!(alice.output(&status, 0).await.expect("logits").len(), 10);
     });
 }

@@ -15,7 +15,8 @@ use tessera_common::seal::{Context, Expected, Purpose, Sealer};
 use super::error::MpcServiceError as Error;
 use super::job::{JobKind, JobSpec, JobState};
 use super::server::{
-    ABORT_PLAINTEXT, ABORT_ROUND, LAUNCH_ROUND, MpcJobStatus, TransferInfo, chunk_all, parse_chunk,
+    ABORT_PLAINTEXT, ABORT_ROUND, LAUNCH_ROUND, MpcJobStatus, TransferInfo, chunk_all, fetch_round,
+    job_ids_of, parse_chunk,
 };
 use crate::mpc::MpcError;
 use crate::mpc::io::{input_payloads, reconstruct};
@@ -30,7 +31,7 @@ pub fn seal_launch(
 ) -> Result<Vec<u8>, Error> {
     let json = serde_json::to_vec(spec).map_err(|e| Error::Malformed(e.to_string()))?;
     let context = Context {
-        purpose: Purpose::Control,
+        purpose: Purpose::JobControl,
         job_id,
         round: LAUNCH_ROUND,
         chunk: 0,
@@ -38,15 +39,37 @@ pub fn seal_launch(
     Ok(sealer.seal_for(server, &context, &json)?)
 }
 
-/// The abort envelope of job `job_id` for `server` (only the model owner's is obeyed).
-pub fn seal_abort(sealer: &Sealer, server: PartyId, job_id: u64) -> Result<Vec<u8>, Error> {
+/// The abort envelope of job `job_id` for `server` (only the model owner's is obeyed), naming
+/// the launch it aborts by the digest the server reports ([`MpcJobStatus::launch_digest`]).
+pub fn seal_abort(
+    sealer: &Sealer,
+    server: PartyId,
+    job_id: u64,
+    launch_digest: &str,
+) -> Result<Vec<u8>, Error> {
+    let digest = hex_digest(launch_digest)
+        .ok_or_else(|| Error::Malformed(format!("launch digest {launch_digest:?}")))?;
     let context = Context {
-        purpose: Purpose::Control,
+        purpose: Purpose::JobControl,
         job_id,
         round: ABORT_ROUND,
         chunk: 0,
     };
-    Ok(sealer.seal_for(server, &context, ABORT_PLAINTEXT)?)
+    let plaintext = [ABORT_PLAINTEXT, &digest].concat();
+    Ok(sealer.seal_for(server, &context, &plaintext)?)
+}
+
+/// The 32 bytes of a digest written as 64 hex digits.
+fn hex_digest(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(bytes.chunks(2)) {
+        *o = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// The chunks of input `round` (its index in the job) carrying `payload` (this server's
@@ -73,9 +96,9 @@ pub fn seal_input(
         .collect()
 }
 
-/// Opens the output chunks `server` returned for output `round` of job `job_id` and joins
-/// them: every chunk must come from that server, for this job and output, in order, and all
-/// of them must be there.
+/// Opens the output chunks `server` returned for the fetch `round` ([`fetch_round`]: an
+/// output and a value of it) of job `job_id` and joins them: every chunk must come from that
+/// server, for this job, output and value, in order, and all of them must be there.
 pub fn open_output(
     sealer: &Sealer,
     server: PartyId,
@@ -84,7 +107,7 @@ pub fn open_output(
     envelopes: &[Vec<u8>],
 ) -> Result<Vec<u8>, Error> {
     let expected = Expected {
-        purpose: Purpose::Result,
+        purpose: Purpose::Output,
         job_id,
         round,
         sender: Some(server),
@@ -228,10 +251,14 @@ pub struct JobClient<'a, T: MpcTransport> {
     pub timeout: Duration,
 }
 
-/// A random id below [`crate::mpc::session::SECAGG_SESSIONS`] (ids above are secure
-/// aggregation's).
-fn random_job_id() -> u64 {
-    rand::Rng::next_u64(&mut rand::rng()) >> 1
+/// A random id in `launcher`'s own range ([`job_ids_of`]; every range lies below
+/// [`crate::mpc::session::SECAGG_SESSIONS`], whose ids are secure aggregation's).
+fn random_job_id(launcher: PartyId) -> Result<u64, Error> {
+    let ids = job_ids_of(launcher).ok_or_else(|| Error::Forbidden {
+        party: launcher,
+        what: "launch a job".into(),
+    })?;
+    Ok(ids.start + rand::Rng::next_u64(&mut rand::rng()) % (ids.end - ids.start))
 }
 
 /// Encodes reals as fixed point in ring `R` (a non-finite or out-of-range value is refused
@@ -262,7 +289,7 @@ impl<T: MpcTransport> JobClient<'_, T> {
     /// Launches `kind` at every server under a fresh random id; returns the id and the status
     /// all servers agree on.
     pub async fn launch(&self, kind: JobKind) -> Result<(u64, MpcJobStatus), ClientError> {
-        self.launch_as(random_job_id(), kind).await
+        self.launch_as(random_job_id(self.sealer.me())?, kind).await
     }
 
     /// Launches `kind` at every server as job `job_id` (an id the parties agreed on, e.g. one
@@ -274,6 +301,7 @@ impl<T: MpcTransport> JobClient<'_, T> {
     ) -> Result<(u64, MpcJobStatus), ClientError> {
         let spec = JobSpec {
             issued_at: now_secs(),
+            nonce: rand::Rng::next_u64(&mut rand::rng()),
             kind,
         };
         let mut agreed: Option<MpcJobStatus> = None;
@@ -389,11 +417,24 @@ impl<T: MpcTransport> JobClient<'_, T> {
         }
     }
 
-    /// Waits for output `round` of a job and reconstructs it in ring `R`.
+    /// Waits for output `round` of a job and reconstructs it in ring `R` (its first value:
+    /// [`Self::output_ring_at`] for the others).
     pub async fn output_ring<R: Ring>(
         &self,
         status: &MpcJobStatus,
         round: usize,
+    ) -> Result<RingTensor<R>, ClientError> {
+        self.output_ring_at(status, round, 0).await
+    }
+
+    /// Waits for value `seq` of output `round` of a job (an output revealed several times, a
+    /// training's losses, numbers its values from 0; asking for one releases those before it
+    /// at the servers) and reconstructs it in ring `R`.
+    pub async fn output_ring_at<R: Ring>(
+        &self,
+        status: &MpcJobStatus,
+        round: usize,
+        seq: u32,
     ) -> Result<RingTensor<R>, ClientError> {
         let output = status
             .outputs
@@ -405,6 +446,9 @@ impl<T: MpcTransport> JobClient<'_, T> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let holders = status.protocol.scheme().holders();
         let mut shares = Vec::with_capacity(holders);
+        let index = u32::try_from(round)
+            .map_err(|_| ClientError::Inconsistent(format!("output index {round}")))?;
+        let fetch = fetch_round(index, seq);
         for server in self.servers.iter().take(holders) {
             let envelopes = loop {
                 let token = seal_request(
@@ -412,13 +456,13 @@ impl<T: MpcTransport> JobClient<'_, T> {
                     *server,
                     RequestKind::FetchOutput,
                     status.job_id,
-                    round as u64,
+                    fetch,
                     now_secs(),
                 )
                 .map_err(Error::from)?;
                 match self
                     .transport
-                    .fetch(*server, status.job_id, round as u64, token)
+                    .fetch(*server, status.job_id, fetch, token)
                     .await
                 {
                     Ok(envelopes) => break envelopes,
@@ -434,13 +478,7 @@ impl<T: MpcTransport> JobClient<'_, T> {
                     Err(e) => return Err(e),
                 }
             };
-            let bytes = open_output(
-                self.sealer,
-                *server,
-                status.job_id,
-                round as u64,
-                &envelopes,
-            )?;
+            let bytes = open_output(self.sealer, *server, status.job_id, fetch, &envelopes)?;
             shares.push((*server, bytes));
         }
         Ok(reconstruct::<R>(&output.label, &shares, &output.shape)?)
@@ -452,13 +490,32 @@ impl<T: MpcTransport> JobClient<'_, T> {
         status: &MpcJobStatus,
         round: usize,
     ) -> Result<Vec<f64>, ClientError> {
+        self.output_at(status, round, 0).await
+    }
+
+    /// Waits for value `seq` of output `round` of a job (see [`Self::output_ring_at`]) and
+    /// decodes it.
+    pub async fn output_at(
+        &self,
+        status: &MpcJobStatus,
+        round: usize,
+        seq: u32,
+    ) -> Result<Vec<f64>, ClientError> {
         let fixed = FixedPoint {
             frac_bits: status.frac_bits,
         };
         Ok(if status.ring_bits == 128 {
-            fixed.decode_slice(self.output_ring::<u128>(status, round).await?.as_slice())
+            fixed.decode_slice(
+                self.output_ring_at::<u128>(status, round, seq)
+                    .await?
+                    .as_slice(),
+            )
         } else {
-            fixed.decode_slice(self.output_ring::<u64>(status, round).await?.as_slice())
+            fixed.decode_slice(
+                self.output_ring_at::<u64>(status, round, seq)
+                    .await?
+                    .as_slice(),
+            )
         })
     }
 
@@ -499,8 +556,15 @@ impl<T: MpcTransport> JobClient<'_, T> {
     pub async fn abort(&self, job_id: u64) -> Result<(), ClientError> {
         let mut first = None;
         for server in &self.servers {
-            let envelope = seal_abort(self.sealer, *server, job_id)?;
-            if let Err(e) = self.transport.abort(*server, envelope).await {
+            // The abort names the launch the server runs under this id, as it reports it.
+            let sent = match self.status(*server, job_id).await {
+                Ok(status) => {
+                    let envelope = seal_abort(self.sealer, *server, job_id, &status.launch_digest)?;
+                    self.transport.abort(*server, envelope).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
                 first.get_or_insert(e);
             }
         }

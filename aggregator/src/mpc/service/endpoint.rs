@@ -15,7 +15,26 @@ use tokio::sync::watch;
 use super::job::JobState;
 
 /// Outputs waiting for their receivers, by receiver and tag, in order.
-type Outbox = HashMap<(PartyId, Tag), VecDeque<Vec<u8>>>;
+type Outbox = HashMap<(PartyId, Tag), Queue>;
+
+/// The values of one output for one receiver: `values[0]` is value number `first`.
+#[derive(Debug, Default)]
+struct Queue {
+    first: u64,
+    values: VecDeque<Vec<u8>>,
+}
+
+/// Why a value cannot be fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TakeError {
+    /// The job ended without it (its state).
+    Ended(JobState),
+    /// The receiver already fetched a later value, which let this one go.
+    Released {
+        /// The first value still held.
+        first: u64,
+    },
+}
 
 /// The outside parties' side of one job at one server.
 #[derive(Debug)]
@@ -77,41 +96,52 @@ impl JobIo {
         self.bump();
     }
 
-    /// Bytes held in outputs not yet fetched.
+    /// Bytes held in outputs not yet released.
     pub fn held_bytes(&self) -> usize {
         self.outbox
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .flatten()
+            .flat_map(|q| &q.values)
             .map(Vec::len)
             .sum()
     }
 
-    /// Takes the output for `to` under `tag`, waiting up to `wait` while the job runs. `Ok(None)`
-    /// if the wait ran out; an error with the job's state if it ended without that output.
+    /// Value number `seq` of the output for `to` under `tag` (a label output several times, a
+    /// training's losses, numbers its values from 0), waiting up to `wait` while the job runs.
+    /// `Ok(None)` if the wait ran out. Fetching is idempotent: asking for value `seq` again gets
+    /// the same bytes, and asking for `seq` releases the values before it (the receiver asks
+    /// for them in order), so a replayed request cannot drain values the receiver has not read.
     pub async fn take_output(
         &self,
         to: PartyId,
         tag: &Tag,
+        seq: u64,
         wait: Duration,
-    ) -> Result<Option<Vec<u8>>, JobState> {
+    ) -> Result<Option<Vec<u8>>, TakeError> {
         let mut changed = self.changed.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let key = (to, tag.clone());
-            if let Some(v) = self
-                .outbox
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_mut(&key)
-                .and_then(VecDeque::pop_front)
             {
-                return Ok(Some(v));
+                let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+                let queue = outbox.entry(key).or_default();
+                if seq < queue.first {
+                    return Err(TakeError::Released { first: queue.first });
+                }
+                while queue.first < seq && !queue.values.is_empty() {
+                    queue.values.pop_front();
+                    queue.first += 1;
+                }
+                if queue.first == seq
+                    && let Some(v) = queue.values.front()
+                {
+                    return Ok(Some(v.clone()));
+                }
             }
             let state = self.state();
             if state.is_over() {
-                return Err(state);
+                return Err(TakeError::Ended(state));
             }
             match tokio::time::timeout_at(deadline, changed.changed()).await {
                 Ok(Ok(())) => {}
@@ -126,6 +156,7 @@ impl JobIo {
             .unwrap_or_else(|p| p.into_inner())
             .entry((to, tag.clone()))
             .or_default()
+            .values
             .push_back(payload);
         self.bump();
     }
@@ -192,5 +223,38 @@ impl<N: Network> Network for JobNet<N> {
 
     fn queued(&self) -> usize {
         self.peers.queued() + self.io.inbox.queued()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values are fetched by number: asking again gets the same bytes, asking for the next
+    /// releases the one before, a released number is refused, and a failed job ends the wait.
+    #[tokio::test]
+    async fn outputs_are_fetched_by_number_and_released_in_order() {
+        let io = JobIo::new(Duration::from_secs(1));
+        let (to, tag) = (PartyId::ModelOwner, Tag("loss".into()));
+        for v in 0..3u8 {
+            io.put_output(to, &tag, vec![v; 4]);
+        }
+        let wait = Duration::from_millis(10);
+        let take = |seq| io.take_output(to, &tag, seq, wait);
+        // A replayed request for value 0: the same value, nothing drained.
+        assert_eq!(take(0).await, Ok(Some(vec![0; 4])));
+        assert_eq!(take(0).await, Ok(Some(vec![0; 4])));
+        assert_eq!(io.held_bytes(), 12);
+        // Value 2 releases 0 and 1.
+        assert_eq!(take(2).await, Ok(Some(vec![2; 4])));
+        assert_eq!(io.held_bytes(), 4);
+        assert_eq!(take(1).await, Err(TakeError::Released { first: 2 }));
+        // Value 3 is not there yet.
+        assert_eq!(take(3).await, Ok(None));
+        io.finish(JobState::Failed("stopped".into()));
+        assert!(matches!(
+            take(3).await,
+            Err(TakeError::Ended(JobState::Failed(_)))
+        ));
     }
 }

@@ -101,6 +101,25 @@ pub enum MpcServiceError {
         /// The output index.
         round: u64,
     },
+    /// A value of an output the caller already let go by fetching a later one.
+    #[error("value {seq} of output {output} of job {job} was released (the first held is {first})")]
+    Released {
+        /// The job.
+        job: u64,
+        /// The output's index.
+        output: u64,
+        /// The value asked for.
+        seq: u64,
+        /// The first value still held.
+        first: u64,
+    },
+    /// An abort that names another launch of the job than the one this server runs (a
+    /// recorded abort replayed against a later job under the same id).
+    #[error("the abort names another launch of MPC job {job}")]
+    AbortMismatch {
+        /// The job.
+        job: u64,
+    },
     /// The output is not ready yet (ask again).
     #[error("output {round} of job {job} is not ready yet")]
     NotReady {
@@ -157,6 +176,8 @@ impl MpcServiceError {
             MpcServiceError::OutOfOrder { .. } => "out_of_order",
             MpcServiceError::WrongLength(_) => "wrong_length",
             MpcServiceError::NoSuchOutput { .. } => "no_such_output",
+            MpcServiceError::Released { .. } => "released",
+            MpcServiceError::AbortMismatch { .. } => "abort_mismatch",
             MpcServiceError::NotReady { .. } => "not_ready",
             MpcServiceError::Ended { .. } => "ended",
             MpcServiceError::Busy { .. } => "busy",

@@ -19,6 +19,10 @@ pub struct JobSpec {
     /// than [`tessera_common::request::MAX_CLOCK_SKEW_SECS`] away from its own clock, so a
     /// recorded launch cannot be replayed once its id is forgotten.
     pub issued_at: u64,
+    /// Drawn at random per launch, so that two launches of one id differ even within a second:
+    /// an abort names one launch by the digest of its description.
+    #[serde(default)]
+    pub nonce: u64,
     /// What the job does.
     pub kind: JobKind,
 }

@@ -16,7 +16,7 @@ use tessera_common::upload::UPLOAD_CHUNK_BYTES;
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
-use super::endpoint::{JobIo, JobNet};
+use super::endpoint::{JobIo, JobNet, TakeError};
 use super::error::MpcServiceError as Error;
 use super::job::{Job, JobKind, JobSpec, JobState};
 use super::watch::{tell_peers, watch_peers};
@@ -28,12 +28,41 @@ use crate::mpc::session::{SECAGG_SESSIONS, party_tag, session_prefix};
 use crate::mpc::train::job::serve_training;
 use crate::mpc::{MpcError, Session};
 
-/// The `round` of a launch envelope (purpose `Control`).
+/// The `round` of a launch envelope (purpose `JobControl`).
 pub const LAUNCH_ROUND: u64 = 0;
-/// The `round` of an abort envelope (purpose `Control`).
+/// The `round` of an abort envelope (purpose `JobControl`).
 pub const ABORT_ROUND: u64 = 1;
-/// The plaintext of an abort envelope.
+/// The plaintext of an abort envelope starts with this; the digest of the launch it aborts
+/// follows ([`MpcJobStatus::launch_digest`]), so a recorded abort stops that one launch only,
+/// never a later job under the same id.
 pub const ABORT_PLAINTEXT: &[u8] = b"abort";
+
+/// The first job id of the range data owners' (prediction clients') ids start at: the model
+/// owner's ids lie below it, data owner `i`'s in `[2^62 + i 2^30, 2^62 + (i + 1) 2^30)`.
+pub const CLIENT_JOB_IDS: u64 = 1 << 62;
+/// Job ids per data owner.
+const IDS_PER_CLIENT: u64 = 1 << 30;
+
+/// The job ids `launcher` may launch under, so that no party can take an id another will use
+/// (a client launching the id the model owner hands its data owners): the model owner's below
+/// [`CLIENT_JOB_IDS`], each data owner's a range of its own above; none for a server.
+pub fn job_ids_of(launcher: PartyId) -> Option<std::ops::Range<u64>> {
+    match launcher {
+        PartyId::ModelOwner => Some(0..CLIENT_JOB_IDS),
+        PartyId::DataOwner(i) => {
+            let start = CLIENT_JOB_IDS + u64::from(i) * IDS_PER_CLIENT;
+            Some(start..start + IDS_PER_CLIENT)
+        }
+        PartyId::Server(_) => None,
+    }
+}
+
+/// The `round` of an output fetch (its token, its request and the envelopes of the answer):
+/// the output's index in the job in the low 32 bits, the number of the value under it in the
+/// high 32 (a training's losses are one output with a value per revealed loss).
+pub fn fetch_round(index: u32, seq: u32) -> u64 {
+    u64::from(index) | u64::from(seq) << 32
+}
 
 /// Bounds on what the service holds.
 #[derive(Debug, Clone)]
@@ -94,6 +123,8 @@ struct Assembly {
 
 struct Entry {
     job: Arc<Job>,
+    /// SHA-256 of the launch description: what an abort must name.
+    digest: [u8; 32],
     io: Arc<JobIo>,
     task: Option<AbortHandle>,
     inputs: HashMap<u64, Assembly>,
@@ -140,10 +171,13 @@ pub struct MpcJobStatus {
     pub inputs: Vec<TransferInfo>,
     /// Its outputs, by index.
     pub outputs: Vec<TransferInfo>,
+    /// SHA-256 of its launch description, in hex: an abort names it.
+    #[serde(default)]
+    pub launch_digest: String,
 }
 
 impl MpcJobStatus {
-    fn of(job: &Job, state: JobState) -> Self {
+    fn of(job: &Job, digest: &[u8; 32], state: JobState) -> Self {
         let info = |t: &super::job::Transfer| TransferInfo {
             party: t.party,
             label: t.label.clone(),
@@ -159,6 +193,7 @@ impl MpcJobStatus {
             ring_bits: job.ring_bits,
             inputs: job.inputs.iter().map(info).collect(),
             outputs: job.outputs.iter().map(info).collect(),
+            launch_digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
         }
     }
 }
@@ -284,12 +319,12 @@ impl<N: Network + 'static> MpcService<N> {
             .sum()
     }
 
-    /// Opens a `Control` envelope of `round` (launch or abort): the job id in its header, and
-    /// the opened envelope.
+    /// Opens a `JobControl` envelope of `round` (launch or abort): the job id in its header,
+    /// and the opened envelope.
     fn open_control(&self, envelope: &[u8], round: u64) -> Result<(u64, Opened), Error> {
         let id = Header::parse(envelope)?.job_id;
         let expected = Expected {
-            purpose: Purpose::Control,
+            purpose: Purpose::JobControl,
             job_id: id,
             round,
             sender: None,
@@ -308,6 +343,12 @@ impl<N: Network + 'static> MpcService<N> {
             )));
         }
         let launcher = opened.header.sender;
+        if !job_ids_of(launcher).is_some_and(|ids| ids.contains(&id)) {
+            return Err(Error::Forbidden {
+                party: launcher,
+                what: format!("launch job id {id} (outside its own range of ids)"),
+            });
+        }
         let spec: JobSpec = serde_json::from_slice(&opened.plaintext)
             .map_err(|e| Error::Malformed(format!("job description: {e}")))?;
         let skew_secs = spec.issued_at.abs_diff(now_secs());
@@ -401,13 +442,14 @@ impl<N: Network + 'static> MpcService<N> {
             id,
             Entry {
                 job: Arc::clone(&job),
+                digest,
                 io,
                 task: Some(task.abort_handle()),
                 inputs: HashMap::new(),
                 guard: ReplayGuard::new(),
             },
         );
-        Ok(MpcJobStatus::of(&job, JobState::Running))
+        Ok(MpcJobStatus::of(&job, &digest, JobState::Running))
     }
 
     /// This server's part of a job, start to end.
@@ -604,9 +646,11 @@ impl<N: Network + 'static> MpcService<N> {
         Ok(true)
     }
 
-    /// The sealed chunks of output `round` of a job for the caller the token names (a
-    /// [`RequestKind::FetchOutput`] token for that job and round); waits up to the limit's
-    /// output wait, then answers [`Error::NotReady`].
+    /// The sealed chunks of a value of an output of a job for the caller the token names (a
+    /// [`RequestKind::FetchOutput`] token for that job and `round`, which names the output and
+    /// the value: [`fetch_round`]); waits up to the limit's output wait, then answers
+    /// [`Error::NotReady`]. The same request again gets the same value; asking for a value
+    /// releases the ones before it.
     pub async fn fetch_output(
         &self,
         job_id: u64,
@@ -621,27 +665,39 @@ impl<N: Network + 'static> MpcService<N> {
             round,
             now_secs(),
         )?;
+        let (index, seq) = (round & 0xffff_ffff, round >> 32);
         let (io, tag) = {
             let reg = self.registry();
             let entry = reg.jobs.get(&job_id).ok_or(Error::UnknownJob(job_id))?;
-            let output = entry.job.output(caller, round).ok_or(Error::NoSuchOutput {
+            let output = entry.job.output(caller, index).ok_or(Error::NoSuchOutput {
                 job: job_id,
                 party: caller,
-                round,
+                round: index,
             })?;
             (Arc::clone(&entry.io), party_tag(&output.label))
         };
-        let bytes = match io.take_output(caller, &tag, self.limits.output_wait).await {
+        let bytes = match io
+            .take_output(caller, &tag, seq, self.limits.output_wait)
+            .await
+        {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Err(Error::NotReady { job: job_id, round }),
-            Err(state) => return Err(Error::ended(job_id, &state)),
+            Err(TakeError::Ended(state)) => return Err(Error::ended(job_id, &state)),
+            Err(TakeError::Released { first }) => {
+                return Err(Error::Released {
+                    job: job_id,
+                    output: index,
+                    seq,
+                    first,
+                });
+            }
         };
         chunk_all(&bytes)
             .iter()
             .enumerate()
             .map(|(i, plaintext)| {
                 let context = Context {
-                    purpose: Purpose::Result,
+                    purpose: Purpose::Output,
                     job_id,
                     round,
                     chunk: i as u64,
@@ -678,11 +734,14 @@ impl<N: Network + 'static> MpcService<N> {
                 what: format!("see MPC job {job_id}"),
             });
         }
-        Ok(MpcJobStatus::of(job, entry.io.state()))
+        Ok(MpcJobStatus::of(job, &entry.digest, entry.io.state()))
     }
 
-    /// Aborts a job (a sealed `Control` envelope of the model owner, round [`ABORT_ROUND`]):
-    /// stops this server's part, drops its inputs, outputs and queued messages.
+    /// Aborts a job (a sealed `JobControl` envelope of the model owner, round
+    /// [`ABORT_ROUND`], naming the digest of the launch it aborts): stops this server's part,
+    /// drops its inputs, outputs and queued messages. An abort of another launch under the
+    /// same id (a recorded one, replayed after a restart) is refused: aborts are bound to one
+    /// launch, and aborting it twice changes nothing.
     pub fn abort(&self, envelope: &[u8]) -> Result<MpcJobStatus, Error> {
         let (id, opened) = self.open_control(envelope, ABORT_ROUND)?;
         if opened.header.sender != PartyId::ModelOwner {
@@ -691,17 +750,23 @@ impl<N: Network + 'static> MpcService<N> {
                 what: "abort a job".into(),
             });
         }
-        if opened.plaintext != ABORT_PLAINTEXT {
-            return Err(Error::Malformed("abort envelope".into()));
-        }
-        let (io, job, task) = {
+        let named = opened
+            .plaintext
+            .strip_prefix(ABORT_PLAINTEXT)
+            .filter(|d| d.len() == 32)
+            .ok_or_else(|| Error::Malformed("abort envelope".into()))?;
+        let (io, job, task, digest) = {
             let mut reg = self.registry();
             let entry = reg.jobs.get_mut(&id).ok_or(Error::UnknownJob(id))?;
+            if named != entry.digest {
+                return Err(Error::AbortMismatch { job: id });
+            }
             entry.inputs.clear();
             (
                 Arc::clone(&entry.io),
                 Arc::clone(&entry.job),
                 entry.task.take(),
+                entry.digest,
             )
         };
         if let Some(task) = task {
@@ -712,7 +777,7 @@ impl<N: Network + 'static> MpcService<N> {
             info!(job = id, "MPC job aborted");
             self.count_job(&job, "aborted");
         }
-        Ok(MpcJobStatus::of(&job, io.state()))
+        Ok(MpcJobStatus::of(&job, &digest, io.state()))
     }
 }
 
