@@ -512,9 +512,11 @@ fn job_ids_aborts_and_fetches_cannot_be_turned_against_the_model_owner() {
             .unwrap();
             let mut opened = Vec::new();
             for _ in 0..3 {
+                // Each fetch waits up to 0.5 s for the output: 60 of them bound the wait.
+                let mut tries = 0..60;
                 let envelopes = loop {
                     match service.fetch_output(job, round, &token).await {
-                        Err(MpcServiceError::NotReady { .. }) => continue,
+                        Err(MpcServiceError::NotReady { .. }) if tries.next().is_some() => {}
                         other => break other.expect("fetch"),
                     }
                 };
