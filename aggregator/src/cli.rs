@@ -185,7 +185,10 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         settings.recv_timeout,
     );
     let cell: ServiceCell = Arc::new(OnceLock::new());
-    let limits = Limits::default();
+    let limits = Limits {
+        privacy: cluster.privacy,
+        ..Limits::default()
+    };
     let mpc_cell: MpcCell = Arc::new(OnceLock::new());
     if let Some(metrics_addr) = &args.metrics_addr {
         let metrics = bind_listener(me, metrics_addr).await?;

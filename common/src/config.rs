@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use x25519_dalek::PublicKey;
 
-use crate::dp::DpSettings;
+use crate::dp::{DpSettings, PrivacyPolicy};
 use crate::identity::{KeyError, public_key_from_base64};
 use crate::party::{MAX_SERVERS, PartyId, is_name_of_ones_own};
 use crate::rule::AggregationRule;
@@ -127,6 +127,9 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A `[privacy]` setting out of range.
+    #[error("cluster config: {0}")]
+    BadPrivacy(crate::dp::policy::PolicyError),
     /// A job default out of range.
     #[error("cluster config: job.{field} {reason}")]
     BadJob {
@@ -298,6 +301,8 @@ pub struct ClusterConfig {
     pub network: NetworkDefaults,
     /// Deployed models' ids and the clients each lets query it (encrypted prediction).
     pub models: BTreeMap<String, Vec<PartyId>>,
+    /// The minimum privacy every server and data owner enforces on a job (`[privacy]`).
+    pub privacy: PrivacyPolicy,
 }
 
 #[derive(Deserialize)]
@@ -305,6 +310,8 @@ pub struct ClusterConfig {
 struct RawCluster {
     #[serde(default)]
     job: JobDefaults,
+    #[serde(default)]
+    privacy: PrivacyPolicy,
     #[serde(default)]
     network: NetworkDefaults,
     parties: BTreeMap<String, RawParty>,
@@ -477,11 +484,13 @@ impl ClusterConfig {
             }
             models.insert(model, clients);
         }
+        raw.privacy.validate().map_err(ConfigError::BadPrivacy)?;
         Ok(ClusterConfig {
             parties,
             job,
             network: raw.network,
             models,
+            privacy: raw.privacy,
         })
     }
 
@@ -646,6 +655,23 @@ mod tests {
         assert!(matches!(
             ClusterConfig::from_toml(&sampled),
             Err(ConfigError::Load { .. })
+        ));
+    }
+
+    #[test]
+    fn the_privacy_table_sets_the_clusters_minimum() {
+        let none = ClusterConfig::from_toml(&cluster("")).unwrap();
+        assert_eq!(none.privacy, PrivacyPolicy::default());
+        let set = cluster("[privacy]\nmin_noise_multiplier = 1.5\nmax_delta = 1e-6\n");
+        let policy = ClusterConfig::from_toml(&set).unwrap().privacy;
+        assert_eq!(
+            (policy.min_noise_multiplier, policy.max_delta),
+            (Some(1.5), Some(1e-6))
+        );
+        let zero = cluster("[privacy]\nmin_noise_multiplier = 0\n");
+        assert!(matches!(
+            ClusterConfig::from_toml(&zero),
+            Err(ConfigError::BadPrivacy(_))
         ));
     }
 

@@ -69,6 +69,17 @@ pub struct ServeArgs {
     /// (`scale:F`, `sign-flip[:F]`, `gaussian:S`, `label-flip`), with this party's legitimate key.
     #[arg(long)]
     pub attack: Option<Attack>,
+    /// This owner's own privacy budget: the epsilon (at --dp-delta) it may spend over every
+    /// round of every job; a round that would go past it is refused and nothing is uploaded
+    /// (so is any job without DP noise). Kept in --dp-ledger across jobs and restarts.
+    #[arg(long, value_name = "EPS")]
+    pub dp_budget: Option<f64>,
+    /// The delta this owner's budget is stated at.
+    #[arg(long, default_value_t = 1e-5)]
+    pub dp_delta: f64,
+    /// The ledger file of --dp-budget [default: the key file's path with `.dp-ledger.json`].
+    #[arg(long)]
+    pub dp_ledger: Option<PathBuf>,
 }
 
 /// Errors of `serve`.
@@ -90,6 +101,9 @@ pub enum ServeError {
     /// The leader's address.
     #[error(transparent)]
     Api(#[from] tessera_common::api::ApiError),
+    /// The privacy ledger.
+    #[error(transparent)]
+    Ledger(#[from] tessera_common::dp::LedgerError),
 }
 
 /// Errors of loading a data owner's local data.
@@ -169,7 +183,18 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     )?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
     info!(%me, samples = data.len(), leader = %leader_address, "waiting for rounds");
-    let mut node = DataOwnerNode::new(sealer, leader, data, !args.quiet);
+    let mut node =
+        DataOwnerNode::new(sealer, leader, data, !args.quiet).with_privacy(cluster.privacy);
+    if let Some(budget) = args.dp_budget {
+        let path = args.dp_ledger.clone().unwrap_or_else(|| {
+            let mut p = args.party.key.clone().into_os_string();
+            p.push(".dp-ledger.json");
+            PathBuf::from(p)
+        });
+        let ledger = tessera_common::dp::Ledger::open(&path, budget, args.dp_delta)?;
+        info!(%me, budget, spent = ledger.spent(), ledger = %path.display(), "privacy budget");
+        node = node.with_ledger(ledger);
+    }
     if let Some(attack) = args.attack {
         tracing::warn!(%attack, "this node attacks: it sends crafted updates");
         node = node.with_attack(attack);

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, LeaderApi, RoundAnnouncement, UploadReceipt};
 use tessera_common::dataset::Dataset;
+use tessera_common::dp::{Ledger, LedgerError, PrivacyPolicy, PrivacyRefusal};
 use tessera_common::fixed::FixedPointError;
 use tessera_common::job::JobSettings;
 use tessera_common::model_spec::DataMismatch;
@@ -47,6 +48,13 @@ pub enum RoundError {
     /// Sharing or sealing failed.
     #[error(transparent)]
     Upload(#[from] UploadBuildError),
+    /// The job's privacy is below the cluster's minimum, or the round would take this owner
+    /// past its own budget: nothing is uploaded.
+    #[error("privacy: {0}")]
+    Privacy(#[from] PrivacyRefusal),
+    /// This owner's privacy ledger could not be read or written: nothing is uploaded.
+    #[error(transparent)]
+    Ledger(LedgerError),
     /// The round announcement's job settings (sent in clear) differ from those the leader sealed
     /// for this owner: someone on the path changed them, and nothing is uploaded.
     #[error("the announced job settings differ from the leader's sealed ones: {field} changed")]
@@ -113,6 +121,35 @@ pub struct DataOwnerNode<L: LeaderApi> {
     show_progress: bool,
     audit_dir: Option<std::path::PathBuf>,
     attack: Option<Attack>,
+    privacy: PrivacyPolicy,
+    ledger: Option<std::sync::Mutex<Ledger>>,
+}
+
+/// Why this owner sits a job out (told to the leader, [`DataOwnerNode::decline`]).
+#[derive(Debug, Clone)]
+enum Unfit {
+    /// Its data does not fit the job's model.
+    Data(DataMismatch),
+    /// The job's privacy is below the cluster's minimum.
+    Privacy(PrivacyRefusal),
+}
+
+impl std::fmt::Display for Unfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfit::Data(m) => m.fmt(f),
+            Unfit::Privacy(p) => p.fmt(f),
+        }
+    }
+}
+
+impl From<Unfit> for RoundError {
+    fn from(u: Unfit) -> Self {
+        match u {
+            Unfit::Data(m) => RoundError::Model(m.into()),
+            Unfit::Privacy(p) => RoundError::Privacy(p),
+        }
+    }
 }
 
 impl<L: LeaderApi> std::fmt::Debug for DataOwnerNode<L> {
@@ -132,7 +169,24 @@ impl<L: LeaderApi> DataOwnerNode<L> {
             show_progress,
             audit_dir: None,
             attack: None,
+            privacy: PrivacyPolicy::default(),
+            ledger: None,
         }
+    }
+
+    /// Makes this node enforce the cluster's minimum privacy (`[privacy]` of the cluster file):
+    /// it sits out, and tells the leader, any job below it.
+    pub fn with_privacy(mut self, policy: PrivacyPolicy) -> Self {
+        self.privacy = policy;
+        self
+    }
+
+    /// Makes this node keep its own privacy ledger across jobs and refuse any round that would
+    /// take it past the ledger's budget (charged before the upload leaves: see
+    /// [`tessera_common::dp::ledger`]).
+    pub fn with_ledger(mut self, ledger: Ledger) -> Self {
+        self.ledger = Some(std::sync::Mutex::new(ledger));
+        self
     }
 
     /// Makes this node an attacker (simulated attacks): it sends what `attack` crafts.
@@ -186,8 +240,9 @@ impl<L: LeaderApi> DataOwnerNode<L> {
         // The job being served and the last of its rounds taken part in.
         let mut job = job_id;
         let mut after = 0;
-        // The job whose model was checked against the data, and how the data fits it.
-        let mut checked: Option<(u64, Result<(), DataMismatch>)> = None;
+        // The job whose model was checked against the data and the cluster's minimum privacy,
+        // and how it fits them.
+        let mut checked: Option<(u64, Result<(), Unfit>)> = None;
         let mut backoff = Duration::from_millis(100);
         loop {
             let ann = match self.leader.fetch_round(self.me, job_id, after).await {
@@ -213,9 +268,9 @@ impl<L: LeaderApi> DataOwnerNode<L> {
                 Some((j, fit)) if *j == job => (fit.clone(), false),
                 _ => {
                     let fit = self.check_fit(&ann.settings);
-                    if let Err(mismatch) = &fit {
-                        self.decline(&ann.settings, mismatch).await;
-                        reports.push(Err(RoundError::Model(mismatch.clone().into())));
+                    if let Err(unfit) = &fit {
+                        self.decline(&ann.settings, unfit).await;
+                        reports.push(Err(unfit.clone().into()));
                     }
                     checked = Some((job, fit.clone()));
                     (fit, true)
@@ -223,12 +278,12 @@ impl<L: LeaderApi> DataOwnerNode<L> {
             };
             if ann.round > after && ann.state.accepts_uploads() {
                 after = ann.round;
-                if let Err(mismatch) = &fit {
+                if let Err(unfit) = &fit {
                     // Again at each new round: a leader restarted since the first notice
                     // has forgotten it and would wait out the round's deadline for this
                     // place (the leader keeps one notice per owner: a repeat replaces it).
                     if !just_checked {
-                        self.decline(&ann.settings, mismatch).await;
+                        self.decline(&ann.settings, unfit).await;
                     }
                 } else {
                     let result = self.take_part(&ann).await;
@@ -249,28 +304,34 @@ impl<L: LeaderApi> DataOwnerNode<L> {
         }
     }
 
-    /// Checks the job's model against this owner's data when the owner first sees the job. If
-    /// they do not fit (or there are no examples), the owner sits the job out and tells the
-    /// leader why ([`Self::decline`]).
-    fn check_fit(&self, settings: &JobSettings) -> Result<(), DataMismatch> {
+    /// Checks the job's model against this owner's data, and its privacy against the cluster's
+    /// minimum, when the owner first sees the job. If either does not fit (or there are no
+    /// examples), the owner sits the job out and tells the leader why ([`Self::decline`]).
+    fn check_fit(&self, settings: &JobSettings) -> Result<(), Unfit> {
         let fit = if self.data.is_empty() {
             // An owner without examples would upload a weight of 0 as a contributor.
-            Err(DataMismatch::NoExamples)
+            Err(Unfit::Data(DataMismatch::NoExamples))
         } else {
             settings
                 .model
                 .check_data(&self.data.sample_shape, self.data.max_label())
-        };
-        if let Err(mismatch) = &fit {
-            error!(me = %self.me, job = settings.job_id, reason = %mismatch, "the data does not fit the job's model; declining the job");
+                .map_err(Unfit::Data)
+        }
+        .and_then(|()| {
+            self.privacy
+                .check(settings.dp.as_ref(), settings.frac_bits)
+                .map_err(Unfit::Privacy)
+        });
+        if let Err(unfit) = &fit {
+            error!(me = %self.me, job = settings.job_id, reason = %unfit, "declining the job");
         }
         fit
     }
 
     /// Tells the leader that this owner cannot take part in the job, and why (the model owner
     /// sees it in the job's status): retried while the leader is unreachable, up to 5 times.
-    async fn decline(&self, settings: &JobSettings, mismatch: &DataMismatch) {
-        let envelope = match seal_decline(&self.sealer, settings.job_id, &mismatch.to_string()) {
+    async fn decline(&self, settings: &JobSettings, why: &impl std::fmt::Display) {
+        let envelope = match seal_decline(&self.sealer, settings.job_id, &why.to_string()) {
             Ok(e) => e,
             Err(e) => {
                 warn!(me = %self.me, error = %e, "cannot seal the notice to the leader");
@@ -297,6 +358,8 @@ impl<L: LeaderApi> DataOwnerNode<L> {
     /// Trains on `start` and uploads the update for the announced round.
     pub async fn take_part(&self, ann: &RoundAnnouncement) -> Result<RoundReport, RoundError> {
         let settings = &ann.settings;
+        self.privacy
+            .check(settings.dp.as_ref(), settings.frac_bits)?;
         let start = self.fetch_weights(settings, ann.round).await?;
         let train = TrainSettings {
             epochs: settings.local_epochs,
@@ -347,6 +410,24 @@ impl<L: LeaderApi> DataOwnerNode<L> {
             &mut rand::rng(),
         )?;
         let upload_bytes = envelopes.iter().map(Vec::len).sum();
+        if let Some(ledger) = &self.ledger {
+            let charged = ledger.lock().unwrap_or_else(|p| p.into_inner()).charge(
+                settings.job_id,
+                ann.round,
+                settings.dp.as_ref(),
+                settings.frac_bits,
+            );
+            match charged {
+                Ok(epsilon) => {
+                    info!(me = %self.me, job = settings.job_id, round = ann.round, epsilon, "privacy ledger charged")
+                }
+                Err(LedgerError::Refused(refusal)) => {
+                    self.decline(settings, &refusal).await;
+                    return Err(RoundError::Privacy(refusal));
+                }
+                Err(e) => return Err(RoundError::Ledger(e)),
+            }
+        }
         if let Some(dir) = &self.audit_dir {
             let path = dir.join(format!(
                 "update-{}-{}-{}.bin",

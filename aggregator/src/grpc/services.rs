@@ -58,7 +58,8 @@ fn to_status(e: ServiceError) -> Status {
         | ServiceError::Malformed(_)
         | ServiceError::Incomplete(_)
         | ServiceError::HelperRejected { .. }
-        | ServiceError::BadJob(_) => Status::invalid_argument(msg),
+        | ServiceError::BadJob(_)
+        | ServiceError::Privacy(_) => Status::invalid_argument(msg),
         _ => Status::failed_precondition(msg),
     }
 }

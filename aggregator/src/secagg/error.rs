@@ -19,6 +19,9 @@ pub enum ServiceError {
     /// The job settings are unusable.
     #[error(transparent)]
     BadJob(#[from] JobError),
+    /// The job's privacy is below the cluster's minimum (`[privacy]`).
+    #[error("job refused: {0}")]
+    Privacy(#[from] tessera_common::dp::PrivacyRefusal),
     /// A job id reused with different settings.
     #[error("job {0} already exists with different settings")]
     JobConflict(u64),
@@ -151,6 +154,7 @@ impl ServiceError {
             ServiceError::UnknownJob(_) => "unknown_job",
             ServiceError::NotLeader(_) => "not_leader",
             ServiceError::BadJob(_) => "bad_job",
+            ServiceError::Privacy(_) => "privacy",
             ServiceError::JobConflict(_) => "job_conflict",
             ServiceError::Seal(SealError::Replayed { .. }) => "replayed",
             ServiceError::Seal(_) => "seal",

@@ -13,7 +13,7 @@ use tessera_common::PartyId;
 use super::ServiceError;
 
 /// Bounds a server enforces on its callers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Bytes all uploads in flight may stage together (each stages one share vector).
     pub staging_bytes: usize,
@@ -27,6 +27,9 @@ pub struct Limits {
     /// How long a job whose round is over may wait for its next round before it counts as
     /// abandoned (a model owner that crashed and resumed as a new job) and may be dropped.
     pub job_idle: Duration,
+    /// The cluster's minimum privacy (`[privacy]` in the cluster file): a job below it is
+    /// refused at its start.
+    pub privacy: tessera_common::dp::PrivacyPolicy,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             concurrent_streams: 256,
             max_jobs: 16,
             job_idle: Duration::from_secs(3600),
+            privacy: Default::default(),
         }
     }
 }

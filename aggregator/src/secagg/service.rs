@@ -300,6 +300,9 @@ impl<N: Network + 'static> AggregatorService<N> {
         let settings: JobSettings = serde_json::from_slice(&opened.plaintext)
             .map_err(|e| ServiceError::Malformed(format!("job settings: {e}")))?;
         settings.validate()?;
+        self.limits
+            .privacy
+            .check(settings.dp.as_ref(), settings.frac_bits)?;
         if settings.job_id != header.job_id {
             return Err(ServiceError::Malformed(
                 "job id differs from the envelope's".into(),

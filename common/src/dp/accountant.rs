@@ -50,13 +50,19 @@ pub fn rdp_sampled_gaussian(q: f64, z: f64, a: u32) -> f64 {
 /// `(epsilon, delta)` after `rounds` rounds, each the sampled Gaussian with rate `q` and noise
 /// multiplier `z`.
 pub fn spent(q: f64, z: f64, rounds: u64, delta: f64) -> Spent {
+    spent_of_rdp(|a| rounds as f64 * rdp_sampled_gaussian(q, z, a), delta)
+}
+
+/// `(epsilon, delta)` of a composed RDP curve, given as its value at each order of [`ORDERS`]
+/// (a data owner's ledger adds up rounds of different jobs this way).
+pub fn spent_of_rdp(rdp_at: impl Fn(u32) -> f64, delta: f64) -> Spent {
     let mut best = Spent {
         epsilon: f64::INFINITY,
         delta,
         order: 0,
     };
     for a in ORDERS {
-        let rdp = rounds as f64 * rdp_sampled_gaussian(q, z, a);
+        let rdp = rdp_at(a);
         let epsilon = rdp_to_epsilon(rdp, f64::from(a), delta);
         if epsilon < best.epsilon {
             best = Spent {

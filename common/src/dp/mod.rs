@@ -30,11 +30,15 @@
 //! not under MPC (the robust rules add the servers' own check on top).
 
 pub mod accountant;
+pub mod ledger;
+pub mod policy;
 pub mod sample;
 
 use serde::{Deserialize, Serialize};
 
 pub use accountant::Spent;
+pub use ledger::{Ledger, LedgerError};
+pub use policy::{PrivacyPolicy, PrivacyRefusal};
 
 /// A job's differential privacy.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

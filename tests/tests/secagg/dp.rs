@@ -97,3 +97,132 @@ async fn a_noised_aggregate_decodes() {
     let sum = RingVec::encode(32, s.fixed_point(), &values).unwrap();
     assert!(decode_aggregate(&s, &sum, 2).is_err());
 }
+
+/// Security review 2, finding 5: privacy budgets belong to the data owners, not to the model
+/// owner that sets a job's DP. The servers refuse a job below the cluster's `[privacy]` minimum
+/// at its start; a data owner refuses it too; and a data owner's own ledger, kept on disk across
+/// jobs, refuses the round that would take it past its budget, uploading nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clusters_minimum_and_each_owners_budget_hold_against_the_model_owner() {
+    use tessera_aggregator::secagg::{Limits, ServiceError};
+    use tessera_common::PartyId;
+    use tessera_common::dataset::{Dataset, Split};
+    use tessera_common::dp::{Ledger, PrivacyPolicy, PrivacyRefusal};
+    use tessera_common::seal::{Context, Purpose};
+    use tessera_data_owner::node::{DataOwnerNode, RoundError};
+
+    let policy = PrivacyPolicy {
+        min_noise_multiplier: Some(2.0),
+        max_delta: Some(1e-5),
+    };
+    let mut s = settings(3, 2, 2);
+    s.dp = Some(DpSettings {
+        noise_multiplier: 2.0,
+        clip: 1.0,
+        delta: 1e-5,
+    });
+    let limits = Limits {
+        privacy: policy,
+        ..Limits::default()
+    };
+    let c = cluster_custom(s.clone(), limits, Vec::new()).await;
+    // The model owner starts a second job with less noise, and a third with none: refused.
+    let mo = c.sealer(PartyId::ModelOwner);
+    for (job_id, dp, expected) in [
+        (
+            78,
+            Some(DpSettings {
+                noise_multiplier: 1.0,
+                ..s.dp.unwrap()
+            }),
+            "too little",
+        ),
+        (79, None, "none"),
+    ] {
+        let weaker = tessera_common::job::JobSettings {
+            job_id,
+            dp,
+            ..s.clone()
+        };
+        let ctx = Context {
+            purpose: Purpose::Control,
+            job_id,
+            round: 0,
+            chunk: 0,
+        };
+        let json = serde_json::to_vec(&weaker).unwrap();
+        let envelope = mo.seal_for(PartyId::Server(0), &ctx, &json).unwrap();
+        match (c.leader().0.start_job(&envelope), expected) {
+            (Err(ServiceError::Privacy(PrivacyRefusal::TooLittleNoise { .. })), "too little")
+            | (Err(ServiceError::Privacy(PrivacyRefusal::NoNoise { .. })), "none") => {}
+            (other, _) => panic!("{expected}: {other:?}"),
+        }
+    }
+    // Owner 0 has a budget of 3.5 at delta 1e-5: two rounds at z = 2 cost 3.19, three 4.01.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("owner-0.dp-ledger.json");
+    let data = Dataset::bundled_mnist(Split::Train)
+        .split_iid(80)
+        .swap_remove(0);
+    let node = |data: Dataset| {
+        DataOwnerNode::new(
+            c.sealer(PartyId::DataOwner(0)),
+            c.leader().clone(),
+            data,
+            false,
+        )
+        .with_privacy(policy)
+        .with_ledger(Ledger::open(&path, 3.5, 1e-5).unwrap())
+    };
+    for round in 1..=3u64 {
+        open_round(&c, round).await;
+        // A node per round: the ledger is read from disk each time, as after a restart.
+        let owner = node(data.clone());
+        let ann = c
+            .leader()
+            .fetch_round(PartyId::DataOwner(0), 77, round - 1)
+            .await
+            .unwrap();
+        let taken = owner.take_part(&ann).await;
+        c.leader()
+            .upload(upload_of(&c, 1, round, &update(&c, 1)))
+            .await
+            .unwrap();
+        let status = wait_final(&c, round).await;
+        if round <= 2 {
+            taken.expect("within the budget");
+            assert_eq!(status.state, RoundState::Aggregated, "round {round}");
+        } else {
+            assert!(
+                matches!(
+                    taken,
+                    Err(RoundError::Privacy(PrivacyRefusal::OverBudget { .. }))
+                ),
+                "{taken:?}"
+            );
+            assert!(!status.contributors.contains(&PartyId::DataOwner(0)));
+        }
+    }
+    let ledger = Ledger::open(&path, 3.5, 1e-5).unwrap();
+    assert_eq!(ledger.charges().len(), 2);
+    assert!((ledger.spent() - 3.1904).abs() < 1e-3, "{}", ledger.spent());
+    // A data owner holding the cluster's minimum refuses a weaker job itself, even if a server
+    // let it through.
+    let weak = tessera_common::job::JobSettings {
+        dp: Some(DpSettings {
+            noise_multiplier: 1.0,
+            ..s.dp.unwrap()
+        }),
+        ..s.clone()
+    };
+    let mut ann = c
+        .leader()
+        .fetch_round(PartyId::DataOwner(0), 77, 0)
+        .await
+        .unwrap();
+    ann.settings = weak;
+    assert!(matches!(
+        node(data).take_part(&ann).await,
+        Err(RoundError::Privacy(PrivacyRefusal::TooLittleNoise { .. }))
+    ));
+}

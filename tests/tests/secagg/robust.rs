@@ -377,7 +377,7 @@ async fn a_declared_weight_or_loss_cannot_loosen_the_norm_bound() {
     // Finding 1: the largest weight the job allows, a delta of norm B the other way. Every
     // coordinate (113 = 1000 x 10 / sqrt(7850)) is within the range `max_weight` allowed.
     let max_weight = c.settings.max_weight;
-    let claim = weighted(&c, &along(-bound), 0.3, max_weight);
+    let claim = weighted(&c, &along(-bound * 0.999), 0.3, max_weight);
     refused(upload(&c, 9, 1, &claim).await, "weight claimed");
     // A small weight does not help either (it would shrink the divisor).
     let small = weighted(&c, &along(-bound), 0.3, 0.5);
