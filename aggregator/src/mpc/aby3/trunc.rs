@@ -16,7 +16,11 @@
 //! ([`truncate_two_share`], [`mul_trunc_two_share`]): also one round, half the online bytes, and
 //! no preprocessing at all; in the 128-bit ring of training the pairs' 128-bit boolean adder
 //! took most of a step (a `perf` profile of network A: 28% ChaCha20 for the adder's masks, 24%
-//! copies, 11% matrix products).
+//! copies, 11% matrix products). What that costs in privacy: Π_trunc1 rounds by the low bits of
+//! the half `A` that servers 0 and 2 hold (the result is exactly
+//! `floor(x / 2^d) + [x mod 2^d > A mod 2^d]`), so an output receiver colluding with one of
+//! them learns one comparison of each truncated value's discarded low bits with a number it
+//! knows; the pairs round by `s`, which no party knows. The README's Security section states it.
 
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
@@ -315,4 +319,59 @@ pub async fn matmul_trunc_two_share<R: Ring, N: Network>(
 ) -> Result<Aby3Tensor<R>, MpcError> {
     let (p, shape) = Product::for_matmul(x.shape(), y.shape())?;
     product_two_share(session, x, y, p, &shape, bits).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mpc::harness::run_local;
+
+    /// What the two-share truncation's rounding depends on (security review 2, finding 8,
+    /// stated in the README's Security section): the result is exactly
+    /// `floor(x / 2^d) + [x mod 2^d > A mod 2^d]`, with `A` the half that servers 0 and 2 hold.
+    /// So an output receiver colluding with either learns, per truncated value, one comparison
+    /// of the value's discarded low bits with a number it knows; nothing above the fixed-point
+    /// resolution, and nothing without such a collusion (`A` is uniform to everyone else).
+    #[tokio::test]
+    async fn the_rounding_is_a_comparison_with_the_low_bits_of_server_0s_half() {
+        let (n, d) = (20_000usize, 16u32);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // Values up to 2^40 in magnitude; shares x = x0 + x1 + x2 with x0, x1 uniform.
+        let x: Vec<u64> = (0..n)
+            .map(|_| ((next() >> 23) as i64 - (1i64 << 40)) as u64)
+            .collect();
+        let x0: Vec<u64> = (0..n).map(|_| next()).collect();
+        let x1: Vec<u64> = (0..n).map(|_| next()).collect();
+        let x2: Vec<u64> = (0..n)
+            .map(|i| x[i].wrapping_sub(x0[i]).wrapping_sub(x1[i]))
+            .collect();
+        let parts = [
+            (x0.clone(), x1.clone()),
+            (x1.clone(), x2.clone()),
+            (x2, x0.clone()),
+        ];
+        let out = run_local(3, move |session| {
+            let (a, b) = parts[session.me()].clone();
+            async move {
+                let shared = Shared::from_parts(a, b, &[n]);
+                let y = truncate_two_share(&session, &shared, d).await?;
+                Ok(y.shares().0.to_vec())
+            }
+        })
+        .await
+        .unwrap();
+        let low = |v: u64| v & ((1 << d) - 1);
+        for i in 0..n {
+            let y = out[0][i].wrapping_add(out[1][i]).wrapping_add(out[2][i]) as i64;
+            let floor = (x[i] as i64) >> d;
+            let bit = i64::from(low(x[i]) > low(x0[i]));
+            assert_eq!(y, floor + bit, "element {i}");
+        }
+    }
 }
