@@ -229,7 +229,10 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         Sealer::new(&identity, cluster.public_keys()),
         network,
         access,
-        MpcLimits::default(),
+        MpcLimits {
+            training: cluster.training.clone(),
+            ..MpcLimits::default()
+        },
     );
     let _ = mpc_cell.set(mpc);
     info!(me = %me, servers = cluster.num_servers(), "ready");

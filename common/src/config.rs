@@ -303,6 +303,9 @@ pub struct ClusterConfig {
     pub models: BTreeMap<String, Vec<PartyId>>,
     /// The minimum privacy every server and data owner enforces on a job (`[privacy]`).
     pub privacy: PrivacyPolicy,
+    /// What an encrypted training may reveal to the model owner (`[training]`), enforced by
+    /// every server at the launch.
+    pub training: crate::train_policy::TrainingPolicy,
 }
 
 #[derive(Deserialize)]
@@ -312,6 +315,8 @@ struct RawCluster {
     job: JobDefaults,
     #[serde(default)]
     privacy: PrivacyPolicy,
+    #[serde(default)]
+    training: crate::train_policy::TrainingPolicy,
     #[serde(default)]
     network: NetworkDefaults,
     parties: BTreeMap<String, RawParty>,
@@ -491,6 +496,7 @@ impl ClusterConfig {
             network: raw.network,
             models,
             privacy: raw.privacy,
+            training: raw.training,
         })
     }
 
@@ -667,6 +673,12 @@ mod tests {
         assert_eq!(
             (policy.min_noise_multiplier, policy.max_delta),
             (Some(1.5), Some(1e-6))
+        );
+        let training = cluster("[training]\nmin_batch = 32\noptimizers = [\"sgd\"]\n");
+        let training = ClusterConfig::from_toml(&training).unwrap().training;
+        assert_eq!(
+            (training.min_batch, training.optimizers),
+            (32, Some(vec!["sgd".to_string()]))
         );
         let zero = cluster("[privacy]\nmin_noise_multiplier = 0\n");
         assert!(matches!(

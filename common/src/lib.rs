@@ -16,8 +16,10 @@
 //! - [`model_spec`] and [`job`]: the serde model description and a job's settings;
 //! - [`model_file`] and [`onnx`]: what `--model` names: a preset, a model-spec file, or an ONNX
 //!   model whose weights start training or are deployed for encrypted prediction;
-//! - [`dp`]: distributed differential privacy: the discrete Gaussian the servers add and the
-//!   accountant the model owner prints `(epsilon, delta)` with;
+//! - [`dp`]: distributed differential privacy: the discrete Gaussian the servers add, the
+//!   accountant the model owner prints `(epsilon, delta)` with, the cluster's minimum and each
+//!   data owner's own budget ledger;
+//! - [`train_policy`]: what an encrypted training may reveal to the model owner;
 //! - [`rule`]: the aggregation rule of a job (`mean`, `norm-bound`) and its check's parameters;
 //! - [`config`]: the cluster file naming each party's address and public key;
 //! - [`api`]: what data owners and the model owner ask of the servers, as transport-free traits;
@@ -49,6 +51,7 @@ pub mod ringvec;
 pub mod rule;
 pub mod seal;
 pub mod sharing;
+pub mod train_policy;
 pub mod upload;
 
 pub use party::PartyId;

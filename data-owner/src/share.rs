@@ -1,17 +1,23 @@
 //! `data-owner share-data`: an institution's part in an encrypted training job the aggregators
 //! serve. It secret-shares its count, its examples and their targets to the servers (sealed for
 //! each, in chunks) and leaves; the servers train on the union under MPC and only the model
-//! owner receives the weights.
+//! owner receives the weights. Before it shares anything it reads the training's settings from
+//! the description each server seals for it, prints what the training will reveal to the model
+//! owner, and refuses a training beyond its own limits (`--min-batch`, `--max-loss-reveals`,
+//! `--max-checkpoints`, `--optimizers`; see [`tessera_common::train_policy`]).
 
 use std::time::Duration;
 
 use tessera_aggregator::grpc::GrpcTransport;
-use tessera_aggregator::mpc::service::server::TransferInfo;
-use tessera_aggregator::mpc::service::{ClientError, JobClient, MpcJobStatus, MpcServiceError};
-use tessera_aggregator::mpc::train::job::{self as train_job, targets};
+use tessera_aggregator::mpc::service::server::{DESCRIPTION_ROUND, TransferInfo};
+use tessera_aggregator::mpc::service::{
+    ClientError, JobClient, JobKind, JobSpec, MpcJobStatus, MpcServiceError,
+};
+use tessera_aggregator::mpc::train::job::{self as train_job, TrainJob, targets};
 use tessera_common::PartyId;
 use tessera_common::cli::{PartyArgs, PartyLoadError};
-use tessera_common::seal::Sealer;
+use tessera_common::seal::{Expected, Purpose, Sealer};
+use tessera_common::train_policy::{TrainingPolicy, TrainingRefusal};
 
 use crate::cli::{DataError, load_dataset};
 
@@ -41,6 +47,31 @@ pub struct ShareArgs {
     /// Seconds to wait for the job to appear on the servers.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
+    /// Refuse a job whose batches are smaller (each revealed loss and each step averages a
+    /// batch: with batches of one, revealed losses can name each example's label).
+    #[arg(long, default_value_t = 16)]
+    pub min_batch: usize,
+    /// Refuse a job that can reveal more losses to the model owner over the whole training.
+    #[arg(long)]
+    pub max_loss_reveals: Option<u64>,
+    /// Refuse a job that reveals more per-epoch weights.
+    #[arg(long)]
+    pub max_checkpoints: Option<u64>,
+    /// The optimizers this owner accepts, comma-separated (`sgd,adam,amsgrad`) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub optimizers: Option<Vec<String>>,
+}
+
+impl ShareArgs {
+    /// This owner's limits on what the training may reveal.
+    pub fn limits(&self) -> TrainingPolicy {
+        TrainingPolicy {
+            min_batch: self.min_batch,
+            max_loss_reveals: self.max_loss_reveals,
+            max_checkpoints: self.max_checkpoints,
+            optimizers: self.optimizers.clone(),
+        }
+    }
 }
 
 /// Errors of `share-data`.
@@ -64,6 +95,69 @@ pub enum ShareError {
     /// A server refused, failed or could not be reached.
     #[error(transparent)]
     Job(#[from] ClientError),
+    /// The training would reveal more than this owner allows: nothing was shared.
+    #[error("job {job}: refused, {refusal}")]
+    Refused {
+        /// The job.
+        job: u64,
+        /// What is beyond the owner's limits.
+        refusal: TrainingRefusal,
+    },
+    /// A server's sealed description did not open, is not a training, or differs from another
+    /// server's.
+    #[error("job {job}: the description {server} sealed: {reason}")]
+    Description {
+        /// The job.
+        job: u64,
+        /// The server.
+        server: PartyId,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The training job as every server seals its description for this owner (each must open from
+/// its server, be a training, and equal the others): the settings the servers will run, not what
+/// the unauthenticated rest of a status answer says.
+pub fn sealed_training(
+    sealer: &Sealer,
+    job: u64,
+    statuses: &[(PartyId, MpcJobStatus)],
+) -> Result<TrainJob, ShareError> {
+    let mut agreed: Option<TrainJob> = None;
+    for (server, status) in statuses {
+        let refuse = |reason: String| ShareError::Description {
+            job,
+            server: *server,
+            reason,
+        };
+        let expected = Expected {
+            purpose: Purpose::JobControl,
+            job_id: job,
+            round: DESCRIPTION_ROUND,
+            sender: Some(*server),
+        };
+        let opened = sealer
+            .open(&status.sealed_description, &expected)
+            .map_err(|e| refuse(e.to_string()))?;
+        let spec: JobSpec =
+            serde_json::from_slice(&opened.plaintext).map_err(|e| refuse(e.to_string()))?;
+        let JobKind::Train { job: train, .. } = spec.kind else {
+            return Err(refuse(format!(
+                "a {} job, not a training",
+                spec.kind.name()
+            )));
+        };
+        match &agreed {
+            None => agreed = Some(train),
+            Some(first) if *first == train => {}
+            Some(_) => return Err(refuse("differs from another server's".into())),
+        }
+    }
+    agreed.ok_or_else(|| ShareError::Mismatch {
+        job,
+        reason: "the cluster has no servers".into(),
+    })
 }
 
 /// This party's input under `label`: its index and description.
@@ -106,6 +200,7 @@ pub async fn share_command(args: ShareArgs) -> Result<usize, ShareError> {
     let deadline = tokio::time::Instant::now() + client.timeout;
     let unknown_job = MpcServiceError::UnknownJob(0);
     let mut agreed = None;
+    let mut statuses = Vec::new();
     for server in &client.servers {
         let status = loop {
             let waiting = match client.status(*server, args.job).await {
@@ -124,8 +219,18 @@ pub async fn share_command(args: ShareArgs) -> Result<usize, ShareError> {
             tracing::info!(%waiting, "waiting");
             tokio::time::sleep(Duration::from_millis(300)).await;
         };
+        statuses.push((*server, status.clone()));
         agreed.get_or_insert(status);
     }
+    let train = sealed_training(&sealer, args.job, &statuses)?;
+    let terms = train.terms();
+    println!("job {}: {terms}; {} epochs", args.job, train.epochs);
+    args.limits()
+        .check(&terms)
+        .map_err(|refusal| ShareError::Refused {
+            job: args.job,
+            refusal,
+        })?;
     let status = agreed.ok_or_else(|| ShareError::Mismatch {
         job: args.job,
         reason: "the cluster has no servers".into(),

@@ -57,6 +57,7 @@ struct Cluster {
     sealers: HashMap<PartyId, Sealer>,
     ids: Vec<Identity>,
     recv_timeout: Duration,
+    training: tessera_common::train_policy::TrainingPolicy,
 }
 
 impl Cluster {
@@ -75,6 +76,7 @@ impl Cluster {
             sealers: HashMap::new(),
             ids,
             recv_timeout,
+            training: Default::default(),
         };
         cluster.start(running);
         cluster.sealers = cluster
@@ -104,6 +106,7 @@ impl Cluster {
         let limits = MpcLimits {
             input_timeout: self.recv_timeout,
             output_wait: Duration::from_millis(500),
+            training: self.training.clone(),
             ..MpcLimits::default()
         };
         self.services = self
@@ -540,5 +543,92 @@ fn job_ids_aborts_and_fetches_cannot_be_turned_against_the_model_owner() {
         }
         // Alice's client reads the logits as ever.
         assert_eq!(alice.output(&status, 0).await.expect("logits").len(), 10);
+    });
+}
+
+/// Security review 2, finding 3: the model owner alone set the batch size, the loss reveals,
+/// the weights and the learning rate, and with batches of one and a loss per batch the revealed
+/// losses named every label. The servers now refuse a training beyond the cluster's `[training]`
+/// policy at its launch, and a data owner reads the settings from the description each server
+/// seals for it and refuses a training beyond its own limits before sharing anything.
+#[test]
+fn a_training_that_reveals_too_much_is_refused_by_the_servers_and_by_the_owner() {
+    use tessera_aggregator::mpc::train::job::TrainJob;
+    use tessera_aggregator::mpc::train::optim::Optimizer;
+    use tessera_common::train_policy::{TrainingPolicy, TrainingRefusal};
+    use tessera_data_owner::share::{ShareError, sealed_training};
+
+    let mut cluster = Cluster::new(3, Duration::from_secs(30));
+    cluster.training = TrainingPolicy {
+        min_batch: 8,
+        ..TrainingPolicy::default()
+    };
+    cluster.start(3);
+    let train = |batch_size: usize| JobKind::Train {
+        protocol: ProtocolKind::Aby3,
+        job: TrainJob {
+            spec: ModelSpec::logistic_regression(),
+            optimizer: Optimizer::sgd(1e-12),
+            epochs: 1,
+            batch_size,
+            frac_bits: tessera_aggregator::mpc::train::precision::FRAC_BITS,
+            owners: vec![ALICE],
+            max_rows: 2000,
+            seed: 1,
+            lr_decay: 1.0,
+            loss_every: 1,
+            servers_init: false,
+        },
+    };
+    runtime().block_on(async {
+        let transport = cluster.transport();
+        let owner = cluster.client(&transport, OWNER);
+        // The label-recovery setting: batches of one, a loss each.
+        let err = owner.launch(train(1)).await.unwrap_err();
+        assert_refused!(
+            err,
+            MpcServiceError::Training(TrainingRefusal::BatchTooSmall { batch: 1, min: 8 })
+        );
+        // Batches of 8 pass the cluster's policy; Alice asks for 16 at least.
+        let (job, _) = owner
+            .launch(train(8))
+            .await
+            .expect("within the cluster's policy");
+        let alice = cluster.client(&transport, ALICE);
+        let mut statuses = Vec::new();
+        for server in SERVERS {
+            statuses.push((server, alice.status(server, job).await.unwrap()));
+        }
+        let sealed = sealed_training(&cluster.sealers[&ALICE], job, &statuses).unwrap();
+        let terms = sealed.terms();
+        // 2000 rows in batches of 8, a loss each: 250 losses revealed at the most.
+        assert_eq!((terms.batch_size, terms.loss_reveals), (8, 250));
+        let limits = TrainingPolicy {
+            min_batch: 16,
+            ..TrainingPolicy::default()
+        };
+        assert_eq!(
+            limits.check(&terms),
+            Err(TrainingRefusal::BatchTooSmall { batch: 8, min: 16 })
+        );
+        // What the path does to a server's answer is caught: a changed sealed description
+        // does not open, and the unsealed fields are not what the owner reads.
+        let mut tampered = statuses.clone();
+        let last = tampered[1].1.sealed_description.len() - 1;
+        tampered[1].1.sealed_description[last] ^= 1;
+        assert!(matches!(
+            sealed_training(&cluster.sealers[&ALICE], job, &tampered),
+            Err(ShareError::Description {
+                server: PartyId::Server(1),
+                ..
+            })
+        ));
+        // Bob's status request is refused (not a party of the job): no description for him.
+        let err = cluster
+            .client(&transport, BOB)
+            .status(SERVERS[0], job)
+            .await
+            .unwrap_err();
+        assert_refused!(err, MpcServiceError::Forbidden { party: BOB, .. });
     });
 }

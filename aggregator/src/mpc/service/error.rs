@@ -120,6 +120,9 @@ pub enum MpcServiceError {
         /// The job.
         job: u64,
     },
+    /// A training that would reveal more than the cluster's `[training]` policy allows.
+    #[error("training refused: {0}")]
+    Training(#[from] tessera_common::train_policy::TrainingRefusal),
     /// The output is not ready yet (ask again).
     #[error("output {round} of job {job} is not ready yet")]
     NotReady {
@@ -177,6 +180,7 @@ impl MpcServiceError {
             MpcServiceError::WrongLength(_) => "wrong_length",
             MpcServiceError::NoSuchOutput { .. } => "no_such_output",
             MpcServiceError::Released { .. } => "released",
+            MpcServiceError::Training(_) => "training_policy",
             MpcServiceError::AbortMismatch { .. } => "abort_mismatch",
             MpcServiceError::NotReady { .. } => "not_ready",
             MpcServiceError::Ended { .. } => "ended",

@@ -27,6 +27,7 @@ use crate::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
 use crate::mpc::session::{SECAGG_SESSIONS, party_tag, session_prefix};
 use crate::mpc::train::job::serve_training;
 use crate::mpc::{MpcError, Session};
+use tessera_common::train_policy::TrainingPolicy;
 
 /// The `round` of a launch envelope (purpose `JobControl`).
 pub const LAUNCH_ROUND: u64 = 0;
@@ -36,6 +37,9 @@ pub const ABORT_ROUND: u64 = 1;
 /// follows ([`MpcJobStatus::launch_digest`]), so a recorded abort stops that one launch only,
 /// never a later job under the same id.
 pub const ABORT_PLAINTEXT: &[u8] = b"abort";
+/// The `round` of the job description a server seals for a status request's caller (purpose
+/// `JobControl`): what a data owner checks before it shares anything.
+pub const DESCRIPTION_ROUND: u64 = 2;
 
 /// The first job id of the range data owners' (prediction clients') ids start at: the model
 /// owner's ids lie below it, data owner `i`'s in `[2^62 + i 2^30, 2^62 + (i + 1) 2^30)`.
@@ -83,6 +87,9 @@ pub struct MpcLimits {
     pub output_wait: Duration,
     /// How long after a job ends its late peer messages are dropped again.
     pub linger: Duration,
+    /// What a training may reveal to the model owner (`[training]` of the cluster file): a
+    /// training beyond it is refused at its launch.
+    pub training: TrainingPolicy,
 }
 
 impl Default for MpcLimits {
@@ -96,6 +103,7 @@ impl Default for MpcLimits {
             input_timeout: Duration::from_secs(120),
             output_wait: Duration::from_secs(20),
             linger: Duration::from_secs(150),
+            training: TrainingPolicy::default(),
         }
     }
 }
@@ -174,6 +182,11 @@ pub struct MpcJobStatus {
     /// SHA-256 of its launch description, in hex: an abort names it.
     #[serde(default)]
     pub launch_digest: String,
+    /// In an answer to a status request: the job's description (JSON) sealed by the server for
+    /// the caller ([`DESCRIPTION_ROUND`]), so that a data owner reads the training settings as
+    /// the server runs them, whatever the path did to the rest of the answer.
+    #[serde(default)]
+    pub sealed_description: Vec<u8>,
 }
 
 impl MpcJobStatus {
@@ -194,6 +207,7 @@ impl MpcJobStatus {
             inputs: job.inputs.iter().map(info).collect(),
             outputs: job.outputs.iter().map(info).collect(),
             launch_digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            sealed_description: Vec::new(),
         }
     }
 }
@@ -412,7 +426,10 @@ impl<N: Network + 'static> MpcService<N> {
                 )?;
                 (job, Some(Arc::clone(&deployed.params)))
             }
-            JobKind::Train { .. } => (Job::train(id, launcher, spec.clone())?, None),
+            JobKind::Train { job: train, .. } => {
+                self.limits.training.check(&train.terms())?;
+                (Job::train(id, launcher, spec.clone())?, None)
+            }
         };
         let element_bytes =
             words_per_element(job.protocol.scheme(), self.me()) * (job.ring_bits / 8) as usize;
@@ -734,7 +751,17 @@ impl<N: Network + 'static> MpcService<N> {
                 what: format!("see MPC job {job_id}"),
             });
         }
-        Ok(MpcJobStatus::of(job, &entry.digest, entry.io.state()))
+        let mut status = MpcJobStatus::of(job, &entry.digest, entry.io.state());
+        let description = serde_json::to_vec(&job.spec)
+            .map_err(|e| Error::Malformed(format!("job description: {e}")))?;
+        let context = Context {
+            purpose: Purpose::JobControl,
+            job_id,
+            round: DESCRIPTION_ROUND,
+            chunk: 0,
+        };
+        status.sealed_description = self.sealer.seal_for(caller, &context, &description)?;
+        Ok(status)
     }
 
     /// Aborts a job (a sealed `JobControl` envelope of the model owner, round

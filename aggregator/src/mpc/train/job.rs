@@ -26,6 +26,7 @@ use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::prg::Seed;
 use tessera_common::ring::{Ring, RingTensor};
+use tessera_common::train_policy::TrainingTerms;
 
 use super::init::{Init, initial_params};
 use super::{Loss, Optimizer, StepPrep, TrainSpec, Trainer};
@@ -170,6 +171,24 @@ impl TrainJob {
     /// How many losses an epoch of `batches` batches reveals.
     pub fn losses_per_epoch(&self, batches: usize) -> usize {
         (0..batches).filter(|b| self.wants_loss(*b)).count()
+    }
+
+    /// What the job reveals to the model owner, at the most examples its owners may share
+    /// (checked against the cluster's `[training]` policy and each data owner's limits).
+    pub fn terms(&self) -> TrainingTerms {
+        let most_rows = self.max_rows.saturating_mul(self.owners.len());
+        let batches = most_rows.div_ceil(self.batch_size.max(1));
+        let per_epoch = if self.loss_every == 0 {
+            0
+        } else {
+            batches.div_ceil(self.loss_every)
+        };
+        TrainingTerms {
+            batch_size: self.batch_size,
+            loss_reveals: (per_epoch as u64).saturating_mul(self.epochs as u64),
+            checkpoints: self.epochs as u64,
+            optimizer: self.optimizer.name().to_string(),
+        }
     }
 }
 
