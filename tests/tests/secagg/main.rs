@@ -100,7 +100,7 @@ async fn cluster_custom(settings: JobSettings, limits: Limits, mut hooks: Vec<Ho
     let num_servers = settings.num_servers;
     hooks.resize_with(num_servers, Hook::pass);
     let mut parties: Vec<PartyId> = (0..num_servers as u8).map(PartyId::Server).collect();
-    parties.extend((0..13).map(PartyId::DataOwner));
+    parties.extend((0..14).map(PartyId::DataOwner));
     parties.push(PartyId::ModelOwner);
     let ids: Vec<Identity> = parties
         .iter()

@@ -359,7 +359,7 @@ fn weighted(c: &Cluster, delta: &[f64], loss: f64, w: f64) -> RingVec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declared_weight_or_loss_cannot_loosen_the_norm_bound() {
     let bound = 10.0;
-    let c = rule_cluster(AggregationRule::NormBound { bound }, 13, 2).await;
+    let c = rule_cluster(AggregationRule::NormBound { bound }, 14, 2).await;
     open_round(&c, 1).await;
     let p = c.settings.num_params;
     // The honest direction: a unit vector of alternating signs.
@@ -382,13 +382,21 @@ async fn a_declared_weight_or_loss_cannot_loosen_the_norm_bound() {
     // A small weight does not help either (it would shrink the divisor).
     let small = weighted(&c, &along(-bound), 0.3, 0.5);
     refused(upload(&c, 10, 1, &small).await, "weight 1/2");
-    // Finding 6: a zero update with a loss of -2^29 units, and a loss above the weight.
+    // Finding 6: a zero update with a loss of -2^25 units (within the range `max_weight`
+    // allowed: it drove the mean loss below zero and the model owner threw the round away),
+    // one unit below zero (only the loss window catches it), and a loss above the weight.
     let mut veto = weighted(&c, &vec![0.0; p], 0.0, 1.0);
     let RingVec::U64(v) = &mut veto else {
         panic!("64-bit ring")
     };
-    v[p] = (-(1i64 << 29)) as u64;
+    v[p] = (-(1i64 << 25)) as u64;
     refused(upload(&c, 11, 1, &veto).await, "negative loss");
+    let mut below = weighted(&c, &vec![0.0; p], 0.0, 1.0);
+    let RingVec::U64(v) = &mut below else {
+        panic!("64-bit ring")
+    };
+    v[p] = u64::MAX;
+    refused(upload(&c, 13, 1, &below).await, "loss one unit below zero");
     let high = weighted(&c, &vec![0.0; p], 1.5, 1.0);
     refused(upload(&c, 12, 1, &high).await, "loss above the weight");
     // The worst an accepted owner can do: weight 1, a delta of norm B the other way.
