@@ -202,6 +202,11 @@ impl JobSettings {
         };
         if self.rule.is_robust() {
             self.check_robust()?;
+        } else if self.checks_uploads() {
+            self.range_check().map_err(|e| JobError::Invalid {
+                field: "num_params",
+                reason: e.to_string(),
+            })?;
         }
         if let Some(dp) = &self.dp {
             dp.validate(self.frac_bits)?;
@@ -252,6 +257,21 @@ impl JobSettings {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Whether the servers check every upload under MPC before it joins the round: under every
+    /// robust rule, and under `mean` wherever the check can run (three servers, the 64-bit
+    /// ring), where it refuses an upload out of range, with a weight outside `[1, max_weight]`
+    /// or a loss outside `[0, w]` individually, instead of letting one owner make the model
+    /// owner refuse the whole round (security review 2, finding 14).
+    pub fn checks_uploads(&self) -> bool {
+        self.rule.is_robust() || (self.num_servers == 3 && self.ring_bits == 64)
+    }
+
+    /// The parameters of the check [`Self::checks_uploads`] runs under `mean`: the range and
+    /// the weight and loss windows of `norm-bound` (its norm bound is not used there).
+    pub fn range_check(&self) -> Result<NormBound, NormBoundError> {
+        self.norm_bound(1.0)
     }
 
     /// Whether every owner counts once (weight exactly 1, whatever its sample count): under the

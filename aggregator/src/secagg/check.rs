@@ -14,6 +14,7 @@ use tessera_common::ringvec::RingVec;
 use tessera_common::rule::AggregationRule;
 
 use super::robust::clip::clip_upload;
+use super::robust::norm::range_verdict;
 use super::robust::sort::trimmed_sum;
 use super::robust::{Component, check_upload, replicate};
 use super::service::Job;
@@ -31,7 +32,9 @@ pub(super) const CHECK_LINGER: Duration = Duration::from_secs(10);
 
 impl<N: Network + 'static> AggregatorService<N> {
     /// This server's part of the check of the upload forwarded as `seq` in `round`, from its
-    /// `component` of the upload: `Ok` if the upload passes the job's rule (always under `mean`).
+    /// `component` of the upload: `Ok` if the upload passes the job's rule (under `mean`, its
+    /// range and windows where the check can run,
+    /// [`tessera_common::job::JobSettings::checks_uploads`]; always elsewhere).
     /// Under `clip` the upload is scaled, under `trimmed-mean` and `median` converted to
     /// replicated sharing, and kept for the close ([`AggregatorService::close_kept`]).
     pub(super) async fn run_check(
@@ -46,7 +49,26 @@ impl<N: Network + 'static> AggregatorService<N> {
         let id = secagg_session_id(settings.job_id, round, seq);
         let failed = |e: MpcError| ServiceError::CheckFailed(e.to_string());
         match settings.rule {
-            AggregationRule::Mean => Ok(()),
+            AggregationRule::Mean if !settings.checks_uploads() => Ok(()),
+            AggregationRule::Mean => {
+                let check = settings
+                    .range_check()
+                    .map_err(|e| ServiceError::CheckFailed(e.to_string()))?;
+                let verdict = self
+                    .in_session(id, async |session| {
+                        let shared = replicate(session, &component, len).await?;
+                        range_verdict(session, &shared, &check).await
+                    })
+                    .await
+                    .map_err(failed)?;
+                if verdict {
+                    Ok(())
+                } else {
+                    Err(ServiceError::RuleRejected {
+                        rule: settings.rule.to_string(),
+                    })
+                }
+            }
             AggregationRule::NormBound { bound } => {
                 let check = settings
                     .norm_bound(bound)

@@ -122,7 +122,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 job.notify(st);
                 step
             };
-            if settings.rule.is_robust() {
+            if settings.checks_uploads() {
                 if let (true, Some(PeerReply::Ok), Some(seed)) = (forward, &step.reply, opened_seed)
                 {
                     let (service, job) = (Arc::clone(&self), Arc::clone(&job));

@@ -336,11 +336,11 @@ impl<N: Network + 'static> AggregatorService<N> {
         };
         // Under a robust rule the three servers check the upload once every helper holds it.
         let verdict = match (verdict, staging) {
-            (Ok(()), RingVec::U64(share)) if job.settings.rule.is_robust() => {
+            (Ok(()), RingVec::U64(share)) if job.settings.checks_uploads() => {
                 let mine = Component::Vector(share.clone());
                 self.run_check(&job, round, seq, mine).await
             }
-            (Ok(()), _) if job.settings.rule.is_robust() => Err(ServiceError::WrongLength(
+            (Ok(()), _) if job.settings.checks_uploads() => Err(ServiceError::WrongLength(
                 "a robust rule needs the 64-bit ring".into(),
             )),
             (verdict, _) => verdict,

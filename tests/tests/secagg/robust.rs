@@ -436,3 +436,40 @@ async fn a_declared_weight_or_loss_cannot_loosen_the_norm_bound() {
         Err(AggregateError::TotalWeight { .. })
     ));
 }
+
+/// Security review 2, finding 14: under `mean` one keyed owner failed every round, with
+/// `x = 2^31` in every coordinate or a declared weight of 24,000: the servers accepted it and the
+/// model owner refused the whole aggregate. With three servers in the 64-bit ring the servers now
+/// check each upload's range and windows under `mean` as well, and refuse such an upload alone:
+/// the round aggregates exactly the others', which the model owner accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_mean_an_owner_out_of_range_is_refused_alone() {
+    let c = rule_cluster(AggregationRule::Mean, 5, 2).await;
+    assert!(c.settings.checks_uploads());
+    open_round(&c, 1).await;
+    let honest: Vec<RingVec> = (0..3)
+        .map(|o| update(&c, o, 0.01, 10.0 + o as f64))
+        .collect();
+    let p = c.settings.num_params;
+    let mut wide = update(&c, 3, 0.0, 1.0);
+    let RingVec::U64(v) = &mut wide else {
+        panic!("64-bit ring")
+    };
+    v[..p].iter_mut().for_each(|x| *x = 1 << 31);
+    let heavy = update(&c, 4, 0.01, 24_000.0);
+    for (o, bad) in [(3, &wide), (4, &heavy)] {
+        match upload(&c, o, 1, bad).await {
+            Err(ServiceError::RuleRejected { rule }) => assert_eq!(rule, "mean"),
+            other => panic!("owner {o}: {other:?}"),
+        }
+    }
+    for (o, u) in honest.iter().enumerate() {
+        upload(&c, o as u32, 1, u).await.unwrap();
+    }
+    let status = wait_final(&c, 1).await;
+    assert_eq!(status.state, RoundState::Aggregated);
+    let sum = revealed(&c, 1).await;
+    assert_eq!(sum, ring_sum(&honest));
+    let got = decode_aggregate(&c.settings, &sum, 3).expect("the honest owners' aggregate");
+    assert_eq!(got.total_weight, 33.0);
+}

@@ -62,6 +62,19 @@ pub async fn norm_bound_verdict<N: Network>(
     all_nonnegative_in_range(session, &slack, &in_range).await
 }
 
+/// Whether the replicated upload `x` is in range with its weight and loss in their windows
+/// (`norm-bound` without the norm: the check under `mean`, see
+/// [`tessera_common::job::JobSettings::checks_uploads`]): the bit every server learns.
+pub async fn range_verdict<N: Network>(
+    session: &Session<N>,
+    x: &Aby3Tensor<u64>,
+    check: &NormBound,
+) -> Result<bool, MpcError> {
+    let (in_range, lifted) = lift_checked(session, x, check.range_bits).await?;
+    let window = window_slack(session.me(), &lifted, check)?;
+    all_nonnegative_in_range(session, &window, &in_range).await
+}
+
 /// The values that are all non-negative exactly when the lifted upload `(u, loss w, w)`'s
 /// weight lies in `[min_weight, max_weight]` and its loss coordinate in `[0, w]` (the loss is
 /// scaled into `[0, 1]` before weighting, so an owner can move the mean loss no more than the
