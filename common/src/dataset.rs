@@ -84,7 +84,7 @@ fn be_u32(bytes: &[u8], at: usize) -> u32 {
 }
 
 /// Parses an IDX image file and its label file.
-fn parse_idx(images: &[u8], labels: &[u8], path: &Path) -> Result<Dataset, DatasetError> {
+pub fn parse_idx(images: &[u8], labels: &[u8], path: &Path) -> Result<Dataset, DatasetError> {
     let format = |reason: String| DatasetError::Format {
         path: path.to_owned(),
         reason,
