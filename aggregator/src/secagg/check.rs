@@ -16,7 +16,7 @@ use tessera_common::rule::AggregationRule;
 use super::robust::clip::clip_upload;
 use super::robust::norm::range_verdict;
 use super::robust::sort::trimmed_sum;
-use super::robust::{Component, check_upload, replicate};
+use super::robust::{Component, norm_bound_verdict, replicate};
 use super::service::Job;
 use super::{AggregatorService, ServiceError};
 use crate::mpc::aby3::Aby3Tensor;
@@ -50,32 +50,22 @@ impl<N: Network + 'static> AggregatorService<N> {
         let failed = |e: MpcError| ServiceError::CheckFailed(e.to_string());
         match settings.rule {
             AggregationRule::Mean if !settings.checks_uploads() => Ok(()),
-            AggregationRule::Mean => {
-                let check = settings
-                    .range_check()
+            // The range and windows (and under `norm-bound` the norm): only the verdict opened.
+            AggregationRule::Mean | AggregationRule::NormBound { .. } => {
+                let bound = match settings.rule {
+                    AggregationRule::NormBound { bound } => Some(bound),
+                    _ => None,
+                };
+                let check = bound
+                    .map_or_else(|| settings.range_check(), |b| settings.norm_bound(b))
                     .map_err(|e| ServiceError::CheckFailed(e.to_string()))?;
                 let verdict = self
                     .in_session(id, async |session| {
                         let shared = replicate(session, &component, len).await?;
-                        range_verdict(session, &shared, &check).await
-                    })
-                    .await
-                    .map_err(failed)?;
-                if verdict {
-                    Ok(())
-                } else {
-                    Err(ServiceError::RuleRejected {
-                        rule: settings.rule.to_string(),
-                    })
-                }
-            }
-            AggregationRule::NormBound { bound } => {
-                let check = settings
-                    .norm_bound(bound)
-                    .map_err(|e| ServiceError::CheckFailed(e.to_string()))?;
-                let verdict = self
-                    .in_session(id, async |session| {
-                        check_upload(session, &component, len, &check).await
+                        match bound {
+                            Some(_) => norm_bound_verdict(session, &shared, &check).await,
+                            None => range_verdict(session, &shared, &check).await,
+                        }
                     })
                     .await
                     .map_err(failed)?;
