@@ -231,6 +231,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         access,
         MpcLimits {
             training: cluster.training.clone(),
+            query_budgets: cluster.query_budgets.clone().into_iter().collect(),
             ..MpcLimits::default()
         },
     );

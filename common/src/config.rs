@@ -28,6 +28,13 @@
 //!
 //! [models.mnist]                # a deployed model's id, and who may query it
 //! clients = ["data-owner-0"]
+//! max_queries = 1000             # predictions each of them may run (unlimited when absent)
+//!
+//! [privacy]                      # the minimum DP of every federated job (see `dp::policy`)
+//! min_noise_multiplier = 1.0
+//!
+//! [training]                     # what an encrypted training may reveal (`train_policy`)
+//! min_batch = 32
 //! ```
 //!
 //! Any value can be overridden from the environment with the `TESSERA` prefix and `__` between
@@ -306,6 +313,9 @@ pub struct ClusterConfig {
     /// What an encrypted training may reveal to the model owner (`[training]`), enforced by
     /// every server at the launch.
     pub training: crate::train_policy::TrainingPolicy,
+    /// Predictions each client may run on a model (`max_queries` under `[models.<id>]`):
+    /// every server counts them and refuses one more.
+    pub query_budgets: BTreeMap<String, u64>,
 }
 
 #[derive(Deserialize)]
@@ -328,6 +338,8 @@ struct RawCluster {
 #[serde(deny_unknown_fields)]
 struct RawModel {
     clients: Vec<String>,
+    /// Predictions each listed client may run on the model (counted at every server).
+    max_queries: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -471,6 +483,7 @@ impl ClusterConfig {
             });
         }
         let mut models = BTreeMap::new();
+        let mut query_budgets = BTreeMap::new();
         for (model, access) in raw.models {
             let mut clients = Vec::new();
             for name in access.clients {
@@ -487,6 +500,9 @@ impl ClusterConfig {
                 }
                 clients.push(party);
             }
+            if let Some(budget) = access.max_queries {
+                query_budgets.insert(model.clone(), budget);
+            }
             models.insert(model, clients);
         }
         raw.privacy.validate().map_err(ConfigError::BadPrivacy)?;
@@ -497,6 +513,7 @@ impl ClusterConfig {
             models,
             privacy: raw.privacy,
             training: raw.training,
+            query_budgets,
         })
     }
 
@@ -778,7 +795,7 @@ mod tests {
                 "[parties.model-owner]\n",
                 "[parties.acme-research]\nrole = \"model-owner\"\n",
             )
-            + "[models.m]\nclients = [\"acme-research\", \"data-owner-0\"]\n";
+            + "[models.m]\nclients = [\"acme-research\", \"data-owner-0\"]\nmax_queries = 5\n";
         let c = ClusterConfig::from_toml(&named).unwrap();
         assert_eq!(c.resolve("eu-leader").unwrap(), PartyId::Server(0));
         assert_eq!(c.resolve("server0").unwrap(), PartyId::Server(0));
@@ -786,6 +803,7 @@ mod tests {
         assert_eq!(c.resolve("server1").unwrap(), PartyId::Server(1));
         assert_eq!(c.party(PartyId::Server(0)).unwrap().name, "eu-leader");
         assert_eq!(c.models["m"], [PartyId::ModelOwner, PartyId::DataOwner(0)]);
+        assert_eq!(c.query_budgets["m"], 5);
         assert_eq!(c.num_servers(), 2);
         assert!(matches!(
             c.resolve("nobody-here"),

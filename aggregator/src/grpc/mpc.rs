@@ -33,7 +33,9 @@ pub fn mpc_status(e: &MpcServiceError) -> Status {
             Status::already_exists(msg)
         }
         MpcServiceError::NotReady { .. } => Status::unavailable(msg),
-        MpcServiceError::Busy { .. } => Status::resource_exhausted(msg),
+        MpcServiceError::Busy { .. } | MpcServiceError::QueryBudget { .. } => {
+            Status::resource_exhausted(msg)
+        }
         MpcServiceError::Ended { .. } => Status::aborted(msg),
         _ => Status::invalid_argument(msg),
     };

@@ -57,7 +57,8 @@ struct Cluster {
     sealers: HashMap<PartyId, Sealer>,
     ids: Vec<Identity>,
     recv_timeout: Duration,
-    training: tessera_common::train_policy::TrainingPolicy,
+    /// The limits every (re)started server gets, less its timeouts.
+    limits: MpcLimits,
 }
 
 impl Cluster {
@@ -76,7 +77,7 @@ impl Cluster {
             sealers: HashMap::new(),
             ids,
             recv_timeout,
-            training: Default::default(),
+            limits: MpcLimits::default(),
         };
         cluster.start(running);
         cluster.sealers = cluster
@@ -106,8 +107,7 @@ impl Cluster {
         let limits = MpcLimits {
             input_timeout: self.recv_timeout,
             output_wait: Duration::from_millis(500),
-            training: self.training.clone(),
-            ..MpcLimits::default()
+            ..self.limits.clone()
         };
         self.services = self
             .nets
@@ -559,7 +559,7 @@ fn a_training_that_reveals_too_much_is_refused_by_the_servers_and_by_the_owner()
     use tessera_data_owner::share::{ShareError, sealed_training};
 
     let mut cluster = Cluster::new(3, Duration::from_secs(30));
-    cluster.training = TrainingPolicy {
+    cluster.limits.training = TrainingPolicy {
         min_batch: 8,
         ..TrainingPolicy::default()
     };
@@ -630,5 +630,46 @@ fn a_training_that_reveals_too_much_is_refused_by_the_servers_and_by_the_owner()
             .await
             .unwrap_err();
         assert_refused!(err, MpcServiceError::Forbidden { party: BOB, .. });
+    });
+}
+
+/// Security review 2, finding 9: queries were unlimited. A model's `max_queries` in the cluster
+/// file bounds the predictions each listed client may run on it, counted at every server.
+#[test]
+fn a_client_runs_at_most_its_query_budget() {
+    let mut cluster = Cluster::new(3, Duration::from_secs(30));
+    cluster.limits.query_budgets = HashMap::from([("mnist".to_string(), 2)]);
+    cluster.start(3);
+    let spec = ModelSpec::network_a();
+    let weights = initial_params(&spec).expect("weights");
+    runtime().block_on(async {
+        let transport = cluster.transport();
+        cluster
+            .client(&transport, OWNER)
+            .deploy("mnist", &spec, ProtocolKind::Aby3, F, &weights)
+            .await
+            .expect("deploy");
+        let alice = cluster.client(&transport, ALICE);
+        for _ in 0..2 {
+            alice
+                .predict("mnist", 1, &digits(1))
+                .await
+                .expect("within the budget");
+        }
+        let err = alice.predict("mnist", 1, &digits(1)).await.unwrap_err();
+        assert_refused!(
+            err,
+            MpcServiceError::QueryBudget {
+                party: ALICE,
+                budget: 2,
+                ..
+            }
+        );
+        // Another client's budget is its own.
+        cluster
+            .client(&transport, BOB)
+            .predict("mnist", 1, &digits(1))
+            .await
+            .expect("Bob's first query");
     });
 }

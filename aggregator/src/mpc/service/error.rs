@@ -120,6 +120,16 @@ pub enum MpcServiceError {
         /// The job.
         job: u64,
     },
+    /// A client that has run all the predictions the cluster file allows it on a model.
+    #[error("{party} has run its {budget} predictions on model {model:?}")]
+    QueryBudget {
+        /// The client.
+        party: PartyId,
+        /// The model.
+        model: String,
+        /// Its budget.
+        budget: u64,
+    },
     /// A training that would reveal more than the cluster's `[training]` policy allows.
     #[error("training refused: {0}")]
     Training(#[from] tessera_common::train_policy::TrainingRefusal),
@@ -181,6 +191,7 @@ impl MpcServiceError {
             MpcServiceError::NoSuchOutput { .. } => "no_such_output",
             MpcServiceError::Released { .. } => "released",
             MpcServiceError::Training(_) => "training_policy",
+            MpcServiceError::QueryBudget { .. } => "query_budget",
             MpcServiceError::AbortMismatch { .. } => "abort_mismatch",
             MpcServiceError::NotReady { .. } => "not_ready",
             MpcServiceError::Ended { .. } => "ended",

@@ -90,6 +90,9 @@ pub struct MpcLimits {
     /// What a training may reveal to the model owner (`[training]` of the cluster file): a
     /// training beyond it is refused at its launch.
     pub training: TrainingPolicy,
+    /// Predictions each client may launch on a model (`max_queries` of the cluster file), by
+    /// model id: counted at launch, in memory (a restarted server counts afresh).
+    pub query_budgets: HashMap<String, u64>,
 }
 
 impl Default for MpcLimits {
@@ -104,6 +107,7 @@ impl Default for MpcLimits {
             output_wait: Duration::from_secs(20),
             linger: Duration::from_secs(150),
             training: TrainingPolicy::default(),
+            query_budgets: HashMap::new(),
         }
     }
 }
@@ -144,6 +148,8 @@ struct Registry {
     jobs: HashMap<u64, Entry>,
     finished: VecDeque<u64>,
     models: HashMap<String, Deployed>,
+    /// Predictions launched per model and client (against [`MpcLimits::query_budgets`]).
+    queries: HashMap<(String, PartyId), u64>,
 }
 
 /// One transfer of a job as its status describes it.
@@ -414,6 +420,16 @@ impl<N: Network + 'static> MpcService<N> {
                         model: model_id.clone(),
                     });
                 }
+                if let Some(budget) = self.limits.query_budgets.get(model_id) {
+                    let used = reg.queries.get(&(model_id.clone(), launcher));
+                    if used.copied().unwrap_or(0) >= *budget {
+                        return Err(Error::QueryBudget {
+                            party: launcher,
+                            model: model_id.clone(),
+                            budget: *budget,
+                        });
+                    }
+                }
                 let deployed = reg
                     .models
                     .get(model_id)
@@ -455,6 +471,9 @@ impl<N: Network + 'static> MpcService<N> {
         });
         info!(job = id, kind = job.spec.kind.name(), %launcher, "MPC job launched");
         self.count_job(&job, "launched");
+        if let JobKind::Predict { model_id, .. } = &job.spec.kind {
+            *reg.queries.entry((model_id.clone(), launcher)).or_default() += 1;
+        }
         reg.jobs.insert(
             id,
             Entry {
