@@ -384,3 +384,78 @@ async fn a_wait_on_a_restarted_peer_fails_at_once() {
     assert!(deliver_eventually(&new_server2, &parts.nets[0], b"back").await);
     assert!(deliver_eventually(&parts.nets[0], &new_server2, b"back").await);
 }
+
+/// Security review 2, finding 13: streams that never send a hello held all sixteen handshake
+/// places (ten seconds each, taken again as they timed out), and a restarted server could not
+/// rejoin: it gave up and exited. Now each address holds at most a few places, a full acceptor
+/// evicts its oldest silent stream, and an authenticated hello gives its place back at once:
+/// server2, restarted while sixteen connections keep opening silent streams against server0,
+/// rejoins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_rejoins_through_a_flood_of_silent_handshakes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let recv_timeout = Duration::from_secs(30);
+    let parts = GrpcParts::start(recv_timeout, false).await;
+    let (stop, opened) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let flood = {
+        let (stop, opened) = (Arc::clone(&stop), Arc::clone(&opened));
+        let target = format!("http://{}", parts.addresses[0]);
+        tokio::spawn(async move {
+            let mut clients = Vec::new();
+            for _ in 0..16 {
+                clients.push(PeerServiceClient::connect(target.clone()).await.unwrap());
+            }
+            // The streams stay open, silent, until the test ends (at most 4,000 kept).
+            let mut held = std::collections::VecDeque::new();
+            while !stop.load(Ordering::Relaxed) {
+                for client in &mut clients {
+                    let (tx, rx) = tokio::sync::mpsc::channel::<PeerFrame>(1);
+                    if let Ok(response) = client.exchange(ReceiverStream::new(rx)).await {
+                        opened.fetch_add(1, Ordering::Relaxed);
+                        held.push_back((tx, response));
+                    }
+                    if held.len() > 4000 {
+                        held.pop_front();
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(opened.load(Ordering::Relaxed) >= 16, "the flood is on");
+    let settings = tessera_aggregator::net::GrpcNetworkSettings {
+        session: 5,
+        servers: SERVERS
+            .iter()
+            .copied()
+            .zip(parts.addresses.clone())
+            .collect(),
+        tls_certs: Default::default(),
+        recv_timeout,
+        connect_timeout: Duration::from_secs(10),
+    };
+    let keys: Vec<_> = parts
+        .ids
+        .iter()
+        .map(|id| (id.party(), *id.public_key()))
+        .collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let new_server2 = GrpcNetwork::start(
+        &parts.ids[2],
+        keys.iter().map(|(p, k)| (*p, k)),
+        &settings,
+        listener,
+    )
+    .await
+    .expect("server2 rejoins through the flood");
+    assert!(deliver_eventually(&new_server2, &parts.nets[0], b"back").await);
+    assert!(deliver_eventually(&parts.nets[0], &new_server2, b"back").await);
+    stop.store(true, Ordering::Relaxed);
+    flood.await.unwrap();
+}

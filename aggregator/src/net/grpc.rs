@@ -31,7 +31,7 @@ use tessera_proto::v1::PeerFrame;
 use tessera_proto::v1::peer_service_client::PeerServiceClient;
 use tessera_proto::v1::peer_service_server::{PeerService, PeerServiceServer};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -40,6 +40,7 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, warn};
 
 use super::frame::{FrameError, HELLO_TAG, Hello, connection_id, open_frame, seal_frame};
+use super::handshakes::{HELLO_TIMEOUT, Handshakes, Ticket};
 
 /// The tag of a flush marker (see [`PeerHub::flush`]); its payload is the flush's nonce.
 const FLUSH_TAG: &str = "\0flush";
@@ -47,10 +48,6 @@ const FLUSH_TAG: &str = "\0flush";
 const FLUSHED_TAG: &str = "\0flushed";
 /// Frames buffered per direction before `send` waits.
 const LINK_BUFFER: usize = 64;
-/// How long a new stream may take to deliver its challenge or hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes an acceptor runs at once (its peers need one each; more is a flood).
-const MAX_HANDSHAKES: usize = 16;
 /// Longest pause between two attempts to dial a peer.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Bytes a frame adds around its payload besides the tag: the envelope, the tag length, and
@@ -107,9 +104,8 @@ struct HubInner {
     /// The peers this server dials, with their endpoints (to dial again after a loss).
     dial_targets: StdMutex<HashMap<PartyId, ServerEndpoint>>,
     closed: AtomicBool,
-    /// Places for handshakes in progress: an unauthenticated caller holds one for at most
-    /// [`HELLO_TIMEOUT`], and no more than [`MAX_HANDSHAKES`] at once.
-    handshakes: Arc<Semaphore>,
+    /// Places for handshakes in progress (see [`super::handshakes`]).
+    handshakes: Arc<Handshakes>,
 }
 
 /// The shared state of one server's peer connections; cheap to clone.
@@ -163,7 +159,7 @@ impl PeerHub {
             peer_runs: StdMutex::new(HashMap::new()),
             dial_targets: StdMutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
-            handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
+            handshakes: Arc::new(Handshakes::default()),
         }))
     }
 
@@ -564,9 +560,7 @@ impl PeerService for PeerAcceptor {
         &self,
         request: Request<Streaming<PeerFrame>>,
     ) -> Result<Response<Self::ExchangeStream>, Status> {
-        let permit = Arc::clone(&self.hub.0.handshakes)
-            .try_acquire_owned()
-            .map_err(|_| Status::resource_exhausted("too many handshakes in progress"))?;
+        let ticket = self.hub.0.handshakes.admit(request.remote_addr())?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(LINK_BUFFER);
         let challenge = random_nonce();
@@ -577,25 +571,28 @@ impl PeerService for PeerAcceptor {
         .map_err(|_| Status::internal("link closed"))?;
         // The handshake goes on once the response (and the challenge) is on its way.
         let hub = self.hub.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(status) = hub.accept(challenge, tx.clone(), inbound).await {
+        let id = ticket.id();
+        let task = tokio::spawn(async move {
+            if let Err(status) = hub.accept(challenge, tx.clone(), inbound, ticket).await {
                 debug!(me = %hub.0.me, %status, "peer handshake refused");
                 let _ = tx.send(Err(status)).await;
             }
         });
+        self.hub.0.handshakes.attach(id, task.abort_handle());
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
 impl PeerHub {
     /// The acceptor's side of the handshake after its challenge: the dialer's hello must answer
-    /// it; then this end's hello, then the link is registered.
+    /// it (its place, `ticket`, is given back once it does); then this end's hello, then the
+    /// link is registered.
     async fn accept(
         &self,
         challenge: [u8; 32],
         tx: FrameTx,
         mut inbound: Streaming<PeerFrame>,
+        ticket: Ticket,
     ) -> Result<(), Status> {
         let hub = &self.0;
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
@@ -612,6 +609,8 @@ impl PeerHub {
                 "hello does not answer this connection's challenge (a replay?)",
             ));
         }
+        // An authentic peer: no longer anyone's stream, and never evicted.
+        drop(ticket);
         let mine = Hello {
             answers: theirs.nonce,
             nonce: challenge,

@@ -6,5 +6,6 @@
 
 pub mod frame;
 pub mod grpc;
+pub mod handshakes;
 
 pub use grpc::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
