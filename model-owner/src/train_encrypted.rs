@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tessera_aggregator::grpc::GrpcTransport;
 use tessera_aggregator::mpc::kind::ProtocolKind;
+use tessera_aggregator::mpc::service::client::random_job_id;
 use tessera_aggregator::mpc::service::{ClientError, JobClient, JobKind};
 use tessera_aggregator::mpc::train::job::{self as train_job, TrainJob};
 use tessera_common::PartyId;
@@ -116,9 +117,11 @@ pub async fn train_encrypted_command(
         protocol,
         job: job.clone(),
     };
-    let job_id = net
-        .job_id
-        .unwrap_or_else(|| rand::Rng::next_u64(&mut rand::rng()) >> 1);
+    // A random id in the model owner's own range (a client may not launch it).
+    let job_id = match net.job_id {
+        Some(id) => id,
+        None => random_job_id(PartyId::ModelOwner).map_err(ClientError::from)?,
+    };
     let (job_id, status) = client.launch_as(job_id, kind).await?;
     println!(
         "training job {job_id} started; each data owner now runs: data-owner share-data --job {job_id} ..."

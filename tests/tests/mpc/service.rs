@@ -500,6 +500,11 @@ fn job_ids_aborts_and_fetches_cannot_be_turned_against_the_model_owner() {
         let alice = cluster.client(&transport, ALICE);
         let (job, status) = alice.launch(query(1)).await.expect("launch");
         assert!(job_ids_of(ALICE).unwrap().contains(&job));
+        // The model owner's random ids (`train-encrypted` without --job-id) are its own too.
+        for _ in 0..1000 {
+            let id = tessera_aggregator::mpc::service::client::random_job_id(OWNER).unwrap();
+            assert!(job_ids_of(OWNER).unwrap().contains(&id));
+        }
         let digit: Vec<f64> = digits(1).iter().map(|x| f64::from(*x)).collect();
         alice.submit(&status, 0, &digit).await.expect("submit");
         let round = fetch_round(0, 0);

@@ -253,7 +253,7 @@ pub struct JobClient<'a, T: MpcTransport> {
 
 /// A random id in `launcher`'s own range ([`job_ids_of`]; every range lies below
 /// [`crate::mpc::session::SECAGG_SESSIONS`], whose ids are secure aggregation's).
-fn random_job_id(launcher: PartyId) -> Result<u64, Error> {
+pub fn random_job_id(launcher: PartyId) -> Result<u64, Error> {
     let ids = job_ids_of(launcher).ok_or_else(|| Error::Forbidden {
         party: launcher,
         what: "launch a job".into(),
