@@ -100,3 +100,16 @@ fn write_the_seeds() {
         std::fs::write(dir.join(format!("seed-{i}")), seed).unwrap();
     }
 }
+
+/// The first crash the `onnx` target found (90 s in): `onnx-ir` 0.22 panics converting a
+/// malformed node. Imported, it is a typed error naming the file.
+#[test]
+fn the_onnx_readers_panic_is_a_typed_error() {
+    use tessera_common::onnx::{OnnxError, import_bytes};
+    let bytes = std::fs::read(regressions("onnx").join("crash-d0a9e20c-node-conversion")).unwrap();
+    let path = std::path::Path::new("crash.onnx");
+    match import_bytes(&bytes, path) {
+        Err(OnnxError::ReaderFailed { path: p, .. }) => assert_eq!(p, path),
+        other => panic!("{other:?}"),
+    }
+}

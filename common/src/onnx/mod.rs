@@ -65,6 +65,14 @@ pub enum OnnxError {
         /// What the reader said.
         reason: String,
     },
+    /// The ONNX reader failed inside itself on this file (a malformed graph it does not check).
+    #[error("ONNX model {path}: the reader cannot take this file ({reason})")]
+    ReaderFailed {
+        /// The file.
+        path: PathBuf,
+        /// What the reader said.
+        reason: String,
+    },
     /// An operator no Tessera layer computes.
     #[error("ONNX node {node:?}: operator {op} is not supported (supported: {SUPPORTED})")]
     UnsupportedOp {
@@ -119,12 +127,23 @@ pub fn import(path: &Path) -> Result<ImportedModel, OnnxError> {
 /// Imports an ONNX model held in memory (`path` only names it in errors).
 pub fn import_bytes(bytes: &[u8], path: &Path) -> Result<ImportedModel, OnnxError> {
     let file = names::file_nodes(bytes)?;
-    let graph = onnx_ir::OnnxGraphBuilder::new()
-        .parse_bytes(bytes)
-        .map_err(|e| OnnxError::Read {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+    // The reader panics on some malformed graphs (found by fuzzing: `onnx-ir` 0.22's node
+    // conversion indexes past a node's inputs); a file must get a typed error, not a crash.
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        onnx_ir::OnnxGraphBuilder::new().parse_bytes(bytes)
+    }))
+    .map_err(|panic| OnnxError::ReaderFailed {
+        path: path.to_owned(),
+        reason: panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the reader panicked".into()),
+    })?;
+    let graph = parsed.map_err(|e| OnnxError::Read {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
     convert::convert(&graph, file.as_deref())
 }
 
