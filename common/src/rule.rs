@@ -292,8 +292,17 @@ mod tests {
             (equal.range_bits, equal.min_weight, equal.max_weight),
             (17, 1 << 16, 1 << 16)
         );
-        assert!(NormBound::new(1 << 20, 30, 1.0, (1.0, 1e9), 10.0).is_err());
-        assert!(NormBound::new(10, 16, 1.0, (1.0, 10.0), 0.0).is_err());
-        assert!(NormBound::new(10, 16, 1.0, (2.0, 1.0), 1.0).is_err());
+        assert!(matches!(
+            NormBound::new(1 << 20, 30, 1.0, (1.0, 1e9), 10.0),
+            Err(NormBoundError(_))
+        ));
+        assert!(matches!(
+            NormBound::new(10, 16, 1.0, (1.0, 10.0), 0.0),
+            Err(NormBoundError(_))
+        ));
+        assert!(matches!(
+            NormBound::new(10, 16, 1.0, (2.0, 1.0), 1.0),
+            Err(NormBoundError(_))
+        ));
     }
 }

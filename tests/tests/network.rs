@@ -340,36 +340,12 @@ async fn a_flush_before_leaving_delivers_the_last_frames() {
 async fn a_wait_on_a_restarted_peer_fails_at_once() {
     let recv_timeout = Duration::from_secs(30);
     let parts = GrpcParts::start(recv_timeout, false).await;
-    let settings = tessera_aggregator::net::GrpcNetworkSettings {
-        session: 5,
-        servers: SERVERS
-            .iter()
-            .copied()
-            .zip(parts.addresses.clone())
-            .collect(),
-        tls_certs: Default::default(),
-        recv_timeout,
-        connect_timeout: Duration::from_secs(10),
-    };
-    let keys: Vec<_> = parts
-        .ids
-        .iter()
-        .map(|id| (id.party(), *id.public_key()))
-        .collect();
     let started = Instant::now();
     let tag = Tag::from("asked-of-the-old-process");
     let wait = parts.nets[0].recv(PartyId::Server(2), &tag);
     let restart = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        GrpcNetwork::start(
-            &parts.ids[2],
-            keys.iter().map(|(p, k)| (*p, k)),
-            &settings,
-            listener,
-        )
-        .await
-        .unwrap()
+        restart_server2(&parts, recv_timeout).await.unwrap()
     };
     let (waited, new_server2) = tokio::join!(wait, restart);
     assert!(
@@ -429,6 +405,21 @@ async fn a_restarted_peer_rejoins_through_a_flood_of_silent_handshakes() {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(opened.load(Ordering::Relaxed) >= 16, "the flood is on");
+    let new_server2 = restart_server2(&parts, recv_timeout)
+        .await
+        .expect("server2 rejoins through the flood");
+    assert!(deliver_eventually(&new_server2, &parts.nets[0], b"back").await);
+    assert!(deliver_eventually(&parts.nets[0], &new_server2, b"back").await);
+    stop.store(true, Ordering::Relaxed);
+    flood.await.unwrap();
+}
+
+/// A new process for server2 of `parts` (its key, a fresh listening port): a restart. It dials
+/// the other servers within 10 s or fails.
+async fn restart_server2(
+    parts: &GrpcParts,
+    recv_timeout: Duration,
+) -> Result<GrpcNetwork, NetError> {
     let settings = tessera_aggregator::net::GrpcNetworkSettings {
         session: 5,
         servers: SERVERS
@@ -446,16 +437,11 @@ async fn a_restarted_peer_rejoins_through_a_flood_of_silent_handshakes() {
         .map(|id| (id.party(), *id.public_key()))
         .collect();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let new_server2 = GrpcNetwork::start(
+    GrpcNetwork::start(
         &parts.ids[2],
         keys.iter().map(|(p, k)| (*p, k)),
         &settings,
         listener,
     )
     .await
-    .expect("server2 rejoins through the flood");
-    assert!(deliver_eventually(&new_server2, &parts.nets[0], b"back").await);
-    assert!(deliver_eventually(&parts.nets[0], &new_server2, b"back").await);
-    stop.store(true, Ordering::Relaxed);
-    flood.await.unwrap();
 }

@@ -145,7 +145,8 @@ mod tests {
         }
         assert_eq!(h.in_progress(), MAX_HANDSHAKES);
         // A source at its bound is refused.
-        assert!(h.admit(addr(1000)).is_err());
+        let refused = h.admit(addr(1000)).err().expect("a source at its bound");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         // A restarted peer is admitted: the oldest place is evicted and its task stopped.
         let peer = h.admit(addr(9)).unwrap();
         assert_eq!(h.in_progress(), MAX_HANDSHAKES);
