@@ -361,6 +361,43 @@ async fn a_wait_on_a_restarted_peer_fails_at_once() {
     assert!(deliver_eventually(&parts.nets[0], &new_server2, b"back").await);
 }
 
+/// A job started a moment before a restarted peer is linked again waits for the link instead
+/// of failing on it (CI saw a redeploy launched 2 ms before server0 linked the restarted server2
+/// fail with "peer server2 disconnected"). While server2 is down, `linked` fails naming it after
+/// its grace; started before the restart, it returns once server2 is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_for_links_outlasts_a_peer_restart() {
+    let recv_timeout = Duration::from_secs(30);
+    let mut parts = GrpcParts::start(recv_timeout, false).await;
+    parts.nets[0]
+        .linked(Duration::from_secs(5))
+        .await
+        .expect("all linked at start");
+    drop(parts.nets.pop());
+    // server0 notices the closed link within a moment; until then it may still count it.
+    let noticed = Instant::now();
+    loop {
+        match parts.nets[0].linked(Duration::from_millis(100)).await {
+            Err(NetError::Transport {
+                peer: PartyId::Server(2),
+                ..
+            }) => break,
+            Ok(()) if noticed.elapsed() < Duration::from_secs(5) => continue,
+            other => panic!("server2 is down: {other:?}"),
+        }
+    }
+    let started = Instant::now();
+    let wait = parts.nets[0].linked(Duration::from_secs(20));
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        restart_server2(&parts, recv_timeout).await.unwrap()
+    };
+    let (waited, new_server2) = tokio::join!(wait, restart);
+    assert!(matches!(waited, Ok(())), "{waited:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(deliver_eventually(&parts.nets[0], &new_server2, b"back").await);
+}
+
 /// Security review 2, finding 13: streams that never send a hello held all sixteen handshake
 /// places (ten seconds each, taken again as they timed out), and a restarted server could not
 /// rejoin: it gave up and exited. Now each address holds at most a few places, a full acceptor

@@ -508,26 +508,41 @@ impl PeerHub {
                 self.dial(*peer, &target, deadline).await?;
             }
         }
+        self.wait_linked(deadline)
+            .await
+            .map_err(|missing| NetError::Transport {
+                peer: missing,
+                reason: format!("did not connect within {:?}", settings.connect_timeout),
+            })
+    }
+
+    /// [`Network::linked`]: waits, at most `within`, for a link to every other server.
+    pub async fn linked(&self, within: Duration) -> Result<(), NetError> {
+        self.wait_linked(Instant::now() + within)
+            .await
+            .map_err(|missing| NetError::Transport {
+                peer: missing,
+                reason: format!("no link within {within:?}"),
+            })
+    }
+
+    /// Waits until this server is linked with every other one, or fails at `deadline` naming
+    /// one it is not linked with.
+    async fn wait_linked(&self, deadline: Instant) -> Result<(), PartyId> {
         let expected = self.0.servers.len() - 1;
         let mut linked = self.0.linked.subscribe();
         let wait = linked.wait_for(|n| *n >= expected);
-        match tokio::time::timeout_at(deadline.into(), wait).await {
-            Ok(Ok(_)) => Ok(()),
-            _ => {
-                let links = self.links();
-                let missing = self
-                    .0
-                    .servers
-                    .iter()
-                    .find(|p| **p != self.0.me && !links.contains_key(p))
-                    .copied()
-                    .unwrap_or(self.0.me);
-                Err(NetError::Transport {
-                    peer: missing,
-                    reason: format!("did not connect within {:?}", settings.connect_timeout),
-                })
-            }
+        if let Ok(Ok(_)) = tokio::time::timeout_at(deadline.into(), wait).await {
+            return Ok(());
         }
+        let links = self.links();
+        Err(self
+            .0
+            .servers
+            .iter()
+            .find(|p| **p != self.0.me && !links.contains_key(p))
+            .copied()
+            .unwrap_or(self.0.me))
     }
 
     fn shutdown(&self) {
@@ -743,5 +758,9 @@ impl Network for GrpcNetwork {
 
     fn queued(&self) -> usize {
         self.hub.0.mailbox.queued()
+    }
+
+    async fn linked(&self, within: Duration) -> Result<(), NetError> {
+        self.hub.linked(within).await
     }
 }

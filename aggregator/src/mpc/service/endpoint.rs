@@ -224,6 +224,10 @@ impl<N: Network> Network for JobNet<N> {
     fn queued(&self) -> usize {
         self.peers.queued() + self.io.inbox.queued()
     }
+
+    async fn linked(&self, within: Duration) -> Result<(), NetError> {
+        self.peers.linked(within).await
+    }
 }
 
 #[cfg(test)]

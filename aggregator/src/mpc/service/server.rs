@@ -44,6 +44,11 @@ pub const DESCRIPTION_ROUND: u64 = 2;
 /// The first job id of the range data owners' (prediction clients') ids start at: the model
 /// owner's ids lie below it, data owner `i`'s in `[2^62 + i 2^30, 2^62 + (i + 1) 2^30)`.
 pub const CLIENT_JOB_IDS: u64 = 1 << 62;
+
+/// How long a job waits, before it starts, for this server's links to the other servers (a peer
+/// that restarted a moment ago is linked again within a second; one that is down fails the job
+/// after this, naming it).
+const LINK_GRACE: Duration = Duration::from_secs(10);
 /// Job ids per data owner.
 const IDS_PER_CLIENT: u64 = 1 << 30;
 
@@ -533,9 +538,16 @@ impl<N: Network + 'static> MpcService<N> {
                 (_, ProtocolKind::Pond) => program(Pond::new(s, f)?, &job, params).await,
             }
         };
-        let result = tokio::select! {
-            r = work => r,
-            e = watch_peers(Arc::clone(&self.peers), job.id) => Err(e),
+        // A peer that just restarted may not be linked again yet: wait for it (bounded) rather
+        // than fail on the missing link, and only then watch the peers, whose watch fails at
+        // once on a peer marked gone.
+        let linked = self.peers.linked(LINK_GRACE).await.map_err(MpcError::Net);
+        let result = match linked {
+            Err(e) => Err(e),
+            Ok(()) => tokio::select! {
+                r = work => r,
+                e = watch_peers(Arc::clone(&self.peers), job.id) => Err(e),
+            },
         };
         if let Err(e) = &result {
             tell_peers(&*self.peers, job.id, &format!("{}: {e}", self.me())).await;
