@@ -126,13 +126,19 @@ impl ModelChoice {
             path: path.to_owned(),
             source,
         })?;
+        Self::parse_file(&text, path)
+    }
+
+    /// [`ModelChoice::load`] of a `.json` or `.toml` model file already read (`path` gives its
+    /// format and names it in errors).
+    pub fn parse_file(text: &str, path: &Path) -> Result<Self, ModelFileError> {
         let parse = |reason: String| ModelFileError::Parse {
             path: path.to_owned(),
             reason,
         };
         let draft: ModelDraft = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?,
-            Some("toml") => toml::from_str(&text).map_err(|e| parse(e.to_string()))?,
+            Some("json") => serde_json::from_str(text).map_err(|e| parse(e.to_string()))?,
+            Some("toml") => toml::from_str(text).map_err(|e| parse(e.to_string()))?,
             _ => return Err(ModelFileError::Unknown(path.display().to_string())),
         };
         if draft.layers.is_empty() {
