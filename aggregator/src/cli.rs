@@ -9,7 +9,7 @@ use tessera_common::cli::{KeygenArgs, PartyArgs, keygen_exit_code};
 use tessera_common::seal::Sealer;
 use tracing::info;
 
-use crate::grpc::{MpcCell, ServerTls, ServiceCell, serve};
+use crate::grpc::{Gate, GateLimits, MpcCell, ServerTls, ServiceCell, serve};
 use crate::mpc::service::{MpcLimits, MpcService};
 use crate::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
 use crate::secagg::{AggregatorService, Limits};
@@ -208,7 +208,10 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         &hub,
         Arc::clone(&cell),
         Arc::clone(&mpc_cell),
-        &limits,
+        &Gate::new(
+            Arc::new(Sealer::new(&identity, cluster.public_keys())),
+            GateLimits::from(&limits),
+        ),
         tls.as_ref(),
     )
     .map_err(|e| ServeError::Tls(e.to_string()))?;

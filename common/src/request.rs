@@ -28,6 +28,9 @@ pub enum RequestKind {
     Status = 3,
     /// Fetch an MPC job's output (`round` = the output's index in the job).
     FetchOutput = 4,
+    /// Any call to a server's client services (`job_id` and `round` = 0): sent in the call's
+    /// headers, it names the caller before the server reads a byte of the call's body.
+    Call = 5,
 }
 
 /// Why a token is refused.

@@ -9,16 +9,15 @@ use tessera_common::config::ServerEndpoint;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
 use tessera_common::seal::Sealer;
 use tessera_proto::MAX_MESSAGE_BYTES;
-use tessera_proto::client::{collect_envelopes, envelope_stream, lazy_channel};
+use tessera_proto::client::{CallerChannel, caller_channel, collect_envelopes, envelope_stream};
 use tessera_proto::convert::{announcement_from_wire, api_error_from_status, receipt_from_wire};
 use tessera_proto::v1::data_owner_service_client::DataOwnerServiceClient;
 use tessera_proto::v1::{FetchRoundRequest, FetchWeightsRequest, SealedChunk};
-use tonic::transport::Channel;
 
 /// The leader, reached over gRPC.
 #[derive(Clone, Debug)]
 pub struct GrpcLeader {
-    client: DataOwnerServiceClient<Channel>,
+    client: DataOwnerServiceClient<CallerChannel>,
     sealer: Arc<Sealer>,
 }
 
@@ -26,7 +25,8 @@ impl GrpcLeader {
     /// A client of the leader at `leader` (connects on first use, over TLS if the leader has a
     /// certificate) that seals its request tokens with `sealer`.
     pub fn new(leader: &ServerEndpoint, sealer: Arc<Sealer>) -> Result<Self, ApiError> {
-        let client = DataOwnerServiceClient::new(lazy_channel(leader)?)
+        let channel = caller_channel(leader, PartyId::Server(0), Arc::clone(&sealer))?;
+        let client = DataOwnerServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(GrpcLeader { client, sealer })

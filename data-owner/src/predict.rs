@@ -3,6 +3,7 @@
 //! only this client can open the logits; one MPC job per batch.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_aggregator::grpc::GrpcTransport;
@@ -149,8 +150,11 @@ pub async fn predict_command(args: PredictArgs) -> Result<Predictions, PredictEr
             args.input
         )));
     }
-    let transport = GrpcTransport::new(&cluster)?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
+    let transport = GrpcTransport::new(
+        &cluster,
+        Arc::new(Sealer::new(&identity, cluster.public_keys())),
+    )?;
     let client = JobClient {
         transport: &transport,
         sealer: &sealer,

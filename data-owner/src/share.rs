@@ -6,6 +6,7 @@
 //! owner, and refuses a training beyond its own limits (`--min-batch`, `--max-loss-reveals`,
 //! `--max-checkpoints`, `--optimizers`; see [`tessera_common::train_policy`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_aggregator::grpc::GrpcTransport;
@@ -187,8 +188,11 @@ pub async fn share_command(args: ShareArgs) -> Result<usize, ShareError> {
         args.limit,
         args.shard.as_deref(),
     )?;
-    let transport = GrpcTransport::new(&cluster)?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
+    let transport = GrpcTransport::new(
+        &cluster,
+        Arc::new(Sealer::new(&identity, cluster.public_keys())),
+    )?;
     let client = JobClient {
         transport: &transport,
         sealer: &sealer,

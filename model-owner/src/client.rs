@@ -8,16 +8,15 @@ use tessera_common::config::ServerEndpoint;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
 use tessera_common::seal::Sealer;
 use tessera_proto::MAX_MESSAGE_BYTES;
-use tessera_proto::client::{collect_envelopes, envelope_stream, lazy_channel};
+use tessera_proto::client::{CallerChannel, caller_channel, collect_envelopes, envelope_stream};
 use tessera_proto::convert::{api_error_from_status, status_from_wire};
 use tessera_proto::v1::model_owner_service_client::ModelOwnerServiceClient;
 use tessera_proto::v1::{FetchResultRequest, SealedChunk, StatusRequest};
-use tonic::transport::Channel;
 
 /// One server, reached over gRPC.
 #[derive(Clone, Debug)]
 pub struct GrpcServer {
-    client: ModelOwnerServiceClient<Channel>,
+    client: ModelOwnerServiceClient<CallerChannel>,
     server: PartyId,
     address: String,
     sealer: Arc<Sealer>,
@@ -31,7 +30,8 @@ impl GrpcServer {
         server: PartyId,
         sealer: Arc<Sealer>,
     ) -> Result<Self, ApiError> {
-        let client = ModelOwnerServiceClient::new(lazy_channel(target)?)
+        let channel = caller_channel(target, server, Arc::clone(&sealer))?;
+        let client = ModelOwnerServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(GrpcServer {

@@ -4,6 +4,7 @@
 //! `abort` for any MPC job.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -92,8 +93,11 @@ struct Owner {
 impl Owner {
     fn load(config: &Path, key: &Path) -> Result<Self, DeployError> {
         let (cluster, identity) = load_party(config, key, PartyId::ModelOwner)?;
-        let transport = GrpcTransport::new(&cluster)?;
         let sealer = Sealer::new(&identity, cluster.public_keys());
+        let transport = GrpcTransport::new(
+            &cluster,
+            Arc::new(Sealer::new(&identity, cluster.public_keys())),
+        )?;
         Ok(Owner {
             cluster,
             transport,

@@ -6,6 +6,7 @@
 //! and `checkpoint.json` as the simulated run (a checkpoint `deploy` takes).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_aggregator::grpc::GrpcTransport;
@@ -105,8 +106,11 @@ pub async fn train_encrypted_command(
         }
     }
     let test = &net.test;
-    let transport = GrpcTransport::new(&cluster)?;
     let sealer = Sealer::new(&identity, cluster.public_keys());
+    let transport = GrpcTransport::new(
+        &cluster,
+        Arc::new(Sealer::new(&identity, cluster.public_keys())),
+    )?;
     let client = JobClient {
         transport: &transport,
         sealer: &sealer,

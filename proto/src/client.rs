@@ -1,9 +1,17 @@
 //! Client-side plumbing shared by the data owner's and the model owner's gRPC clients.
 
+use std::sync::Arc;
+
+use tessera_common::PartyId;
 use tessera_common::api::ApiError;
 use tessera_common::config::ServerEndpoint;
-use tonic::Streaming;
+use tessera_common::request::{RequestKind, now_secs, seal_request};
+use tessera_common::seal::Sealer;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Request, Status, Streaming};
 
 use crate::convert::api_error_from_status;
 use crate::v1::SealedChunk;
@@ -60,4 +68,68 @@ pub fn envelope_stream(
             .into_iter()
             .map(|envelope| SealedChunk { envelope }),
     )
+}
+
+/// The metadata key of a call token (binary metadata: base64 on the wire).
+pub const CALL_TOKEN_KEY: &str = "tessera-call-bin";
+
+/// Puts a call token ([`RequestKind::Call`], sealed by the caller for `server`) in the headers
+/// of every call, so that the server knows the caller before it reads the call's body: a
+/// server gives its places only to parties of its cluster, and bounds each one's.
+#[derive(Clone)]
+pub struct CallToken {
+    sealer: Arc<Sealer>,
+    server: PartyId,
+}
+
+impl std::fmt::Debug for CallToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CallToken(for {})", self.server)
+    }
+}
+
+impl CallToken {
+    /// Tokens sealed with `sealer` for `server`.
+    pub fn new(sealer: Arc<Sealer>, server: PartyId) -> Self {
+        CallToken { sealer, server }
+    }
+
+    /// A fresh token (the caller's clock in it).
+    pub fn seal(&self) -> Result<Vec<u8>, Status> {
+        seal_request(
+            &self.sealer,
+            self.server,
+            RequestKind::Call,
+            0,
+            0,
+            now_secs(),
+        )
+        .map_err(|e| Status::internal(format!("cannot seal a call token: {e}")))
+    }
+}
+
+impl Interceptor for CallToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let token = self.seal()?;
+        request
+            .metadata_mut()
+            .insert_bin(CALL_TOKEN_KEY, MetadataValue::from_bytes(&token));
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry the caller's [`CallToken`].
+pub type CallerChannel = InterceptedService<Channel, CallToken>;
+
+/// A lazily connected channel to `target`, server `server`, whose calls carry tokens sealed
+/// with `sealer`.
+pub fn caller_channel(
+    target: &ServerEndpoint,
+    server: PartyId,
+    sealer: Arc<Sealer>,
+) -> Result<CallerChannel, ApiError> {
+    Ok(InterceptedService::new(
+        lazy_channel(target)?,
+        CallToken::new(sealer, server),
+    ))
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::join_all;
-use tessera_aggregator::grpc::{MpcCell, ServerTls, ServiceCell, serve};
+use tessera_aggregator::grpc::{Gate, GateLimits, MpcCell, ServerTls, ServiceCell, serve};
 use tessera_aggregator::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
 use tessera_aggregator::secagg::{AggregatorService, Limits};
 use tessera_common::PartyId;
@@ -171,6 +171,8 @@ pub struct GrpcAggregators {
     pub ids: Vec<Identity>,
     /// The servers' services.
     pub services: Vec<Arc<AggregatorService<GrpcNetwork>>>,
+    /// The gates in front of the servers' client services.
+    pub gates: Vec<Arc<Gate>>,
 }
 
 impl GrpcAggregators {
@@ -222,7 +224,9 @@ impl GrpcAggregators {
                 );
                 let cell: ServiceCell = Arc::new(OnceLock::new());
                 let mpc: MpcCell = Arc::new(OnceLock::new());
-                serve(listener, &hub, Arc::clone(&cell), mpc, limits, tls.as_ref())
+                let callers = Arc::new(Sealer::new(id, keys.iter().map(|(p, k)| (*p, k))));
+                let gate = Gate::new(callers, GateLimits::from(limits));
+                serve(listener, &hub, Arc::clone(&cell), mpc, &gate, tls.as_ref())
                     .expect("TLS identity loads");
                 let network = GrpcNetwork::over_hub(hub, settings)
                     .await
@@ -231,15 +235,21 @@ impl GrpcAggregators {
                 let service =
                     AggregatorService::with_limits(sealer, 3, Arc::new(network), limits.clone());
                 let _ = cell.set(Arc::clone(&service));
-                service
+                (service, gate)
             }
         });
-        let services = join_all(starts).await;
+        let (services, gates) = join_all(starts).await.into_iter().unzip();
         GrpcAggregators {
             addresses: servers.into_iter().map(|(_, a)| a).collect(),
             ids,
             services,
+            gates,
         }
+    }
+
+    /// Calls `party` holds at server `server`'s gate.
+    pub fn gate_held(&self, server: usize, party: PartyId) -> usize {
+        self.gates[server].held_by(party)
     }
 
     /// A sealer for `party`, knowing every party of the cluster.
@@ -250,6 +260,25 @@ impl GrpcAggregators {
             .find(|i| i.party() == party)
             .expect("a party of the cluster");
         Sealer::new(id, self.ids.iter().map(|i| (i.party(), i.public_key())))
+    }
+
+    /// A plaintext channel to server `server` whose calls carry `party`'s call tokens (a
+    /// party of the cluster at the gate); it connects on first use.
+    pub fn channel_as(
+        &self,
+        server: usize,
+        party: PartyId,
+    ) -> tessera_proto::client::CallerChannel {
+        let endpoint = tessera_common::config::ServerEndpoint {
+            address: self.addresses[server].clone(),
+            tls_cert: None,
+        };
+        tessera_proto::client::caller_channel(
+            &endpoint,
+            PartyId::Server(server as u8),
+            Arc::new(self.sealer(party)),
+        )
+        .expect("an address")
     }
 }
 

@@ -9,7 +9,7 @@ use tessera_proto::v1::{FetchOutputRequest, MpcReceipt, MpcStatus, MpcStatusRequ
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
-use super::services::{ChunkStream, StreamGuard, chunk_stream_holding};
+use super::services::{ChunkStream, chunk_stream, next_chunk};
 use crate::mpc::service::{MpcJobStatus, MpcService, MpcServiceError};
 use crate::net::grpc::GrpcNetwork;
 
@@ -62,8 +62,6 @@ fn to_wire(status: &MpcJobStatus) -> Result<MpcStatus, Status> {
 pub struct MpcGrpc {
     /// The service, once up.
     pub cell: MpcCell,
-    /// Bounds on streaming calls (shared with the other services).
-    pub guard: StreamGuard,
 }
 
 #[tonic::async_trait]
@@ -85,10 +83,9 @@ impl MpcJobService for MpcGrpc {
         request: Request<Streaming<SealedChunk>>,
     ) -> Result<Response<MpcReceipt>, Status> {
         let service = Arc::clone(service(&self.cell)?);
-        let _permit = self.guard.admit()?;
         let mut stream = request.into_inner();
         let mut receipt = MpcReceipt::default();
-        while let Some(envelope) = self.guard.next(&mut stream).await? {
+        while let Some(envelope) = next_chunk(&mut stream).await? {
             receipt.complete = service.submit_chunk(&envelope).map_err(|e| {
                 warn!(error = %e, "MPC input refused");
                 mpc_status(&e)
@@ -104,12 +101,11 @@ impl MpcJobService for MpcGrpc {
     ) -> Result<Response<ChunkStream>, Status> {
         let r = request.into_inner();
         let service = service(&self.cell)?;
-        let permit = self.guard.admit()?;
         let envelopes = service
             .fetch_output(r.job_id, r.output, &r.auth)
             .await
             .map_err(|e| mpc_status(&e))?;
-        Ok(Response::new(chunk_stream_holding(envelopes, permit)))
+        Ok(Response::new(chunk_stream(envelopes)))
     }
 
     async fn status(

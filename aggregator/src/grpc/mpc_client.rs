@@ -3,26 +3,28 @@
 //! ([`MpcServiceError::Remote`]); a connection that fails names the server and its address.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tessera_common::PartyId;
 use tessera_common::config::ClusterConfig;
+use tessera_common::seal::Sealer;
 use tessera_proto::MAX_MESSAGE_BYTES;
-use tessera_proto::client::{collect_envelopes, envelope_stream, lazy_channel};
+use tessera_proto::client::{CallerChannel, caller_channel, collect_envelopes, envelope_stream};
 use tessera_proto::v1::mpc_job_service_client::MpcJobServiceClient;
 use tessera_proto::v1::{FetchOutputRequest, MpcStatus, MpcStatusRequest, SealedChunk};
 use tonic::Status;
-use tonic::transport::Channel;
 
 use crate::mpc::service::{ClientError, MpcJobStatus, MpcServiceError, MpcTransport};
 
 /// The servers' MPC job services over gRPC.
 pub struct GrpcTransport {
-    channels: HashMap<PartyId, (String, Channel)>,
+    channels: HashMap<PartyId, (String, CallerChannel)>,
 }
 
 impl GrpcTransport {
-    /// Channels to every server of `cluster` (connecting on first use).
-    pub fn new(cluster: &ClusterConfig) -> Result<Self, ClientError> {
+    /// Channels to every server of `cluster` (connecting on first use), whose calls carry call
+    /// tokens sealed with `sealer` (the caller's).
+    pub fn new(cluster: &ClusterConfig, sealer: Arc<Sealer>) -> Result<Self, ClientError> {
         let mut channels = HashMap::new();
         for server in cluster.servers() {
             let endpoint = cluster
@@ -31,16 +33,21 @@ impl GrpcTransport {
                     server,
                     reason: e.to_string(),
                 })?;
-            let channel = lazy_channel(&endpoint).map_err(|e| ClientError::Unreachable {
-                server,
-                reason: e.to_string(),
+            let channel = caller_channel(&endpoint, server, Arc::clone(&sealer)).map_err(|e| {
+                ClientError::Unreachable {
+                    server,
+                    reason: e.to_string(),
+                }
             })?;
             channels.insert(server, (endpoint.address, channel));
         }
         Ok(GrpcTransport { channels })
     }
 
-    fn client(&self, server: PartyId) -> Result<(MpcJobServiceClient<Channel>, &str), ClientError> {
+    fn client(
+        &self,
+        server: PartyId,
+    ) -> Result<(MpcJobServiceClient<CallerChannel>, &str), ClientError> {
         let (address, channel) =
             self.channels
                 .get(&server)

@@ -19,16 +19,16 @@ use tessera_proto::v1::{
     RoundAnnouncement, SealedChunk, StatusRequest, UploadReceipt,
 };
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
+use super::gate::{Gate, Gated};
 use super::mpc::{MpcCell, MpcGrpc};
 use crate::net::PeerHub;
 use crate::net::grpc::GrpcNetwork;
 use crate::secagg::local::FETCH_ROUND_WAIT;
-use crate::secagg::{AggregatorService, Limits, ServiceError};
+use crate::secagg::{AggregatorService, ServiceError};
 
 /// The service, set once the peer network is up (requests before that get `unavailable`).
 pub type ServiceCell = Arc<OnceLock<Arc<AggregatorService<GrpcNetwork>>>>;
@@ -70,56 +70,29 @@ fn service(cell: &ServiceCell) -> Result<&Arc<AggregatorService<GrpcNetwork>>, S
 }
 
 /// The largest message a data owner or the model owner sends: one sealed chunk of at most
-/// [`UPLOAD_CHUNK_BYTES`] plus its part header and envelope, with room to spare. A stalled client
-/// stream can thus make the server buffer at most this much (before its idle timeout cuts it), so
-/// all streams together hold at most `Limits::concurrent_streams` times it.
+/// [`UPLOAD_CHUNK_BYTES`] plus its part header and envelope, with room to spare. A stalled call
+/// can thus make the server buffer at most this much (before the gate's deadlines cut it), and
+/// all calls together at most `Limits::calls_per_party` times it per party of the cluster.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = UPLOAD_CHUNK_BYTES + 4096;
 
-/// The bounds on client-streaming calls a server's gRPC front enforces (see [`Limits`]).
-#[derive(Debug, Clone)]
-pub struct StreamGuard {
-    idle: Duration,
-    permits: Arc<Semaphore>,
-}
-
-impl StreamGuard {
-    /// Guards from `limits`.
-    pub fn new(limits: &Limits) -> Self {
-        StreamGuard {
-            idle: limits.stream_idle,
-            permits: Arc::new(Semaphore::new(limits.concurrent_streams)),
-        }
-    }
-
-    /// A place for one more streaming call, or `resource_exhausted` if all are taken.
-    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        Arc::clone(&self.permits)
-            .try_acquire_owned()
-            .map_err(|_| Status::resource_exhausted("too many streaming calls in flight"))
-    }
-
-    /// The next chunk of a client stream: `None` at its end; refused if the client sends
-    /// nothing for the idle time, or sends a message that does not decode.
-    pub(crate) async fn next(
-        &self,
-        stream: &mut Streaming<SealedChunk>,
-    ) -> Result<Option<Vec<u8>>, Status> {
-        match tokio::time::timeout(self.idle, stream.message()).await {
-            Err(_) => Err(Status::deadline_exceeded(format!(
-                "no chunk within {:?}",
-                self.idle
-            ))),
-            Ok(Ok(chunk)) => Ok(chunk.map(|c| c.envelope)),
-            Ok(Err(s)) => Err(stream_error(s)),
-        }
+/// The next chunk of a client stream: `None` at its end; refused if it does not decode, or
+/// comes too slowly (the gate's deadlines, see [`super::gate`]).
+pub(crate) async fn next_chunk(
+    stream: &mut Streaming<SealedChunk>,
+) -> Result<Option<Vec<u8>>, Status> {
+    match stream.message().await {
+        Ok(chunk) => Ok(chunk.map(|c| c.envelope)),
+        Err(s) => Err(stream_error(s)),
     }
 }
 
 /// A broken client stream: a message that does not decode is the client's fault
 /// (`invalid_argument`), one over the size limit `resource_exhausted` (as gRPC itself answers),
-/// anything else a stream that broke (`cancelled`).
+/// one the gate found too slow `deadline_exceeded`, anything else a stream that broke
+/// (`cancelled`).
 fn stream_error(s: Status) -> Status {
     match s.code() {
+        tonic::Code::DeadlineExceeded => s,
         tonic::Code::Internal => {
             Status::invalid_argument(format!("malformed message: {}", s.message()))
         }
@@ -143,25 +116,12 @@ async fn run_to_completion<T: Send + 'static>(
 
 pub(crate) type ChunkStream = Pin<Box<dyn Stream<Item = Result<SealedChunk, Status>> + Send>>;
 
-fn chunk_stream(envelopes: Vec<Vec<u8>>) -> ChunkStream {
+pub(crate) fn chunk_stream(envelopes: Vec<Vec<u8>>) -> ChunkStream {
     Box::pin(tokio_stream::iter(
         envelopes
             .into_iter()
             .map(|envelope| Ok(SealedChunk { envelope })),
     ))
-}
-
-/// [`chunk_stream`] that keeps `permit` until the stream is read or dropped.
-pub(crate) fn chunk_stream_holding(
-    envelopes: Vec<Vec<u8>>,
-    permit: OwnedSemaphorePermit,
-) -> ChunkStream {
-    Box::pin(tokio_stream::iter(envelopes.into_iter().map(
-        move |envelope| {
-            let _held = &permit;
-            Ok(SealedChunk { envelope })
-        },
-    )))
 }
 
 /// The party a read request's token names.
@@ -197,8 +157,6 @@ fn require_caller(caller: PartyId, named: &str) -> Result<(), Status> {
 pub struct DataOwnerGrpc {
     /// The service, once up.
     pub cell: ServiceCell,
-    /// Bounds on streaming calls.
-    pub guard: StreamGuard,
 }
 
 #[tonic::async_trait]
@@ -240,13 +198,11 @@ impl DataOwnerService for DataOwnerGrpc {
             r.round,
         )?;
         require_caller(owner, &r.data_owner)?;
-        // The sealed copy lives until the reply is read: it holds a streaming place till then.
-        let permit = self.guard.admit()?;
         let envelopes = service
             .fetch_weights(owner, r.job_id, r.round)
             .await
             .map_err(to_status)?;
-        Ok(Response::new(chunk_stream_holding(envelopes, permit)))
+        Ok(Response::new(chunk_stream(envelopes)))
     }
 
     async fn upload_shares(
@@ -257,10 +213,9 @@ impl DataOwnerService for DataOwnerGrpc {
         if !service.is_leader() {
             return Err(to_status(ServiceError::NotLeader(service.me())));
         }
-        let _permit = self.guard.admit()?;
         let mut stream = request.into_inner();
         let mut session = None;
-        while let Some(envelope) = self.guard.next(&mut stream).await? {
+        while let Some(envelope) = next_chunk(&mut stream).await? {
             let s = match session.as_mut() {
                 Some(s) => s,
                 None => {
@@ -302,8 +257,6 @@ impl DataOwnerService for DataOwnerGrpc {
 pub struct ModelOwnerGrpc {
     /// The service, once up.
     pub cell: ServiceCell,
-    /// Bounds on streaming calls.
-    pub guard: StreamGuard,
 }
 
 #[tonic::async_trait]
@@ -330,10 +283,9 @@ impl ModelOwnerService for ModelOwnerGrpc {
         if !service.is_leader() {
             return Err(to_status(ServiceError::NotLeader(service.me())));
         }
-        let _permit = self.guard.admit()?;
         let mut stream = request.into_inner();
         let mut opening = None;
-        while let Some(envelope) = self.guard.next(&mut stream).await? {
+        while let Some(envelope) = next_chunk(&mut stream).await? {
             let o = match opening.as_mut() {
                 Some(o) => o,
                 None => opening.insert(service.begin_open_round(&envelope).map_err(to_status)?),
@@ -422,17 +374,16 @@ async fn report_health(
     }
 }
 
-/// Serves the peer, data-owner, model-owner, MPC job and gRPC health services on `listener` until the task
-/// is dropped, with `limits` on streaming calls, over TLS with `tls` if given.
+/// Serves the peer, data-owner, model-owner, MPC job and gRPC health services on `listener` until
+/// the task is dropped, over TLS with `tls` if given; the client services behind `gate`.
 pub fn serve(
     listener: TcpListener,
     hub: &PeerHub,
     cell: ServiceCell,
     mpc: MpcCell,
-    limits: &Limits,
+    gate: &Arc<Gate>,
     tls: Option<&ServerTls>,
 ) -> Result<tokio::task::JoinHandle<()>, tonic::transport::Error> {
-    let guard = StreamGuard::new(limits);
     let (health, health_service) = tonic_health::server::health_reporter();
     let (health_cell, health_mpc) = (Arc::clone(&cell), Arc::clone(&mpc));
     let mut builder = tonic::transport::Server::builder();
@@ -446,27 +397,26 @@ pub fn serve(
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(hub.service())
         .add_service(health_service)
-        .add_service(
+        .add_service(Gated::new(
             DataOwnerServiceServer::new(DataOwnerGrpc {
                 cell: Arc::clone(&cell),
-                guard: guard.clone(),
             })
             .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(
-            ModelOwnerServiceServer::new(ModelOwnerGrpc {
-                cell,
-                guard: guard.clone(),
-            })
-            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(
-            MpcJobServiceServer::new(MpcGrpc { cell: mpc, guard })
+            gate,
+        ))
+        .add_service(Gated::new(
+            ModelOwnerServiceServer::new(ModelOwnerGrpc { cell })
                 .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        );
+            gate,
+        ))
+        .add_service(Gated::new(
+            MpcJobServiceServer::new(MpcGrpc { cell: mpc })
+                .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            gate,
+        ));
     Ok(tokio::spawn(async move {
         // Not serving until the services are up (the peers connected), then serving.
         for name in ["", FEDERATED_SERVICE, MPC_SERVICE] {

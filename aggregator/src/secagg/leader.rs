@@ -24,6 +24,9 @@ use super::round::CloseStep;
 use super::service::{Job, now_unix_ms};
 use super::{AggregatorService, ServiceError, UploadSession};
 
+/// How often one data owner may fetch one round's weights (the first fetch and retries).
+pub const MAX_WEIGHT_FETCHES: usize = 4;
+
 /// The model owner's opening of a round in progress: each weight chunk is authenticated as it
 /// arrives, and no more than the job's parameters are accepted.
 pub struct RoundOpening {
@@ -200,10 +203,24 @@ impl<N: Network + 'static> AggregatorService<N> {
         }
         let job = self.job(job_id)?;
         let weights = {
-            let st = job.state.lock().await;
+            let mut st = job.state.lock().await;
             if st.round() != round || !st.round_state().accepts_uploads() {
                 return Err(ServiceError::RoundClosed { job: job_id, round });
             }
+            // Each answer is sealed for its owner and may sit unread in the transport's
+            // buffers: an owner gets a round's weights a few times (retries), not without end
+            // (security review 2, finding 12).
+            let fetched = st.weight_fetches.entry(owner).or_insert((round, 0));
+            if fetched.0 != round {
+                *fetched = (round, 0);
+            }
+            if fetched.1 >= MAX_WEIGHT_FETCHES {
+                return Err(ServiceError::Busy {
+                    what: "fetches of one round's weights by one owner",
+                    limit: MAX_WEIGHT_FETCHES,
+                });
+            }
+            fetched.1 += 1;
             Arc::clone(&st.weights)
         };
         // Chunk 0 is the job's settings, sealed: the round announcement travels in clear, and an

@@ -17,10 +17,14 @@ use super::ServiceError;
 pub struct Limits {
     /// Bytes all uploads in flight may stage together (each stages one share vector).
     pub staging_bytes: usize,
-    /// Longest wait for the next chunk of a client-streaming call before it is refused.
+    /// Longest wait for the next message of a client-streaming call before it is refused.
     pub stream_idle: Duration,
-    /// Client-streaming calls (uploads, round openings) served at once; more are refused.
-    pub concurrent_streams: usize,
+    /// Longest a message may take from its first byte to its last (a unary call's one message:
+    /// from the call's start) before the call is refused.
+    pub message_deadline: Duration,
+    /// Calls one party of the cluster may hold at once at a server's gRPC front; more are
+    /// refused (a party without a key holds none: see `grpc::gate`).
+    pub calls_per_party: usize,
     /// Jobs a server holds at once. Starting one more first drops finished jobs and jobs idle
     /// longer than `job_idle` (oldest first); if none can go, the start is refused as busy.
     pub max_jobs: usize,
@@ -37,7 +41,8 @@ impl Default for Limits {
         Limits {
             staging_bytes: 1 << 30,
             stream_idle: Duration::from_secs(30),
-            concurrent_streams: 256,
+            message_deadline: Duration::from_secs(10),
+            calls_per_party: 16,
             max_jobs: 16,
             job_idle: Duration::from_secs(3600),
             privacy: Default::default(),

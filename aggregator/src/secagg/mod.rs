@@ -40,7 +40,7 @@ pub mod service;
 pub mod session;
 
 pub use error::ServiceError;
-pub use leader::RoundOpening;
+pub use leader::{MAX_WEIGHT_FETCHES, RoundOpening};
 pub use limits::Limits;
 pub use messages::{JobStatus, RoundAnnouncement, RoundState, UploadReceipt};
 pub use metrics::{SecaggCounts, SecaggMetrics};

@@ -58,6 +58,9 @@ pub(super) struct JobState {
     pub(super) weights: Arc<Vec<u8>>,
     /// Sealed result shares by round.
     pub(super) results: HashMap<u64, Vec<Vec<u8>>>,
+    /// How often each data owner fetched the current round's weights, and that round (leader;
+    /// at most one entry per registered owner).
+    pub(super) weight_fetches: HashMap<PartyId, (u64, usize)>,
 }
 
 impl JobState {
@@ -353,6 +356,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                     deadline_unix_ms: 0,
                     weights: Arc::new(Vec::new()),
                     results: HashMap::new(),
+                    weight_fetches: HashMap::new(),
                 }),
                 changed: watch::Sender::new((0, RoundState::Idle)),
                 uploads: Arc::default(),

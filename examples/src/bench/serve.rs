@@ -146,9 +146,14 @@ async fn over_grpc(dir: PathBuf) -> Result<Vec<(String, usize, &'static str, f64
         });
     }
     let cluster = ClusterConfig::load(&config).map_err(|e| e.to_string())?;
-    let transport = GrpcTransport::new(&cluster).map_err(|e| e.to_string())?;
+    let sealers = sealers(&ids);
+    // One transport serves both parties' calls: its call tokens name the model owner (they buy
+    // places at the servers' fronts; each job's own envelopes say who launched it).
+    let [model_owner, _] = self::sealers(&ids);
+    let transport =
+        GrpcTransport::new(&cluster, Arc::new(model_owner)).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
-    measure(&transport, &sealers(&ids), &mut rows).await?;
+    measure(&transport, &sealers, &mut rows).await?;
     Ok(rows
         .into_iter()
         .map(|(p, b, _, s)| (p, b, "grpc", s))

@@ -833,6 +833,7 @@ fn a_data_owner_killed_mid_upload_leaves_the_others_aggregated() {
     // data-owner-2 is this test: it starts an upload and dies half-way through it.
     let sealer = c.sealer(PartyId::DataOwner(2));
     let token_sealer = std::sync::Arc::new(c.sealer(PartyId::DataOwner(2)));
+    let c_sealer = c.sealer(PartyId::DataOwner(2));
     let address = c.leader_address.clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let saboteur = runtime.spawn(async move {
@@ -861,9 +862,17 @@ fn a_data_owner_killed_mid_upload_leaves_the_others_aggregated() {
             &mut rand::rng(),
         )
         .unwrap();
-        let mut client = DataOwnerServiceClient::connect(format!("http://{address}"))
-            .await
-            .unwrap();
+        let endpoint = ServerEndpoint {
+            address: address.clone(),
+            tls_cert: None,
+        };
+        let channel = tessera_proto::client::caller_channel(
+            &endpoint,
+            PartyId::Server(0),
+            std::sync::Arc::new(c_sealer),
+        )
+        .unwrap();
+        let mut client = DataOwnerServiceClient::new(channel);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let upload = tokio::spawn(async move {
             client

@@ -21,6 +21,7 @@ use tessera_common::seal::{Context, Header, Purpose, Sealer};
 use tessera_common::upload::build_upload_vec;
 use tessera_data_owner::client::GrpcLeader;
 use tessera_model_owner::client::GrpcServer;
+use tessera_proto::client::CallerChannel;
 use tessera_proto::v1::SealedChunk;
 use tessera_proto::v1::data_owner_service_client::DataOwnerServiceClient;
 use tessera_proto::v1::model_owner_service_client::ModelOwnerServiceClient;
@@ -28,6 +29,8 @@ use tessera_tests::GrpcAggregators;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
+
+mod front;
 
 const JOB: u64 = 77;
 
@@ -58,7 +61,8 @@ fn settings() -> JobSettings {
 fn test_limits() -> Limits {
     Limits {
         stream_idle: Duration::from_millis(500),
-        concurrent_streams: 4,
+        message_deadline: Duration::from_millis(500),
+        calls_per_party: 4,
         ..Limits::default()
     }
 }
@@ -85,14 +89,21 @@ fn start_job(c: GrpcAggregators) -> GrpcAggregators {
     c
 }
 
+/// The model owner's client of `server` (its calls carry the model owner's call tokens).
 async fn model_owner_client(
     c: &GrpcAggregators,
     server: usize,
-) -> ModelOwnerServiceClient<tonic::transport::Channel> {
-    ModelOwnerServiceClient::connect(format!("http://{}", c.addresses[server]))
-        .await
-        .unwrap()
+) -> ModelOwnerServiceClient<CallerChannel> {
+    ModelOwnerServiceClient::new(c.channel_as(server, PartyId::ModelOwner))
         .max_encoding_message_size(16 << 20)
+}
+
+/// Data owner `owner`'s client of the leader.
+async fn data_owner_client(
+    c: &GrpcAggregators,
+    owner: u32,
+) -> DataOwnerServiceClient<CallerChannel> {
+    DataOwnerServiceClient::new(c.channel_as(0, PartyId::DataOwner(owner)))
 }
 
 /// Sends `chunks` on an `OpenRound` call to `server`, then ends the stream, or with `keep_open`
@@ -216,11 +227,12 @@ async fn open_round_refuses_more_weights_than_the_job_has() {
 async fn stalled_streams_are_cut_and_their_number_is_bounded() {
     let limits = Limits {
         stream_idle: Duration::from_secs(3),
+        message_deadline: Duration::from_secs(3),
         ..test_limits()
     };
     let c = cluster(limits).await;
     let params = settings().num_params;
-    // Four authentic openings that never end hold every streaming place.
+    // Four openings by the model owner that never send hold each of its places.
     let mut held = Vec::new();
     let mut calls = Vec::new();
     for _ in 0..4 {
@@ -232,7 +244,7 @@ async fn stalled_streams_are_cut_and_their_number_is_bounded() {
         held.push(tx);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // A fifth is refused at once.
+    // A fifth of the model owner's is refused at once.
     assert_eq!(
         open_round_answer(&c, 0, weights_envelopes(&c, 1, params), false).await,
         Code::ResourceExhausted
@@ -255,7 +267,14 @@ async fn stalled_streams_are_cut_and_their_number_is_bounded() {
 
 /// A cluster with round 1 open, and its leader reached in-process.
 async fn cluster_with_round_open() -> (GrpcAggregators, LocalServer<GrpcNetwork>) {
-    let c = cluster(test_limits()).await;
+    cluster_with_round_open_under(test_limits()).await
+}
+
+/// [`cluster_with_round_open`] under `limits`.
+async fn cluster_with_round_open_under(
+    limits: Limits,
+) -> (GrpcAggregators, LocalServer<GrpcNetwork>) {
+    let c = cluster(limits).await;
     let leader = LocalServer(c.services[0].clone());
     leader
         .open_round(weights_envelopes(&c, 1, settings().num_params))
@@ -327,9 +346,7 @@ async fn uploads_reset_by_their_clients_still_end_in_a_decision() {
     // data-owner-0 sends a whole upload and resets the call at once, mid-commit or before: the
     // commit (forward, decision) runs to its end all the same.
     let env = upload_of(&c.sealer(PartyId::DataOwner(0)), 1, &update(0));
-    let mut client = DataOwnerServiceClient::connect(format!("http://{}", c.addresses[0]))
-        .await
-        .unwrap();
+    let mut client = data_owner_client(&c, 0).await;
     let call = tokio::spawn(async move {
         client
             .upload_shares(tokio_stream::iter(
@@ -411,9 +428,7 @@ async fn read_requests_answer_only_the_party_entitled() {
     let mine = token(PartyId::ModelOwner, RequestKind::Status, 0);
     assert_eq!(code(mo.status(status(mine)).await), Code::Ok);
     // Round polls and weights: only for the owner the token names.
-    let mut owner = DataOwnerServiceClient::connect(format!("http://{}", c.addresses[0]))
-        .await
-        .unwrap();
+    let mut owner = data_owner_client(&c, 0).await;
     let poll = |name: &str, auth| FetchRoundRequest {
         data_owner: name.into(),
         job_id: JOB,
@@ -532,9 +547,8 @@ async fn servers_and_clients_speak_tls_when_the_cluster_gives_certificates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_upload_message_is_answered_as_such_not_as_a_retryable_break() {
     let c = cluster(test_limits()).await;
-    let mut client = DataOwnerServiceClient::connect(format!("http://{}", c.addresses[0]))
+    let mut client = data_owner_client(&c, 0)
         .await
-        .unwrap()
         .max_encoding_message_size(64 << 20);
     let chunk = SealedChunk {
         envelope: vec![0u8; 17 << 20],
