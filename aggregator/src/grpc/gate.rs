@@ -17,6 +17,9 @@
 //!   unary call's one message is due within `message_deadline` of the call's start. Too slow is
 //!   `deadline_exceeded`, and the place is given back.
 //!
+//! - **Connections are bounded per address**, and those that carried an authenticated call are
+//!   never evicted for new ones (see [`super::conns`]).
+//!
 //! Tokens are not single-use: one recorded on the wire (without TLS) lets its replayer spend
 //! only the named party's places, for the clock window
 //! ([`tessera_common::request::MAX_CLOCK_SKEW_SECS`]).
@@ -34,6 +37,8 @@ use tessera_common::request::{RequestKind, now_secs, open_request};
 use tessera_common::seal::Sealer;
 use tessera_proto::client::CALL_TOKEN_KEY;
 use tokio::time::{Instant, Sleep};
+
+use super::conns::{ConnLimits, Conns, remote_of};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::{BoxFuture, Service, http};
@@ -47,6 +52,8 @@ pub struct Caller(pub PartyId);
 /// The gate's bounds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateLimits {
+    /// Bounds on the connections themselves.
+    pub connections: ConnLimits,
     /// Calls one party may hold at once at this server.
     pub calls_per_party: usize,
     /// How long a message may take from its first byte to its last (and a unary call's one
@@ -59,6 +66,7 @@ pub struct GateLimits {
 impl From<&crate::secagg::Limits> for GateLimits {
     fn from(limits: &crate::secagg::Limits) -> Self {
         GateLimits {
+            connections: limits.connections,
             calls_per_party: limits.calls_per_party,
             message_deadline: limits.message_deadline,
             stream_idle: limits.stream_idle,
@@ -71,6 +79,7 @@ pub struct Gate {
     sealer: Arc<Sealer>,
     limits: GateLimits,
     held: Mutex<HashMap<PartyId, usize>>,
+    conns: Arc<Conns>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -105,9 +114,15 @@ impl Gate {
     pub fn new(sealer: Arc<Sealer>, limits: GateLimits) -> Arc<Self> {
         Arc::new(Gate {
             sealer,
+            conns: Conns::new(limits.connections),
             limits,
             held: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The connections behind this gate.
+    pub fn conns(&self) -> &Arc<Conns> {
+        &self.conns
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<PartyId, usize>> {
@@ -186,6 +201,9 @@ where
             Err(status) => return Box::pin(std::future::ready(Ok(status.into_http()))),
         };
         let (mut parts, body) = request.into_parts();
+        if let Some(remote) = remote_of(&parts.extensions) {
+            self.gate.conns.trust(remote);
+        }
         parts.extensions.insert(Caller(place.party));
         let limits = &self.gate.limits;
         let body = Body::new(Paced::new(

@@ -1,6 +1,7 @@
 //! Thin tonic adapters over the transport-free [`crate::secagg::AggregatorService`] and
 //! [`crate::mpc::service::MpcService`]: decode, call, encode; every decision is the service's.
 
+pub mod conns;
 pub mod gate;
 pub mod mpc;
 pub mod mpc_client;

@@ -384,6 +384,8 @@ pub fn serve(
     gate: &Arc<Gate>,
     tls: Option<&ServerTls>,
 ) -> Result<tokio::task::JoinHandle<()>, tonic::transport::Error> {
+    hub.trust_with(gate.conns());
+    let incoming = gate.conns().incoming(listener);
     let (health, health_service) = tonic_health::server::health_reporter();
     let (health_cell, health_mpc) = (Arc::clone(&cell), Arc::clone(&mpc));
     let mut builder = tonic::transport::Server::builder();
@@ -425,7 +427,7 @@ pub fn serve(
                 .await;
         }
         tokio::spawn(report_health(health, health_cell, health_mpc));
-        if let Err(e) = router.serve_with_incoming(incoming(listener)).await {
+        if let Err(e) = router.serve_with_incoming(incoming).await {
             warn!(error = %e, "gRPC server stopped");
         }
     }))

@@ -106,6 +106,9 @@ struct HubInner {
     closed: AtomicBool,
     /// Places for handshakes in progress (see [`super::handshakes`]).
     handshakes: Arc<Handshakes>,
+    /// The connections of the gRPC front this hub is mounted on, if bounded: a peer's is
+    /// trusted once its hello is authentic.
+    conns: std::sync::OnceLock<Arc<crate::grpc::conns::Conns>>,
 }
 
 /// The shared state of one server's peer connections; cheap to clone.
@@ -160,6 +163,7 @@ impl PeerHub {
             dial_targets: StdMutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             handshakes: Arc::new(Handshakes::default()),
+            conns: std::sync::OnceLock::new(),
         }))
     }
 
@@ -168,6 +172,12 @@ impl PeerHub {
         PeerServiceServer::new(PeerAcceptor { hub: self.clone() })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Trusts, in `conns`, the connections of peers whose hello is authentic (the gRPC front
+    /// this hub is mounted on bounds its connections with `conns`).
+    pub fn trust_with(&self, conns: &Arc<crate::grpc::conns::Conns>) {
+        let _ = self.0.conns.set(Arc::clone(conns));
     }
 
     fn links(&self) -> std::sync::MutexGuard<'_, HashMap<PartyId, LinkEntry>> {
@@ -575,7 +585,8 @@ impl PeerService for PeerAcceptor {
         &self,
         request: Request<Streaming<PeerFrame>>,
     ) -> Result<Response<Self::ExchangeStream>, Status> {
-        let ticket = self.hub.0.handshakes.admit(request.remote_addr())?;
+        let remote = request.remote_addr();
+        let ticket = self.hub.0.handshakes.admit(remote)?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(LINK_BUFFER);
         let challenge = random_nonce();
@@ -588,7 +599,10 @@ impl PeerService for PeerAcceptor {
         let hub = self.hub.clone();
         let id = ticket.id();
         let task = tokio::spawn(async move {
-            if let Err(status) = hub.accept(challenge, tx.clone(), inbound, ticket).await {
+            if let Err(status) = hub
+                .accept(challenge, tx.clone(), inbound, ticket, remote)
+                .await
+            {
                 debug!(me = %hub.0.me, %status, "peer handshake refused");
                 let _ = tx.send(Err(status)).await;
             }
@@ -608,6 +622,7 @@ impl PeerHub {
         tx: FrameTx,
         mut inbound: Streaming<PeerFrame>,
         ticket: Ticket,
+        remote: Option<SocketAddr>,
     ) -> Result<(), Status> {
         let hub = &self.0;
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
@@ -624,8 +639,11 @@ impl PeerHub {
                 "hello does not answer this connection's challenge (a replay?)",
             ));
         }
-        // An authentic peer: no longer anyone's stream, and never evicted.
+        // An authentic peer: no longer anyone's stream, and never evicted (nor its connection).
         drop(ticket);
+        if let (Some(conns), Some(remote)) = (hub.conns.get(), remote) {
+            conns.trust(remote);
+        }
         let mine = Hello {
             answers: theirs.nonce,
             nonce: challenge,

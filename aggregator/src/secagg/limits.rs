@@ -25,6 +25,9 @@ pub struct Limits {
     /// Calls one party of the cluster may hold at once at a server's gRPC front; more are
     /// refused (a party without a key holds none: see `grpc::gate`).
     pub calls_per_party: usize,
+    /// TCP connections a server's gRPC front holds, per remote address and in all (see
+    /// `grpc::conns`).
+    pub connections: crate::grpc::conns::ConnLimits,
     /// Jobs a server holds at once. Starting one more first drops finished jobs and jobs idle
     /// longer than `job_idle` (oldest first); if none can go, the start is refused as busy.
     pub max_jobs: usize,
@@ -43,6 +46,7 @@ impl Default for Limits {
             stream_idle: Duration::from_secs(30),
             message_deadline: Duration::from_secs(10),
             calls_per_party: 16,
+            connections: Default::default(),
             max_jobs: 16,
             job_idle: Duration::from_secs(3600),
             privacy: Default::default(),

@@ -348,3 +348,92 @@ async fn an_owner_gets_a_rounds_weights_a_bounded_number_of_times() {
     assert!(chunks >= 2, "the settings and the weights");
     drop(unread);
 }
+
+/// Finding 10, connections: a keyless flood of TCP connections, silent or calling without a
+/// token, holds at most the per-address bound at once (16 here): each new one evicts its
+/// address's oldest untrusted connection, which reads end-of-stream. Connections that carried
+/// an authenticated call or a peer hello are never evicted, so after a burst of 300 from the
+/// owners' own address (127.0.0.1) and during one from 127.0.0.2, the peers' links hold and the
+/// owners' uploads aggregate exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_connections_holds_a_bounded_number_and_evicts_none_trusted() {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use tessera_aggregator::grpc::conns::ConnLimits;
+    use tokio::io::AsyncReadExt;
+
+    let limits = Limits {
+        connections: ConnLimits {
+            per_address: 16,
+            max_total: 64,
+        },
+        ..super::test_limits()
+    };
+    let (c, leader) = cluster_with_round_open_under(limits).await;
+    let target: SocketAddr = c.addresses[0].parse().unwrap();
+    let from = move |ip: [u8; 4]| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(SocketAddr::from((Ipv4Addr::from(ip), 0)))
+            .unwrap();
+        socket.connect(target).await.unwrap()
+    };
+    let conns = c.gates[0].conns();
+    let (home, away) = (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2]));
+    let trusted_before = conns.open_from(home);
+    // A burst of silent connections from the owners' own address.
+    let mut burst = Vec::new();
+    for _ in 0..300 {
+        burst.push(from([127, 0, 0, 1]).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(conns.open_from(home) <= 16, "{}", conns.open_from(home));
+    let mut first = burst.remove(0);
+    // The server's HTTP/2 preface, then the end.
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), first.read_to_end(&mut seen)).await;
+    assert!(
+        matches!(read, Ok(Ok(_))),
+        "an evicted connection reads its end: {read:?}"
+    );
+    // Another address keeps flooding, with silent connections and keyless calls.
+    let flood = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for i in 0..400 {
+            let tcp = from([127, 0, 0, 2]).await;
+            if i % 2 == 0 {
+                held.push(tcp);
+            } else if let Ok((mut client, connection)) = h2::client::handshake(tcp).await {
+                tokio::spawn(connection);
+                let request =
+                    tonic::codegen::http::Request::post(format!("http://{target}{STATUS}"))
+                        .header("content-type", "application/grpc")
+                        .body(())
+                        .unwrap();
+                if let Ok((answer, _)) = client.send_request(request, false) {
+                    let _ = tokio::time::timeout(Duration::from_millis(200), answer).await;
+                }
+            }
+        }
+        held
+    });
+    let mut sum = RingVec::zeros(32, settings().update_len()).unwrap();
+    for o in 0..3 {
+        let u = update(o);
+        leader_client(&c, o)
+            .upload(upload_of(&c.sealer(PartyId::DataOwner(o)), 1, &u))
+            .await
+            .unwrap();
+        sum.add_assign(&u).unwrap();
+    }
+    let status = wait_final(&leader).await;
+    assert_eq!(status.state, RoundState::Aggregated, "{}", status.message);
+    assert_eq!(super::revealed(&c, 1).await, sum);
+    let held = flood.await.unwrap();
+    assert!(conns.open_from(away) <= 16, "{}", conns.open_from(away));
+    assert!(conns.open() <= 64);
+    assert!(
+        trusted_before >= 2,
+        "the peers' links came in from 127.0.0.1"
+    );
+    drop((burst, held));
+}
