@@ -161,6 +161,40 @@ pub struct TrainingArgs {
     pub dp_delta: f64,
 }
 
+impl MpcTrainArgs {
+    /// The loss reveals asked for: `--loss-every`, else 10, or 0 under DP-SGD (`dp`).
+    pub fn loss_every(&self, dp: bool) -> usize {
+        self.loss_every.unwrap_or(if dp { 0 } else { 10 })
+    }
+}
+
+/// DP-SGD for `train-encrypted`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DpSgdArgs {
+    /// DP-SGD: each example's gradient is clipped to --dp-clip in L2 under MPC, and each server
+    /// adds discrete Gaussian noise of standard deviation Z times --dp-clip to every batch's
+    /// sum; the (epsilon, delta) of the whole training is printed [default: none].
+    #[arg(long, value_name = "Z")]
+    pub dp_noise: Option<f64>,
+    /// The L2 bound each example's gradient is clipped to under --dp-noise.
+    #[arg(long, value_name = "C", default_value_t = 1.0)]
+    pub dp_clip: f64,
+    /// The delta the privacy spent is stated for, under --dp-noise.
+    #[arg(long, default_value_t = 1e-5)]
+    pub dp_delta: f64,
+}
+
+impl DpSgdArgs {
+    /// The DP-SGD the flags ask for, if any.
+    pub fn dp(&self) -> Option<DpSettings> {
+        self.dp_noise.map(|noise_multiplier| DpSettings {
+            noise_multiplier,
+            clip: self.dp_clip,
+            delta: self.dp_delta,
+        })
+    }
+}
+
 impl TrainingArgs {
     /// The differential privacy the flags ask for, if any.
     pub fn dp(&self) -> Option<DpSettings> {
@@ -201,9 +235,10 @@ pub struct MpcTrainArgs {
     /// Fractional bits of the fixed-point values (128-bit ring).
     #[arg(long, default_value_t = tessera_aggregator::mpc::train::precision::FRAC_BITS)]
     pub frac_bits: u32,
-    /// Reveal the loss of every N-th batch to the model owner for the progress bar (0: never).
-    #[arg(long, default_value_t = 10)]
-    pub loss_every: usize,
+    /// Reveal the loss of every N-th batch to the model owner for the progress bar (0: never)
+    /// [default: 10; 0 under DP-SGD, which reveals no loss].
+    #[arg(long)]
+    pub loss_every: Option<usize>,
     /// Seed of the initial weights and the batch order.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -336,6 +371,9 @@ pub enum Command {
         /// The settings of the training itself.
         #[command(flatten)]
         mpc: MpcTrainArgs,
+        /// DP-SGD.
+        #[command(flatten)]
+        dp: DpSgdArgs,
         /// The job id (tell it to the data owners) [default: random, printed].
         #[arg(long)]
         job_id: Option<u64>,
@@ -490,6 +528,7 @@ pub fn run(cli: Cli) -> i32 {
             learning_rate,
             batch_size,
             mpc,
+            dp,
             job_id,
             test_data,
             label_column,
@@ -515,8 +554,9 @@ pub fn run(cli: Cli) -> i32 {
                 max_rows,
                 seed: mpc.seed,
                 lr_decay: mpc.lr_decay,
-                loss_every: mpc.loss_every,
+                loss_every: mpc.loss_every(dp.dp_noise.is_some()),
                 servers_init: mpc.init == InitChoice::Servers,
+                dp: dp.dp(),
             };
             let net = Networked {
                 config,
@@ -610,7 +650,8 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
         limit: args.limit,
         frac_bits: args.mpc.frac_bits,
         compare_plaintext: args.compare_plaintext,
-        loss_every: args.mpc.loss_every,
+        loss_every: args.mpc.loss_every(training.dp_noise.is_some()),
+        dp: training.dp(),
         seed: args.mpc.seed,
         lr_decay: args.mpc.lr_decay,
         servers_init: args.mpc.init == InitChoice::Servers,

@@ -65,6 +65,8 @@ pub struct EncryptedOptions {
     pub compare_plaintext: bool,
     /// Reveal the loss of every `loss_every`-th batch to the model owner (0: never).
     pub loss_every: usize,
+    /// DP-SGD (see `tessera_aggregator::mpc::train::dp`).
+    pub dp: Option<tessera_common::dp::DpSettings>,
     /// Seed of the initial weights and the batch order (epoch `e` shuffles with `seed + e`).
     pub seed: u64,
     /// The learning rate is multiplied by this after each epoch.
@@ -344,6 +346,7 @@ pub async fn simulate_encrypted(
         lr_decay: opts.lr_decay,
         loss_every: opts.loss_every,
         servers_init: opts.servers_init,
+        dp: opts.dp,
     });
     let model = job.check()?;
     // The same values either way: the servers draw them from the seed of the job, or the model

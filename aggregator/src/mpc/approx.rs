@@ -42,7 +42,12 @@ fn numel<P: Protocol>(p: &P, x: &P::Tensor) -> usize {
 }
 
 /// `x + v` for a public real `v` (fixed point with `bits` fractional bits).
-fn plus<P: Protocol>(p: &P, x: &P::Tensor, v: f64, bits: u32) -> Result<P::Tensor, MpcError> {
+pub(crate) fn plus<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    v: f64,
+    bits: u32,
+) -> Result<P::Tensor, MpcError> {
     p.add_public(x, &vec![fx(v, bits); numel(p, x)])
 }
 

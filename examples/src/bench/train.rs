@@ -138,6 +138,7 @@ async fn steps<P: Protocol<Elem = u128>>(
         loss: Loss::SoftmaxCrossEntropy,
         optimizer,
         activations: Activations::Exact,
+        dp: None,
     };
     let mut trainer = Trainer::new::<P>(model, train, params)?;
     let asked = p.wanted();
@@ -212,6 +213,7 @@ fn accuracy(
         frac_bits: F,
         compare_plaintext: true,
         loss_every: 0,
+        dp: None,
         seed: 1,
         lr_decay: 0.7,
         servers_init: false,

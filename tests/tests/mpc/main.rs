@@ -4,6 +4,7 @@
 //! communication each operation costs. One test binary, one module per protocol.
 
 mod aby3;
+mod dp_sgd;
 mod grpc;
 mod io;
 mod layers;

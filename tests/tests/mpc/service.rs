@@ -583,6 +583,7 @@ fn a_training_that_reveals_too_much_is_refused_by_the_servers_and_by_the_owner()
             lr_decay: 1.0,
             loss_every: 1,
             servers_init: false,
+            dp: None,
         },
     };
     runtime().block_on(async {

@@ -23,16 +23,16 @@ use tessera_data_owner::model::{gradients, initial_params};
 use crate::{S, reals, runtime};
 
 /// Fractional bits of training.
-const FW: u32 = 20;
+pub(super) const FW: u32 = 20;
 
 const FIXED: FixedPoint = FixedPoint { frac_bits: FW };
 
-fn enc_w(values: &[f64], shape: &[usize]) -> RingTensor<u128> {
+pub(super) fn enc_w(values: &[f64], shape: &[usize]) -> RingTensor<u128> {
     let v = values.iter().map(|x| FIXED.encode(*x).unwrap()).collect();
     RingTensor::from_vec(shape, v).unwrap()
 }
 
-fn dec_w(x: &RingTensor<u128>) -> Vec<f64> {
+pub(super) fn dec_w(x: &RingTensor<u128>) -> Vec<f64> {
     FIXED.decode_slice(x.as_slice())
 }
 
@@ -67,7 +67,7 @@ fn spec() -> ModelSpec {
 
 /// Shares the flat parameters (server 0), the batch (server 1) and the one-hot labels (server
 /// 2) in the 128-bit ring, runs `program` on them and reveals its flat result to server 1.
-fn run_wide<P, F, Fut>(
+pub(super) fn run_wide<P, F, Fut>(
     make: fn(S) -> Result<P, MpcError>,
     inputs: [RingTensor<u128>; 3],
     program: F,
@@ -186,7 +186,7 @@ fn gradients_match_burn<P: Protocol<Elem = u128> + 'static>(make: fn(S) -> Resul
     eprintln!("{}: largest gradient error {worst:.2e}", P::NAME);
 }
 
-fn aby3_wide(s: S) -> Result<Aby3<MemoryNetwork, u128>, MpcError> {
+pub(super) fn aby3_wide(s: S) -> Result<Aby3<MemoryNetwork, u128>, MpcError> {
     Aby3::in_ring(s, FW)
 }
 
@@ -223,6 +223,7 @@ fn sgd_steps_lower_the_loss_under_aby3() {
             loss: Loss::SoftmaxCrossEntropy,
             optimizer: Optimizer::sgd(1.0),
             activations: Activations::Exact,
+            dp: None,
         };
         let mut t = Trainer::new::<Aby3<MemoryNetwork, u128>>(model, train, params)?;
         let mut out = Vec::new();
@@ -243,6 +244,7 @@ fn training_refuses_the_64_bit_ring() {
         loss: Loss::SoftmaxCrossEntropy,
         optimizer: Optimizer::sgd(0.1),
         activations: Activations::Exact,
+        dp: None,
     };
     let err = Trainer::new::<Aby3<MemoryNetwork>>(model, train, Vec::new())
         .err()
@@ -323,6 +325,7 @@ fn options(
         frac_bits: FW,
         compare_plaintext: true,
         loss_every: 2,
+        dp: None,
         seed: 3,
         lr_decay: 1.0,
         servers_init,
@@ -431,6 +434,7 @@ fn server_views_hold_no_secret<P: Protocol<Elem = u128> + 'static>(
                     loss: Loss::SoftmaxCrossEntropy,
                     optimizer: Optimizer::sgd(lr),
                     activations: Activations::Exact,
+                    dp: None,
                 };
                 let mut t = Trainer::new::<P>(model, train, params)?;
                 t.step(&p, &x, &y, false).await?;
@@ -735,6 +739,7 @@ fn later_steps_take_their_preprocessing_from_the_pools() {
             loss: Loss::SoftmaxCrossEntropy,
             optimizer: Optimizer::sgd(0.1),
             activations: Activations::Exact,
+            dp: None,
         };
         let mut t = Trainer::new::<SecureNn<MemoryNetwork, u128>>(model, train, params)?;
         let mut prep = StepPrep::default();

@@ -425,6 +425,7 @@ fn a_training_job_gives_the_weights_of_the_simulated_run() {
         frac_bits: tessera_aggregator::mpc::train::precision::FRAC_BITS,
         compare_plaintext: false,
         loss_every: 1,
+        dp: None,
         seed: 3,
         lr_decay: 1.0,
         servers_init: false,

@@ -22,8 +22,9 @@
 use serde::{Deserialize, Serialize};
 use tessera_common::PartyId;
 use tessera_common::batches::batch_order;
+use tessera_common::dp::{DpSettings, Spent};
 use tessera_common::fixed::FixedPoint;
-use tessera_common::model_spec::ModelSpec;
+use tessera_common::model_spec::{ModelSpec, ResolvedLayer};
 use tessera_common::prg::Seed;
 use tessera_common::ring::{Ring, RingTensor};
 use tessera_common::train_policy::TrainingTerms;
@@ -82,6 +83,10 @@ pub struct TrainJob {
     /// The servers draw the initial weights (He-uniform) from the seed; otherwise the model
     /// owner shares them.
     pub servers_init: bool,
+    /// DP-SGD (see [`super::dp`]): each example's gradient clipped to `clip`, every server's
+    /// noise of multiplier `noise_multiplier` added, accounted at `delta`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<DpSettings>,
 }
 
 impl TrainJob {
@@ -113,7 +118,36 @@ impl TrainJob {
         if !(lr.is_finite() && lr > 0.0) {
             return bad(format!("learning rate {lr}"));
         }
-        SecureModel::new(&self.spec)
+        let model = SecureModel::new(&self.spec)?;
+        if let Some(dp) = &self.dp {
+            dp.validate(self.frac_bits)
+                .map_err(|e| MpcError::Invalid(format!("DP-SGD: {e}")))?;
+            if self.loss_every > 0 {
+                return bad(
+                    "DP-SGD reveals no loss (a loss is neither clipped nor noised): loss_every must be 0"
+                        .into(),
+                );
+            }
+            if model
+                .layers()
+                .iter()
+                .any(|l| matches!(l, ResolvedLayer::Conv2d { .. }))
+            {
+                return bad(
+                    "DP-SGD clips dense layers' per-example gradients only: this model has a convolution"
+                        .into(),
+                );
+            }
+        }
+        Ok(model)
+    }
+
+    /// `(epsilon, delta)` of the whole training under DP-SGD: each example is in one noised sum
+    /// per epoch (see [`super::dp`]).
+    pub fn spent(&self) -> Option<Spent> {
+        self.dp
+            .as_ref()
+            .map(|dp| dp.spent(self.epochs as u64, self.frac_bits))
     }
 
     /// Values per example.
@@ -273,6 +307,7 @@ pub async fn serve_training<P: Protocol<Elem = u128>>(
         loss: job.loss(&model),
         optimizer: job.optimizer,
         activations,
+        dp: job.dp,
     };
     let mut trainer = Trainer::new::<P>(model, spec, params)?;
     let rows_of = |t: &P::Tensor, idx: &[usize], width: usize| {

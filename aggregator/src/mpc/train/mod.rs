@@ -7,6 +7,7 @@
 //!   respect to the logits, values on request.
 //! - [`optim`]: SGD with momentum, Adam and AMSgrad on shared state.
 //! - [`precision`]: why training runs in the 128-bit ring and how often a truncation fails.
+//! - [`dp`]: DP-SGD: per-example clipping from the dense layers' norms, every server's noise.
 //! - [`init`]: initial weights drawn by the servers from a common seed (Glorot / He).
 //! - [`job`]: a training job as the parties agree on it, and the servers' program for it (the
 //!   same in simulated mode and under the aggregators' job service).
@@ -19,6 +20,7 @@
 //! Nothing is opened during a step except what the caller asks for ([`Trainer::step`] returns
 //! the batch's loss as a sharing, to be revealed to the model owner only if the job says so).
 
+pub mod dp;
 pub mod init;
 pub mod job;
 pub mod loss;
@@ -108,6 +110,9 @@ pub struct TrainSpec {
     pub optimizer: Optimizer,
     /// Exact activations (comparisons) or Pond's polynomials.
     pub activations: Activations,
+    /// DP-SGD: each example's gradient clipped to `clip`, every server's noise added (see
+    /// [`dp`]).
+    pub dp: Option<tessera_common::dp::DpSettings>,
 }
 
 /// A model being trained: its shared parameters and optimizer state at one server.
@@ -179,9 +184,17 @@ impl<T: Clone> Trainer<T> {
         } else {
             None
         };
-        let grads = tape::backward(p, &self.model, &self.params, &tape, &dz).await?;
+        let grads = match &self.spec.dp {
+            None => tape::backward(p, &self.model, &self.params, &tape, &dz).await?,
+            Some(dp) => {
+                tape::backward_clipped(p, &self.model, &self.params, &tape, &dz, dp.clip).await?
+            }
+        };
         let flat_w = p.concat(&self.params.iter().collect::<Vec<_>>())?;
-        let flat_g = p.concat(&grads.iter().collect::<Vec<_>>())?;
+        let mut flat_g = p.concat(&grads.iter().collect::<Vec<_>>())?;
+        if let Some(dp) = &self.spec.dp {
+            flat_g = dp::add_noise(p, &flat_g, dp).await?;
+        }
         let new = self
             .spec
             .optimizer

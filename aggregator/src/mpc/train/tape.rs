@@ -180,7 +180,36 @@ pub async fn backward<P: Protocol>(
     tape: &Tape<P::Tensor>,
     dlogits: &P::Tensor,
 ) -> Result<Vec<P::Tensor>, MpcError> {
+    backward_with(p, model, params, tape, dlogits, None).await
+}
+
+/// [`backward`] with each example's gradient clipped to L2 norm `clip` before the sum (DP-SGD;
+/// see [`super::dp`]): `sum_i min(1, clip / |g_i|) g_i`. Dense layers only: their per-example
+/// norms come from the layer's input and output gradient without forming `g_i`
+/// ([`super::dp::clipped_dense`]); a convolution is [`MpcError::Unsupported`].
+pub async fn backward_clipped<P: Protocol>(
+    p: &P,
+    model: &SecureModel,
+    params: &[P::Tensor],
+    tape: &Tape<P::Tensor>,
+    dlogits: &P::Tensor,
+    clip: f64,
+) -> Result<Vec<P::Tensor>, MpcError> {
+    backward_with(p, model, params, tape, dlogits, Some(clip)).await
+}
+
+async fn backward_with<P: Protocol>(
+    p: &P,
+    model: &SecureModel,
+    params: &[P::Tensor],
+    tape: &Tape<P::Tensor>,
+    dlogits: &P::Tensor,
+    clip: Option<f64>,
+) -> Result<Vec<P::Tensor>, MpcError> {
     let f = p.frac_bits();
+    // Under clipping, each dense layer's (parameter index, input, output gradient), for the
+    // per-example norms once every layer's output gradient is known.
+    let mut dense = Vec::new();
     let layers = model.layers();
     if tape.saved.len() != layers.len() || params.len() != model.param_shapes().len() {
         return Err(MpcError::Invalid(
@@ -201,10 +230,14 @@ pub async fn backward<P: Protocol>(
                 param_at -= 2;
                 let w = &params[param_at];
                 let batch = tape.batch;
-                let xt = gather(p, x, &Gather::transpose(batch, *inputs), &[*inputs, batch])?;
                 let dy2 = p.reshape(&dy, &[batch, *units])?;
-                grads[param_at] = Some(p.matmul_trunc(&xt, &dy2, f).await?);
-                grads[param_at + 1] = Some(nn::sum_axis(p, &dy2, 0)?);
+                if clip.is_some() {
+                    dense.push((param_at, p.reshape(x, &[batch, *inputs])?, dy2.clone()));
+                } else {
+                    let xt = gather(p, x, &Gather::transpose(batch, *inputs), &[*inputs, batch])?;
+                    grads[param_at] = Some(p.matmul_trunc(&xt, &dy2, f).await?);
+                    grads[param_at + 1] = Some(nn::sum_axis(p, &dy2, 0)?);
+                }
                 if !needs_dx {
                     break;
                 }
@@ -225,6 +258,12 @@ pub async fn backward<P: Protocol>(
                 },
                 Saved::Conv { im2col, in_shape },
             ) => {
+                if clip.is_some() {
+                    return Err(MpcError::Unsupported {
+                        protocol: P::NAME,
+                        op: "per-example clipping of a convolution (DP-SGD takes dense layers)",
+                    });
+                }
                 param_at -= 2;
                 let w = &params[param_at];
                 let (n, oh, ow) = im2col.out;
@@ -295,6 +334,12 @@ pub async fn backward<P: Protocol>(
                 )));
             }
         };
+    }
+    if let Some(clip) = clip {
+        for (at, (w, b)) in super::dp::clipped_dense(p, &dense, clip).await? {
+            grads[at] = Some(w);
+            grads[at + 1] = Some(b);
+        }
     }
     grads
         .into_iter()
