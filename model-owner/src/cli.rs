@@ -571,6 +571,12 @@ pub fn run(cli: Cli) -> i32 {
             println!("metrics: {}", out.join("metrics.csv").display());
             println!("checkpoint: {}", out.join("checkpoint.json").display());
             println!("encrypted test accuracy: {:.4}", summary.accuracy);
+            if let Some(spent) = summary.spent {
+                println!(
+                    "privacy spent (DP-SGD): epsilon {:.3} at delta {:e}",
+                    spent.epsilon, spent.delta
+                );
+            }
             Ok::<(), TrainEncryptedError>(())
         }),
         Command::Status(JobRef { config, key, job }) => {
@@ -669,6 +675,12 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
             println!("encrypted test accuracy: {:.4}", summary.encrypted_accuracy);
             if let Some(plain) = summary.plaintext_accuracy {
                 println!("plaintext test accuracy: {plain:.4}");
+            }
+            if let Some(spent) = summary.spent {
+                println!(
+                    "privacy spent (DP-SGD): epsilon {:.3} at delta {:e}",
+                    spent.epsilon, spent.delta
+                );
             }
             0
         }

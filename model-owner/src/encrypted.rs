@@ -94,6 +94,8 @@ pub struct EncryptedSummary {
     pub metrics: Vec<RoundMetrics>,
     /// Mean wall-clock seconds per batch of the encrypted training.
     pub seconds_per_batch: f64,
+    /// Under DP-SGD, the `(epsilon, delta)` of the whole training.
+    pub spent: Option<tessera_common::dp::Spent>,
 }
 
 /// Errors of an encrypted run.
@@ -487,6 +489,7 @@ pub async fn simulate_encrypted(
         plaintext_accuracy,
         metrics: received.metrics,
         seconds_per_batch: seconds / batches.max(1) as f64,
+        spent: job.spent(),
     })
 }
 

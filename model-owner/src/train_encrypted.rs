@@ -72,6 +72,8 @@ pub struct TrainEncryptedSummary {
     pub accuracy: f64,
     /// The weights received after the last epoch.
     pub weights: Vec<f32>,
+    /// Under DP-SGD, the `(epsilon, delta)` of the whole training.
+    pub spent: Option<tessera_common::dp::Spent>,
 }
 
 /// `--test-data` (a folder of IDX files or a CSV table with its label column), or the bundled
@@ -212,6 +214,7 @@ pub async fn train_encrypted_command(
         job_id,
         accuracy: metrics.last().map_or(0.0, |m| m.test_accuracy),
         weights,
+        spent: job.spent(),
     })
 }
 
