@@ -15,7 +15,13 @@
 //! max_loss_reveals = 100    # losses revealed over the whole training
 //! max_checkpoints = 20      # per-epoch weights revealed
 //! optimizers = ["sgd", "adam", "amsgrad"]
+//! max_epsilon = 3.0         # DP-SGD required, at most this epsilon over the whole training
+//! max_delta = 1e-5          # at a delta no larger (the default under max_epsilon)
 //! ```
+//!
+//! The privacy bound counts what the job's description fixes (its noise, clip, epochs and
+//! delta, accounted as the model owner's run prints it), so a model owner cannot loosen it by
+//! declaring a larger delta or less noise.
 
 use serde::Deserialize;
 
@@ -31,7 +37,15 @@ pub struct TrainingPolicy {
     pub max_checkpoints: Option<u64>,
     /// The optimizers allowed (`sgd`, `adam`, `amsgrad`); all when absent.
     pub optimizers: Option<Vec<String>>,
+    /// DP-SGD required, with at most this epsilon over the whole training; any training when
+    /// absent.
+    pub max_epsilon: Option<f64>,
+    /// The largest delta that epsilon may be stated at (under `max_epsilon`; 1e-5 when absent).
+    pub max_delta: Option<f64>,
 }
+
+/// The delta a privacy bound holds at when the policy names none.
+pub const DEFAULT_MAX_DELTA: f64 = 1e-5;
 
 /// What a training job reveals, as its description fixes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +58,8 @@ pub struct TrainingTerms {
     pub checkpoints: u64,
     /// Its optimizer's name.
     pub optimizer: String,
+    /// Under DP-SGD, its `(epsilon, delta)` over the whole training; `None` without DP.
+    pub privacy: Option<(f64, f64)>,
 }
 
 impl std::fmt::Display for TrainingTerms {
@@ -52,12 +68,16 @@ impl std::fmt::Display for TrainingTerms {
             f,
             "batches of {}, at most {} losses revealed, {} checkpoints revealed, optimizer {}",
             self.batch_size, self.loss_reveals, self.checkpoints, self.optimizer
-        )
+        )?;
+        match self.privacy {
+            Some((epsilon, delta)) => write!(f, ", DP-SGD epsilon {epsilon:.3} at delta {delta:e}"),
+            None => write!(f, ", no DP-SGD"),
+        }
     }
 }
 
 /// A training that reveals more than a policy allows.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrainingRefusal {
     /// Batches smaller than the minimum.
@@ -87,6 +107,28 @@ pub enum TrainingRefusal {
     /// An optimizer not on the list.
     #[error("optimizer {0} is not allowed")]
     Optimizer(String),
+    /// No DP-SGD where it is required.
+    #[error(
+        "the training is not differentially private (DP-SGD with epsilon at most {max} required)"
+    )]
+    NotPrivate {
+        /// The largest epsilon allowed.
+        max: f64,
+    },
+    /// DP-SGD with more epsilon, or at a larger delta, than allowed.
+    #[error(
+        "epsilon {epsilon} at delta {delta}: at most {max_epsilon} at delta {max_delta} allowed"
+    )]
+    TooLittlePrivacy {
+        /// The job's epsilon.
+        epsilon: f64,
+        /// The job's delta.
+        delta: f64,
+        /// The largest epsilon allowed.
+        max_epsilon: f64,
+        /// The largest delta allowed.
+        max_delta: f64,
+    },
 }
 
 impl TrainingPolicy {
@@ -119,6 +161,21 @@ impl TrainingPolicy {
         {
             return Err(TrainingRefusal::Optimizer(terms.optimizer.clone()));
         }
+        if let Some(max_epsilon) = self.max_epsilon {
+            let max_delta = self.max_delta.unwrap_or(DEFAULT_MAX_DELTA);
+            let Some((epsilon, delta)) = terms.privacy else {
+                return Err(TrainingRefusal::NotPrivate { max: max_epsilon });
+            };
+            // NaN compares false: refused as well.
+            if !(epsilon <= max_epsilon && delta <= max_delta) {
+                return Err(TrainingRefusal::TooLittlePrivacy {
+                    epsilon,
+                    delta,
+                    max_epsilon,
+                    max_delta,
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -134,6 +191,7 @@ mod tests {
             loss_reveals: 40,
             checkpoints: 2,
             optimizer: "adam".into(),
+            privacy: None,
         };
         assert_eq!(TrainingPolicy::default().check(&terms), Ok(()));
         let strict = TrainingPolicy {
@@ -141,6 +199,8 @@ mod tests {
             max_loss_reveals: Some(10),
             max_checkpoints: Some(1),
             optimizers: Some(vec!["sgd".into()]),
+            max_epsilon: None,
+            max_delta: None,
         };
         assert!(matches!(
             strict.check(&terms),
@@ -170,5 +230,32 @@ mod tests {
             checkpoints_ok.check(&terms),
             Err(TrainingRefusal::Optimizer("adam".into()))
         );
+        // Privacy: required, then bounded in epsilon and in delta.
+        let private = TrainingPolicy {
+            max_epsilon: Some(3.0),
+            ..TrainingPolicy::default()
+        };
+        assert!(matches!(
+            private.check(&terms),
+            Err(TrainingRefusal::NotPrivate { .. })
+        ));
+        let at = |epsilon, delta| TrainingTerms {
+            privacy: Some((epsilon, delta)),
+            ..terms.clone()
+        };
+        assert_eq!(private.check(&at(2.9, 1e-5)), Ok(()));
+        assert!(matches!(
+            private.check(&at(3.1, 1e-5)),
+            Err(TrainingRefusal::TooLittlePrivacy { .. })
+        ));
+        // A larger delta would make epsilon smaller: it does not loosen the bound.
+        assert!(matches!(
+            private.check(&at(0.5, 0.1)),
+            Err(TrainingRefusal::TooLittlePrivacy { .. })
+        ));
+        assert!(matches!(
+            private.check(&at(f64::NAN, 1e-5)),
+            Err(TrainingRefusal::TooLittlePrivacy { .. })
+        ));
     }
 }

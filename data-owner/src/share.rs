@@ -61,6 +61,13 @@ pub struct ShareArgs {
     /// The optimizers this owner accepts, comma-separated (`sgd,adam,amsgrad`) [default: all].
     #[arg(long, value_delimiter = ',')]
     pub optimizers: Option<Vec<String>>,
+    /// Refuse a job that is not DP-SGD with at most this epsilon over the whole training
+    /// [default: any job].
+    #[arg(long)]
+    pub max_epsilon: Option<f64>,
+    /// The largest delta that epsilon may be stated at, under --max-epsilon.
+    #[arg(long, default_value_t = tessera_common::train_policy::DEFAULT_MAX_DELTA)]
+    pub max_delta: f64,
 }
 
 impl ShareArgs {
@@ -71,6 +78,8 @@ impl ShareArgs {
             max_loss_reveals: self.max_loss_reveals,
             max_checkpoints: self.max_checkpoints,
             optimizers: self.optimizers.clone(),
+            max_epsilon: self.max_epsilon,
+            max_delta: Some(self.max_delta),
         }
     }
 }

@@ -380,16 +380,7 @@ pub async fn simulate_encrypted(
         let clients = opts.data_owners;
         Arc::new(move |epoch, weights, losses| {
             let (accuracy, test_loss) = evaluate(&spec, &weights, &test).unwrap_or((0.0, f64::NAN));
-            let train_loss = if losses.is_empty() {
-                f64::NAN
-            } else {
-                losses.iter().sum::<f64>() / losses.len() as f64
-            };
-            let line = format!(
-                "epoch {}: train loss {train_loss:.4}  test loss {test_loss:.4}  \
-                 test accuracy {accuracy:.4}",
-                epoch + 1
-            );
+            let (train_loss, line) = epoch_line(epoch, &losses, test_loss, accuracy);
             if progress.is_hidden() {
                 println!("{line}");
             } else {
@@ -491,6 +482,22 @@ pub async fn simulate_encrypted(
         seconds_per_batch: seconds / batches.max(1) as f64,
         spent: job.spent(),
     })
+}
+
+/// An epoch's mean revealed loss (NaN when none was revealed, as under DP-SGD) and its line
+/// of output (`train loss -` then).
+pub fn epoch_line(epoch: usize, losses: &[f64], test_loss: f64, accuracy: f64) -> (f64, String) {
+    let (train_loss, shown) = if losses.is_empty() {
+        (f64::NAN, "-".to_string())
+    } else {
+        let mean = losses.iter().sum::<f64>() / losses.len() as f64;
+        (mean, format!("{mean:.4}"))
+    };
+    let line = format!(
+        "epoch {}: train loss {shown}  test loss {test_loss:.4}  test accuracy {accuracy:.4}",
+        epoch + 1
+    );
+    (train_loss, line)
 }
 
 /// The number of logits of `spec`.

@@ -179,15 +179,8 @@ pub async fn train_encrypted_command(
             .await?;
         weights = w.iter().map(|v| *v as f32).collect();
         let (accuracy, test_loss) = evaluate(&job.spec, &weights, test)?;
-        let train_loss = if losses.is_empty() {
-            f64::NAN
-        } else {
-            losses.iter().sum::<f64>() / losses.len() as f64
-        };
-        println!(
-            "epoch {}: train loss {train_loss:.4}  test loss {test_loss:.4}  test accuracy {accuracy:.4}",
-            e + 1
-        );
+        let (train_loss, line) = crate::encrypted::epoch_line(e, &losses, test_loss, accuracy);
+        println!("{line}");
         metrics.push(RoundMetrics {
             round: e as u64 + 1,
             train_loss,

@@ -679,3 +679,86 @@ fn a_client_runs_at_most_its_query_budget() {
             .expect("Bob's first query");
     });
 }
+
+/// Security review 2, finding 4: where the cluster's `[training]` requires DP-SGD with at most
+/// epsilon 3 (at delta 1e-5), the servers refuse a training without it, one with too little
+/// noise, and one that states its epsilon at a larger delta; a data owner asking for epsilon 1
+/// at most refuses a job the cluster let through. The bound is computed from what the
+/// description fixes (noise, clip, epochs, delta), not from anything the model owner states.
+#[test]
+fn a_training_without_enough_privacy_is_refused_where_it_is_required() {
+    use tessera_aggregator::mpc::train::job::TrainJob;
+    use tessera_aggregator::mpc::train::optim::Optimizer;
+    use tessera_common::dp::DpSettings;
+    use tessera_common::train_policy::{TrainingPolicy, TrainingRefusal};
+    use tessera_data_owner::share::sealed_training;
+
+    let mut cluster = Cluster::new(3, Duration::from_secs(30));
+    cluster.limits.training = TrainingPolicy {
+        max_epsilon: Some(3.0),
+        ..TrainingPolicy::default()
+    };
+    cluster.start(3);
+    let train = |dp: Option<(f64, f64)>| JobKind::Train {
+        protocol: ProtocolKind::Aby3,
+        job: TrainJob {
+            spec: ModelSpec::logistic_regression(),
+            optimizer: Optimizer::sgd(0.1),
+            epochs: 2,
+            batch_size: 64,
+            frac_bits: tessera_aggregator::mpc::train::precision::FRAC_BITS,
+            owners: vec![ALICE],
+            max_rows: 2000,
+            seed: 1,
+            lr_decay: 1.0,
+            loss_every: 0,
+            servers_init: false,
+            dp: dp.map(|(noise_multiplier, delta)| DpSettings {
+                noise_multiplier,
+                clip: 1.0,
+                delta,
+            }),
+        },
+    };
+    runtime().block_on(async {
+        let transport = cluster.transport();
+        let owner = cluster.client(&transport, OWNER);
+        let err = owner.launch(train(None)).await.unwrap_err();
+        assert_refused!(
+            err,
+            MpcServiceError::Training(TrainingRefusal::NotPrivate { .. })
+        );
+        let err = owner.launch(train(Some((0.5, 1e-5)))).await.unwrap_err();
+        assert_refused!(
+            err,
+            MpcServiceError::Training(TrainingRefusal::TooLittlePrivacy { .. })
+        );
+        let err = owner.launch(train(Some((0.5, 0.5)))).await.unwrap_err();
+        assert_refused!(
+            err,
+            MpcServiceError::Training(TrainingRefusal::TooLittlePrivacy { .. })
+        );
+        let (job, _) = owner
+            .launch(train(Some((4.0, 1e-5))))
+            .await
+            .expect("private enough for the cluster");
+        let alice = cluster.client(&transport, ALICE);
+        let mut statuses = Vec::new();
+        for server in SERVERS {
+            statuses.push((server, alice.status(server, job).await.unwrap()));
+        }
+        let terms = sealed_training(&cluster.sealers[&ALICE], job, &statuses)
+            .unwrap()
+            .terms();
+        let (epsilon, delta) = terms.privacy.expect("DP-SGD");
+        assert!(epsilon < 3.0 && epsilon > 1.0 && delta == 1e-5, "{terms}");
+        let alices = TrainingPolicy {
+            max_epsilon: Some(1.0),
+            ..TrainingPolicy::default()
+        };
+        assert!(matches!(
+            alices.check(&terms),
+            Err(TrainingRefusal::TooLittlePrivacy { .. })
+        ));
+    });
+}

@@ -222,6 +222,7 @@ impl TrainJob {
             loss_reveals: (per_epoch as u64).saturating_mul(self.epochs as u64),
             checkpoints: self.epochs as u64,
             optimizer: self.optimizer.name().to_string(),
+            privacy: self.spent().map(|s| (s.epsilon, s.delta)),
         }
     }
 }
