@@ -68,6 +68,18 @@ pub struct ShareArgs {
     /// The largest delta that epsilon may be stated at, under --max-epsilon.
     #[arg(long, default_value_t = tessera_common::train_policy::DEFAULT_MAX_DELTA)]
     pub max_delta: f64,
+    /// This owner's own privacy budget: the epsilon (at --dp-delta) it may spend over every
+    /// job, federated rounds and encrypted trainings alike; a training that would go past it
+    /// is refused before anything is shared (so is one without DP-SGD). Kept in --dp-ledger.
+    #[arg(long, value_name = "EPS")]
+    pub dp_budget: Option<f64>,
+    /// The delta this owner's budget is stated at.
+    #[arg(long, default_value_t = 1e-5)]
+    pub dp_delta: f64,
+    /// The ledger file of --dp-budget [default: the key file's path with `.dp-ledger.json`,
+    /// the one `data-owner serve` keeps].
+    #[arg(long)]
+    pub dp_ledger: Option<std::path::PathBuf>,
 }
 
 impl ShareArgs {
@@ -112,6 +124,15 @@ pub enum ShareError {
         job: u64,
         /// What is beyond the owner's limits.
         refusal: TrainingRefusal,
+    },
+    /// This owner's privacy ledger could not be used or refused the training: nothing was
+    /// shared.
+    #[error("job {job}: {source}")]
+    Ledger {
+        /// The job.
+        job: u64,
+        /// Why.
+        source: tessera_common::dp::LedgerError,
     },
     /// A server's sealed description did not open, is not a training, or differs from another
     /// server's.
@@ -244,6 +265,31 @@ pub async fn share_command(args: ShareArgs) -> Result<usize, ShareError> {
             job: args.job,
             refusal,
         })?;
+    if let Some(budget) = args.dp_budget {
+        let ledger_error = |source| ShareError::Ledger {
+            job: args.job,
+            source,
+        };
+        let path = args.dp_ledger.clone().unwrap_or_else(|| {
+            let mut p = args.party.key.clone().into_os_string();
+            p.push(".dp-ledger.json");
+            p.into()
+        });
+        let mut ledger =
+            tessera_common::dp::Ledger::open(&path, budget, args.dp_delta).map_err(ledger_error)?;
+        let spent = ledger
+            .charge_training(
+                args.job,
+                train.epochs as u64,
+                train.dp.as_ref(),
+                train.frac_bits,
+            )
+            .map_err(ledger_error)?;
+        println!(
+            "privacy ledger {}: epsilon {spent:.3} of {budget} spent",
+            path.display()
+        );
+    }
     let status = agreed.ok_or_else(|| ShareError::Mismatch {
         job: args.job,
         reason: "the cluster has no servers".into(),

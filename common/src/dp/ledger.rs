@@ -1,6 +1,9 @@
 //! A data owner's own privacy ledger: every round it contributed to, across jobs, kept on disk
 //! so that neither a restart nor a new job resets it, and the refusal of any round that would
-//! take its epsilon past its budget (`data-owner serve --dp-budget EPS`). The model owner's
+//! take its epsilon past its budget (`data-owner serve --dp-budget EPS`). Encrypted trainings
+//! are charged in the same ledger (`data-owner share-data --dp-budget EPS`): one Gaussian
+//! mechanism per epoch under DP-SGD, all epochs before any example is shared, and a training
+//! without DP-SGD is refused. The model owner's
 //! accountant counts per job; only the owner's own ledger counts what the owner spent.
 //!
 //! Each round is the Gaussian mechanism over the owner's clipped vector with the job's effective
@@ -29,12 +32,33 @@ pub struct Charge {
     pub round: u64,
     /// The job's effective noise multiplier.
     pub noise_multiplier: f64,
+    /// An encrypted training's epoch (`round` is the epoch), not a federated round: the two
+    /// kinds of job number their ids apart, so the kind is part of what is charged once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Book {
     rounds: Vec<Charge>,
+}
+
+/// The book in the file at `path`, `None` if there is no file.
+fn read_book(path: &Path) -> Result<Option<Book>, LedgerError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| LedgerError::Corrupt {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LedgerError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Why the ledger cannot be used or refuses a round.
@@ -86,25 +110,32 @@ impl Ledger {
         if !(budget.is_finite() && budget > 0.0 && delta > 0.0 && delta < 1.0) {
             return Err(LedgerError::BadBudget { budget, delta });
         }
-        let book = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| LedgerError::Corrupt {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Book::default(),
-            Err(source) => {
-                return Err(LedgerError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
-        };
         Ok(Ledger {
             path: path.to_path_buf(),
             budget,
             delta,
-            book,
+            book: read_book(path)?.unwrap_or_default(),
         })
+    }
+
+    /// An exclusive lock on the ledger (a `.lock` file beside it), held while a charge reads,
+    /// decides and writes: `data-owner serve` and `share-data` keep the same ledger, and
+    /// neither may write over a charge the other made.
+    fn lock(&self) -> Result<std::fs::File, LedgerError> {
+        let mut lock = self.path.clone().into_os_string();
+        lock.push(".lock");
+        let io = |source| LedgerError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(PathBuf::from(lock))
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(file)
     }
 
     /// The rounds charged so far.
@@ -117,7 +148,7 @@ impl Ledger {
         self.epsilon_with(None)
     }
 
-    fn epsilon_with(&self, extra: Option<f64>) -> f64 {
+    fn epsilon_with(&self, extra: impl IntoIterator<Item = f64>) -> f64 {
         // Sum over rounds of 1 / z^2: the Gaussian's RDP at order a is a / 2 times it.
         let inv: f64 = self
             .book
@@ -141,12 +172,46 @@ impl Ledger {
         dp: Option<&DpSettings>,
         frac_bits: u32,
     ) -> Result<f64, LedgerError> {
-        if self
-            .book
-            .rounds
-            .iter()
-            .any(|c| c.job == job && c.round == round)
-        {
+        self.charge_all(job, &[round], false, dp, frac_bits)
+    }
+
+    /// Charges every epoch of encrypted training `job` under DP-SGD `dp` (each example is in
+    /// one noised sum per epoch: one Gaussian mechanism each), before the owner shares anything;
+    /// refuses a training that would go past the budget, and one without DP-SGD. A training
+    /// charged before is not charged again. Returns the epsilon spent afterwards.
+    pub fn charge_training(
+        &mut self,
+        job: u64,
+        epochs: u64,
+        dp: Option<&DpSettings>,
+        frac_bits: u32,
+    ) -> Result<f64, LedgerError> {
+        let epochs: Vec<u64> = (0..epochs).collect();
+        self.charge_all(job, &epochs, true, dp, frac_bits)
+    }
+
+    /// Charges `rounds` of `job` (of its kind) at once, or none of them.
+    fn charge_all(
+        &mut self,
+        job: u64,
+        rounds: &[u64],
+        encrypted: bool,
+        dp: Option<&DpSettings>,
+        frac_bits: u32,
+    ) -> Result<f64, LedgerError> {
+        let _locked = self.lock()?;
+        // What another process charged since this one read the file counts too.
+        if let Some(book) = read_book(&self.path)? {
+            self.book = book;
+        }
+        let charged = |round: u64| {
+            self.book
+                .rounds
+                .iter()
+                .any(|c| c.job == job && c.round == round && c.encrypted == encrypted)
+        };
+        let new: Vec<u64> = rounds.iter().copied().filter(|r| !charged(*r)).collect();
+        if new.is_empty() {
             return Ok(self.spent());
         }
         let Some(dp) = dp else {
@@ -158,7 +223,7 @@ impl Ledger {
             .into());
         };
         let z = dp.effective_noise_multiplier(frac_bits);
-        let would = self.epsilon_with(Some(z));
+        let would = self.epsilon_with(new.iter().map(|_| z));
         if would > self.budget {
             return Err(PrivacyRefusal::OverBudget {
                 would,
@@ -167,13 +232,15 @@ impl Ledger {
             }
             .into());
         }
-        self.book.rounds.push(Charge {
+        let before = self.book.rounds.len();
+        self.book.rounds.extend(new.iter().map(|round| Charge {
             job,
-            round,
+            round: *round,
             noise_multiplier: z,
-        });
+            encrypted,
+        }));
         if let Err(e) = self.save() {
-            self.book.rounds.pop();
+            self.book.rounds.truncate(before);
             return Err(e);
         }
         Ok(would)
@@ -254,5 +321,54 @@ mod tests {
             Ledger::open(&path, 0.0, 1e-5),
             Err(LedgerError::BadBudget { .. })
         ));
+    }
+
+    /// An encrypted training is charged one mechanism per epoch, all at once and before any
+    /// example is shared, in the same ledger as federated rounds: job 1's federated round 1 and
+    /// encrypted training 1 are different charges (the two kinds number their jobs apart), a
+    /// training charged before is not charged again, one that would pass the budget is refused
+    /// whole, and one without DP-SGD is refused.
+    #[test]
+    fn an_encrypted_training_is_charged_per_epoch_beside_federated_rounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.json");
+        let expect = |rounds| super::super::accountant::spent(1.0, 2.0, rounds, 1e-5).epsilon;
+        let mut ledger = Ledger::open(&path, 4.5, 1e-5).unwrap();
+        ledger.charge(1, 1, Some(&dp(2.0)), 16).unwrap();
+        let three = ledger.charge_training(1, 2, Some(&dp(2.0)), 16).unwrap();
+        assert!((three - expect(3)).abs() < 1e-9, "{three}");
+        assert_eq!(
+            ledger.charge_training(1, 2, Some(&dp(2.0)), 16).unwrap(),
+            three
+        );
+        // Two more epochs would pass 4.5 (4.75 after one): refused, none of them written.
+        assert!(matches!(
+            ledger.charge_training(2, 2, Some(&dp(2.0)), 16),
+            Err(LedgerError::Refused(PrivacyRefusal::OverBudget { .. }))
+        ));
+        assert!(matches!(
+            ledger.charge_training(3, 1, None, 16),
+            Err(LedgerError::Refused(PrivacyRefusal::OverBudget { .. }))
+        ));
+        let reopened = Ledger::open(&path, 4.5, 1e-5).unwrap();
+        assert_eq!(reopened.charges().len(), 3);
+        assert_eq!(reopened.charges().iter().filter(|c| c.encrypted).count(), 2);
+    }
+
+    /// Two processes keep one ledger (`serve` and `share-data`): each charge reads the file
+    /// under its lock first, so neither writes over the other's charges.
+    #[test]
+    fn two_holders_of_one_ledger_see_each_others_charges() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.json");
+        let mut serve = Ledger::open(&path, 100.0, 1e-5).unwrap();
+        let mut share = Ledger::open(&path, 100.0, 1e-5).unwrap();
+        serve.charge(1, 1, Some(&dp(2.0)), 16).unwrap();
+        share.charge_training(7, 2, Some(&dp(2.0)), 16).unwrap();
+        serve.charge(1, 2, Some(&dp(2.0)), 16).unwrap();
+        let book = Ledger::open(&path, 100.0, 1e-5).unwrap();
+        assert_eq!(book.charges().len(), 4);
+        let expect = super::super::accountant::spent(1.0, 2.0, 4, 1e-5).epsilon;
+        assert!((book.spent() - expect).abs() < 1e-9);
     }
 }
