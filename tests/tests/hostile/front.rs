@@ -184,11 +184,12 @@ async fn a_keyless_flood_of_stalled_uploads_holds_nothing() {
 /// Finding 10, with a key: data-owner-2 holds its own places (4 in this cluster) with uploads
 /// that stall mid-message; its fifth is refused `resource_exhausted`, and each stalled one is cut
 /// `deadline_exceeded` once its message is late (0.5 s here), long before an idle stream would
-/// be (5 s here). The other owners upload meanwhile and the round aggregates.
+/// be (10 s here; the test allows 4 s for the cut on a loaded machine). The other owners upload
+/// meanwhile and the round aggregates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyed_owner_holds_only_its_own_places_and_half_messages_are_cut_soon() {
     let limits = Limits {
-        stream_idle: Duration::from_secs(5),
+        stream_idle: Duration::from_secs(10),
         message_deadline: Duration::from_millis(500),
         calls_per_party: 4,
         ..Limits::default()
@@ -224,8 +225,8 @@ async fn a_keyed_owner_holds_only_its_own_places_and_half_messages_are_cut_soon(
     // The stalled halves are cut at their message deadline, and the places come back.
     while c.gate_held(0, PartyId::DataOwner(2)) > 0 {
         assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "cut by the message deadline (0.5 s), not the idle time (5 s)"
+            started.elapsed() < Duration::from_secs(4),
+            "cut by the message deadline (0.5 s), not the idle time (10 s)"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -297,7 +298,7 @@ async fn unary_calls_are_bounded_per_party_and_in_time() {
         )
         .await;
     assert_eq!(more.code, Some(Code::ResourceExhausted));
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(5);
     while c.gate_held(0, PartyId::ModelOwner) > 0 {
         assert!(
             Instant::now() < deadline,
