@@ -132,6 +132,27 @@ fn leader_client(c: &GrpcAggregators, owner: u32) -> GrpcLeader {
     .unwrap()
 }
 
+/// Data owners `0..owners` upload round 1 through the gRPC client; the round aggregates to
+/// exactly the sum of their updates.
+async fn owners_aggregate_exactly(
+    c: &GrpcAggregators,
+    leader: &tessera_aggregator::secagg::local::LocalServer<tessera_aggregator::net::GrpcNetwork>,
+    owners: u32,
+) {
+    let mut sum = RingVec::zeros(32, settings().update_len()).unwrap();
+    for o in 0..owners {
+        let u = update(o);
+        leader_client(c, o)
+            .upload(upload_of(&c.sealer(PartyId::DataOwner(o)), 1, &u))
+            .await
+            .unwrap();
+        sum.add_assign(&u).unwrap();
+    }
+    let status = wait_final(leader).await;
+    assert_eq!(status.state, RoundState::Aggregated, "{}", status.message);
+    assert_eq!(super::revealed(c, 1).await, sum);
+}
+
 /// Finding 10: 256 upload streams that each send most of a 1 MiB message and stall (and as
 /// many that send 1 KiB of one), with no call token or a forged one, took every streaming place
 /// and locked honest owners out. Now each is refused `unauthenticated` at once, while its
@@ -166,18 +187,7 @@ async fn a_keyless_flood_of_stalled_uploads_holds_nothing() {
         held.push(call);
     }
     // The flood's streams are still open; the honest owners upload through it.
-    let mut sum = RingVec::zeros(32, settings().update_len()).unwrap();
-    for o in 0..3 {
-        let u = update(o);
-        leader_client(&c, o)
-            .upload(upload_of(&c.sealer(PartyId::DataOwner(o)), 1, &u))
-            .await
-            .unwrap();
-        sum.add_assign(&u).unwrap();
-    }
-    let status = wait_final(&leader).await;
-    assert_eq!(status.state, RoundState::Aggregated, "{}", status.message);
-    assert_eq!(super::revealed(&c, 1).await, sum);
+    owners_aggregate_exactly(&c, &leader, 3).await;
     drop(held);
 }
 
@@ -241,14 +251,7 @@ async fn a_keyed_owner_holds_only_its_own_places_and_half_messages_are_cut_soon(
         .await;
     assert_eq!(again.code, None, "a place again");
     // The others were never held back.
-    for o in 0..2 {
-        leader_client(&c, o)
-            .upload(upload_of(&c.sealer(PartyId::DataOwner(o)), 1, &update(o)))
-            .await
-            .unwrap();
-    }
-    let status = wait_final(&leader).await;
-    assert_eq!(status.state, RoundState::Aggregated, "{}", status.message);
+    owners_aggregate_exactly(&c, &leader, 2).await;
     drop((held, again));
 }
 
@@ -417,18 +420,7 @@ async fn a_flood_of_connections_holds_a_bounded_number_and_evicts_none_trusted()
         }
         held
     });
-    let mut sum = RingVec::zeros(32, settings().update_len()).unwrap();
-    for o in 0..3 {
-        let u = update(o);
-        leader_client(&c, o)
-            .upload(upload_of(&c.sealer(PartyId::DataOwner(o)), 1, &u))
-            .await
-            .unwrap();
-        sum.add_assign(&u).unwrap();
-    }
-    let status = wait_final(&leader).await;
-    assert_eq!(status.state, RoundState::Aggregated, "{}", status.message);
-    assert_eq!(super::revealed(&c, 1).await, sum);
+    owners_aggregate_exactly(&c, &leader, 3).await;
     let held = flood.await.unwrap();
     assert!(conns.open_from(away) <= 16, "{}", conns.open_from(away));
     assert!(conns.open() <= 64);
