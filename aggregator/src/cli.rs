@@ -10,7 +10,7 @@ use tessera_common::seal::Sealer;
 use tracing::info;
 
 use crate::grpc::{Gate, GateLimits, MpcCell, ServerTls, ServiceCell, serve};
-use crate::mpc::service::{MpcLimits, MpcService};
+use crate::jobs::{MpcLimits, MpcService};
 use crate::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
 use crate::secagg::{AggregatorService, Limits};
 

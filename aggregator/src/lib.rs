@@ -3,7 +3,8 @@
 //! - [`net`]: the gRPC implementation of [`tessera_common::net::Network`] between servers.
 //! - [`secagg`]: secure-aggregation rounds (transport-free service logic).
 //! - [`grpc`]: the tonic adapters of the data-owner and model-owner services.
-//! - [`mpc`]: the MPC engine (sessions, local harness, Pond).
+//! - [`jobs`]: MPC jobs (deployments, predictions, trainings) served in networked mode: launch,
+//!   sealed inputs and outputs, status, abort. The engine itself is `tessera-mpc`.
 //! - [`metrics`]: the Prometheus endpoint (`--metrics-addr`).
 //! - [`cli`]: the `aggregator` command line.
 
@@ -11,7 +12,7 @@
 
 pub mod cli;
 pub mod grpc;
+pub mod jobs;
 pub mod metrics;
-pub mod mpc;
 pub mod net;
 pub mod secagg;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tessera_common::net::Network;
 use tokio::net::TcpListener;
 
-use crate::mpc::service::MpcService;
+use crate::jobs::MpcService;
 use crate::secagg::AggregatorService;
 
 /// The `Content-Type` of the text exposition format.

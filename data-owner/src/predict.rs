@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tessera_aggregator::grpc::GrpcTransport;
-use tessera_aggregator::mpc::service::{ClientError, JobClient};
 use tessera_common::cli::{PartyArgs, PartyLoadError};
 use tessera_common::dataset::{Dataset, DatasetError, Split};
 use tessera_common::seal::Sealer;
+use tessera_jobs::{ClientError, JobClient};
+use tessera_proto::GrpcTransport;
 
 /// Arguments of `predict`.
 #[derive(Debug, Clone, clap::Args)]

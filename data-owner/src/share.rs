@@ -9,16 +9,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_aggregator::grpc::GrpcTransport;
-use tessera_aggregator::mpc::service::server::{DESCRIPTION_ROUND, TransferInfo};
-use tessera_aggregator::mpc::service::{
-    ClientError, JobClient, JobKind, JobSpec, MpcJobStatus, MpcServiceError,
-};
-use tessera_aggregator::mpc::train::job::{self as train_job, TrainJob, targets};
 use tessera_common::PartyId;
 use tessera_common::cli::{PartyArgs, PartyLoadError};
 use tessera_common::seal::{Expected, Purpose, Sealer};
 use tessera_common::train_policy::{TrainingPolicy, TrainingRefusal};
+use tessera_jobs::wire::DESCRIPTION_ROUND;
+use tessera_jobs::{
+    ClientError, JobClient, JobKind, JobSpec, MpcJobStatus, MpcServiceError, TransferInfo,
+};
+use tessera_mpc::train::job::{self as train_job, TrainJob, targets};
+use tessera_proto::GrpcTransport;
 
 use crate::cli::{DataError, load_dataset};
 

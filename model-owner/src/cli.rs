@@ -14,8 +14,8 @@ use tessera_data_owner::attack::Attack;
 
 use crate::encrypted::{EncryptedOptions, ProtocolKind, simulate_encrypted};
 use crate::simulate::{SimulateOptions, simulate};
-use tessera_aggregator::mpc::train::Optimizer;
-use tessera_aggregator::mpc::train::job::TrainJob;
+use tessera_mpc::train::Optimizer;
+use tessera_mpc::train::job::TrainJob;
 
 /// Tessera model owner: starts jobs, opens results, trains the global model.
 #[derive(Debug, Parser)]
@@ -233,7 +233,7 @@ pub struct MpcTrainArgs {
     #[arg(long, default_value_t = 1)]
     pub epochs: usize,
     /// Fractional bits of the fixed-point values (128-bit ring).
-    #[arg(long, default_value_t = tessera_aggregator::mpc::train::precision::FRAC_BITS)]
+    #[arg(long, default_value_t = tessera_mpc::train::precision::FRAC_BITS)]
     pub frac_bits: u32,
     /// Reveal the loss of every N-th batch to the model owner for the progress bar (0: never)
     /// [default: 10; 0 under DP-SGD, which reveals no loss].

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tessera_aggregator::grpc::GrpcTransport;
-use tessera_aggregator::mpc::kind::ProtocolKind;
-use tessera_aggregator::mpc::service::{ClientError, JobClient};
 use tessera_common::PartyId;
 use tessera_common::cli::{PartyLoadError, load_party};
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::seal::Sealer;
+use tessera_jobs::{ClientError, JobClient};
+use tessera_mpc::kind::ProtocolKind;
+use tessera_proto::GrpcTransport;
 
 /// Errors of `deploy`.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! networked mode (`model-owner train-encrypted`; see [`train_job`] for the transfers).
 //!
 //! - Each data owner secret-shares its count, its examples and its targets (one-hot rows, fixed
-//!   point in the 128-bit ring) to the servers once ([`tessera_aggregator::mpc::io`]).
+//!   point in the 128-bit ring) to the servers once ([`tessera_mpc::io`]).
 //! - The initial weights are He-uniform from the job's seed (so a plaintext run can start from
 //!   the same values): the model owner shares them as a private input, or, with
 //!   [`EncryptedOptions::servers_init`], the servers draw them and nobody sends them.
@@ -19,15 +19,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use tessera_aggregator::mpc::MpcError;
-use tessera_aggregator::mpc::Session;
-use tessera_aggregator::mpc::harness::run_local_patient;
-use tessera_aggregator::mpc::io::{Scheme, receive_output, send_input};
-pub use tessera_aggregator::mpc::kind::ProtocolKind;
-use tessera_aggregator::mpc::model::{Activations, SecureModel};
-use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
-use tessera_aggregator::mpc::train::Optimizer;
-use tessera_aggregator::mpc::train::job::{self as train_job, TrainJob, serve_training, targets};
 use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::fixed::FixedPoint;
@@ -36,6 +27,15 @@ use tessera_common::net::Network;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ring::RingTensor;
 use tessera_data_owner::model::{LocalOptimizer, TrainPlan, evaluate, train_plan};
+use tessera_mpc::MpcError;
+use tessera_mpc::Session;
+use tessera_mpc::harness::run_local_patient;
+use tessera_mpc::io::{Scheme, receive_output, send_input};
+pub use tessera_mpc::kind::ProtocolKind;
+use tessera_mpc::model::{Activations, SecureModel};
+use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
+use tessera_mpc::train::Optimizer;
+use tessera_mpc::train::job::{self as train_job, TrainJob, serve_training, targets};
 
 use crate::report::{PlotLabels, RoundMetrics, write_metrics_csv, write_plot};
 
@@ -65,7 +65,7 @@ pub struct EncryptedOptions {
     pub compare_plaintext: bool,
     /// Reveal the loss of every `loss_every`-th batch to the model owner (0: never).
     pub loss_every: usize,
-    /// DP-SGD (see `tessera_aggregator::mpc::train::dp`).
+    /// DP-SGD (see `tessera_mpc::train::dp`).
     pub dp: Option<tessera_common::dp::DpSettings>,
     /// Seed of the initial weights and the batch order (epoch `e` shuffles with `seed + e`).
     pub seed: u64,

@@ -9,16 +9,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tessera_aggregator::grpc::GrpcTransport;
-use tessera_aggregator::mpc::kind::ProtocolKind;
-use tessera_aggregator::mpc::service::client::random_job_id;
-use tessera_aggregator::mpc::service::{ClientError, JobClient, JobKind};
-use tessera_aggregator::mpc::train::job::{self as train_job, TrainJob};
 use tessera_common::PartyId;
 use tessera_common::cli::{PartyLoadError, load_party};
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::seal::Sealer;
 use tessera_data_owner::model::evaluate;
+use tessera_jobs::client::random_job_id;
+use tessera_jobs::{ClientError, JobClient, JobKind};
+use tessera_mpc::kind::ProtocolKind;
+use tessera_mpc::train::job::{self as train_job, TrainJob};
+use tessera_proto::GrpcTransport;
 
 use crate::encrypted::{EncryptedCheckpoint, EncryptedError, write_run};
 use crate::report::RoundMetrics;
@@ -132,12 +132,11 @@ pub async fn train_encrypted_command(
     println!(
         "training job {job_id} started; each data owner now runs: data-owner share-data --job {job_id} ..."
     );
-    let round_of =
-        |label: &str, list: &[tessera_aggregator::mpc::service::server::TransferInfo]| {
-            list.iter()
-                .position(|t| t.label == label && t.party == PartyId::ModelOwner)
-                .ok_or_else(|| TrainEncryptedError::Invalid(format!("the job has no {label:?}")))
-        };
+    let round_of = |label: &str, list: &[tessera_jobs::TransferInfo]| {
+        list.iter()
+            .position(|t| t.label == label && t.party == PartyId::ModelOwner)
+            .ok_or_else(|| TrainEncryptedError::Invalid(format!("the job has no {label:?}")))
+    };
     let init = crate::encrypted::start_weights(net.start.as_deref(), &job, &model)
         .map_err(TrainEncryptedError::Invalid)?;
     if !job.servers_init {

@@ -1,13 +1,11 @@
 //! Thin tonic adapters over the transport-free [`crate::secagg::AggregatorService`] and
-//! [`crate::mpc::service::MpcService`]: decode, call, encode; every decision is the service's.
+//! [`crate::jobs::MpcService`]: decode, call, encode; every decision is the service's.
 
 pub mod conns;
 pub mod gate;
 pub mod mpc;
-pub mod mpc_client;
 pub mod services;
 
 pub use gate::{Gate, GateLimits};
 pub use mpc::MpcCell;
-pub use mpc_client::GrpcTransport;
 pub use services::{FEDERATED_SERVICE, MPC_SERVICE, ServerTls, ServiceCell, serve};

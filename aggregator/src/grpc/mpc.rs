@@ -1,5 +1,5 @@
 //! `MpcJobService` over gRPC: a thin adapter over the transport-free
-//! [`crate::mpc::service::MpcService`]; every decision is the service's. Refusals carry the
+//! [`crate::jobs::MpcService`]; every decision is the service's. Refusals carry the
 //! error's kind in the `tessera-error` metadata so clients can tell them apart.
 
 use std::sync::{Arc, OnceLock};
@@ -10,8 +10,9 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
 use super::services::{ChunkStream, chunk_stream, next_chunk};
-use crate::mpc::service::{MpcJobStatus, MpcService, MpcServiceError};
+use crate::jobs::MpcService;
 use crate::net::grpc::GrpcNetwork;
+use tessera_jobs::{MpcJobStatus, MpcServiceError};
 
 /// The MPC job service, set once the peer network is up.
 pub type MpcCell = Arc<OnceLock<Arc<MpcService<GrpcNetwork>>>>;

@@ -19,9 +19,9 @@ use super::robust::sort::trimmed_sum;
 use super::robust::{Component, norm_bound_verdict, replicate};
 use super::service::Job;
 use super::{AggregatorService, ServiceError};
-use crate::mpc::aby3::Aby3Tensor;
-use crate::mpc::session::{secagg_session_id, session_prefix};
-use crate::mpc::{MpcError, Session};
+use tessera_mpc::aby3::Aby3Tensor;
+use tessera_mpc::session::{secagg_session_id, session_prefix};
+use tessera_mpc::{MpcError, Session};
 
 /// How long a helper lets a check the leader dropped run on before stopping it.
 pub(super) const CHECK_GRACE: Duration = Duration::from_secs(5);

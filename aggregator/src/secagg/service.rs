@@ -24,7 +24,7 @@ use super::ServiceError;
 use super::limits::{Limits, StagingBudget, UploadSlots};
 use super::messages::{JobStatus, RoundState, job_prefix, leader_tag};
 use super::round::{HelperRounds, LeaderRounds};
-use crate::mpc::aby3::Aby3Tensor;
+use tessera_mpc::aby3::Aby3Tensor;
 
 /// One job on one server.
 pub struct Job {

@@ -35,17 +35,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tessera_aggregator::mpc::harness::run_local;
-use tessera_aggregator::mpc::layout::Window;
-use tessera_aggregator::mpc::model::{Activations, SecureModel};
-use tessera_aggregator::mpc::prep::Needs;
-use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
-use tessera_aggregator::mpc::{MpcError, Session, approx, nn};
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::NetStats;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::{Prg, Seed, drawn_bytes};
 use tessera_common::ring::RingTensor;
+use tessera_mpc::harness::run_local;
+use tessera_mpc::layout::Window;
+use tessera_mpc::model::{Activations, SecureModel};
+use tessera_mpc::prep::Needs;
+use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
+use tessera_mpc::{MpcError, Session, approx, nn};
 
 use super::floor::Rates;
 use super::report::print_table;

@@ -11,11 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tessera_aggregator::cli::{ServeArgs, serve_command};
-use tessera_aggregator::grpc::GrpcTransport;
-use tessera_aggregator::mpc::kind::ProtocolKind;
-use tessera_aggregator::mpc::service::{
-    JobClient, LocalTransport, MpcLimits, MpcService, MpcTransport,
-};
+use tessera_aggregator::jobs::{LocalTransport, MpcLimits, MpcService};
 use tessera_common::PartyId;
 use tessera_common::cli::PartyArgs;
 use tessera_common::config::ClusterConfig;
@@ -25,6 +21,9 @@ use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::seal::Sealer;
 use tessera_data_owner::model::initial_params;
+use tessera_jobs::{JobClient, MpcTransport};
+use tessera_mpc::kind::ProtocolKind;
+use tessera_proto::GrpcTransport;
 
 use super::report::{bench_dir, print_table};
 

@@ -22,11 +22,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tessera_aggregator::mpc::model::{Activations, SecureModel};
-use tessera_aggregator::mpc::protocol::{Aby3, Protocol, SecureNn};
-use tessera_aggregator::mpc::train::init::{Init, initial_params};
-use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer, prepare_steps};
-use tessera_aggregator::mpc::{MpcError, Session};
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::{ModelSpec, ResolvedLayer};
@@ -34,6 +29,11 @@ use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::Seed;
 use tessera_common::ring::RingTensor;
 use tessera_data_owner::model::{TrainSettings, train_local};
+use tessera_mpc::model::{Activations, SecureModel};
+use tessera_mpc::protocol::{Aby3, Protocol, SecureNn};
+use tessera_mpc::train::init::{Init, initial_params};
+use tessera_mpc::train::{Loss, Optimizer, TrainSpec, Trainer, prepare_steps};
+use tessera_mpc::{MpcError, Session};
 
 use super::floor::Rates;
 use super::report::{print_table, si};
@@ -286,7 +286,7 @@ pub fn run(accuracy_epochs: Option<usize>, only: Option<&str>) -> Vec<Value> {
             encode(&x, &[BATCH, data.sample_len()]),
             encode(&y, &[BATCH, 10]),
         ]);
-        let result = runtime.block_on(tessera_aggregator::mpc::harness::run_local(
+        let result = runtime.block_on(tessera_mpc::harness::run_local(
             3,
             move |s: Arc<Session<MemoryNetwork>>| {
                 let (spec, inputs) = (spec.clone(), Arc::clone(&inputs));

@@ -17,11 +17,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use tessera_aggregator::mpc::harness::run_local_with;
-use tessera_aggregator::mpc::io::{Scheme, receive_output, send_input};
-use tessera_aggregator::mpc::model::{Activations, SecureModel};
-use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
-use tessera_aggregator::mpc::{MpcError, Session};
 use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::model_spec::ModelSpec;
@@ -30,6 +25,11 @@ use tessera_common::net::{NetStats, Network};
 use tessera_common::ring::RingTensor;
 use tessera_data_owner::model::{TrainSettings, initial_params, logits, train_local};
 use tessera_examples::bench::report::print_table;
+use tessera_mpc::harness::run_local_with;
+use tessera_mpc::io::{Scheme, receive_output, send_input};
+use tessera_mpc::model::{Activations, SecureModel};
+use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
+use tessera_mpc::{MpcError, Session};
 
 /// Fractional bits of the fixed-point encoding.
 const F: u32 = 16;

@@ -2,9 +2,9 @@
 //! conversions and comparisons exact, and what a server sees.
 
 use proptest::prelude::*;
-use tessera_aggregator::mpc::aby3::{self, Aby3Tensor, boolean, trunc};
-use tessera_aggregator::mpc::harness::run_local;
 use tessera_common::ring::RingTensor;
+use tessera_mpc::aby3::{self, Aby3Tensor, boolean, trunc};
+use tessera_mpc::harness::run_local;
 
 use crate::{Aby3M, F, S, enc, ints, prog, reals, run, runtime, signed, tensor};
 

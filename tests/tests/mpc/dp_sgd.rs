@@ -4,16 +4,16 @@
 
 use std::sync::Arc;
 
-use tessera_aggregator::mpc::MpcError;
-use tessera_aggregator::mpc::model::{Activations, SecureModel};
-use tessera_aggregator::mpc::protocol::{Aby3, Protocol};
-use tessera_aggregator::mpc::train::job::TrainJob;
-use tessera_aggregator::mpc::train::{Loss, Optimizer, dp, tape};
 use tessera_common::PartyId;
 use tessera_common::dp::DpSettings;
 use tessera_common::model_spec::{LayerSpec, ModelSpec};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ring::RingTensor;
+use tessera_mpc::MpcError;
+use tessera_mpc::model::{Activations, SecureModel};
+use tessera_mpc::protocol::{Aby3, Protocol};
+use tessera_mpc::train::job::TrainJob;
+use tessera_mpc::train::{Loss, Optimizer, dp, tape};
 
 use super::reals;
 use super::train::{FW, aby3_wide, dec_w, enc_w, run_wide};

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use tessera_aggregator::mpc::MpcError;
-use tessera_aggregator::mpc::harness::run_on;
-use tessera_aggregator::mpc::nn;
-use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
 use tessera_common::ring::RingTensor;
+use tessera_mpc::MpcError;
+use tessera_mpc::harness::run_on;
+use tessera_mpc::nn;
+use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
 use tessera_tests::grpc_cluster;
 
 use crate::{F, enc, reals, runtime, signed, tensor};

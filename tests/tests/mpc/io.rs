@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use tessera_aggregator::mpc::harness::run_local_with;
-use tessera_aggregator::mpc::io::{Scheme, receive_output, send_input};
-use tessera_aggregator::mpc::session::party_tag;
-use tessera_aggregator::mpc::{MpcError, nn};
 use tessera_common::PartyId;
 use tessera_common::net::Network;
 use tessera_common::ring::encode_elements;
+use tessera_mpc::harness::run_local_with;
+use tessera_mpc::io::{Scheme, receive_output, send_input};
+use tessera_mpc::session::party_tag;
+use tessera_mpc::{MpcError, nn};
 
-use tessera_aggregator::mpc::protocol::Protocol;
+use tessera_mpc::protocol::Protocol;
 
 use crate::{Aby3M, Make, SecureNnM, enc, reals, runtime};
 

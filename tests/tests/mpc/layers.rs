@@ -1,9 +1,9 @@
 //! The generic layers ([`nn`], [`approx`]) on every protocol that has what they need, and the
 //! typed error on the one that does not.
 
-use tessera_aggregator::mpc::layout::Window;
-use tessera_aggregator::mpc::{MpcError, approx, nn};
 use tessera_common::ring::RingTensor;
+use tessera_mpc::layout::Window;
+use tessera_mpc::{MpcError, approx, nn};
 
 use crate::{Aby3M, F, Make, PondM, SecureNnM, dec, enc, ints, prog, reals, run, signed, try_run};
 

@@ -19,12 +19,12 @@ mod train;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tessera_aggregator::mpc::harness::run_local;
-use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
-use tessera_aggregator::mpc::{MpcError, Session};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::{Prg, Seed};
 use tessera_common::ring::RingTensor;
+use tessera_mpc::harness::run_local;
+use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
+use tessera_mpc::{MpcError, Session};
 
 /// A session over the in-memory network.
 pub type S = Arc<Session<MemoryNetwork>>;
@@ -118,18 +118,18 @@ pub type Prog<P> = Arc<
 macro_rules! prog {
     ($P:ty, |$p:ident, $v:ident| $body:expr) => {{
         let f: $crate::Prog<$P> = std::sync::Arc::new(
-                    move |$p: std::sync::Arc<$P>,
-                          $v: Vec<<$P as tessera_aggregator::mpc::protocol::Protocol>::Tensor>| {
-                        Box::pin(async move { $body })
-                            as futures::future::BoxFuture<
-                                'static,
-                                Result<
-                                    <$P as tessera_aggregator::mpc::protocol::Protocol>::Tensor,
-                                    tessera_aggregator::mpc::MpcError,
-                                >,
-                            >
-                    },
-                );
+            move |$p: std::sync::Arc<$P>,
+                  $v: Vec<<$P as tessera_mpc::protocol::Protocol>::Tensor>| {
+                Box::pin(async move { $body })
+                    as futures::future::BoxFuture<
+                        'static,
+                        Result<
+                            <$P as tessera_mpc::protocol::Protocol>::Tensor,
+                            tessera_mpc::MpcError,
+                        >,
+                    >
+            },
+        );
         f
     }};
 }

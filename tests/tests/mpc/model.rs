@@ -3,10 +3,10 @@
 //! the secure model reads burn's parameter layout right; Pond refuses its exact ReLU and
 //! max-pooling with a typed error.
 
-use tessera_aggregator::mpc::MpcError;
-use tessera_aggregator::mpc::model::{Activations, SecureModel};
 use tessera_common::model_spec::{LayerSpec, ModelSpec};
 use tessera_data_owner::model::{initial_params, logits};
+use tessera_mpc::MpcError;
+use tessera_mpc::model::{Activations, SecureModel};
 
 use crate::{Aby3M, Make, PondM, SecureNnM, dec, enc, prog, reals, try_run};
 

@@ -8,11 +8,11 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use tessera_aggregator::mpc::model::{Activations, SecureModel};
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::model_spec::LayerSpec;
 use tessera_common::onnx::{ImportedModel, import};
 use tessera_data_owner::model::logits;
+use tessera_mpc::model::{Activations, SecureModel};
 
 use crate::{Aby3M, dec, enc, prog, run};
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use proptest::prelude::*;
-use tessera_aggregator::mpc::MpcError;
-use tessera_aggregator::mpc::harness::run_local;
-use tessera_aggregator::mpc::nn;
-use tessera_aggregator::mpc::pond::{self, PondTensor};
-use tessera_aggregator::mpc::protocol::Pond;
 use tessera_common::ring::RingTensor;
+use tessera_mpc::MpcError;
+use tessera_mpc::harness::run_local;
+use tessera_mpc::nn;
+use tessera_mpc::pond::{self, PondTensor};
+use tessera_mpc::protocol::Pond;
 
 use crate::{S, runtime, tensor};
 

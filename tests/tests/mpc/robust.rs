@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use tessera_aggregator::mpc::pond;
-use tessera_aggregator::mpc::{MpcError, Session};
 use tessera_common::PartyId;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::net::{Network, Tag};
+use tessera_mpc::pond;
+use tessera_mpc::{MpcError, Session};
 
 use crate::{runtime, tensor};
 
@@ -87,8 +87,8 @@ fn a_message_of_the_wrong_length_is_a_protocol_error() {
 
 #[test]
 fn fractional_bits_outside_the_ring_are_refused() {
-    use tessera_aggregator::mpc::harness::run_local;
-    use tessera_aggregator::mpc::protocol::{Aby3, Pond, SecureNn};
+    use tessera_mpc::harness::run_local;
+    use tessera_mpc::protocol::{Aby3, Pond, SecureNn};
     let outs = runtime()
         .block_on(run_local(3, |s| async move {
             Ok((
@@ -108,7 +108,7 @@ fn fractional_bits_outside_the_ring_are_refused() {
 /// server0 sends `sent` bytes under one part, server1 expects `expected`: what server1 got
 /// (the bytes and the messages they came in), or its error.
 fn send_in_pieces(sent: usize, expected: usize) -> Result<(Vec<u8>, u64), MpcError> {
-    use tessera_aggregator::mpc::harness::run_local;
+    use tessera_mpc::harness::run_local;
     let payload: Vec<u8> = (0..sent).map(|i| (i % 251) as u8).collect();
     let mut outs = runtime().block_on(run_local(3, move |s| {
         let payload = payload.clone();
@@ -134,7 +134,7 @@ fn send_in_pieces(sent: usize, expected: usize) -> Result<(Vec<u8>, u64), MpcErr
 /// gRPC frame); a length the receiver does not expect is a protocol error, not a hang.
 #[test]
 fn a_large_message_goes_in_pieces() {
-    use tessera_aggregator::mpc::session::PIECE_BYTES;
+    use tessera_mpc::session::PIECE_BYTES;
     let n = 2 * PIECE_BYTES + 5;
     let (got, messages) = send_in_pieces(n, n).expect("a large message");
     assert_eq!(messages, 3);

@@ -2,8 +2,8 @@
 //! random values over the whole range it supports (`|x| < 2^62`) and on the edges.
 
 use proptest::prelude::*;
-use tessera_aggregator::mpc::securenn;
 use tessera_common::ring::RingTensor;
+use tessera_mpc::securenn;
 
 use crate::{SecureNnM, ints, prog, run};
 

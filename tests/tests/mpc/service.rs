@@ -8,13 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_aggregator::mpc::kind::ProtocolKind;
-use tessera_aggregator::mpc::service::client::{open_output, seal_abort, seal_input, seal_launch};
-use tessera_aggregator::mpc::service::server::{fetch_round, job_ids_of};
-use tessera_aggregator::mpc::service::{
-    ClientError, JobClient, JobKind, JobSpec, JobState, LocalTransport, MpcLimits, MpcService,
-    MpcServiceError,
-};
+use tessera_aggregator::jobs::{LocalTransport, MpcLimits, MpcService};
 use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::identity::Identity;
@@ -24,6 +18,10 @@ use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::request::now_secs;
 use tessera_common::seal::Sealer;
 use tessera_data_owner::model::{initial_params, logits};
+use tessera_jobs::client::{open_output, seal_abort, seal_input, seal_launch};
+use tessera_jobs::wire::{fetch_round, job_ids_of};
+use tessera_jobs::{ClientError, JobClient, JobKind, JobSpec, JobState, MpcServiceError};
+use tessera_mpc::kind::ProtocolKind;
 
 use crate::runtime;
 
@@ -310,7 +308,7 @@ fn bad_inputs_are_rejected_by_variant() {
             round: 0,
             chunk: 0,
         };
-        let plaintext = &tessera_aggregator::mpc::service::server::chunk_all(&whole)[0];
+        let plaintext = &tessera_jobs::wire::chunk_all(&whole)[0];
         let static_only = cluster.sealers[&ALICE]
             .seal_for(SERVERS[2], &context, plaintext)
             .unwrap();
@@ -502,7 +500,7 @@ fn job_ids_aborts_and_fetches_cannot_be_turned_against_the_model_owner() {
         assert!(job_ids_of(ALICE).unwrap().contains(&job));
         // The model owner's random ids (`train-encrypted` without --job-id) are its own too.
         for _ in 0..1000 {
-            let id = tessera_aggregator::mpc::service::client::random_job_id(OWNER).unwrap();
+            let id = tessera_jobs::client::random_job_id(OWNER).unwrap();
             assert!(job_ids_of(OWNER).unwrap().contains(&id));
         }
         let digit: Vec<f64> = digits(1).iter().map(|x| f64::from(*x)).collect();
@@ -558,10 +556,10 @@ fn job_ids_aborts_and_fetches_cannot_be_turned_against_the_model_owner() {
 /// seals for it and refuses a training beyond its own limits before sharing anything.
 #[test]
 fn a_training_that_reveals_too_much_is_refused_by_the_servers_and_by_the_owner() {
-    use tessera_aggregator::mpc::train::job::TrainJob;
-    use tessera_aggregator::mpc::train::optim::Optimizer;
     use tessera_common::train_policy::{TrainingPolicy, TrainingRefusal};
     use tessera_data_owner::share::{ShareError, sealed_training};
+    use tessera_mpc::train::job::TrainJob;
+    use tessera_mpc::train::optim::Optimizer;
 
     let mut cluster = Cluster::new(3, Duration::from_secs(30));
     cluster.limits.training = TrainingPolicy {
@@ -576,7 +574,7 @@ fn a_training_that_reveals_too_much_is_refused_by_the_servers_and_by_the_owner()
             optimizer: Optimizer::sgd(1e-12),
             epochs: 1,
             batch_size,
-            frac_bits: tessera_aggregator::mpc::train::precision::FRAC_BITS,
+            frac_bits: tessera_mpc::train::precision::FRAC_BITS,
             owners: vec![ALICE],
             max_rows: 2000,
             seed: 1,
@@ -687,11 +685,11 @@ fn a_client_runs_at_most_its_query_budget() {
 /// description fixes (noise, clip, epochs, delta), not from anything the model owner states.
 #[test]
 fn a_training_without_enough_privacy_is_refused_where_it_is_required() {
-    use tessera_aggregator::mpc::train::job::TrainJob;
-    use tessera_aggregator::mpc::train::optim::Optimizer;
     use tessera_common::dp::DpSettings;
     use tessera_common::train_policy::{TrainingPolicy, TrainingRefusal};
     use tessera_data_owner::share::sealed_training;
+    use tessera_mpc::train::job::TrainJob;
+    use tessera_mpc::train::optim::Optimizer;
 
     let mut cluster = Cluster::new(3, Duration::from_secs(30));
     cluster.limits.training = TrainingPolicy {
@@ -706,7 +704,7 @@ fn a_training_without_enough_privacy_is_refused_where_it_is_required() {
             optimizer: Optimizer::sgd(0.1),
             epochs: 2,
             batch_size: 64,
-            frac_bits: tessera_aggregator::mpc::train::precision::FRAC_BITS,
+            frac_bits: tessera_mpc::train::precision::FRAC_BITS,
             owners: vec![ALICE],
             max_rows: 2000,
             seed: 1,

@@ -6,19 +6,19 @@
 use std::sync::Arc;
 use tessera_tests::Recording;
 
-use tessera_aggregator::mpc::harness::run_local;
-use tessera_aggregator::mpc::model::{Activations, SecureModel};
-use tessera_aggregator::mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
-use tessera_aggregator::mpc::train::init::{self, Init};
-use tessera_aggregator::mpc::train::precision::{MAX_MAGNITUDE_BITS, count_failures};
-use tessera_aggregator::mpc::train::{Loss, Optimizer, TrainSpec, Trainer, tape};
-use tessera_aggregator::mpc::{MpcError, Session};
 use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::{LayerSpec, ModelSpec};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::Seed;
 use tessera_common::ring::RingTensor;
 use tessera_data_owner::model::{gradients, initial_params};
+use tessera_mpc::harness::run_local;
+use tessera_mpc::model::{Activations, SecureModel};
+use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
+use tessera_mpc::train::init::{self, Init};
+use tessera_mpc::train::precision::{MAX_MAGNITUDE_BITS, count_failures};
+use tessera_mpc::train::{Loss, Optimizer, TrainSpec, Trainer, tape};
+use tessera_mpc::{MpcError, Session};
 
 use crate::{S, reals, runtime};
 
@@ -307,8 +307,8 @@ fn options(
     onnx: Option<tessera_common::onnx::ImportedModel>,
     out: &std::path::Path,
 ) -> tessera_model_owner::encrypted::EncryptedOptions {
-    use tessera_aggregator::mpc::train::Optimizer;
     use tessera_model_owner::encrypted::{EncryptedOptions, ProtocolKind};
+    use tessera_mpc::train::Optimizer;
     let (model, start) = match onnx {
         Some(m) => (m.spec, Some(m.weights)),
         None => (ModelSpec::network_a(), None),
@@ -364,10 +364,10 @@ fn small_job(servers_init: bool, onnx: Option<tessera_common::onnx::ImportedMode
 /// below 2^40 in magnitude with probability 2^-87, so the check cannot fail by chance).
 fn server_views_hold_no_secret<P: Protocol<Elem = u128> + 'static>(
     make: fn(Arc<Session<Recording>>) -> Result<P, MpcError>,
-    scheme: tessera_aggregator::mpc::io::Scheme,
+    scheme: tessera_mpc::io::Scheme,
 ) {
-    use tessera_aggregator::mpc::io::{receive_output, send_input};
     use tessera_common::PartyId;
+    use tessera_mpc::io::{receive_output, send_input};
     let b = batch(4);
     let [w0, x, y] = wide_inputs(&b);
     let x_clear = x.clone();
@@ -419,7 +419,7 @@ fn server_views_hold_no_secret<P: Protocol<Elem = u128> + 'static>(
             send_input(&owner, scheme, "w0", &w0).await?;
             receive_output::<u128, _>(&owner, scheme, "w1", &[n_params]).await
         });
-        tessera_aggregator::mpc::harness::run_on(servers, move |s| {
+        tessera_mpc::harness::run_on(servers, move |s| {
             let (features, labels) = (features.clone(), labels.clone());
             async move {
                 let p = make(s)?;
@@ -495,7 +495,7 @@ fn server_views_hold_no_secret<P: Protocol<Elem = u128> + 'static>(
 fn aby3_servers_see_no_example_label_weight_or_gradient() {
     server_views_hold_no_secret(
         |s| Aby3::<Recording, u128>::in_ring(s, FW),
-        tessera_aggregator::mpc::io::Scheme::Replicated,
+        tessera_mpc::io::Scheme::Replicated,
     );
 }
 
@@ -503,7 +503,7 @@ fn aby3_servers_see_no_example_label_weight_or_gradient() {
 fn securenn_servers_see_no_example_label_weight_or_gradient() {
     server_views_hold_no_secret(
         |s| SecureNn::<Recording, u128>::in_ring(s, FW),
-        tessera_aggregator::mpc::io::Scheme::Additive,
+        tessera_mpc::io::Scheme::Additive,
     );
 }
 
@@ -667,7 +667,7 @@ fn pond_refuses_what_it_cannot_train() {
 /// comparison, falling back) Pond. The points include every band's edges and a hair either side.
 #[test]
 fn inverse_square_root_is_accurate_over_adams_range() {
-    use tessera_aggregator::mpc::approx::{inv_sqrt_banded, inv_sqrt_wide};
+    use tessera_mpc::approx::{inv_sqrt_banded, inv_sqrt_wide};
     let (lo, hi): (f64, f64) = (1e-8, 4096.0);
     let ratio: f64 = (hi / lo).powf(1.0 / 6.0);
     let mut xs: Vec<f64> = (0..60)
@@ -730,7 +730,7 @@ fn inverse_square_root_is_accurate_over_adams_range() {
 /// the three steps' worth made ahead is used up exactly.
 #[test]
 fn later_steps_take_their_preprocessing_from_the_pools() {
-    use tessera_aggregator::mpc::train::StepPrep;
+    use tessera_mpc::train::StepPrep;
     let b = batch(8);
     let out = run_wide(securenn_wide, wide_inputs(&b), |p, v| async move {
         let model = SecureModel::new(&spec())?;

@@ -26,12 +26,12 @@ use tessera_common::net::Network;
 
 use super::norm::{all_nonnegative_in_range, lift_checked, window_slack};
 use super::replicate::{Component, replicate};
-use crate::mpc::aby3::boolean::drelu;
-use crate::mpc::aby3::{Aby3Tensor, Shared, mul, sum_squares};
-use crate::mpc::approx::{fx, inv_sqrt_wide};
-use crate::mpc::protocol::{Aby3, Protocol};
-use crate::mpc::{MpcError, Session};
 use tessera_common::rule::NormBound;
+use tessera_mpc::aby3::boolean::drelu;
+use tessera_mpc::aby3::{Aby3Tensor, Shared, mul, sum_squares};
+use tessera_mpc::approx::{fx, inv_sqrt_wide};
+use tessera_mpc::protocol::{Aby3, Protocol};
+use tessera_mpc::{MpcError, Session};
 
 /// Fractional bits of the scale factor's computation.
 const FACTOR_BITS: u32 = 32;
@@ -97,9 +97,9 @@ pub async fn clip_replicated<N: Network>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mpc::harness::run_local;
     use crate::secagg::robust::replicate::components_of;
     use tessera_common::prg::Seed;
+    use tessera_mpc::harness::run_local;
 
     const F: u32 = 16;
 

@@ -24,11 +24,11 @@
 use tessera_common::net::Network;
 
 use super::replicate::{Component, replicate};
-use crate::mpc::aby3::boolean::{a2b, and_all};
-use crate::mpc::aby3::range::range_and_wraps;
-use crate::mpc::aby3::{Aby3Bits, Aby3Tensor, Shared, mul, open, sum_squares};
-use crate::mpc::{MpcError, Session};
 use tessera_common::rule::{BOUND_SHIFT, NormBound};
+use tessera_mpc::aby3::boolean::{a2b, and_all};
+use tessera_mpc::aby3::range::range_and_wraps;
+use tessera_mpc::aby3::{Aby3Bits, Aby3Tensor, Shared, mul, open, sum_squares};
+use tessera_mpc::{MpcError, Session};
 
 /// Whether the upload whose component this server holds passes [`NormBound`]: the conversion to
 /// replicated shares ([`replicate`]) then [`norm_bound_verdict`].
@@ -168,9 +168,9 @@ pub async fn lift_checked<N: Network>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mpc::harness::run_local;
     use crate::secagg::robust::replicate::components_of;
     use tessera_common::prg::Seed;
+    use tessera_mpc::harness::run_local;
 
     const F: u32 = 16;
 

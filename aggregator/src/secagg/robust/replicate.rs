@@ -12,8 +12,8 @@ use tessera_common::net::Network;
 use tessera_common::prg::Seed;
 use tessera_common::ringvec::RingVec;
 
-use crate::mpc::aby3::{Aby3Tensor, Shared, next, prev};
-use crate::mpc::{MpcError, Session};
+use tessera_mpc::aby3::{Aby3Tensor, Shared, next, prev};
+use tessera_mpc::{MpcError, Session};
 
 /// This server's additive component of one upload.
 #[derive(Clone)]

@@ -22,9 +22,9 @@
 
 use tessera_common::net::Network;
 
-use crate::mpc::aby3::boolean::{a2b, b2a, ks_generate};
-use crate::mpc::aby3::{Aby3Bits, Aby3Tensor, Shared, and};
-use crate::mpc::{MpcError, Session};
+use tessera_mpc::aby3::boolean::{a2b, b2a, ks_generate};
+use tessera_mpc::aby3::{Aby3Bits, Aby3Tensor, Shared, and};
+use tessera_mpc::{MpcError, Session};
 
 /// The bias that maps signed order onto unsigned order.
 const BIAS: u64 = 1 << 63;
@@ -110,8 +110,8 @@ pub async fn trimmed_sum<N: Network>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mpc::aby3::{Arith, split3};
-    use crate::mpc::harness::run_local;
+    use tessera_mpc::aby3::{Arith, split3};
+    use tessera_mpc::harness::run_local;
 
     /// A network sorts every input if it sorts every 0/1 input (Knuth's 0-1 principle).
     #[test]

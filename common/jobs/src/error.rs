@@ -1,0 +1,213 @@
+//! Errors of the MPC job service; every rejection a caller can cause has its own variant.
+
+use tessera_common::PartyId;
+use tessera_common::request::RequestError;
+use tessera_common::seal::SealError;
+
+use crate::job::JobState;
+
+/// Why a request to a server's MPC job service failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum MpcServiceError {
+    /// No such job on this server (never launched here, or forgotten long ago).
+    #[error("unknown MPC job {0}")]
+    UnknownJob(u64),
+    /// A launch for a job id this server already has.
+    #[error("MPC job {0} already exists")]
+    DuplicateJob(u64),
+    /// The description is unusable (bad JSON, an invalid model, a batch out of range...).
+    #[error("bad job: {0}")]
+    BadJob(String),
+    /// The caller may not do this (deploy as a data owner, abort as a client...).
+    #[error("{party} may not {what}")]
+    Forbidden {
+        /// The caller.
+        party: PartyId,
+        /// What it tried.
+        what: String,
+    },
+    /// No model is deployed under this id on this server.
+    #[error("no model deployed as {0:?}")]
+    UnknownModel(String),
+    /// The cluster file does not let this client query this model.
+    #[error("{party} is not allowed to query model {model:?}")]
+    NotAllowed {
+        /// The client.
+        party: PartyId,
+        /// The model.
+        model: String,
+    },
+    /// An envelope failed to open: unknown sender, bad tag, wrong job or round, replay.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// An input chunk sealed under the sender's static key alone (envelope version 1): inputs
+    /// must be forward secret for their sender, as uploads are.
+    #[error("input of job {job} from {party} is not sealed forward secret")]
+    NotForwardSecret {
+        /// The job.
+        job: u64,
+        /// The sender.
+        party: PartyId,
+    },
+    /// A read request's token was refused.
+    #[error("request token: {0}")]
+    Request(#[from] RequestError),
+    /// A launch whose clock is too far from the server's.
+    #[error("launch is {skew_secs} s away from the server's clock")]
+    Stale {
+        /// The distance in seconds.
+        skew_secs: u64,
+    },
+    /// A plaintext that does not parse.
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// An input this job does not expect from this party under this index.
+    #[error("job {job} expects no input {round} from {party}")]
+    UnexpectedInput {
+        /// The job.
+        job: u64,
+        /// The sender.
+        party: PartyId,
+        /// The input index.
+        round: u64,
+    },
+    /// An input already received in full.
+    #[error("input {round} of job {job} was already received")]
+    DuplicateInput {
+        /// The job.
+        job: u64,
+        /// The input index.
+        round: u64,
+    },
+    /// Chunks out of order or missing.
+    #[error("expected chunk {expected}, got chunk {got}")]
+    OutOfOrder {
+        /// Expected index.
+        expected: u64,
+        /// Index received.
+        got: u64,
+    },
+    /// An input of the wrong size for its declared shape.
+    #[error("wrong length: {0}")]
+    WrongLength(String),
+    /// No output for this caller under this index.
+    #[error("job {job} has no output {round} for {party}")]
+    NoSuchOutput {
+        /// The job.
+        job: u64,
+        /// The caller.
+        party: PartyId,
+        /// The output index.
+        round: u64,
+    },
+    /// A value of an output the caller already let go by fetching a later one.
+    #[error("value {seq} of output {output} of job {job} was released (the first held is {first})")]
+    Released {
+        /// The job.
+        job: u64,
+        /// The output's index.
+        output: u64,
+        /// The value asked for.
+        seq: u64,
+        /// The first value still held.
+        first: u64,
+    },
+    /// An abort that names another launch of the job than the one this server runs (a
+    /// recorded abort replayed against a later job under the same id).
+    #[error("the abort names another launch of MPC job {job}")]
+    AbortMismatch {
+        /// The job.
+        job: u64,
+    },
+    /// A client that has run all the predictions the cluster file allows it on a model.
+    #[error("{party} has run its {budget} predictions on model {model:?}")]
+    QueryBudget {
+        /// The client.
+        party: PartyId,
+        /// The model.
+        model: String,
+        /// Its budget.
+        budget: u64,
+    },
+    /// A training that would reveal more than the cluster's `[training]` policy allows.
+    #[error("training refused: {0}")]
+    Training(#[from] tessera_common::train_policy::TrainingRefusal),
+    /// The output is not ready yet (ask again).
+    #[error("output {round} of job {job} is not ready yet")]
+    NotReady {
+        /// The job.
+        job: u64,
+        /// The output index.
+        round: u64,
+    },
+    /// The job ended without the requested output (failed or aborted), or was over before an
+    /// input arrived.
+    #[error("MPC job {job} {state}")]
+    Ended {
+        /// The job.
+        job: u64,
+        /// How it ended.
+        state: String,
+    },
+    /// A bound on what the service holds at once was reached; retry later.
+    #[error("server busy: {what} is at its limit of {limit}")]
+    Busy {
+        /// What ran out.
+        what: &'static str,
+        /// Its bound.
+        limit: usize,
+    },
+    /// A refusal as a remote server reported it over gRPC: its [`MpcServiceError::kind`] and
+    /// message.
+    #[error("{message}")]
+    Remote {
+        /// The variant's kind at the server.
+        kind: String,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl MpcServiceError {
+    /// The variant's name, stable on the wire (gRPC metadata `tessera-error`).
+    pub fn kind(&self) -> &str {
+        match self {
+            MpcServiceError::UnknownJob(_) => "unknown_job",
+            MpcServiceError::DuplicateJob(_) => "duplicate_job",
+            MpcServiceError::BadJob(_) => "bad_job",
+            MpcServiceError::Forbidden { .. } => "forbidden",
+            MpcServiceError::UnknownModel(_) => "unknown_model",
+            MpcServiceError::NotAllowed { .. } => "not_allowed",
+            MpcServiceError::Seal(_) => "seal",
+            MpcServiceError::NotForwardSecret { .. } => "not_forward_secret",
+            MpcServiceError::Request(_) => "request",
+            MpcServiceError::Stale { .. } => "stale",
+            MpcServiceError::Malformed(_) => "malformed",
+            MpcServiceError::UnexpectedInput { .. } => "unexpected_input",
+            MpcServiceError::DuplicateInput { .. } => "duplicate_input",
+            MpcServiceError::OutOfOrder { .. } => "out_of_order",
+            MpcServiceError::WrongLength(_) => "wrong_length",
+            MpcServiceError::NoSuchOutput { .. } => "no_such_output",
+            MpcServiceError::Released { .. } => "released",
+            MpcServiceError::Training(_) => "training_policy",
+            MpcServiceError::QueryBudget { .. } => "query_budget",
+            MpcServiceError::AbortMismatch { .. } => "abort_mismatch",
+            MpcServiceError::NotReady { .. } => "not_ready",
+            MpcServiceError::Ended { .. } => "ended",
+            MpcServiceError::Busy { .. } => "busy",
+            MpcServiceError::Remote { kind, .. } => kind,
+        }
+    }
+
+    /// The error for a request about a job that is over.
+    pub fn ended(job: u64, state: &JobState) -> Self {
+        let state = match state {
+            JobState::Running => "is running".to_string(),
+            JobState::Done => "is done".to_string(),
+            JobState::Failed(why) => format!("failed: {why}"),
+            JobState::Aborted => "was aborted".to_string(),
+        };
+        MpcServiceError::Ended { job, state }
+    }
+}

@@ -1,0 +1,28 @@
+//! The contract between the MPC job service the servers run (`tessera-aggregator`'s `jobs`) and
+//! the outside parties that use it (the model owner, data owners): what a job is, what a server
+//! reports of it, the wire conventions both ends follow, and the transport-free client.
+//!
+//! - [`job`]: [`JobSpec`] and [`JobKind`] (the sealed launch description), the inputs and outputs
+//!   a job declares, [`JobState`].
+//! - [`status`]: [`MpcJobStatus`], what a server answers a launch or a status request with.
+//! - [`wire`]: the `round` numbers of control, description and fetch envelopes, job-id ranges,
+//!   the chunk format of inputs and outputs.
+//! - [`error`]: [`MpcServiceError`], every refusal of the service, carried over the wire.
+//! - [`client`]: [`JobClient`] over any [`MpcTransport`] (gRPC in `tessera-proto`, in-process in
+//!   the aggregator's `jobs::local`): launch, share inputs, fetch outputs, wait, abort.
+//!
+//! It depends on the engine (`tessera-mpc`) for what a client must share the way the servers
+//! read it: the protocol kinds, the sharing schemes, the model and training descriptions.
+
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod error;
+pub mod job;
+pub mod status;
+pub mod wire;
+
+pub use client::{ClientError, JobClient, MpcTransport};
+pub use error::MpcServiceError;
+pub use job::{JobKind, JobSpec, JobState};
+pub use status::{MpcJobStatus, TransferInfo};
