@@ -12,7 +12,7 @@ use tracing::info;
 use crate::grpc::{Gate, GateLimits, MpcCell, ServerTls, ServiceCell, serve};
 use crate::jobs::{MpcLimits, MpcService};
 use crate::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
-use crate::secagg::{AggregatorService, Limits};
+use tessera_secagg::{AggregatorService, Limits};
 
 /// Tessera compute server.
 #[derive(Debug, Parser)]
@@ -210,7 +210,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
         Arc::clone(&mpc_cell),
         &Gate::new(
             Arc::new(Sealer::new(&identity, cluster.public_keys())),
-            GateLimits::from(&limits),
+            GateLimits::default(),
         ),
         tls.as_ref(),
     )

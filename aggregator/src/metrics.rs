@@ -17,7 +17,7 @@ use tessera_common::net::Network;
 use tokio::net::TcpListener;
 
 use crate::jobs::MpcService;
-use crate::secagg::AggregatorService;
+use tessera_secagg::AggregatorService;
 
 /// The `Content-Type` of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

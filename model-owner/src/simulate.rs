@@ -9,8 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rand::RngExt;
-use tessera_aggregator::secagg::AggregatorService;
-use tessera_aggregator::secagg::local::LocalServer;
 use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::identity::{Identity, PublicKey};
@@ -22,6 +20,8 @@ use tessera_common::rule::AggregationRule;
 use tessera_common::seal::Sealer;
 use tessera_data_owner::attack::Attack;
 use tessera_data_owner::node::DataOwnerNode;
+use tessera_secagg::AggregatorService;
+use tessera_secagg::local::LocalServer;
 
 use crate::trainer::{
     TrainError, Trainer, TrainerConfig, TrainingSummary, initial_checkpoint, starting_weights,

@@ -9,10 +9,10 @@ use std::time::Duration;
 use futures::future::join_all;
 use tessera_aggregator::grpc::{Gate, GateLimits, MpcCell, ServerTls, ServiceCell, serve};
 use tessera_aggregator::net::{GrpcNetwork, GrpcNetworkSettings, PeerHub};
-use tessera_aggregator::secagg::{AggregatorService, Limits};
 use tessera_common::PartyId;
 use tessera_common::identity::{Identity, PublicKey};
 use tessera_common::seal::Sealer;
+use tessera_secagg::{AggregatorService, Limits};
 
 /// The three compute servers.
 pub const SERVERS: [PartyId; 3] = [PartyId::Server(0), PartyId::Server(1), PartyId::Server(2)];
@@ -176,14 +176,19 @@ pub struct GrpcAggregators {
 }
 
 impl GrpcAggregators {
-    /// Starts the cluster.
-    pub async fn start(limits: Limits, data_owners: u32) -> Self {
+    /// Starts the cluster, its gRPC fronts under `limits` (secure aggregation under its default
+    /// limits).
+    pub async fn start(limits: GateLimits, data_owners: u32) -> Self {
         Self::start_with_tls(limits, data_owners, None).await
     }
 
     /// Starts the cluster; with `tls`, every server serves TLS with that identity (one
     /// certificate for all, as a test may), and the servers dial each other over TLS.
-    pub async fn start_with_tls(limits: Limits, data_owners: u32, tls: Option<ServerTls>) -> Self {
+    pub async fn start_with_tls(
+        limits: GateLimits,
+        data_owners: u32,
+        tls: Option<ServerTls>,
+    ) -> Self {
         let mut parties: Vec<PartyId> = SERVERS.to_vec();
         parties.extend((0..data_owners).map(PartyId::DataOwner));
         parties.push(PartyId::ModelOwner);
@@ -225,7 +230,7 @@ impl GrpcAggregators {
                 let cell: ServiceCell = Arc::new(OnceLock::new());
                 let mpc: MpcCell = Arc::new(OnceLock::new());
                 let callers = Arc::new(Sealer::new(id, keys.iter().map(|(p, k)| (*p, k))));
-                let gate = Gate::new(callers, GateLimits::from(limits));
+                let gate = Gate::new(callers, limits.clone());
                 serve(listener, &hub, Arc::clone(&cell), mpc, &gate, tls.as_ref())
                     .expect("TLS identity loads");
                 let network = GrpcNetwork::over_hub(hub, settings)
@@ -233,7 +238,7 @@ impl GrpcAggregators {
                     .expect("peers connect");
                 let sealer = Sealer::new(id, keys.iter().map(|(p, k)| (*p, k)));
                 let service =
-                    AggregatorService::with_limits(sealer, 3, Arc::new(network), limits.clone());
+                    AggregatorService::with_limits(sealer, 3, Arc::new(network), Limits::default());
                 let _ = cell.set(Arc::clone(&service));
                 (service, gate)
             }

@@ -8,8 +8,6 @@ use tessera_common::rule::AggregationRule;
 use tessera_data_owner::attack::Attack;
 use tessera_model_owner::checkpoint::Checkpoint;
 
-use tessera_aggregator::secagg::AggregatorService;
-use tessera_aggregator::secagg::local::LocalServer;
 use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::identity::Identity;
@@ -25,6 +23,8 @@ use tessera_model_owner::simulate::{
 use tessera_model_owner::trainer::{
     TrainError, Trainer, TrainerConfig, TrainingSummary, initial_checkpoint,
 };
+use tessera_secagg::AggregatorService;
+use tessera_secagg::local::LocalServer;
 
 fn options(out: std::path::PathBuf, servers: usize, optimizer: ServerOptimizer) -> SimulateOptions {
     SimulateOptions {

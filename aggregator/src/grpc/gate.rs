@@ -63,13 +63,13 @@ pub struct GateLimits {
     pub stream_idle: Duration,
 }
 
-impl From<&crate::secagg::Limits> for GateLimits {
-    fn from(limits: &crate::secagg::Limits) -> Self {
+impl Default for GateLimits {
+    fn default() -> Self {
         GateLimits {
-            connections: limits.connections,
-            calls_per_party: limits.calls_per_party,
-            message_deadline: limits.message_deadline,
-            stream_idle: limits.stream_idle,
+            connections: ConnLimits::default(),
+            calls_per_party: 16,
+            message_deadline: Duration::from_secs(10),
+            stream_idle: Duration::from_secs(30),
         }
     }
 }

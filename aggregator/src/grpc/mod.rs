@@ -1,4 +1,4 @@
-//! Thin tonic adapters over the transport-free [`crate::secagg::AggregatorService`] and
+//! Thin tonic adapters over the transport-free [`tessera_secagg::AggregatorService`] and
 //! [`crate::jobs::MpcService`]: decode, call, encode; every decision is the service's.
 
 pub mod conns;

@@ -27,8 +27,8 @@ use super::gate::{Gate, Gated};
 use super::mpc::{MpcCell, MpcGrpc};
 use crate::net::PeerHub;
 use crate::net::grpc::GrpcNetwork;
-use crate::secagg::local::FETCH_ROUND_WAIT;
-use crate::secagg::{AggregatorService, ServiceError};
+use tessera_secagg::local::FETCH_ROUND_WAIT;
+use tessera_secagg::{AggregatorService, ServiceError};
 
 /// The service, set once the peer network is up (requests before that get `unavailable`).
 pub type ServiceCell = Arc<OnceLock<Arc<AggregatorService<GrpcNetwork>>>>;
@@ -72,7 +72,7 @@ fn service(cell: &ServiceCell) -> Result<&Arc<AggregatorService<GrpcNetwork>>, S
 /// The largest message a data owner or the model owner sends: one sealed chunk of at most
 /// [`UPLOAD_CHUNK_BYTES`] plus its part header and envelope, with room to spare. A stalled call
 /// can thus make the server buffer at most this much (before the gate's deadlines cut it), and
-/// all calls together at most `Limits::calls_per_party` times it per party of the cluster.
+/// all calls together at most `GateLimits::calls_per_party` times it per party of the cluster.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = UPLOAD_CHUNK_BYTES + 4096;
 
 /// The next chunk of a client stream: `None` at its end; refused if it does not decode, or

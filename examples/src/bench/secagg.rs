@@ -20,8 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tessera_aggregator::secagg::AggregatorService;
-use tessera_aggregator::secagg::local::LocalServer;
 use tessera_common::PartyId;
 use tessera_common::api::{LeaderApi, RoundState, ServerApi};
 use tessera_common::identity::{Identity, PublicKey};
@@ -32,6 +30,8 @@ use tessera_common::ringvec::RingVec;
 use tessera_common::rule::AggregationRule;
 use tessera_common::seal::{Context, Expected, Purpose, Sealer};
 use tessera_common::upload::{UploadPart, build_upload_vec};
+use tessera_secagg::AggregatorService;
+use tessera_secagg::local::LocalServer;
 
 use super::report::{print_table, si};
 

@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tessera_aggregator::secagg::MAX_WEIGHT_FETCHES;
 use tessera_common::PartyId;
 use tessera_common::api::{LeaderApi, RoundState};
 use tessera_common::config::ServerEndpoint;
@@ -14,12 +13,13 @@ use tessera_common::ringvec::RingVec;
 use tessera_data_owner::client::GrpcLeader;
 use tessera_proto::client::{CALL_TOKEN_KEY, CallToken};
 use tessera_proto::v1::FetchWeightsRequest;
+use tessera_secagg::MAX_WEIGHT_FETCHES;
 use tessera_tests::GrpcAggregators;
 use tokio::net::TcpStream;
 use tonic::Code;
 use tonic::metadata::{MetadataMap, MetadataValue};
 
-use tessera_aggregator::secagg::Limits;
+use tessera_aggregator::grpc::GateLimits;
 
 use super::{
     JOB, cluster_with_round_open, cluster_with_round_open_under, settings, update, upload_of,
@@ -136,7 +136,7 @@ fn leader_client(c: &GrpcAggregators, owner: u32) -> GrpcLeader {
 /// exactly the sum of their updates.
 async fn owners_aggregate_exactly(
     c: &GrpcAggregators,
-    leader: &tessera_aggregator::secagg::local::LocalServer<tessera_aggregator::net::GrpcNetwork>,
+    leader: &tessera_secagg::local::LocalServer<tessera_aggregator::net::GrpcNetwork>,
     owners: u32,
 ) {
     let mut sum = RingVec::zeros(32, settings().update_len()).unwrap();
@@ -198,11 +198,11 @@ async fn a_keyless_flood_of_stalled_uploads_holds_nothing() {
 /// meanwhile and the round aggregates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyed_owner_holds_only_its_own_places_and_half_messages_are_cut_soon() {
-    let limits = Limits {
+    let limits = GateLimits {
         stream_idle: Duration::from_secs(10),
         message_deadline: Duration::from_millis(500),
         calls_per_party: 4,
-        ..Limits::default()
+        ..GateLimits::default()
     };
     let (c, leader) = cluster_with_round_open_under(limits).await;
     let token = call_token(&c, PartyId::DataOwner(2), 0);
@@ -365,7 +365,7 @@ async fn a_flood_of_connections_holds_a_bounded_number_and_evicts_none_trusted()
     use tessera_aggregator::grpc::conns::ConnLimits;
     use tokio::io::AsyncReadExt;
 
-    let limits = Limits {
+    let limits = GateLimits {
         connections: ConnLimits {
             per_address: 16,
             max_total: 64,

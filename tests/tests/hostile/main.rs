@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use tessera_aggregator::grpc::GateLimits;
 use tessera_aggregator::grpc::ServerTls;
 use tessera_aggregator::net::GrpcNetwork;
-use tessera_aggregator::secagg::Limits;
-use tessera_aggregator::secagg::local::LocalServer;
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, LeaderApi, RoundState, ServerApi};
 use tessera_common::config::ServerEndpoint;
@@ -25,6 +24,7 @@ use tessera_proto::client::CallerChannel;
 use tessera_proto::v1::SealedChunk;
 use tessera_proto::v1::data_owner_service_client::DataOwnerServiceClient;
 use tessera_proto::v1::model_owner_service_client::ModelOwnerServiceClient;
+use tessera_secagg::local::LocalServer;
 use tessera_tests::GrpcAggregators;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -58,17 +58,17 @@ fn settings() -> JobSettings {
     }
 }
 
-fn test_limits() -> Limits {
-    Limits {
+fn test_limits() -> GateLimits {
+    GateLimits {
         stream_idle: Duration::from_millis(500),
         message_deadline: Duration::from_millis(500),
         calls_per_party: 4,
-        ..Limits::default()
+        ..GateLimits::default()
     }
 }
 
 /// A cluster with the test job started on every server.
-async fn cluster(limits: Limits) -> GrpcAggregators {
+async fn cluster(limits: GateLimits) -> GrpcAggregators {
     start_job(GrpcAggregators::start(limits, 3).await)
 }
 
@@ -225,7 +225,7 @@ async fn open_round_refuses_more_weights_than_the_job_has() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_streams_are_cut_and_their_number_is_bounded() {
-    let limits = Limits {
+    let limits = GateLimits {
         stream_idle: Duration::from_secs(3),
         message_deadline: Duration::from_secs(3),
         ..test_limits()
@@ -272,7 +272,7 @@ async fn cluster_with_round_open() -> (GrpcAggregators, LocalServer<GrpcNetwork>
 
 /// [`cluster_with_round_open`] under `limits`.
 async fn cluster_with_round_open_under(
-    limits: Limits,
+    limits: GateLimits,
 ) -> (GrpcAggregators, LocalServer<GrpcNetwork>) {
     let c = cluster(limits).await;
     let leader = LocalServer(c.services[0].clone());

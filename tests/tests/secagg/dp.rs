@@ -104,12 +104,12 @@ async fn a_noised_aggregate_decodes() {
 /// jobs, refuses the round that would take it past its budget, uploading nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clusters_minimum_and_each_owners_budget_hold_against_the_model_owner() {
-    use tessera_aggregator::secagg::{Limits, ServiceError};
     use tessera_common::PartyId;
     use tessera_common::dataset::{Dataset, Split};
     use tessera_common::dp::{Ledger, PrivacyPolicy, PrivacyRefusal};
     use tessera_common::seal::{Context, Purpose};
     use tessera_data_owner::node::{DataOwnerNode, RoundError};
+    use tessera_secagg::{Limits, ServiceError};
 
     let policy = PrivacyPolicy {
         min_noise_multiplier: Some(2.0),

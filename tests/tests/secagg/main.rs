@@ -12,8 +12,6 @@ mod tap;
 use std::sync::Arc;
 
 use tap::{Hook, Tap};
-use tessera_aggregator::secagg::local::LocalServer;
-use tessera_aggregator::secagg::{AggregatorService, Limits, ServiceError};
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, LeaderApi, RoundState, ServerApi};
 use tessera_common::dataset::{Dataset, Split};
@@ -26,6 +24,8 @@ use tessera_common::seal::{Context, Expected, Purpose, Sealer};
 use tessera_common::upload::{UploadPart, build_upload_vec};
 use tessera_data_owner::node::{DataOwnerNode, RoundError};
 use tessera_model_owner::reveal::{AggregateError, decode_aggregate, reveal_sum};
+use tessera_secagg::local::LocalServer;
+use tessera_secagg::{AggregatorService, Limits, ServiceError};
 
 struct Cluster {
     servers: Vec<LocalServer<Tap>>,

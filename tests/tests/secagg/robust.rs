@@ -2,12 +2,12 @@
 //! `norm-bound` check refuses an oversized update with its own error, and the revealed aggregate
 //! is exactly the ring sum of the accepted updates.
 
-use tessera_aggregator::secagg::{Limits, ServiceError};
 use tessera_common::PartyId;
 use tessera_common::api::RoundState;
 use tessera_common::ringvec::RingVec;
 use tessera_common::rule::AggregationRule;
 use tessera_model_owner::reveal::{AggregateError, decode_aggregate};
+use tessera_secagg::{Limits, ServiceError};
 
 use super::{
     Cluster, cluster_custom, open_round, revealed, ring_sum, settings, upload_of, wait_final,
@@ -99,11 +99,11 @@ async fn norm_bound_refuses_an_oversized_update_and_sums_exactly_the_rest() {
 /// while one word in a hundred left at zero would move the fraction by 0.005.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_sees_uniform_words_and_the_verdict_bit_only() {
-    use tessera_aggregator::secagg::robust::check_upload;
-    use tessera_aggregator::secagg::robust::replicate::components_of;
     use tessera_common::prg::Seed;
     use tessera_common::rule::NormBound;
     use tessera_mpc::harness::run_on;
+    use tessera_secagg::robust::check_upload;
+    use tessera_secagg::robust::replicate::components_of;
 
     // About 190 bits reach server 1 per coordinate (the least of the three): 8000 give 1.5 10^6.
     let params = 8000;
@@ -193,11 +193,11 @@ async fn median_and_trimmed_mean_equal_the_plaintext_reference_through_the_servi
 /// standard deviations (see `a_server_sees_uniform_words_and_the_verdict_bit_only`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_sorting_sees_uniform_words_only() {
-    use tessera_aggregator::secagg::robust::replicate;
-    use tessera_aggregator::secagg::robust::replicate::components_of;
-    use tessera_aggregator::secagg::robust::sort::trimmed_sum;
     use tessera_common::prg::Seed;
     use tessera_mpc::harness::run_on;
+    use tessera_secagg::robust::replicate;
+    use tessera_secagg::robust::replicate::components_of;
+    use tessera_secagg::robust::sort::trimmed_sum;
 
     let (owners, d) = (5, 600);
     let components: Vec<_> = (0..owners)

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::future::join_all;
-use tessera_aggregator::secagg::Limits;
-use tessera_aggregator::secagg::messages::{PeerMsg, RoundMsg};
 use tessera_common::PartyId;
 use tessera_common::api::{LeaderApi, RoundState, ServerApi};
+use tessera_secagg::Limits;
+use tessera_secagg::messages::{PeerMsg, RoundMsg};
 
 use super::tap::{Hook, Verdict};
 use super::{

@@ -168,7 +168,7 @@ pub async fn lift_checked<N: Network>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secagg::robust::replicate::components_of;
+    use crate::robust::replicate::components_of;
     use tessera_common::prg::Seed;
     use tessera_mpc::harness::run_local;
 

@@ -1,7 +1,8 @@
-//! What requests may hold at a server, so that no sender (with or without a key) can exhaust its
-//! memory or its connections: staging memory shared by all uploads in flight, one upload in flight
-//! per data owner and round, bounds on streaming calls (idle time, how many at once), and on the
-//! jobs a long-lived server holds (finished and abandoned ones are dropped).
+//! What secure aggregation lets requests hold at a server, so that no sender (with or without a
+//! key) can exhaust its memory: staging memory shared by all uploads in flight, one upload in
+//! flight per data owner and round, and the jobs a long-lived server holds (finished and
+//! abandoned ones are dropped). The gRPC front's own bounds (calls, connections, slow messages)
+//! are the aggregator's `GateLimits`.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,17 +18,6 @@ use super::ServiceError;
 pub struct Limits {
     /// Bytes all uploads in flight may stage together (each stages one share vector).
     pub staging_bytes: usize,
-    /// Longest wait for the next message of a client-streaming call before it is refused.
-    pub stream_idle: Duration,
-    /// Longest a message may take from its first byte to its last (a unary call's one message:
-    /// from the call's start) before the call is refused.
-    pub message_deadline: Duration,
-    /// Calls one party of the cluster may hold at once at a server's gRPC front; more are
-    /// refused (a party without a key holds none: see `grpc::gate`).
-    pub calls_per_party: usize,
-    /// TCP connections a server's gRPC front holds, per remote address and in all (see
-    /// `grpc::conns`).
-    pub connections: crate::grpc::conns::ConnLimits,
     /// Jobs a server holds at once. Starting one more first drops finished jobs and jobs idle
     /// longer than `job_idle` (oldest first); if none can go, the start is refused as busy.
     pub max_jobs: usize,
@@ -43,10 +33,6 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             staging_bytes: 1 << 30,
-            stream_idle: Duration::from_secs(30),
-            message_deadline: Duration::from_secs(10),
-            calls_per_party: 16,
-            connections: Default::default(),
             max_jobs: 16,
             job_idle: Duration::from_secs(3600),
             privacy: Default::default(),

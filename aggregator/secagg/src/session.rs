@@ -1,7 +1,7 @@
 //! One data owner's upload in progress at the leader: chunk-by-chunk checks and staging.
 //!
 //! Nothing an upload session does touches the round: its explicit share is summed into its own
-//! staging vector, and only [`crate::secagg::AggregatorService::finish_upload`] commits it. A
+//! staging vector, and only [`crate::AggregatorService::finish_upload`] commits it. A
 //! session dropped half-way (the owner died, the stream broke) leaves no trace.
 
 use std::sync::Arc;

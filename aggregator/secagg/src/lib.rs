@@ -1,7 +1,7 @@
 //! Secure aggregation rounds: the servers' side of federated learning.
 //!
-//! Transport-free service logic ([`service::AggregatorService`]); the gRPC layer
-//! (`crate::grpc`) converts and delegates, and simulated mode calls it directly.
+//! Transport-free service logic ([`service::AggregatorService`]); the aggregator's gRPC layer
+//! converts and delegates, and simulated mode calls it directly.
 //!
 //! One round, as the leader (`server0`) runs it:
 //!
@@ -25,6 +25,8 @@
 //! per job, `secagg/{job}/leader`, each naming its round and sequence number (binary, see
 //! [`messages`]); helpers answer under `secagg/{job}/{round}/{seq}/reply`. Bounds on what callers
 //! may hold are in [`limits`].
+
+#![forbid(unsafe_code)]
 
 mod check;
 pub mod error;

@@ -3,7 +3,7 @@
 //! Inputs are method calls (a round opened, an upload ready to forward, the helpers' verdict on
 //! it, the round's close and the helpers' answers to it); everything the helpers must be told is
 //! queued in an outbox, in the order they must see it. The driver
-//! ([`crate::secagg::AggregatorService`]) takes the outbox under the same lock that changed the
+//! ([`crate::AggregatorService`]) takes the outbox under the same lock that changed the
 //! machine and sends it in that order, so a decision always reaches a helper before the close
 //! that counts it.
 //!
@@ -19,8 +19,8 @@ use tessera_common::job::JobSettings;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Header, ReplayGuard};
 
-use crate::secagg::ServiceError;
-use crate::secagg::messages::{PeerMsg, RoundMsg, RoundState};
+use crate::ServiceError;
+use crate::messages::{PeerMsg, RoundMsg, RoundState};
 
 /// An upload between its forward and its decision.
 #[derive(Debug)]

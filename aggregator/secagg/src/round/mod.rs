@@ -3,7 +3,7 @@
 //!
 //! They hold everything a round decides (which uploads are in flight, which committed, when it
 //! closes, how it ends) and nothing of how messages travel: the service
-//! ([`crate::secagg::AggregatorService`]) feeds them calls and messages and sends what they
+//! ([`crate::AggregatorService`]) feeds them calls and messages and sends what they
 //! queue. Every path through them ends in a decision: an upload forwarded is committed or dropped
 //! (and the helpers told which), a round closed is aggregated or failed (and the helpers told),
 //! a helper whose leader vanished fails its round instead of waiting for it.

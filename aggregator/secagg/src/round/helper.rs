@@ -17,8 +17,8 @@ use tessera_common::job::JobSettings;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Header, ReplayGuard};
 
-use crate::secagg::ServiceError;
-use crate::secagg::messages::{PeerMsg, PeerReply, RoundMsg, RoundState};
+use crate::ServiceError;
+use crate::messages::{PeerMsg, PeerReply, RoundMsg, RoundState};
 
 /// One owner's seed, opened and expanded, waiting for the leader's decision.
 #[derive(Debug, Clone)]
@@ -311,7 +311,7 @@ mod tests {
     use super::*;
     use tessera_common::seal::Purpose;
 
-    use crate::secagg::round::leader::tests::settings;
+    use crate::round::leader::tests::settings;
 
     fn header(owner: PartyId, round: u64) -> Header {
         Header {

@@ -97,7 +97,7 @@ pub async fn clip_replicated<N: Network>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secagg::robust::replicate::components_of;
+    use crate::robust::replicate::components_of;
     use tessera_common::prg::Seed;
     use tessera_mpc::harness::run_local;
 
