@@ -1,6 +1,5 @@
 //! Tessera data-owner node (an institution).
 //!
-//! - [`model`]: burn modules from a `ModelSpec`, flat parameters, local training, evaluation.
 //! - [`node`]: the round loop: fetch weights, train, share, seal, upload.
 //! - [`client`]: the gRPC client of the leader.
 //! - [`predict`]: encrypted prediction on a model deployed to the servers.
@@ -12,7 +11,6 @@
 pub mod attack;
 pub mod cli;
 pub mod client;
-pub mod model;
 pub mod node;
 pub mod predict;
 pub mod share;

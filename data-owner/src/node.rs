@@ -24,7 +24,7 @@ use tessera_common::upload::{UploadBuildError, build_upload_vec};
 use tracing::{error, info, warn};
 
 use crate::attack::Attack;
-use crate::model::{ModelError, TrainSettings, train_local};
+use tessera_ml::{ModelError, TrainSettings, train_local};
 
 /// Why a round failed for this node.
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,7 @@ use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::Network;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ring::RingTensor;
-use tessera_data_owner::model::{LocalOptimizer, TrainPlan, evaluate, train_plan};
+use tessera_ml::{LocalOptimizer, TrainPlan, evaluate, train_plan};
 use tessera_mpc::MpcError;
 use tessera_mpc::Session;
 use tessera_mpc::harness::run_local_patient;
@@ -110,7 +110,7 @@ pub enum EncryptedError {
     Mpc(#[from] MpcError),
     /// Plaintext evaluation or training failed.
     #[error("plaintext model: {0}")]
-    Model(#[from] tessera_data_owner::model::ModelError),
+    Model(#[from] tessera_ml::ModelError),
     /// Writing the outputs failed.
     #[error("{path}: {source}")]
     Io {

@@ -13,9 +13,9 @@ use tessera_common::PartyId;
 use tessera_common::cli::{PartyLoadError, load_party};
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::seal::Sealer;
-use tessera_data_owner::model::evaluate;
 use tessera_jobs::client::random_job_id;
 use tessera_jobs::{ClientError, JobClient, JobKind};
+use tessera_ml::evaluate;
 use tessera_mpc::kind::ProtocolKind;
 use tessera_mpc::train::job::{self as train_job, TrainJob};
 use tessera_proto::GrpcTransport;
@@ -38,7 +38,7 @@ pub enum TrainEncryptedError {
     Job(#[from] ClientError),
     /// Evaluating the received weights.
     #[error("evaluating the weights: {0}")]
-    Model(#[from] tessera_data_owner::model::ModelError),
+    Model(#[from] tessera_ml::ModelError),
     /// Writing the outputs.
     #[error(transparent)]
     Output(#[from] EncryptedError),

@@ -14,7 +14,7 @@ use tessera_common::job::JobSettings;
 use tessera_common::model_file::ModelChoice;
 use tessera_common::seal::{Context, Purpose, SealError, Sealer};
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
-use tessera_data_owner::model::{ModelError, evaluate};
+use tessera_ml::{ModelError, evaluate};
 use tracing::{info, warn};
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
@@ -544,7 +544,7 @@ pub fn starting_weights(
             expected: settings.num_params,
             got: weights.len(),
         })),
-        None => Ok(tessera_data_owner::model::initial_params(&settings.model)?),
+        None => Ok(tessera_ml::initial_params(&settings.model)?),
     }
 }
 

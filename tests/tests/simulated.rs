@@ -15,8 +15,8 @@ use tessera_common::job::JobSettings;
 use tessera_common::model_file::ModelChoice;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::seal::Sealer;
-use tessera_data_owner::model::initial_params;
 use tessera_data_owner::node::DataOwnerNode;
+use tessera_ml::initial_params;
 use tessera_model_owner::simulate::{
     SimulateError, SimulateOptions, simulate, simulation_data, simulation_settings,
 };
@@ -658,12 +658,8 @@ async fn onnx_models_train_in_simulate_from_their_own_weights() {
         };
         let summary = simulate(trained).await.unwrap();
         let spec = model_for_test(name);
-        let (before, _) = tessera_data_owner::model::evaluate(
-            &spec,
-            &imported,
-            &Dataset::bundled_mnist(Split::Test),
-        )
-        .unwrap();
+        let (before, _) =
+            tessera_ml::evaluate(&spec, &imported, &Dataset::bundled_mnist(Split::Test)).unwrap();
         assert!(
             before < 0.3,
             "{name}: the untrained ONNX weights score {before}"

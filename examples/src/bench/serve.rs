@@ -20,8 +20,8 @@ use tessera_common::identity::Identity;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::seal::Sealer;
-use tessera_data_owner::model::initial_params;
 use tessera_jobs::{JobClient, MpcTransport};
+use tessera_ml::initial_params;
 use tessera_mpc::kind::ProtocolKind;
 use tessera_proto::GrpcTransport;
 

@@ -28,7 +28,7 @@ use tessera_common::model_spec::{ModelSpec, ResolvedLayer};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::Seed;
 use tessera_common::ring::RingTensor;
-use tessera_data_owner::model::{TrainSettings, train_local};
+use tessera_ml::{TrainSettings, train_local};
 use tessera_mpc::model::{Activations, SecureModel};
 use tessera_mpc::protocol::{Aby3, Protocol, SecureNn};
 use tessera_mpc::train::init::{Init, initial_params};

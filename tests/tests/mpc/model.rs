@@ -4,7 +4,7 @@
 //! max-pooling with a typed error.
 
 use tessera_common::model_spec::{LayerSpec, ModelSpec};
-use tessera_data_owner::model::{initial_params, logits};
+use tessera_ml::{initial_params, logits};
 use tessera_mpc::MpcError;
 use tessera_mpc::model::{Activations, SecureModel};
 

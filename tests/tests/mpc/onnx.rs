@@ -11,7 +11,7 @@ use serde_json::Value;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::model_spec::LayerSpec;
 use tessera_common::onnx::{ImportedModel, import};
-use tessera_data_owner::model::logits;
+use tessera_ml::logits;
 use tessera_mpc::model::{Activations, SecureModel};
 
 use crate::{Aby3M, dec, enc, prog, run};

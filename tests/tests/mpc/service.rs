@@ -17,10 +17,10 @@ use tessera_common::net::Network;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::request::now_secs;
 use tessera_common::seal::Sealer;
-use tessera_data_owner::model::{initial_params, logits};
 use tessera_jobs::client::{open_output, seal_abort, seal_input, seal_launch};
 use tessera_jobs::wire::{fetch_round, job_ids_of};
 use tessera_jobs::{ClientError, JobClient, JobKind, JobSpec, JobState, MpcServiceError};
+use tessera_ml::{initial_params, logits};
 use tessera_mpc::kind::ProtocolKind;
 
 use crate::runtime;

@@ -11,7 +11,7 @@ use tessera_common::model_spec::{LayerSpec, ModelSpec};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::Seed;
 use tessera_common::ring::RingTensor;
-use tessera_data_owner::model::{gradients, initial_params};
+use tessera_ml::{gradients, initial_params};
 use tessera_mpc::harness::run_local;
 use tessera_mpc::model::{Activations, SecureModel};
 use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
@@ -529,7 +529,7 @@ fn loss_gradients_match_burn<P: Protocol<Elem = u128> + 'static>(
     activations: Activations,
     abs: f64,
 ) {
-    use tessera_data_owner::model::{PlainLoss, gradients_with};
+    use tessera_ml::{PlainLoss, gradients_with};
     let n = 4;
     let outputs = *spec.resolve().expect("spec").1.last().expect("outputs");
     let params = initial_params(&spec).expect("initial parameters");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::model_spec::ModelSpec;
-use tessera_data_owner::model::{TrainSettings, initial_params, logits, train_local};
+use tessera_ml::{TrainSettings, initial_params, logits, train_local};
 
 use super::{Cluster, Proc, assert_exact_sums, cluster, path_str};
 
