@@ -44,6 +44,12 @@ pub enum FixedPointError {
     },
 }
 
+/// Fixed-point encoding of the public constant `v` with `f` fractional bits in the ring `R`
+/// (rounded to nearest; the MPC engine's constants and scales).
+pub fn fx<R: Ring>(v: f64, f: u32) -> R {
+    R::from_i128((v * f64::from(f).exp2()).round() as i128)
+}
+
 /// Fixed-point parameters: the number of fractional bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FixedPoint {

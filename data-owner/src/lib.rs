@@ -1,5 +1,6 @@
 //! Tessera data-owner node (an institution).
 //!
+//! - [`data`]: the owner's local data (`--data`, `--limit`, `--shard`).
 //! - [`node`]: the round loop: fetch weights, train, share, seal, upload.
 //! - [`client`]: the gRPC client of the leader.
 //! - [`predict`]: encrypted prediction on a model deployed to the servers.
@@ -11,6 +12,7 @@
 pub mod attack;
 pub mod cli;
 pub mod client;
+pub mod data;
 pub mod node;
 pub mod predict;
 pub mod share;

@@ -20,7 +20,7 @@ use tessera_jobs::{
 use tessera_mpc::train::job::{self as train_job, TrainJob, targets};
 use tessera_proto::GrpcTransport;
 
-use crate::cli::{DataError, load_dataset};
+use crate::data::{DataError, load_dataset};
 
 /// Arguments of `share-data`.
 #[derive(Debug, Clone, clap::Args)]

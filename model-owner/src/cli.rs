@@ -196,6 +196,23 @@ impl DpSgdArgs {
 }
 
 impl TrainingArgs {
+    /// The networked training the flags ask for; an encrypted-training optimizer is refused
+    /// naming it.
+    pub fn request(&self) -> Result<crate::networked::TrainRequest, String> {
+        Ok(crate::networked::TrainRequest {
+            rounds: self.rounds,
+            model: self.model.clone(),
+            optimizer: self.optimizer.settings()?,
+            local_epochs: self.local_epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            ring_bits: self.ring_bits,
+            out: self.out.clone(),
+            rule: self.rule,
+            dp: self.dp(),
+        })
+    }
+
     /// The differential privacy the flags ask for, if any.
     pub fn dp(&self) -> Option<DpSettings> {
         self.dp_noise.map(|noise_multiplier| DpSettings {
@@ -606,8 +623,11 @@ pub fn run(cli: Cli) -> i32 {
         } => {
             let out = training.out.clone();
             tessera_common::cli::block_on_exit_code(async move {
+                let request = training
+                    .request()
+                    .map_err(crate::networked::NetworkedError::Invalid)?;
                 let summary = crate::networked::train_command(
-                    training,
+                    request,
                     &config,
                     &key,
                     resume.as_deref(),

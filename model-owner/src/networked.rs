@@ -1,6 +1,6 @@
 //! `model-owner train`: the training loop against a networked cluster.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::RngExt;
@@ -8,12 +8,14 @@ use tessera_common::PartyId;
 use tessera_common::api::{JobStatus, ServerApi};
 use tessera_common::config::ClusterConfig;
 use tessera_common::dataset::{Dataset, Split};
-use tessera_common::job::JobSettings;
+use tessera_common::dp::DpSettings;
+use tessera_common::job::{JobSettings, ServerOptimizer};
+use tessera_common::model_file::ModelChoice;
 use tessera_common::model_spec::ModelSpec;
+use tessera_common::rule::AggregationRule;
 use tessera_common::seal::Sealer;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::cli::TrainingArgs;
 use crate::client::GrpcServer;
 use crate::trainer::{
     TrainError, Trainer, TrainerConfig, TrainingSummary, initial_checkpoint, starting_weights,
@@ -82,10 +84,36 @@ fn interrupted(source: TrainError, out: &Path, job: u64) -> NetworkedError {
     }
 }
 
+/// A networked training as the model owner asks for it (`model-owner train`'s flags); each
+/// `None` takes the cluster file's `[job]` value.
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    /// Rounds.
+    pub rounds: u64,
+    /// The model.
+    pub model: ModelChoice,
+    /// The server optimizer.
+    pub optimizer: ServerOptimizer,
+    /// Local epochs per round.
+    pub local_epochs: Option<usize>,
+    /// Local batch size.
+    pub batch_size: Option<usize>,
+    /// Local learning rate.
+    pub learning_rate: Option<f64>,
+    /// Ring size of the shares.
+    pub ring_bits: Option<u32>,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Aggregation rule.
+    pub rule: Option<AggregationRule>,
+    /// Distributed differential privacy.
+    pub dp: Option<DpSettings>,
+}
+
 /// The job settings for a networked run of `model`, from the cluster file and the command line.
 pub fn networked_settings(
     cluster: &ClusterConfig,
-    training: &TrainingArgs,
+    training: &TrainRequest,
     model: ModelSpec,
 ) -> Result<JobSettings, NetworkedError> {
     let num_params = model
@@ -116,12 +144,9 @@ pub fn networked_settings(
         batch_size: training.batch_size.unwrap_or(defaults.batch_size),
         learning_rate: training.learning_rate.unwrap_or(defaults.learning_rate),
         num_servers: cluster.num_servers(),
-        optimizer: training
-            .optimizer
-            .settings()
-            .map_err(NetworkedError::Invalid)?,
+        optimizer: training.optimizer,
         rule,
-        dp: training.dp().or(defaults.dp),
+        dp: training.dp.or(defaults.dp),
     };
     settings
         .validate()
@@ -218,7 +243,7 @@ pub async fn status_command(config: &Path, key: &Path, job: u64) -> Result<(), N
 
 /// Runs `model-owner train`.
 pub async fn train_command(
-    training: TrainingArgs,
+    training: TrainRequest,
     config: &Path,
     key: &Path,
     resume: Option<&Path>,
@@ -287,7 +312,6 @@ mod tests {
     use tessera_common::identity::Identity;
 
     use super::*;
-    use crate::cli::OptimizerChoice;
 
     fn settings(model: ModelSpec) -> JobSettings {
         let mut toml = String::new();
@@ -312,19 +336,17 @@ mod tests {
             }
         }
         let cluster = ClusterConfig::from_toml(&toml).unwrap();
-        let training = TrainingArgs {
+        let training = TrainRequest {
             rounds: 3,
             model: model.clone().into(),
-            optimizer: OptimizerChoice::Fedavg,
+            optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
             local_epochs: None,
             batch_size: None,
             learning_rate: None,
             ring_bits: None,
             out: "unused".into(),
             rule: None,
-            dp_noise: None,
-            dp_clip: 1.0,
-            dp_delta: 1e-5,
+            dp: None,
         };
         networked_settings(&cluster, &training, model).unwrap()
     }

@@ -25,17 +25,13 @@
 //! truncation (every protocol); `sigmoid`, `softmax` and `inv_sqrt_banded` also compare (SecureNN
 //! and ABY3; the last falls back to `inv_sqrt_wide` under Pond).
 
+use tessera_common::fixed::fx;
 use tessera_common::ring::Ring;
 
 use super::MpcError;
 use super::layout::Gather;
 use super::nn::{max_last_axis, powers, select};
 use super::protocol::Protocol;
-
-/// Fixed-point encoding of `v` with `f` fractional bits.
-pub fn fx<R: Ring>(v: f64, f: u32) -> R {
-    R::from_i128((v * f64::from(f).exp2()).round() as i128)
-}
 
 fn numel<P: Protocol>(p: &P, x: &P::Tensor) -> usize {
     p.shape(x).iter().product()

@@ -38,6 +38,7 @@ pub mod model;
 pub mod nn;
 pub mod pond;
 pub mod prep;
+pub mod prepare;
 pub mod protocol;
 pub mod securenn;
 pub mod session;

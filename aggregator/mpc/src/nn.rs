@@ -16,9 +16,9 @@
 use tessera_common::ring::Ring;
 
 use super::MpcError;
-use super::approx::fx;
 use super::layout::{Gather, Window, bitonic_stages, rows_to_nchw};
 use super::protocol::Protocol;
+use tessera_common::fixed::fx;
 
 /// `c ? x : y` for an arithmetic 0/1 `c`: `y + c (x - y)`, one multiplication.
 pub async fn select<P: Protocol>(

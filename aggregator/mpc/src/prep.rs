@@ -11,17 +11,13 @@
 //! preprocessing), so a program runs the same with or without it. Every pool keeps a
 //! [`Ledger`]: what it made, the index ranges it handed out, what it was short of; a test counts
 //! from it that no value is used twice. A program is sized from what it asked:
-//! [`Session::wanted`] gives the [`Needs`] so far, the difference across one run of a program
-//! (one training step, one prediction) is what the next run will ask, and [`prepare`] makes it
-//! ahead. Every server of a session holds the same counts, so all decide alike.
+//! [`crate::Session::wanted`] gives the [`Needs`] so far, the difference across one run of a program
+//! (one training step, one prediction) is what the next run will ask, and
+//! [`crate::prepare::prepare`] makes it ahead. Every server of a session holds the same counts, so all decide alike.
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::ops::Range;
-
-use tessera_common::net::Network;
-
-use super::{MpcError, Session, aby3, pond, securenn};
 
 /// Hand-outs a [`Ledger`] keeps one range each for; later ones extend the last range, so a
 /// long session's ledger stays small (the ranges stay exact as a union).
@@ -219,37 +215,6 @@ impl Needs {
             .map(|(need, n)| need.bytes_each().saturating_mul(*n))
             .fold(0, u64::saturating_add)
     }
-}
-
-/// Makes `needs` ahead, kind by kind in a fixed order; every server calls it with the same
-/// needs. A kind this session's protocol has no pool for is [`MpcError::Invalid`].
-pub async fn prepare<N: Network>(session: &Session<N>, needs: &Needs) -> Result<(), MpcError> {
-    for (need, count) in needs.iter() {
-        let n = usize::try_from(count)
-            .map_err(|_| MpcError::Invalid(format!("{count} values of {need:?}")))?;
-        match need {
-            Need::DaBits { ring_bits: 64 } => aby3::prep::make_dabits::<u64, N>(session, n).await?,
-            Need::DaBits { ring_bits: 128 } => {
-                aby3::prep::make_dabits::<u128, N>(session, n).await?
-            }
-            Need::MsbMasks { ring_bits: 64 } => {
-                securenn::prep::make_msb_masks::<u64, N>(session, n).await?
-            }
-            Need::MsbMasks { ring_bits: 128 } => {
-                securenn::prep::make_msb_masks::<u128, N>(session, n).await?
-            }
-            Need::Triple {
-                ring_bits: 64,
-                shape,
-            } => pond::prep::make_triples::<u64, N>(session, shape, n).await?,
-            Need::Triple {
-                ring_bits: 128,
-                shape,
-            } => pond::prep::make_triples::<u128, N>(session, shape, n).await?,
-            _ => return Err(MpcError::Invalid(format!("no pool for {need:?}"))),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

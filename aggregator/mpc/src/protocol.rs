@@ -22,7 +22,7 @@ use tessera_common::ring::{Ring, RingTensor};
 
 use super::aby3::{self, Aby3Tensor, Shared};
 use super::pond::{self, PondTensor};
-use super::prep::{self, Needs};
+use super::prep::Needs;
 use super::{MpcError, Session, securenn};
 
 /// The most fractional bits a fixed-point value may have in the 64-bit ring: a product carries
@@ -81,7 +81,7 @@ pub trait Protocol: Send + Sync {
     fn wanted(&self) -> Needs;
     /// What this session's pools hold made and not yet used ([`Session::held`]).
     fn held(&self) -> Needs;
-    /// Makes `needs` ahead of the online phase ([`prep::prepare`]); every server calls it
+    /// Makes `needs` ahead of the online phase ([`crate::prepare::prepare`]); every server calls it
     /// with the same needs.
     fn prepare(&self, needs: &Needs) -> impl Future<Output = Result<(), MpcError>> + Send;
 
@@ -294,7 +294,7 @@ macro_rules! delegate_impl {
             self.session.held()
         }
         async fn prepare(&self, needs: &Needs) -> Result<(), MpcError> {
-            prep::prepare(&self.session, needs).await
+            crate::prepare::prepare(&self.session, needs).await
         }
         async fn share(
             &self,

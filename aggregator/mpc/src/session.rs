@@ -253,7 +253,7 @@ impl<N: Network> Session<N> {
     }
 
     /// What the program asked of every pool so far, taken or short (see [`crate::prep`]):
-    /// the difference across one run of a program is what [`crate::prep::prepare`] makes
+    /// the difference across one run of a program is what [`crate::prepare::prepare`] makes
     /// ahead of the next.
     pub fn wanted(&self) -> Needs {
         self.tally(Ledger::wanted)

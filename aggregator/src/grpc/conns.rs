@@ -194,25 +194,23 @@ impl Conns {
         listener: TcpListener,
     ) -> impl Stream<Item = io::Result<Guarded>> + Send + 'static {
         let conns = Arc::clone(self);
-        TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .filter_map(move |accepted| match accepted {
-                Err(e) => Some(Err(e)),
-                Ok(io) => {
-                    let remote = io.peer_addr().ok()?;
-                    match conns.admit(remote) {
-                        Some(entry) => Some(Ok(Guarded {
-                            io,
-                            entry,
-                            conns: Arc::clone(&conns),
-                        })),
-                        None => {
-                            debug!(%remote, "connection refused: every place is trusted");
-                            None
-                        }
+        nodelay(listener).filter_map(move |accepted| match accepted {
+            Err(e) => Some(Err(e)),
+            Ok(io) => {
+                let remote = io.peer_addr().ok()?;
+                match conns.admit(remote) {
+                    Some(entry) => Some(Ok(Guarded {
+                        io,
+                        entry,
+                        conns: Arc::clone(&conns),
+                    })),
+                    None => {
+                        debug!(%remote, "connection refused: every place is trusted");
+                        None
                     }
                 }
-            })
+            }
+        })
     }
 }
 
@@ -287,6 +285,12 @@ pub fn remote_of(extensions: &tonic::codegen::http::Extensions) -> Option<Socket
                 .get::<tonic::transport::server::TlsConnectInfo<TcpConnectInfo>>()
                 .and_then(|i| i.get_ref().remote_addr())
         })
+}
+
+/// Accepted connections with `TCP_NODELAY`: an MPC round is a few small frames each way, and
+/// Nagle's algorithm with delayed acknowledgements would hold each one back.
+pub fn nodelay(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 #[cfg(test)]

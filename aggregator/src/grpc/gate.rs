@@ -11,7 +11,7 @@
 //!   call's start until its answer's last byte is handed to the transport; one more is refused
 //!   `resource_exhausted`. One party can thus exclude only itself, and all calls together hold
 //!   at most (parties of the cluster) x `calls_per_party` messages, each at most
-//!   [`super::services::MAX_CLIENT_MESSAGE_BYTES`].
+//!   [`super::stream::MAX_CLIENT_MESSAGE_BYTES`].
 //! - **A message must arrive whole, soon.** Once a message's first byte arrives, its last must
 //!   follow within `message_deadline`; between messages a stream may idle `stream_idle`. A
 //!   unary call's one message is due within `message_deadline` of the call's start. Too slow is

@@ -9,7 +9,7 @@ use tessera_proto::v1::{FetchOutputRequest, MpcReceipt, MpcStatus, MpcStatusRequ
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
-use super::services::{ChunkStream, chunk_stream, next_chunk};
+use super::stream::{ChunkStream, chunk_stream, next_chunk};
 use crate::jobs::MpcService;
 use crate::net::grpc::GrpcNetwork;
 use tessera_jobs::{MpcJobStatus, MpcServiceError};

@@ -17,8 +17,9 @@ use tracing::{info, warn};
 use super::endpoint::{JobIo, JobNet, TakeError};
 use super::watch::{tell_peers, watch_peers};
 use tessera_common::train_policy::TrainingPolicy;
+use tessera_jobs::JobState;
 use tessera_jobs::MpcServiceError as Error;
-use tessera_jobs::job::{Job, JobKind, JobSpec, JobState};
+use tessera_jobs::job::{Job, JobKind, JobSpec};
 use tessera_jobs::status::MpcJobStatus;
 use tessera_jobs::wire::{
     ABORT_PLAINTEXT, ABORT_ROUND, DESCRIPTION_ROUND, LAUNCH_ROUND, chunk_all, job_ids_of,

@@ -697,7 +697,7 @@ impl GrpcNetwork {
             settings.recv_timeout,
         );
         let router = tonic::transport::Server::builder().add_service(hub.service());
-        let incoming = crate::grpc::services::incoming(listener);
+        let incoming = crate::grpc::conns::nodelay(listener);
         let me = identity.party();
         let server = tokio::spawn(async move {
             if let Err(e) = router.serve_with_incoming(incoming).await {

@@ -13,7 +13,8 @@ use tessera_common::ring::{Ring, RingTensor};
 use tessera_common::seal::{Context, Expected, Purpose, Sealer};
 
 use crate::error::MpcServiceError as Error;
-use crate::job::{JobKind, JobSpec, JobState};
+use crate::job::{JobKind, JobSpec};
+use crate::state::JobState;
 use crate::status::{MpcJobStatus, TransferInfo};
 use crate::wire::{
     ABORT_PLAINTEXT, ABORT_ROUND, LAUNCH_ROUND, chunk_all, fetch_round, job_ids_of, parse_chunk,

@@ -4,7 +4,7 @@ use tessera_common::PartyId;
 use tessera_common::request::RequestError;
 use tessera_common::seal::SealError;
 
-use crate::job::JobState;
+use crate::state::JobState;
 
 /// Why a request to a server's MPC job service failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! reports of it, the wire conventions both ends follow, and the transport-free client.
 //!
 //! - [`job`]: [`JobSpec`] and [`JobKind`] (the sealed launch description), the inputs and outputs
-//!   a job declares, [`JobState`].
+//!   a job declares; [`state`]: [`JobState`].
 //! - [`status`]: [`MpcJobStatus`], what a server answers a launch or a status request with.
 //! - [`wire`]: the `round` numbers of control, description and fetch envelopes, job-id ranges,
 //!   the chunk format of inputs and outputs.
@@ -19,10 +19,12 @@
 pub mod client;
 pub mod error;
 pub mod job;
+pub mod state;
 pub mod status;
 pub mod wire;
 
 pub use client::{ClientError, JobClient, MpcTransport};
 pub use error::MpcServiceError;
-pub use job::{JobKind, JobSpec, JobState};
+pub use job::{JobKind, JobSpec};
+pub use state::JobState;
 pub use status::{MpcJobStatus, TransferInfo};

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use tessera_common::PartyId;
 use tessera_mpc::kind::ProtocolKind;
 
-use crate::job::{Job, JobState, Transfer};
+use crate::job::{Job, Transfer};
+use crate::state::JobState;
 
 /// One transfer of a job as its status describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
-use super::sliced::plane_bits;
+use super::planes::plane_bits;
 use super::{Aby3Bits, Aby3Tensor, MpcError, Session, Shared, check_servers};
 
 /// The bits of a packed boolean plane (bit `j` of word `w` for element `64 w + j`, `len`

@@ -22,6 +22,7 @@
 
 pub mod boolean;
 pub mod inject;
+pub mod planes;
 pub mod prep;
 pub mod range;
 pub mod sliced;

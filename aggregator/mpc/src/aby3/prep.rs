@@ -20,7 +20,7 @@ use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
 use super::inject::{check_plane, inject};
-use super::sliced::plane_bits;
+use super::planes::plane_bits;
 use super::{Aby3Bits, Aby3Tensor, Bool, MpcError, Session, Shared, open, random_shared};
 pub use crate::prep::Ledger;
 use crate::prep::{Need, Pool};

@@ -123,7 +123,7 @@ fn short() -> MpcError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aby3::sliced::plane_bits;
+    use crate::aby3::planes::plane_bits;
     use crate::aby3::{Arith, open, share_from};
     use crate::harness::run_local;
     use tessera_common::prg::{Prg, Seed};

@@ -317,7 +317,7 @@ mod tests {
             async move {
                 program(&session, 1).await?;
                 let needs = session.wanted();
-                crate::prep::prepare(&session, &needs.times(2)).await?;
+                crate::prepare::prepare(&session, &needs.times(2)).await?;
                 let before = session.wanted();
                 program(&session, 2).await?;
                 program(&session, 3).await?;

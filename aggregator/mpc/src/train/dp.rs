@@ -33,10 +33,11 @@ use tessera_common::dp::DpSettings;
 use tessera_common::ring::{Ring, RingTensor};
 
 use crate::MpcError;
-use crate::approx::{self, fx, plus};
+use crate::approx::{self, plus};
 use crate::layout::{Gather, repeat_each};
 use crate::nn::{self, gather};
 use crate::protocol::Protocol;
+use tessera_common::fixed::fx;
 
 /// The largest `|g_i|^2 / C^2` an example is clipped at; beyond it the example is dropped.
 pub const MAX_NORM_RATIO_SQ: f64 = 4_294_967_296.0;

@@ -20,8 +20,9 @@
 use tessera_common::ring::Ring;
 
 use crate::MpcError;
-use crate::approx::{fx, inv_sqrt_banded};
+use crate::approx::inv_sqrt_banded;
 use crate::protocol::Protocol;
+use tessera_common::fixed::fx;
 
 /// The largest `v_hat` Adam's inverse square root is made for (a mean gradient of 64).
 const V_MAX: f64 = 4096.0;

@@ -23,11 +23,11 @@ use tessera_common::model_spec::{ResolvedLayer, StatelessLayer};
 use tessera_common::ring::Ring;
 
 use crate::MpcError;
-use crate::approx::fx;
 use crate::layout::{Gather, Window, nchw_to_rows, repeat_each};
 use crate::model::{Activations, SecureModel};
 use crate::nn::{self, Im2col, gather};
 use crate::protocol::Protocol;
+use tessera_common::fixed::fx;
 
 /// What one layer's forward pass kept.
 #[derive(Debug, Clone)]

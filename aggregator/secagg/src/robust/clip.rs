@@ -26,10 +26,11 @@ use tessera_common::net::Network;
 
 use super::norm::{all_nonnegative_in_range, lift_checked, window_slack};
 use super::replicate::{Component, replicate};
+use tessera_common::fixed::fx;
 use tessera_common::rule::NormBound;
 use tessera_mpc::aby3::boolean::drelu;
 use tessera_mpc::aby3::{Aby3Tensor, Shared, mul, sum_squares};
-use tessera_mpc::approx::{fx, inv_sqrt_wide};
+use tessera_mpc::approx::inv_sqrt_wide;
 use tessera_mpc::protocol::{Aby3, Protocol};
 use tessera_mpc::{MpcError, Session};
 

@@ -1,34 +1,26 @@
-//! `DataOwnerService` and `ModelOwnerService` over gRPC, and the server that hosts them beside the
-//! peer service.
+//! The secure-aggregation services over gRPC: `DataOwnerService` and `ModelOwnerService`, thin
+//! adapters over the transport-free [`tessera_secagg::AggregatorService`] (decode, call, encode;
+//! every decision is the service's), and the mapping of its refusals to gRPC status codes.
 
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use tessera_common::PartyId;
 use tessera_common::request::RequestKind;
 use tessera_common::seal::SealError;
-use tessera_common::upload::UPLOAD_CHUNK_BYTES;
-use tessera_proto::MAX_MESSAGE_BYTES;
 use tessera_proto::convert::{announcement_to_wire, receipt_to_wire, status_to_wire};
-use tessera_proto::v1::data_owner_service_server::{DataOwnerService, DataOwnerServiceServer};
-use tessera_proto::v1::model_owner_service_server::{ModelOwnerService, ModelOwnerServiceServer};
-use tessera_proto::v1::mpc_job_service_server::MpcJobServiceServer;
+use tessera_proto::v1::data_owner_service_server::DataOwnerService;
+use tessera_proto::v1::model_owner_service_server::ModelOwnerService;
 use tessera_proto::v1::{
     DeclineReceipt, FetchResultRequest, FetchRoundRequest, FetchWeightsRequest, JobStatus,
     RoundAnnouncement, SealedChunk, StatusRequest, UploadReceipt,
 };
-use tokio::net::TcpListener;
-use tokio_stream::Stream;
+use tessera_secagg::local::FETCH_ROUND_WAIT;
+use tessera_secagg::{AggregatorService, ServiceError};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
-use super::gate::{Gate, Gated};
-use super::mpc::{MpcCell, MpcGrpc};
-use crate::net::PeerHub;
+use super::stream::{ChunkStream, chunk_stream, next_chunk};
 use crate::net::grpc::GrpcNetwork;
-use tessera_secagg::local::FETCH_ROUND_WAIT;
-use tessera_secagg::{AggregatorService, ServiceError};
 
 /// The service, set once the peer network is up (requests before that get `unavailable`).
 pub type ServiceCell = Arc<OnceLock<Arc<AggregatorService<GrpcNetwork>>>>;
@@ -69,40 +61,6 @@ fn service(cell: &ServiceCell) -> Result<&Arc<AggregatorService<GrpcNetwork>>, S
         .ok_or_else(|| Status::unavailable("server is still connecting to its peers"))
 }
 
-/// The largest message a data owner or the model owner sends: one sealed chunk of at most
-/// [`UPLOAD_CHUNK_BYTES`] plus its part header and envelope, with room to spare. A stalled call
-/// can thus make the server buffer at most this much (before the gate's deadlines cut it), and
-/// all calls together at most `GateLimits::calls_per_party` times it per party of the cluster.
-pub const MAX_CLIENT_MESSAGE_BYTES: usize = UPLOAD_CHUNK_BYTES + 4096;
-
-/// The next chunk of a client stream: `None` at its end; refused if it does not decode, or
-/// comes too slowly (the gate's deadlines, see [`super::gate`]).
-pub(crate) async fn next_chunk(
-    stream: &mut Streaming<SealedChunk>,
-) -> Result<Option<Vec<u8>>, Status> {
-    match stream.message().await {
-        Ok(chunk) => Ok(chunk.map(|c| c.envelope)),
-        Err(s) => Err(stream_error(s)),
-    }
-}
-
-/// A broken client stream: a message that does not decode is the client's fault
-/// (`invalid_argument`), one over the size limit `resource_exhausted` (as gRPC itself answers),
-/// one the gate found too slow `deadline_exceeded`, anything else a stream that broke
-/// (`cancelled`).
-fn stream_error(s: Status) -> Status {
-    match s.code() {
-        tonic::Code::DeadlineExceeded => s,
-        tonic::Code::Internal => {
-            Status::invalid_argument(format!("malformed message: {}", s.message()))
-        }
-        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => {
-            Status::resource_exhausted(format!("message too large: {}", s.message()))
-        }
-        _ => Status::cancelled(format!("stream broke: {}", s.message())),
-    }
-}
-
 /// Runs `work` to its end in its own task, so that a client that resets its call cannot cancel
 /// it half-way (an upload's commit talks to the helpers and must end in a decision).
 async fn run_to_completion<T: Send + 'static>(
@@ -112,16 +70,6 @@ async fn run_to_completion<T: Send + 'static>(
         .await
         .map_err(|e| Status::internal(format!("request task failed: {e}")))?
         .map_err(to_status)
-}
-
-pub(crate) type ChunkStream = Pin<Box<dyn Stream<Item = Result<SealedChunk, Status>> + Send>>;
-
-pub(crate) fn chunk_stream(envelopes: Vec<Vec<u8>>) -> ChunkStream {
-    Box::pin(tokio_stream::iter(
-        envelopes
-            .into_iter()
-            .map(|envelope| Ok(SealedChunk { envelope })),
-    ))
 }
 
 /// The party a read request's token names.
@@ -323,112 +271,4 @@ impl ModelOwnerService for ModelOwnerGrpc {
         let status = service.status(r.job_id).await.map_err(to_status)?;
         Ok(Response::new(status_to_wire(&status)))
     }
-}
-
-/// Accepted connections with `TCP_NODELAY`: an MPC round is a few small frames each way, and
-/// Nagle's algorithm with delayed acknowledgements would hold each one back.
-pub(crate) fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
-}
-
-/// A server's TLS identity: its certificate and private key, PEM.
-#[derive(Clone)]
-pub struct ServerTls {
-    /// The certificate (chain), as in the cluster file.
-    pub cert_pem: String,
-    /// The private key.
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for ServerTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ServerTls(<redacted>)")
-    }
-}
-
-/// The health service's name for secure aggregation (the data-owner and model-owner services).
-pub const FEDERATED_SERVICE: &str = "tessera.federated";
-/// The health service's name for the MPC job service.
-pub const MPC_SERVICE: &str = "tessera.mpc";
-
-/// Marks the server (`""`) and [`FEDERATED_SERVICE`] serving once the aggregation service is
-/// up, and [`MPC_SERVICE`] once the MPC service is.
-async fn report_health(
-    health: tonic_health::server::HealthReporter,
-    cell: ServiceCell,
-    mpc: MpcCell,
-) {
-    use tonic_health::ServingStatus::Serving;
-    let (mut federated, mut computing) = (false, false);
-    while !(federated && computing) {
-        if !federated && cell.get().is_some() {
-            health.set_service_status("", Serving).await;
-            health.set_service_status(FEDERATED_SERVICE, Serving).await;
-            federated = true;
-        }
-        if !computing && mpc.get().is_some() {
-            health.set_service_status(MPC_SERVICE, Serving).await;
-            computing = true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Serves the peer, data-owner, model-owner, MPC job and gRPC health services on `listener` until
-/// the task is dropped, over TLS with `tls` if given; the client services behind `gate`.
-pub fn serve(
-    listener: TcpListener,
-    hub: &PeerHub,
-    cell: ServiceCell,
-    mpc: MpcCell,
-    gate: &Arc<Gate>,
-    tls: Option<&ServerTls>,
-) -> Result<tokio::task::JoinHandle<()>, tonic::transport::Error> {
-    hub.trust_with(gate.conns());
-    let incoming = gate.conns().incoming(listener);
-    let (health, health_service) = tonic_health::server::health_reporter();
-    let (health_cell, health_mpc) = (Arc::clone(&cell), Arc::clone(&mpc));
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
-        builder =
-            builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
-    }
-    let router = builder
-        .http2_keepalive_interval(Some(Duration::from_secs(20)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .add_service(hub.service())
-        .add_service(health_service)
-        .add_service(Gated::new(
-            DataOwnerServiceServer::new(DataOwnerGrpc {
-                cell: Arc::clone(&cell),
-            })
-            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            gate,
-        ))
-        .add_service(Gated::new(
-            ModelOwnerServiceServer::new(ModelOwnerGrpc { cell })
-                .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            gate,
-        ))
-        .add_service(Gated::new(
-            MpcJobServiceServer::new(MpcGrpc { cell: mpc })
-                .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            gate,
-        ));
-    Ok(tokio::spawn(async move {
-        // Not serving until the services are up (the peers connected), then serving.
-        for name in ["", FEDERATED_SERVICE, MPC_SERVICE] {
-            health
-                .set_service_status(name, tonic_health::ServingStatus::NotServing)
-                .await;
-        }
-        tokio::spawn(report_health(health, health_cell, health_mpc));
-        if let Err(e) = router.serve_with_incoming(incoming).await {
-            warn!(error = %e, "gRPC server stopped");
-        }
-    }))
 }
