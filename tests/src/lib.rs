@@ -1,6 +1,7 @@
 //! Integration tests live in tests/tests/; this library holds what several test binaries share,
 //! and the fuzz targets ([`fuzz`]).
 
+pub mod arch;
 pub mod fuzz;
 
 use std::sync::{Arc, OnceLock};

@@ -18,9 +18,10 @@ use super::{MpcError, Op, Session};
 use prep::Taken;
 
 pub mod prep;
+pub mod roles;
 
-/// The producer of correlated randomness.
-pub const PRODUCER: usize = 2;
+pub use roles::PRODUCER;
+use roles::{check_servers, computing};
 
 /// A Pond-shared tensor: this server's share (none at the producer) and the public shape.
 #[derive(Clone)]
@@ -136,38 +137,6 @@ impl<R: Ring> PondTensor<R> {
             shape: self.shape.clone(),
         }
     }
-}
-
-/// PRG stream of `c0`, the part of a triple's product `server0` derives itself.
-const C0_STREAM: u64 = 7;
-
-/// The PRG computing server `i` shares with the producer for `op`'s stream `sub`, from whichever of
-/// the two this server is (the correlated randomness of a triple costs no communication).
-fn producer_prg<N: Network>(
-    session: &Session<N>,
-    op: &Op,
-    i: usize,
-    sub: u64,
-) -> Result<tessera_common::prg::Prg, MpcError> {
-    let other = if session.me() == PRODUCER {
-        i
-    } else {
-        PRODUCER
-    };
-    session.shared_prg(other, op, sub)
-}
-
-fn computing(session: &Session<impl Network>) -> bool {
-    session.me() < PRODUCER
-}
-
-fn check_servers<N: Network>(session: &Session<N>) -> Result<(), MpcError> {
-    if session.servers() < 3 {
-        return Err(MpcError::Party(
-            "Pond needs three servers (server2 is the crypto producer)".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Shares a value held by server `owner` (`value` is `Some` there, `None` elsewhere).

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use tessera_common::net::Network;
 use tessera_common::ring::{Ring, RingTensor};
 
-use super::{C0_STREAM, PRODUCER, producer_prg};
+use super::roles::{C0_STREAM, PRODUCER, check_servers, producer_prg};
 use crate::prep::{Ledger, Need, Pool, Product, TripleShape};
 use crate::{MpcError, Op, Session};
 
@@ -157,7 +157,7 @@ pub async fn make_triples<R: Ring, N: Network>(
     if count == 0 {
         return Ok(());
     }
-    super::check_servers(session)?;
+    check_servers(session)?;
     let op = session.op("pond_triples");
     let before = session.net_stats();
     let mut made = VecDeque::new();
