@@ -4,6 +4,7 @@
 //! Timing is wall-clock over enough repetitions to fill a minimum duration (see [`time_it`]);
 //! the figures are throughputs, so a faster machine shows bigger numbers.
 
+pub mod cli;
 pub mod floor;
 pub mod mpc;
 pub mod owners;
@@ -11,6 +12,7 @@ pub mod report;
 pub mod ring;
 pub mod secagg;
 pub mod serve;
+pub mod tables;
 pub mod train;
 
 use std::time::{Duration, Instant};

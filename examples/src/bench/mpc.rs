@@ -48,7 +48,6 @@ use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
 use tessera_mpc::{MpcError, Session, approx, nn};
 
 use super::floor::Rates;
-use super::report::print_table;
 
 /// Fractional bits of the fixed-point inputs.
 const F: u32 = 16;
@@ -376,7 +375,6 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
         rates.prg / 1e9
     );
     let mut rows = Vec::new();
-    let mut table = Vec::new();
     for case in cases() {
         if only.is_some_and(|o| o != case.op) {
             continue;
@@ -448,44 +446,8 @@ pub fn run(only: Option<&str>) -> Vec<Value> {
                 "expected_bytes_per_element": expected, "macs": macs, "prg_bytes": prg_bytes,
                 "floor_seconds": floor, "x_floor": seconds / floor,
             }));
-            table.push(vec![
-                protocol.to_string(),
-                op.to_string(),
-                format!("{shape:?}"),
-                format!("{seconds:.4}"),
-                if prepared > 0 {
-                    format!("{offline_seconds:.4}")
-                } else {
-                    "-".into()
-                },
-                rounds.to_string(),
-                format!("{per_element:.1}"),
-                format!("{expected:.1}"),
-                if expected > 0.0 {
-                    format!("{:.2}", per_element / expected)
-                } else {
-                    "-".into()
-                },
-                format!("{floor:.4}"),
-                format!("{:.1}", seconds / floor),
-            ]);
         }
     }
-    print_table(
-        &[
-            "protocol",
-            "op",
-            "shape",
-            "online s",
-            "offline s",
-            "rounds",
-            "bytes/element",
-            "expected",
-            "ratio",
-            "floor s",
-            "x floor",
-        ],
-        &table,
-    );
+    super::report::print_rows("mpc", &rows);
     rows
 }

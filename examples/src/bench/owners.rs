@@ -17,8 +17,6 @@ use serde_json::{Value, json};
 use tessera_common::model_file::ModelChoice;
 use tessera_model_owner::simulate::{SimulateOptions, simulate};
 
-use super::report::print_table;
-
 const OWNERS: [usize; 3] = [100, 1_000, 10_000];
 
 fn repo(path: &str) -> PathBuf {
@@ -63,7 +61,6 @@ pub fn run() -> Vec<Value> {
     let dir = std::env::temp_dir().join(format!("tessera-bench-owners-{}", std::process::id()));
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let mut rows = Vec::new();
-    let mut table = Vec::new();
     for owners in OWNERS {
         let data = match std::fs::create_dir_all(&dir).and_then(|()| tiled_table(&dir, owners)) {
             Ok(p) => p,
@@ -104,14 +101,6 @@ pub fn run() -> Vec<Value> {
             }
         };
         let rss = peak_rss();
-        table.push(vec![
-            owners.to_string(),
-            clients.to_string(),
-            format!("{total:.1}"),
-            format!("{round:.1}"),
-            format!("{:.1}", total - round),
-            format!("{:.2}", rss as f64 / 1e9),
-        ]);
         rows.push(json!({
             "owners": owners,
             "contributors": clients,
@@ -123,16 +112,6 @@ pub fn run() -> Vec<Value> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!("\n### One federated round, N data owners (simulated mode, 3 servers)\n");
-    print_table(
-        &[
-            "owners",
-            "contributors",
-            "total s",
-            "round s",
-            "setup + teardown s",
-            "peak RSS GB (all parties)",
-        ],
-        &table,
-    );
+    super::report::print_rows("owners", &rows);
     rows
 }

@@ -25,12 +25,19 @@ pub fn write_json(suite: &str, rows: &[Value]) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// Prints a markdown table.
+/// Prints a markdown table (an example's own output; a bench suite's table is [`print_rows`]).
 pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     println!("| {} |", headers.join(" | "));
     println!("|{}", "---|".repeat(headers.len()));
     for row in rows {
         println!("| {} |", row.join(" | "));
+    }
+}
+
+/// Prints `suite`'s table of `rows` (rendered from the rows alone: [`super::tables`]).
+pub fn print_rows(suite: &str, rows: &[Value]) {
+    if let Some(table) = super::tables::render(suite, rows) {
+        println!("{table}");
     }
 }
 
@@ -46,4 +53,28 @@ pub fn si(v: f64) -> String {
         (v, "")
     };
     format!("{scaled:.2} {unit}")
+}
+
+/// Prints the table of every suite with JSON in `from`, and with `guide`, fills that markdown
+/// file's `<!-- bench:SUITE -->` regions with them (in place).
+pub fn report(from: &std::path::Path, guide: Option<&std::path::Path>) -> std::io::Result<()> {
+    let mut tables = Vec::new();
+    for suite in super::tables::SUITES {
+        let path = from.join(format!("{suite}.json"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let rows: Vec<Value> = serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+        if let Some(table) = super::tables::render(suite, &rows) {
+            println!("### {suite}\n\n{table}");
+            tables.push((suite.to_string(), table));
+        }
+    }
+    if let Some(guide) = guide {
+        let text = std::fs::read_to_string(guide)?;
+        std::fs::write(guide, super::tables::fill_regions(&text, &tables))?;
+        println!("filled {}", guide.display());
+    }
+    Ok(())
 }

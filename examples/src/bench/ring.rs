@@ -15,7 +15,6 @@ use tessera_common::prg::{Prg, Seed};
 use tessera_common::ring::{Ring, matmul, matmul_serial};
 use tessera_common::seal::{Context, Expected, Purpose, Sealer};
 
-use super::report::{print_table, si};
 use super::time_it;
 
 const SIZES: [usize; 3] = [128, 512, 1024];
@@ -110,25 +109,6 @@ pub fn run() -> Vec<Value> {
     matmul_rows::<u64>(&mut rows);
     matmul_rows::<u128>(&mut rows);
     byte_rows(&mut rows);
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let s = |k: &str| {
-                r.get(k)
-                    .map(|v| v.to_string().trim_matches('"').to_owned())
-                    .unwrap_or_default()
-            };
-            let rate = match (r.get("macs_per_s"), r.get("bytes_per_s")) {
-                (Some(m), _) => format!("{}MAC/s", si(m.as_f64().unwrap_or(0.0))),
-                (_, Some(b)) => format!("{}B/s", si(b.as_f64().unwrap_or(0.0))),
-                _ => String::new(),
-            };
-            vec![s("op"), s("ring"), s("size"), s("impl"), s("threads"), rate]
-        })
-        .collect();
-    print_table(
-        &["op", "ring", "size", "impl", "threads", "throughput"],
-        &table,
-    );
+    super::report::print_rows("ring", &rows);
     rows
 }

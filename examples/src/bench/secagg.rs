@@ -33,8 +33,6 @@ use tessera_common::upload::{UploadPart, build_upload_vec};
 use tessera_secagg::AggregatorService;
 use tessera_secagg::local::LocalServer;
 
-use super::report::{print_table, si};
-
 const OWNERS: [usize; 2] = [10, 100];
 const PARAMS: [usize; 2] = [100_000, 1_000_000];
 const SERVERS: usize = 3;
@@ -238,7 +236,6 @@ async fn secure_round(owners: usize, params: usize, ring_bits: u32, rule: Aggreg
 pub fn run() -> Vec<Value> {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let mut rows = Vec::new();
-    let mut table = Vec::new();
     for owners in OWNERS {
         for params in PARAMS {
             let r = runtime.block_on(secure_round(owners, params, 32, AggregationRule::Mean));
@@ -266,39 +263,10 @@ pub fn run() -> Vec<Value> {
                     "plaintext_bytes_per_owner": plaintext,
                     "client_seconds_per_owner": if mode == "secure" { r.client_seconds_per_owner } else { 0.0 },
                 }));
-                table.push(vec![
-                    r.owners.to_string(),
-                    r.params.to_string(),
-                    mode.to_owned(),
-                    format!("{seconds:.4}"),
-                    format!("{:.2} ms", leader * 1e3),
-                    format!("{:.2} ms", helper * 1e3),
-                    format!("{}B", si(upload as f64)),
-                    format!("{:.4}x", upload as f64 / plaintext as f64),
-                    if mode == "secure" {
-                        format!("{:.2} ms", r.client_seconds_per_owner * 1e3)
-                    } else {
-                        "-".into()
-                    },
-                ]);
             }
         }
     }
-    print_table(
-        &[
-            "owners",
-            "params",
-            "mode",
-            "seconds",
-            "leader/owner",
-            "helper/owner",
-            "upload/owner",
-            "vs f32",
-            "client/owner",
-        ],
-        &table,
-    );
-    rows.extend(rules(&runtime, None, None));
+    super::report::print_rows("secagg", &rows);
     rows
 }
 
@@ -324,7 +292,6 @@ const ORDER_STATISTIC_VALUES: usize = 1_000_000;
 /// The rounds under each rule in the 64-bit ring (see the module docs), printed as a table.
 fn rules(runtime: &tokio::runtime::Runtime, only: Option<&str>, size: Option<usize>) -> Vec<Value> {
     let mut rows = Vec::new();
-    let mut table = Vec::new();
     for (owners, params) in RULE_SIZES {
         if size.is_some_and(|p| p != params) {
             continue;
@@ -359,7 +326,7 @@ fn rules(runtime: &tokio::runtime::Runtime, only: Option<&str>, size: Option<usi
             let name = rule.to_string();
             let family = name.split(':').next().unwrap_or_default();
             rows.push(json!({
-                "owners": owners, "params": params, "mode": "rule", "rule": family,
+                "owners": owners, "params": params, "mode": "rule", "rule": family, "rule_spec": name,
                 "trim": rule.trim(owners),
                 "ring_bits": 64, "seconds": r.secure_seconds,
                 "server_seconds_per_owner": per_owner,
@@ -367,30 +334,8 @@ fn rules(runtime: &tokio::runtime::Runtime, only: Option<&str>, size: Option<usi
                 "peer_bytes_per_owner": peer,
                 "seconds_vs_mean": r.secure_seconds / base,
             }));
-            table.push(vec![
-                owners.to_string(),
-                params.to_string(),
-                name,
-                format!("{:.3}", r.secure_seconds),
-                format!("{:.2} ms", per_owner * 1e3),
-                format!("{}B", si(r.upload_bytes as f64)),
-                format!("{}B", si(peer)),
-                format!("{:.2}x", r.secure_seconds / base),
-            ]);
         }
     }
-    print_table(
-        &[
-            "owners",
-            "params",
-            "rule",
-            "seconds",
-            "server/owner",
-            "upload/owner",
-            "peer bytes/owner",
-            "x mean",
-        ],
-        &table,
-    );
+    super::report::print_rows("secagg-rules", &rows);
     rows
 }

@@ -25,7 +25,7 @@ use tessera_ml::initial_params;
 use tessera_mpc::kind::ProtocolKind;
 use tessera_proto::GrpcTransport;
 
-use super::report::{bench_dir, print_table};
+use super::report::bench_dir;
 
 const CLIENT: PartyId = PartyId::DataOwner(0);
 const SERVERS: [PartyId; 3] = [PartyId::Server(0), PartyId::Server(1), PartyId::Server(2)];
@@ -204,32 +204,13 @@ pub fn run() -> Vec<Value> {
         Err(e) => eprintln!("in-memory run failed: {e}"),
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
-    let table: Vec<Vec<String>> = all
-        .iter()
-        .map(|(p, b, t, s)| {
-            vec![
-                p.clone(),
-                b.to_string(),
-                t.to_string(),
-                format!("{:.4}", s),
-                format!("{:.1}", *b as f64 / s),
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "protocol",
-            "batch",
-            "transport",
-            "s/prediction",
-            "examples/s",
-        ],
-        &table,
-    );
-    all.into_iter()
+    let rows: Vec<Value> = all
+        .into_iter()
         .map(|(p, b, t, s)| {
             json!({"protocol": p, "model": "network_a", "batch": b, "transport": t,
                    "seconds_per_prediction": s})
         })
-        .collect()
+        .collect();
+    super::report::print_rows("serve", &rows);
+    rows
 }

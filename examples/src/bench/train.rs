@@ -36,7 +36,7 @@ use tessera_mpc::train::{Loss, Optimizer, TrainSpec, Trainer, prepare_steps};
 use tessera_mpc::{MpcError, Session};
 
 use super::floor::Rates;
-use super::report::{print_table, si};
+use super::report::si;
 
 const BATCH: usize = 128;
 const F: u32 = 20;
@@ -269,7 +269,6 @@ pub fn run(accuracy_epochs: Option<usize>, only: Option<&str>) -> Vec<Value> {
         Optimizer::amsgrad(0.001),
     ));
     let mut rows = Vec::new();
-    let mut table = Vec::new();
     cases.retain(|case| only.is_none_or(|o| o == case.1));
     for (protocol, name, spec, optimizer) in cases {
         let Ok(model) = SecureModel::new(&spec) else {
@@ -339,50 +338,15 @@ pub fn run(accuracy_epochs: Option<usize>, only: Option<&str>) -> Vec<Value> {
             "plaintext_macs": m, "frac_bits": F, "ring_bits": 128,
             "floor_seconds": floor, "x_floor": seconds / floor,
         });
-        let mut line = vec![
-            protocol.to_string(),
-            name.to_string(),
-            optimizer.name().to_string(),
-            format!("{seconds:.3}"),
-            rounds.to_string(),
-            si(bytes as f64),
-            format!("{offline_seconds:.3}"),
-            si(offline_bytes as f64),
-            si(pool_bytes as f64),
-            format!("{plain:.4}"),
-            si(m),
-            format!("{floor:.3}"),
-            format!("{:.1}", seconds / floor),
-        ];
         if let Some(epochs) = accuracy_epochs {
             let acc = accuracy(&runtime, protocol, &spec, optimizer, epochs);
             let (enc, plain) = acc.unwrap_or((f64::NAN, f64::NAN));
             row["epochs"] = json!(epochs);
             row["encrypted_accuracy"] = json!(enc);
             row["plaintext_accuracy"] = json!(plain);
-            line.push(format!("{enc:.4} / {plain:.4}"));
         }
         rows.push(row);
-        table.push(line);
     }
-    let mut headers = vec![
-        "protocol",
-        "model",
-        "optimizer",
-        "s/batch",
-        "rounds",
-        "bytes",
-        "offline s",
-        "offline bytes",
-        "pool bytes",
-        "plaintext s/batch",
-        "plaintext MACs",
-        "floor s",
-        "x floor",
-    ];
-    if accuracy_epochs.is_some() {
-        headers.push("accuracy encrypted / plaintext");
-    }
-    print_table(&headers, &table);
+    super::report::print_rows("train", &rows);
     rows
 }

@@ -11,64 +11,39 @@
 //! cargo run --release -p tessera-examples --bin bench -- train
 //! cargo run --release -p tessera-examples --bin bench -- train --accuracy --epochs 1
 //! cargo run --release -p tessera-examples --bin bench -- train --only network_a
+//! cargo run --release -p tessera-examples --bin bench -- report --guide examples/guide/benchmarks.md
 //! ```
 //!
-//! Each suite prints a markdown table and writes `target/bench/<suite>.json`.
+//! Each suite prints a markdown table and writes `target/bench/<suite>.json`; `report` renders
+//! the tables of the JSON there (`--from DIR` elsewhere) and, with `--guide FILE`, fills that
+//! file's `<!-- bench:SUITE -->` regions with them.
 
+use clap::Parser;
+use tessera_examples::bench::cli::{BenchCli, Suite};
 use tessera_examples::bench::{mpc, owners, report, ring, secagg, serve, train};
 
 fn main() {
     tessera_alloc::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let accuracy = args.iter().any(|a| a == "--accuracy");
-    let epochs = args
-        .iter()
-        .position(|a| a == "--epochs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
-    let params = args
-        .iter()
-        .position(|a| a == "--params")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok());
-    let suites: Vec<String> = args
-        .iter()
-        .enumerate()
-        .filter(|(i, a)| {
-            !a.starts_with("--")
-                && (*i == 0 || !["--epochs", "--only", "--params"].contains(&args[i - 1].as_str()))
-        })
-        .map(|(_, a)| a.clone())
-        .collect();
-    if suites.is_empty() {
-        eprintln!(
-            "usage: bench <suite>...   (suites: ring, secagg, secagg-rules, mpc, owners, serve, train)"
-        );
-        std::process::exit(2);
-    }
-    for suite in suites {
-        let rows = match suite.as_str() {
-            "ring" => ring::run(),
-            "secagg" => secagg::run(),
-            "secagg-rules" => secagg::run_rules(only.as_deref(), params),
-            "mpc" => mpc::run(only.as_deref()),
-            "owners" => owners::run(),
-            "serve" => serve::run(),
-            "train" => train::run(accuracy.then_some(epochs), only.as_deref()),
-            other => {
-                eprintln!(
-                    "unknown suite {other:?} (suites: ring, secagg, secagg-rules, mpc, owners, serve, train)"
-                );
-                std::process::exit(2);
+    let cli = BenchCli::parse();
+    for suite in &cli.suites {
+        let rows = match suite {
+            Suite::Ring => ring::run(),
+            Suite::Secagg => secagg::run(),
+            Suite::SecaggRules => secagg::run_rules(cli.only.as_deref(), cli.params),
+            Suite::Mpc => mpc::run(cli.only.as_deref()),
+            Suite::Owners => owners::run(),
+            Suite::Serve => serve::run(),
+            Suite::Train => train::run(cli.accuracy.then_some(cli.epochs), cli.only.as_deref()),
+            Suite::Report => {
+                let from = cli.from.clone().unwrap_or_else(report::bench_dir);
+                if let Err(e) = report::report(&from, cli.guide.as_deref()) {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+                continue;
             }
         };
-        match report::write_json(&suite, &rows) {
+        match report::write_json(suite.name(), &rows) {
             Ok(path) => println!("\nwrote {}", path.display()),
             Err(e) => {
                 eprintln!("could not write results: {e}");

@@ -24,6 +24,7 @@ use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::net::{NetStats, Network};
 use tessera_common::ring::RingTensor;
 use tessera_examples::bench::report::print_table;
+use tessera_examples::private_predict::PrivatePredictArgs;
 use tessera_ml::{TrainSettings, initial_params, logits, train_local};
 use tessera_mpc::harness::run_local_with;
 use tessera_mpc::io::{Scheme, receive_output, send_input};
@@ -33,17 +34,6 @@ use tessera_mpc::{MpcError, Session};
 
 /// Fractional bits of the fixed-point encoding.
 const F: u32 = 16;
-
-#[derive(Parser, Debug)]
-#[command(about = "Encrypted prediction of MNIST digits under Pond, SecureNN and ABY3")]
-struct Args {
-    /// Test digits to predict (one batch).
-    #[arg(long, default_value_t = 100)]
-    samples: usize,
-    /// Epochs of plaintext training before prediction.
-    #[arg(long, default_value_t = 2)]
-    epochs: usize,
-}
 
 fn encode(values: &[f32], shape: &[usize]) -> RingTensor<u64> {
     let v = values
@@ -194,7 +184,7 @@ fn predict(
 
 fn main() {
     tessera_alloc::init();
-    let args = Args::parse();
+    let args = PrivatePredictArgs::parse();
     let spec = ModelSpec::network_a();
     let train = Dataset::bundled_mnist(Split::Train);
     let test = Dataset::bundled_mnist(Split::Test);

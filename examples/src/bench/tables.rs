@@ -1,0 +1,315 @@
+//! Every suite's table, rendered from its JSON rows alone: what `bench <suite>` prints as it
+//! runs, what `bench report` prints from `target/bench/*.json`, and what the guide's benchmark
+//! chapter holds between its `<!-- bench:SUITE -->` markers. A figure is never typed by hand.
+
+use serde_json::Value;
+
+use super::report::si;
+
+/// One column: its header and how a row's cell reads.
+struct Column {
+    header: &'static str,
+    cell: fn(&Value) -> String,
+}
+
+fn num(r: &Value, k: &str) -> f64 {
+    r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+fn text(r: &Value, k: &str) -> String {
+    match r.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) => format!(
+            "[{}]",
+            a.iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(v) => v.to_string(),
+        None => "-".into(),
+    }
+}
+
+macro_rules! col {
+    ($header:expr, |$r:ident| $body:expr) => {
+        Column {
+            header: $header,
+            cell: |$r: &Value| $body,
+        }
+    };
+}
+
+fn ring() -> Vec<Column> {
+    vec![
+        col!("op", |r| text(r, "op")),
+        col!("ring", |r| text(r, "ring")),
+        col!("size", |r| text(r, "size")),
+        col!("impl", |r| text(r, "impl")),
+        col!("threads", |r| text(r, "threads")),
+        col!(
+            "throughput",
+            |r| match (r.get("macs_per_s"), r.get("bytes_per_s")) {
+                (Some(m), _) => format!("{}MAC/s", si(m.as_f64().unwrap_or(0.0))),
+                (_, Some(b)) => format!("{}B/s", si(b.as_f64().unwrap_or(0.0))),
+                _ => "-".into(),
+            }
+        ),
+    ]
+}
+
+fn secagg() -> Vec<Column> {
+    vec![
+        col!("owners", |r| text(r, "owners")),
+        col!("params", |r| text(r, "params")),
+        col!("mode", |r| text(r, "mode")),
+        col!("seconds", |r| format!("{:.4}", num(r, "seconds"))),
+        col!("leader/owner", |r| format!(
+            "{:.2} ms",
+            num(r, "leader_seconds_per_owner") * 1e3
+        )),
+        col!("helper/owner", |r| format!(
+            "{:.2} ms",
+            num(r, "helper_seconds_per_owner") * 1e3
+        )),
+        col!("upload/owner", |r| format!(
+            "{}B",
+            si(num(r, "upload_bytes_per_owner"))
+        )),
+        col!("vs f32", |r| format!(
+            "{:.4}x",
+            num(r, "upload_bytes_per_owner") / num(r, "plaintext_bytes_per_owner")
+        )),
+        col!("client/owner", |r| if text(r, "mode") == "secure" {
+            format!("{:.2} ms", num(r, "client_seconds_per_owner") * 1e3)
+        } else {
+            "-".into()
+        }),
+    ]
+}
+
+fn secagg_rules() -> Vec<Column> {
+    vec![
+        col!("owners", |r| text(r, "owners")),
+        col!("params", |r| text(r, "params")),
+        col!("rule", |r| match r.get("rule_spec") {
+            Some(Value::String(s)) => s.clone(),
+            // Rows written before `rule_spec`: the family, and the trim of the trimmed mean.
+            _ if num(r, "trim") > 0.0 && text(r, "rule") == "trimmed-mean" => {
+                format!("trimmed-mean:{}", text(r, "trim"))
+            }
+            _ => text(r, "rule"),
+        }),
+        col!("seconds", |r| format!("{:.3}", num(r, "seconds"))),
+        col!("server/owner", |r| format!(
+            "{:.2} ms",
+            num(r, "server_seconds_per_owner") * 1e3
+        )),
+        col!("upload/owner", |r| format!(
+            "{}B",
+            si(num(r, "upload_bytes_per_owner"))
+        )),
+        col!("peer bytes/owner", |r| format!(
+            "{}B",
+            si(num(r, "peer_bytes_per_owner"))
+        )),
+        col!("x mean", |r| format!("{:.2}x", num(r, "seconds_vs_mean"))),
+    ]
+}
+
+fn mpc() -> Vec<Column> {
+    vec![
+        col!("protocol", |r| text(r, "protocol")),
+        col!("op", |r| text(r, "op")),
+        col!("shape", |r| text(r, "shape")),
+        col!("online s", |r| format!("{:.4}", num(r, "seconds"))),
+        col!("offline s", |r| if num(r, "prepared") > 0.0 {
+            format!("{:.4}", num(r, "offline_seconds"))
+        } else {
+            "-".into()
+        }),
+        col!("rounds", |r| text(r, "rounds")),
+        col!("bytes/element", |r| format!(
+            "{:.1}",
+            num(r, "bytes_per_element")
+        )),
+        col!("expected", |r| format!(
+            "{:.1}",
+            num(r, "expected_bytes_per_element")
+        )),
+        col!("ratio", |r| {
+            let expected = num(r, "expected_bytes_per_element");
+            if expected > 0.0 {
+                format!("{:.2}", num(r, "bytes_per_element") / expected)
+            } else {
+                "-".into()
+            }
+        }),
+        col!("floor s", |r| format!("{:.4}", num(r, "floor_seconds"))),
+        col!("x floor", |r| format!("{:.1}", num(r, "x_floor"))),
+    ]
+}
+
+fn owners() -> Vec<Column> {
+    vec![
+        col!("owners", |r| text(r, "owners")),
+        col!("contributors", |r| text(r, "contributors")),
+        col!("total s", |r| format!("{:.1}", num(r, "total_seconds"))),
+        col!("round s", |r| format!("{:.1}", num(r, "round_seconds"))),
+        col!("setup + teardown s", |r| format!(
+            "{:.1}",
+            num(r, "setup_seconds")
+        )),
+        col!("peak RSS GB (all parties)", |r| format!(
+            "{:.2}",
+            num(r, "peak_rss_bytes") / 1e9
+        )),
+    ]
+}
+
+fn serve() -> Vec<Column> {
+    vec![
+        col!("protocol", |r| text(r, "protocol")),
+        col!("batch", |r| text(r, "batch")),
+        col!("transport", |r| text(r, "transport")),
+        col!("s/prediction", |r| format!(
+            "{:.4}",
+            num(r, "seconds_per_prediction")
+        )),
+        col!("examples/s", |r| format!(
+            "{:.1}",
+            num(r, "batch") / num(r, "seconds_per_prediction")
+        )),
+    ]
+}
+
+fn train(with_accuracy: bool) -> Vec<Column> {
+    let mut columns = vec![
+        col!("protocol", |r| text(r, "protocol")),
+        col!("model", |r| text(r, "model")),
+        col!("optimizer", |r| text(r, "optimizer")),
+        col!("s/batch", |r| format!("{:.3}", num(r, "seconds_per_batch"))),
+        col!("rounds", |r| text(r, "rounds_per_batch")),
+        col!("bytes", |r| si(num(r, "bytes_per_batch"))),
+        col!("offline s", |r| format!(
+            "{:.3}",
+            num(r, "offline_seconds_per_batch")
+        )),
+        col!("offline bytes", |r| si(num(r, "offline_bytes_per_batch"))),
+        col!("pool bytes", |r| si(num(r, "pool_bytes_per_batch"))),
+        col!("plaintext s/batch", |r| format!(
+            "{:.4}",
+            num(r, "plaintext_seconds_per_batch")
+        )),
+        col!("plaintext MACs", |r| si(num(r, "plaintext_macs"))),
+        col!("floor s", |r| format!("{:.3}", num(r, "floor_seconds"))),
+        col!("x floor", |r| format!("{:.1}", num(r, "x_floor"))),
+    ];
+    if with_accuracy {
+        columns.push(col!("accuracy encrypted / plaintext", |r| format!(
+            "{:.4} / {:.4}",
+            num(r, "encrypted_accuracy"),
+            num(r, "plaintext_accuracy")
+        )));
+    }
+    columns
+}
+
+/// The suites `bench` runs, in the order `bench report` renders them.
+pub const SUITES: &[&str] = &[
+    "ring",
+    "secagg",
+    "secagg-rules",
+    "mpc",
+    "owners",
+    "serve",
+    "train",
+];
+
+/// `suite`'s table of `rows`, in markdown; `None` for a suite this module does not know.
+pub fn render(suite: &str, rows: &[Value]) -> Option<String> {
+    let columns = match suite {
+        "ring" => ring(),
+        "secagg" => secagg(),
+        "secagg-rules" => secagg_rules(),
+        "mpc" => mpc(),
+        "owners" => owners(),
+        "serve" => serve(),
+        "train" => train(rows.iter().any(|r| r.get("encrypted_accuracy").is_some())),
+        _ => return None,
+    };
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        columns
+            .iter()
+            .map(|c| c.header)
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(columns.len())
+    );
+    for r in rows {
+        let cells: Vec<String> = columns.iter().map(|c| (c.cell)(r)).collect();
+        out += &format!("| {} |\n", cells.join(" | "));
+    }
+    Some(out)
+}
+
+/// Replaces each `<!-- bench:SUITE -->` ... `<!-- /bench:SUITE -->` region of `text` with
+/// `SUITE`'s table from `tables` (suite, markdown); a region whose suite has no table is kept.
+pub fn fill_regions(text: &str, tables: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("<!-- bench:") {
+        let (before, from) = rest.split_at(start);
+        out += before;
+        let Some(name_end) = from.find(" -->") else {
+            out += from;
+            return out;
+        };
+        let suite = &from["<!-- bench:".len()..name_end];
+        let close = format!("<!-- /bench:{suite} -->");
+        let Some(end) = from.find(&close) else {
+            out += from;
+            return out;
+        };
+        let open = &from[..name_end + " -->".len()];
+        match tables.iter().find(|(s, _)| s == suite) {
+            Some((_, table)) => {
+                out += open;
+                out += "\n";
+                out += table;
+                out += &close;
+            }
+            None => out += &from[..end + close.len()],
+        }
+        rest = &from[end + close.len()..];
+    }
+    out + rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_table_reads_its_rows_and_a_region_takes_it() {
+        let rows = [json!({"protocol": "aby3", "batch": 4, "transport": "grpc",
+                            "seconds_per_prediction": 0.5})];
+        let table = render("serve", &rows).unwrap();
+        assert_eq!(
+            table,
+            "| protocol | batch | transport | s/prediction | examples/s |\n|---|---|---|---|---|\n\
+             | aby3 | 4 | grpc | 0.5000 | 8.0 |\n"
+        );
+        assert_eq!(render("nonesuch", &rows), None);
+        let text = "a\n<!-- bench:serve -->\nold\n<!-- /bench:serve -->\nb <!-- bench:mpc -->x<!-- /bench:mpc -->";
+        let filled = fill_regions(text, &[("serve".into(), table.clone())]);
+        assert_eq!(
+            filled,
+            format!(
+                "a\n<!-- bench:serve -->\n{table}<!-- /bench:serve -->\nb <!-- bench:mpc -->x<!-- /bench:mpc -->"
+            )
+        );
+    }
+}
