@@ -10,6 +10,8 @@ use std::future::Future;
 
 use crate::PartyId;
 use crate::job::JobSettings;
+use crate::refusal::ServiceError;
+use crate::seal::SealError;
 
 /// The state of a job's current round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -87,18 +89,54 @@ pub struct UploadReceipt {
 }
 
 /// Why a request failed, as the caller needs to act on it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
-    /// The server refused the request: retrying the same request will not help.
+    /// The server refused the request: retrying the same request will not help. In process the
+    /// refusal's own variant; over gRPC [`ServiceError::Remote`] with the variant's name.
     #[error("rejected: {0}")]
-    Rejected(String),
+    Rejected(ServiceError),
     /// What was asked for does not exist yet (a result still being computed): retry later.
     #[error("not ready: {0}")]
     NotReady(String),
     /// The server could not be reached or failed: retry with backoff.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A server's address that does not make an endpoint.
+    #[error("bad address {address}: {reason}")]
+    BadAddress {
+        /// The address as the cluster file gives it.
+        address: String,
+        /// Why it does not work.
+        reason: String,
+    },
+    /// A server's answer that does not decode (a field out of its domain).
+    #[error("bad answer: {0}")]
+    BadAnswer(String),
+    /// A refusal by the server's gRPC front before any service read the request (no call token,
+    /// too many calls of this party, a message too slow or malformed), with the gRPC code's name.
+    #[error("refused by the server's front ({code}): {message}")]
+    Front {
+        /// The gRPC status code, by name.
+        code: String,
+        /// The front's message.
+        message: String,
+    },
+    /// This party could not seal its request token for the server (no key of it).
+    #[error("cannot seal a request token: {0}")]
+    Token(SealError),
+}
+
+/// A refusal as an in-process server gives it: "not yet" and "a peer is unreachable" are what
+/// a client retries, any other is final (the gRPC clients map status codes the same way).
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotReady { .. } => ApiError::NotReady(e.to_string()),
+            ServiceError::Peer(_) => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Rejected(other),
+        }
+    }
 }
 
 /// A data owner's view of the leader.

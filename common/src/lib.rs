@@ -45,6 +45,7 @@ pub mod notice;
 pub mod onnx;
 pub mod party;
 pub mod prg;
+pub mod refusal;
 pub mod request;
 pub mod ring;
 pub mod ringvec;

@@ -338,11 +338,25 @@ fn a_stolen_sender_key_opens_static_envelopes_but_not_forward_secret_ones() {
     assert!(opened.ephemeral);
     assert_eq!(opened.plaintext, secret);
     assert!(!s.open(&static_env, &expected).unwrap().ephemeral);
-    // Every byte of the ephemeral key, the header and the body is authenticated.
-    for i in [0usize, 5, HEADER_LEN, HEADER_LEN + 31, fs_env.len() - 1] {
+    // Every byte of the ephemeral key, the header and the body is authenticated. The version
+    // (byte 0) and the fields the receiver expects (the job id, bytes 2-9) are refused as what
+    // they then say, before authentication; the chunk number (bytes 28-35), which the receiver
+    // expects nothing of, only authentication catches, as any byte of the key or the body.
+    let flipped = |i: usize| {
         let mut bad = fs_env.clone();
         bad[i] ^= 1;
-        assert!(s.open(&bad, &expected).is_err(), "byte {i}");
+        s.open(&bad, &expected)
+    };
+    assert!(matches!(flipped(0), Err(SealError::UnsupportedVersion(3))));
+    assert!(matches!(
+        flipped(5),
+        Err(SealError::WrongJob { expected: 7, .. })
+    ));
+    for i in [30, HEADER_LEN, HEADER_LEN + 31, fs_env.len() - 1] {
+        assert!(
+            matches!(flipped(i), Err(SealError::AuthenticationFailed { .. })),
+            "byte {i}"
+        );
     }
     // Another registered party cannot seal in the owner's name.
     let other = fixed(PartyId::DataOwner(1), 4);

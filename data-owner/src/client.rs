@@ -41,7 +41,7 @@ impl GrpcLeader {
             round,
             now_secs(),
         )
-        .map_err(|e| ApiError::Rejected(format!("cannot seal a request token: {e}")))
+        .map_err(ApiError::Token)
     }
 }
 

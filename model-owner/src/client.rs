@@ -89,7 +89,7 @@ impl ServerApi for GrpcServer {
                     0,
                     now_secs(),
                 )
-                .map_err(|e| ApiError::Rejected(format!("cannot seal a request token: {e}")))?,
+                .map_err(ApiError::Token)?,
             })
             .await
             .map_err(self.error())?;

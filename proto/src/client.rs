@@ -20,7 +20,10 @@ use crate::v1::SealedChunk;
 /// (the name checked is the address's host), plaintext `http` otherwise.
 pub fn endpoint(target: &ServerEndpoint) -> Result<Endpoint, ApiError> {
     let address = &target.address;
-    let bad = |e: &dyn std::fmt::Display| ApiError::Rejected(format!("bad address {address}: {e}"));
+    let bad = |e: &dyn std::fmt::Display| ApiError::BadAddress {
+        address: address.clone(),
+        reason: e.to_string(),
+    };
     let endpoint = match &target.tls_cert {
         None => Endpoint::from_shared(format!("http://{address}")).map_err(|e| bad(&e))?,
         Some(cert) => {

@@ -3,6 +3,7 @@
 
 use tessera_common::api::{ApiError, JobStatus, RoundAnnouncement, RoundState, UploadReceipt};
 use tessera_common::job::JobSettings;
+use tessera_common::refusal::ServiceError;
 use tonic::{Code, Status};
 
 use crate::v1;
@@ -57,7 +58,7 @@ pub fn status_from_wire(s: v1::JobStatus) -> Result<JobStatus, ApiError> {
         .iter()
         .map(|c| {
             c.parse()
-                .map_err(|e| ApiError::Rejected(format!("bad contributor: {e}")))
+                .map_err(|e| ApiError::BadAnswer(format!("bad contributor: {e}")))
         })
         .collect::<Result<_, _>>()?;
     let declined = s
@@ -67,7 +68,7 @@ pub fn status_from_wire(s: v1::JobStatus) -> Result<JobStatus, ApiError> {
             d.party
                 .parse()
                 .map(|p| (p, d.reason))
-                .map_err(|e| ApiError::Rejected(format!("bad declined party: {e}")))
+                .map_err(|e| ApiError::BadAnswer(format!("bad declined party: {e}")))
         })
         .collect::<Result<_, _>>()?;
     Ok(JobStatus {
@@ -97,10 +98,10 @@ pub fn announcement_to_wire(a: &RoundAnnouncement) -> Result<v1::RoundAnnounceme
 /// A round announcement from the wire (the settings are re-validated).
 pub fn announcement_from_wire(a: v1::RoundAnnouncement) -> Result<RoundAnnouncement, ApiError> {
     let settings: JobSettings = serde_json::from_str(&a.settings_json)
-        .map_err(|e| ApiError::Rejected(format!("bad job settings: {e}")))?;
+        .map_err(|e| ApiError::BadAnswer(format!("bad job settings: {e}")))?;
     settings
         .validate()
-        .map_err(|e| ApiError::Rejected(format!("unusable job settings: {e}")))?;
+        .map_err(|e| ApiError::BadAnswer(format!("unusable job settings: {e}")))?;
     Ok(RoundAnnouncement {
         settings,
         round: a.round,
@@ -128,27 +129,37 @@ pub fn receipt_to_wire(r: &UploadReceipt) -> v1::UploadReceipt {
     }
 }
 
-/// How a client should treat a gRPC status.
+/// The metadata key a server's refusal names its [`ServiceError`] variant under
+/// ([`ServiceError::reason`]).
+pub const REFUSAL_KEY: &str = "tessera-refusal";
+
+/// How a client should treat a gRPC status: a refusal that names its variant
+/// ([`REFUSAL_KEY`]) is [`ApiError::Rejected`] with [`ServiceError::Remote`], whatever its code.
 pub fn api_error_from_status(s: Status) -> ApiError {
     let text = format!("{:?}: {}", s.code(), s.message());
-    match s.code() {
-        Code::NotFound => ApiError::NotReady(text),
-        Code::Unavailable
-        | Code::DeadlineExceeded
-        | Code::Cancelled
-        | Code::Unknown
-        | Code::Aborted
-        | Code::ResourceExhausted => ApiError::Unavailable(text),
-        _ => ApiError::Rejected(text),
-    }
-}
-
-/// The gRPC status for an [`ApiError`] (servers map their own errors to these three kinds first).
-pub fn status_from_api_error(e: &ApiError) -> Status {
-    match e {
-        ApiError::NotReady(m) => Status::not_found(m.clone()),
-        ApiError::Unavailable(m) => Status::unavailable(m.clone()),
-        ApiError::Rejected(m) => Status::failed_precondition(m.clone()),
-        other => Status::unknown(other.to_string()),
+    let reason = s
+        .metadata()
+        .get(REFUSAL_KEY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ServiceError::known_reason);
+    match (reason, s.code()) {
+        (Some(reason), _) => ApiError::Rejected(ServiceError::Remote {
+            reason,
+            message: s.message().to_string(),
+        }),
+        (None, Code::NotFound) => ApiError::NotReady(text),
+        (
+            None,
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::Aborted
+            | Code::ResourceExhausted,
+        ) => ApiError::Unavailable(text),
+        (None, code) => ApiError::Front {
+            code: format!("{code:?}"),
+            message: s.message().to_string(),
+        },
     }
 }

@@ -43,6 +43,18 @@ pub enum MpcError {
     /// An argument is out of the operation's domain (axis, stride, bit count...).
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A computation that needs a wider ring than the protocol was bound to (training needs the
+    /// 128-bit ring: in the 64-bit one its truncations fail too often, see
+    /// `train::precision`).
+    #[error(
+        "this needs the {needed}-bit ring (bind the protocol with in_ring::<u{needed}>), not the {bits}-bit one"
+    )]
+    RingTooNarrow {
+        /// The protocol's ring.
+        bits: u32,
+        /// The ring needed.
+        needed: u32,
+    },
 }
 
 /// The tag of an input or output exchanged with a party outside the servers: named by the

@@ -29,7 +29,6 @@
 #![forbid(unsafe_code)]
 
 mod check;
-pub mod error;
 mod helper;
 mod leader;
 pub mod limits;
@@ -41,10 +40,10 @@ pub mod round;
 pub mod service;
 pub mod session;
 
-pub use error::ServiceError;
 pub use leader::{MAX_WEIGHT_FETCHES, RoundOpening};
 pub use limits::Limits;
 pub use messages::{JobStatus, RoundAnnouncement, RoundState, UploadReceipt};
 pub use metrics::{SecaggCounts, SecaggMetrics};
 pub use service::AggregatorService;
 pub use session::UploadSession;
+pub use tessera_common::refusal::ServiceError;

@@ -15,16 +15,6 @@ use super::{AggregatorService, ServiceError};
 /// How long a round poll waits before answering with the current state.
 pub const FETCH_ROUND_WAIT: Duration = Duration::from_secs(20);
 
-impl From<ServiceError> for ApiError {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::NotReady { .. } => ApiError::NotReady(e.to_string()),
-            ServiceError::Peer(_) => ApiError::Unavailable(e.to_string()),
-            other => ApiError::Rejected(other.to_string()),
-        }
-    }
-}
-
 /// A server reached in-process.
 pub struct LocalServer<N: Network + 'static>(pub Arc<AggregatorService<N>>);
 
@@ -56,9 +46,9 @@ impl<N: Network + 'static> LeaderApi for LocalServer<N> {
     async fn upload(&self, envelopes: Vec<Vec<u8>>) -> Result<UploadReceipt, ApiError> {
         let first = envelopes
             .first()
-            .ok_or_else(|| ApiError::Rejected("empty upload".into()))?;
+            .ok_or_else(|| ApiError::Rejected(ServiceError::Malformed("empty upload".into())))?;
         let job_id = tessera_common::seal::Header::parse(first)
-            .map_err(|e| ApiError::Rejected(e.to_string()))?
+            .map_err(|e| ApiError::Rejected(ServiceError::Seal(e)))?
             .job_id;
         let mut session = self.0.begin_upload(job_id)?;
         for envelope in &envelopes {

@@ -25,7 +25,25 @@ use crate::net::grpc::GrpcNetwork;
 /// The service, set once the peer network is up (requests before that get `unavailable`).
 pub type ServiceCell = Arc<OnceLock<Arc<AggregatorService<GrpcNetwork>>>>;
 
+/// The gRPC status of a refusal. A final one (not "not yet", "unreachable" or "busy", which a
+/// client retries) names its variant in the `tessera-refusal` metadata
+/// ([`tessera_proto::convert::REFUSAL_KEY`]) so the client maps it back.
 fn to_status(e: ServiceError) -> Status {
+    let reason = e.reason();
+    let mut status = code_of(e);
+    let retried = matches!(
+        status.code(),
+        tonic::Code::NotFound | tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+    );
+    if !retried && let Ok(value) = reason.parse() {
+        status
+            .metadata_mut()
+            .insert(tessera_proto::convert::REFUSAL_KEY, value);
+    }
+    status
+}
+
+fn code_of(e: ServiceError) -> Status {
     let msg = e.to_string();
     match e {
         ServiceError::UnknownJob(_) | ServiceError::NotReady { .. } => Status::not_found(msg),

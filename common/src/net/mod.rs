@@ -51,7 +51,7 @@ impl From<&str> for Tag {
 }
 
 /// Errors of sending and receiving.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetError {
     /// No message arrived in time.

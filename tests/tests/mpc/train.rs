@@ -249,7 +249,16 @@ fn training_refuses_the_64_bit_ring() {
     let err = Trainer::new::<Aby3<MemoryNetwork>>(model, train, Vec::new())
         .err()
         .expect("refused");
-    assert!(matches!(err, MpcError::Invalid(m) if m.contains("128-bit")));
+    assert!(
+        matches!(
+            err,
+            MpcError::RingTooNarrow {
+                bits: 64,
+                needed: 128
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 /// 10^8 truncations by 40 bits at the largest stated magnitude (2^87) in the 128-bit ring:

@@ -351,11 +351,10 @@ async fn backward_with<P: Protocol>(
 /// Whether the ring of `P` is wide enough for training (see [`super::precision`]).
 pub(crate) fn check_ring<P: Protocol>() -> Result<(), MpcError> {
     if P::Elem::BITS < 128 {
-        return Err(MpcError::Invalid(format!(
-            "training needs the 128-bit ring (bind the protocol with in_ring::<u128>); \
-             in the {}-bit ring truncations fail too often (see mpc::train::precision)",
-            P::Elem::BITS
-        )));
+        return Err(MpcError::RingTooNarrow {
+            bits: P::Elem::BITS,
+            needed: 128,
+        });
     }
     Ok(())
 }

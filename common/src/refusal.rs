@@ -1,13 +1,17 @@
-//! Errors of the aggregation service; every rejection a sender can cause has its own variant.
+//! [`ServiceError`]: why a secure-aggregation server refused a request, every rejection a sender
+//! can cause a variant of its own. It lives here, beside the API traits, so that a client gets
+//! the same variant from an in-process server ([`crate::api::ApiError::Rejected`]); over gRPC the
+//! variant's stable name travels in the `tessera-refusal` metadata and comes back as
+//! [`ServiceError::Remote`].
 
-use tessera_common::PartyId;
-use tessera_common::job::JobError;
-use tessera_common::net::NetError;
-use tessera_common::request::RequestError;
-use tessera_common::seal::SealError;
+use crate::PartyId;
+use crate::job::JobError;
+use crate::net::NetError;
+use crate::request::RequestError;
+use crate::seal::SealError;
 
 /// Why a request to an aggregator failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServiceError {
     /// No such job on this server.
@@ -21,7 +25,7 @@ pub enum ServiceError {
     BadJob(#[from] JobError),
     /// The job's privacy is below the cluster's minimum (`[privacy]`).
     #[error("job refused: {0}")]
-    Privacy(#[from] tessera_common::dp::PrivacyRefusal),
+    Privacy(#[from] crate::dp::PrivacyRefusal),
     /// A job id reused with different settings.
     #[error("job {0} already exists with different settings")]
     JobConflict(u64),
@@ -144,11 +148,20 @@ pub enum ServiceError {
     /// Server-to-server communication failed.
     #[error("peer network: {0}")]
     Peer(#[from] NetError),
+    /// A refusal a server reported over gRPC: the variant's stable name ([`ServiceError::reason`])
+    /// and the server's message.
+    #[error("{message}")]
+    Remote {
+        /// The refused request's variant, as [`ServiceError::reason`] names it.
+        reason: &'static str,
+        /// The server's message.
+        message: String,
+    },
 }
 
 impl ServiceError {
     /// A short, stable name of the variant (`replayed_chunk`, `seal`, ...): the `reason` label
-    /// of the rejection counters in [`crate::metrics`].
+    /// of the server's rejection counters, and the `tessera-refusal` metadata of a gRPC refusal.
     pub fn reason(&self) -> &'static str {
         match self {
             ServiceError::UnknownJob(_) => "unknown_job",
@@ -179,6 +192,45 @@ impl ServiceError {
             ServiceError::AlreadyRefused(_) => "already_refused",
             ServiceError::CheckFailed(_) => "check_failed",
             ServiceError::Peer(_) => "peer",
+            ServiceError::Remote { reason, .. } => reason,
         }
     }
+
+    /// The stable name `reason` as [`ServiceError::reason`] spells it, if it is one (what a
+    /// client reads from a refusal's metadata).
+    pub fn known_reason(reason: &str) -> Option<&'static str> {
+        REASONS.iter().copied().find(|r| *r == reason)
+    }
 }
+
+/// Every name [`ServiceError::reason`] gives but `Remote`'s.
+const REASONS: &[&str] = &[
+    "unknown_job",
+    "not_leader",
+    "bad_job",
+    "privacy",
+    "job_conflict",
+    "replayed",
+    "seal",
+    "request_token",
+    "forbidden",
+    "round_closed",
+    "duplicate_upload",
+    "replayed_chunk",
+    "out_of_order",
+    "wrong_length",
+    "not_forward_secret",
+    "fixed_point_mismatch",
+    "malformed",
+    "incomplete",
+    "round_full",
+    "helper_rejected",
+    "bad_round_order",
+    "not_ready",
+    "upload_in_progress",
+    "busy",
+    "rule_rejected",
+    "already_refused",
+    "check_failed",
+    "peer",
+];
