@@ -12,6 +12,7 @@
 //! - [`party`]: party identifiers (`server0`, `model-owner`, `data-owner-3`);
 //! - [`identity`]: X25519 static key pairs and their key files;
 //! - [`seal`]: the authenticated envelope every message between parties travels in;
+//!   [`chunks`]: a message bigger than one envelope as numbered chunk envelopes;
 //! - [`dataset`]: the bundled MNIST digits, IDX and CSV loaders, IID and label-skewed splits;
 //! - [`model_spec`] and [`job`]: the serde model description and a job's settings;
 //! - [`model_file`] and [`onnx`]: what `--model` names: a preset, a model-spec file, or an ONNX
@@ -23,6 +24,7 @@
 //! - [`rule`]: the aggregation rule of a job (`mean`, `norm-bound`) and its check's parameters;
 //! - [`config`]: the cluster file naming each party's address and public key;
 //! - [`api`]: what data owners and the model owner ask of the servers, as transport-free traits;
+//!   [`refusal`]: why a secure-aggregation server refused, one variant per cause;
 //! - [`batches`]: the public order of training batches;
 //! - [`cli`]: command-line pieces every binary shares (`keygen`, logging);
 //! - [`net`]: the [`net::Network`] trait between servers and its in-memory implementation.
@@ -31,6 +33,7 @@
 
 pub mod api;
 pub mod batches;
+pub mod chunks;
 pub mod cli;
 pub mod config;
 pub mod dataset;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, JobStatus, RoundState, ServerApi};
+use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::dataset::Dataset;
 use tessera_common::job::JobSettings;
 use tessera_common::model_file::ModelChoice;
@@ -406,19 +407,18 @@ impl<S: ServerApi> Trainer<S> {
             .iter()
             .flat_map(|w| w.to_le_bytes())
             .collect();
-        let envelopes = weight_bytes
-            .chunks(UPLOAD_CHUNK_BYTES)
-            .enumerate()
-            .map(|(i, piece)| {
-                let ctx = Context {
-                    purpose: Purpose::Control,
-                    job_id: settings.job_id,
-                    round,
-                    chunk: i as u64,
-                };
-                self.sealer.seal_for(PartyId::Server(0), &ctx, piece)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let message = Message {
+            purpose: Purpose::Control,
+            job_id: settings.job_id,
+            round,
+        };
+        let envelopes = seal_chunks(
+            &self.sealer,
+            PartyId::Server(0),
+            message,
+            Keys::Static,
+            weight_bytes.chunks(UPLOAD_CHUNK_BYTES),
+        )?;
         bytes += envelopes.iter().map(|e| e.len() as u64).sum::<u64>();
         self.servers[0]
             .open_round(envelopes)

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_common::PartyId;
+use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::net::Network;
 use tessera_common::notice::NoticeError;
 use tessera_common::ringvec::RingVec;
-use tessera_common::seal::{Context, Expected, Header, Purpose};
+use tessera_common::seal::{Expected, Header, Purpose};
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
 use tracing::{info, warn};
 
@@ -227,21 +228,19 @@ impl<N: Network + 'static> AggregatorService<N> {
         // owner trains and encodes only with settings the leader vouches for.
         let settings = serde_json::to_vec(&job.settings)
             .map_err(|e| ServiceError::Malformed(format!("job settings: {e}")))?;
-        std::iter::once(settings.as_slice())
-            .chain(weights.chunks(UPLOAD_CHUNK_BYTES))
-            .enumerate()
-            .map(|(i, piece)| {
-                let ctx = Context {
-                    purpose: Purpose::Control,
-                    job_id,
-                    round,
-                    chunk: i as u64,
-                };
-                self.sealer
-                    .seal_for(owner, &ctx, piece)
-                    .map_err(ServiceError::from)
-            })
-            .collect()
+        let message = Message {
+            purpose: Purpose::Control,
+            job_id,
+            round,
+        };
+        let pieces = std::iter::once(settings.as_slice()).chain(weights.chunks(UPLOAD_CHUNK_BYTES));
+        Ok(seal_chunks(
+            &self.sealer,
+            owner,
+            message,
+            Keys::Static,
+            pieces,
+        )?)
     }
 
     /// Records a data owner's notice that it cannot take part in a job (leader): the model

@@ -11,11 +11,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tessera_common::PartyId;
+use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::job::JobSettings;
 use tessera_common::net::Network;
 use tessera_common::request::{RequestKind, now_secs, open_request};
 use tessera_common::ringvec::RingVec;
-use tessera_common::seal::{Context, Expected, Header, Purpose, Sealer};
+use tessera_common::seal::{Expected, Header, Purpose, Sealer};
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
 use tokio::sync::{Mutex, MutexGuard, watch};
 use tracing::info;
@@ -491,20 +492,21 @@ impl<N: Network + 'static> AggregatorService<N> {
         };
         let job_id = settings.job_id;
         let per_chunk = UPLOAD_CHUNK_BYTES / acc.element_bytes();
-        (0..acc.len().div_ceil(per_chunk))
-            .map(|i| {
-                let range = i * per_chunk..((i + 1) * per_chunk).min(acc.len());
-                let ctx = Context {
-                    purpose: Purpose::Result,
-                    job_id,
-                    round,
-                    chunk: i as u64,
-                };
-                self.sealer
-                    .seal_for(PartyId::ModelOwner, &ctx, &acc.to_le_bytes(range))
-                    .map_err(ServiceError::from)
-            })
-            .collect()
+        let pieces: Vec<Vec<u8>> = (0..acc.len().div_ceil(per_chunk))
+            .map(|i| acc.to_le_bytes(i * per_chunk..((i + 1) * per_chunk).min(acc.len())))
+            .collect();
+        let message = Message {
+            purpose: Purpose::Result,
+            job_id,
+            round,
+        };
+        Ok(seal_chunks(
+            &self.sealer,
+            PartyId::ModelOwner,
+            message,
+            Keys::Static,
+            pieces.iter().map(Vec::as_slice),
+        )?)
     }
 
     /// Sends what the leader's machine queued, in its order: the send turn is taken before the

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tessera_common::PartyId;
+use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::net::Network;
 use tessera_common::request::{MAX_CLOCK_SKEW_SECS, RequestKind, now_secs, open_request};
 use tessera_common::seal::{Context, Expected, Header, Opened, Purpose, ReplayGuard, Sealer};
@@ -603,19 +604,19 @@ impl<N: Network + 'static> MpcService<N> {
                 });
             }
         };
-        chunk_all(&bytes)
-            .iter()
-            .enumerate()
-            .map(|(i, plaintext)| {
-                let context = Context {
-                    purpose: Purpose::Output,
-                    job_id,
-                    round,
-                    chunk: i as u64,
-                };
-                Ok(self.sealer.seal_for(caller, &context, plaintext)?)
-            })
-            .collect()
+        let message = Message {
+            purpose: Purpose::Output,
+            job_id,
+            round,
+        };
+        let pieces = chunk_all(&bytes);
+        Ok(seal_chunks(
+            &self.sealer,
+            caller,
+            message,
+            Keys::Static,
+            pieces.iter().map(Vec::as_slice),
+        )?)
     }
 
     /// A job's status for the caller the token names (a [`RequestKind::Status`] token): its

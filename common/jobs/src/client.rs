@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tessera_common::PartyId;
+use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
@@ -82,19 +83,19 @@ pub fn seal_input(
     round: u64,
     payload: &[u8],
 ) -> Result<Vec<Vec<u8>>, Error> {
-    chunk_all(payload)
-        .iter()
-        .enumerate()
-        .map(|(i, plaintext)| {
-            let context = Context {
-                purpose: Purpose::Input,
-                job_id,
-                round,
-                chunk: i as u64,
-            };
-            Ok(sealer.seal_ephemeral_for(server, &context, plaintext)?)
-        })
-        .collect()
+    let message = Message {
+        purpose: Purpose::Input,
+        job_id,
+        round,
+    };
+    let pieces = chunk_all(payload);
+    Ok(seal_chunks(
+        sealer,
+        server,
+        message,
+        Keys::Ephemeral,
+        pieces.iter().map(Vec::as_slice),
+    )?)
 }
 
 /// Opens the output chunks `server` returned for the fetch `round` ([`fetch_round`]: an
