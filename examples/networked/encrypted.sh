@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Encrypted training and encrypted prediction served by the aggregators, on one machine: every
-# party a separate process talking gRPC over 127.0.0.1. See the README's "Encrypted jobs on a
-# networked cluster" walkthrough.
+# party a separate process talking gRPC over 127.0.0.1. See the guide's "Encrypted jobs" chapter
+# (examples/guide/encrypted-jobs.md).
 #
 #   examples/networked/encrypted.sh [EPOCHS] [WORKDIR]
 set -euo pipefail

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Networked mode on one machine: 3 aggregators, 3 data owners and the model owner as separate
 # processes talking gRPC over 127.0.0.1, training by federated rounds with secure aggregation.
-# See the README's "Networked mode" walkthrough.
+# See the guide's "Networked mode" chapter (examples/guide/networked.md).
 #
 #   examples/networked/run.sh [ROUNDS] [WORKDIR]
 set -euo pipefail

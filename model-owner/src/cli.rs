@@ -112,7 +112,7 @@ pub struct TrainingArgs {
     /// Number of rounds.
     #[arg(long, default_value_t = 10)]
     pub rounds: u64,
-    /// The model: a preset, a model-spec file (`.json` or `.toml`, see the README) or an ONNX
+    /// The model: a preset, a model-spec file (`.json` or `.toml`, see the guide) or an ONNX
     /// model (`.onnx`: its layers, and its weights to start from). Presets:
     /// network-a (FC 784-128, ReLU, FC 128-128, ReLU, FC 128-10), network-b (two 5x5
     /// convolutions, 16 and 16, with max-pooling, FC 256-100-10), network-c (LeNet: 20 and 50,

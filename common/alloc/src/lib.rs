@@ -15,7 +15,7 @@
 //! not growth, and blocks above [`MMAP_THRESHOLD`] are still mapped and unmapped one by one.
 //! Measured with the same two settings given as `GLIBC_TUNABLES`, five alternating runs of one
 //! binary without and with them: SecureNN comparison of 100k 0.111-0.147 s -> 0.076-0.115 s
-//! online, minor faults 129,000 -> 73,000 (the README has the whole suite).
+//! online, minor faults 129,000 -> 73,000 (the guide's benchmark chapter has the whole suite).
 //!
 //! On other platforms [`tune`] does nothing and says so.
 

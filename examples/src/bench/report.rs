@@ -41,20 +41,6 @@ pub fn print_rows(suite: &str, rows: &[Value]) {
     }
 }
 
-/// Formats a rate with an SI prefix (`1.23 G`).
-pub fn si(v: f64) -> String {
-    let (scaled, unit) = if v >= 1e9 {
-        (v / 1e9, "G")
-    } else if v >= 1e6 {
-        (v / 1e6, "M")
-    } else if v >= 1e3 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    format!("{scaled:.2} {unit}")
-}
-
 /// Prints the table of every suite with JSON in `from`, and with `guide`, fills that markdown
 /// file's `<!-- bench:SUITE -->` regions with them (in place).
 pub fn report(from: &std::path::Path, guide: Option<&std::path::Path>) -> std::io::Result<()> {

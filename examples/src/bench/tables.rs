@@ -4,7 +4,19 @@
 
 use serde_json::Value;
 
-use super::report::si;
+/// Formats a rate with an SI prefix (`1.23 G`).
+pub fn si(v: f64) -> String {
+    let (scaled, unit) = if v >= 1e9 {
+        (v / 1e9, "G")
+    } else if v >= 1e6 {
+        (v / 1e6, "M")
+    } else if v >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    format!("{scaled:.2} {unit}")
+}
 
 /// One column: its header and how a row's cell reads.
 struct Column {

@@ -36,7 +36,7 @@ use tessera_mpc::train::{Loss, Optimizer, TrainSpec, Trainer, prepare_steps};
 use tessera_mpc::{MpcError, Session};
 
 use super::floor::Rates;
-use super::report::si;
+use super::tables::si;
 
 const BATCH: usize = 128;
 const F: u32 = 20;

@@ -346,7 +346,7 @@ fn weighted(c: &Cluster, delta: &[f64], loss: f64, w: f64) -> RingVec {
     RingVec::encode(64, c.settings.fixed_point(), &values).unwrap()
 }
 
-/// Security review 2, findings 1 and 6, through real uploads. The README's setting:
+/// Security review 2, findings 1 and 6, through real uploads. The guide's setting:
 /// `norm-bound:10`, honest owners whose deltas have norm about 2.5 along one direction. Before
 /// the fix the check was `||u|| <= B w` with the weight `w <= max_weight` the owner declared
 /// itself: an owner claiming `w = max_weight` sent a delta of norm `B` the other way and turned

@@ -20,7 +20,7 @@
 //! the half `A` that servers 0 and 2 hold (the result is exactly
 //! `floor(x / 2^d) + [x mod 2^d > A mod 2^d]`), so an output receiver colluding with one of
 //! them learns one comparison of each truncated value's discarded low bits with a number it
-//! knows; the pairs round by `s`, which no party knows. The README's Security section states it.
+//! knows; the pairs round by `s`, which no party knows. The guide's Security chapter states it.
 
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
@@ -327,7 +327,7 @@ mod tests {
     use crate::harness::run_local;
 
     /// What the two-share truncation's rounding depends on (security review 2, finding 8,
-    /// stated in the README's Security section): the result is exactly
+    /// stated in the guide's Security chapter): the result is exactly
     /// `floor(x / 2^d) + [x mod 2^d > A mod 2^d]`, with `A` the half that servers 0 and 2 hold.
     /// So an output receiver colluding with either learns, per truncated value, one comparison
     /// of the value's discarded low bits with a number it knows; nothing above the fixed-point
