@@ -9,9 +9,9 @@ use tessera_common::seal::Sealer;
 use tracing::info;
 
 use crate::attack::Attack;
-use crate::client::GrpcLeader;
 use crate::data::{DataError, load_dataset};
 use crate::node::DataOwnerNode;
+use tessera_proto::GrpcLeader;
 
 /// Tessera data-owner node (an institution).
 #[derive(Debug, Parser)]

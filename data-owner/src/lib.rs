@@ -2,7 +2,6 @@
 //!
 //! - [`data`]: the owner's local data (`--data`, `--limit`, `--shard`).
 //! - [`node`]: the round loop: fetch weights, train, share, seal, upload.
-//! - [`client`]: the gRPC client of the leader.
 //! - [`predict`]: encrypted prediction on a model deployed to the servers.
 //! - [`share`]: this party's examples shared into an encrypted training job.
 //! - [`cli`]: the `data-owner` command line.
@@ -11,7 +10,6 @@
 
 pub mod attack;
 pub mod cli;
-pub mod client;
 pub mod data;
 pub mod node;
 pub mod predict;

@@ -10,14 +10,12 @@
 //! - [`encrypted`]: encrypted training in simulated mode; [`train_encrypted`]: the same as a
 //!   job the aggregators serve; [`deploy`]: a model's weights shared to the servers for
 //!   encrypted prediction.
-//! - [`client`]: the gRPC client of a server.
 //! - [`cli`]: the `model-owner` command line.
 
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
 pub mod cli;
-pub mod client;
 pub mod deploy;
 pub mod encrypted;
 pub mod networked;

@@ -16,10 +16,10 @@ use tessera_common::rule::AggregationRule;
 use tessera_common::seal::Sealer;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::client::GrpcServer;
 use crate::trainer::{
     TrainError, Trainer, TrainerConfig, TrainingSummary, initial_checkpoint, starting_weights,
 };
+use tessera_proto::GrpcServer;
 
 /// Errors of `train`.
 #[derive(Debug, thiserror::Error)]

@@ -1,16 +1,21 @@
 //! Tessera's wire protocol: the gRPC services and messages of `proto/tessera.proto`, generated at
 //! build time by `tonic-prost-build` from descriptors compiled by the pure-Rust `protox` (so no
 //! `protoc` install is needed), [`convert`]: conversions to and from `tessera-common` types, and the
-//! gRPC clients: [`client`] (channels whose calls carry call tokens, envelope streams) and
-//! [`mpc_client`] (the MPC job service's transport).
+//! gRPC clients: [`client`] (channels whose calls carry call tokens, envelope streams), the
+//! secure-aggregation clients of a data owner ([`leader_client`]) and of the model owner
+//! ([`server_client`]), and [`mpc_client`] (the MPC job service's transport).
 
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod convert;
+pub mod leader_client;
 pub mod mpc_client;
+pub mod server_client;
 
+pub use leader_client::GrpcLeader;
 pub use mpc_client::GrpcTransport;
+pub use server_client::GrpcServer;
 
 /// Largest payload a single chunk carries (1 MiB), well under the gRPC message limit.
 pub const MAX_CHUNK_BYTES: usize = 1 << 20;

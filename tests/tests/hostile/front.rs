@@ -10,7 +10,7 @@ use tessera_common::api::{LeaderApi, RoundState};
 use tessera_common::config::ServerEndpoint;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
 use tessera_common::ringvec::RingVec;
-use tessera_data_owner::client::GrpcLeader;
+use tessera_proto::GrpcLeader;
 use tessera_proto::client::{CALL_TOKEN_KEY, CallToken};
 use tessera_proto::v1::FetchWeightsRequest;
 use tessera_secagg::MAX_WEIGHT_FETCHES;

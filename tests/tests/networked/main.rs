@@ -17,7 +17,7 @@ use tessera_common::identity::{Identity, write_key_file};
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::Sealer;
 use tessera_common::upload::build_upload_vec;
-use tessera_data_owner::client::GrpcLeader;
+use tessera_proto::GrpcLeader;
 use tessera_proto::v1::SealedChunk;
 use tessera_proto::v1::data_owner_service_client::DataOwnerServiceClient;
 use x25519_dalek::StaticSecret;

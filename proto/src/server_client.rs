@@ -2,16 +2,16 @@
 
 use std::sync::Arc;
 
+use crate::MAX_MESSAGE_BYTES;
+use crate::client::{CallerChannel, caller_channel, collect_envelopes, envelope_stream};
+use crate::convert::{api_error_from_status, status_from_wire};
+use crate::v1::model_owner_service_client::ModelOwnerServiceClient;
+use crate::v1::{FetchResultRequest, SealedChunk, StatusRequest};
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, JobStatus, ServerApi};
 use tessera_common::config::ServerEndpoint;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
 use tessera_common::seal::Sealer;
-use tessera_proto::MAX_MESSAGE_BYTES;
-use tessera_proto::client::{CallerChannel, caller_channel, collect_envelopes, envelope_stream};
-use tessera_proto::convert::{api_error_from_status, status_from_wire};
-use tessera_proto::v1::model_owner_service_client::ModelOwnerServiceClient;
-use tessera_proto::v1::{FetchResultRequest, SealedChunk, StatusRequest};
 
 /// One server, reached over gRPC.
 #[derive(Clone, Debug)]

@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
+use crate::MAX_MESSAGE_BYTES;
+use crate::client::{CallerChannel, caller_channel, collect_envelopes, envelope_stream};
+use crate::convert::{announcement_from_wire, api_error_from_status, receipt_from_wire};
+use crate::v1::data_owner_service_client::DataOwnerServiceClient;
+use crate::v1::{FetchRoundRequest, FetchWeightsRequest, SealedChunk};
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, LeaderApi, RoundAnnouncement, UploadReceipt};
 use tessera_common::config::ServerEndpoint;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
 use tessera_common::seal::Sealer;
-use tessera_proto::MAX_MESSAGE_BYTES;
-use tessera_proto::client::{CallerChannel, caller_channel, collect_envelopes, envelope_stream};
-use tessera_proto::convert::{announcement_from_wire, api_error_from_status, receipt_from_wire};
-use tessera_proto::v1::data_owner_service_client::DataOwnerServiceClient;
-use tessera_proto::v1::{FetchRoundRequest, FetchWeightsRequest, SealedChunk};
 
 /// The leader, reached over gRPC.
 #[derive(Clone, Debug)]
