@@ -11,7 +11,7 @@ use tessera_common::net::{NetError, Network, Tag};
 use futures::future::join_all;
 use tessera_aggregator::net::GrpcNetwork;
 use tessera_aggregator::net::frame::{HELLO_TAG, Hello, seal_frame};
-use tessera_aggregator::net::grpc::max_payload_bytes;
+use tessera_aggregator::net::hub::max_payload_bytes;
 use tessera_proto::v1::PeerFrame;
 use tessera_proto::v1::peer_service_client::PeerServiceClient;
 use tessera_tests::{GrpcParts, SERVERS, grpc_cluster};
