@@ -30,9 +30,13 @@
 //! at once and its fetchers get the failure; the other jobs go on.
 
 pub mod endpoint;
+pub mod limits;
 pub mod local;
+mod program;
+mod registry;
 pub mod server;
 pub mod watch;
 
+pub use limits::MpcLimits;
 pub use local::LocalTransport;
-pub use server::{MpcLimits, MpcService};
+pub use server::MpcService;

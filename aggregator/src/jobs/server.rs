@@ -1,8 +1,7 @@
 //! [`MpcService`]: one server's registry of MPC jobs and deployed models, transport-free (the
 //! gRPC adapter only moves envelopes).
 
-use std::any::Any;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,12 +11,13 @@ use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::net::Network;
 use tessera_common::request::{MAX_CLOCK_SKEW_SECS, RequestKind, now_secs, open_request};
 use tessera_common::seal::{Context, Expected, Header, Opened, Purpose, ReplayGuard, Sealer};
-use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
 use super::endpoint::{JobIo, JobNet, TakeError};
+use super::limits::MpcLimits;
+use super::program::{agree_on_description, program};
+use super::registry::{Assembly, Deployed, Entry, InputSlot, Params, Registry};
 use super::watch::{tell_peers, watch_peers};
-use tessera_common::train_policy::TrainingPolicy;
 use tessera_jobs::JobState;
 use tessera_jobs::MpcServiceError as Error;
 use tessera_jobs::job::{Job, JobKind, JobSpec};
@@ -28,8 +28,7 @@ use tessera_jobs::wire::{
 };
 use tessera_mpc::io::Scheme;
 use tessera_mpc::kind::ProtocolKind;
-use tessera_mpc::model::SecureModel;
-use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
+use tessera_mpc::protocol::{Aby3, Pond, SecureNn};
 use tessera_mpc::session::{SECAGG_SESSIONS, party_tag, session_prefix};
 use tessera_mpc::train::job::serve_training;
 use tessera_mpc::{MpcError, Session};
@@ -38,90 +37,6 @@ use tessera_mpc::{MpcError, Session};
 /// that restarted a moment ago is linked again within a second; one that is down fails the job
 /// after this, naming it).
 const LINK_GRACE: Duration = Duration::from_secs(10);
-
-/// Bounds on what the service holds.
-#[derive(Debug, Clone)]
-pub struct MpcLimits {
-    /// Jobs running at once.
-    pub max_running: usize,
-    /// Jobs one launcher may have running at once (so one client cannot take every place).
-    pub max_running_per_launcher: usize,
-    /// Finished jobs remembered (their outputs and ids); the oldest is forgotten first.
-    pub max_finished: usize,
-    /// Models deployed at once.
-    pub max_models: usize,
-    /// The most bytes of inputs one job may declare at this server (a training's examples).
-    pub max_job_input_bytes: usize,
-    /// How long a job waits for an outside party's input.
-    pub input_timeout: Duration,
-    /// How long one fetch waits for an output before answering "not ready".
-    pub output_wait: Duration,
-    /// How long after a job ends its late peer messages are dropped again.
-    pub linger: Duration,
-    /// What a training may reveal to the model owner (`[training]` of the cluster file): a
-    /// training beyond it is refused at its launch.
-    pub training: TrainingPolicy,
-    /// Predictions each client may launch on a model (`max_queries` of the cluster file), by
-    /// model id: counted at launch, in memory (a restarted server counts afresh).
-    pub query_budgets: HashMap<String, u64>,
-}
-
-impl Default for MpcLimits {
-    fn default() -> Self {
-        MpcLimits {
-            max_running: 16,
-            max_running_per_launcher: 4,
-            max_finished: 1024,
-            max_models: 64,
-            max_job_input_bytes: 1 << 30,
-            input_timeout: Duration::from_secs(120),
-            output_wait: Duration::from_secs(20),
-            linger: Duration::from_secs(150),
-            training: TrainingPolicy::default(),
-            query_budgets: HashMap::new(),
-        }
-    }
-}
-
-/// The shares of a deployed model's parameters at this server, as the protocol binding of the
-/// deployment holds them (`Vec<P::Tensor>`).
-type Params = Arc<dyn Any + Send + Sync>;
-
-/// A model deployed at this server.
-#[derive(Clone)]
-struct Deployed {
-    protocol: ProtocolKind,
-    model: SecureModel,
-    frac_bits: u32,
-    params: Params,
-}
-
-/// An input being received in chunks.
-#[derive(Default)]
-struct Assembly {
-    chunks: u64,
-    bytes: Vec<u8>,
-    done: bool,
-}
-
-struct Entry {
-    job: Arc<Job>,
-    /// SHA-256 of the launch description: what an abort must name.
-    digest: [u8; 32],
-    io: Arc<JobIo>,
-    task: Option<AbortHandle>,
-    inputs: HashMap<u64, Assembly>,
-    guard: ReplayGuard,
-}
-
-#[derive(Default)]
-struct Registry {
-    jobs: HashMap<u64, Entry>,
-    finished: VecDeque<u64>,
-    models: HashMap<String, Deployed>,
-    /// Predictions launched per model and client (against [`MpcLimits::query_budgets`]).
-    queries: HashMap<(String, PartyId), u64>,
-}
 
 /// One server's MPC job service (see the module docs of [`super`]).
 pub struct MpcService<N: Network + 'static> {
@@ -204,7 +119,7 @@ impl<N: Network + 'static> MpcService<N> {
         let reg = self.registry();
         reg.jobs
             .values()
-            .map(|e| e.io.held_bytes() + e.inputs.values().map(|a| a.bytes.len()).sum::<usize>())
+            .map(|e| e.io.held_bytes() + e.inputs.values().map(Assembly::held).sum::<usize>())
             .sum()
     }
 
@@ -514,46 +429,19 @@ impl<N: Network + 'static> MpcService<N> {
         let row_bytes = input.row.map(|w| w * element_bytes);
         let (tag, label) = (party_tag(&input.label), input.label.clone());
         let (total, bytes) = parse_chunk(&opened.plaintext)?;
-        let assembly = entry.inputs.entry(round).or_default();
-        if assembly.done {
-            return Err(Error::DuplicateInput { job: id, round });
-        }
-        if chunk != assembly.chunks {
-            return Err(Error::OutOfOrder {
-                expected: assembly.chunks,
-                got: chunk,
-            });
-        }
-        if assembly.bytes.len() + bytes.len() > expected {
-            return Err(Error::WrongLength(format!(
-                "input {label:?} of job {id} is {expected} bytes at {}",
-                self.me()
-            )));
-        }
-        assembly.bytes.extend_from_slice(bytes);
-        assembly.chunks += 1;
-        if assembly.chunks < u64::from(total) {
-            return Ok(false);
-        }
-        let whole = match row_bytes {
-            // Any number of whole rows (at least one) up to the most the job allows.
-            Some(row) if row > 0 => {
-                !assembly.bytes.is_empty() && assembly.bytes.len().is_multiple_of(row)
-            }
-            _ => assembly.bytes.len() == expected,
+        let slot = InputSlot {
+            job: id,
+            round,
+            expected,
+            row_bytes,
         };
-        if !whole {
-            return Err(Error::WrongLength(format!(
-                "input {label:?} of job {id}: {} bytes, expected {}",
-                assembly.bytes.len(),
-                match row_bytes {
-                    Some(row) => format!("whole rows of {row} up to {expected}"),
-                    None => expected.to_string(),
-                }
-            )));
-        }
-        assembly.done = true;
-        let payload = std::mem::take(&mut assembly.bytes);
+        let assembly = entry.inputs.entry(round).or_default();
+        let Some(payload) = assembly.push(chunk, total, bytes, &slot, || {
+            format!("input {label:?} of job {id} at {}", self.me())
+        })?
+        else {
+            return Ok(false);
+        };
         entry.io.deliver_input(from, tag, payload);
         Ok(true)
     }
@@ -700,65 +588,5 @@ impl<N: Network + 'static> MpcService<N> {
             self.count_job(&job, "aborted");
         }
         Ok(MpcJobStatus::of(&job, &digest, io.state()))
-    }
-}
-
-/// Every server checks that the others run the same description (a launcher that sent
-/// different descriptions to different servers gets a failed job, not a wrong result).
-async fn agree_on_description<N: Network>(
-    session: &Session<N>,
-    digest: &[u8; 32],
-) -> Result<(), MpcError> {
-    let op = session.op("job_digest");
-    let me = session.me();
-    for j in (0..session.servers()).filter(|j| *j != me) {
-        session
-            .send_bytes(j, &op, "digest", digest.to_vec())
-            .await?;
-    }
-    for j in (0..session.servers()).filter(|j| *j != me) {
-        let theirs = session.recv_bytes(j, &op, "digest", 32).await?;
-        if theirs != digest {
-            return Err(MpcError::Protocol {
-                peer: PartyId::Server(j as u8),
-                reason: "runs a different job description under the same id".into(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The servers' program of a job; a deployment returns the parameters' shares to keep.
-async fn program<P: Protocol<Elem = u64>>(
-    p: P,
-    job: &Job,
-    params: Option<Params>,
-) -> Result<Option<Params>, MpcError> {
-    match &job.spec.kind {
-        JobKind::Deploy { .. } => {
-            let input = &job.inputs[0];
-            let flat = p.input(input.party, &input.label, &input.shape).await?;
-            let shares: Vec<P::Tensor> = job.model.split_params(&p, &flat)?;
-            Ok(Some(Arc::new(shares)))
-        }
-        JobKind::Train { .. } => Err(MpcError::Invalid(
-            "a training runs in the 128-bit ring (serve_training)".into(),
-        )),
-        JobKind::Predict { .. } => {
-            let params = params
-                .as_deref()
-                .and_then(|a| a.downcast_ref::<Vec<P::Tensor>>())
-                .ok_or_else(|| {
-                    MpcError::Invalid("the deployed model's shares are missing".into())
-                })?;
-            let (input, output) = (&job.inputs[0], &job.outputs[0]);
-            let x = p.input(input.party, &input.label, &input.shape).await?;
-            let logits = job
-                .model
-                .forward(&p, params, &x, job.protocol.activations())
-                .await?;
-            p.output(&logits, output.party, &output.label).await?;
-            Ok(None)
-        }
     }
 }
