@@ -13,10 +13,8 @@
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
-use super::{
-    Aby3Bits, Aby3Tensor, Arith, Bool, MpcError, Session, Shared, check_servers, next,
-    product_batch,
-};
+use super::{Aby3Bits, Aby3Tensor, Arith, Bool, Shared, check_servers, next, product_batch};
+use crate::{MpcError, Session};
 
 /// Bits of an element of the 64-bit ring, where comparisons run ([`drelu`]).
 pub const BITS: u32 = 64;

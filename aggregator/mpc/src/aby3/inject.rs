@@ -19,7 +19,8 @@ use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
 use super::planes::plane_bits;
-use super::{Aby3Bits, Aby3Tensor, MpcError, Session, Shared, check_servers};
+use super::{Aby3Bits, Aby3Tensor, Shared, check_servers};
+use crate::{MpcError, Session};
 
 /// The bits of a packed boolean plane (bit `j` of word `w` for element `64 w + j`, `len`
 /// elements) as arithmetic 0/1 in `R`, in one round (module docs).

@@ -21,9 +21,10 @@ use tessera_common::ring::Ring;
 
 use super::inject::{check_plane, inject};
 use super::planes::plane_bits;
-use super::{Aby3Bits, Aby3Tensor, Bool, MpcError, Session, Shared, open, random_shared};
+use super::{Aby3Bits, Aby3Tensor, Bool, Shared, open, random_shared};
 pub use crate::prep::Ledger;
 use crate::prep::{Need, Pool};
+use crate::{MpcError, Session};
 
 /// daBits in the ring of `R`, made and not yet used.
 #[derive(Default)]

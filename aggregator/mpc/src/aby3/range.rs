@@ -35,7 +35,8 @@ use super::inject::inject_with;
 use super::sliced::{
     AndTree, CarryTree, Owned, and_planes, not, plane_of, run_trees, summand_planes, view, xor,
 };
-use super::{Aby3Bits, Aby3Tensor, MpcError, Session, Shared, check_servers};
+use super::{Aby3Bits, Aby3Tensor, Shared, check_servers};
+use crate::{MpcError, Session};
 
 /// Whether each element of `y` is below `2^r` (as an unsigned 64-bit value): one boolean plane
 /// of `ceil(len / 64)` words ([`super::sliced`]'s layout), and the number of times `y`'s shares

@@ -26,7 +26,8 @@ use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
 use super::planes::to_planes;
-use super::{Aby3Bits, Aby3Tensor, Bool, MpcError, Session, Shared, check_servers};
+use super::{Aby3Bits, Aby3Tensor, Bool, Shared, check_servers};
+use crate::{MpcError, Session};
 
 /// One plane of a sharing: this server's two shares of it.
 pub(super) type Plane<'a> = [&'a [u64]; 2];
@@ -65,9 +66,9 @@ pub(super) async fn reshare_planes<N: Network>(
 ) -> Result<Vec<Owned>, MpcError> {
     let op = session.op(name);
     let before = session.net_stats();
-    super::mask::<Bool<u64>, N>(session, &op, 0, &mut z)?;
+    super::product::mask::<Bool<u64>, N>(session, &op, 0, &mut z)?;
     let len = z.len();
-    let shared = super::reshare::<Bool<u64>, N>(session, &op, z, &[len]).await?;
+    let shared = super::product::reshare::<Bool<u64>, N>(session, &op, z, &[len]).await?;
     session.record(&op, before);
     let (z, other) = shared.shares();
     if words == 0 {

@@ -27,9 +27,9 @@ use tessera_common::ring::Ring;
 
 use super::boolean::b2a;
 use super::{
-    Aby3Bits, Aby3Tensor, MpcError, Op, Product, Session, Shared, check_servers, masked_cross,
-    next, prev, random_shared,
+    Aby3Bits, Aby3Tensor, Product, Shared, check_servers, masked_cross, next, prev, random_shared,
 };
+use crate::{MpcError, Op, Session};
 
 /// A truncation pair: `s` and `t = s >> d` as arithmetic sharings of the same length.
 pub type TruncPair<R = u64> = (Aby3Tensor<R>, Aby3Tensor<R>);
