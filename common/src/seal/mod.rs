@@ -40,7 +40,7 @@
 //! later no longer opens what it sent (the receiver's static key still does: that would need an
 //! interactive handshake).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use chacha20poly1305::aead::AeadInOut;
@@ -51,253 +51,27 @@ use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
+mod error;
+mod format;
+mod header;
+mod purpose;
+mod replay;
+
+pub use error::SealError;
+pub use format::{
+    EPHEMERAL_OVERHEAD, HEADER_LEN, NONCE_LEN, OVERHEAD, TAG_LEN, VERSION, VERSION_EPHEMERAL,
+};
+pub use header::{Context, Expected, Header, Opened};
+pub use purpose::Purpose;
+pub use replay::ReplayGuard;
+
 use crate::identity::Identity;
 use crate::party::PartyId;
-
-/// Envelope format version.
-pub const VERSION: u8 = 1;
-/// Bytes of the cleartext header.
-pub const HEADER_LEN: usize = 36;
-/// Bytes of the nonce.
-pub const NONCE_LEN: usize = 12;
-/// Bytes of the authentication tag.
-pub const TAG_LEN: usize = 16;
-/// Bytes an envelope adds to its plaintext.
-pub const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
-/// Envelope version of a forward-secret envelope (an ephemeral key per envelope).
-pub const VERSION_EPHEMERAL: u8 = 2;
-/// Bytes a forward-secret envelope adds to its plaintext (its ephemeral public key too).
-pub const EPHEMERAL_OVERHEAD: usize = OVERHEAD + 32;
 
 const HKDF_SALT: &[u8] = b"tessera/v1/seal";
 const HKDF_INFO: &[u8] = b"pair key";
 const EPHEMERAL_SALT: &[u8] = b"tessera/v1/seal-ephemeral";
 const EPHEMERAL_INFO: &[u8] = b"ephemeral key";
-
-/// Errors of sealing and opening. Each way an envelope can be wrong has its own variant.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SealError {
-    /// Too short to hold a header, nonce and tag, or a header field no party encodes.
-    #[error("malformed envelope: {0}")]
-    Malformed(&'static str),
-    /// A format version this build does not speak.
-    #[error("unsupported envelope version {0}")]
-    UnsupportedVersion(u8),
-    /// Addressed to another party.
-    #[error("envelope is for {got}, not for {expected}")]
-    WrongReceiver {
-        /// This party.
-        expected: PartyId,
-        /// The header's receiver.
-        got: PartyId,
-    },
-    /// From a different sender than expected.
-    #[error("envelope is from {got}, expected {expected}")]
-    WrongSender {
-        /// The expected sender.
-        expected: PartyId,
-        /// The header's sender.
-        got: PartyId,
-    },
-    /// Sealed for another purpose (an upload opened as a result, say).
-    #[error("envelope purpose {got:?}, expected {expected:?}")]
-    WrongPurpose {
-        /// The expected purpose.
-        expected: Purpose,
-        /// The header's purpose byte.
-        got: u8,
-    },
-    /// Sealed for another job.
-    #[error("envelope is for job {got}, expected job {expected}")]
-    WrongJob {
-        /// The expected job.
-        expected: u64,
-        /// The header's job.
-        got: u64,
-    },
-    /// Sealed for another round.
-    #[error("envelope is for round {got}, expected round {expected}")]
-    WrongRound {
-        /// The expected round.
-        expected: u64,
-        /// The header's round.
-        got: u64,
-    },
-    /// The sender has no registered public key.
-    #[error("unknown sender {0}")]
-    UnknownSender(PartyId),
-    /// The peer's public key yields a non-contributory (low-order) shared secret.
-    #[error("public key of {0} gives a non-contributory shared secret")]
-    NonContributory(PartyId),
-    /// The tag did not verify: the ciphertext, header or nonce was altered, or the key is wrong.
-    #[error("envelope from {sender} failed authentication")]
-    AuthenticationFailed {
-        /// The header's (unauthenticated) sender.
-        sender: PartyId,
-    },
-    /// An authentic envelope seen before.
-    #[error("replayed envelope: {sender} job {job_id} round {round} chunk {chunk}")]
-    Replayed {
-        /// Sender.
-        sender: PartyId,
-        /// Job.
-        job_id: u64,
-        /// Round.
-        round: u64,
-        /// Chunk index.
-        chunk: u64,
-    },
-}
-
-/// What an envelope is for; part of the authenticated header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-#[non_exhaustive]
-pub enum Purpose {
-    /// A data owner's share upload (explicit share for the leader, a seed for a helper).
-    Upload = 1,
-    /// A server's share of a result, for the output receiver.
-    Result = 2,
-    /// A frame on a server-to-server peer stream.
-    Peer = 3,
-    /// A control message (job start, status) from the model owner.
-    Control = 4,
-    /// An input shared into an MPC computation.
-    Input = 5,
-    /// A token that authenticates a read request (see [`crate::request`]).
-    Request = 6,
-    /// A data owner's notice to the leader (it cannot take part in a job: see
-    /// [`crate::notice`]).
-    Notice = 7,
-    /// A server's share of an MPC job's output, for its receiver: a domain apart from
-    /// federated results (`Result`), whose job ids and rounds come from another space.
-    Output = 8,
-    /// An MPC job's launch or abort: a domain apart from the federated jobs' `Control`.
-    JobControl = 9,
-}
-
-impl Purpose {
-    fn from_byte(b: u8) -> Option<Self> {
-        Some(match b {
-            1 => Purpose::Upload,
-            2 => Purpose::Result,
-            3 => Purpose::Peer,
-            4 => Purpose::Control,
-            5 => Purpose::Input,
-            6 => Purpose::Request,
-            7 => Purpose::Notice,
-            8 => Purpose::Output,
-            9 => Purpose::JobControl,
-            _ => return None,
-        })
-    }
-}
-
-/// Where a sealed message belongs: bound into the envelope header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Context {
-    /// What the message is for.
-    pub purpose: Purpose,
-    /// The job.
-    pub job_id: u64,
-    /// The round (or, on a peer stream, the frame sequence number).
-    pub round: u64,
-    /// Index of this chunk within the message.
-    pub chunk: u64,
-}
-
-/// The cleartext, authenticated header of an envelope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    /// What the message is for.
-    pub purpose: Purpose,
-    /// The job.
-    pub job_id: u64,
-    /// The round.
-    pub round: u64,
-    /// Who sealed it.
-    pub sender: PartyId,
-    /// Who can open it.
-    pub receiver: PartyId,
-    /// Chunk index.
-    pub chunk: u64,
-}
-
-impl Header {
-    /// The 36-byte encoding (the AEAD's associated data).
-    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
-        let mut out = [0u8; HEADER_LEN];
-        out[0] = VERSION;
-        out[1] = self.purpose as u8;
-        out[2..10].copy_from_slice(&self.job_id.to_le_bytes());
-        out[10..18].copy_from_slice(&self.round.to_le_bytes());
-        out[18..23].copy_from_slice(&self.sender.to_bytes());
-        out[23..28].copy_from_slice(&self.receiver.to_bytes());
-        out[28..36].copy_from_slice(&self.chunk.to_le_bytes());
-        out
-    }
-
-    /// Parses the header at the front of an envelope (without authenticating it).
-    pub fn parse(envelope: &[u8]) -> Result<Self, SealError> {
-        if envelope.len() < OVERHEAD {
-            return Err(SealError::Malformed("shorter than header, nonce and tag"));
-        }
-        match envelope[0] {
-            VERSION => {}
-            VERSION_EPHEMERAL if envelope.len() >= EPHEMERAL_OVERHEAD => {}
-            VERSION_EPHEMERAL => {
-                return Err(SealError::Malformed(
-                    "shorter than header, ephemeral key, nonce and tag",
-                ));
-            }
-            other => return Err(SealError::UnsupportedVersion(other)),
-        }
-        let u64_at = |i: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&envelope[i..i + 8]);
-            u64::from_le_bytes(b)
-        };
-        let party_at = |i: usize| {
-            let mut b = [0u8; 5];
-            b.copy_from_slice(&envelope[i..i + 5]);
-            PartyId::from_bytes(b).ok_or(SealError::Malformed("bad party encoding"))
-        };
-        let purpose =
-            Purpose::from_byte(envelope[1]).ok_or(SealError::Malformed("unknown purpose byte"))?;
-        Ok(Header {
-            purpose,
-            job_id: u64_at(2),
-            round: u64_at(10),
-            sender: party_at(18)?,
-            receiver: party_at(23)?,
-            chunk: u64_at(28),
-        })
-    }
-}
-
-/// What the receiver expects of an envelope before it authenticates it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Expected {
-    /// Expected purpose.
-    pub purpose: Purpose,
-    /// Expected job.
-    pub job_id: u64,
-    /// Expected round.
-    pub round: u64,
-    /// Expected sender, if the receiver knows it (a peer stream does; an upload service does not).
-    pub sender: Option<PartyId>,
-}
-
-/// An authenticated, decrypted envelope.
-pub struct Opened {
-    /// Its header.
-    pub header: Header,
-    /// Its plaintext.
-    pub plaintext: Vec<u8>,
-    /// Whether it was sealed under an ephemeral key (version 2: forward secret for the sender).
-    pub ephemeral: bool,
-}
 
 /// Derives the pair key of `me` and `peer` (see the module docs); fails for a low-order peer key.
 pub fn derive_pair_key(
@@ -601,59 +375,5 @@ impl Sealer {
         let opened = self.open(envelope, expected)?;
         guard.record(&opened.header)?;
         Ok(opened)
-    }
-}
-
-/// Remembers which authentic envelopes were opened, to refuse a second copy.
-#[derive(Debug, Default)]
-pub struct ReplayGuard {
-    seen: HashSet<(PartyId, Purpose, u64, u64, u64)>,
-}
-
-impl ReplayGuard {
-    /// An empty guard.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn key(header: &Header) -> (PartyId, Purpose, u64, u64, u64) {
-        (
-            header.sender,
-            header.purpose,
-            header.job_id,
-            header.round,
-            header.chunk,
-        )
-    }
-
-    fn replayed(header: &Header) -> SealError {
-        SealError::Replayed {
-            sender: header.sender,
-            job_id: header.job_id,
-            round: header.round,
-            chunk: header.chunk,
-        }
-    }
-
-    /// Records an authenticated header; fails if the same header was recorded before.
-    pub fn record(&mut self, header: &Header) -> Result<(), SealError> {
-        if self.seen.insert(Self::key(header)) {
-            Ok(())
-        } else {
-            Err(Self::replayed(header))
-        }
-    }
-
-    /// Records all of `headers` or, if any was recorded before (or repeats within them), none.
-    pub fn record_all(&mut self, headers: &[Header]) -> Result<(), SealError> {
-        let mut fresh = std::collections::HashSet::with_capacity(headers.len());
-        for h in headers {
-            let key = Self::key(h);
-            if self.seen.contains(&key) || !fresh.insert(key) {
-                return Err(Self::replayed(h));
-            }
-        }
-        self.seen.extend(fresh);
-        Ok(())
     }
 }
