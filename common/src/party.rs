@@ -360,7 +360,10 @@ mod tests {
         assert_ne!(a, b);
         assert!(!PartyId::DataOwner(3).is_named());
         // The fixed pattern may not reach into the named indices.
-        assert!("data-owner-2147483648".parse::<PartyId>().is_err());
+        assert_eq!(
+            "data-owner-2147483648".parse::<PartyId>(),
+            Err(BadPartyName("data-owner-2147483648".into()))
+        );
         assert!("data-owner-2147483647".parse::<PartyId>().is_ok());
     }
 
@@ -382,9 +385,13 @@ mod tests {
         );
         assert_eq!((t.by_name.len(), t.by_party.len()), (2, 2));
         // Only servers and the model owner, and only names of one's own, bind.
-        assert!(name_role("server1", PartyId::Server(0)).is_err());
-        assert!(name_role("x-ray", PartyId::DataOwner(1)).is_err());
-        assert!(name_role("Bad Name", PartyId::ModelOwner).is_err());
+        for (name, party) in [
+            ("server1", PartyId::Server(0)),
+            ("x-ray", PartyId::DataOwner(1)),
+            ("Bad Name", PartyId::ModelOwner),
+        ] {
+            assert_eq!(name_role(name, party), Err(BadPartyName(name.into())));
+        }
         // Serialised forms keep the fixed names.
         assert_eq!(PartyId::Server(2).canonical(), "server2");
         assert_eq!(
@@ -413,7 +420,11 @@ mod tests {
             "model-owner-2",
             &"h".repeat(MAX_NAME_LEN + 1),
         ] {
-            assert!(s.parse::<PartyId>().is_err(), "{s:?} parsed");
+            assert_eq!(
+                s.parse::<PartyId>(),
+                Err(BadPartyName(s.to_string())),
+                "{s:?}"
+            );
         }
         assert_eq!(PartyId::from_bytes([0, 3, 0, 0, 0]), None);
         assert_eq!(PartyId::from_bytes([9, 0, 0, 0, 0]), None);

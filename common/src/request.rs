@@ -150,7 +150,10 @@ mod tests {
             })
         );
         // Garbage, or a token from a party without a registered key.
-        assert!(open_request(&s, &[1, 2, 3], RequestKind::FetchRound, 7, 2, 1000).is_err());
+        assert!(matches!(
+            open_request(&s, &[1, 2, 3], RequestKind::FetchRound, 7, 2, 1000),
+            Err(RequestError::Seal(SealError::Malformed(_)))
+        ));
         let stranger = Identity::generate(PartyId::DataOwner(9), &mut rand::rng());
         let forged = seal_request(
             &Sealer::new(&stranger, keys.iter().map(|(p, k)| (*p, k))),

@@ -224,11 +224,18 @@ mod tests {
         b.add_bytes_at(10, &encode_elements(&expected[..5]))
             .unwrap();
         assert_eq!(b.to_le_bytes(10..15), encode_elements(&expected[..5]));
-        assert!(
-            b.add_bytes_at(39_999, &encode_elements(&expected[..5]))
-                .is_err()
-        );
-        assert!(b.add_bytes_at(0, &[1, 2, 3]).is_err());
-        assert!(a.add_assign(&RingVec::zeros(32, 40_000).unwrap()).is_err());
+        // A piece past the end, a piece not of whole elements, another ring: each refused.
+        assert!(matches!(
+            b.add_bytes_at(39_999, &encode_elements(&expected[..5])),
+            Err(RingVecError::Mismatch(_))
+        ));
+        assert!(matches!(
+            b.add_bytes_at(0, &[1, 2, 3]),
+            Err(RingVecError::Mismatch(_))
+        ));
+        assert!(matches!(
+            a.add_assign(&RingVec::zeros(32, 40_000).unwrap()),
+            Err(RingVecError::Mismatch(_))
+        ));
     }
 }

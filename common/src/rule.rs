@@ -270,7 +270,13 @@ mod tests {
             "trimmed-mean:-1",
             "median:3",
         ] {
-            assert!(bad.parse::<AggregationRule>().is_err(), "{bad}");
+            assert!(
+                matches!(
+                    bad.parse::<AggregationRule>(),
+                    Err(RuleParseError { given, .. }) if given == bad
+                ),
+                "{bad}"
+            );
         }
         let json = serde_json::to_string(&AggregationRule::NormBound { bound: 2.0 }).unwrap();
         assert_eq!(json, r#"{"rule":"norm-bound","bound":2.0}"#);

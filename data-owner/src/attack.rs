@@ -143,7 +143,13 @@ mod tests {
             assert_eq!(a.to_string().parse::<Attack>(), Ok(a));
         }
         for bad in ["scale", "scale:-1", "gaussian:x", "label-flip:2", "krum"] {
-            assert!(bad.parse::<Attack>().is_err(), "{bad}");
+            assert!(
+                matches!(
+                    bad.parse::<Attack>(),
+                    Err(AttackParseError { given, .. }) if given == bad
+                ),
+                "{bad}"
+            );
         }
     }
 }

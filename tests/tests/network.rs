@@ -107,12 +107,10 @@ async fn disconnect_scenario<N: Network>(mut nets: Vec<N>) {
         started.elapsed()
     );
     // Later receives fail at once; the remaining pair still works.
-    assert!(
-        nets[1]
-            .recv(PartyId::Server(2), &Tag::new("x"))
-            .await
-            .is_err()
-    );
+    assert!(matches!(
+        nets[1].recv(PartyId::Server(2), &Tag::new("x")).await,
+        Err(NetError::Disconnected(PartyId::Server(2)))
+    ));
     nets[0]
         .send(PartyId::Server(1), &Tag::new("still"), vec![1])
         .await

@@ -192,7 +192,13 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(budget.used(), 0);
-        assert!(budget.reserve(usize::MAX).is_err());
+        assert!(matches!(
+            budget.reserve(usize::MAX),
+            Err(ServiceError::Busy {
+                what: "upload staging memory",
+                ..
+            })
+        ));
     }
 
     #[test]

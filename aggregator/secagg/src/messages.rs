@@ -251,16 +251,26 @@ mod tests {
             let bytes = m.to_bytes();
             assert_eq!(RoundMsg::from_bytes(&bytes), Ok(m.clone()));
             // One byte more or less never decodes.
-            assert!(RoundMsg::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+            assert!(matches!(
+                RoundMsg::from_bytes(&bytes[..bytes.len() - 1]),
+                Err(MalformedPeerMsg(_))
+            ));
             let mut longer = bytes.clone();
             longer.push(0);
-            assert!(RoundMsg::from_bytes(&longer).is_err());
+            assert!(matches!(
+                RoundMsg::from_bytes(&longer),
+                Err(MalformedPeerMsg(_))
+            ));
         }
         for r in [PeerReply::Ok, PeerReply::Rejected("no".into())] {
             assert_eq!(PeerReply::from_bytes(&r.to_bytes()), Ok(r));
         }
-        assert!(PeerReply::from_bytes(&[0, 0]).is_err());
-        assert!(PeerReply::from_bytes(&[1, 0xff]).is_err());
+        for bad in [&[0, 0][..], &[1, 0xff]] {
+            assert!(matches!(
+                PeerReply::from_bytes(bad),
+                Err(MalformedPeerMsg(_))
+            ));
+        }
     }
 
     #[test]

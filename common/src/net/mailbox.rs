@@ -207,7 +207,10 @@ mod tests {
         assert_eq!(m.forget("job/7/"), 3);
         assert_eq!(m.queued(), 2);
         let wait = Duration::from_millis(10);
-        assert!(m.recv(p, &Tag::new("job/7/a"), wait).await.is_err());
+        assert!(matches!(
+            m.recv(p, &Tag::new("job/7/a"), wait).await,
+            Err(NetError::Timeout { .. })
+        ));
         assert_eq!(
             m.recv(p, &Tag::new("job/70/a"), wait).await.unwrap(),
             vec![1]

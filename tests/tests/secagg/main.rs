@@ -452,7 +452,13 @@ async fn a_server_share_is_not_the_update_and_changes_between_runs() {
     assert!(same < 3, "{same} elements equal the plaintext");
     // The leader cannot open a helper's seed.
     let envelopes = upload_of(&c, 0, 1, &u);
-    assert!(server0.open(envelopes.last().unwrap(), &expected).is_err());
+    assert!(matches!(
+        server0.open(envelopes.last().unwrap(), &expected),
+        Err(SealError::WrongReceiver {
+            got: PartyId::Server(2),
+            ..
+        })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -193,7 +193,13 @@ fn owners_refused_by_the_rule_fill_the_round_and_may_not_retry() {
         helper: PartyId::Server(1),
         reason: "forged".into(),
     };
-    assert!(m.decide(f, Err(forged), &staged(&s, 1), &[]).is_err());
+    assert!(matches!(
+        m.decide(f, Err(forged), &staged(&s, 1), &[]),
+        Err(ServiceError::HelperRejected {
+            helper: PartyId::Server(1),
+            ..
+        })
+    ));
     let f = m.forward(1, other, &env).unwrap();
     m.decide(f, Ok(()), &staged(&s, 1), &[]).unwrap();
     assert!(!m.is_full());
