@@ -46,6 +46,16 @@ pub enum DatasetError {
         "{0}: the first row is numbers, not a header; add a header row naming the columns (and the label column: `label`, or pass --label-column)"
     )]
     NoHeader(PathBuf),
+    /// `--label-column` names no column of the table.
+    #[error("{path}: no column named {name:?} (the columns: {})", columns.join(", "))]
+    NoSuchColumn {
+        /// The table.
+        path: PathBuf,
+        /// The column asked for.
+        name: String,
+        /// The table's columns.
+        columns: Vec<String>,
+    },
 }
 
 /// The label column of a CSV table when none is named: the column named `label` (any case),
@@ -221,10 +231,11 @@ impl Dataset {
         }
         let label_at = match label_column {
             Some(name) => header.iter().position(|h| *h == name).ok_or_else(|| {
-                format(format!(
-                    "no column named {name:?} (the columns: {})",
-                    header.join(", ")
-                ))
+                DatasetError::NoSuchColumn {
+                    path: path.to_owned(),
+                    name: name.to_owned(),
+                    columns: header.iter().map(|h| h.to_string()).collect(),
+                }
             })?,
             None => header
                 .iter()
@@ -449,7 +460,11 @@ mod tests {
         let d = load("y,a,b\n1,0.5,1\n0,-2,3\n", Some("y")).unwrap();
         assert_eq!(d.labels, vec![1, 0]);
         let err = load("y,a,b\n1,0.5,1\n", Some("class")).unwrap_err();
-        assert!(err.to_string().contains("y, a, b"), "{err}");
+        assert!(
+            matches!(&err, DatasetError::NoSuchColumn { name, columns, .. }
+                if name == "class" && *columns == ["y", "a", "b"]),
+            "{err}"
+        );
         assert!(matches!(
             load("a,b,label\n", None),
             Err(DatasetError::Empty(_))
