@@ -105,7 +105,18 @@ pub enum ConfigError {
         /// The party's name.
         name: String,
         /// What is wrong.
-        reason: String,
+        reason: RoleProblem,
+    },
+    /// Two entries of the file are one party (listed twice, or a data owner's name whose index
+    /// meets another's).
+    #[error(
+        "cluster config: {name} is the same party as {other} (listed twice, or its index meets another name's)"
+    )]
+    SameParty {
+        /// The later entry.
+        name: String,
+        /// The entry listed first.
+        other: String,
     },
     /// A required party is not listed.
     #[error("cluster config: party {0} is missing")]
@@ -231,19 +242,55 @@ pub struct NetworkDefaults {
     pub allow_plaintext: bool,
 }
 
+/// What is wrong with an entry's `role` or `index` ([`ConfigError::BadRole`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoleProblem {
+    /// A role that is none of the three.
+    #[error("unknown role {0:?} (server, model-owner or data-owner)")]
+    Unknown(String),
+    /// A fixed name given another role than its own.
+    #[error(
+        "role {role:?}, but the name is that of a {has} (give a name of its own to use another role)"
+    )]
+    NotTheNamesRole {
+        /// The role given.
+        role: String,
+        /// The name's own role.
+        has: &'static str,
+    },
+    /// A fixed name given an index that is not its own.
+    #[error(
+        "index = {0}, but the name is not server{0} (an index is given with a server's name of its own)"
+    )]
+    NotTheNamesIndex(u8),
+    /// A name of one's own without its role.
+    #[error(
+        "a name of one's own needs its role: role = \"data-owner\", role = \"model-owner\", or role = \"server\" with its index"
+    )]
+    NeedsRole,
+    /// A server's index out of range.
+    #[error("index = {0}, but servers are 0 (the leader), 1 and 2")]
+    ServerIndexOutOfRange(u8),
+    /// A server with a name of its own and no index.
+    #[error("a server with a name of its own needs its index: index = 0 (the leader), 1 or 2")]
+    ServerNeedsIndex,
+    /// An index on another role than a server's.
+    #[error("index is for servers, not a {0}")]
+    IndexNotForRole(String),
+}
+
 /// The party listed as `name` with `role` and `index`: a fixed name is its own party (a role
 /// or index given must agree with it); a name of one's own needs its role, and a server its
 /// index.
 fn listed_party(name: &str, role: Option<&str>, index: Option<u8>) -> Result<PartyId, ConfigError> {
-    let bad = |reason: String| ConfigError::BadRole {
+    let bad = |reason: RoleProblem| ConfigError::BadRole {
         name: name.to_owned(),
         reason,
     };
     const ROLES: [&str; 3] = ["server", "model-owner", "data-owner"];
     if let Some(r) = role.filter(|r| !ROLES.contains(r)) {
-        return Err(bad(format!(
-            "unknown role {r:?} (server, model-owner or data-owner)"
-        )));
+        return Err(bad(RoleProblem::Unknown(r.to_owned())));
     }
     if let Some(party) = PartyId::parse_fixed(name) {
         let has = match party {
@@ -252,14 +299,15 @@ fn listed_party(name: &str, role: Option<&str>, index: Option<u8>) -> Result<Par
             PartyId::DataOwner(_) => "data-owner",
         };
         if let Some(r) = role.filter(|r| *r != has) {
-            return Err(bad(format!(
-                "role {r:?}, but {name} is the name of a {has} (give a name of its own to use another role)"
-            )));
+            return Err(bad(RoleProblem::NotTheNamesRole {
+                role: r.to_owned(),
+                has,
+            }));
         }
         return match index {
-            Some(i) if party.server_index() != Some(usize::from(i)) => Err(bad(format!(
-                "index = {i}, but {name} is not server{i} (an index is given with a server's name of its own)"
-            ))),
+            Some(i) if party.server_index() != Some(usize::from(i)) => {
+                Err(bad(RoleProblem::NotTheNamesIndex(i)))
+            }
             _ => Ok(party),
         };
     }
@@ -267,17 +315,11 @@ fn listed_party(name: &str, role: Option<&str>, index: Option<u8>) -> Result<Par
         return Err(ConfigError::BadPartyName(name.to_owned()));
     }
     match (role, index) {
-        (None, _) => Err(bad(
-            "a name of one's own needs its role: role = \"data-owner\", role = \"model-owner\", or role = \"server\" with its index".into(),
-        )),
+        (None, _) => Err(bad(RoleProblem::NeedsRole)),
         (Some("server"), Some(i)) if i < MAX_SERVERS => Ok(PartyId::Server(i)),
-        (Some("server"), Some(i)) => Err(bad(format!(
-            "index = {i}, but servers are 0 (the leader), 1 and 2"
-        ))),
-        (Some("server"), None) => Err(bad(
-            "a server with a name of its own needs its index: index = 0 (the leader), 1 or 2".into(),
-        )),
-        (Some(r), Some(_)) => Err(bad(format!("index is for servers, not a {r}"))),
+        (Some("server"), Some(i)) => Err(bad(RoleProblem::ServerIndexOutOfRange(i))),
+        (Some("server"), None) => Err(bad(RoleProblem::ServerNeedsIndex)),
+        (Some(r), Some(_)) => Err(bad(RoleProblem::IndexNotForRole(r.to_owned()))),
         (Some("model-owner"), None) => Ok(PartyId::ModelOwner),
         (Some(_), None) => PartyId::named_data_owner(name).map_err(|_| {
             ConfigError::BadPartyName(format!(
@@ -404,9 +446,10 @@ impl ClusterConfig {
         for (name, entry) in raw.parties {
             let party = listed_party(&name, entry.role.as_deref(), entry.index)?;
             if let Some(other) = parties.get(&party).map(|e: &PartyEntry| &e.name) {
-                return Err(ConfigError::BadPartyName(format!(
-                    "{name} (the same party as {other}: listed twice, or its index meets another name's)"
-                )));
+                return Err(ConfigError::SameParty {
+                    name,
+                    other: other.clone(),
+                });
             }
             if let Some(address) = &entry.address
                 && !is_host_port(address)
