@@ -86,10 +86,10 @@ impl JobState {
         }
     }
 
-    fn message(&self) -> &str {
+    fn message(&self) -> String {
         match &self.rounds {
             Rounds::Leader(m) => m.message(),
-            Rounds::Helper(m) => m.message(),
+            Rounds::Helper(m) => m.message().to_owned(),
         }
     }
 
@@ -438,7 +438,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 st.round(),
                 st.round_state(),
                 st.contributors().to_vec(),
-                st.message().to_owned(),
+                st.message(),
             )
         })
     }

@@ -12,4 +12,4 @@ pub mod helper;
 pub mod leader;
 
 pub use helper::{HelperRounds, HelperStep, Staged};
-pub use leader::{CloseStep, LeaderRounds};
+pub use leader::{CloseStep, LeaderRounds, RoundFailure};

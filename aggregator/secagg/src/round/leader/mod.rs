@@ -71,7 +71,7 @@ pub struct LeaderRounds {
     declined: BTreeMap<PartyId, String>,
     acc: Option<RingVec>,
     guard: ReplayGuard,
-    message: String,
+    failure: Option<RoundFailure>,
     outbox: Vec<(PartyId, RoundMsg)>,
 }
 
@@ -97,7 +97,7 @@ impl LeaderRounds {
             declined: BTreeMap::new(),
             acc: None,
             guard: ReplayGuard::new(),
-            message: String::new(),
+            failure: None,
             outbox: Vec::new(),
         }
     }
@@ -118,8 +118,16 @@ impl LeaderRounds {
     }
 
     /// Why it failed, if it did.
-    pub fn message(&self) -> &str {
-        &self.message
+    pub fn failure(&self) -> Option<&RoundFailure> {
+        self.failure.as_ref()
+    }
+
+    /// Why it failed, as the round's status says it (empty unless it failed).
+    pub fn message(&self) -> String {
+        self.failure
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
 
     /// Owners the round is done with: committed, or refused by the job's rule.
@@ -208,7 +216,7 @@ impl LeaderRounds {
         self.acc = Some(acc);
         // Envelopes of earlier rounds fail the round check; the guard only needs this one's.
         self.guard = ReplayGuard::new();
-        self.message.clear();
+        self.failure = None;
         Ok(())
     }
 
@@ -383,16 +391,18 @@ impl LeaderRounds {
     pub fn finish_close(&mut self, failure: Option<String>) -> Option<RingVec> {
         let acc = self.acc.take();
         if self.contributors.len() < self.min_clients {
-            self.fail(format!(
-                "round {} closed with {} contributors, fewer than min_clients {}",
-                self.round,
-                self.contributors.len(),
-                self.min_clients
-            ));
+            self.fail(RoundFailure::TooFewContributors {
+                round: self.round,
+                contributors: self.contributors.len(),
+                min_clients: self.min_clients,
+            });
             return None;
         }
         if let Some(f) = failure {
-            self.fail(format!("round {} failed at a helper: {f}", self.round));
+            self.fail(RoundFailure::AtHelper {
+                round: self.round,
+                reason: f,
+            });
             return None;
         }
         acc
@@ -402,16 +412,45 @@ impl LeaderRounds {
     pub fn sealed(&mut self, result: Result<(), ServiceError>) {
         match result {
             Ok(()) => self.state = RoundState::Aggregated,
-            Err(e) => self.fail(e.to_string()),
+            Err(e) => self.fail(RoundFailure::Sealing(e)),
         }
     }
 
-    /// Fails the round with `message`.
-    pub fn fail(&mut self, message: String) {
+    /// Fails the round.
+    pub fn fail(&mut self, failure: RoundFailure) {
         self.state = RoundState::Failed;
         self.acc = None;
-        self.message = message;
+        self.failure = Some(failure);
     }
+}
+
+/// Why the leader's round failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoundFailure {
+    /// The round closed with fewer contributors than the job's minimum.
+    #[error(
+        "round {round} closed with {contributors} contributors, fewer than min_clients {min_clients}"
+    )]
+    TooFewContributors {
+        /// The round.
+        round: u64,
+        /// Its contributors.
+        contributors: usize,
+        /// The job's minimum.
+        min_clients: usize,
+    },
+    /// A helper refused the close or could not be reached.
+    #[error("round {round} failed at a helper: {reason}")]
+    AtHelper {
+        /// The round.
+        round: u64,
+        /// The helper's answer (it names the helper).
+        reason: String,
+    },
+    /// The result share could not be sealed.
+    #[error("{0}")]
+    Sealing(ServiceError),
 }
 
 #[cfg(test)]
