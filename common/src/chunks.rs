@@ -27,13 +27,14 @@ pub enum Keys {
     Ephemeral,
 }
 
-/// Seals `pieces` for `receiver` as the chunks of `message`, numbered in order.
-pub fn seal_chunks<'a>(
+/// Seals `pieces` for `receiver` as the chunks of `message`, numbered in order. The pieces are
+/// taken one at a time, so a caller that makes each piece on demand holds one at a time.
+pub fn seal_chunks<P: AsRef<[u8]>>(
     sealer: &Sealer,
     receiver: PartyId,
     message: Message,
     keys: Keys,
-    pieces: impl IntoIterator<Item = &'a [u8]>,
+    pieces: impl IntoIterator<Item = P>,
 ) -> Result<Vec<Vec<u8>>, SealError> {
     pieces
         .into_iter()
@@ -46,8 +47,8 @@ pub fn seal_chunks<'a>(
                 chunk: i as u64,
             };
             match keys {
-                Keys::Static => sealer.seal_for(receiver, &context, piece),
-                Keys::Ephemeral => sealer.seal_ephemeral_for(receiver, &context, piece),
+                Keys::Static => sealer.seal_for(receiver, &context, piece.as_ref()),
+                Keys::Ephemeral => sealer.seal_ephemeral_for(receiver, &context, piece.as_ref()),
             }
         })
         .collect()

@@ -492,9 +492,8 @@ impl<N: Network + 'static> AggregatorService<N> {
         };
         let job_id = settings.job_id;
         let per_chunk = UPLOAD_CHUNK_BYTES / acc.element_bytes();
-        let pieces: Vec<Vec<u8>> = (0..acc.len().div_ceil(per_chunk))
-            .map(|i| acc.to_le_bytes(i * per_chunk..((i + 1) * per_chunk).min(acc.len())))
-            .collect();
+        let pieces = (0..acc.len().div_ceil(per_chunk))
+            .map(|i| acc.to_le_bytes(i * per_chunk..((i + 1) * per_chunk).min(acc.len())));
         let message = Message {
             purpose: Purpose::Result,
             job_id,
@@ -505,7 +504,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             PartyId::ModelOwner,
             message,
             Keys::Static,
-            pieces.iter().map(Vec::as_slice),
+            pieces,
         )?)
     }
 

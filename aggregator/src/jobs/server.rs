@@ -503,7 +503,7 @@ impl<N: Network + 'static> MpcService<N> {
             caller,
             message,
             Keys::Static,
-            pieces.iter().map(Vec::as_slice),
+            &pieces,
         )?)
     }
 

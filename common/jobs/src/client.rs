@@ -94,7 +94,7 @@ pub fn seal_input(
         server,
         message,
         Keys::Ephemeral,
-        pieces.iter().map(Vec::as_slice),
+        &pieces,
     )?)
 }
 

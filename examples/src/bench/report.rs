@@ -27,11 +27,7 @@ pub fn write_json(suite: &str, rows: &[Value]) -> std::io::Result<PathBuf> {
 
 /// Prints a markdown table (an example's own output; a bench suite's table is [`print_rows`]).
 pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    println!("| {} |", headers.join(" | "));
-    println!("|{}", "---|".repeat(headers.len()));
-    for row in rows {
-        println!("| {} |", row.join(" | "));
-    }
+    print!("{}", super::tables::markdown(headers, rows));
 }
 
 /// Prints `suite`'s table of `rows` (rendered from the rows alone: [`super::tables`]).

@@ -250,20 +250,25 @@ pub fn render(suite: &str, rows: &[Value]) -> Option<String> {
         "train" => train(rows.iter().any(|r| r.get("encrypted_accuracy").is_some())),
         _ => return None,
     };
+    let headers: Vec<&str> = columns.iter().map(|c| c.header).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| (c.cell)(r)).collect())
+        .collect();
+    Some(markdown(&headers, &cells))
+}
+
+/// A markdown table of `rows` under `headers`.
+pub fn markdown(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = format!(
         "| {} |\n|{}\n",
-        columns
-            .iter()
-            .map(|c| c.header)
-            .collect::<Vec<_>>()
-            .join(" | "),
-        "---|".repeat(columns.len())
+        headers.join(" | "),
+        "---|".repeat(headers.len())
     );
-    for r in rows {
-        let cells: Vec<String> = columns.iter().map(|c| (c.cell)(r)).collect();
-        out += &format!("| {} |\n", cells.join(" | "));
+    for row in rows {
+        out += &format!("| {} |\n", row.join(" | "));
     }
-    Some(out)
+    out
 }
 
 /// Replaces each `<!-- bench:SUITE -->` ... `<!-- /bench:SUITE -->` region of `text` with
