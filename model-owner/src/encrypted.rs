@@ -29,6 +29,7 @@ use tessera_common::ring::RingTensor;
 use tessera_ml::{LocalOptimizer, TrainPlan, evaluate, train_plan};
 use tessera_mpc::MpcError;
 use tessera_mpc::Session;
+use tessera_mpc::error::{Invalid, PartyError};
 use tessera_mpc::harness::run_local_patient;
 use tessera_mpc::io::{Scheme, receive_output, send_input};
 pub use tessera_mpc::kind::ProtocolKind;
@@ -140,13 +141,13 @@ fn encode(
     values: impl Iterator<Item = f64>,
     f: u32,
     shape: &[usize],
-    what: &str,
+    what: &'static str,
 ) -> Result<RingTensor<u128>, MpcError> {
     let fixed = FixedPoint { frac_bits: f };
     let v = values
         .map(|x| fixed.encode::<u128>(x))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| MpcError::Invalid(format!("{what}: {e}")))?;
+        .map_err(|source| Invalid::Encode { what, source })?;
     Ok(RingTensor::from_vec(shape, v)?)
 }
 
@@ -244,7 +245,7 @@ async fn outside(
             }
             Ok(())
         }
-        other => Err(MpcError::Party(format!("{other} has no part in this job"))),
+        other => Err(PartyError::NotInJob(other).into()),
     }
 }
 
@@ -272,8 +273,10 @@ async fn launch<P: Protocol<Elem = u128> + 'static>(
         move |net| {
             let h = outsider(net);
             async move {
-                h.await
-                    .map_err(|e| MpcError::Party(format!("outside party: {e}")))?
+                h.await.map_err(|e| PartyError::Task {
+                    what: "outside party",
+                    message: e.to_string(),
+                })?
             }
         },
     )

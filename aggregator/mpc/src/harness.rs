@@ -2,6 +2,7 @@
 //! equivalent of TF Encrypted's `LocalConfig`), optionally with outside parties (data owners,
 //! the model owner) that provide inputs and receive outputs.
 
+use crate::error::PartyError;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,10 +73,10 @@ where
     let out = run_on(nets, program).await?;
     let mut others = Vec::new();
     for h in outside {
-        others.push(
-            h.await
-                .map_err(|e| MpcError::Party(format!("outside party task: {e}")))??,
-        );
+        others.push(h.await.map_err(|e| PartyError::Task {
+            what: "outside party",
+            message: e.to_string(),
+        })??);
     }
     Ok((out, others))
 }
@@ -98,10 +99,10 @@ where
     // not drop its connections while its last messages are still on their way.
     let mut sessions = Vec::new();
     for s in setups {
-        let session = Arc::new(
-            s.await
-                .map_err(|e| MpcError::Party(format!("setup task: {e}")))??,
-        );
+        let session = Arc::new(s.await.map_err(|e| PartyError::Task {
+            what: "setup",
+            message: e.to_string(),
+        })??);
         sessions.push(Arc::clone(&session));
         handles.push(tokio::spawn(program(session)));
     }
@@ -112,7 +113,10 @@ where
     drop(sessions);
     let mut out = Vec::new();
     for r in results {
-        out.push(r.map_err(|e| MpcError::Party(format!("party task: {e}")))??);
+        out.push(r.map_err(|e| PartyError::Task {
+            what: "party",
+            message: e.to_string(),
+        })??);
     }
     Ok(out)
 }

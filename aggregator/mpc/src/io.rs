@@ -3,6 +3,7 @@
 //! `input_from`/`output_to` in [`super::pond`] and [`super::aby3`]; both ends name the exchange
 //! with the same label.
 
+use crate::error::Misbehaved;
 use tessera_common::PartyId;
 use tessera_common::net::Network;
 use tessera_common::ring::{Ring, RingTensor, encode_elements};
@@ -82,7 +83,10 @@ pub fn reconstruct<R: Ring>(
             .filter(|v| v.len() == n)
             .ok_or_else(|| MpcError::Protocol {
                 peer: *peer,
-                reason: format!("output share under {label:?} is not {n} elements"),
+                reason: Misbehaved::OutputLength {
+                    label: label.to_string(),
+                    expected: n,
+                },
             })?;
         for (s, v) in sum.iter_mut().zip(share) {
             *s = s.add(v);

@@ -3,6 +3,7 @@
 //! to each share of a sharing applies it to the shared value, with no communication.
 
 use super::MpcError;
+use crate::error::Invalid;
 
 /// A gather: output element `i` is input element `idx[i]`, or zero for `None` (padding).
 #[derive(Debug, Clone)]
@@ -90,9 +91,14 @@ impl Window {
             || h + 2 * self.padding < kh
             || w + 2 * self.padding < kw
         {
-            return Err(MpcError::Invalid(format!(
-                "window {self:?} does not fit a {h}x{w} input"
-            )));
+            return Err(Invalid::Window {
+                kernel: self.kernel,
+                stride: self.stride,
+                padding: self.padding,
+                h,
+                w,
+            }
+            .into());
         }
         Ok((
             (h + 2 * self.padding - kh) / self.stride + 1,
@@ -103,9 +109,12 @@ impl Window {
     fn dims(shape: &[usize]) -> Result<(usize, usize, usize, usize), MpcError> {
         match shape {
             &[n, c, h, w] => Ok((n, c, h, w)),
-            _ => Err(MpcError::Invalid(format!(
-                "expected an [n, c, h, w] input, got {shape:?}"
-            ))),
+            _ => Err(Invalid::Layout {
+                what: "a windowed input",
+                expected: "[n, c, h, w]",
+                shape: shape.to_vec(),
+            }
+            .into()),
         }
     }
 

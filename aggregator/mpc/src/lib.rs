@@ -30,6 +30,7 @@
 
 pub mod aby3;
 pub mod approx;
+pub mod error;
 pub mod harness;
 pub mod io;
 pub mod kind;
@@ -44,4 +45,5 @@ pub mod securenn;
 pub mod session;
 pub mod train;
 
-pub use session::{MpcError, Op, OpStats, Session};
+pub use error::MpcError;
+pub use session::{Op, OpStats, Session};

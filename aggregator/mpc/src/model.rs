@@ -6,6 +6,7 @@
 //! Encrypted prediction: the model owner shares the flat parameters, the prediction client its
 //! input batch, the servers run [`SecureModel::forward`] and reveal the logits to the client only.
 
+use crate::error::Invalid;
 use tessera_common::model_spec::{ModelSpec, ResolvedLayer, StatelessLayer};
 
 use super::layout::Window;
@@ -43,9 +44,7 @@ pub struct SecureModel {
 impl SecureModel {
     /// Resolves `spec`.
     pub fn new(spec: &ModelSpec) -> Result<Self, MpcError> {
-        let (layers, output_shape) = spec
-            .resolve()
-            .map_err(|e| MpcError::Invalid(e.to_string()))?;
+        let (layers, output_shape) = spec.resolve().map_err(Invalid::Model)?;
         Ok(SecureModel {
             layers,
             input_shape: spec.input_shape.clone(),
@@ -126,10 +125,7 @@ impl SecureModel {
         shape.extend_from_slice(&self.input_shape);
         let mut h = p.reshape(x, &shape)?;
         let mut next = params.iter();
-        let mut param = || {
-            next.next()
-                .ok_or_else(|| MpcError::Invalid("fewer parameters than the model has".into()))
-        };
+        let mut param = || next.next().ok_or(MpcError::Invalid(Invalid::FewerParams));
         for layer in &self.layers {
             h = match *layer {
                 ResolvedLayer::Dense { inputs, .. } => {

@@ -13,6 +13,7 @@
 //!   polynomial, ReLU by a degree-8 Chebyshev one; both only as good as the fit on their
 //!   interval. Powers take `ceil(log2 degree)` rounds.
 
+use crate::error::{Broken, Invalid};
 use tessera_common::ring::Ring;
 
 use super::MpcError;
@@ -56,9 +57,12 @@ pub async fn maximum<P: Protocol>(
 fn rows_and_width(shape: &[usize]) -> Result<(usize, usize, Vec<usize>), MpcError> {
     match shape.split_last() {
         Some((&k, rest)) if k > 0 => Ok((rest.iter().product(), k, rest.to_vec())),
-        _ => Err(MpcError::Invalid(format!(
-            "cannot reduce the last axis of {shape:?}"
-        ))),
+        _ => Err(Invalid::Layout {
+            what: "a reduced tensor",
+            expected: "of rank 1 or more",
+            shape: shape.to_vec(),
+        }
+        .into()),
     }
 }
 
@@ -217,7 +221,7 @@ pub async fn argmax<P: Protocol>(p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcE
     max_tree(p, x, Carry::Index)
         .await?
         .1
-        .ok_or_else(|| MpcError::Invalid("argmax without index".into()))
+        .ok_or(MpcError::Broken(Broken::NoSelection("argmax")))
 }
 
 /// Maximum along the last axis and the one-hot selection of its position (shape
@@ -228,7 +232,7 @@ pub async fn max_with_selection<P: Protocol>(
     x: &P::Tensor,
 ) -> Result<(P::Tensor, P::Tensor), MpcError> {
     let (m, sel) = max_tree(p, x, Carry::OneHot).await?;
-    let sel = sel.ok_or_else(|| MpcError::Invalid("maximum without selection".into()))?;
+    let sel = sel.ok_or(Broken::NoSelection("maximum"))?;
     Ok((m, sel))
 }
 
@@ -270,9 +274,11 @@ pub async fn avgpool2d<P: Protocol>(
 pub fn sum_axis<P: Protocol>(p: &P, x: &P::Tensor, axis: usize) -> Result<P::Tensor, MpcError> {
     let shape = p.shape(x).to_vec();
     if axis >= shape.len() {
-        return Err(MpcError::Invalid(format!(
-            "axis {axis} out of range for shape {shape:?}"
-        )));
+        return Err(Invalid::Axis {
+            axis,
+            shape: shape.to_vec(),
+        }
+        .into());
     }
     let (outer, k) = (shape[..axis].iter().product::<usize>(), shape[axis]);
     let inner: usize = shape[axis + 1..].iter().product();
@@ -358,16 +364,20 @@ pub async fn conv2d_im2col<P: Protocol>(
     let (o, c, kh, kw) = match p.shape(kernel) {
         &[o, c, kh, kw] => (o, c, kh, kw),
         s => {
-            return Err(MpcError::Invalid(format!(
-                "kernel must be [o, c, kh, kw], got {s:?}"
-            )));
+            return Err(Invalid::Layout {
+                what: "a kernel",
+                expected: "[o, c, kh, kw]",
+                shape: s.to_vec(),
+            }
+            .into());
         }
     };
     if p.shape(x).get(1) != Some(&c) {
-        return Err(MpcError::Invalid(format!(
-            "input {:?} does not have the kernel's {c} channels",
-            p.shape(x)
-        )));
+        return Err(Invalid::Channels {
+            input: p.shape(x).to_vec(),
+            channels: c,
+        }
+        .into());
     }
     let window = Window {
         kernel: (kh, kw),
@@ -403,7 +413,14 @@ pub fn add_channel_bias<P: Protocol>(
     let shape = p.shape(y).to_vec();
     let (channels, plane) = match shape.as_slice() {
         [_, o, rest @ ..] => (*o, rest.iter().product::<usize>()),
-        _ => return Err(MpcError::Invalid(format!("no channel axis in {shape:?}"))),
+        _ => {
+            return Err(Invalid::Layout {
+                what: "a biased tensor",
+                expected: "[n, c, ...]",
+                shape: shape.to_vec(),
+            }
+            .into());
+        }
     };
     let n: usize = shape.iter().product();
     let spread = Gather::positions(&(0..n).map(|i| (i / plane) % channels).collect::<Vec<_>>());
@@ -559,9 +576,11 @@ pub async fn divide<P: Protocol>(
 ) -> Result<P::Tensor, MpcError> {
     let f = p.frac_bits();
     if f + int_bits > 62 {
-        return Err(MpcError::Invalid(format!(
-            "division with {f} fractional and {int_bits} integer bits does not fit 62 bits"
-        )));
+        return Err(Invalid::DivisionBits {
+            frac_bits: f,
+            int_bits,
+        }
+        .into());
     }
     let num = p.scale(x, P::Elem::ONE.shl(f));
     let mut used = p.scale(x, P::Elem::ZERO);

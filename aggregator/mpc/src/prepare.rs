@@ -2,17 +2,20 @@
 //! whose pool holds it. It sits above the protocols; the pools themselves ([`crate::prep`]) sit
 //! below them.
 
+use crate::error::Broken;
 use tessera_common::net::Network;
 
 use crate::prep::{Need, Needs};
 use crate::{MpcError, Session, aby3, pond, securenn};
 
 /// Makes `needs` ahead, kind by kind in a fixed order; every server calls it with the same
-/// needs. A kind this session's protocol has no pool for is [`MpcError::Invalid`].
+/// needs. A kind this session's protocol has no pool for is [`crate::error::Broken::NoPool`].
 pub async fn prepare<N: Network>(session: &Session<N>, needs: &Needs) -> Result<(), MpcError> {
     for (need, count) in needs.iter() {
-        let n = usize::try_from(count)
-            .map_err(|_| MpcError::Invalid(format!("{count} values of {need:?}")))?;
+        let n = usize::try_from(count).map_err(|_| Broken::TooMany {
+            need: need.clone(),
+            count,
+        })?;
         match need {
             Need::DaBits { ring_bits: 64 } => aby3::prep::make_dabits::<u64, N>(session, n).await?,
             Need::DaBits { ring_bits: 128 } => {
@@ -32,7 +35,7 @@ pub async fn prepare<N: Network>(session: &Session<N>, needs: &Needs) -> Result<
                 ring_bits: 128,
                 shape,
             } => pond::prep::make_triples::<u128, N>(session, shape, n).await?,
-            _ => return Err(MpcError::Invalid(format!("no pool for {need:?}"))),
+            _ => return Err(Broken::NoPool(need.clone()).into()),
         }
     }
     Ok(())

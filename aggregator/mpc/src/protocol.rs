@@ -13,6 +13,7 @@
 //! [`Pond`], [`SecureNn`] and [`Aby3`] bind a [`Session`] to a protocol and a ring (`u64`
 //! unless given: `Aby3::new` is 64-bit, `Aby3::<_, u128>::in_ring` 128-bit).
 
+use crate::error::Invalid;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -43,10 +44,12 @@ pub fn max_frac_bits(ring_bits: u32) -> u32 {
 fn check_frac_bits<R: Ring>(frac_bits: u32) -> Result<(), MpcError> {
     let max = max_frac_bits(R::BITS);
     if frac_bits == 0 || frac_bits > max {
-        return Err(MpcError::Invalid(format!(
-            "{frac_bits} fractional bits (1 to {max} fit the {}-bit ring)",
-            R::BITS
-        )));
+        return Err(Invalid::FracBits {
+            frac_bits,
+            max,
+            ring_bits: R::BITS,
+        }
+        .into());
     }
     Ok(())
 }

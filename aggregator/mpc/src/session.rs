@@ -5,57 +5,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tessera_common::PartyId;
-use tessera_common::net::{NetError, NetStats, Network, Tag};
+use tessera_common::net::{NetStats, Network, Tag};
+
+pub use crate::error::MpcError;
+use crate::error::{Broken, Misbehaved, PartyError};
 use tessera_common::prg::{Prg, Seed};
-use tessera_common::ring::{Ring, RingTensor, ShapeError, decode_elements, encode_elements_into};
+use tessera_common::ring::{Ring, RingTensor, decode_elements, encode_elements_into};
 
 use super::prep::{Ledger, Need, Needs, Pool};
-
-/// Errors of secure computation.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum MpcError {
-    /// Communication failed.
-    #[error(transparent)]
-    Net(#[from] NetError),
-    /// Shapes do not fit the operation.
-    #[error(transparent)]
-    Shape(#[from] ShapeError),
-    /// A peer sent bytes that are not what the protocol expects.
-    #[error("protocol violation by {peer}: {reason}")]
-    Protocol {
-        /// The peer.
-        peer: PartyId,
-        /// What was wrong.
-        reason: String,
-    },
-    /// The operation needs a party this session does not have, or is called by the wrong party.
-    #[error("{0}")]
-    Party(String),
-    /// The protocol does not provide this operation (e.g. exact max-pooling under Pond).
-    #[error("{protocol} does not support {op}")]
-    Unsupported {
-        /// The protocol.
-        protocol: &'static str,
-        /// The operation.
-        op: &'static str,
-    },
-    /// An argument is out of the operation's domain (axis, stride, bit count...).
-    #[error("invalid argument: {0}")]
-    Invalid(String),
-    /// A computation that needs a wider ring than the protocol was bound to (training needs the
-    /// 128-bit ring: in the 64-bit one its truncations fail too often, see
-    /// `train::precision`).
-    #[error(
-        "this needs the {needed}-bit ring (bind the protocol with in_ring::<u{needed}>), not the {bits}-bit one"
-    )]
-    RingTooNarrow {
-        /// The protocol's ring.
-        bits: u32,
-        /// The ring needed.
-        needed: u32,
-    },
-}
 
 /// The tag of an input or output exchanged with a party outside the servers: named by the
 /// caller (both ends know the label; an operation id is internal to the servers). It carries no
@@ -182,7 +139,7 @@ impl<N: Network> Session<N> {
         let me = net
             .me()
             .server_index()
-            .ok_or_else(|| MpcError::Party(format!("{} is not a server", net.me())))?;
+            .ok_or(PartyError::NotAServer(net.me()))?;
         let servers = net.parties().iter().filter(|p| p.is_server()).count();
         let mut seeds = HashMap::new();
         let tag = Tag::new(format!("mpc/{id}/setup/seed"));
@@ -196,7 +153,7 @@ impl<N: Network> Session<N> {
             let bytes = net.recv(PartyId::Server(j as u8), &tag).await?;
             let raw: [u8; 32] = bytes.try_into().map_err(|_| MpcError::Protocol {
                 peer: PartyId::Server(j as u8),
-                reason: "seed is not 32 bytes".into(),
+                reason: Misbehaved::Seed,
             })?;
             seeds.insert(j, Seed(raw));
         }
@@ -237,7 +194,7 @@ impl<N: Network> Session<N> {
 
     /// Runs `f` on this session's pool of `need` (made empty on first use). A pool's type is
     /// fixed by its kind; the same kind with another type is a programming error, reported as
-    /// [`MpcError::Invalid`].
+    /// [`crate::error::Broken::PoolType`].
     pub fn with_pool<T: Pool + Default, V>(
         &self,
         need: &Need,
@@ -250,7 +207,7 @@ impl<N: Network> Session<N> {
         let pool: Option<&mut dyn std::any::Any> = pools.get_mut(need).map(|p| &mut **p as _);
         let pool = pool
             .and_then(|p| p.downcast_mut::<T>())
-            .ok_or_else(|| MpcError::Invalid(format!("pool {need:?} holds another type")))?;
+            .ok_or_else(|| Broken::PoolType(need.clone()))?;
         Ok(f(pool))
     }
 
@@ -346,9 +303,9 @@ impl<N: Network> Session<N> {
         len: usize,
     ) -> Result<Vec<R>, MpcError> {
         let bytes = self.recv_bytes(from, op, part, len * R::BYTES).await?;
-        decode_elements::<R>(&bytes).ok_or_else(|| MpcError::Protocol {
+        decode_elements::<R>(&bytes).ok_or(MpcError::Protocol {
             peer: PartyId::Server(from as u8),
-            reason: "not whole ring elements".into(),
+            reason: Misbehaved::NotRingElements,
         })
     }
 
@@ -423,7 +380,7 @@ impl<N: Network> Session<N> {
         let Some(payload) = bytes.len().checked_sub(DEPTH_BYTES) else {
             return Err(MpcError::Protocol {
                 peer,
-                reason: "message shorter than its depth trailer".into(),
+                reason: Misbehaved::NoDepthTrailer,
             });
         };
         let mut depth = [0u8; DEPTH_BYTES];
@@ -438,7 +395,10 @@ impl<N: Network> Session<N> {
         if bytes.len() != len {
             return Err(MpcError::Protocol {
                 peer,
-                reason: format!("expected {len} bytes, got {}", bytes.len()),
+                reason: Misbehaved::Bytes {
+                    expected: len,
+                    got: bytes.len(),
+                },
             });
         }
         Ok(bytes)
@@ -466,7 +426,10 @@ impl<N: Network> Session<N> {
             Some(v) if v.len() == len => Ok(v),
             _ => Err(MpcError::Protocol {
                 peer: from,
-                reason: format!("expected {len} ring elements under {label:?}"),
+                reason: Misbehaved::Elements {
+                    label: label.to_string(),
+                    expected: len,
+                },
             }),
         }
     }
@@ -502,10 +465,7 @@ impl<N: Network> Session<N> {
 
     /// The PRG this server shares with server `other` for stream `sub` of `op`.
     pub fn shared_prg(&self, other: usize, op: &Op, sub: u64) -> Result<Prg, MpcError> {
-        let seed = self
-            .seeds
-            .get(&other)
-            .ok_or_else(|| MpcError::Party(format!("no seed with server{other}")))?;
+        let seed = self.seeds.get(&other).ok_or(PartyError::NoSeed(other))?;
         Ok(Prg::new(seed, (op.id << 8) | sub))
     }
 

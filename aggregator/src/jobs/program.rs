@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tessera_common::PartyId;
 use tessera_common::net::Network;
 use tessera_jobs::job::{Job, JobKind};
+use tessera_mpc::error::{Invalid, Misbehaved};
 use tessera_mpc::protocol::Protocol;
 use tessera_mpc::{MpcError, Session};
 
@@ -29,7 +30,7 @@ pub(super) async fn agree_on_description<N: Network>(
         if theirs != digest {
             return Err(MpcError::Protocol {
                 peer: PartyId::Server(j as u8),
-                reason: "runs a different job description under the same id".into(),
+                reason: Misbehaved::OtherDescription,
             });
         }
     }
@@ -49,16 +50,16 @@ pub(super) async fn program<P: Protocol<Elem = u64>>(
             let shares: Vec<P::Tensor> = job.model.split_params(&p, &flat)?;
             Ok(Some(Arc::new(shares)))
         }
-        JobKind::Train { .. } => Err(MpcError::Invalid(
-            "a training runs in the 128-bit ring (serve_training)".into(),
-        )),
+        // A training runs in the 128-bit ring (serve_training), never here.
+        JobKind::Train { .. } => Err(MpcError::RingTooNarrow {
+            bits: 64,
+            needed: 128,
+        }),
         JobKind::Predict { .. } => {
             let params = params
                 .as_deref()
                 .and_then(|a| a.downcast_ref::<Vec<P::Tensor>>())
-                .ok_or_else(|| {
-                    MpcError::Invalid("the deployed model's shares are missing".into())
-                })?;
+                .ok_or(MpcError::Invalid(Invalid::NoDeployment))?;
             let (input, output) = (&job.inputs[0], &job.outputs[0]);
             let x = p.input(input.party, &input.label, &input.shape).await?;
             let logits = job

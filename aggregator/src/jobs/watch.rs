@@ -10,6 +10,7 @@ use tessera_common::net::{NetError, Network, Tag};
 use tokio::task::JoinSet;
 
 use tessera_mpc::MpcError;
+use tessera_mpc::error::PartyError;
 use tessera_mpc::session::session_prefix;
 
 /// The tag of the message that says a job failed at its sender.
@@ -39,10 +40,11 @@ pub async fn watch_peers<N: Network + 'static>(peers: Arc<N>, job_id: u64) -> Mp
             loop {
                 match peers.recv(peer, &tag).await {
                     Ok(reason) => {
-                        break MpcError::Party(format!(
-                            "the job failed at {peer}: {}",
-                            String::from_utf8_lossy(&reason)
-                        ));
+                        break PartyError::FailedAt {
+                            peer,
+                            reason: String::from_utf8_lossy(&reason).into_owned(),
+                        }
+                        .into();
                     }
                     Err(NetError::Timeout { .. }) => continue,
                     Err(e) => break MpcError::Net(e),
@@ -52,7 +54,11 @@ pub async fn watch_peers<N: Network + 'static>(peers: Arc<N>, job_id: u64) -> Mp
     }
     match watchers.join_next().await {
         Some(Ok(error)) => error,
-        Some(Err(e)) => MpcError::Party(format!("peer watch stopped: {e}")),
+        Some(Err(e)) => PartyError::Task {
+            what: "peer watch",
+            message: e.to_string(),
+        }
+        .into(),
         // No peers to watch: never report anything.
         None => std::future::pending().await,
     }

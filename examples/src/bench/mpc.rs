@@ -103,7 +103,11 @@ fn cases() -> Vec<Case> {
 }
 
 /// Runs `op` on shared inputs under `p` (Pond's ReLU and sigmoid are its polynomials).
-async fn apply<P: Protocol>(p: &P, op: &str, v: &[P::Tensor]) -> Result<P::Tensor, MpcError> {
+async fn apply<P: Protocol>(
+    p: &P,
+    op: &'static str,
+    v: &[P::Tensor],
+) -> Result<P::Tensor, MpcError> {
     let pond = P::NAME == "pond";
     match op {
         "mul" => p.mul(&v[0], &v[1]).await,
@@ -136,7 +140,10 @@ async fn apply<P: Protocol>(p: &P, op: &str, v: &[P::Tensor]) -> Result<P::Tenso
             };
             model.forward(p, &v[1..], &v[0], activations).await
         }
-        other => Err(MpcError::Invalid(format!("unknown operation {other}"))),
+        other => Err(MpcError::Unsupported {
+            protocol: P::NAME,
+            op: other,
+        }),
     }
 }
 

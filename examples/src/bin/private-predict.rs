@@ -26,6 +26,7 @@ use tessera_common::ring::RingTensor;
 use tessera_examples::bench::report::print_table;
 use tessera_examples::private_predict::PrivatePredictArgs;
 use tessera_ml::{TrainSettings, initial_params, logits, train_local};
+use tessera_mpc::error::PartyError;
 use tessera_mpc::harness::run_local_with;
 use tessera_mpc::io::{Scheme, receive_output, send_input};
 use tessera_mpc::model::{Activations, SecureModel};
@@ -169,7 +170,7 @@ fn predict(
         .into_iter()
         .flatten()
         .next()
-        .ok_or_else(|| MpcError::Party("the client received no logits".into()))?;
+        .ok_or(MpcError::Party(PartyError::NoOpening))?;
     let logits = revealed
         .as_slice()
         .iter()

@@ -10,6 +10,7 @@ use tessera_common::model_spec::{LayerSpec, ModelSpec};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ring::RingTensor;
 use tessera_mpc::MpcError;
+use tessera_mpc::error::JobProblem;
 use tessera_mpc::model::{Activations, SecureModel};
 use tessera_mpc::protocol::{Aby3, Protocol};
 use tessera_mpc::train::job::TrainJob;
@@ -212,11 +213,11 @@ fn job(spec: ModelSpec, loss_every: usize) -> TrainJob {
 fn dp_sgd_jobs_reveal_no_loss_and_take_dense_models() {
     assert!(matches!(
         job(ModelSpec::network_a(), 1).check(),
-        Err(MpcError::Invalid(_))
+        Err(MpcError::Job(JobProblem::DpLoss))
     ));
     assert!(matches!(
         job(ModelSpec::network_b(), 0).check(),
-        Err(MpcError::Invalid(_))
+        Err(MpcError::Job(JobProblem::DpConv))
     ));
     let ok = job(ModelSpec::network_a(), 0);
     assert!(ok.check().is_ok());

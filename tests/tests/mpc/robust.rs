@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tessera_common::PartyId;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::net::{Network, Tag};
+use tessera_mpc::error::Invalid;
 use tessera_mpc::pond;
 use tessera_mpc::{MpcError, Session};
 
@@ -92,9 +93,22 @@ fn fractional_bits_outside_the_ring_are_refused() {
     let outs = runtime()
         .block_on(run_local(3, |s| async move {
             Ok((
-                matches!(Pond::new(Arc::clone(&s), 64), Err(MpcError::Invalid(_))),
-                matches!(SecureNn::new(Arc::clone(&s), 0), Err(MpcError::Invalid(_))),
-                matches!(Aby3::new(Arc::clone(&s), 31), Err(MpcError::Invalid(_))),
+                matches!(
+                    Pond::new(Arc::clone(&s), 64),
+                    Err(MpcError::Invalid(Invalid::FracBits { frac_bits: 64, .. }))
+                ),
+                matches!(
+                    SecureNn::new(Arc::clone(&s), 0),
+                    Err(MpcError::Invalid(Invalid::FracBits { frac_bits: 0, .. }))
+                ),
+                matches!(
+                    Aby3::new(Arc::clone(&s), 31),
+                    Err(MpcError::Invalid(Invalid::FracBits {
+                        frac_bits: 31,
+                        max: 30,
+                        ring_bits: 64
+                    }))
+                ),
                 Aby3::new(s, 30).is_ok(),
             ))
         }))

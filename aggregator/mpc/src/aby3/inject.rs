@@ -15,6 +15,7 @@
 //! six words per bit (server 1 four, the others one): the two products of the textbook
 //! injection (`b0 ^ b1` then `^ b2`, each `a + b - 2ab`) also move six words, in two rounds.
 
+use crate::error::Broken;
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
@@ -36,10 +37,12 @@ pub async fn inject<R: Ring, N: Network>(
 /// Whether `plane` holds `len` elements packed 64 to a word.
 pub(super) fn check_plane(plane: &Aby3Bits<u64>, len: usize) -> Result<(), MpcError> {
     if plane.len() != len.div_ceil(64) {
-        return Err(MpcError::Invalid(format!(
-            "a plane of {} words for {len} elements",
-            plane.len()
-        )));
+        return Err(Broken::Lengths {
+            what: "a plane of words",
+            got: plane.len(),
+            expected: len.div_ceil(64),
+        }
+        .into());
     }
     Ok(())
 }
@@ -57,10 +60,12 @@ pub async fn inject_with<R: Ring, N: Network>(
     check_plane(plane, len)?;
     let me = session.me();
     if me == 1 && !extra.is_empty() && extra.len() != len {
-        return Err(MpcError::Invalid(format!(
-            "{} extra values for {len} bits",
-            extra.len()
-        )));
+        return Err(Broken::Lengths {
+            what: "extra values",
+            got: extra.len(),
+            expected: len,
+        }
+        .into());
     }
     let op = session.op("aby3_inject_ot");
     let before = session.net_stats();

@@ -2,6 +2,7 @@
 //! three servers (with a consistency check of the copies), a value is opened to all or revealed
 //! to one party.
 
+use crate::error::{Misbehaved, PartyError};
 use tessera_common::PartyId;
 use tessera_common::net::Network;
 use tessera_common::ring::{Ring, RingTensor, ShapeError};
@@ -23,7 +24,7 @@ pub async fn share_from<K: Kind, N: Network>(
     let me = session.me();
     let n = numel(shape);
     let out = if me == owner {
-        let x = value.ok_or_else(|| MpcError::Party("the owner must supply the value".into()))?;
+        let x = value.ok_or(PartyError::NoValue)?;
         if x.shape() != shape {
             return Err(ShapeError::Mismatch {
                 left: x.shape().to_vec(),
@@ -127,7 +128,9 @@ async fn check_input_consistency<K: Kind, N: Network>(
     } else {
         Err(MpcError::Protocol {
             peer: from,
-            reason: format!("input {label:?}: the servers' copies of a share differ"),
+            reason: Misbehaved::InconsistentInput {
+                label: label.to_string(),
+            },
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Products on ABY3 sharings (§3, §5.1): zero-sharings from the pairwise PRGs, the local cross
 //! terms, and one resharing round; elementwise and matrix products, batched.
 
+use crate::error::Broken;
 use tessera_common::net::Network;
 use tessera_common::ring::{Ring, ShapeError, matmul as ring_matmul};
 
@@ -209,10 +210,12 @@ pub async fn sum_squares<R: Ring, N: Network>(
 ) -> Result<Aby3Tensor<R>, MpcError> {
     check_servers(session)?;
     if len > x.len() {
-        return Err(MpcError::Invalid(format!(
-            "sum of {len} squares of {} elements",
-            x.len()
-        )));
+        return Err(Broken::Lengths {
+            what: "sum of squares",
+            got: x.len(),
+            expected: len,
+        }
+        .into());
     }
     let op = session.op("aby3_sum_squares");
     let before = session.net_stats();

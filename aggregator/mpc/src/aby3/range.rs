@@ -29,6 +29,7 @@
 //!
 //! Elements past the end of the last word have all shares zero, so `y = 0`: in range, no wraps.
 
+use crate::error::{Broken, Invalid};
 use tessera_common::net::Network;
 
 use super::inject::inject_with;
@@ -49,7 +50,7 @@ pub async fn range_and_wraps<N: Network>(
 ) -> Result<(Aby3Bits<u64>, Aby3Tensor<u64>), MpcError> {
     check_servers(session)?;
     if !(1..64).contains(&r) {
-        return Err(MpcError::Invalid(format!("range check below 2^{r}")));
+        return Err(Invalid::RangeBits(r as u32).into());
     }
     let me = session.me();
     let len = y.len();
@@ -118,7 +119,7 @@ pub async fn range_and_wraps<N: Network>(
 }
 
 fn short() -> MpcError {
-    MpcError::Invalid("range circuit ran out of gates".into())
+    MpcError::Broken(Broken::Gates("range"))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The ABY3 sharing itself: the algebra of a share ([`Kind`]: arithmetic or boolean), a server's
 //! pair of shares ([`Shared`]) with its local (linear) operations, and who holds which share.
 
+use crate::error::PartyError;
 use std::marker::PhantomData;
 
 use tessera_common::net::Network;
@@ -331,10 +332,12 @@ impl<R: Ring> Aby3Bits<R> {
 /// Refuses a session of other than three servers.
 pub(crate) fn check_servers<N: Network>(session: &Session<N>) -> Result<(), MpcError> {
     if session.servers() != SERVERS {
-        return Err(MpcError::Party(format!(
-            "ABY3 runs on exactly three servers, this session has {}",
-            session.servers()
-        )));
+        return Err(PartyError::Servers {
+            protocol: "ABY3",
+            needed: 3,
+            have: session.servers(),
+        }
+        .into());
     }
     Ok(())
 }

@@ -22,6 +22,7 @@
 //! summand before bit injection (one more round: [`super::inject`], or one bit with a
 //! preprocessed daBit, [`super::prep`]).
 
+use crate::error::Broken;
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
@@ -297,7 +298,7 @@ pub(super) async fn summand_planes<R: Ring, N: Network>(
 }
 
 fn short() -> MpcError {
-    MpcError::Invalid("bit-sliced circuit ran out of gates".into())
+    MpcError::Broken(Broken::Gates("bit-sliced"))
 }
 
 /// The sign bits of `x` as an arithmetic 0/1 in `R` (1 for negative): [`msb_plane`] of the

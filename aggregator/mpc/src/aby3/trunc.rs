@@ -22,6 +22,7 @@
 //! them learns one comparison of each truncated value's discarded low bits with a number it
 //! knows; the pairs round by `s`, which no party knows. The guide's Security chapter states it.
 
+use crate::error::Broken;
 use tessera_common::net::Network;
 use tessera_common::ring::Ring;
 
@@ -139,10 +140,12 @@ pub(crate) async fn product_trunc<R: Ring, N: Network>(
 
 fn check_pair<R: Ring>(s: &Aby3Tensor<R>, n: usize) -> Result<(), MpcError> {
     if s.len() != n {
-        return Err(MpcError::Invalid(format!(
-            "truncation pair for {} elements, {n} needed",
-            s.len()
-        )));
+        return Err(Broken::Lengths {
+            what: "truncation pair",
+            got: s.len(),
+            expected: n,
+        }
+        .into());
     }
     Ok(())
 }
@@ -257,9 +260,7 @@ async fn rereplicate<R: Ring, N: Network>(
             let r: Vec<R> = session.shared_prg(1, op, 1)?.ring_vec(n);
             Ok(Shared::from_parts(r, floor(&a), shape))
         }
-        (me, _) => Err(MpcError::Invalid(format!(
-            "server {me} holds the wrong half of a two-share truncation"
-        ))),
+        (me, _) => Err(Broken::WrongHalf(me).into()),
     }
 }
 

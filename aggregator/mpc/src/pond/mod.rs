@@ -10,6 +10,7 @@
 //! `y_i - b_i` and gets the other's: one round, `2n` elements each way, plus `n` from the producer.
 //! Squaring uses a pair `(a, a²)` and opens only `x - a`.
 
+use crate::error::{Broken, PartyError};
 use tessera_common::net::Network;
 use tessera_common::ring::{Ring, RingTensor};
 
@@ -151,12 +152,13 @@ pub async fn share_from<R: Ring, N: Network>(
     let before = session.net_stats();
     let me = session.me();
     let share = if me == owner {
-        let x = value.ok_or_else(|| MpcError::Party("the owner must supply the value".into()))?;
+        let x = value.ok_or(PartyError::NoValue)?;
         if x.shape() != shape {
-            return Err(MpcError::Party(format!(
-                "value shape {:?}, declared {shape:?}",
-                x.shape()
-            )));
+            return Err(tessera_common::ring::ShapeError::Mismatch {
+                left: x.shape().to_vec(),
+                right: shape.to_vec(),
+            }
+            .into());
         }
         let mut mask = RingTensor::<R>::zeros(shape);
         rand::Rng::fill_bytes(
@@ -243,10 +245,7 @@ pub async fn reveal_to<R: Ring, N: Network>(
     let before = session.net_stats();
     let me = session.me();
     if computing(session) && me != receiver {
-        let share = x
-            .share
-            .as_ref()
-            .ok_or_else(|| MpcError::Party("missing share".into()))?;
+        let share = x.share.as_ref().ok_or(PartyError::NoShare(me))?;
         session.send(receiver, &op, "open", share).await?;
     }
     let out = if me == receiver {
@@ -280,9 +279,11 @@ async fn triple_for<R: Ring, N: Network>(
             let t = *t;
             Ok(Some(((t.a, t.b), Some(t.c))))
         }
-        Taken::Pooled(None) => Err(MpcError::Invalid(format!(
-            "server{me}'s triple pool counts a triple it does not hold"
-        ))),
+        Taken::Pooled(None) => Err(Broken::PoolCount {
+            server: me,
+            need: "triples",
+        }
+        .into()),
         Taken::Short if me == PRODUCER => {
             prep::deal::<R, N>(session, op, shape, 1).await?;
             Ok(None)
@@ -333,7 +334,7 @@ async fn beaver<R: Ring, N: Network>(
     };
     let (xs, ys, b) = match (&x.share, &y.share, b) {
         (Some(xs), Some(ys), Some(b)) => (xs, ys, b),
-        _ => return Err(MpcError::Party("missing share".into())),
+        _ => return Err(PartyError::NoShare(me).into()),
     };
     let e_mine = xs.sub(&a)?;
     let f_mine = ys.sub(&b)?;
@@ -431,10 +432,7 @@ pub async fn square<R: Ring, N: Network>(
             shape: x.shape.clone(),
         });
     };
-    let xs = x
-        .share
-        .as_ref()
-        .ok_or_else(|| MpcError::Party("missing share".into()))?;
+    let xs = x.share.as_ref().ok_or(PartyError::NoShare(me))?;
     let e_mine = xs.sub(&a)?;
     let other = 1 - me;
     session.send(other, &op, "e", &e_mine).await?;

@@ -1,6 +1,7 @@
 //! Who does what in Pond: `server0` and `server1` compute on additive shares, `server2` produces
 //! their correlated randomness ([`PRODUCER`]), from PRGs it shares with each of them.
 
+use crate::error::PartyError;
 use tessera_common::net::Network;
 
 use crate::{MpcError, Op, Session};
@@ -33,9 +34,12 @@ pub(crate) fn computing(session: &Session<impl Network>) -> bool {
 
 pub(crate) fn check_servers<N: Network>(session: &Session<N>) -> Result<(), MpcError> {
     if session.servers() < 3 {
-        return Err(MpcError::Party(
-            "Pond needs three servers (server2 is the crypto producer)".into(),
-        ));
+        return Err(PartyError::Servers {
+            protocol: "Pond",
+            needed: 3,
+            have: session.servers(),
+        }
+        .into());
     }
     Ok(())
 }

@@ -25,6 +25,7 @@
 //! elements come from one branch-free sampling each ([`sample_below`]), and the terms of an
 //! element are computed in fixed-size arrays the compiler vectorises.
 
+use crate::error::{Broken, Misbehaved};
 use rayon::prelude::*;
 use tessera_common::net::Network;
 use tessera_common::prg::{Prg, Seed};
@@ -76,12 +77,12 @@ pub async fn private_compare<N: Network>(
         return Ok(Some(found.iter().map(|f| u64::from(f >> 2)).collect()));
     }
     if bits.len() != 64 * n || r.len() != n || beta.len() != n {
-        return Err(MpcError::Invalid(format!(
-            "PrivateCompare of {n} elements with {} bit shares, {} r, {} beta",
-            bits.len(),
-            r.len(),
-            beta.len()
-        )));
+        return Err(Broken::Lengths {
+            what: "PrivateCompare bit shares, r and beta",
+            got: bits.len() + r.len() + beta.len(),
+            expected: 66 * n,
+        }
+        .into());
     }
     // Both computing servers derive the same per-chunk seeds from their common PRG, so the
     // chunks (masks, permutations) can be computed in parallel.
@@ -201,7 +202,10 @@ fn term_shares(j: u8, bits: &[u8], r: u64, beta: u64, u: &[u8]) -> [u8; 64] {
 fn bad(peer: usize) -> MpcError {
     MpcError::Protocol {
         peer: tessera_common::PartyId::Server(peer as u8),
-        reason: "PrivateCompare share outside Z_67".into(),
+        reason: Misbehaved::OutOfRange {
+            part: "PrivateCompare share",
+            modulus: "Z_67",
+        },
     }
 }
 

@@ -9,6 +9,7 @@
 //! Then `theta = beta0 + beta1 + delta - alpha - 1 + eta` with `beta_j = wrap(a_j, r_j)` and
 //! `eta = eta' XOR eta''`. Four rounds.
 
+use crate::error::PartyError;
 use tessera_common::net::Network;
 
 use super::HELPER;
@@ -56,10 +57,7 @@ pub async fn share_convert<N: Network>(
         session.record(&op, before);
         return Ok(Vec::new());
     }
-    let share = a
-        .share()
-        .ok_or_else(|| MpcError::Party("missing share".into()))?
-        .as_slice();
+    let share = a.share().ok_or(PartyError::NoShare(me))?.as_slice();
     // Common randomness of server0 and server1.
     let mut common = session.shared_prg(1 - me, &op, 1)?;
     let eta2: Vec<u64> = common.ring_vec::<u64>(n).iter().map(|v| v & 1).collect();

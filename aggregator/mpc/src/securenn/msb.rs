@@ -9,6 +9,7 @@
 //! dealing of `x`, does not depend on `a` and comes from the preprocessing pool when it holds
 //! enough ([`super::prep`]), leaving four online.
 
+use crate::error::Broken;
 use tessera_common::net::Network;
 use tessera_common::ring::{Ring, RingTensor};
 
@@ -35,10 +36,12 @@ pub async fn compute_msb<R: Ring, N: Network>(
     let n: usize = shape.iter().product();
     let odd = Zn::Odd;
     if me != HELPER && a_share.len() != n {
-        return Err(MpcError::Invalid(format!(
-            "{} shares for {n} elements",
-            a_share.len()
-        )));
+        return Err(Broken::Lengths {
+            what: "ComputeMSB shares",
+            got: a_share.len(),
+            expected: n,
+        }
+        .into());
     }
     let masks = msb_masks::<R, N>(session, &op, n).await?;
     if me == HELPER {

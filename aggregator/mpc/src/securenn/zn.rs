@@ -1,5 +1,6 @@
 //! The three moduli SecureNN computes in, and the helper's dealing of shares.
 
+use crate::error::Misbehaved;
 use tessera_common::net::Network;
 use tessera_common::prg::{Prg, Seed};
 use tessera_common::ring::Ring;
@@ -19,6 +20,13 @@ pub enum Zn {
 }
 
 impl Zn {
+    /// The modulus as the paper writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Zn::Odd => "Z_{2^64-1}",
+        }
+    }
+
     pub fn add(self, a: u64, b: u64) -> u64 {
         let (s, carry) = a.overflowing_add(b);
         // 2^64 = 1 (mod 2^64 - 1).
@@ -234,7 +242,10 @@ pub async fn dealt_bits<N: Network>(
     if bytes.iter().fold(0u8, |m, b| m.max(*b)) >= P {
         return Err(MpcError::Protocol {
             peer: tessera_common::PartyId::Server(HELPER as u8),
-            reason: format!("{part} is not in Z_67"),
+            reason: Misbehaved::OutOfRange {
+                part,
+                modulus: "Z_67",
+            },
         });
     }
     Ok(bytes)
@@ -278,7 +289,10 @@ pub async fn dealt<N: Network>(
         .await?;
     deal.zn.decode(&bytes).ok_or_else(|| MpcError::Protocol {
         peer: tessera_common::PartyId::Server(HELPER as u8),
-        reason: format!("{} is not in {:?}", deal.part, deal.zn),
+        reason: Misbehaved::OutOfRange {
+            part: deal.part,
+            modulus: deal.zn.name(),
+        },
     })
 }
 

@@ -29,6 +29,7 @@
 //! features and label replaced by zeros). The model owner sees the per-epoch weights
 //! (post-processing); no loss is revealed under DP (its value is not clipped or noised).
 
+use crate::error::JobProblem;
 use tessera_common::dp::DpSettings;
 use tessera_common::ring::{Ring, RingTensor};
 
@@ -96,7 +97,7 @@ pub async fn clipped_dense<P: Protocol>(
             Some(n) => p.add(&n, &layer)?,
         });
     }
-    let norms_sq = norms_sq.ok_or_else(|| MpcError::Invalid("no dense layer".into()))?;
+    let norms_sq = norms_sq.ok_or(JobProblem::DpNoDense)?;
     let s = clip_factors(p, &norms_sq, clip).await?;
     let mut out = Vec::with_capacity(dense.len());
     for (at, x, dy) in dense {
@@ -127,10 +128,7 @@ pub async fn add_noise<P: Protocol>(
                 .into_iter()
                 .map(|d| P::Elem::from_i128(i128::from(d)))
                 .collect();
-            Some(
-                RingTensor::from_vec(&shape, values)
-                    .map_err(|e| MpcError::Invalid(format!("noise: {e}")))?,
-            )
+            Some(RingTensor::from_vec(&shape, values)?)
         } else {
             None
         };

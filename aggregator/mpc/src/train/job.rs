@@ -19,6 +19,7 @@
 //! cannot cover the next step, so a step's online phase takes its Beaver triples, ComputeMSB
 //! masks and daBits from the pools.
 
+use crate::error::{Invalid, JobProblem, PartyError};
 use serde::{Deserialize, Serialize};
 use tessera_common::PartyId;
 use tessera_common::batches::batch_order;
@@ -92,9 +93,9 @@ pub struct TrainJob {
 impl TrainJob {
     /// Checks the settings; the model as a [`SecureModel`].
     pub fn check(&self) -> Result<SecureModel, MpcError> {
-        let bad = |m: String| Err(MpcError::Invalid(m));
+        let bad = |p: JobProblem| Err(MpcError::Job(p));
         if self.epochs == 0 || self.batch_size == 0 {
-            return bad("epochs and batch size must be at least 1".into());
+            return bad(JobProblem::Empty);
         }
         if self.owners.is_empty()
             || self
@@ -102,41 +103,48 @@ impl TrainJob {
                 .iter()
                 .any(|p| !matches!(p, PartyId::DataOwner(_)))
         {
-            return bad("a training job needs data owners, and only data owners share data".into());
+            return bad(JobProblem::Owners);
         }
         if self.max_rows == 0 || self.max_rows > MAX_ROWS {
-            return bad(format!("max_rows {} (1 to {MAX_ROWS})", self.max_rows));
+            return bad(JobProblem::MaxRows {
+                rows: self.max_rows,
+                max: MAX_ROWS,
+            });
         }
         let max = max_frac_bits(128);
         if self.frac_bits == 0 || self.frac_bits > max {
-            return bad(format!("{} fractional bits (1 to {max})", self.frac_bits));
+            return Err(Invalid::FracBits {
+                frac_bits: self.frac_bits,
+                max,
+                ring_bits: 128,
+            }
+            .into());
         }
         if !(self.lr_decay.is_finite() && self.lr_decay > 0.0) {
-            return bad(format!("learning-rate decay {}", self.lr_decay));
+            return bad(JobProblem::Rate {
+                what: "learning-rate decay",
+                value: self.lr_decay,
+            });
         }
         let lr = self.optimizer.learning_rate();
         if !(lr.is_finite() && lr > 0.0) {
-            return bad(format!("learning rate {lr}"));
+            return bad(JobProblem::Rate {
+                what: "learning rate",
+                value: lr,
+            });
         }
         let model = SecureModel::new(&self.spec)?;
         if let Some(dp) = &self.dp {
-            dp.validate(self.frac_bits)
-                .map_err(|e| MpcError::Invalid(format!("DP-SGD: {e}")))?;
+            dp.validate(self.frac_bits).map_err(JobProblem::Dp)?;
             if self.loss_every > 0 {
-                return bad(
-                    "DP-SGD reveals no loss (a loss is neither clipped nor noised): loss_every must be 0"
-                        .into(),
-                );
+                return bad(JobProblem::DpLoss);
             }
             if model
                 .layers()
                 .iter()
                 .any(|l| matches!(l, ResolvedLayer::Conv2d { .. }))
             {
-                return bad(
-                    "DP-SGD clips dense layers' per-example gradients only: this model has a convolution"
-                        .into(),
-                );
+                return bad(JobProblem::DpConv);
             }
         }
         Ok(model)
@@ -253,7 +261,7 @@ async fn open_to_servers<P: Protocol>(
             mine = Some(v);
         }
     }
-    mine.ok_or_else(|| MpcError::Party("the opening did not reach this server".into()))
+    mine.ok_or(MpcError::Party(PartyError::NoOpening))
 }
 
 /// The servers' program (see the module docs).
@@ -269,10 +277,12 @@ pub async fn serve_training<P: Protocol<Elem = u128>>(
         let n = p.input(*owner, N, &[1]).await?;
         let n = open_to_servers(p, &n).await?.as_slice()[0].to_i128();
         if n < 1 || n > job.max_rows as i128 {
-            return Err(MpcError::Invalid(format!(
-                "{owner} shares {n} examples (1 to {})",
-                job.max_rows
-            )));
+            return Err(JobProblem::Rows {
+                owner: *owner,
+                rows: n,
+                max: job.max_rows,
+            }
+            .into());
         }
         counts.push(n as usize);
     }
@@ -297,7 +307,10 @@ pub async fn serve_training<P: Protocol<Elem = u128>>(
             .iter()
             .map(|v| fixed.encode::<u128>(*v))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| MpcError::Invalid(format!("initial weights: {e}")))?;
+            .map_err(|source| Invalid::Encode {
+                what: "initial weights",
+                source,
+            })?;
         p.public(&w, &[w.len()])
     } else {
         p.input(PartyId::ModelOwner, W0, &[model.num_params()])

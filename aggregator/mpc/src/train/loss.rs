@@ -14,6 +14,7 @@
 //!   polynomial where the protocol cannot compare.
 //! - Mean squared error, `L = 1/2 sum_j (z_j - y_j)^2`: gradient `z - y` (exact, local).
 
+use crate::error::Invalid;
 use tessera_common::ring::Ring;
 
 use crate::MpcError;
@@ -82,7 +83,14 @@ impl Loss {
             Loss::SoftmaxCrossEntropy => {
                 let (rows, k) = match shape.as_slice() {
                     [rows, k] => (*rows, *k),
-                    _ => return Err(MpcError::Invalid(format!("logits {shape:?} are not 2-D"))),
+                    _ => {
+                        return Err(Invalid::Layout {
+                            what: "logits",
+                            expected: "[batch, classes]",
+                            shape,
+                        }
+                        .into());
+                    }
                 };
                 let m = nn::max_last_axis(p, z).await?;
                 let mb = gather(p, &m, &repeat_each(rows, k), &shape)?;

@@ -35,6 +35,7 @@ use super::MpcError;
 use super::model::{Activations, SecureModel};
 use super::prep::Needs;
 use super::protocol::Protocol;
+use crate::error::Invalid;
 
 /// Steps whose preprocessing the servers make ahead at once (after the first step, which
 /// measures what a step takes), at most: see [`PREP_BYTES`].
@@ -133,11 +134,11 @@ impl<T: Clone> Trainer<T> {
     ) -> Result<Self, MpcError> {
         tape::check_ring::<P>()?;
         if params.len() != model.param_shapes().len() {
-            return Err(MpcError::Invalid(format!(
-                "{} parameter tensors for a model with {}",
-                params.len(),
-                model.param_shapes().len()
-            )));
+            return Err(Invalid::Params {
+                got: params.len(),
+                expected: model.param_shapes().len(),
+            }
+            .into());
         }
         Ok(Trainer {
             model,

@@ -19,6 +19,7 @@
 //! optimizer's step (TF Encrypted's "lazy normalisation"), where it costs no precision.
 //! The first parametric layer does not compute the gradient of its input (nothing needs it).
 
+use crate::error::Invalid;
 use tessera_common::model_spec::{ResolvedLayer, StatelessLayer};
 use tessera_common::ring::Ring;
 
@@ -95,10 +96,7 @@ pub async fn forward<P: Protocol>(
     shape.extend_from_slice(model.input_shape());
     let mut h = p.reshape(x, &shape)?;
     let mut next = params.iter();
-    let mut param = || {
-        next.next()
-            .ok_or_else(|| MpcError::Invalid("fewer parameters than the model has".into()))
-    };
+    let mut param = || next.next().ok_or(MpcError::Invalid(Invalid::FewerParams));
     let mut saved = Vec::with_capacity(model.layers().len());
     for layer in model.layers() {
         let in_shape = p.shape(&h).to_vec();
@@ -212,9 +210,7 @@ async fn backward_with<P: Protocol>(
     let mut dense = Vec::new();
     let layers = model.layers();
     if tape.saved.len() != layers.len() || params.len() != model.param_shapes().len() {
-        return Err(MpcError::Invalid(
-            "the tape or the parameters do not belong to this model".into(),
-        ));
+        return Err(Invalid::TapeModel.into());
     }
     let first_param = layers
         .iter()
@@ -329,9 +325,7 @@ async fn backward_with<P: Protocol>(
                 p.reshape(&dy, in_shape)?
             }
             _ => {
-                return Err(MpcError::Invalid(format!(
-                    "layer {i} does not match what its forward pass kept"
-                )));
+                return Err(Invalid::TapeLayer(i).into());
             }
         };
     }
@@ -344,7 +338,7 @@ async fn backward_with<P: Protocol>(
     grads
         .into_iter()
         .enumerate()
-        .map(|(i, g)| g.ok_or_else(|| MpcError::Invalid(format!("no gradient for parameter {i}"))))
+        .map(|(i, g)| g.ok_or(MpcError::Invalid(Invalid::NoGradient(i))))
         .collect()
 }
 

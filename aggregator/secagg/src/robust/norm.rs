@@ -28,6 +28,7 @@ use tessera_common::rule::{BOUND_SHIFT, NormBound};
 use tessera_mpc::aby3::boolean::{a2b, and_all};
 use tessera_mpc::aby3::range::range_and_wraps;
 use tessera_mpc::aby3::{Aby3Bits, Aby3Tensor, Shared, mul, open, sum_squares};
+use tessera_mpc::error::Invalid;
 use tessera_mpc::{MpcError, Session};
 
 /// Whether the upload whose component this server holds passes [`NormBound`]: the conversion to
@@ -133,9 +134,11 @@ pub async fn lift_checked<N: Network>(
     let me = session.me();
     let n = x.len();
     if n < 2 || range_bits + 1 >= 64 {
-        return Err(MpcError::Invalid(format!(
-            "range check of {n} elements to 2^{range_bits}"
-        )));
+        return Err(Invalid::RangeCheck {
+            elements: n,
+            range_bits,
+        }
+        .into());
     }
     // The weight (last) must be non-negative: no offset for it.
     let mut offsets = vec![1u64 << range_bits; n];

@@ -13,6 +13,7 @@ use tessera_common::prg::Seed;
 use tessera_common::ringvec::RingVec;
 
 use tessera_mpc::aby3::{Aby3Tensor, Shared, next, prev};
+use tessera_mpc::error::Broken;
 use tessera_mpc::{MpcError, Session};
 
 /// This server's additive component of one upload.
@@ -90,9 +91,7 @@ pub async fn replicate<N: Network>(
                 .await?
         }
         _ => {
-            return Err(MpcError::Invalid(format!(
-                "server{me} holds {mine:?}, not its component of {len} elements"
-            )));
+            return Err(Broken::WrongComponent(me).into());
         }
     }
     let from = next(me);

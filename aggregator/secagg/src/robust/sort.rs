@@ -24,6 +24,7 @@ use tessera_common::net::Network;
 
 use tessera_mpc::aby3::boolean::{a2b, b2a, ks_generate};
 use tessera_mpc::aby3::{Aby3Bits, Aby3Tensor, Shared, and};
+use tessera_mpc::error::Invalid;
 use tessera_mpc::{MpcError, Session};
 
 /// The bias that maps signed order onto unsigned order.
@@ -69,10 +70,11 @@ pub async fn trimmed_sum<N: Network>(
     let n = uploads.len();
     let d = uploads.first().map_or(0, Shared::len);
     if n == 0 || 2 * trim >= n || uploads.iter().any(|u| u.len() != d) {
-        return Err(MpcError::Invalid(format!(
-            "trimming {trim} of each side of {n} uploads (of lengths {:?})",
-            uploads.iter().map(Shared::len).collect::<Vec<_>>()
-        )));
+        return Err(Invalid::Trim {
+            trim,
+            lengths: uploads.iter().map(Shared::len).collect(),
+        }
+        .into());
     }
     let me = session.me();
     let row = [d];
