@@ -91,13 +91,13 @@ pub enum ServiceError {
     /// The round already has `max_clients` contributors.
     #[error("round is full ({0} contributors)")]
     RoundFull(usize),
-    /// A helper refused the upload's seed (forged or mangled).
+    /// A helper refused the upload's seed (forged or mangled) or the leader's close.
     #[error("helper {helper} rejected the upload: {reason}")]
     HelperRejected {
         /// The helper.
         helper: PartyId,
         /// Its reason.
-        reason: String,
+        reason: HelperRefusal,
     },
     /// Opening a round out of sequence.
     #[error("cannot open round {requested}: {reason}")]
@@ -157,6 +157,40 @@ pub enum ServiceError {
         /// The server's message.
         message: String,
     },
+}
+
+/// Why a helper refused a message of the leader: the answer it sends back over the peer link,
+/// and the reason in [`ServiceError::HelperRejected`].
+///
+/// Exhaustive: the peer link's format has a kind for each variant.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HelperRefusal {
+    /// A message of a round the helper is past, or beyond the job's rounds.
+    #[error("round {round} is not current (this helper is at {current})")]
+    NotCurrent {
+        /// The message's round.
+        round: u64,
+        /// The helper's.
+        current: u64,
+    },
+    /// A close of a round that is already aggregated or failed.
+    #[error("round {0} is already over")]
+    Over(u64),
+    /// A close whose contributor set is not the one the helper committed.
+    #[error("contributor sets differ: leader {leader:?}, mine {mine:?}")]
+    Contributors {
+        /// The leader's set.
+        leader: Vec<PartyId>,
+        /// The helper's.
+        mine: Vec<PartyId>,
+    },
+    /// A close of a round whose sum the helper no longer holds.
+    #[error("round {0} has no sum")]
+    NoSum(u64),
+    /// The forwarded upload or the sealing of the result was refused at the helper (over the
+    /// peer link it arrives as [`ServiceError::Remote`] with the variant's stable name).
+    #[error(transparent)]
+    Refused(Box<ServiceError>),
 }
 
 impl ServiceError {

@@ -15,12 +15,18 @@
 //!                     SEED_ENVELOPE_BYTES)
 //!   Decide    kind 1: forward u64 | commit u8 (0 or 1)   (forward: the decided forward's seq)
 //!   Close     kind 2: abort u8 (0 or 1) | count u32 | count x owner (5 bytes)
-//! PeerReply = 0 (ok) | 1 reason (UTF-8)
+//! PeerReply = 0 (ok) | 1 refusal
+//!   NotCurrent    kind 0: round u64 | current u64
+//!   Over          kind 1: round u64
+//!   Contributors  kind 2: count u32 | count x party | count u32 | count x party (leader, mine)
+//!   NoSum         kind 3: round u64
+//!   Refused       kind 4: name length u8 | the ServiceError's stable name | message (UTF-8)
 //! ```
 
 use tessera_common::PartyId;
 pub use tessera_common::api::{JobStatus, RoundAnnouncement, RoundState, UploadReceipt};
 use tessera_common::net::Tag;
+use tessera_common::refusal::{HelperRefusal, ServiceError};
 use tessera_common::upload::SEED_ENVELOPE_BYTES;
 
 /// Leader-to-helper messages of one round.
@@ -61,12 +67,12 @@ pub struct RoundMsg {
 }
 
 /// A helper's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PeerReply {
     /// Done.
     Ok,
     /// Refused, with the reason.
-    Rejected(String),
+    Rejected(HelperRefusal),
 }
 
 /// Bytes that do not decode as a peer message.
@@ -186,26 +192,111 @@ impl RoundMsg {
 impl PeerReply {
     /// Encodes the reply.
     pub fn to_bytes(&self) -> Vec<u8> {
-        match self {
-            PeerReply::Ok => vec![0],
-            PeerReply::Rejected(reason) => {
-                let mut v = vec![1];
-                v.extend_from_slice(reason.as_bytes());
-                v
+        let PeerReply::Rejected(refusal) = self else {
+            return vec![0];
+        };
+        let mut v = vec![1];
+        let parties = |v: &mut Vec<u8>, ps: &[PartyId]| {
+            v.extend_from_slice(&(ps.len() as u32).to_le_bytes());
+            for p in ps {
+                v.extend_from_slice(&p.to_bytes());
+            }
+        };
+        match refusal {
+            HelperRefusal::NotCurrent { round, current } => {
+                v.push(0);
+                v.extend_from_slice(&round.to_le_bytes());
+                v.extend_from_slice(&current.to_le_bytes());
+            }
+            HelperRefusal::Over(round) => {
+                v.push(1);
+                v.extend_from_slice(&round.to_le_bytes());
+            }
+            HelperRefusal::Contributors { leader, mine } => {
+                v.push(2);
+                parties(&mut v, leader);
+                parties(&mut v, mine);
+            }
+            HelperRefusal::NoSum(round) => {
+                v.push(3);
+                v.extend_from_slice(&round.to_le_bytes());
+            }
+            HelperRefusal::Refused(e) => {
+                v.push(4);
+                let name = e.reason().as_bytes();
+                v.push(name.len() as u8);
+                v.extend_from_slice(name);
+                v.extend_from_slice(e.to_string().as_bytes());
             }
         }
+        v
     }
 
-    /// Decodes [`PeerReply::to_bytes`].
+    /// Decodes [`PeerReply::to_bytes`]; every length is checked exactly. A refusal at the
+    /// helper comes back as [`ServiceError::Remote`] under its stable name.
     pub fn from_bytes(b: &[u8]) -> Result<Self, MalformedPeerMsg> {
-        match b.split_first() {
-            Some((0, [])) => Ok(PeerReply::Ok),
-            Some((1, reason)) => std::str::from_utf8(reason)
-                .map(|r| PeerReply::Rejected(r.to_owned()))
-                .map_err(|_| MalformedPeerMsg("reason is not UTF-8")),
-            _ => Err(MalformedPeerMsg("unknown reply")),
-        }
+        let body = match b.split_first() {
+            Some((0, [])) => return Ok(PeerReply::Ok),
+            Some((1, body)) => body,
+            _ => return Err(MalformedPeerMsg("unknown reply")),
+        };
+        let (&kind, body) = body
+            .split_first()
+            .ok_or(MalformedPeerMsg("refusal without a kind"))?;
+        let refusal = match kind {
+            0 if body.len() == 16 => HelperRefusal::NotCurrent {
+                round: u64_at(body, 0),
+                current: u64_at(body, 8),
+            },
+            1 if body.len() == 8 => HelperRefusal::Over(u64_at(body, 0)),
+            2 => {
+                let (leader, rest) = parties_at(body)?;
+                let (mine, rest) = parties_at(rest)?;
+                if !rest.is_empty() {
+                    return Err(MalformedPeerMsg("bytes after the contributor sets"));
+                }
+                HelperRefusal::Contributors { leader, mine }
+            }
+            3 if body.len() == 8 => HelperRefusal::NoSum(u64_at(body, 0)),
+            4 => {
+                let (&n, rest) = body
+                    .split_first()
+                    .ok_or(MalformedPeerMsg("refusal without a name"))?;
+                let (name, message) = rest
+                    .split_at_checked(usize::from(n))
+                    .ok_or(MalformedPeerMsg("refusal name longer than the reply"))?;
+                let reason = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(ServiceError::known_reason)
+                    .ok_or(MalformedPeerMsg("unknown refusal name"))?;
+                let message = std::str::from_utf8(message)
+                    .map_err(|_| MalformedPeerMsg("refusal message is not UTF-8"))?;
+                HelperRefusal::Refused(Box::new(ServiceError::Remote {
+                    reason,
+                    message: message.to_owned(),
+                }))
+            }
+            0..=3 => return Err(MalformedPeerMsg("wrong length for its kind")),
+            _ => return Err(MalformedPeerMsg("unknown refusal")),
+        };
+        Ok(PeerReply::Rejected(refusal))
     }
+}
+
+/// A count (u32) and that many parties, and the bytes after them.
+fn parties_at(b: &[u8]) -> Result<(Vec<PartyId>, &[u8]), MalformedPeerMsg> {
+    let (count, rest) = b
+        .split_first_chunk::<4>()
+        .ok_or(MalformedPeerMsg("party count cut short"))?;
+    let count = u32::from_le_bytes(*count) as usize;
+    let len = count
+        .checked_mul(5)
+        .filter(|len| *len <= rest.len())
+        .ok_or(MalformedPeerMsg("party count does not match"))?;
+    let parties = (0..count)
+        .map(|i| party_at(rest, 5 * i))
+        .collect::<Result<_, _>>()?;
+    Ok((parties, &rest[len..]))
 }
 
 #[cfg(test)]
@@ -262,10 +353,51 @@ mod tests {
                 Err(MalformedPeerMsg(_))
             ));
         }
-        for r in [PeerReply::Ok, PeerReply::Rejected("no".into())] {
+        let refusals = [
+            HelperRefusal::NotCurrent {
+                round: 3,
+                current: 4,
+            },
+            HelperRefusal::Over(2),
+            HelperRefusal::Contributors {
+                leader: vec![PartyId::DataOwner(1), PartyId::DataOwner(7)],
+                mine: vec![PartyId::DataOwner(1)],
+            },
+            HelperRefusal::NoSum(9),
+        ];
+        let replies =
+            std::iter::once(PeerReply::Ok).chain(refusals.clone().map(PeerReply::Rejected));
+        for r in replies {
             assert_eq!(PeerReply::from_bytes(&r.to_bytes()), Ok(r));
         }
-        for bad in [&[0, 0][..], &[1, 0xff]] {
+        // A refusal of the forward travels as its stable name and message.
+        let busy = ServiceError::Busy {
+            what: "staged forwards",
+            limit: 4,
+        };
+        let sent = PeerReply::Rejected(HelperRefusal::Refused(Box::new(busy.clone())));
+        assert_eq!(
+            PeerReply::from_bytes(&sent.to_bytes()),
+            Ok(PeerReply::Rejected(HelperRefusal::Refused(Box::new(
+                ServiceError::Remote {
+                    reason: "busy",
+                    message: busy.to_string(),
+                }
+            ))))
+        );
+        let mut unknown = sent.to_bytes();
+        unknown[3] = b'x';
+        let contributors = PeerReply::Rejected(refusals[2].clone()).to_bytes();
+        for bad in [
+            &[0, 0][..],
+            &[1, 0xff],
+            &[1],
+            &[1, 0, 0],
+            &[1, 4, 200, b'b'],
+            &unknown,
+            &contributors[..contributors.len() - 1],
+            &[1, 2, 0xff, 0xff, 0xff, 0xff],
+        ] {
             assert!(matches!(
                 PeerReply::from_bytes(bad),
                 Err(MalformedPeerMsg(_))

@@ -17,6 +17,8 @@ use tessera_common::job::JobSettings;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Header, ReplayGuard};
 
+use tessera_common::refusal::HelperRefusal;
+
 use crate::ServiceError;
 use crate::messages::{PeerMsg, PeerReply, RoundMsg, RoundState};
 
@@ -30,7 +32,7 @@ pub struct Staged {
 }
 
 /// What one leader message led to.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct HelperStep {
     /// The answer to send the leader under the message's round and sequence number.
     pub reply: Option<PeerReply>,
@@ -162,27 +164,27 @@ impl HelperRounds {
     ) -> HelperStep {
         let RoundMsg { round, seq, msg } = msg;
         if round == 0 || round > self.rounds || round < self.round {
-            let why = format!(
-                "round {round} is not current (this helper is at {})",
-                self.round
-            );
+            let why = HelperRefusal::NotCurrent {
+                round,
+                current: self.round,
+            };
             return match msg {
-                PeerMsg::Decide { .. } => HelperStep::note(why),
+                PeerMsg::Decide { .. } => HelperStep::note(why.to_string()),
                 _ => HelperStep {
-                    reply: Some(PeerReply::Rejected(why.clone())),
-                    note: Some(why),
+                    note: Some(why.to_string()),
+                    reply: Some(PeerReply::Rejected(why)),
                     done: false,
                 },
             };
         }
         if let Err(e) = self.enter(round) {
-            return HelperStep::reply(PeerReply::Rejected(e.to_string()));
+            return HelperStep::reply(refused(e));
         }
         match msg {
             PeerMsg::Forward { owner, envelope } => {
                 HelperStep::reply(match self.forward(round, seq, owner, &envelope, stage) {
                     Ok(()) => PeerReply::Ok,
-                    Err(e) => PeerReply::Rejected(e.to_string()),
+                    Err(e) => refused(e),
                 })
             }
             PeerMsg::Decide { forward, commit } => match self.decide(forward, commit) {
@@ -276,22 +278,22 @@ impl HelperRounds {
         // Forwards without a decision by now never get one.
         self.pending.clear();
         if self.state.is_final() {
-            return PeerReply::Rejected(format!("round {round} is already {:?}", self.state));
+            return PeerReply::Rejected(HelperRefusal::Over(round));
         }
         if abort {
             self.fail(format!("round {round} aborted by the leader"));
             return PeerReply::Ok;
         }
         if contributors != self.contributors {
-            let message = format!(
-                "contributor sets differ: leader {contributors:?}, mine {:?}",
-                self.contributors
-            );
-            self.fail(message.clone());
-            return PeerReply::Rejected(message);
+            let why = HelperRefusal::Contributors {
+                leader: contributors.to_vec(),
+                mine: self.contributors.clone(),
+            };
+            self.fail(why.to_string());
+            return PeerReply::Rejected(why);
         }
         let Some(acc) = self.acc.take() else {
-            return PeerReply::Rejected(format!("round {round} has no sum"));
+            return PeerReply::Rejected(HelperRefusal::NoSum(round));
         };
         match seal(round, acc) {
             Ok(()) => {
@@ -300,16 +302,21 @@ impl HelperRounds {
             }
             Err(e) => {
                 self.fail(e.to_string());
-                PeerReply::Rejected(self.message.clone())
+                refused(e)
             }
         }
     }
 }
 
+/// The reply refusing a message for `e`.
+fn refused(e: ServiceError) -> PeerReply {
+    PeerReply::Rejected(HelperRefusal::Refused(Box::new(e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_common::seal::Purpose;
+    use tessera_common::seal::{Purpose, SealError};
 
     use crate::round::leader::tests::settings;
 
@@ -328,7 +335,9 @@ mod tests {
     fn stage(len: usize) -> impl Fn(u64, PartyId, &[u8]) -> Result<Staged, ServiceError> {
         move |round, owner, envelope| {
             if envelope == b"forged" {
-                return Err(ServiceError::Malformed("forged seed".into()));
+                return Err(ServiceError::Seal(SealError::AuthenticationFailed {
+                    sender: owner,
+                }));
             }
             let PartyId::DataOwner(n) = owner else {
                 unreachable!()
@@ -410,16 +419,30 @@ mod tests {
         h.on_message(msg(1, 0, forward(1, b"ok")), stage(len), no_seal);
         // The staging bound holds.
         let step = h.on_message(msg(1, 1, forward(2, b"ok")), stage(len), no_seal);
-        assert!(matches!(step.reply, Some(PeerReply::Rejected(r)) if r.contains("busy")));
+        assert!(matches!(
+            step.reply,
+            Some(PeerReply::Rejected(HelperRefusal::Refused(e)))
+                if matches!(*e, ServiceError::Busy { what: "staged forwards", limit: 1 })
+        ));
         // The leader restarted round 1 as round 2 without closing it.
         let step = h.on_message(msg(2, 0, forward(1, b"forged")), stage(len), no_seal);
-        assert!(matches!(step.reply, Some(PeerReply::Rejected(r)) if r.contains("forged")));
+        assert!(matches!(
+            step.reply,
+            Some(PeerReply::Rejected(HelperRefusal::Refused(e)))
+                if matches!(*e, ServiceError::Seal(SealError::AuthenticationFailed { .. }))
+        ));
         assert_eq!(
             (h.round(), h.state(), h.pending()),
             (2, RoundState::Open, 0)
         );
         let step = h.on_message(msg(1, 5, forward(3, b"ok")), stage(len), no_seal);
-        assert!(matches!(step.reply, Some(PeerReply::Rejected(r)) if r.contains("not current")));
+        assert_eq!(
+            step.reply,
+            Some(PeerReply::Rejected(HelperRefusal::NotCurrent {
+                round: 1,
+                current: 2
+            }))
+        );
         let step = h.on_message(
             msg(
                 1,
@@ -460,7 +483,13 @@ mod tests {
             stage(len),
             no_seal,
         );
-        assert!(matches!(step.reply, Some(PeerReply::Rejected(r)) if r.contains("differ")));
+        assert_eq!(
+            step.reply,
+            Some(PeerReply::Rejected(HelperRefusal::Contributors {
+                leader: vec![PartyId::DataOwner(1)],
+                mine: vec![]
+            }))
+        );
         assert_eq!(h.state(), RoundState::Failed);
         assert!(step.done, "round 2 is the job's last");
     }

@@ -3,6 +3,8 @@
 use super::*;
 use tessera_common::job::ServerOptimizer;
 use tessera_common::model_spec::ModelSpec;
+use tessera_common::refusal::HelperRefusal;
+use tessera_common::seal::SealError;
 
 pub(crate) fn settings(max_clients: usize, min_clients: usize) -> JobSettings {
     let model = ModelSpec::logistic_regression();
@@ -70,7 +72,7 @@ fn uploads_overlap_and_the_close_waits_for_their_decisions() {
     assert!(m.close_sent().is_none());
     let refused = ServiceError::HelperRejected {
         helper: PartyId::Server(2),
-        reason: "forged".into(),
+        reason: forged_seed(),
     };
     assert!(matches!(
         m.decide(fa, Err(refused), &staged(&s, 5), &[]),
@@ -193,7 +195,7 @@ fn owners_refused_by_the_rule_fill_the_round_and_may_not_retry() {
     let f = m.forward(1, other, &env).unwrap();
     let forged = ServiceError::HelperRejected {
         helper: PartyId::Server(1),
-        reason: "forged".into(),
+        reason: forged_seed(),
     };
     assert!(matches!(
         m.decide(f, Err(forged), &staged(&s, 1), &[]),
@@ -294,4 +296,13 @@ fn a_round_short_of_min_clients_aborts_and_the_next_opens() {
         Some(RoundFailure::AtHelper { reason, .. }) if reason == "server2: sets differ"
     ));
     assert!(m.job_done());
+}
+
+/// A helper's refusal of a seed whose tag does not verify.
+fn forged_seed() -> HelperRefusal {
+    HelperRefusal::Refused(Box::new(ServiceError::Seal(
+        SealError::AuthenticationFailed {
+            sender: PartyId::DataOwner(3),
+        },
+    )))
 }
