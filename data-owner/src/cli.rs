@@ -92,9 +92,9 @@ pub enum ServeError {
     /// Configuration.
     #[error(transparent)]
     Config(#[from] tessera_common::config::ConfigError),
-    /// A bad argument.
-    #[error("{0}")]
-    Invalid(String),
+    /// A key file of a party that is not a data owner.
+    #[error("{0} is not a data owner")]
+    NotADataOwner(PartyId),
     /// The data.
     #[error(transparent)]
     Data(#[from] DataError),
@@ -111,7 +111,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     let (cluster, identity) = args.party.load()?;
     let me = identity.party();
     if !matches!(me, PartyId::DataOwner(_)) {
-        return Err(ServeError::Invalid(format!("{me} is not a data owner")));
+        return Err(ServeError::NotADataOwner(me));
     }
     let data = load_dataset(
         &args.data,

@@ -59,9 +59,12 @@ pub enum PredictError {
         /// What went wrong.
         source: DatasetError,
     },
-    /// Bad arguments.
-    #[error("{0}")]
-    Invalid(String),
+    /// `--batch-size 0`.
+    #[error("--batch-size must be at least 1")]
+    ZeroBatch,
+    /// An input without examples.
+    #[error("--input {0}: no examples")]
+    NoExamples(String),
     /// A server refused, failed or could not be reached.
     #[error(transparent)]
     Job(#[from] ClientError),
@@ -138,17 +141,12 @@ fn write_csv(path: &Path, p: &Predictions) -> Result<(), PredictError> {
 /// writes `--out`.
 pub async fn predict_command(args: PredictArgs) -> Result<Predictions, PredictError> {
     if args.batch_size == 0 {
-        return Err(PredictError::Invalid(
-            "--batch-size must be at least 1".into(),
-        ));
+        return Err(PredictError::ZeroBatch);
     }
     let (cluster, identity) = args.party.load()?;
     let data = load(&args.input, args.label_column.as_deref(), args.limit)?;
     if data.is_empty() {
-        return Err(PredictError::Invalid(format!(
-            "--input {}: no examples",
-            args.input
-        )));
+        return Err(PredictError::NoExamples(args.input.clone()));
     }
     let sealer = Sealer::new(&identity, cluster.public_keys());
     let transport = GrpcTransport::new(

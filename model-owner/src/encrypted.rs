@@ -22,7 +22,8 @@ use serde::Serialize;
 use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::fixed::FixedPoint;
-use tessera_common::model_spec::ModelSpec;
+use tessera_common::model_file::ModelFileError;
+use tessera_common::model_spec::{ModelSpec, SpecError};
 use tessera_common::net::Network;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ring::RingTensor;
@@ -105,7 +106,7 @@ pub struct EncryptedSummary {
 pub enum EncryptedError {
     /// Bad options.
     #[error("bad options: {0}")]
-    Options(String),
+    Options(#[from] EncryptedOptionsError),
     /// The MPC computation failed.
     #[error(transparent)]
     Mpc(#[from] MpcError),
@@ -119,6 +120,45 @@ pub enum EncryptedError {
         path: PathBuf,
         /// The error.
         source: std::io::Error,
+    },
+}
+
+/// Options an encrypted training cannot run with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncryptedOptionsError {
+    /// Zero data owners, epochs or batch size.
+    #[error("--data-owners, --epochs and --batch-size must be at least 1")]
+    Zero,
+    /// A comparison with burn for an optimizer burn's run does not have.
+    #[error("--compare-plaintext has no SGD with momentum in burn's run")]
+    CompareMomentum,
+    /// The small-against-large task with a model of more than one logit, or another task with
+    /// a one-logit model.
+    #[error("the small-against-large task takes a model with one logit, and only it")]
+    SmallVsLarge,
+    /// A model spec whose layers do not fit.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// A model that does not fit the data.
+    #[error(transparent)]
+    Model(#[from] ModelFileError),
+    /// A federated optimizer (FedAdam updates the global model between rounds).
+    #[error("--optimizer {0} is federated; encrypted training takes sgd, adam or amsgrad")]
+    Federated(&'static str),
+    /// Servers asked to draw the weights of a model that brings its own.
+    #[error(
+        "the model brings its own weights, which the model owner shares: use --init \
+         model-owner (the servers can only draw weights from the seed)"
+    )]
+    ServersCannotDraw,
+    /// Starting weights of another model.
+    #[error("{got} starting weights for a model of {params} parameters")]
+    StartWeights {
+        /// Weights given.
+        got: usize,
+        /// The model's parameters.
+        params: usize,
     },
 }
 
@@ -165,19 +205,14 @@ pub(crate) fn start_weights(
     start: Option<&[f32]>,
     job: &TrainJob,
     model: &SecureModel,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, EncryptedOptionsError> {
     match start {
         None => Ok(job.initial_weights(model)),
-        Some(_) if job.servers_init => Err(
-            "the model brings its own weights, which the model owner shares: use --init \
-             model-owner (the servers can only draw weights from the seed)"
-                .into(),
-        ),
-        Some(w) if w.len() != model.num_params() => Err(format!(
-            "{} starting weights for a model of {} parameters",
-            w.len(),
-            model.num_params()
-        )),
+        Some(_) if job.servers_init => Err(EncryptedOptionsError::ServersCannotDraw),
+        Some(w) if w.len() != model.num_params() => Err(EncryptedOptionsError::StartWeights {
+            got: w.len(),
+            params: model.num_params(),
+        }),
         Some(w) => Ok(w.iter().map(|v| f64::from(*v)).collect()),
     }
 }
@@ -311,15 +346,11 @@ pub async fn simulate_encrypted(
     opts: EncryptedOptions,
 ) -> Result<EncryptedSummary, EncryptedError> {
     if opts.data_owners == 0 || opts.epochs == 0 || opts.batch_size == 0 {
-        return Err(EncryptedError::Options(
-            "--data-owners, --epochs and --batch-size must be at least 1".into(),
-        ));
+        return Err(EncryptedOptionsError::Zero.into());
     }
     let momentum = matches!(opts.optimizer, Optimizer::Sgd { momentum, .. } if momentum != 0.0);
     if opts.compare_plaintext && momentum {
-        return Err(EncryptedError::Options(
-            "--compare-plaintext has no SGD with momentum in burn's run".into(),
-        ));
+        return Err(EncryptedOptionsError::CompareMomentum.into());
     }
     let mut train_data = Dataset::bundled_mnist(Split::Train);
     if let Some(limit) = opts.limit {
@@ -328,9 +359,7 @@ pub async fn simulate_encrypted(
     let mut test = Dataset::bundled_mnist(Split::Test);
     let outputs: usize = model_outputs(&opts.model)?;
     if opts.small_vs_large != (outputs == 1) {
-        return Err(EncryptedError::Options(
-            "the small-against-large task takes a model with one logit, and only it".into(),
-        ));
+        return Err(EncryptedOptionsError::SmallVsLarge.into());
     }
     if opts.small_vs_large {
         train_data = train_data.small_vs_large();
@@ -356,9 +385,7 @@ pub async fn simulate_encrypted(
     let model = job.check()?;
     // The same values either way: the servers draw them from the seed of the job, or the model
     // owner draws them and shares them.
-    let init = Arc::new(
-        start_weights(opts.start.as_deref(), &job, &model).map_err(EncryptedError::Options)?,
-    );
+    let init = Arc::new(start_weights(opts.start.as_deref(), &job, &model)?);
     let activations = opts.protocol.activations();
     let order = job.order(train_data.len());
     let batches: usize = order.iter().map(Vec::len).sum();
@@ -507,7 +534,7 @@ pub fn epoch_line(epoch: usize, losses: &[f64], test_loss: f64, accuracy: f64) -
 fn model_outputs(spec: &ModelSpec) -> Result<usize, EncryptedError> {
     spec.resolve()
         .map(|(_, out)| out.iter().product())
-        .map_err(|e| EncryptedError::Options(e.to_string()))
+        .map_err(|e| EncryptedOptionsError::Spec(e).into())
 }
 
 fn write_outputs(opts: &EncryptedOptions, received: &Received) -> Result<(), EncryptedError> {

@@ -21,6 +21,15 @@ use crate::trainer::{
 };
 use tessera_proto::GrpcServer;
 
+/// An optimizer of encrypted training (named as `--optimizer` takes it) asked of a federated
+/// job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--optimizer {0} is for encrypted training (--encrypted); federated training takes fedavg \
+     or fedadam"
+)]
+pub struct NotFederated(pub &'static str);
+
 /// Errors of `train`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -31,9 +40,24 @@ pub enum NetworkedError {
     /// Configuration.
     #[error(transparent)]
     Config(#[from] tessera_common::config::ConfigError),
-    /// Unusable settings.
-    #[error("{0}")]
-    Invalid(String),
+    /// An encrypted-training optimizer for a federated job.
+    #[error(transparent)]
+    Optimizer(#[from] NotFederated),
+    /// A model spec whose layers do not fit.
+    #[error(transparent)]
+    Spec(#[from] tessera_common::model_spec::SpecError),
+    /// A model that does not fit the test data.
+    #[error(transparent)]
+    Model(#[from] tessera_common::model_file::ModelFileError),
+    /// Job settings that cannot work.
+    #[error(transparent)]
+    Settings(#[from] tessera_common::job::JobError),
+    /// A trained model (`--resume` of an encrypted training's checkpoint) that does not load.
+    #[error(transparent)]
+    Deploy(#[from] crate::deploy::DeployError),
+    /// A trained model of another model than the job's.
+    #[error("{}: the checkpoint's model is not the job's (--model)", .0.display())]
+    OtherModel(std::path::PathBuf),
     /// Test data.
     #[error(transparent)]
     Data(#[from] tessera_common::dataset::DatasetError),
@@ -116,9 +140,7 @@ pub fn networked_settings(
     training: &TrainRequest,
     model: ModelSpec,
 ) -> Result<JobSettings, NetworkedError> {
-    let num_params = model
-        .num_params()
-        .map_err(|e| NetworkedError::Invalid(e.to_string()))?;
+    let num_params = model.num_params()?;
     let defaults = &cluster.job;
     let owners = cluster.data_owners().len();
     let rule = training.rule.unwrap_or(defaults.rule);
@@ -148,9 +170,7 @@ pub fn networked_settings(
         rule,
         dp: training.dp.or(defaults.dp),
     };
-    settings
-        .validate()
-        .map_err(|e| NetworkedError::Invalid(e.to_string()))?;
+    settings.validate()?;
     Ok(settings)
 }
 
@@ -165,13 +185,9 @@ pub fn from_trained_model(
     path: &Path,
     settings: &JobSettings,
 ) -> Result<Checkpoint, NetworkedError> {
-    let (model, weights) =
-        crate::deploy::load_model(path).map_err(|e| NetworkedError::Invalid(e.to_string()))?;
+    let (model, weights) = crate::deploy::load_model(path)?;
     if model != settings.model {
-        return Err(NetworkedError::Invalid(format!(
-            "{}: the checkpoint's model is not the job's (--model)",
-            path.display()
-        )));
+        return Err(NetworkedError::OtherModel(path.to_owned()));
     }
     Ok(initial_checkpoint(settings, weights))
 }
@@ -260,8 +276,7 @@ pub async fn train_command(
     // model that cannot take it fails here, before round 1.
     let model = training
         .model
-        .spec_for(&test.sample_shape, test.max_label())
-        .map_err(|e| NetworkedError::Invalid(e.to_string()))?;
+        .spec_for(&test.sample_shape, test.max_label())?;
     let (settings, checkpoint) = match resume {
         Some(path) => match Checkpoint::load(path) {
             Ok(mut cp) => {
@@ -370,7 +385,7 @@ mod tests {
         assert!(cp.metrics.is_empty());
         assert!(matches!(
             from_trained_model(&path, &settings(ModelSpec::logistic_regression())),
-            Err(NetworkedError::Invalid(_))
+            Err(NetworkedError::OtherModel(p)) if p == path
         ));
         assert!(is_model_checkpoint(&path));
         std::fs::write(&path, "{}").unwrap();

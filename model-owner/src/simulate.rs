@@ -12,9 +12,9 @@ use rand::RngExt;
 use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::identity::{Identity, PublicKey};
-use tessera_common::job::{JobSettings, ServerOptimizer};
-use tessera_common::model_file::ModelChoice;
-use tessera_common::model_spec::ModelSpec;
+use tessera_common::job::{JobError, JobSettings, ServerOptimizer};
+use tessera_common::model_file::{ModelChoice, ModelFileError};
+use tessera_common::model_spec::{ModelSpec, SpecError};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::rule::AggregationRule;
 use tessera_common::seal::Sealer;
@@ -111,13 +111,67 @@ impl Default for SimulateOptions {
 pub enum SimulateError {
     /// Bad options.
     #[error("bad options: {0}")]
-    Options(String),
+    Options(#[from] OptionsError),
     /// The training or test data.
     #[error(transparent)]
     Data(#[from] tessera_common::dataset::DatasetError),
     /// Training failed.
     #[error(transparent)]
     Train(#[from] TrainError),
+}
+
+/// Options a simulation cannot run with, each naming the flag (or the file) to change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OptionsError {
+    /// A server count other than 2 or 3.
+    #[error("--servers {0} (must be 2 or 3)")]
+    Servers(usize),
+    /// As many attackers as data owners, or more.
+    #[error("--attackers {attackers} of {owners} data owners leaves no honest one")]
+    Attackers {
+        /// `--attackers`.
+        attackers: usize,
+        /// `--data-owners`.
+        owners: usize,
+    },
+    /// Fewer than two data owners (an aggregate of one is that owner's update).
+    #[error("--data-owners {0}: need at least two (an aggregate of one is that owner's update)")]
+    Owners(usize),
+    /// Zero rounds.
+    #[error("--rounds 0: need at least one round")]
+    NoRounds,
+    /// A data file too small to hold out a fifth for testing.
+    #[error(
+        "{}: {rows} rows are too few to hold out a fifth for testing and give each of \
+         {owners} data owners one (or pass --test-data)",
+        path.display()
+    )]
+    NoHeldOut {
+        /// The data file.
+        path: PathBuf,
+        /// Its rows.
+        rows: usize,
+        /// `--data-owners`.
+        owners: usize,
+    },
+    /// Fewer training examples than data owners.
+    #[error("{owners} data owners need at least one training example each; the data has {rows}")]
+    TooLittleData {
+        /// `--data-owners`.
+        owners: usize,
+        /// The training examples.
+        rows: usize,
+    },
+    /// A model that does not fit the data.
+    #[error(transparent)]
+    Model(#[from] ModelFileError),
+    /// A model spec whose layers do not fit.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Job settings that cannot work (a zero epoch count, a ring the sum can wrap...).
+    #[error(transparent)]
+    Job(#[from] JobError),
 }
 
 /// The job settings a simulation of `model` uses, sized for `data_owners` owners holding
@@ -127,9 +181,7 @@ pub fn simulation_settings(
     model: &ModelSpec,
     max_samples: usize,
 ) -> Result<JobSettings, SimulateError> {
-    let num_params = model
-        .num_params()
-        .map_err(|e| SimulateError::Options(e.to_string()))?;
+    let num_params = model.num_params().map_err(OptionsError::Spec)?;
     let mut settings = JobSettings {
         job_id: rand::rng().random_range(1..u64::MAX / 2),
         model: model.clone(),
@@ -153,9 +205,7 @@ pub fn simulation_settings(
         dp: opts.dp,
     };
     settings.frac_bits = settings.auto_frac_bits();
-    settings
-        .validate()
-        .map_err(|e| SimulateError::Options(e.to_string()))?;
+    settings.validate().map_err(OptionsError::Job)?;
     Ok(settings)
 }
 
@@ -176,13 +226,12 @@ pub fn simulation_data(opts: &SimulateOptions) -> Result<(Dataset, Dataset), Sim
         (None, Some(path)) => {
             let held_out = train.len() / 5;
             if held_out == 0 || train.len() - held_out < opts.data_owners {
-                return Err(SimulateError::Options(format!(
-                    "{}: {} rows are too few to hold out a fifth for testing and give each of \
-                     {} data owners one (or pass --test-data)",
-                    path.display(),
-                    train.len(),
-                    opts.data_owners
-                )));
+                return Err(OptionsError::NoHeldOut {
+                    path: path.clone(),
+                    rows: train.len(),
+                    owners: opts.data_owners,
+                }
+                .into());
             }
             let keep: Vec<usize> = (0..train.len() - held_out).collect();
             let test: Vec<usize> = (train.len() - held_out..train.len()).collect();
@@ -195,35 +244,33 @@ pub fn simulation_data(opts: &SimulateOptions) -> Result<(Dataset, Dataset), Sim
 /// Runs a whole federated training in this process.
 pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, SimulateError> {
     if ![2, 3].contains(&opts.servers) {
-        return Err(SimulateError::Options(format!(
-            "--servers {} (must be 2 or 3)",
-            opts.servers
-        )));
+        return Err(OptionsError::Servers(opts.servers).into());
     }
     if opts.attackers >= opts.data_owners {
-        return Err(SimulateError::Options(format!(
-            "--attackers {} of {} data owners leaves no honest one",
-            opts.attackers, opts.data_owners
-        )));
+        return Err(OptionsError::Attackers {
+            attackers: opts.attackers,
+            owners: opts.data_owners,
+        }
+        .into());
     }
-    if opts.data_owners < 2 || opts.rounds == 0 {
-        return Err(SimulateError::Options(
-            "need at least two data owners (an aggregate of one is that owner's update) and one round"
-                .into(),
-        ));
+    if opts.data_owners < 2 {
+        return Err(OptionsError::Owners(opts.data_owners).into());
+    }
+    if opts.rounds == 0 {
+        return Err(OptionsError::NoRounds.into());
     }
     let (train, test) = simulation_data(&opts)?;
     let max_label = train.max_label().max(test.max_label());
     let model = opts
         .model
         .spec_for(&train.sample_shape, max_label)
-        .map_err(|e| SimulateError::Options(e.to_string()))?;
+        .map_err(OptionsError::Model)?;
     if train.len() < opts.data_owners {
-        return Err(SimulateError::Options(format!(
-            "{} data owners need at least one training example each; the data has {}",
-            opts.data_owners,
-            train.len()
-        )));
+        return Err(OptionsError::TooLittleData {
+            owners: opts.data_owners,
+            rows: train.len(),
+        }
+        .into());
     }
     let parts = if opts.non_iid {
         train.split_label_skew(opts.data_owners)

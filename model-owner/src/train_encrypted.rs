@@ -11,16 +11,18 @@ use std::time::{Duration, Instant};
 
 use tessera_common::PartyId;
 use tessera_common::cli::{PartyLoadError, load_party};
-use tessera_common::dataset::{Dataset, Split};
+use tessera_common::dataset::{Dataset, DatasetError, Split};
+use tessera_common::party::BadPartyName;
 use tessera_common::seal::Sealer;
 use tessera_jobs::client::random_job_id;
 use tessera_jobs::{ClientError, JobClient, JobKind};
 use tessera_ml::evaluate;
+use tessera_mpc::MpcError;
 use tessera_mpc::kind::ProtocolKind;
 use tessera_mpc::train::job::{self as train_job, TrainJob};
 use tessera_proto::GrpcTransport;
 
-use crate::encrypted::{EncryptedCheckpoint, EncryptedError, write_run};
+use crate::encrypted::{EncryptedCheckpoint, EncryptedError, EncryptedOptionsError, write_run};
 use crate::report::RoundMetrics;
 
 /// Errors of `train-encrypted`.
@@ -30,9 +32,29 @@ pub enum TrainEncryptedError {
     /// The cluster file or key file.
     #[error(transparent)]
     Party(#[from] PartyLoadError),
-    /// Bad settings.
-    #[error("{0}")]
-    Invalid(String),
+    /// The job's settings (checked before anything is sent).
+    #[error(transparent)]
+    Settings(#[from] MpcError),
+    /// The options (the model, the optimizer, the starting weights).
+    #[error(transparent)]
+    Options(#[from] EncryptedOptionsError),
+    /// A data owner the cluster file does not list.
+    #[error("{0} is not in the cluster file")]
+    NotInCluster(PartyId),
+    /// A name in `--data-owners` that is not a party name.
+    #[error("--data-owners: {0}")]
+    Owners(#[from] BadPartyName),
+    /// The test data does not load.
+    #[error("--test-data {}: {source}", path.display())]
+    TestData {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why it does not load.
+        source: DatasetError,
+    },
+    /// The servers' status of the job lacks an input or output every training job has.
+    #[error("the job has no {0:?}")]
+    MissingTransfer(String),
     /// A server refused, failed or could not be reached.
     #[error(transparent)]
     Job(#[from] ClientError),
@@ -83,8 +105,11 @@ pub fn load_test_data(
     label_column: Option<&str>,
 ) -> Result<Dataset, TrainEncryptedError> {
     match path {
-        Some(path) => Dataset::load_path(path, Split::Test, label_column).map_err(|e| {
-            TrainEncryptedError::Invalid(format!("--test-data {}: {e}", path.display()))
+        Some(path) => Dataset::load_path(path, Split::Test, label_column).map_err(|source| {
+            TrainEncryptedError::TestData {
+                path: path.to_owned(),
+                source,
+            }
         }),
         None => Ok(Dataset::bundled_mnist(Split::Test)),
     }
@@ -96,15 +121,11 @@ pub async fn train_encrypted_command(
     job: TrainJob,
     net: Networked,
 ) -> Result<TrainEncryptedSummary, TrainEncryptedError> {
-    let model = job
-        .check()
-        .map_err(|e| TrainEncryptedError::Invalid(e.to_string()))?;
+    let model = job.check()?;
     let (cluster, identity) = load_party(&net.config, &net.key, PartyId::ModelOwner)?;
     for owner in &job.owners {
         if cluster.party(*owner).is_err() {
-            return Err(TrainEncryptedError::Invalid(format!(
-                "{owner} is not in the cluster file"
-            )));
+            return Err(TrainEncryptedError::NotInCluster(*owner));
         }
     }
     let test = &net.test;
@@ -135,10 +156,9 @@ pub async fn train_encrypted_command(
     let round_of = |label: &str, list: &[tessera_jobs::TransferInfo]| {
         list.iter()
             .position(|t| t.label == label && t.party == PartyId::ModelOwner)
-            .ok_or_else(|| TrainEncryptedError::Invalid(format!("the job has no {label:?}")))
+            .ok_or_else(|| TrainEncryptedError::MissingTransfer(label.to_owned()))
     };
-    let init = crate::encrypted::start_weights(net.start.as_deref(), &job, &model)
-        .map_err(TrainEncryptedError::Invalid)?;
+    let init = crate::encrypted::start_weights(net.start.as_deref(), &job, &model)?;
     if !job.servers_init {
         client
             .submit(&status, round_of(train_job::W0, &status.inputs)?, &init)
@@ -213,11 +233,7 @@ pub async fn train_encrypted_command(
 /// The data owners named on the command line (`data-owner-0,hospital-b,...` as party names).
 pub fn parse_owners(list: &str) -> Result<Vec<PartyId>, TrainEncryptedError> {
     list.split(',')
-        .map(|n| {
-            n.trim()
-                .parse::<PartyId>()
-                .map_err(|e| TrainEncryptedError::Invalid(format!("--data-owners: {e}")))
-        })
+        .map(|n| Ok(n.trim().parse::<PartyId>()?))
         .collect()
 }
 

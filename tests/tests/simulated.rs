@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use tessera_common::job::ServerOptimizer;
-use tessera_common::model_spec::ModelSpec;
+use tessera_common::model_spec::{DataMismatch, ModelSpec, SpecError};
 use tessera_common::rule::AggregationRule;
 use tessera_data_owner::attack::Attack;
 use tessera_model_owner::checkpoint::Checkpoint;
@@ -11,14 +11,14 @@ use tessera_model_owner::checkpoint::Checkpoint;
 use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::identity::Identity;
-use tessera_common::job::JobSettings;
-use tessera_common::model_file::ModelChoice;
+use tessera_common::job::{JobError, JobSettings};
+use tessera_common::model_file::{ModelChoice, ModelFileError};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::seal::Sealer;
 use tessera_data_owner::node::DataOwnerNode;
 use tessera_ml::initial_params;
 use tessera_model_owner::simulate::{
-    SimulateError, SimulateOptions, simulate, simulation_data, simulation_settings,
+    OptionsError, SimulateError, SimulateOptions, simulate, simulation_data, simulation_settings,
 };
 use tessera_model_owner::trainer::{
     TrainError, Trainer, TrainerConfig, TrainingSummary, initial_checkpoint,
@@ -279,26 +279,24 @@ async fn differential_privacy_reports_the_epsilon_spent() {
 async fn a_job_that_trains_nothing_fails() {
     let dir = tempfile::tempdir().unwrap();
     let fedavg = ServerOptimizer::FedAvg { server_lr: 1.0 };
-    for (field, opts) in [
-        (
-            "round",
-            SimulateOptions {
-                rounds: 0,
-                ..options(dir.path().join("zero-rounds"), 3, fedavg)
-            },
-        ),
-        (
-            "local_epochs",
-            SimulateOptions {
-                local_epochs: 0,
-                ..options(dir.path().join("zero-epochs"), 3, fedavg)
-            },
-        ),
-    ] {
-        match simulate(opts).await {
-            Err(SimulateError::Options(reason)) => assert!(reason.contains(field), "{reason}"),
-            other => panic!("{field} = 0: {other:?}"),
-        }
+    let zero_rounds = SimulateOptions {
+        rounds: 0,
+        ..options(dir.path().join("zero-rounds"), 3, fedavg)
+    };
+    match simulate(zero_rounds).await {
+        Err(SimulateError::Options(OptionsError::NoRounds)) => {}
+        other => panic!("rounds = 0: {other:?}"),
+    }
+    let zero_epochs = SimulateOptions {
+        local_epochs: 0,
+        ..options(dir.path().join("zero-epochs"), 3, fedavg)
+    };
+    match simulate(zero_epochs).await {
+        Err(SimulateError::Options(OptionsError::Job(JobError::Invalid {
+            field: "local_epochs",
+            ..
+        }))) => {}
+        other => panic!("local_epochs = 0: {other:?}"),
     }
     let out = dir.path().join("refused");
     let opts = SimulateOptions {
@@ -511,12 +509,10 @@ async fn a_table_and_a_model_file_train_in_simulate() {
         ..opts
     };
     match simulate(conv).await {
-        Err(SimulateError::Options(reason)) => {
-            assert!(
-                reason.contains("network-b") && reason.contains("conv2d"),
-                "{reason}"
-            )
-        }
+        Err(SimulateError::Options(OptionsError::Model(ModelFileError::Data {
+            model,
+            source: DataMismatch::Spec(SpecError { kind: "conv2d", .. }),
+        }))) => assert_eq!(model, "network-b"),
         other => panic!("a convolutional model on a table: {other:?}"),
     }
 }

@@ -11,6 +11,9 @@ use tessera_common::rule::AggregationRule;
 use tessera_mpc::kind::ProtocolKind;
 use tessera_mpc::train::Optimizer;
 
+use crate::encrypted::EncryptedOptionsError;
+use crate::networked::NotFederated;
+
 /// Optimizers: the server optimizers of federated training, and those of encrypted training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OptimizerChoice {
@@ -27,8 +30,19 @@ pub enum OptimizerChoice {
 }
 
 impl OptimizerChoice {
+    /// The name `--optimizer` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerChoice::Fedavg => "fedavg",
+            OptimizerChoice::Fedadam => "fedadam",
+            OptimizerChoice::Sgd => "sgd",
+            OptimizerChoice::Adam => "adam",
+            OptimizerChoice::Amsgrad => "amsgrad",
+        }
+    }
+
     /// The federated server optimizer, or an error naming the choice for the encrypted ones.
-    pub fn settings(self) -> Result<ServerOptimizer, String> {
+    pub fn settings(self) -> Result<ServerOptimizer, NotFederated> {
         match self {
             OptimizerChoice::Fedavg => Ok(ServerOptimizer::FedAvg { server_lr: 1.0 }),
             OptimizerChoice::Fedadam => Ok(ServerOptimizer::FedAdam {
@@ -37,23 +51,17 @@ impl OptimizerChoice {
                 beta2: 0.99,
                 tau: 1e-3,
             }),
-            other => Err(format!(
-                "--optimizer {other:?} is for encrypted training (--encrypted); federated \
-                 training takes fedavg or fedadam"
-            )),
+            other => Err(NotFederated(other.name())),
         }
     }
 
     /// The encrypted-training optimizer with learning rate `lr` (or its default).
-    pub fn mpc(self, lr: Option<f64>) -> Result<Optimizer, String> {
+    pub fn mpc(self, lr: Option<f64>) -> Result<Optimizer, EncryptedOptionsError> {
         match self {
             OptimizerChoice::Sgd | OptimizerChoice::Fedavg => Ok(Optimizer::sgd(lr.unwrap_or(0.1))),
             OptimizerChoice::Adam => Ok(Optimizer::adam(lr.unwrap_or(0.001))),
             OptimizerChoice::Amsgrad => Ok(Optimizer::amsgrad(lr.unwrap_or(0.001))),
-            OptimizerChoice::Fedadam => Err(
-                "--optimizer fedadam is federated; encrypted training takes sgd, adam or amsgrad"
-                    .into(),
-            ),
+            OptimizerChoice::Fedadam => Err(EncryptedOptionsError::Federated(self.name())),
         }
     }
 }
@@ -180,7 +188,7 @@ impl DpSgdArgs {
 impl TrainingArgs {
     /// The networked training the flags ask for; an encrypted-training optimizer is refused
     /// naming it.
-    pub fn request(&self) -> Result<crate::networked::TrainRequest, String> {
+    pub fn request(&self) -> Result<crate::networked::TrainRequest, NotFederated> {
         Ok(crate::networked::TrainRequest {
             rounds: self.rounds,
             model: self.model.clone(),

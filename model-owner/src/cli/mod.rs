@@ -17,7 +17,7 @@ pub use args::{
     TrainingArgs,
 };
 
-use crate::encrypted::{EncryptedOptions, simulate_encrypted};
+use crate::encrypted::{EncryptedOptions, EncryptedOptionsError, simulate_encrypted};
 use crate::simulate::{SimulateOptions, simulate};
 use tessera_mpc::train::job::TrainJob;
 
@@ -308,11 +308,9 @@ pub fn run(cli: Cli) -> i32 {
                 Networked, TrainEncryptedError, load_test_data, parse_owners,
                 train_encrypted_command,
             };
-            let optimizer = optimizer
-                .mpc(learning_rate)
-                .map_err(TrainEncryptedError::Invalid)?;
+            let optimizer = optimizer.mpc(learning_rate)?;
             let test = load_test_data(test_data.as_deref(), label_column.as_deref())?;
-            let (spec, _) = encrypted_model(&model, &test).map_err(TrainEncryptedError::Invalid)?;
+            let (spec, _) = encrypted_model(&model, &test)?;
             let job = TrainJob {
                 spec,
                 optimizer,
@@ -375,9 +373,7 @@ pub fn run(cli: Cli) -> i32 {
         } => {
             let out = training.out.clone();
             tessera_common::cli::block_on_exit_code(async move {
-                let request = training
-                    .request()
-                    .map_err(crate::networked::NetworkedError::Invalid)?;
+                let request = training.request()?;
                 let summary = crate::networked::train_command(
                     request,
                     &config,
@@ -468,17 +464,13 @@ fn run_encrypted(training: &TrainingArgs, data_owners: usize, args: &EncryptedAr
 fn encrypted_model(
     model: &ModelChoice,
     data: &tessera_common::dataset::Dataset,
-) -> Result<(ModelSpec, bool), String> {
+) -> Result<(ModelSpec, bool), EncryptedOptionsError> {
     if matches!(model.preset_name(), Some("logreg" | "logistic-regression")) {
         let binary: ModelChoice = ModelSpec::binary_logistic_regression().into();
-        let spec = binary
-            .spec_for(&data.sample_shape, 1)
-            .map_err(|e| e.to_string())?;
+        let spec = binary.spec_for(&data.sample_shape, 1)?;
         return Ok((spec, true));
     }
-    let spec = model
-        .spec_for(&data.sample_shape, data.max_label())
-        .map_err(|e| e.to_string())?;
+    let spec = model.spec_for(&data.sample_shape, data.max_label())?;
     Ok((spec, false))
 }
 

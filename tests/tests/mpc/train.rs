@@ -12,6 +12,7 @@ use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::Seed;
 use tessera_common::ring::RingTensor;
 use tessera_ml::{gradients, initial_params};
+use tessera_model_owner::encrypted::{EncryptedError, EncryptedOptionsError};
 use tessera_mpc::harness::run_local;
 use tessera_mpc::model::{Activations, SecureModel};
 use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
@@ -305,7 +306,9 @@ fn a_small_encrypted_job_matches_burn() {
     assert!(
         matches!(
             refused,
-            Err(tessera_model_owner::encrypted::EncryptedError::Options(_))
+            Err(EncryptedError::Options(
+                EncryptedOptionsError::ServersCannotDraw
+            ))
         ),
         "{refused:?}"
     );
