@@ -3,14 +3,12 @@
 //! only this client can open the logits; one MPC job per batch.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_common::cli::{PartyArgs, PartyLoadError};
 use tessera_common::dataset::{Dataset, DatasetError, Split};
-use tessera_common::seal::Sealer;
-use tessera_jobs::{ClientError, JobClient};
-use tessera_proto::GrpcTransport;
+use tessera_jobs::ClientError;
+use tessera_proto::GrpcJobs;
 
 /// Arguments of `predict`.
 #[derive(Debug, Clone, clap::Args)]
@@ -148,17 +146,8 @@ pub async fn predict_command(args: PredictArgs) -> Result<Predictions, PredictEr
     if data.is_empty() {
         return Err(PredictError::NoExamples(args.input.clone()));
     }
-    let sealer = Sealer::new(&identity, cluster.public_keys());
-    let transport = GrpcTransport::new(
-        &cluster,
-        Arc::new(Sealer::new(&identity, cluster.public_keys())),
-    )?;
-    let client = JobClient {
-        transport: &transport,
-        sealer: &sealer,
-        servers: cluster.servers(),
-        timeout: Duration::from_secs(args.timeout_secs),
-    };
+    let jobs = GrpcJobs::new(&cluster, &identity)?;
+    let client = jobs.client(Duration::from_secs(args.timeout_secs));
     let started = Instant::now();
     let width = data.sample_len();
     let mut logits = Vec::with_capacity(data.len());

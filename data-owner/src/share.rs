@@ -6,7 +6,6 @@
 //! owner, and refuses a training beyond its own limits (`--min-batch`, `--max-loss-reveals`,
 //! `--max-checkpoints`, `--optimizers`; see [`tessera_common::train_policy`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_common::PartyId;
@@ -14,11 +13,9 @@ use tessera_common::cli::{PartyArgs, PartyLoadError};
 use tessera_common::seal::{Expected, Purpose, Sealer};
 use tessera_common::train_policy::{TrainingPolicy, TrainingRefusal};
 use tessera_jobs::wire::DESCRIPTION_ROUND;
-use tessera_jobs::{
-    ClientError, JobClient, JobKind, JobSpec, MpcJobStatus, MpcServiceError, TransferInfo,
-};
+use tessera_jobs::{ClientError, JobKind, JobSpec, MpcJobStatus, MpcServiceError, TransferInfo};
 use tessera_mpc::train::job::{self as train_job, TrainJob, targets};
-use tessera_proto::GrpcTransport;
+use tessera_proto::GrpcJobs;
 
 use crate::data::{DataError, load_dataset};
 
@@ -218,17 +215,8 @@ pub async fn share_command(args: ShareArgs) -> Result<usize, ShareError> {
         args.limit,
         args.shard.as_deref(),
     )?;
-    let sealer = Sealer::new(&identity, cluster.public_keys());
-    let transport = GrpcTransport::new(
-        &cluster,
-        Arc::new(Sealer::new(&identity, cluster.public_keys())),
-    )?;
-    let client = JobClient {
-        transport: &transport,
-        sealer: &sealer,
-        servers: cluster.servers(),
-        timeout: Duration::from_secs(args.timeout_secs),
-    };
+    let jobs = GrpcJobs::new(&cluster, &identity)?;
+    let client = jobs.client(Duration::from_secs(args.timeout_secs));
     // The servers may still be starting, and the job may not be launched on all of them yet:
     // ask each until it has the job.
     let deadline = tokio::time::Instant::now() + client.timeout;
@@ -256,7 +244,7 @@ pub async fn share_command(args: ShareArgs) -> Result<usize, ShareError> {
         statuses.push((*server, status.clone()));
         agreed.get_or_insert(status);
     }
-    let train = sealed_training(&sealer, args.job, &statuses)?;
+    let train = sealed_training(client.sealer, args.job, &statuses)?;
     let terms = train.terms();
     println!("job {}: {terms}; {} epochs", args.job, train.epochs);
     args.limits()

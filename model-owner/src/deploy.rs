@@ -4,17 +4,15 @@
 //! `abort` for any MPC job.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tessera_common::PartyId;
 use tessera_common::cli::{PartyLoadError, load_party};
 use tessera_common::model_spec::ModelSpec;
-use tessera_common::seal::Sealer;
 use tessera_jobs::{ClientError, JobClient};
 use tessera_mpc::kind::ProtocolKind;
-use tessera_proto::GrpcTransport;
+use tessera_proto::{GrpcJobs, GrpcTransport};
 
 /// Errors of `deploy`.
 #[derive(Debug, thiserror::Error)]
@@ -86,32 +84,20 @@ pub fn load_model(path: &Path) -> Result<(ModelSpec, Vec<f32>), DeployError> {
 /// The model owner's client of every server of the cluster.
 struct Owner {
     cluster: tessera_common::config::ClusterConfig,
-    transport: GrpcTransport,
-    sealer: Sealer,
+    jobs: GrpcJobs,
 }
 
 impl Owner {
     fn load(config: &Path, key: &Path) -> Result<Self, DeployError> {
         let (cluster, identity) = load_party(config, key, PartyId::ModelOwner)?;
-        let sealer = Sealer::new(&identity, cluster.public_keys());
-        let transport = GrpcTransport::new(
-            &cluster,
-            Arc::new(Sealer::new(&identity, cluster.public_keys())),
-        )?;
         Ok(Owner {
+            jobs: GrpcJobs::new(&cluster, &identity)?,
             cluster,
-            transport,
-            sealer,
         })
     }
 
     fn client(&self, timeout: Duration) -> JobClient<'_, GrpcTransport> {
-        JobClient {
-            transport: &self.transport,
-            sealer: &self.sealer,
-            servers: self.cluster.servers(),
-            timeout,
-        }
+        self.jobs.client(timeout)
     }
 }
 

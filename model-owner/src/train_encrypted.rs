@@ -6,21 +6,19 @@
 //! and `checkpoint.json` as the simulated run (a checkpoint `deploy` takes).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_common::PartyId;
 use tessera_common::cli::{PartyLoadError, load_party};
 use tessera_common::dataset::{Dataset, DatasetError, Split};
 use tessera_common::party::BadPartyName;
-use tessera_common::seal::Sealer;
 use tessera_jobs::client::random_job_id;
-use tessera_jobs::{ClientError, JobClient, JobKind};
+use tessera_jobs::{ClientError, JobKind};
 use tessera_ml::evaluate;
 use tessera_mpc::MpcError;
 use tessera_mpc::kind::ProtocolKind;
 use tessera_mpc::train::job::{self as train_job, TrainJob};
-use tessera_proto::GrpcTransport;
+use tessera_proto::GrpcJobs;
 
 use crate::encrypted::{EncryptedCheckpoint, EncryptedError, EncryptedOptionsError, write_run};
 use crate::report::RoundMetrics;
@@ -129,17 +127,8 @@ pub async fn train_encrypted_command(
         }
     }
     let test = &net.test;
-    let sealer = Sealer::new(&identity, cluster.public_keys());
-    let transport = GrpcTransport::new(
-        &cluster,
-        Arc::new(Sealer::new(&identity, cluster.public_keys())),
-    )?;
-    let client = JobClient {
-        transport: &transport,
-        sealer: &sealer,
-        servers: cluster.servers(),
-        timeout: net.timeout,
-    };
+    let jobs = GrpcJobs::new(&cluster, &identity)?;
+    let client = jobs.client(net.timeout);
     let kind = JobKind::Train {
         protocol,
         job: job.clone(),

@@ -14,7 +14,7 @@ pub mod mpc_client;
 pub mod server_client;
 
 pub use leader_client::GrpcLeader;
-pub use mpc_client::GrpcTransport;
+pub use mpc_client::{GrpcJobs, GrpcTransport};
 pub use server_client::GrpcServer;
 
 /// Largest payload a single chunk carries (1 MiB), well under the gRPC message limit.

@@ -1,14 +1,18 @@
 //! [`GrpcTransport`]: an outside party's [`MpcTransport`] over gRPC, one lazily connected
 //! channel per server. A refusal comes back as the server's error kind and message
 //! ([`MpcServiceError::Remote`]); a connection that fails names the server and its address.
+//! [`GrpcJobs`] is what every outside party's command starts from: the transport and the
+//! sealer of its cluster file and key, handing out [`JobClient`]s.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tessera_common::PartyId;
 use tessera_common::config::ClusterConfig;
+use tessera_common::identity::Identity;
 use tessera_common::seal::Sealer;
-use tessera_jobs::{ClientError, MpcJobStatus, MpcServiceError, MpcTransport};
+use tessera_jobs::{ClientError, JobClient, MpcJobStatus, MpcServiceError, MpcTransport};
 use tonic::Status;
 
 use crate::MAX_MESSAGE_BYTES;
@@ -59,6 +63,36 @@ impl GrpcTransport {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok((client, address))
+    }
+}
+
+/// An outside party's connection to the cluster's job services: its sealer and the transport
+/// whose calls it seals.
+pub struct GrpcJobs {
+    servers: Vec<PartyId>,
+    sealer: Arc<Sealer>,
+    transport: GrpcTransport,
+}
+
+impl GrpcJobs {
+    /// The connection of `identity` to the servers of `cluster` (connecting on first use).
+    pub fn new(cluster: &ClusterConfig, identity: &Identity) -> Result<Self, ClientError> {
+        let sealer = Arc::new(Sealer::new(identity, cluster.public_keys()));
+        Ok(GrpcJobs {
+            servers: cluster.servers(),
+            transport: GrpcTransport::new(cluster, Arc::clone(&sealer))?,
+            sealer,
+        })
+    }
+
+    /// A client whose jobs may take `timeout` from launch to their output.
+    pub fn client(&self, timeout: Duration) -> JobClient<'_, GrpcTransport> {
+        JobClient {
+            transport: &self.transport,
+            sealer: &self.sealer,
+            servers: self.servers.clone(),
+            timeout,
+        }
     }
 }
 
