@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dp::{DpError, DpSettings};
 use crate::fixed::FixedPoint;
-use crate::model_spec::ModelSpec;
+use crate::model_spec::{ModelSpec, SpecError};
 use crate::ring::Ring;
 use crate::rule::{AggregationRule, NormBound, NormBoundError};
 
@@ -120,6 +120,34 @@ pub enum JobError {
 }
 
 impl JobSettings {
+    /// Settings of job `job_id` training `model`, every other field at its starting value:
+    /// 3 rounds in the 32-bit ring with 16 fractional bits, clip 1, weights up to 1,000
+    /// samples, 2 to 8 contributors, a 60 s round deadline, one local epoch of batches of 32 at
+    /// learning rate 0.1, three servers, FedAvg, the mean, no DP. Change fields with struct
+    /// update syntax, then [`JobSettings::validate`].
+    pub fn new(job_id: u64, model: ModelSpec) -> Result<Self, SpecError> {
+        Ok(JobSettings {
+            job_id,
+            num_params: model.num_params()?,
+            model,
+            rounds: 3,
+            ring_bits: 32,
+            frac_bits: 16,
+            clip: 1.0,
+            max_weight: 1000.0,
+            max_clients: 8,
+            min_clients: 2,
+            round_deadline_ms: 60_000,
+            local_epochs: 1,
+            batch_size: 32,
+            learning_rate: 0.1,
+            num_servers: 3,
+            optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
+            rule: AggregationRule::Mean,
+            dp: None,
+        })
+    }
+
     /// Length of the update vector: the parameters, the weighted loss and the weight.
     pub fn update_len(&self) -> usize {
         self.num_params + 2
@@ -325,24 +353,9 @@ mod tests {
     pub(crate) fn settings() -> JobSettings {
         let model = ModelSpec::logistic_regression();
         JobSettings {
-            job_id: 1,
-            num_params: model.num_params().unwrap(),
-            model,
-            rounds: 3,
-            ring_bits: 32,
-            frac_bits: 16,
-            clip: 1.0,
             max_weight: 4000.0,
-            max_clients: 8,
-            min_clients: 2,
             round_deadline_ms: 1000,
-            local_epochs: 1,
-            batch_size: 32,
-            learning_rate: 0.1,
-            num_servers: 3,
-            optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
-            rule: Default::default(),
-            dp: None,
+            ..JobSettings::new(1, model).unwrap()
         }
     }
 

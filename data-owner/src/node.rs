@@ -532,31 +532,20 @@ fn progress_bar(show: bool) -> indicatif::ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_common::job::ServerOptimizer;
     use tessera_common::model_spec::ModelSpec;
 
     #[test]
     fn updates_are_clipped_and_weighted() {
         let model = ModelSpec::logistic_regression();
         let settings = JobSettings {
-            job_id: 1,
-            num_params: 2,
-            model,
             rounds: 1,
-            ring_bits: 32,
-            frac_bits: 16,
             clip: 0.5,
             max_weight: 100.0,
             max_clients: 2,
-            min_clients: 2,
             round_deadline_ms: 10,
-            local_epochs: 1,
             batch_size: 1,
-            learning_rate: 0.1,
             num_servers: 2,
-            optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
-            rule: Default::default(),
-            dp: None,
+            ..JobSettings::new(1, model).unwrap()
         };
         let u = form_update(&settings, &[0.0, 1.0], &[2.0, 0.75], 0.3, 500);
         assert_eq!(

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tessera_common::PartyId;
 use tessera_common::api::{LeaderApi, RoundState, ServerApi};
 use tessera_common::identity::{Identity, PublicKey};
-use tessera_common::job::{JobSettings, ServerOptimizer};
+use tessera_common::job::JobSettings;
 use tessera_common::model_spec::{LayerSpec, ModelSpec};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ringvec::RingVec;
@@ -44,24 +44,16 @@ fn settings(owners: usize, params: usize, ring_bits: u32, rule: AggregationRule)
         layers: vec![LayerSpec::Dense { units: 1 }],
     };
     let mut s = JobSettings {
-        job_id: 1,
-        num_params: params,
-        model,
         rounds: 1,
         ring_bits,
-        frac_bits: 16,
-        clip: 1.0,
         max_weight: 1.0,
         max_clients: owners,
         min_clients: owners,
         round_deadline_ms: 3_600_000,
-        local_epochs: 1,
         batch_size: 1,
-        learning_rate: 0.1,
         num_servers: SERVERS,
-        optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
         rule,
-        dp: None,
+        ..JobSettings::new(1, model).unwrap()
     };
     s.frac_bits = s.auto_frac_bits();
     s

@@ -13,7 +13,7 @@ use tessera_aggregator::net::GrpcNetwork;
 use tessera_common::PartyId;
 use tessera_common::api::{ApiError, LeaderApi, RoundState, ServerApi};
 use tessera_common::config::ServerEndpoint;
-use tessera_common::job::{JobSettings, ServerOptimizer};
+use tessera_common::job::JobSettings;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Context, Header, Purpose, Sealer};
@@ -38,24 +38,9 @@ const JOB: u64 = 77;
 fn settings() -> JobSettings {
     let model = ModelSpec::logistic_regression();
     JobSettings {
-        job_id: JOB,
-        num_params: model.num_params().unwrap(),
-        model,
-        rounds: 3,
-        ring_bits: 32,
-        frac_bits: 16,
-        clip: 1.0,
-        max_weight: 1000.0,
         max_clients: 3,
-        min_clients: 2,
         round_deadline_ms: 5_000,
-        local_epochs: 1,
-        batch_size: 32,
-        learning_rate: 0.1,
-        num_servers: 3,
-        optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
-        rule: Default::default(),
-        dp: None,
+        ..JobSettings::new(JOB, model).unwrap()
     }
 }
 

@@ -16,7 +16,7 @@ use tessera_common::PartyId;
 use tessera_common::api::{ApiError, LeaderApi, RoundState, ServerApi};
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::identity::{Identity, PublicKey};
-use tessera_common::job::{JobSettings, ServerOptimizer};
+use tessera_common::job::JobSettings;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ringvec::RingVec;
@@ -48,24 +48,12 @@ impl Cluster {
 fn settings(num_servers: usize, max_clients: usize, min_clients: usize) -> JobSettings {
     let model = ModelSpec::logistic_regression();
     JobSettings {
-        job_id: 77,
-        num_params: model.num_params().unwrap(),
-        model,
         rounds: 4,
-        ring_bits: 32,
-        frac_bits: 16,
-        clip: 1.0,
-        max_weight: 1000.0,
         max_clients,
         min_clients,
         round_deadline_ms: 2_000,
-        local_epochs: 1,
-        batch_size: 32,
-        learning_rate: 0.1,
         num_servers,
-        optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
-        rule: Default::default(),
-        dp: None,
+        ..JobSettings::new(77, model).unwrap()
     }
 }
 

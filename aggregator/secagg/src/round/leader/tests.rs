@@ -1,7 +1,6 @@
 //! Tests of [`super`].
 
 use super::*;
-use tessera_common::job::ServerOptimizer;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::refusal::HelperRefusal;
 use tessera_common::seal::SealError;
@@ -9,24 +8,13 @@ use tessera_common::seal::SealError;
 pub(crate) fn settings(max_clients: usize, min_clients: usize) -> JobSettings {
     let model = ModelSpec::logistic_regression();
     JobSettings {
-        job_id: 9,
-        num_params: model.num_params().unwrap(),
-        model,
         rounds: 2,
-        ring_bits: 32,
-        frac_bits: 16,
-        clip: 1.0,
         max_weight: 100.0,
         max_clients,
         min_clients,
         round_deadline_ms: 1_000,
-        local_epochs: 1,
         batch_size: 8,
-        learning_rate: 0.1,
-        num_servers: 3,
-        optimizer: ServerOptimizer::FedAvg { server_lr: 1.0 },
-        rule: Default::default(),
-        dp: None,
+        ..JobSettings::new(9, model).unwrap()
     }
 }
 
