@@ -39,6 +39,7 @@ pub mod robust;
 pub mod round;
 pub mod service;
 pub mod session;
+pub mod upload;
 
 pub use leader::{MAX_WEIGHT_FETCHES, RoundOpening};
 pub use limits::Limits;
@@ -47,3 +48,4 @@ pub use metrics::{SecaggCounts, SecaggMetrics};
 pub use service::AggregatorService;
 pub use session::UploadSession;
 pub use tessera_common::refusal::ServiceError;
+pub use upload::Upload;

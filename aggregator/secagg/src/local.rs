@@ -10,7 +10,7 @@ use tessera_common::api::{
 };
 use tessera_common::net::Network;
 
-use super::{AggregatorService, ServiceError};
+use super::{AggregatorService, Upload};
 
 /// How long a round poll waits before answering with the current state.
 pub const FETCH_ROUND_WAIT: Duration = Duration::from_secs(20);
@@ -44,17 +44,11 @@ impl<N: Network + 'static> LeaderApi for LocalServer<N> {
     }
 
     async fn upload(&self, envelopes: Vec<Vec<u8>>) -> Result<UploadReceipt, ApiError> {
-        let first = envelopes
-            .first()
-            .ok_or_else(|| ApiError::Rejected(ServiceError::Malformed("empty upload".into())))?;
-        let job_id = tessera_common::seal::Header::parse(first)
-            .map_err(|e| ApiError::Rejected(ServiceError::Seal(e)))?
-            .job_id;
-        let mut session = self.0.begin_upload(job_id)?;
+        let mut upload = Upload::new(Arc::clone(&self.0));
         for envelope in &envelopes {
-            self.0.push_upload(&mut session, envelope)?;
+            upload.push(envelope)?;
         }
-        Ok(self.0.finish_upload(session).await?)
+        Ok(upload.finish().await?)
     }
 
     async fn decline(&self, envelope: Vec<u8>) -> Result<(), ApiError> {

@@ -15,7 +15,7 @@ use tessera_proto::v1::{
     RoundAnnouncement, SealedChunk, StatusRequest, UploadReceipt,
 };
 use tessera_secagg::local::FETCH_ROUND_WAIT;
-use tessera_secagg::{AggregatorService, ServiceError};
+use tessera_secagg::{AggregatorService, ServiceError, Upload};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
@@ -180,25 +180,15 @@ impl DataOwnerService for DataOwnerGrpc {
             return Err(to_status(ServiceError::NotLeader(service.me())));
         }
         let mut stream = request.into_inner();
-        let mut session = None;
+        let mut upload = Upload::new(service);
         while let Some(envelope) = next_chunk(&mut stream).await? {
-            let s = match session.as_mut() {
-                Some(s) => s,
-                None => {
-                    let job_id = tessera_common::seal::Header::parse(&envelope)
-                        .map_err(|e| to_status(service.refuse_upload(e.into())))?
-                        .job_id;
-                    session.insert(service.begin_upload(job_id).map_err(to_status)?)
-                }
-            };
-            if let Err(e) = service.push_upload(s, &envelope) {
-                warn!(owner = ?s.owner(), error = %e, "upload rejected");
+            if let Err(e) = upload.push(&envelope) {
+                warn!(owner = ?upload.owner(), error = %e, "upload rejected");
                 return Err(to_status(e));
             }
         }
-        let session = session.ok_or_else(|| Status::invalid_argument("empty upload"))?;
-        let owner = session.owner();
-        let receipt = run_to_completion(async move { service.finish_upload(session).await }).await;
+        let owner = upload.owner();
+        let receipt = run_to_completion(upload.finish()).await;
         if let Err(e) = &receipt {
             warn!(?owner, error = %e.message(), "upload rejected");
         }
