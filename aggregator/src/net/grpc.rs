@@ -70,9 +70,7 @@ impl GrpcNetwork {
             Err(_) => TcpListener::bind(address).await,
         }
     }
-}
 
-impl GrpcNetwork {
     /// [`PeerHub::flush`]: waits until the peers have read every frame sent so far.
     pub async fn flush(&self, timeout: Duration) -> bool {
         self.hub.flush(timeout).await

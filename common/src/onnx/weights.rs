@@ -43,13 +43,13 @@ pub(super) struct LayerWeights {
 
 impl LayerWeights {
     /// Output units or channels.
-    pub fn outputs(&self) -> usize {
+    pub(super) fn outputs(&self) -> usize {
         self.bias.len()
     }
 
     /// Multiplies output `o`'s weights by `scale[o]` and maps its bias `b` to
     /// `b * scale[o] + shift[o]`.
-    pub fn scale_outputs(&mut self, scale: &[f32], shift: &[f32]) {
+    pub(super) fn scale_outputs(&mut self, scale: &[f32], shift: &[f32]) {
         let outs = self.outputs();
         if self.columns {
             for row in self.weight.chunks_mut(outs) {

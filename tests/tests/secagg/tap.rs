@@ -9,7 +9,7 @@ use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::net::{NetError, NetStats, Network, Tag};
 
 /// What happens to one message sent.
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Sent as usual.
     Pass,
     /// Lost.
@@ -23,22 +23,22 @@ pub enum Verdict {
 type HookFn = dyn Fn(PartyId, &Tag, &[u8]) -> Verdict + Send + Sync;
 
 /// Decides each message's [`Verdict`] from its receiver, tag and bytes.
-pub struct Hook(Box<HookFn>);
+pub(crate) struct Hook(Box<HookFn>);
 
 impl Hook {
     /// Passes everything.
-    pub fn pass() -> Self {
+    pub(crate) fn pass() -> Self {
         Hook(Box::new(|_, _, _| Verdict::Pass))
     }
 
     /// The hook `f`.
-    pub fn new(f: impl Fn(PartyId, &Tag, &[u8]) -> Verdict + Send + Sync + 'static) -> Self {
+    pub(crate) fn new(f: impl Fn(PartyId, &Tag, &[u8]) -> Verdict + Send + Sync + 'static) -> Self {
         Hook(Box::new(f))
     }
 }
 
 /// A [`MemoryNetwork`] behind a [`Hook`].
-pub struct Tap {
+pub(crate) struct Tap {
     inner: MemoryNetwork,
     hook: Hook,
     held: Mutex<Vec<(PartyId, Tag, Vec<u8>)>>,
@@ -46,7 +46,7 @@ pub struct Tap {
 
 impl Tap {
     /// `inner` behind `hook`.
-    pub fn new(inner: MemoryNetwork, hook: Hook) -> Self {
+    pub(crate) fn new(inner: MemoryNetwork, hook: Hook) -> Self {
         Tap {
             inner,
             hook,

@@ -9,91 +9,91 @@ use super::HELPER;
 use crate::{MpcError, Op, Session};
 
 /// `2^64 - 1`, the odd modulus.
-pub const M: u64 = u64::MAX;
+pub(super) const M: u64 = u64::MAX;
 
 /// The odd ring `Z_{2^64 - 1}` ShareConvert and ComputeMSB reshare in (values in the ring itself
 /// are dealt with [`deal_ring`], PrivateCompare's bit shares in `Z_67` with [`deal_bits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Zn {
+pub(super) enum Zn {
     /// `Z_{2^64 - 1}`.
     Odd,
 }
 
 impl Zn {
     /// The modulus as the paper writes it.
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Zn::Odd => "Z_{2^64-1}",
         }
     }
 
-    pub fn add(self, a: u64, b: u64) -> u64 {
+    pub(super) fn add(self, a: u64, b: u64) -> u64 {
         let (s, carry) = a.overflowing_add(b);
         // 2^64 = 1 (mod 2^64 - 1).
         let s = s + carry as u64;
         if s == M { 0 } else { s }
     }
 
-    pub fn neg(self, a: u64) -> u64 {
+    pub(super) fn neg(self, a: u64) -> u64 {
         if a == 0 { 0 } else { M - a }
     }
 
-    pub fn sub(self, a: u64, b: u64) -> u64 {
+    pub(super) fn sub(self, a: u64, b: u64) -> u64 {
         self.add(a, self.neg(b))
     }
 
     /// Reduces a 64-bit value into the modulus.
-    pub fn reduce(self, a: u64) -> u64 {
+    pub(super) fn reduce(self, a: u64) -> u64 {
         if a == M { 0 } else { a }
     }
 
     /// `k * a` for a small public `k` (0, 1 or 2 in the protocols; any `k` works).
-    pub fn mul_small(self, k: u64, a: u64) -> u64 {
+    pub(super) fn mul_small(self, k: u64, a: u64) -> u64 {
         ((k as u128 * a as u128) % M as u128) as u64
     }
 
     /// Uniform elements (`2^64 - 1` maps to 0, a bias of `2^-64`).
-    pub fn sample(self, prg: &mut Prg, n: usize) -> Vec<u64> {
+    pub(super) fn sample(self, prg: &mut Prg, n: usize) -> Vec<u64> {
         prg.ring_vec::<u64>(n)
             .into_iter()
             .map(|v| self.reduce(v))
             .collect()
     }
 
-    pub fn encode(self, v: &[u64]) -> Vec<u8> {
+    pub(super) fn encode(self, v: &[u64]) -> Vec<u8> {
         tessera_common::ring::encode_elements(v)
     }
 
-    pub fn decode(self, bytes: &[u8]) -> Option<Vec<u64>> {
+    pub(super) fn decode(self, bytes: &[u8]) -> Option<Vec<u64>> {
         let v: Vec<u64> = tessera_common::ring::decode_elements(bytes)?;
         v.iter().all(|x| self.reduce(*x) == *x).then_some(v)
     }
 
-    pub fn bytes(self, n: usize) -> usize {
+    pub(super) fn bytes(self, n: usize) -> usize {
         8 * n
     }
 }
 
 /// The small prime of PrivateCompare's bit shares. Its elements are bytes, in memory as on the
 /// wire: 64 per compared value.
-pub const P: u8 = 67;
+pub(super) const P: u8 = 67;
 
 /// `a + b` in `Z_67` (both below 67).
 #[inline]
-pub fn add67(a: u8, b: u8) -> u8 {
+pub(super) fn add67(a: u8, b: u8) -> u8 {
     let s = a + b;
     if s >= P { s - P } else { s }
 }
 
 /// `a - b` in `Z_67` (both below 67).
 #[inline]
-pub fn sub67(a: u8, b: u8) -> u8 {
+pub(super) fn sub67(a: u8, b: u8) -> u8 {
     if a >= b { a - b } else { a + P - b }
 }
 
 /// `a * b` in `Z_67` (both below 67).
 #[inline]
-pub fn mul67(a: u8, b: u8) -> u8 {
+pub(super) fn mul67(a: u8, b: u8) -> u8 {
     ((u16::from(a) * u16::from(b)) % u16::from(P)) as u8
 }
 
@@ -102,7 +102,7 @@ pub fn mul67(a: u8, b: u8) -> u8 {
 /// its product is below `2^16 mod bound` (probability below `bound / 2^16`: `11 / 2^16` for 67).
 /// The bulk pass is branch-free (it vectorises); the rare rejected positions are then redrawn in
 /// order from the same stream ([`below`]), so servers drawing from one stream stay in step.
-pub fn sample_below(prg: &mut Prg, n: usize, bound: u8) -> Vec<u8> {
+pub(super) fn sample_below(prg: &mut Prg, n: usize, bound: u8) -> Vec<u8> {
     let bound = u32::from(bound.max(1));
     let threshold = (0x1_0000 - bound) % bound;
     let draw = |d: &[u8]| u16::from_le_bytes([d[0], d[1]]);
@@ -139,7 +139,7 @@ pub fn sample_below(prg: &mut Prg, n: usize, bound: u8) -> Vec<u8> {
 
 /// `count` seeds drawn in order from `prg`, one per chunk of work done in parallel: parties
 /// holding the same `prg` derive the same chunks whatever the number of threads.
-pub fn chunk_seeds(prg: &mut Prg, count: usize) -> Vec<Seed> {
+pub(super) fn chunk_seeds(prg: &mut Prg, count: usize) -> Vec<Seed> {
     (0..count)
         .map(|_| {
             let mut s = [0u8; 32];
@@ -155,7 +155,7 @@ const SAMPLE_CHUNK: usize = 1 << 16;
 /// `n` uniform values below `bound`, as [`sample_below`] but on every core: the values come in
 /// chunks of [`SAMPLE_CHUNK`], each from its own seed drawn from `prg` in order, so every party
 /// holding `prg` gets the same values whatever the number of threads.
-pub fn sample_below_par(prg: &mut Prg, n: usize, bound: u8) -> Vec<u8> {
+pub(super) fn sample_below_par(prg: &mut Prg, n: usize, bound: u8) -> Vec<u8> {
     use rayon::prelude::*;
     let seeds = chunk_seeds(prg, n.div_ceil(SAMPLE_CHUNK));
     let chunks: Vec<Vec<u8>> = seeds
@@ -188,7 +188,7 @@ fn below(draw: u16, i: usize, mut more: impl FnMut() -> u16) -> usize {
 
 /// What a dealing is: its part name, PRG stream and modulus.
 #[derive(Debug, Clone, Copy)]
-pub struct Deal {
+pub(super) struct Deal {
     pub part: &'static str,
     pub stream: u64,
     pub zn: Zn,
@@ -196,12 +196,12 @@ pub struct Deal {
 
 /// The helper's dealing of the bits of its masked value in `Z_67` (ShareConvert and ComputeMSB):
 /// part name and PRG stream.
-pub const X_BITS: (&str, u64) = ("x_bits", 2);
+pub(super) const X_BITS: (&str, u64) = ("x_bits", 2);
 
 /// At the helper: deals the 64 bits of each of `x` (least significant first) as shares in
 /// `Z_67`, a byte each; `server0`'s share from the PRG stream, `server1`'s sent. The bits are
 /// spread and subtracted from `server0`'s share in place, in parallel chunks.
-pub async fn deal_bits<N: Network>(
+pub(super) async fn deal_bits<N: Network>(
     session: &Session<N>,
     op: &Op,
     (part, stream): (&'static str, u64),
@@ -224,7 +224,7 @@ pub async fn deal_bits<N: Network>(
 }
 
 /// At `server0` or `server1`: this server's shares of what the helper deals with [`deal_bits`].
-pub async fn dealt_bits<N: Network>(
+pub(super) async fn dealt_bits<N: Network>(
     session: &Session<N>,
     op: &Op,
     (part, stream): (&'static str, u64),
@@ -253,7 +253,7 @@ pub async fn dealt_bits<N: Network>(
 
 /// At the helper: deals `v` to `server0` and `server1`. `server0`'s share is drawn from the PRG
 /// the two share (stream `deal.stream`), only `server1`'s is sent.
-pub async fn deal<N: Network>(
+pub(super) async fn deal<N: Network>(
     session: &Session<N>,
     op: &Op,
     deal: Deal,
@@ -273,7 +273,7 @@ pub async fn deal<N: Network>(
 }
 
 /// At `server0` or `server1`: this server's share of what the helper deals with [`deal`].
-pub async fn dealt<N: Network>(
+pub(super) async fn dealt<N: Network>(
     session: &Session<N>,
     op: &Op,
     deal: Deal,
@@ -298,7 +298,7 @@ pub async fn dealt<N: Network>(
 
 /// At the helper: deals `v` in the ring of `R` (the 0/1 results may live in a wider ring than
 /// the comparison), `server0`'s share from the PRG stream `stream`, `server1`'s sent as `part`.
-pub async fn deal_ring<R: Ring, N: Network>(
+pub(super) async fn deal_ring<R: Ring, N: Network>(
     session: &Session<N>,
     op: &Op,
     (part, stream): (&'static str, u64),
@@ -310,7 +310,7 @@ pub async fn deal_ring<R: Ring, N: Network>(
 }
 
 /// At `server0` or `server1`: this server's share of what the helper deals with [`deal_ring`].
-pub async fn dealt_ring<R: Ring, N: Network>(
+pub(super) async fn dealt_ring<R: Ring, N: Network>(
     session: &Session<N>,
     op: &Op,
     (part, stream): (&'static str, u64),
@@ -325,7 +325,7 @@ pub async fn dealt_ring<R: Ring, N: Network>(
 /// The 64 bits of each value, least significant first, as elements of `Z_67` (bytes): what
 /// [`deal_bits`] shares (tests read the dealt bits against it).
 #[cfg(test)]
-pub fn bits_of(values: &[u64]) -> Vec<u8> {
+pub(super) fn bits_of(values: &[u64]) -> Vec<u8> {
     values.iter().flat_map(|v| bit_bytes(*v)).collect()
 }
 
@@ -354,7 +354,7 @@ fn bit_bytes(v: u64) -> [u8; 64] {
 }
 
 /// Whether `a + b` wraps around `2^64`.
-pub fn wraps(a: u64, b: u64) -> u64 {
+pub(super) fn wraps(a: u64, b: u64) -> u64 {
     a.overflowing_add(b).1 as u64
 }
 

@@ -119,43 +119,7 @@ impl Optimizer {
             Optimizer::Amsgrad { .. } => "amsgrad",
         }
     }
-}
 
-/// An optimizer's shared state (moments), flat in the canonical parameter order.
-#[derive(Debug, Clone)]
-pub struct OptimState<T> {
-    /// Steps taken.
-    pub steps: u64,
-    /// Momentum or first moment.
-    pub m: Option<T>,
-    /// Second moment.
-    pub v: Option<T>,
-    /// AMSgrad's running maximum of the second moment.
-    pub v_max: Option<T>,
-}
-
-impl<T> Default for OptimState<T> {
-    fn default() -> Self {
-        OptimState {
-            steps: 0,
-            m: None,
-            v: None,
-            v_max: None,
-        }
-    }
-}
-
-/// `x * c` for a public real `c`, with `c` kept to [`CONST_BITS`] significant bits (one
-/// truncation).
-pub async fn scale_real<P: Protocol>(p: &P, x: &P::Tensor, c: f64) -> Result<P::Tensor, MpcError> {
-    if c == 0.0 {
-        return Ok(p.scale(x, P::Elem::ZERO));
-    }
-    let s = (CONST_BITS - c.abs().log2().floor() as i32 - 1).max(0) as u32;
-    p.truncate(&p.scale(x, fx::<P::Elem>(c, s)), s).await
-}
-
-impl Optimizer {
     /// One step: the new flat parameters from the flat parameters `w`, the flat gradients `g`
     /// (summed over a batch of `batch` examples) and the state.
     pub async fn step<P: Protocol>(
@@ -239,4 +203,38 @@ impl Optimizer {
             }
         }
     }
+}
+
+/// An optimizer's shared state (moments), flat in the canonical parameter order.
+#[derive(Debug, Clone)]
+pub struct OptimState<T> {
+    /// Steps taken.
+    pub steps: u64,
+    /// Momentum or first moment.
+    pub m: Option<T>,
+    /// Second moment.
+    pub v: Option<T>,
+    /// AMSgrad's running maximum of the second moment.
+    pub v_max: Option<T>,
+}
+
+impl<T> Default for OptimState<T> {
+    fn default() -> Self {
+        OptimState {
+            steps: 0,
+            m: None,
+            v: None,
+            v_max: None,
+        }
+    }
+}
+
+/// `x * c` for a public real `c`, with `c` kept to [`CONST_BITS`] significant bits (one
+/// truncation).
+pub async fn scale_real<P: Protocol>(p: &P, x: &P::Tensor, c: f64) -> Result<P::Tensor, MpcError> {
+    if c == 0.0 {
+        return Ok(p.scale(x, P::Elem::ZERO));
+    }
+    let s = (CONST_BITS - c.abs().log2().floor() as i32 - 1).max(0) as u32;
+    p.truncate(&p.scale(x, fx::<P::Elem>(c, s)), s).await
 }
