@@ -3,7 +3,7 @@
 //! - every command line in their `sh` blocks names a command of a Tessera binary and only flags
 //!   that command has, and every flag named in their prose is a flag of some command;
 //! - the reference chapter is exactly what the binaries' argument definitions render;
-//! - every benchmark table between `<!-- bench:SUITE -->` markers is what `bench report`
+//! - every benchmark table is between `<!-- bench:SUITE -->` markers and is what `bench report`
 //!   renders from the committed JSON of that suite (`examples/guide/bench/SUITE.json`);
 //! - the README is a short entry (at most 250 lines) and every file it or the guide links exists.
 //!
@@ -374,6 +374,22 @@ fn benchmark_tables_are_rendered_from_their_json() {
             tables.iter().any(|(s, _)| s == suite),
             "region {suite} has no committed JSON"
         );
+    }
+    // And no table outside the regions: every figure in a table is a committed measurement.
+    let mut inside = false;
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with("<!-- bench:") {
+            inside = true;
+        } else if line.starts_with("<!-- /bench:") {
+            inside = false;
+        } else if line.starts_with('|') {
+            assert!(
+                inside,
+                "benchmarks.md:{}: a table typed by hand (put its rows in bench/*.json and a \
+                 region): {line}",
+                n + 1
+            );
+        }
     }
 }
 
