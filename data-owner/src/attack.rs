@@ -19,6 +19,8 @@ use rand::Rng;
 use tessera_common::dataset::Dataset;
 use tessera_common::job::JobSettings;
 
+use crate::node::RoundHook;
+
 /// An attack a malicious data owner mounts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Attack {
@@ -116,6 +118,16 @@ impl Attack {
         out.push(honest[p] / w * claim);
         out.push(claim);
         out
+    }
+}
+
+impl RoundHook for Attack {
+    fn data(&self, own: &Dataset) -> Dataset {
+        self.poison(own)
+    }
+
+    fn update(&self, settings: &JobSettings, honest: Vec<f64>) -> Vec<f64> {
+        self.craft(settings, &honest, &mut rand::rng())
     }
 }
 

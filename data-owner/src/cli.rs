@@ -141,7 +141,7 @@ pub async fn serve_command(args: ServeArgs) -> Result<(), ServeError> {
     }
     if let Some(attack) = args.attack {
         tracing::warn!(%attack, "this node attacks: it sends crafted updates");
-        node = node.with_attack(attack);
+        node = node.with_hook(attack);
     }
     if let Some(dir) = &args.audit_dir {
         node = node.with_audit_dir(dir.clone());

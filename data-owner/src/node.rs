@@ -23,7 +23,6 @@ use tessera_common::seal::{Expected, Purpose, SealError, Sealer};
 use tessera_common::upload::{UploadBuildError, build_upload_vec};
 use tracing::{error, info, warn};
 
-use crate::attack::Attack;
 use tessera_ml::{ModelError, TrainSettings, train_local};
 
 /// Why a round failed for this node.
@@ -112,6 +111,16 @@ pub fn form_update(
     update
 }
 
+/// What a node does to its data before it trains and to its update before it shares it: nothing
+/// for an honest node. The simulated attacks ([`crate::attack::Attack`]) plug in here, so the
+/// honest node's code knows of no attack.
+pub trait RoundHook: Send + Sync {
+    /// The data this round trains on, from the node's own.
+    fn data(&self, own: &Dataset) -> Dataset;
+    /// The update this round sends, from the honest one `(w delta, w loss, w)`.
+    fn update(&self, settings: &JobSettings, honest: Vec<f64>) -> Vec<f64>;
+}
+
 /// One institution's node.
 pub struct DataOwnerNode<L: LeaderApi> {
     me: PartyId,
@@ -120,7 +129,7 @@ pub struct DataOwnerNode<L: LeaderApi> {
     data: Dataset,
     show_progress: bool,
     audit_dir: Option<std::path::PathBuf>,
-    attack: Option<Attack>,
+    hook: Option<Box<dyn RoundHook>>,
     privacy: PrivacyPolicy,
     ledger: Option<std::sync::Mutex<Ledger>>,
 }
@@ -168,7 +177,7 @@ impl<L: LeaderApi> DataOwnerNode<L> {
             data,
             show_progress,
             audit_dir: None,
-            attack: None,
+            hook: None,
             privacy: PrivacyPolicy::default(),
             ledger: None,
         }
@@ -189,9 +198,9 @@ impl<L: LeaderApi> DataOwnerNode<L> {
         self
     }
 
-    /// Makes this node an attacker (simulated attacks): it sends what `attack` crafts.
-    pub fn with_attack(mut self, attack: Attack) -> Self {
-        self.attack = Some(attack);
+    /// Runs every round through `hook` (a simulated attack: [`crate::attack::Attack`]).
+    pub fn with_hook(mut self, hook: impl RoundHook + 'static) -> Self {
+        self.hook = Some(Box::new(hook));
         self
     }
 
@@ -371,8 +380,8 @@ impl<L: LeaderApi> DataOwnerNode<L> {
                     _ => 0,
                 }) << 32,
         };
-        let data = match &self.attack {
-            Some(attack) => attack.poison(&self.data),
+        let data = match &self.hook {
+            Some(hook) => hook.data(&self.data),
             None => self.data.clone(),
         };
         let (spec, show) = (settings.model.clone(), self.show_progress);
@@ -395,8 +404,8 @@ impl<L: LeaderApi> DataOwnerNode<L> {
             outcome.mean_loss,
             self.data.len(),
         );
-        let update = match &self.attack {
-            Some(attack) => attack.craft(settings, &update, &mut rand::rng()),
+        let update = match &self.hook {
+            Some(hook) => hook.update(settings, update),
             None => update,
         };
         let encoded = RingVec::encode(settings.ring_bits, settings.fixed_point(), &update)?;

@@ -347,7 +347,7 @@ pub async fn simulate(opts: SimulateOptions) -> Result<TrainingSummary, Simulate
     for (i, (owner, data)) in owners.iter().zip(parts).enumerate() {
         let node = DataOwnerNode::new(sealer_of(*owner), services[0].clone(), data, false);
         let node = if i >= honest {
-            node.with_attack(opts.attack)
+            node.with_hook(opts.attack)
         } else {
             node
         };
