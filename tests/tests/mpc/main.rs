@@ -15,6 +15,7 @@ mod robust;
 mod securenn;
 mod service;
 mod train;
+mod views;
 
 use std::sync::Arc;
 

@@ -4,7 +4,6 @@
 //! failure rate of the 128-bit ring at its largest stated magnitude is zero in 10^8 trials.
 
 use std::sync::Arc;
-use tessera_tests::Recording;
 
 use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::{LayerSpec, ModelSpec};
@@ -13,13 +12,13 @@ use tessera_common::prg::Seed;
 use tessera_common::ring::RingTensor;
 use tessera_ml::{gradients, initial_params};
 use tessera_model_owner::encrypted::{EncryptedError, EncryptedOptionsError};
+use tessera_mpc::MpcError;
 use tessera_mpc::harness::run_local;
 use tessera_mpc::model::{Activations, SecureModel};
 use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
 use tessera_mpc::train::init::{self, Init};
 use tessera_mpc::train::precision::{MAX_MAGNITUDE_BITS, count_failures};
 use tessera_mpc::train::{Loss, Optimizer, TrainSpec, Trainer, tape};
-use tessera_mpc::{MpcError, Session};
 
 use crate::{S, reals, runtime};
 
@@ -39,7 +38,7 @@ pub(super) fn dec_w(x: &RingTensor<u128>) -> Vec<f64> {
 
 /// Every layer kind: conv (padding), ReLU, max-pooling, average pooling, flatten, dense,
 /// sigmoid, dense.
-fn spec() -> ModelSpec {
+pub(super) fn spec() -> ModelSpec {
     ModelSpec {
         input_shape: vec![2, 6, 6],
         layers: vec![
@@ -98,14 +97,14 @@ where
     Ok(outs[1].clone().expect("server1 receives"))
 }
 
-struct Batch {
-    params: Vec<f32>,
-    features: Vec<f32>,
-    labels: Vec<u8>,
-    n: usize,
+pub(super) struct Batch {
+    pub(super) params: Vec<f32>,
+    pub(super) features: Vec<f32>,
+    pub(super) labels: Vec<u8>,
+    pub(super) n: usize,
 }
 
-fn batch(n: usize) -> Batch {
+pub(super) fn batch(n: usize) -> Batch {
     let s = spec();
     let params = initial_params(&s).expect("initial parameters");
     let features: Vec<f32> = reals(91, n * 72, -1.0, 1.0)
@@ -121,7 +120,7 @@ fn batch(n: usize) -> Batch {
     }
 }
 
-fn wide_inputs(b: &Batch) -> [RingTensor<u128>; 3] {
+pub(super) fn wide_inputs(b: &Batch) -> [RingTensor<u128>; 3] {
     let flat: Vec<f64> = b.params.iter().map(|v| f64::from(*v)).collect();
     let x: Vec<f64> = b.features.iter().map(|v| f64::from(*v)).collect();
     let mut y = vec![0.0; b.n * 4];
@@ -366,157 +365,6 @@ fn small_job(servers_init: bool, onnx: Option<tessera_common::onnx::ImportedMode
     for file in ["metrics.csv", "metrics.png", "checkpoint.json"] {
         assert!(out.path().join(file).is_file(), "{file} written");
     }
-}
-
-/// What each server receives during a training step (a data owner's examples and labels and
-/// the model owner's weights shared in, one SGD step, the weights revealed to the model owner
-/// only) never contains, as any aligned 128-bit word, the fixed-point encoding of an example's
-/// pixel, a label, a weight, a gradient or an updated weight, nor any small value at all: every
-/// word a server sees is a share or a masked value, uniform in the ring (a uniform word is
-/// below 2^40 in magnitude with probability 2^-87, so the check cannot fail by chance).
-fn server_views_hold_no_secret<P: Protocol<Elem = u128> + 'static>(
-    make: fn(Arc<Session<Recording>>) -> Result<P, MpcError>,
-    scheme: tessera_mpc::io::Scheme,
-) {
-    use tessera_common::PartyId;
-    use tessera_mpc::io::{receive_output, send_input};
-    let b = batch(4);
-    let [w0, x, y] = wide_inputs(&b);
-    let x_clear = x.clone();
-    // The secrets: the inputs, and burn's gradients and the weights after the step (encoded).
-    let grads = gradients(&spec(), &b.params, &b.features, &b.labels, b.n).expect("burn");
-    let lr = 0.5;
-    let stepped: Vec<f64> = b
-        .params
-        .iter()
-        .zip(&grads)
-        .map(|(w, g)| f64::from(*w) - lr / b.n as f64 * f64::from(*g))
-        .collect();
-    let mut secrets: std::collections::HashSet<u128> = std::collections::HashSet::new();
-    for t in [&w0, &x, &y] {
-        secrets.extend(t.as_slice().iter().copied().filter(|v| *v != 0));
-    }
-    let g64: Vec<f64> = grads.iter().map(|g| f64::from(*g)).collect();
-    for t in [enc_w(&g64, &[g64.len()]), enc_w(&stepped, &[stepped.len()])] {
-        secrets.extend(t.as_slice().iter().copied().filter(|v| *v != 0));
-    }
-    let secrets: std::collections::HashSet<u128> = secrets
-        .iter()
-        .flat_map(|v| [*v, v.wrapping_neg()])
-        .collect();
-    let parties = [
-        PartyId::Server(0),
-        PartyId::Server(1),
-        PartyId::Server(2),
-        PartyId::DataOwner(0),
-        PartyId::ModelOwner,
-    ];
-    let mut nets = MemoryNetwork::cluster(&parties);
-    let (owner, data_owner) = (nets.pop().unwrap(), nets.pop().unwrap());
-    let views: Vec<Arc<std::sync::Mutex<Vec<Vec<u8>>>>> = (0..3).map(|_| Arc::default()).collect();
-    let servers: Vec<Recording> = nets
-        .into_iter()
-        .zip(&views)
-        .map(|(inner, seen)| Recording::new(inner, Arc::clone(seen)))
-        .collect();
-    let n_params = w0.len();
-    let (features, labels) = (x.shape().to_vec(), y.shape().to_vec());
-    let rt = runtime();
-    let revealed = rt.block_on(async move {
-        let data = tokio::spawn(async move {
-            send_input(&data_owner, scheme, "x", &x).await?;
-            send_input(&data_owner, scheme, "y", &y).await
-        });
-        let model_owner = tokio::spawn(async move {
-            send_input(&owner, scheme, "w0", &w0).await?;
-            receive_output::<u128, _>(&owner, scheme, "w1", &[n_params]).await
-        });
-        tessera_mpc::harness::run_on(servers, move |s| {
-            let (features, labels) = (features.clone(), labels.clone());
-            async move {
-                let p = make(s)?;
-                let x = p.input(PartyId::DataOwner(0), "x", &features).await?;
-                let y = p.input(PartyId::DataOwner(0), "y", &labels).await?;
-                let model = SecureModel::new(&spec())?;
-                let w = p
-                    .input(PartyId::ModelOwner, "w0", &[model.num_params()])
-                    .await?;
-                let params = model.split_params(&p, &w)?;
-                let train = TrainSpec {
-                    loss: Loss::SoftmaxCrossEntropy,
-                    optimizer: Optimizer::sgd(lr),
-                    activations: Activations::Exact,
-                    dp: None,
-                };
-                let mut t = Trainer::new::<P>(model, train, params)?;
-                t.step(&p, &x, &y, false).await?;
-                let flat = p.concat(&t.params().iter().collect::<Vec<_>>())?;
-                p.output(&flat, PartyId::ModelOwner, "w1").await
-            }
-        })
-        .await
-        .expect("servers");
-        data.await.expect("data owner").expect("inputs");
-        model_owner.await.expect("model owner").expect("weights")
-    });
-    // The model owner got the stepped weights (so the secrets above are the right ones).
-    let got = dec_w(&revealed);
-    assert!(
-        got.iter().zip(&stepped).all(|(g, w)| (g - w).abs() < 0.05),
-        "{}: the revealed weights are not the step's",
-        P::NAME
-    );
-    // A message leaks if a word is a secret's encoding or small.
-    let leak = |msg: &[u8]| -> Option<String> {
-        msg.chunks_exact(16).find_map(|word| {
-            let v = u128::from_le_bytes(word.try_into().expect("16 bytes"));
-            if secrets.contains(&v) {
-                Some(format!("the secret value {}", v as i128))
-            } else if (v as i128).unsigned_abs() < (1u128 << 40) {
-                Some(format!("the small word {}", v as i128))
-            } else {
-                None
-            }
-        })
-    };
-    // The check finds a leak where there is one: the examples, the gradients in the clear.
-    let g_enc = enc_w(&g64, &[g64.len()]);
-    assert!(leak(&tessera_common::ring::encode_elements(x_clear.as_slice())).is_some());
-    assert!(leak(&tessera_common::ring::encode_elements(g_enc.as_slice())).is_some());
-    for (i, view) in views.iter().enumerate() {
-        let view = view.lock().unwrap();
-        assert!(
-            view.len() > 10,
-            "server {i} received {} messages",
-            view.len()
-        );
-        let bytes: usize = view.iter().map(Vec::len).sum();
-        assert!(
-            bytes > 16 * 4 * 72,
-            "server {i} received only {bytes} bytes"
-        );
-        for msg in view.iter() {
-            if let Some(what) = leak(msg) {
-                panic!("{}: server {i} received {what}", P::NAME);
-            }
-        }
-    }
-}
-
-#[test]
-fn aby3_servers_see_no_example_label_weight_or_gradient() {
-    server_views_hold_no_secret(
-        |s| Aby3::<Recording, u128>::in_ring(s, FW),
-        tessera_mpc::io::Scheme::Replicated,
-    );
-}
-
-#[test]
-fn securenn_servers_see_no_example_label_weight_or_gradient() {
-    server_views_hold_no_secret(
-        |s| SecureNn::<Recording, u128>::in_ring(s, FW),
-        tessera_mpc::io::Scheme::Additive,
-    );
 }
 
 /// `[2, 6, 6]` inputs through Flatten, then `hidden` sigmoid units if any, then `outputs`.
