@@ -14,6 +14,7 @@ mod pond;
 mod robust;
 mod securenn;
 mod service;
+mod service_refusals;
 mod train;
 mod views;
 
