@@ -28,9 +28,7 @@
 
 #![forbid(unsafe_code)]
 
-mod check;
-mod helper;
-mod leader;
+mod driver;
 pub mod limits;
 pub mod local;
 pub mod messages;
@@ -41,7 +39,7 @@ pub mod service;
 pub mod session;
 pub mod upload;
 
-pub use leader::{MAX_WEIGHT_FETCHES, RoundOpening};
+pub use driver::leader::{MAX_WEIGHT_FETCHES, RoundOpening};
 pub use limits::Limits;
 pub use messages::{JobStatus, RoundAnnouncement, RoundState, UploadReceipt};
 pub use metrics::{SecaggCounts, SecaggMetrics};

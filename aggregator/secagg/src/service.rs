@@ -1,7 +1,7 @@
 //! The aggregation service of one server: jobs, their state, and what any server answers.
 //!
 //! The rounds themselves are the state machines of [`super::round`]; this service holds them per
-//! job and drives them: the leader's side in [`super::leader`], a helper's in [`super::helper`].
+//! job and drives them: the leader's side in `driver/leader.rs`, a helper's in `driver/helper.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};

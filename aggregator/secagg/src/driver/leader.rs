@@ -2,7 +2,7 @@
 //! their commit, the round's close. The decisions are [`LeaderRounds`]'s; this file moves the
 //! bytes and waits for the helpers.
 //!
-//! [`LeaderRounds`]: super::round::LeaderRounds
+//! [`LeaderRounds`]: crate::round::LeaderRounds
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,14 +16,14 @@ use tessera_common::seal::{Expected, Header, Purpose};
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
 use tracing::{info, warn};
 
-use super::limits::UploadSlots;
-use super::messages::{
+use crate::limits::UploadSlots;
+use crate::messages::{
     JobStatus, PeerReply, RoundAnnouncement, UploadReceipt, reply_tag, round_prefix,
 };
-use super::robust::Component;
-use super::round::CloseStep;
-use super::service::{Job, now_unix_ms};
-use super::{AggregatorService, ServiceError, UploadSession};
+use crate::robust::Component;
+use crate::round::CloseStep;
+use crate::service::{Job, now_unix_ms};
+use crate::{AggregatorService, ServiceError, UploadSession};
 
 /// How often one data owner may fetch one round's weights (the first fetch and retries).
 pub const MAX_WEIGHT_FETCHES: usize = 4;
@@ -435,7 +435,7 @@ impl<N: Network + 'static> AggregatorService<N> {
     /// Closes `round` if it still accepts uploads: once every upload in flight has its decision
     /// the helpers get the contributor set, then every server seals its result share (or the
     /// round fails).
-    pub(super) async fn close_round(&self, job: &Job, round: u64) {
+    pub(crate) async fn close_round(&self, job: &Job, round: u64) {
         let job_id = job.settings.job_id;
         let mut changed = job.changed.subscribe();
         let step = {

@@ -1,5 +1,5 @@
 //! A job's robust-aggregation check of one upload as the service runs it (see
-//! [`super::robust`]): the leader runs its part once every helper staged its seed, each helper as
+//! [`crate::robust`]): the leader runs its part once every helper staged its seed, each helper as
 //! soon as it staged its own. The three meet in an MPC session named by the job, round and
 //! forward ([`secagg_session_id`]); only the verdict is opened, and the leader's decides. Under
 //! `clip` the check also scales the upload, and under `trimmed-mean` and `median` it converts it;
@@ -13,22 +13,22 @@ use tessera_common::net::Network;
 use tessera_common::ringvec::RingVec;
 use tessera_common::rule::AggregationRule;
 
-use super::robust::clip::clip_upload;
-use super::robust::norm::range_verdict;
-use super::robust::sort::trimmed_sum;
-use super::robust::{Component, norm_bound_verdict, replicate};
-use super::service::Job;
-use super::{AggregatorService, ServiceError};
+use crate::robust::clip::clip_upload;
+use crate::robust::norm::range_verdict;
+use crate::robust::sort::trimmed_sum;
+use crate::robust::{Component, norm_bound_verdict, replicate};
+use crate::service::Job;
+use crate::{AggregatorService, ServiceError};
 use tessera_mpc::aby3::Aby3Tensor;
 use tessera_mpc::session::{secagg_session_id, session_prefix};
 use tessera_mpc::{MpcError, Session};
 
 /// How long a helper lets a check the leader dropped run on before stopping it.
-pub(super) const CHECK_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const CHECK_GRACE: Duration = Duration::from_secs(5);
 
 /// How long an abandoned check's session is kept for messages still on their way before they
 /// are dropped.
-pub(super) const CHECK_LINGER: Duration = Duration::from_secs(10);
+pub(crate) const CHECK_LINGER: Duration = Duration::from_secs(10);
 
 impl<N: Network + 'static> AggregatorService<N> {
     /// This server's part of the check of the upload forwarded as `seq` in `round`, from its
@@ -37,7 +37,7 @@ impl<N: Network + 'static> AggregatorService<N> {
     /// [`tessera_common::job::JobSettings::checks_uploads`]; always elsewhere).
     /// Under `clip` the upload is scaled, under `trimmed-mean` and `median` converted to
     /// replicated sharing, and kept for the close ([`AggregatorService::close_kept`]).
-    pub(super) async fn run_check(
+    pub(crate) async fn run_check(
         &self,
         job: &Job,
         round: u64,
@@ -112,7 +112,7 @@ impl<N: Network + 'static> AggregatorService<N> {
     /// drops the others at their decision), summed under `clip`, sorted under ABY3 in the
     /// session of the close `close_seq` under `trimmed-mean` and `median`. Every other upload
     /// kept for this round or an earlier one is dropped.
-    pub(super) async fn close_kept(
+    pub(crate) async fn close_kept(
         &self,
         job: &Job,
         round: u64,
@@ -175,7 +175,7 @@ impl<N: Network + 'static> AggregatorService<N> {
     }
 
     /// Drops, after [`CHECK_LINGER`], whatever of an abandoned check's session arrives late.
-    pub(super) fn forget_check_later(self: &Arc<Self>, job: u64, round: u64, seq: u64) {
+    pub(crate) fn forget_check_later(self: &Arc<Self>, job: u64, round: u64, seq: u64) {
         let service = Arc::clone(self);
         tokio::spawn(async move {
             tokio::time::sleep(CHECK_LINGER).await;

@@ -1,7 +1,7 @@
 //! A helper's side of the service: the loop that feeds the leader's messages to the job's
 //! [`HelperRounds`] machine and sends its answers.
 //!
-//! [`HelperRounds`]: super::round::HelperRounds
+//! [`HelperRounds`]: crate::round::HelperRounds
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,12 +17,12 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::check::CHECK_GRACE;
-use super::messages::{PeerMsg, PeerReply, RoundMsg, job_prefix, leader_tag, reply_tag};
-use super::robust::Component;
-use super::round::Staged;
-use super::service::{Job, Rounds};
-use super::session::open_forward_secret;
-use super::{AggregatorService, ServiceError};
+use crate::messages::{PeerMsg, PeerReply, RoundMsg, job_prefix, leader_tag, reply_tag};
+use crate::robust::Component;
+use crate::round::Staged;
+use crate::service::{Job, Rounds};
+use crate::session::open_forward_secret;
+use crate::{AggregatorService, ServiceError};
 
 /// How often a helper whose leader is gone looks whether it is back.
 const LEADER_POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -30,7 +30,7 @@ const LEADER_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 impl<N: Network + 'static> AggregatorService<N> {
     /// A helper's side of a job: answers the leader's messages in order until the last round
     /// closes or the job is dropped; a lost leader fails the round in progress and is waited for.
-    pub(super) async fn helper_loop(self: Arc<Self>, job: Arc<Job>) {
+    pub(crate) async fn helper_loop(self: Arc<Self>, job: Arc<Job>) {
         let settings = &job.settings;
         let leader = PartyId::Server(0);
         // Under a robust rule: this helper's part of each staged upload's check, by round and
