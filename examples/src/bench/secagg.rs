@@ -53,7 +53,7 @@ fn settings(owners: usize, params: usize, ring_bits: u32, rule: AggregationRule)
         batch_size: 1,
         num_servers: SERVERS,
         rule,
-        ..JobSettings::new(1, model).unwrap()
+        ..JobSettings::new(1, model).expect("a dense layer of params - 1 inputs resolves")
     };
     s.frac_bits = s.auto_frac_bits();
     s
