@@ -347,33 +347,37 @@ fn the_reference_is_what_the_binaries_define() {
 #[test]
 fn benchmark_tables_are_rendered_from_their_json() {
     let text = std::fs::read_to_string(guide().join("benchmarks.md")).unwrap();
-    let mut tables = Vec::new();
+    let mut loaded = Vec::new();
     for suite in tables::SUITES {
         let path = guide().join(format!("bench/{suite}.json"));
         if let Ok(json) = std::fs::read_to_string(&path) {
             let rows: Vec<serde_json::Value> = serde_json::from_str(&json).expect("JSON rows");
             assert!(!rows.is_empty(), "{}", path.display());
-            let table = tables::render(suite, &rows).expect("a suite");
             assert!(
                 text.contains(&format!("<!-- bench:{suite} -->")),
                 "{suite}.json is committed but the chapter shows no region of it"
             );
-            tables.push((suite.to_string(), table));
+            loaded.push((suite.to_string(), rows));
         }
     }
-    assert!(!tables.is_empty(), "at least one suite's JSON is committed");
-    assert!(
-        tables::fill_regions(&text, &tables) == text,
-        "a table differs from its JSON: run `bench report --from examples/guide/bench --guide \
-         examples/guide/benchmarks.md`"
-    );
-    // Every region has its JSON: no table between markers is typed by hand.
-    for region in text.split("<!-- bench:").skip(1) {
-        let suite = region.split(" -->").next().unwrap_or_default();
+    assert!(!loaded.is_empty(), "at least one suite's JSON is committed");
+    let tables = tables::region_tables(&loaded);
+    // The benchmark chapter and the protocols chapter's capability table (a view of `mpc`).
+    for chapter in ["benchmarks.md", "protocols.md"] {
+        let text = std::fs::read_to_string(guide().join(chapter)).unwrap();
         assert!(
-            tables.iter().any(|(s, _)| s == suite),
-            "region {suite} has no committed JSON"
+            tables::fill_regions(&text, &tables) == text,
+            "a table of {chapter} differs from its JSON: run `bench report --from \
+             examples/guide/bench --guide examples/guide/{chapter}`"
         );
+        // Every region has its JSON: no table between markers is typed by hand.
+        for region in text.split("<!-- bench:").skip(1) {
+            let name = region.split(" -->").next().unwrap_or_default();
+            assert!(
+                tables.iter().any(|(s, _)| s == name),
+                "{chapter}: region {name} has no committed JSON"
+            );
+        }
     }
     // And no table outside the regions: every figure in a table is a committed measurement.
     let mut inside = false;

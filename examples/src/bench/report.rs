@@ -40,7 +40,7 @@ pub fn print_rows(suite: &str, rows: &[Value]) {
 /// Prints the table of every suite with JSON in `from`, and with `guide`, fills that markdown
 /// file's `<!-- bench:SUITE -->` regions with them (in place).
 pub fn report(from: &std::path::Path, guide: Option<&std::path::Path>) -> std::io::Result<()> {
-    let mut tables = Vec::new();
+    let mut loaded = Vec::new();
     for suite in super::tables::SUITES {
         let path = from.join(format!("{suite}.json"));
         let Ok(text) = std::fs::read_to_string(&path) else {
@@ -48,10 +48,11 @@ pub fn report(from: &std::path::Path, guide: Option<&std::path::Path>) -> std::i
         };
         let rows: Vec<Value> = serde_json::from_str(&text)
             .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
-        if let Some(table) = super::tables::render(suite, &rows) {
-            println!("### {suite}\n\n{table}");
-            tables.push((suite.to_string(), table));
-        }
+        loaded.push((suite.to_string(), rows));
+    }
+    let tables = super::tables::region_tables(&loaded);
+    for (name, table) in &tables {
+        println!("### {name}\n\n{table}");
     }
     if let Some(guide) = guide {
         let text = std::fs::read_to_string(guide)?;

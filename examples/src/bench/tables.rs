@@ -258,6 +258,76 @@ pub fn render(suite: &str, rows: &[Value]) -> Option<String> {
     Some(markdown(&headers, &cells))
 }
 
+/// Tables another chapter shows from a suite's rows: (region name, suite).
+pub const VIEWS: &[(&str, &str)] = &[("mpc-capabilities", "mpc")];
+
+/// `view`'s table of its suite's `rows` ([`VIEWS`]); `None` for a view this module does not
+/// know.
+pub fn render_view(view: &str, rows: &[Value]) -> Option<String> {
+    match view {
+        "mpc-capabilities" => Some(capabilities(rows)),
+        _ => None,
+    }
+}
+
+/// Every region's table (the suites' and their views') from the rows of the suites loaded.
+pub fn region_tables(loaded: &[(String, Vec<Value>)]) -> Vec<(String, String)> {
+    let mut tables = Vec::new();
+    for (suite, rows) in loaded {
+        tables.extend(render(suite, rows).map(|t| (suite.clone(), t)));
+        for (view, of) in VIEWS {
+            if of == suite {
+                tables.extend(render_view(view, rows).map(|t| (view.to_string(), t)));
+            }
+        }
+    }
+    tables
+}
+
+/// `bench mpc`'s rows pivoted to one row per operation and shape and one column per protocol:
+/// online rounds and bytes per output element, "unsupported" where the protocol has no such
+/// operation (Pond's typed error).
+fn capabilities(rows: &[Value]) -> String {
+    const PROTOCOLS: [&str; 3] = ["pond", "securenn", "aby3"];
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut cells: std::collections::HashMap<(String, String, String), String> =
+        std::collections::HashMap::new();
+    for r in rows {
+        let op = text(r, "op");
+        let (base, note) = match op.split_once(" (") {
+            Some((base, _)) => (base.to_string(), " (polynomial)"),
+            None => (op.clone(), ""),
+        };
+        let shape = r.get("shape").map(Value::to_string).unwrap_or_default();
+        let key = (base, shape);
+        if !keys.contains(&key) {
+            keys.push(key.clone());
+        }
+        let bytes = num(r, "bytes_per_element");
+        let bytes = if bytes.fract() == 0.0 {
+            format!("{bytes:.0}")
+        } else {
+            format!("{bytes:.1}")
+        };
+        cells.insert(
+            (key.0, key.1, text(r, "protocol")),
+            format!("{} r, {bytes} B{note}", text(r, "rounds")),
+        );
+    }
+    let table: Vec<Vec<String>> = keys
+        .into_iter()
+        .map(|(op, shape)| {
+            let mut row = vec![format!("{op} {shape}")];
+            for p in PROTOCOLS {
+                let cell = cells.get(&(op.clone(), shape.clone(), p.to_string()));
+                row.push(cell.cloned().unwrap_or_else(|| "unsupported".into()));
+            }
+            row
+        })
+        .collect();
+    markdown(&["operation [shape]", "Pond", "SecureNN", "ABY3"], &table)
+}
+
 /// A markdown table of `rows` under `headers`.
 pub fn markdown(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = format!(
@@ -320,6 +390,17 @@ mod tests {
              | aby3 | 4 | grpc | 0.5000 | 8.0 |\n"
         );
         assert_eq!(render("nonesuch", &rows), None);
+        let mpc = [
+            json!({"protocol": "pond", "op": "relu (poly)", "shape": [8], "rounds": 3,
+                   "bytes_per_element": 224.0}),
+            json!({"protocol": "aby3", "op": "relu", "shape": [8], "rounds": 10,
+                   "bytes_per_element": 100.25}),
+        ];
+        assert_eq!(
+            render_view("mpc-capabilities", &mpc).unwrap(),
+            "| operation [shape] | Pond | SecureNN | ABY3 |\n|---|---|---|---|\n\
+             | relu [8] | 3 r, 224 B (polynomial) | unsupported | 10 r, 100.2 B |\n"
+        );
         let text = "a\n<!-- bench:serve -->\nold\n<!-- /bench:serve -->\nb <!-- bench:mpc -->x<!-- /bench:mpc -->";
         let filled = fill_regions(text, &[("serve".into(), table.clone())]);
         assert_eq!(
