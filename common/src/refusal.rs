@@ -68,9 +68,16 @@ pub enum ServiceError {
         /// Index received.
         got: u64,
     },
-    /// An update, share piece, or weight vector of the wrong length or ring.
-    #[error("wrong length: {0}")]
-    WrongLength(String),
+    /// An update, share piece, seed or weight vector of the wrong length or ring.
+    #[error("wrong length: {what} is {got}, the job needs {expected}")]
+    WrongLength {
+        /// What was measured (e.g. `"weight bytes"`, `"manifest elements"`).
+        what: &'static str,
+        /// Its value.
+        got: u64,
+        /// The job's.
+        expected: u64,
+    },
     /// An upload envelope sealed under the static keys only (not forward secret).
     #[error("upload envelopes must be sealed under an ephemeral key (forward secrecy)")]
     NotForwardSecret,
@@ -211,7 +218,7 @@ impl ServiceError {
             ServiceError::DuplicateUpload(_) => "duplicate_upload",
             ServiceError::ReplayedChunk { .. } => "replayed_chunk",
             ServiceError::OutOfOrder { .. } => "out_of_order",
-            ServiceError::WrongLength(_) => "wrong_length",
+            ServiceError::WrongLength { .. } => "wrong_length",
             ServiceError::NotForwardSecret => "not_forward_secret",
             ServiceError::FixedPointMismatch { .. } => "fixed_point_mismatch",
             ServiceError::Malformed(_) => "malformed",

@@ -137,14 +137,22 @@ impl UploadSession {
                 };
                 let len = settings.update_len();
                 let want_chunks = share_chunk_count(len, settings.ring_bits as usize / 8);
-                if ring_bits != settings.ring_bits
-                    || elements != len as u64
-                    || chunks as usize != want_chunks
+                let wrong = |what, got: u64, expected: u64| {
+                    (got != expected).then_some(ServiceError::WrongLength {
+                        what,
+                        got,
+                        expected,
+                    })
+                };
+                if let Some(e) = wrong(
+                    "manifest ring bits",
+                    ring_bits.into(),
+                    settings.ring_bits.into(),
+                )
+                .or_else(|| wrong("manifest elements", elements, len as u64))
+                .or_else(|| wrong("manifest chunks", chunks.into(), want_chunks as u64))
                 {
-                    return Err(ServiceError::WrongLength(format!(
-                        "manifest says {elements} x u{ring_bits} in {chunks} chunks; the job needs {len} x u{} in {want_chunks}",
-                        settings.ring_bits
-                    )));
+                    return Err(e);
                 }
                 if frac_bits != settings.frac_bits {
                     return Err(ServiceError::FixedPointMismatch {
@@ -187,26 +195,35 @@ impl UploadSession {
                     tessera_common::upload::UPLOAD_CHUNK_BYTES / staging.element_bytes();
                 let want_offset = (c - 1) * per_chunk as u64;
                 let want_len = per_chunk.min(staging.len() - want_offset as usize);
-                if offset != want_offset || bytes.len() != want_len * staging.element_bytes() {
-                    return Err(ServiceError::WrongLength(format!(
-                        "share chunk {c} holds {} bytes at {offset}; expected {} at {want_offset}",
-                        bytes.len(),
-                        want_len * staging.element_bytes()
-                    )));
+                if offset != want_offset {
+                    return Err(ServiceError::WrongLength {
+                        what: "share piece offset",
+                        got: offset,
+                        expected: want_offset,
+                    });
                 }
+                if bytes.len() != want_len * staging.element_bytes() {
+                    return Err(ServiceError::WrongLength {
+                        what: "share piece bytes",
+                        got: bytes.len() as u64,
+                        expected: (want_len * staging.element_bytes()) as u64,
+                    });
+                }
+                // In place and of whole elements, checked above: the sum cannot fail.
                 staging
                     .add_bytes_at(offset as usize, &bytes)
-                    .map_err(|e| ServiceError::WrongLength(e.to_string()))?;
+                    .map_err(|e| ServiceError::Malformed(e.to_string()))?;
             }
             (c, Some(k)) if c < k + settings.num_servers as u64 => {
                 // A helper's seed: check the header and the exact length only; the helper opens
                 // it. Nothing longer is ever forwarded on the peer link.
                 let helper = PartyId::Server((c - k) as u8);
                 if envelope.len() != SEED_ENVELOPE_BYTES {
-                    return Err(ServiceError::WrongLength(format!(
-                        "seed envelope of {} bytes; a seed envelope has {SEED_ENVELOPE_BYTES}",
-                        envelope.len()
-                    )));
+                    return Err(ServiceError::WrongLength {
+                        what: "seed envelope bytes",
+                        got: envelope.len() as u64,
+                        expected: SEED_ENVELOPE_BYTES as u64,
+                    });
                 }
                 if header.receiver != helper
                     || header.purpose != Purpose::Upload

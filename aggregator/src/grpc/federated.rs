@@ -62,7 +62,7 @@ fn code_of(e: ServiceError) -> Status {
         ServiceError::UploadInProgress(_) => Status::already_exists(msg),
         ServiceError::Seal(_)
         | ServiceError::OutOfOrder { .. }
-        | ServiceError::WrongLength(_)
+        | ServiceError::WrongLength { .. }
         | ServiceError::FixedPointMismatch { .. }
         | ServiceError::NotForwardSecret
         | ServiceError::Malformed(_)

@@ -311,7 +311,13 @@ async fn an_oversized_seed_envelope_is_refused_and_the_links_survive() {
         .unwrap();
     let err = leader.upload(upload).await.unwrap_err();
     assert!(
-        matches!(err, ApiError::Rejected(ServiceError::WrongLength(_))),
+        matches!(
+            err,
+            ApiError::Rejected(ServiceError::WrongLength {
+                what: "seed envelope bytes",
+                ..
+            })
+        ),
         "{err}"
     );
     // The peer links still carry the honest uploads; the round aggregates both exactly.

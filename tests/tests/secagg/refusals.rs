@@ -80,7 +80,13 @@ async fn bad_uploads_are_refused_and_leave_the_round_unaffected() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, ApiError::Rejected(ServiceError::WrongLength(_))),
+        matches!(
+            err,
+            ApiError::Rejected(ServiceError::WrongLength {
+                what: "manifest elements",
+                ..
+            })
+        ),
         "{err}"
     );
 

@@ -263,10 +263,11 @@ impl<N: Network + 'static> AggregatorService<N> {
             return Err(ServiceError::Malformed("expected a seed".into()));
         };
         if elements != settings.update_len() as u64 {
-            return Err(ServiceError::WrongLength(format!(
-                "seed expands to {elements} elements, the job needs {}",
-                settings.update_len()
-            )));
+            return Err(ServiceError::WrongLength {
+                what: "seed expansion elements",
+                got: elements,
+                expected: settings.update_len() as u64,
+            });
         }
         let mut expansion = RingVec::zeros(settings.ring_bits, settings.update_len())
             .map_err(|e| ServiceError::Malformed(e.to_string()))?;

@@ -96,10 +96,11 @@ impl<N: Network + 'static> AggregatorService<N> {
         }
         let want = opening.job.settings.num_params * 4;
         if opening.weights.len() + opened.plaintext.len() > want {
-            return Err(ServiceError::WrongLength(format!(
-                "more than {want} weight bytes for {} parameters",
-                opening.job.settings.num_params
-            )));
+            return Err(ServiceError::WrongLength {
+                what: "weight bytes",
+                got: (opening.weights.len() + opened.plaintext.len()) as u64,
+                expected: want as u64,
+            });
         }
         opening.weights.extend_from_slice(&opened.plaintext);
         opening.next_chunk += 1;
@@ -118,11 +119,11 @@ impl<N: Network + 'static> AggregatorService<N> {
             ..
         } = opening;
         if weights.len() != job.settings.num_params * 4 {
-            return Err(ServiceError::WrongLength(format!(
-                "{} weight bytes for {} parameters",
-                weights.len(),
-                job.settings.num_params
-            )));
+            return Err(ServiceError::WrongLength {
+                what: "weight bytes",
+                got: weights.len() as u64,
+                expected: (job.settings.num_params * 4) as u64,
+            });
         }
         if weights
             .chunks_exact(4)
@@ -356,9 +357,12 @@ impl<N: Network + 'static> AggregatorService<N> {
                 let mine = Component::Vector(share.clone());
                 self.run_check(&job, round, seq, mine).await
             }
-            (Ok(()), _) if job.settings.checks_uploads() => Err(ServiceError::WrongLength(
-                "a robust rule needs the 64-bit ring".into(),
-            )),
+            // Job settings with a robust rule in another ring are refused at the start.
+            (Ok(()), staged) if job.settings.checks_uploads() => Err(ServiceError::WrongLength {
+                what: "ring bits of a robust rule's share",
+                got: 8 * staged.element_bytes() as u64,
+                expected: 64,
+            }),
             (verdict, _) => verdict,
         };
         let (decided, full, sent) = {

@@ -230,11 +230,11 @@ impl HelperRounds {
         }
         let staged = stage(round, owner, envelope)?;
         if staged.expansion.len() != self.len {
-            return Err(ServiceError::WrongLength(format!(
-                "seed expands to {} elements, the job needs {}",
-                staged.expansion.len(),
-                self.len
-            )));
+            return Err(ServiceError::WrongLength {
+                what: "seed expansion elements",
+                got: staged.expansion.len() as u64,
+                expected: self.len as u64,
+            });
         }
         self.pending.insert(seq, (owner, staged));
         Ok(())

@@ -332,17 +332,25 @@ impl LeaderRounds {
             job: self.job_id,
             round: self.round,
         })?;
-        if acc.len() != staged.len() || acc.element_bytes() != staged.element_bytes() {
-            return Err(ServiceError::WrongLength(format!(
-                "staged share of {} elements, the round sums {}",
-                staged.len(),
-                acc.len()
-            )));
+        if acc.element_bytes() != staged.element_bytes() {
+            return Err(ServiceError::WrongLength {
+                what: "staged share element bytes",
+                got: staged.element_bytes() as u64,
+                expected: acc.element_bytes() as u64,
+            });
+        }
+        if acc.len() != staged.len() {
+            return Err(ServiceError::WrongLength {
+                what: "staged share elements",
+                got: staged.len() as u64,
+                expected: acc.len() as u64,
+            });
         }
         // A replay inside one upload was refused as it arrived; across uploads the guard holds.
         self.guard.record_all(headers)?;
+        // Same ring and length, checked above: the sum cannot fail.
         acc.add_assign(staged)
-            .map_err(|e| ServiceError::WrongLength(e.to_string()))?;
+            .map_err(|e| ServiceError::Malformed(e.to_string()))?;
         self.contributors.push(owner);
         if self.state == RoundState::Open {
             self.state = RoundState::Collecting;
