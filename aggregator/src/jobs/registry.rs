@@ -78,10 +78,13 @@ impl Assembly {
             });
         }
         if self.bytes.len() + bytes.len() > expected {
-            return Err(Error::WrongLength(format!(
-                "{} is {expected} bytes",
-                what()
-            )));
+            return Err(Error::WrongLength {
+                input: what(),
+                unit: "bytes",
+                got: (self.bytes.len() + bytes.len()) as u64,
+                expected: expected as u64,
+                row: slot.row_bytes.map(|r| r as u64),
+            });
         }
         self.bytes.extend_from_slice(bytes);
         self.chunks += 1;
@@ -94,15 +97,13 @@ impl Assembly {
             _ => self.bytes.len() == expected,
         };
         if !whole {
-            return Err(Error::WrongLength(format!(
-                "{}: {} bytes, expected {}",
-                what(),
-                self.bytes.len(),
-                match slot.row_bytes {
-                    Some(row) => format!("whole rows of {row} up to {expected}"),
-                    None => expected.to_string(),
-                }
-            )));
+            return Err(Error::WrongLength {
+                input: what(),
+                unit: "bytes",
+                got: self.bytes.len() as u64,
+                expected: expected as u64,
+                row: slot.row_bytes.map(|r| r as u64),
+            });
         }
         self.done = true;
         Ok(Some(std::mem::take(&mut self.bytes)))

@@ -273,7 +273,7 @@ fn encode<R: Ring>(values: &[f64], frac_bits: u32) -> Result<Vec<R>, Error> {
         .map(|(i, x)| {
             fixed
                 .encode::<R>(*x)
-                .map_err(|e| Error::WrongLength(format!("value {i}: {e}")))
+                .map_err(|source| Error::Unencodable { index: i, source })
         })
         .collect()
 }
@@ -383,19 +383,17 @@ impl<T: MpcTransport> JobClient<'_, T> {
             )));
         }
         if !fits(input, values.len()) {
-            return Err(Error::WrongLength(format!(
-                "{} values for input {:?} of shape {:?}{}",
-                values.len(),
-                input.label,
-                input.shape,
-                input
-                    .row
-                    .map_or(String::new(), |r| format!(" (whole rows of {r})"))
-            ))
+            return Err(Error::WrongLength {
+                input: input.label.clone(),
+                unit: "values",
+                got: values.len() as u64,
+                expected: input.shape.iter().product::<usize>() as u64,
+                row: input.row.map(|r| r as u64),
+            }
             .into());
         }
         let x = RingTensor::from_vec(&[values.len()], values.to_vec())
-            .map_err(|e| Error::WrongLength(e.to_string()))?;
+            .map_err(|e| Error::Malformed(e.to_string()))?;
         for (server, payload) in input_payloads(status.protocol.scheme(), &x) {
             let envelopes = seal_input(self.sealer, server, status.job_id, round as u64, &payload)?;
             self.transport.submit(server, envelopes).await?;

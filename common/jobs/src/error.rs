@@ -89,8 +89,30 @@ pub enum MpcServiceError {
         got: u64,
     },
     /// An input of the wrong size for its declared shape.
-    #[error("wrong length: {0}")]
-    WrongLength(String),
+    #[error(
+        "wrong length: {input} is {got} {unit}, the job takes {}{expected}",
+        if row.is_some() { "whole rows up to " } else { "" }
+    )]
+    WrongLength {
+        /// The input, as the job names it.
+        input: String,
+        /// What was counted: `"bytes"` at a server, `"values"` at the client.
+        unit: &'static str,
+        /// The count (at a server, of the chunks so far when they already exceed the input).
+        got: u64,
+        /// The input's size.
+        expected: u64,
+        /// The size of one row, for an input of any number of whole rows up to `expected`.
+        row: Option<u64>,
+    },
+    /// A real without a fixed-point encoding at the job's precision (not finite, or too large).
+    #[error("value {index}: {source}")]
+    Unencodable {
+        /// Its position.
+        index: usize,
+        /// Why it does not encode.
+        source: tessera_common::fixed::FixedPointError,
+    },
     /// No output for this caller under this index.
     #[error("job {job} has no output {round} for {party}")]
     NoSuchOutput {
@@ -187,7 +209,8 @@ impl MpcServiceError {
             MpcServiceError::UnexpectedInput { .. } => "unexpected_input",
             MpcServiceError::DuplicateInput { .. } => "duplicate_input",
             MpcServiceError::OutOfOrder { .. } => "out_of_order",
-            MpcServiceError::WrongLength(_) => "wrong_length",
+            MpcServiceError::WrongLength { .. } => "wrong_length",
+            MpcServiceError::Unencodable { .. } => "unencodable",
             MpcServiceError::NoSuchOutput { .. } => "no_such_output",
             MpcServiceError::Released { .. } => "released",
             MpcServiceError::Training(_) => "training_policy",

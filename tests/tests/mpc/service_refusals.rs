@@ -66,14 +66,26 @@ fn bad_inputs_are_rejected_by_variant() {
         // A wrong shape: 783 values.
         let err = alice.submit(&status, 0, &vec![0.5; 783]).await.unwrap_err();
         assert!(
-            matches!(err, ClientError::Local(MpcServiceError::WrongLength(_))),
+            matches!(
+                err,
+                ClientError::Local(MpcServiceError::WrongLength {
+                    unit: "values",
+                    got: 783,
+                    expected: 784,
+                    ..
+                })
+            ),
             "{err:?}"
         );
         // A payload of the wrong size sealed by hand reaches the server and is refused there.
         let short = seal_input(&cluster.sealers[&ALICE], SERVERS[0], job, 0, &[0u8; 24]).unwrap();
         assert!(matches!(
             cluster.services[0].submit_chunk(&short[0]),
-            Err(MpcServiceError::WrongLength(_))
+            Err(MpcServiceError::WrongLength {
+                unit: "bytes",
+                got: 24,
+                ..
+            })
         ));
         // Bob is not a party of Alice's job.
         let bobs = seal_input(&cluster.sealers[&BOB], SERVERS[0], job, 0, &[0u8; 16]).unwrap();
