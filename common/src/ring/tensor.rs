@@ -34,6 +34,21 @@ pub enum ShapeError {
     },
 }
 
+impl ShapeError {
+    /// `Ok` if `left` and `right` are the same shape, else [`ShapeError::Mismatch`] naming both:
+    /// the one check of elementwise operands (and of a value against its declared shape).
+    pub fn same(left: &[usize], right: &[usize]) -> Result<(), ShapeError> {
+        if left == right {
+            Ok(())
+        } else {
+            Err(ShapeError::Mismatch {
+                left: left.to_vec(),
+                right: right.to_vec(),
+            })
+        }
+    }
+}
+
 /// An n-dimensional array of ring elements in standard (row-major) layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RingTensor<R: Ring>(ArrayD<R>);
@@ -111,14 +126,7 @@ impl<R: Ring> RingTensor<R> {
     }
 
     fn check_same(&self, other: &Self) -> Result<(), ShapeError> {
-        if self.shape() == other.shape() {
-            Ok(())
-        } else {
-            Err(ShapeError::Mismatch {
-                left: self.shape().to_vec(),
-                right: other.shape().to_vec(),
-            })
-        }
+        ShapeError::same(self.shape(), other.shape())
     }
 
     fn zip_with(&self, other: &Self, f: impl Fn(R, R) -> R + Sync) -> Result<Self, ShapeError> {

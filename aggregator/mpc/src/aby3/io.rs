@@ -25,13 +25,7 @@ pub async fn share_from<K: Kind, N: Network>(
     let n = numel(shape);
     let out = if me == owner {
         let x = value.ok_or(PartyError::NoValue)?;
-        if x.shape() != shape {
-            return Err(ShapeError::Mismatch {
-                left: x.shape().to_vec(),
-                right: shape.to_vec(),
-            }
-            .into());
-        }
+        ShapeError::same(x.shape(), shape)?;
         let slots = split3::<K>(x.as_slice());
         for j in [next(me), prev(me)] {
             let mut pair = slots[j].clone();

@@ -182,14 +182,7 @@ impl<K: Kind> Shared<K> {
     }
 
     pub(super) fn check_same(&self, other: &Self) -> Result<(), MpcError> {
-        if self.shape != other.shape {
-            return Err(ShapeError::Mismatch {
-                left: self.shape.clone(),
-                right: other.shape.clone(),
-            }
-            .into());
-        }
-        Ok(())
+        Ok(ShapeError::same(&self.shape, &other.shape)?)
     }
 
     pub(super) fn zip_with(

@@ -12,7 +12,7 @@
 
 use crate::error::{Broken, PartyError};
 use tessera_common::net::Network;
-use tessera_common::ring::{Ring, RingTensor};
+use tessera_common::ring::{Ring, RingTensor, ShapeError};
 
 use super::prep::{Product, TripleShape};
 use super::{MpcError, Op, Session};
@@ -153,13 +153,7 @@ pub async fn share_from<R: Ring, N: Network>(
     let me = session.me();
     let share = if me == owner {
         let x = value.ok_or(PartyError::NoValue)?;
-        if x.shape() != shape {
-            return Err(tessera_common::ring::ShapeError::Mismatch {
-                left: x.shape().to_vec(),
-                right: shape.to_vec(),
-            }
-            .into());
-        }
+        ShapeError::same(x.shape(), shape)?;
         let mut mask = RingTensor::<R>::zeros(shape);
         rand::Rng::fill_bytes(
             &mut rand::rng(),
@@ -367,13 +361,7 @@ pub async fn mul<R: Ring, N: Network>(
     x: &PondTensor<R>,
     y: &PondTensor<R>,
 ) -> Result<PondTensor<R>, MpcError> {
-    if x.shape != y.shape {
-        return Err(tessera_common::ring::ShapeError::Mismatch {
-            left: x.shape.clone(),
-            right: y.shape.clone(),
-        }
-        .into());
-    }
+    ShapeError::same(&x.shape, &y.shape)?;
     let op = session.op("pond_mul");
     beaver(session, op, x, y, Product::Hadamard).await
 }
