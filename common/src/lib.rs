@@ -7,7 +7,8 @@
 //! - [`ringvec`]: vectors in a ring chosen at run time (a job's `ring_bits`);
 //! - [`fixed`]: fixed-point encoding of reals into a ring, with an explicit overflow budget;
 //! - [`prg`]: the AES-128-CTR expansion of a 32-byte seed into ring elements;
-//! - [`sharing`]: additive, replicated and seed-compressed secret sharing;
+//! - [`sharing`]: additive, replicated and seed-compressed secret sharing, and an outside
+//!   party's end of an MPC job's inputs and outputs;
 //! - [`upload`]: which sealed parts a data owner's update upload consists of;
 //! - [`party`]: party identifiers (`server0`, `model-owner`, `data-owner-3`);
 //! - [`identity`]: X25519 static key pairs and their key files;
@@ -20,7 +21,9 @@
 //! - [`dp`]: distributed differential privacy: the discrete Gaussian the servers add, the
 //!   accountant the model owner prints `(epsilon, delta)` with, the cluster's minimum and each
 //!   data owner's own budget ledger;
-//! - [`train_policy`]: what an encrypted training may reveal to the model owner;
+//! - [`protocol`]: which MPC protocol a job runs, and the fixed-point limits all share;
+//! - [`train_job`]: an encrypted training job as every party agrees on it;
+//!   [`train_policy`]: what such a training may reveal to the model owner;
 //! - [`rule`]: the aggregation rule of a job (`mean`, `norm-bound`) and its check's parameters;
 //! - [`config`]: the cluster file naming each party's address and public key;
 //! - [`api`]: what data owners and the model owner ask of the servers, as transport-free traits;
@@ -48,6 +51,7 @@ pub mod notice;
 pub mod onnx;
 pub mod party;
 pub mod prg;
+pub mod protocol;
 pub mod refusal;
 pub mod request;
 pub mod ring;
@@ -55,6 +59,7 @@ pub mod ringvec;
 pub mod rule;
 pub mod seal;
 pub mod sharing;
+pub mod train_job;
 pub mod train_policy;
 pub mod upload;
 

@@ -11,10 +11,10 @@ use std::time::Duration;
 use tessera_common::PartyId;
 use tessera_common::cli::{PartyArgs, PartyLoadError};
 use tessera_common::seal::{Expected, Purpose, Sealer};
+use tessera_common::train_job::{self, TrainJob, targets};
 use tessera_common::train_policy::{TrainingPolicy, TrainingRefusal};
 use tessera_jobs::wire::DESCRIPTION_ROUND;
 use tessera_jobs::{ClientError, JobKind, JobSpec, MpcJobStatus, MpcServiceError, TransferInfo};
-use tessera_mpc::train::job::{self as train_job, TrainJob, targets};
 use tessera_proto::GrpcJobs;
 
 use crate::data::{DataError, load_dataset};

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use tessera_common::PartyId;
 use tessera_common::cli::{PartyLoadError, load_party};
 use tessera_common::model_spec::ModelSpec;
+use tessera_common::protocol::ProtocolKind;
 use tessera_jobs::{ClientError, JobClient};
-use tessera_mpc::kind::ProtocolKind;
 use tessera_proto::{GrpcJobs, GrpcTransport};
 
 /// Errors of `deploy`.

@@ -26,18 +26,20 @@ use tessera_common::model_file::ModelFileError;
 use tessera_common::model_spec::{ModelSpec, SpecError};
 use tessera_common::net::Network;
 use tessera_common::net::memory::MemoryNetwork;
+pub use tessera_common::protocol::ProtocolKind;
 use tessera_common::ring::RingTensor;
+use tessera_common::sharing::outside::Scheme;
+use tessera_common::train_job::Optimizer;
+use tessera_common::train_job::{self, TrainJob, targets};
 use tessera_ml::{LocalOptimizer, TrainPlan, evaluate, train_plan};
 use tessera_mpc::MpcError;
 use tessera_mpc::Session;
 use tessera_mpc::error::{Invalid, PartyError};
 use tessera_mpc::harness::run_local_patient;
-use tessera_mpc::io::{Scheme, receive_output, send_input};
-pub use tessera_mpc::kind::ProtocolKind;
+use tessera_mpc::io::{receive_output, send_input};
 use tessera_mpc::model::{Activations, SecureModel};
 use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
-use tessera_mpc::train::Optimizer;
-use tessera_mpc::train::job::{self as train_job, TrainJob, serve_training, targets};
+use tessera_mpc::train::job::{initial_weights, model_of, serve_training};
 
 use crate::report::{PlotLabels, RoundMetrics, write_metrics_csv, write_plot};
 
@@ -207,7 +209,7 @@ pub(crate) fn start_weights(
     model: &SecureModel,
 ) -> Result<Vec<f64>, EncryptedOptionsError> {
     match start {
-        None => Ok(job.initial_weights(model)),
+        None => Ok(initial_weights(job, model)),
         Some(_) if job.servers_init => Err(EncryptedOptionsError::ServersCannotDraw),
         Some(w) if w.len() != model.num_params() => Err(EncryptedOptionsError::StartWeights {
             got: w.len(),
@@ -233,12 +235,12 @@ async fn outside(
     on_loss: Arc<dyn Fn(usize, f64) + Send + Sync>,
 ) -> Result<(), MpcError> {
     let f = job.frac_bits;
-    let model = job.check()?;
+    let shape = job.check()?;
     match net.me() {
         PartyId::DataOwner(i) => {
             let part = &parts[i as usize];
             let n = part.len();
-            let (features, classes) = (job.features(&model), job.classes(&model));
+            let (features, classes) = (shape.features, shape.classes);
             let count = RingTensor::from_vec(&[1], vec![n as u128])?;
             let x = encode(
                 part.features.iter().map(|v| f64::from(*v)),
@@ -382,11 +384,11 @@ pub async fn simulate_encrypted(
         servers_init: opts.servers_init,
         dp: opts.dp,
     });
-    let model = job.check()?;
+    let model = model_of(&job)?;
     // The same values either way: the servers draw them from the seed of the job, or the model
     // owner draws them and shares them.
     let init = Arc::new(start_weights(opts.start.as_deref(), &job, &model)?);
-    let activations = opts.protocol.activations();
+    let activations = Activations::of(opts.protocol);
     let order = job.order(train_data.len());
     let batches: usize = order.iter().map(Vec::len).sum();
     let progress = if opts.interactive {

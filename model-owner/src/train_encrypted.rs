@@ -12,12 +12,12 @@ use tessera_common::PartyId;
 use tessera_common::cli::{PartyLoadError, load_party};
 use tessera_common::dataset::{Dataset, DatasetError, Split};
 use tessera_common::party::BadPartyName;
+use tessera_common::protocol::ProtocolKind;
+use tessera_common::train_job::{self, TrainJob};
 use tessera_jobs::client::random_job_id;
 use tessera_jobs::{ClientError, JobKind};
 use tessera_ml::evaluate;
 use tessera_mpc::MpcError;
-use tessera_mpc::kind::ProtocolKind;
-use tessera_mpc::train::job::{self as train_job, TrainJob};
 use tessera_proto::GrpcJobs;
 
 use crate::encrypted::{EncryptedCheckpoint, EncryptedError, EncryptedOptionsError, write_run};
@@ -119,7 +119,7 @@ pub async fn train_encrypted_command(
     job: TrainJob,
     net: Networked,
 ) -> Result<TrainEncryptedSummary, TrainEncryptedError> {
-    let model = job.check()?;
+    let model = tessera_mpc::train::job::model_of(&job)?;
     let (cluster, identity) = load_party(&net.config, &net.key, PartyId::ModelOwner)?;
     for owner in &job.owners {
         if cluster.party(*owner).is_err() {

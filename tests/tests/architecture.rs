@@ -6,7 +6,10 @@
 //! - the role crates (`tessera-data-owner`, `tessera-model-owner`) never depend on the server
 //!   crate (`tessera-aggregator`), directly or through another workspace crate;
 //! - the engine (`tessera-mpc`) depends on no other crate of the workspace but `tessera-common`,
-//!   and does no I/O of its own (no `tokio::net`, `std::net`, `std::fs` or `tonic`).
+//!   and does no I/O of its own (no `tokio::net`, `std::net`, `std::fs` or `tonic`);
+//! - the job contract (`tessera-jobs`) stands on `tessera-common` alone, and a data owner, which
+//!   runs no MPC itself, does not depend on the engine: common <- (mpc, secagg, jobs) <-
+//!   aggregator, and common <- jobs <- the role crates.
 
 use std::path::{Path, PathBuf};
 
@@ -164,6 +167,19 @@ fn role_crates_never_depend_on_the_server() {
     }
     // The reading is not blind: the integration tests do depend on the server.
     assert!(depends_on(&graph, "tessera-tests").contains("tessera-aggregator"));
+}
+
+#[test]
+fn the_contract_stands_on_common_and_the_data_owner_runs_no_engine() {
+    let graph = crate_graph(&workspace());
+    assert_eq!(
+        depends_on(&graph, "tessera-jobs"),
+        ["tessera-common".to_string()].into()
+    );
+    let owner = depends_on(&graph, "tessera-data-owner");
+    assert!(owner.contains("tessera-jobs"), "{owner:?}");
+    assert!(!owner.contains("tessera-mpc"), "{owner:?}");
+    assert!(!owner.contains("tessera-secagg"), "{owner:?}");
 }
 
 #[test]

@@ -4,16 +4,17 @@
 //! reason (as rustls splits its `Error` into `PeerMisbehaved`, `InvalidMessage` and friends):
 //! the network ([`MpcError::Net`]), a peer that sent what the protocol forbids
 //! ([`Misbehaved`]), a party missing or in the wrong role ([`PartyError`]), an argument out of
-//! an operation's domain ([`Invalid`]), a training job's settings ([`JobProblem`]), and an
-//! invariant of the engine itself ([`Broken`]: a bug, never the input). Every enum derives
-//! `PartialEq`, so tests match the exact reason.
+//! an operation's domain ([`Invalid`]), a training job's settings ([`TrainJobError`], defined
+//! with the job in `tessera-common`), and an invariant of the engine itself ([`Broken`]: a bug,
+//! never the input). Every enum derives `PartialEq`, so tests match the exact reason.
 
 use tessera_common::PartyId;
-use tessera_common::dp::DpError;
 use tessera_common::fixed::FixedPointError;
 use tessera_common::model_spec::SpecError;
 use tessera_common::net::NetError;
 use tessera_common::ring::ShapeError;
+use tessera_common::sharing::SharingError;
+use tessera_common::train_job::TrainJobError;
 
 use crate::prep::Need;
 
@@ -51,7 +52,7 @@ pub enum MpcError {
     Invalid(#[from] Invalid),
     /// A training job whose settings cannot run.
     #[error("invalid training job: {0}")]
-    Job(#[from] JobProblem),
+    Job(#[from] TrainJobError),
     /// A computation that needs a wider ring than the protocol was bound to (training needs the
     /// 128-bit ring: in the 64-bit one its truncations fail too often, see
     /// `train::precision`).
@@ -299,60 +300,13 @@ pub enum Invalid {
     NoDeployment,
 }
 
-/// A training job's settings that cannot run.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum JobProblem {
-    /// Zero epochs or a zero batch size.
-    #[error("epochs and batch size must be at least 1")]
-    Empty,
-    /// No data owners, or a sharer that is not a data owner.
-    #[error("a training job needs data owners, and only data owners share data")]
-    Owners,
-    /// A bound on examples per owner out of range.
-    #[error("max_rows {rows} (1 to {max})")]
-    MaxRows {
-        /// Asked for.
-        rows: usize,
-        /// The most allowed.
-        max: usize,
-    },
-    /// A learning rate or its decay that is not a positive number.
-    #[error("{what} {value}")]
-    Rate {
-        /// `"learning rate"` or `"learning-rate decay"`.
-        what: &'static str,
-        /// The value.
-        value: f64,
-    },
-    /// DP-SGD settings out of range.
-    #[error("DP-SGD: {0}")]
-    Dp(#[from] DpError),
-    /// DP-SGD with a revealed loss (a loss is neither clipped nor noised).
-    #[error("DP-SGD reveals no loss (a loss is neither clipped nor noised): loss_every must be 0")]
-    DpLoss,
-    /// DP-SGD of a model with a layer whose per-example gradients it does not clip.
-    #[error("DP-SGD clips dense layers' per-example gradients only: this model has a convolution")]
-    DpConv,
-    /// DP-SGD of a model without a dense layer.
-    #[error("DP-SGD needs a dense layer")]
-    DpNoDense,
-    /// An owner that shares more (or fewer) examples than the job allows.
-    #[error("{owner} shares {rows} examples (1 to {max})")]
-    Rows {
-        /// The owner.
-        owner: PartyId,
-        /// What it declared.
-        rows: i128,
-        /// The bound.
-        max: usize,
-    },
-}
-
 /// An invariant of the engine that failed: each names the bug, none is caused by input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Broken {
+    /// A sharing of the engine's own making that does not fit (a party count or shapes).
+    #[error("sharing: {0}")]
+    Sharing(SharingError),
     /// A preprocessing pool this kind of value does not have.
     #[error("no pool for {0:?}")]
     NoPool(Need),
@@ -397,4 +351,29 @@ pub enum Broken {
     /// A server holding the other half of a two-share value than its role's.
     #[error("server{0} holds the wrong half of a two-share truncation")]
     WrongHalf(usize),
+}
+
+impl From<SharingError> for MpcError {
+    /// A server's share of the wrong length is its misbehaviour; a shape error is the
+    /// caller's; anything else is the engine's bug.
+    fn from(e: SharingError) -> Self {
+        match e {
+            SharingError::ShareLength {
+                from,
+                label,
+                expected,
+            } => MpcError::Protocol {
+                peer: from,
+                reason: Misbehaved::OutputLength { label, expected },
+            },
+            SharingError::Shape(e) => MpcError::Shape(e),
+            other => MpcError::Broken(Broken::Sharing(other)),
+        }
+    }
+}
+
+impl From<SpecError> for MpcError {
+    fn from(e: SpecError) -> Self {
+        MpcError::Invalid(Invalid::Model(e))
+    }
 }

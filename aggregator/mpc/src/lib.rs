@@ -8,10 +8,9 @@
 //! - [`harness`]: run one async program as all servers in one process over the in-memory network
 //!   (the library equivalent of TF Encrypted's `LocalConfig`), with outside parties if wanted, or
 //!   over any network (gRPC).
-//! - [`kind`]: [`kind::ProtocolKind`], a protocol named as a value (job descriptions, command
-//!   lines).
-//! - [`io`]: the outside parties' end: a data owner or the model owner shares an input to the
-//!   servers or receives an output only it may see.
+//! - [`io`]: the outside parties' end over a [`tessera_common::net::Network`] (simulated mode):
+//!   a data owner or the model owner shares an input to the servers or receives an output only
+//!   it may see, in the layouts of [`tessera_common::sharing::outside`].
 //! - [`pond`]: two-party additive sharing between `server0` and `server1` with `server2` as the
 //!   crypto producer (Dahl et al. 2018, "Private Machine Learning in TensorFlow using Secure
 //!   Computation", arXiv 1810.08130, §3).
@@ -33,7 +32,6 @@ pub mod approx;
 pub mod error;
 pub mod harness;
 pub mod io;
-pub mod kind;
 pub mod layout;
 pub mod model;
 pub mod nn;

@@ -7,7 +7,8 @@
 //! input batch, the servers run [`SecureModel::forward`] and reveal the logits to the client only.
 
 use crate::error::Invalid;
-use tessera_common::model_spec::{ModelSpec, ResolvedLayer, StatelessLayer};
+use tessera_common::model_spec::{ModelSpec, ResolvedLayer, SpecError, StatelessLayer};
+use tessera_common::protocol::ProtocolKind;
 
 use super::layout::Window;
 use super::protocol::Protocol;
@@ -24,6 +25,16 @@ pub enum Activations {
 }
 
 impl Activations {
+    /// The activations a model runs with under `protocol`: exact comparisons, or Pond's
+    /// polynomials.
+    pub fn of(protocol: ProtocolKind) -> Activations {
+        if protocol.compares() {
+            Activations::Exact
+        } else {
+            Activations::Polynomial
+        }
+    }
+
     /// The logistic function as these activations compute it.
     pub async fn sigmoid<P: Protocol>(self, p: &P, x: &P::Tensor) -> Result<P::Tensor, MpcError> {
         match self {
@@ -43,8 +54,8 @@ pub struct SecureModel {
 
 impl SecureModel {
     /// Resolves `spec`.
-    pub fn new(spec: &ModelSpec) -> Result<Self, MpcError> {
-        let (layers, output_shape) = spec.resolve().map_err(Invalid::Model)?;
+    pub fn new(spec: &ModelSpec) -> Result<Self, SpecError> {
+        let (layers, output_shape) = spec.resolve()?;
         Ok(SecureModel {
             layers,
             input_shape: spec.input_shape.clone(),

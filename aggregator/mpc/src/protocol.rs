@@ -19,27 +19,13 @@ use std::sync::Arc;
 
 use tessera_common::PartyId;
 use tessera_common::net::Network;
+use tessera_common::protocol::max_frac_bits;
 use tessera_common::ring::{Ring, RingTensor};
 
 use super::aby3::{self, Aby3Tensor, Shared};
 use super::pond::{self, PondTensor};
 use super::prep::Needs;
 use super::{MpcError, Session, securenn};
-
-/// The most fractional bits a fixed-point value may have in the 64-bit ring: a product carries
-/// twice as many, and with the approximations' extra bits it must stay well inside the ring.
-pub const MAX_FRAC_BITS: u32 = 30;
-
-/// The most fractional bits in a ring of `ring_bits`: 30 in the 64-bit ring; 40 in the 128-bit
-/// one, where the bound is the comparisons' (they run modulo `2^64`, so a value must stay below
-/// `2^62` raw: 22 integer bits at 40 fractional).
-pub fn max_frac_bits(ring_bits: u32) -> u32 {
-    if ring_bits >= 128 {
-        40
-    } else {
-        (ring_bits / 2).saturating_sub(2).min(MAX_FRAC_BITS)
-    }
-}
 
 fn check_frac_bits<R: Ring>(frac_bits: u32) -> Result<(), MpcError> {
     let max = max_frac_bits(R::BITS);

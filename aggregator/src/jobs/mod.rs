@@ -19,7 +19,7 @@
 //! 3. **Outputs.** The program's `Protocol::output` to an outside party lands in the job's
 //!    outbox at each server; the receiver fetches each server's share with a request token and
 //!    gets it sealed for itself alone ([`tessera_jobs::client::open_output`], then
-//!    [`tessera_mpc::io::reconstruct`]).
+//!    [`tessera_common::sharing::outside::reconstruct`]).
 //! 4. **Status and abort.** Parties of the job ask for its state; the model owner aborts it at
 //!    every server. A finished, failed or aborted job's queued messages are dropped at once and
 //!    again after a linger time; the service bounds running jobs, remembered jobs and models
@@ -30,6 +30,7 @@
 //! at once and its fetchers get the failure; the other jobs go on.
 
 pub mod endpoint;
+mod job;
 pub mod limits;
 pub mod local;
 mod program;

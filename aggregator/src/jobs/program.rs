@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use super::job::Job;
 use tessera_common::PartyId;
 use tessera_common::net::Network;
-use tessera_jobs::job::{Job, JobKind};
+use tessera_jobs::job::JobKind;
 use tessera_mpc::error::{Invalid, Misbehaved};
+use tessera_mpc::model::Activations;
 use tessera_mpc::protocol::Protocol;
 use tessera_mpc::{MpcError, Session};
 
@@ -64,7 +66,7 @@ pub(super) async fn program<P: Protocol<Elem = u64>>(
             let x = p.input(input.party, &input.label, &input.shape).await?;
             let logits = job
                 .model
-                .forward(&p, params, &x, job.protocol.activations())
+                .forward(&p, params, &x, Activations::of(job.protocol))
                 .await?;
             p.output(&logits, output.party, &output.label).await?;
             Ok(None)

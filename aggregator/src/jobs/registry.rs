@@ -5,11 +5,11 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::job::Job;
 use tessera_common::PartyId;
+use tessera_common::protocol::ProtocolKind;
 use tessera_common::seal::ReplayGuard;
 use tessera_jobs::MpcServiceError as Error;
-use tessera_jobs::job::Job;
-use tessera_mpc::kind::ProtocolKind;
 use tessera_mpc::model::SecureModel;
 use tokio::task::AbortHandle;
 

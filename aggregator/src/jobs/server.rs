@@ -14,20 +14,23 @@ use tessera_common::seal::{Context, Expected, Header, Opened, Purpose, ReplayGua
 use tracing::{info, warn};
 
 use super::endpoint::{JobIo, JobNet, TakeError};
+use super::job::Job;
 use super::limits::MpcLimits;
 use super::program::{agree_on_description, program};
 use super::registry::{Assembly, Deployed, Entry, InputSlot, Params, Registry};
 use super::watch::{tell_peers, watch_peers};
+use tessera_common::protocol::ProtocolKind;
+use tessera_common::sharing::outside::Scheme;
 use tessera_jobs::JobState;
 use tessera_jobs::MpcServiceError as Error;
-use tessera_jobs::job::{Job, JobKind, JobSpec};
+use tessera_jobs::error::BadJob;
+use tessera_jobs::job::{JobKind, JobSpec};
 use tessera_jobs::status::MpcJobStatus;
 use tessera_jobs::wire::{
     ABORT_PLAINTEXT, ABORT_ROUND, DESCRIPTION_ROUND, LAUNCH_ROUND, chunk_all, job_ids_of,
     parse_chunk,
 };
-use tessera_mpc::io::Scheme;
-use tessera_mpc::kind::ProtocolKind;
+use tessera_mpc::model::Activations;
 use tessera_mpc::protocol::{Aby3, Pond, SecureNn};
 use tessera_mpc::session::{SECAGG_SESSIONS, party_tag, session_prefix};
 use tessera_mpc::train::job::serve_training;
@@ -239,11 +242,12 @@ impl<N: Network + 'static> MpcService<N> {
             .map(|t| t.elements() * element_bytes)
             .sum();
         if declared > self.limits.max_job_input_bytes {
-            return Err(Error::BadJob(format!(
-                "its inputs may take {declared} bytes at {}, more than the {} a job may",
-                self.me(),
-                self.limits.max_job_input_bytes
-            )));
+            return Err(BadJob::InputBytes {
+                server: self.me(),
+                bytes: declared,
+                max: self.limits.max_job_input_bytes,
+            }
+            .into());
         }
         let job = Arc::new(job);
         let io = Arc::new(JobIo::new(self.limits.input_timeout));
@@ -269,7 +273,7 @@ impl<N: Network + 'static> MpcService<N> {
                 guard: ReplayGuard::new(),
             },
         );
-        Ok(MpcJobStatus::of(&job, &digest, JobState::Running))
+        Ok(job.status(&digest, JobState::Running))
     }
 
     /// This server's part of a job, start to end.
@@ -298,7 +302,7 @@ impl<N: Network + 'static> MpcService<N> {
             let s = Arc::clone(&session);
             match (&job.spec.kind, job.protocol) {
                 (JobKind::Train { job: train, .. }, protocol) => {
-                    let act = protocol.activations();
+                    let act = Activations::of(protocol);
                     match protocol {
                         ProtocolKind::Aby3 => {
                             serve_training(&Aby3::<_, u128>::in_ring(s, f)?, train, act).await
@@ -534,7 +538,7 @@ impl<N: Network + 'static> MpcService<N> {
                 what: format!("see MPC job {job_id}"),
             });
         }
-        let mut status = MpcJobStatus::of(job, &entry.digest, entry.io.state());
+        let mut status = job.status(&entry.digest, entry.io.state());
         let description = serde_json::to_vec(&job.spec)
             .map_err(|e| Error::Malformed(format!("job description: {e}")))?;
         let context = Context {
@@ -587,6 +591,6 @@ impl<N: Network + 'static> MpcService<N> {
             info!(job = id, "MPC job aborted");
             self.count_job(&job, "aborted");
         }
-        Ok(MpcJobStatus::of(&job, &digest, io.state()))
+        Ok(job.status(&digest, io.state()))
     }
 }

@@ -9,9 +9,12 @@ use tessera_common::PartyId;
 use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::ModelSpec;
+use tessera_common::protocol::ProtocolKind;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
 use tessera_common::ring::{Ring, RingTensor};
 use tessera_common::seal::{Context, Expected, Purpose, Sealer};
+use tessera_common::sharing::SharingError;
+use tessera_common::sharing::outside::{input_payloads, reconstruct};
 
 use crate::error::MpcServiceError as Error;
 use crate::job::{JobKind, JobSpec};
@@ -20,9 +23,6 @@ use crate::status::{MpcJobStatus, TransferInfo};
 use crate::wire::{
     ABORT_PLAINTEXT, ABORT_ROUND, LAUNCH_ROUND, chunk_all, fetch_round, job_ids_of, parse_chunk,
 };
-use tessera_mpc::MpcError;
-use tessera_mpc::io::{input_payloads, reconstruct};
-use tessera_mpc::kind::ProtocolKind;
 
 /// The launch envelope of job `job_id` for `server`.
 pub fn seal_launch(
@@ -223,9 +223,10 @@ pub enum ClientError {
     /// Sealing, encoding or reconstructing on this side.
     #[error(transparent)]
     Local(#[from] Error),
-    /// Reconstructing the output.
+    /// Sharing an input, or reconstructing an output: a server's share of the wrong length
+    /// ([`SharingError::ShareLength`] names it).
     #[error(transparent)]
-    Mpc(#[from] MpcError),
+    Sharing(#[from] SharingError),
 }
 
 impl ClientError {
@@ -254,7 +255,7 @@ pub struct JobClient<'a, T: MpcTransport> {
 }
 
 /// A random id in `launcher`'s own range ([`job_ids_of`]; every range lies below
-/// [`tessera_mpc::session::SECAGG_SESSIONS`], whose ids are secure aggregation's).
+/// `tessera-mpc`'s `session::SECAGG_SESSIONS`, whose ids are secure aggregation's).
 pub fn random_job_id(launcher: PartyId) -> Result<u64, Error> {
     let ids = job_ids_of(launcher).ok_or_else(|| Error::Forbidden {
         party: launcher,
@@ -394,7 +395,7 @@ impl<T: MpcTransport> JobClient<'_, T> {
         }
         let x = RingTensor::from_vec(&[values.len()], values.to_vec())
             .map_err(|e| Error::Malformed(e.to_string()))?;
-        for (server, payload) in input_payloads(status.protocol.scheme(), &x) {
+        for (server, payload) in input_payloads(status.protocol.scheme(), &x)? {
             let envelopes = seal_input(self.sealer, server, status.job_id, round as u64, &payload)?;
             self.transport.submit(server, envelopes).await?;
         }

@@ -1,8 +1,10 @@
 //! Errors of the MPC job service; every rejection a caller can cause has its own variant.
 
 use tessera_common::PartyId;
+use tessera_common::model_spec::SpecError;
 use tessera_common::request::RequestError;
 use tessera_common::seal::SealError;
+use tessera_common::train_job::TrainJobError;
 
 use crate::state::JobState;
 
@@ -16,9 +18,9 @@ pub enum MpcServiceError {
     /// A launch for a job id this server already has.
     #[error("MPC job {0} already exists")]
     DuplicateJob(u64),
-    /// The description is unusable (bad JSON, an invalid model, a batch out of range...).
+    /// The description is unusable: an invalid model, a batch out of range...
     #[error("bad job: {0}")]
-    BadJob(String),
+    BadJob(#[from] BadJob),
     /// The caller may not do this (deploy as a data owner, abort as a client...).
     #[error("{party} may not {what}")]
     Forbidden {
@@ -233,4 +235,48 @@ impl MpcServiceError {
         };
         MpcServiceError::Ended { job, state }
     }
+}
+
+/// Why a server refuses a job's description ([`MpcServiceError::BadJob`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadJob {
+    /// A description of another kind of job than the one resolved (`deploy`, `predict`,
+    /// `train`).
+    #[error("not a {0} job")]
+    NotKind(&'static str),
+    /// A model that does not resolve.
+    #[error("model: {0}")]
+    Model(SpecError),
+    /// Fractional bits out of range for the job's ring.
+    #[error("{frac_bits} fractional bits (1 to {max} in the {ring_bits}-bit ring)")]
+    FracBits {
+        /// Asked for.
+        frac_bits: u32,
+        /// The most allowed.
+        max: u32,
+        /// The ring.
+        ring_bits: u32,
+    },
+    /// A prediction batch out of range.
+    #[error("batch of {batch} (1 to {max})")]
+    Batch {
+        /// Asked for.
+        batch: usize,
+        /// The most allowed ([`crate::job::MAX_PREDICT_BATCH`]).
+        max: usize,
+    },
+    /// A training job's settings that cannot run.
+    #[error("training: {0}")]
+    Train(TrainJobError),
+    /// Inputs larger than a server holds for one job.
+    #[error("its inputs may take {bytes} bytes at {server}, more than the {max} a job may")]
+    InputBytes {
+        /// The server.
+        server: PartyId,
+        /// Its share of the declared inputs, in bytes.
+        bytes: usize,
+        /// The most a job may declare.
+        max: usize,
+    },
 }

@@ -2,12 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 use tessera_common::PartyId;
-use tessera_mpc::kind::ProtocolKind;
+use tessera_common::protocol::ProtocolKind;
 
-use crate::job::{Job, Transfer};
 use crate::state::JobState;
 
-/// One transfer of a job as its status describes it.
+/// One value an outside party secret-shares into a job, or receives from it, as the job's
+/// status describes it. Its index in the job's list is the `round` of the envelopes that carry
+/// it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferInfo {
     /// The outside party.
@@ -18,6 +19,23 @@ pub struct TransferInfo {
     pub shape: Vec<usize>,
     /// For an input of any number of whole rows: the elements per row.
     pub row: Option<usize>,
+}
+
+impl TransferInfo {
+    /// A transfer of exactly `shape`.
+    pub fn exact(party: PartyId, label: &str, shape: Vec<usize>) -> Self {
+        TransferInfo {
+            party,
+            label: label.to_string(),
+            shape,
+            row: None,
+        }
+    }
+
+    /// Number of elements (the most, for an input of rows).
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
 }
 
 /// Status of a job as the service reports it (to the launcher on launch, and to the job's
@@ -48,28 +66,4 @@ pub struct MpcJobStatus {
     /// the server runs them, whatever the path did to the rest of the answer.
     #[serde(default)]
     pub sealed_description: Vec<u8>,
-}
-
-impl MpcJobStatus {
-    /// The status of `job`, launched with description digest `digest`, in `state`.
-    pub fn of(job: &Job, digest: &[u8; 32], state: JobState) -> Self {
-        let info = |t: &Transfer| TransferInfo {
-            party: t.party,
-            label: t.label.clone(),
-            shape: t.shape.clone(),
-            row: t.row,
-        };
-        MpcJobStatus {
-            job_id: job.id,
-            kind: job.spec.kind.name().to_string(),
-            state,
-            protocol: job.protocol,
-            frac_bits: job.frac_bits,
-            ring_bits: job.ring_bits,
-            inputs: job.inputs.iter().map(info).collect(),
-            outputs: job.outputs.iter().map(info).collect(),
-            launch_digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
-            sealed_description: Vec::new(),
-        }
-    }
 }

@@ -6,10 +6,13 @@
 //!   the pair `(x_i, x_{i+1})`.
 //! - [`seeded`]: seed-compressed additive sharing: shares `1..n` are PRG expansions of 32-byte
 //!   seeds and only share 0 travels in full, so an upload is about one plaintext copy.
+//! - [`outside`]: what an outside party sends each MPC server of a value it shares, and how it
+//!   reconstructs an output from their shares.
 //!
 //! Every sharing returns [`SharingError`] for inconsistent inputs rather than panicking.
 
 pub mod additive;
+pub mod outside;
 pub mod replicated;
 pub mod seeded;
 
@@ -37,4 +40,14 @@ pub enum SharingError {
         "replicated shares are inconsistent: party {0}'s second component differs from party {1}'s first"
     )]
     Inconsistent(usize, usize),
+    /// A server's share of an output that is not the output's length.
+    #[error("{from} sent a share of {label:?} that is not {expected} elements")]
+    ShareLength {
+        /// The server.
+        from: crate::PartyId,
+        /// The output.
+        label: String,
+        /// Its elements.
+        expected: usize,
+    },
 }

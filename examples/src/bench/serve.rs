@@ -19,10 +19,10 @@ use tessera_common::dataset::{Dataset, Split};
 use tessera_common::identity::Identity;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::protocol::ProtocolKind;
 use tessera_common::seal::Sealer;
 use tessera_jobs::{JobClient, MpcTransport};
 use tessera_ml::initial_params;
-use tessera_mpc::kind::ProtocolKind;
 use tessera_proto::GrpcTransport;
 
 use super::report::bench_dir;

@@ -28,11 +28,12 @@ use tessera_common::model_spec::{ModelSpec, ResolvedLayer};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::Seed;
 use tessera_common::ring::RingTensor;
+use tessera_common::train_job::Optimizer;
 use tessera_ml::{TrainSettings, train_local};
 use tessera_mpc::model::{Activations, SecureModel};
 use tessera_mpc::protocol::{Aby3, Protocol, SecureNn};
 use tessera_mpc::train::init::{Init, initial_params};
-use tessera_mpc::train::{Loss, Optimizer, TrainSpec, Trainer, prepare_steps};
+use tessera_mpc::train::{Loss, TrainSpec, Trainer, prepare_steps};
 use tessera_mpc::{MpcError, Session};
 
 use super::floor::Rates;

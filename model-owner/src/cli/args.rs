@@ -7,9 +7,9 @@ use clap::ValueEnum;
 use tessera_common::dp::DpSettings;
 use tessera_common::job::ServerOptimizer;
 use tessera_common::model_file::ModelChoice;
+use tessera_common::protocol::ProtocolKind;
 use tessera_common::rule::AggregationRule;
-use tessera_mpc::kind::ProtocolKind;
-use tessera_mpc::train::Optimizer;
+use tessera_common::train_job::Optimizer;
 
 use crate::encrypted::EncryptedOptionsError;
 use crate::networked::NotFederated;

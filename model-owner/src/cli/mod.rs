@@ -19,7 +19,7 @@ pub use args::{
 
 use crate::encrypted::{EncryptedOptions, EncryptedOptionsError, simulate_encrypted};
 use crate::simulate::{SimulateOptions, simulate};
-use tessera_mpc::train::job::TrainJob;
+use tessera_common::train_job::TrainJob;
 
 /// Tessera model owner: starts jobs, opens results, trains the global model.
 #[derive(Debug, Parser)]

@@ -9,12 +9,12 @@ use tessera_common::dp::DpSettings;
 use tessera_common::model_spec::{LayerSpec, ModelSpec};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::ring::RingTensor;
+use tessera_common::train_job::Optimizer;
+use tessera_common::train_job::{TrainJob, TrainJobError};
 use tessera_mpc::MpcError;
-use tessera_mpc::error::JobProblem;
 use tessera_mpc::model::{Activations, SecureModel};
 use tessera_mpc::protocol::{Aby3, Protocol};
-use tessera_mpc::train::job::TrainJob;
-use tessera_mpc::train::{Loss, Optimizer, dp, tape};
+use tessera_mpc::train::{Loss, dp, tape};
 
 use super::reals;
 use super::train::{FW, aby3_wide, dec_w, enc_w, run_wide};
@@ -213,11 +213,11 @@ fn job(spec: ModelSpec, loss_every: usize) -> TrainJob {
 fn dp_sgd_jobs_reveal_no_loss_and_take_dense_models() {
     assert!(matches!(
         job(ModelSpec::network_a(), 1).check(),
-        Err(MpcError::Job(JobProblem::DpLoss))
+        Err(TrainJobError::DpLoss)
     ));
     assert!(matches!(
         job(ModelSpec::network_b(), 0).check(),
-        Err(MpcError::Job(JobProblem::DpConv))
+        Err(TrainJobError::DpConv)
     ));
     let ok = job(ModelSpec::network_a(), 0);
     assert!(ok.check().is_ok());

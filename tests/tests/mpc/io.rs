@@ -7,9 +7,10 @@ use std::sync::Arc;
 use tessera_common::PartyId;
 use tessera_common::net::Network;
 use tessera_common::ring::encode_elements;
+use tessera_common::sharing::outside::Scheme;
 use tessera_mpc::error::Misbehaved;
 use tessera_mpc::harness::run_local_with;
-use tessera_mpc::io::{Scheme, receive_output, send_input};
+use tessera_mpc::io::{receive_output, send_input};
 use tessera_mpc::session::party_tag;
 use tessera_mpc::{MpcError, nn};
 

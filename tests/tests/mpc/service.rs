@@ -15,10 +15,10 @@ use tessera_common::identity::Identity;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::net::Network;
 use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::protocol::ProtocolKind;
 use tessera_common::seal::Sealer;
 use tessera_jobs::{ClientError, JobClient, JobKind, JobState, MpcServiceError};
 use tessera_ml::{initial_params, logits};
-use tessera_mpc::kind::ProtocolKind;
 
 use crate::runtime;
 

@@ -9,12 +9,12 @@ use std::time::Duration;
 use tessera_aggregator::jobs::MpcLimits;
 use tessera_common::PartyId;
 use tessera_common::model_spec::ModelSpec;
+use tessera_common::protocol::ProtocolKind;
 use tessera_common::request::now_secs;
 use tessera_jobs::client::{open_output, seal_abort, seal_input, seal_launch};
 use tessera_jobs::wire::{fetch_round, job_ids_of};
 use tessera_jobs::{ClientError, JobKind, JobSpec, JobState, MpcServiceError};
 use tessera_ml::initial_params;
-use tessera_mpc::kind::ProtocolKind;
 
 use super::service::{ALICE, BOB, Cluster, F, OWNER, SERVERS, assert_refused, digits, query};
 use crate::runtime;
@@ -330,10 +330,10 @@ fn job_ids_aborts_and_fetches_cannot_be_turned_against_the_model_owner() {
 /// seals for it and refuses a training beyond its own limits before sharing anything.
 #[test]
 fn a_training_that_reveals_too_much_is_refused_by_the_servers_and_by_the_owner() {
+    use tessera_common::train_job::Optimizer;
+    use tessera_common::train_job::TrainJob;
     use tessera_common::train_policy::{TrainingPolicy, TrainingRefusal};
     use tessera_data_owner::share::{ShareError, sealed_training};
-    use tessera_mpc::train::job::TrainJob;
-    use tessera_mpc::train::optim::Optimizer;
 
     let mut cluster = Cluster::new(3, Duration::from_secs(30));
     cluster.limits.training = TrainingPolicy {
@@ -460,10 +460,10 @@ fn a_client_runs_at_most_its_query_budget() {
 #[test]
 fn a_training_without_enough_privacy_is_refused_where_it_is_required() {
     use tessera_common::dp::DpSettings;
+    use tessera_common::train_job::Optimizer;
+    use tessera_common::train_job::TrainJob;
     use tessera_common::train_policy::{TrainingPolicy, TrainingRefusal};
     use tessera_data_owner::share::sealed_training;
-    use tessera_mpc::train::job::TrainJob;
-    use tessera_mpc::train::optim::Optimizer;
 
     let mut cluster = Cluster::new(3, Duration::from_secs(30));
     cluster.limits.training = TrainingPolicy {

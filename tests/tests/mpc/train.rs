@@ -10,6 +10,7 @@ use tessera_common::model_spec::{LayerSpec, ModelSpec};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::Seed;
 use tessera_common::ring::RingTensor;
+use tessera_common::train_job::Optimizer;
 use tessera_ml::{gradients, initial_params};
 use tessera_model_owner::encrypted::{EncryptedError, EncryptedOptionsError};
 use tessera_mpc::MpcError;
@@ -18,7 +19,7 @@ use tessera_mpc::model::{Activations, SecureModel};
 use tessera_mpc::protocol::{Aby3, Pond, Protocol, SecureNn};
 use tessera_mpc::train::init::{self, Init};
 use tessera_mpc::train::precision::{MAX_MAGNITUDE_BITS, count_failures};
-use tessera_mpc::train::{Loss, Optimizer, TrainSpec, Trainer, tape};
+use tessera_mpc::train::{Loss, TrainSpec, Trainer, tape};
 
 use crate::{S, reals, runtime};
 
@@ -318,8 +319,8 @@ fn options(
     onnx: Option<tessera_common::onnx::ImportedModel>,
     out: &std::path::Path,
 ) -> tessera_model_owner::encrypted::EncryptedOptions {
+    use tessera_common::train_job::Optimizer;
     use tessera_model_owner::encrypted::{EncryptedOptions, ProtocolKind};
-    use tessera_mpc::train::Optimizer;
     let (model, start) = match onnx {
         Some(m) => (m.spec, Some(m.weights)),
         None => (ModelSpec::network_a(), None),

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use tessera_common::net::memory::MemoryNetwork;
+use tessera_common::train_job::Optimizer;
 use tessera_ml::gradients;
 use tessera_mpc::model::{Activations, SecureModel};
 use tessera_mpc::protocol::{Aby3, Protocol, SecureNn};
-use tessera_mpc::train::{Loss, Optimizer, TrainSpec, Trainer};
+use tessera_mpc::train::{Loss, TrainSpec, Trainer};
 use tessera_mpc::{MpcError, Session};
 use tessera_tests::Recording;
 
@@ -23,7 +24,7 @@ use crate::runtime;
 /// below 2^40 in magnitude with probability 2^-87, so the check cannot fail by chance).
 fn server_views_hold_no_secret<P: Protocol<Elem = u128> + 'static>(
     make: fn(Arc<Session<Recording>>) -> Result<P, MpcError>,
-    scheme: tessera_mpc::io::Scheme,
+    scheme: tessera_common::sharing::outside::Scheme,
 ) {
     use tessera_common::PartyId;
     use tessera_mpc::io::{receive_output, send_input};
@@ -154,7 +155,7 @@ fn server_views_hold_no_secret<P: Protocol<Elem = u128> + 'static>(
 fn aby3_servers_see_no_example_label_weight_or_gradient() {
     server_views_hold_no_secret(
         |s| Aby3::<Recording, u128>::in_ring(s, FW),
-        tessera_mpc::io::Scheme::Replicated,
+        tessera_common::sharing::outside::Scheme::Replicated,
     );
 }
 
@@ -162,6 +163,6 @@ fn aby3_servers_see_no_example_label_weight_or_gradient() {
 fn securenn_servers_see_no_example_label_weight_or_gradient() {
     server_views_hold_no_secret(
         |s| SecureNn::<Recording, u128>::in_ring(s, FW),
-        tessera_mpc::io::Scheme::Additive,
+        tessera_common::sharing::outside::Scheme::Additive,
     );
 }

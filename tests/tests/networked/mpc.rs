@@ -333,8 +333,8 @@ fn a_server_killed_mid_prediction_fails_the_client_naming_it() {
 /// step, 2.5e-4 after 4 steps, plus 2^-20 of rounding per step; we allow 1e-3.
 #[test]
 fn a_training_job_gives_the_weights_of_the_simulated_run() {
+    use tessera_common::train_job::Optimizer;
     use tessera_model_owner::encrypted::{EncryptedOptions, ProtocolKind, simulate_encrypted};
-    use tessera_mpc::train::Optimizer;
 
     let c = cluster(2, 60);
     let _servers = c.start_servers();

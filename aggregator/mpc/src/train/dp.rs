@@ -29,9 +29,9 @@
 //! features and label replaced by zeros). The model owner sees the per-epoch weights
 //! (post-processing); no loss is revealed under DP (its value is not clipped or noised).
 
-use crate::error::JobProblem;
 use tessera_common::dp::DpSettings;
 use tessera_common::ring::{Ring, RingTensor};
+use tessera_common::train_job::TrainJobError;
 
 use crate::MpcError;
 use crate::approx::{self, plus};
@@ -97,7 +97,7 @@ pub async fn clipped_dense<P: Protocol>(
             Some(n) => p.add(&n, &layer)?,
         });
     }
-    let norms_sq = norms_sq.ok_or(JobProblem::DpNoDense)?;
+    let norms_sq = norms_sq.ok_or(TrainJobError::DpNoDense)?;
     let s = clip_factors(p, &norms_sq, clip).await?;
     let mut out = Vec::with_capacity(dense.len());
     for (at, x, dy) in dense {

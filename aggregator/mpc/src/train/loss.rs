@@ -36,6 +36,16 @@ pub enum Loss {
 }
 
 impl Loss {
+    /// The loss of a classifier with `classes` logits: binary cross-entropy for one logit,
+    /// softmax cross-entropy otherwise.
+    pub fn for_classes(classes: usize) -> Loss {
+        if classes == 1 {
+            Loss::BinaryCrossEntropy
+        } else {
+            Loss::SoftmaxCrossEntropy
+        }
+    }
+
     /// The gradient with respect to the logits `z` (`[batch, k]`) for targets `y` (one-hot
     /// rows, or 0/1 for the binary loss, or real targets), fixed point.
     pub async fn gradient<P: Protocol>(

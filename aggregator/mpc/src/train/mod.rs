@@ -9,8 +9,9 @@
 //! - [`precision`]: why training runs in the 128-bit ring and how often a truncation fails.
 //! - [`dp`]: DP-SGD: per-example clipping from the dense layers' norms, every server's noise.
 //! - [`init`]: initial weights drawn by the servers from a common seed (Glorot / He).
-//! - [`job`]: a training job as the parties agree on it, and the servers' program for it (the
-//!   same in simulated mode and under the aggregators' job service).
+//! - [`job`]: the servers' program for a training job as the parties agree on it
+//!   ([`tessera_common::train_job::TrainJob`]), the same in simulated mode and under the
+//!   aggregators' job service.
 //!
 //! Which protocols train what: ABY3 and SecureNN everything (their comparisons give exact
 //! ReLU, max-pooling and the softmax's maximum); Pond only models whose non-linearities its
@@ -29,13 +30,14 @@ pub mod precision;
 pub mod tape;
 
 pub use loss::Loss;
-pub use optim::{OptimState, Optimizer};
+pub use optim::OptimState;
 
 use super::MpcError;
 use super::model::{Activations, SecureModel};
 use super::prep::Needs;
 use super::protocol::Protocol;
 use crate::error::Invalid;
+use tessera_common::train_job::Optimizer;
 
 /// Steps whose preprocessing the servers make ahead at once (after the first step, which
 /// measures what a step takes), at most: see [`PREP_BYTES`].
@@ -196,11 +198,15 @@ impl<T: Clone> Trainer<T> {
         if let Some(dp) = &self.spec.dp {
             flat_g = dp::add_noise(p, &flat_g, dp).await?;
         }
-        let new = self
-            .spec
-            .optimizer
-            .step(p, &mut self.state, &flat_w, &flat_g, tape.batch())
-            .await?;
+        let new = optim::step(
+            &self.spec.optimizer,
+            p,
+            &mut self.state,
+            &flat_w,
+            &flat_g,
+            tape.batch(),
+        )
+        .await?;
         self.params = self.model.split_params(p, &new)?;
         Ok(loss)
     }

@@ -23,6 +23,7 @@ use crate::MpcError;
 use crate::approx::inv_sqrt_banded;
 use crate::protocol::Protocol;
 use tessera_common::fixed::fx;
+use tessera_common::train_job::Optimizer;
 
 /// The largest `v_hat` Adam's inverse square root is made for (a mean gradient of 64).
 const V_MAX: f64 = 4096.0;
@@ -30,177 +31,86 @@ const V_MAX: f64 = 4096.0;
 /// Significant bits kept of a public real constant.
 pub const CONST_BITS: i32 = 24;
 
-/// An optimizer and its hyper-parameters.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Optimizer {
-    /// `v <- momentum v + g; w <- w - lr v` (plain SGD with `momentum = 0`).
-    Sgd {
-        /// Learning rate.
-        lr: f64,
-        /// Momentum (0 for none).
-        momentum: f64,
-    },
-    /// Adam.
-    Adam {
-        /// Learning rate.
-        lr: f64,
-        /// First-moment decay.
-        beta1: f64,
-        /// Second-moment decay.
-        beta2: f64,
-        /// Added to the second moment's square root.
-        eps: f64,
-    },
-    /// AMSgrad: Adam with the running maximum of the second moment in the denominator.
-    Amsgrad {
-        /// Learning rate.
-        lr: f64,
-        /// First-moment decay.
-        beta1: f64,
-        /// Second-moment decay.
-        beta2: f64,
-        /// Added to the second moment's square root.
-        eps: f64,
-    },
-}
-
-impl Optimizer {
-    /// SGD without momentum.
-    pub fn sgd(lr: f64) -> Self {
-        Optimizer::Sgd { lr, momentum: 0.0 }
-    }
-
-    /// Adam with the usual decays (`0.9`, `0.999`) and `eps = 1e-4` (`eps^2` is then within the
-    /// inverse square root's range; see the module docs).
-    pub fn adam(lr: f64) -> Self {
+/// One step of `optimizer`: the new flat parameters from the flat parameters `w`, the flat
+/// gradients `g` (summed over a batch of `batch` examples) and the state.
+pub async fn step<P: Protocol>(
+    optimizer: &Optimizer,
+    p: &P,
+    state: &mut OptimState<P::Tensor>,
+    w: &P::Tensor,
+    g: &P::Tensor,
+    batch: usize,
+) -> Result<P::Tensor, MpcError> {
+    let batch = batch.max(1) as f64;
+    state.steps += 1;
+    match *optimizer {
+        Optimizer::Sgd { lr, momentum } => {
+            let v = match (&state.m, momentum != 0.0) {
+                (Some(m), true) => p.add(&scale_real(p, m, momentum).await?, g)?,
+                _ => g.clone(),
+            };
+            if momentum != 0.0 {
+                state.m = Some(v.clone());
+            }
+            p.sub(w, &scale_real(p, &v, lr / batch).await?)
+        }
         Optimizer::Adam {
             lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-4,
+            beta1,
+            beta2,
+            eps,
         }
-    }
-
-    /// AMSgrad with the same defaults as [`Optimizer::adam`].
-    pub fn amsgrad(lr: f64) -> Self {
-        Optimizer::Amsgrad {
+        | Optimizer::Amsgrad {
             lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-4,
-        }
-    }
-
-    /// The learning rate.
-    pub fn learning_rate(&self) -> f64 {
-        match *self {
-            Optimizer::Sgd { lr, .. }
-            | Optimizer::Adam { lr, .. }
-            | Optimizer::Amsgrad { lr, .. } => lr,
-        }
-    }
-
-    /// The same optimizer with learning rate `rate` (a schedule changes it between epochs).
-    pub fn with_learning_rate(mut self, rate: f64) -> Self {
-        match &mut self {
-            Optimizer::Sgd { lr, .. }
-            | Optimizer::Adam { lr, .. }
-            | Optimizer::Amsgrad { lr, .. } => *lr = rate,
-        }
-        self
-    }
-
-    /// The name (`sgd`, `adam`, `amsgrad`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Optimizer::Sgd { .. } => "sgd",
-            Optimizer::Adam { .. } => "adam",
-            Optimizer::Amsgrad { .. } => "amsgrad",
-        }
-    }
-
-    /// One step: the new flat parameters from the flat parameters `w`, the flat gradients `g`
-    /// (summed over a batch of `batch` examples) and the state.
-    pub async fn step<P: Protocol>(
-        &self,
-        p: &P,
-        state: &mut OptimState<P::Tensor>,
-        w: &P::Tensor,
-        g: &P::Tensor,
-        batch: usize,
-    ) -> Result<P::Tensor, MpcError> {
-        let batch = batch.max(1) as f64;
-        state.steps += 1;
-        match *self {
-            Optimizer::Sgd { lr, momentum } => {
-                let v = match (&state.m, momentum != 0.0) {
-                    (Some(m), true) => p.add(&scale_real(p, m, momentum).await?, g)?,
-                    _ => g.clone(),
-                };
-                if momentum != 0.0 {
-                    state.m = Some(v.clone());
+            beta1,
+            beta2,
+            eps,
+        } => {
+            let f = p.frac_bits();
+            // The mean gradient (the division by the batch, once).
+            let g = scale_real(p, g, 1.0 / batch).await?;
+            // g^2 with 2f fractional bits, exact.
+            let g2 = p.mul(&g, &g).await?;
+            let (m, v) = match (&state.m, &state.v) {
+                (Some(m), Some(v)) => {
+                    let m = p.add(
+                        &scale_real(p, m, beta1).await?,
+                        &scale_real(p, &g, 1.0 - beta1).await?,
+                    )?;
+                    let v = p.add(
+                        &scale_real(p, v, beta2).await?,
+                        &scale_real(p, &g2, 1.0 - beta2).await?,
+                    )?;
+                    (m, v)
                 }
-                p.sub(w, &scale_real(p, &v, lr / batch).await?)
-            }
-            Optimizer::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            }
-            | Optimizer::Amsgrad {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            } => {
-                let f = p.frac_bits();
-                // The mean gradient (the division by the batch, once).
-                let g = scale_real(p, g, 1.0 / batch).await?;
-                // g^2 with 2f fractional bits, exact.
-                let g2 = p.mul(&g, &g).await?;
-                let (m, v) = match (&state.m, &state.v) {
-                    (Some(m), Some(v)) => {
-                        let m = p.add(
-                            &scale_real(p, m, beta1).await?,
-                            &scale_real(p, &g, 1.0 - beta1).await?,
-                        )?;
-                        let v = p.add(
-                            &scale_real(p, v, beta2).await?,
-                            &scale_real(p, &g2, 1.0 - beta2).await?,
-                        )?;
-                        (m, v)
-                    }
-                    _ => (
-                        scale_real(p, &g, 1.0 - beta1).await?,
-                        scale_real(p, &g2, 1.0 - beta2).await?,
-                    ),
+                _ => (
+                    scale_real(p, &g, 1.0 - beta1).await?,
+                    scale_real(p, &g2, 1.0 - beta2).await?,
+                ),
+            };
+            let denom_src = if matches!(optimizer, Optimizer::Amsgrad { .. }) {
+                let vm = match &state.v_max {
+                    Some(prev) => crate::nn::maximum(p, prev, &v).await?,
+                    None => v.clone(),
                 };
-                let denom_src = if matches!(self, Optimizer::Amsgrad { .. }) {
-                    let vm = match &state.v_max {
-                        Some(prev) => crate::nn::maximum(p, prev, &v).await?,
-                        None => v.clone(),
-                    };
-                    state.v_max = Some(vm.clone());
-                    vm
-                } else {
-                    v.clone()
-                };
-                // Bias corrections: m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t).
-                let t = state.steps as i32;
-                let c1 = 1.0 / (1.0 - beta1.powi(t));
-                let c2 = 1.0 / (1.0 - beta2.powi(t));
-                let v_hat = scale_real(p, &denom_src, c2).await?;
-                let n = p.shape(&v_hat).iter().product::<usize>();
-                let eps2 = vec![fx::<P::Elem>(eps * eps, 2 * f); n];
-                let x = p.add_public(&v_hat, &eps2)?;
-                let r = inv_sqrt_banded(p, &x, 2 * f, eps * eps, V_MAX).await?;
-                let step = p.mul_trunc(&m, &r, f).await?;
-                state.m = Some(m);
-                state.v = Some(v);
-                p.sub(w, &scale_real(p, &step, lr * c1).await?)
-            }
+                state.v_max = Some(vm.clone());
+                vm
+            } else {
+                v.clone()
+            };
+            // Bias corrections: m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t).
+            let t = state.steps as i32;
+            let c1 = 1.0 / (1.0 - beta1.powi(t));
+            let c2 = 1.0 / (1.0 - beta2.powi(t));
+            let v_hat = scale_real(p, &denom_src, c2).await?;
+            let n = p.shape(&v_hat).iter().product::<usize>();
+            let eps2 = vec![fx::<P::Elem>(eps * eps, 2 * f); n];
+            let x = p.add_public(&v_hat, &eps2)?;
+            let r = inv_sqrt_banded(p, &x, 2 * f, eps * eps, V_MAX).await?;
+            let step = p.mul_trunc(&m, &r, f).await?;
+            state.m = Some(m);
+            state.v = Some(v);
+            p.sub(w, &scale_real(p, &step, lr * c1).await?)
         }
     }
 }
