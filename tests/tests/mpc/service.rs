@@ -24,14 +24,14 @@ use crate::runtime;
 
 /// Asserts that `err` is a server's refusal whose reason matches the pattern.
 macro_rules! assert_refused {
-    ($err:expr, $reason:pat) => {
+    ($err:expr, $reason:pat $(if $guard:expr)?) => {
         assert!(
             matches!(
                 $err,
                 ClientError::Refused {
                     reason: $reason,
                     ..
-                }
+                } $(if $guard)?
             ),
             "{:?}",
             $err

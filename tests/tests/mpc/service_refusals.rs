@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use tessera_aggregator::jobs::MpcLimits;
 use tessera_common::PartyId;
-use tessera_common::model_spec::ModelSpec;
+use tessera_common::model_spec::{LayerSpec, ModelSpec, SpecError};
 use tessera_common::protocol::ProtocolKind;
 use tessera_common::request::now_secs;
 use tessera_jobs::client::{open_output, seal_abort, seal_input, seal_launch};
+use tessera_jobs::error::BadJob;
+use tessera_jobs::job::MAX_PREDICT_BATCH;
 use tessera_jobs::wire::{fetch_round, job_ids_of};
 use tessera_jobs::{ClientError, JobKind, JobSpec, JobState, MpcServiceError};
 use tessera_ml::initial_params;
@@ -51,6 +53,48 @@ fn bad_inputs_are_rejected_by_variant() {
             .await
             .unwrap_err();
         assert_refused!(err, MpcServiceError::Forbidden { party: ALICE, .. });
+        // Descriptions a server cannot resolve, each by its reason: a batch out of range, a
+        // deployment with no fractional bits or more than the 64-bit ring allows, and a model
+        // that does not resolve (a dense layer of no units).
+        for batch in [0, MAX_PREDICT_BATCH + 1] {
+            let err = alice
+                .launch(JobKind::Predict {
+                    model_id: "mnist".into(),
+                    batch,
+                })
+                .await
+                .unwrap_err();
+            assert_refused!(
+                err,
+                MpcServiceError::BadJob(BadJob::Batch { batch: b, max: MAX_PREDICT_BATCH })
+                    if b == batch
+            );
+        }
+        for frac_bits in [0, 31] {
+            let err = owner
+                .deploy("other", &spec, ProtocolKind::Aby3, frac_bits, &weights)
+                .await
+                .unwrap_err();
+            assert_refused!(
+                err,
+                MpcServiceError::BadJob(BadJob::FracBits { frac_bits: f, max: 30, ring_bits: 64 })
+                    if f == frac_bits
+            );
+        }
+        let mut hollow = spec.clone();
+        hollow.layers[1] = LayerSpec::Dense { units: 0 };
+        let err = owner
+            .deploy("other", &hollow, ProtocolKind::Aby3, F, &weights)
+            .await
+            .unwrap_err();
+        assert_refused!(
+            err,
+            MpcServiceError::BadJob(BadJob::Model(SpecError {
+                layer: 1,
+                kind: "dense",
+                ..
+            }))
+        );
         let (job, status) = alice.launch(query(1)).await.expect("launch");
         // The same launch again: a duplicate id.
         let again = JobSpec {
