@@ -3,6 +3,11 @@
 //! the same variant from an in-process server ([`crate::api::ApiError::Rejected`]); over gRPC the
 //! variant's stable name travels in the `tessera-refusal` metadata and comes back as
 //! [`ServiceError::Remote`].
+//!
+//! [`Refusal`] is what both services' refusals (this one and `tessera-jobs`' `MpcServiceError`)
+//! have in common on the wire: a stable name per variant, and the `Remote` variant a client
+//! rebuilds from a name and a message. `tessera-proto` carries either with the same two
+//! functions.
 
 use crate::PartyId;
 use crate::job::JobError;
@@ -155,11 +160,11 @@ pub enum ServiceError {
     /// Server-to-server communication failed.
     #[error("peer network: {0}")]
     Peer(#[from] NetError),
-    /// A refusal a server reported over gRPC: the variant's stable name ([`ServiceError::reason`])
+    /// A refusal a server reported over gRPC: the variant's stable name ([`Refusal::name`])
     /// and the server's message.
     #[error("{message}")]
     Remote {
-        /// The refused request's variant, as [`ServiceError::reason`] names it.
+        /// The refused request's variant, as [`Refusal::name`] names it.
         reason: &'static str,
         /// The server's message.
         message: String,
@@ -200,10 +205,30 @@ pub enum HelperRefusal {
     Refused(Box<ServiceError>),
 }
 
-impl ServiceError {
+/// A service's refusal as it travels between processes: the variant's stable name, and the
+/// `Remote` variant a client rebuilds from a name the enum gives and the server's message.
+pub trait Refusal: std::error::Error + Sized {
+    /// Every name [`Refusal::name`] gives but `Remote`'s.
+    const NAMES: &'static [&'static str];
+
     /// A short, stable name of the variant (`replayed_chunk`, `seal`, ...): the `reason` label
-    /// of the server's rejection counters, and the `tessera-refusal` metadata of a gRPC refusal.
-    pub fn reason(&self) -> &'static str {
+    /// of a server's rejection counters, and the `tessera-refusal` metadata of a gRPC refusal.
+    fn name(&self) -> &'static str;
+
+    /// The refusal a remote server reported as `name` with `message`: the enum's `Remote`
+    /// variant, if `name` is one of [`Refusal::NAMES`] (`None` for any other text).
+    fn remote(name: &str, message: String) -> Option<Self>;
+
+    /// `name` as [`Refusal::NAMES`] spells it, if it is one.
+    fn known(name: &str) -> Option<&'static str> {
+        Self::NAMES.iter().copied().find(|n| *n == name)
+    }
+}
+
+impl Refusal for ServiceError {
+    const NAMES: &'static [&'static str] = REASONS;
+
+    fn name(&self) -> &'static str {
         match self {
             ServiceError::UnknownJob(_) => "unknown_job",
             ServiceError::NotLeader(_) => "not_leader",
@@ -237,14 +262,12 @@ impl ServiceError {
         }
     }
 
-    /// The stable name `reason` as [`ServiceError::reason`] spells it, if it is one (what a
-    /// client reads from a refusal's metadata).
-    pub fn known_reason(reason: &str) -> Option<&'static str> {
-        REASONS.iter().copied().find(|r| *r == reason)
+    fn remote(name: &str, message: String) -> Option<Self> {
+        Self::known(name).map(|reason| ServiceError::Remote { reason, message })
     }
 }
 
-/// Every name [`ServiceError::reason`] gives but `Remote`'s.
+/// Every name [`ServiceError`]'s [`Refusal::name`] gives but `Remote`'s.
 const REASONS: &[&str] = &[
     "unknown_job",
     "not_leader",

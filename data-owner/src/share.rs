@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tessera_common::PartyId;
 use tessera_common::cli::{PartyArgs, PartyLoadError};
+use tessera_common::refusal::Refusal;
 use tessera_common::seal::{Expected, Purpose, Sealer};
 use tessera_common::train_job::{self, TrainJob, targets};
 use tessera_common::train_policy::{TrainingPolicy, TrainingRefusal};
@@ -226,7 +227,7 @@ pub async fn share_command(args: ShareArgs) -> Result<usize, ShareError> {
     for server in &client.servers {
         let status = loop {
             let waiting = match client.status(*server, args.job).await {
-                Err(ClientError::Refused { reason, .. }) if reason.kind() == unknown_job.kind() => {
+                Err(ClientError::Refused { reason, .. }) if reason.name() == unknown_job.name() => {
                     format!("job {} is not on {server} yet", args.job)
                 }
                 Err(ClientError::Unreachable { server, reason }) => format!("{server}: {reason}"),

@@ -6,6 +6,7 @@ use tessera_common::job::JobSettings;
 use tessera_common::refusal::ServiceError;
 use tonic::{Code, Status};
 
+use crate::refusal::refusal_of;
 use crate::v1;
 
 /// A round state on the wire.
@@ -129,24 +130,13 @@ pub fn receipt_to_wire(r: &UploadReceipt) -> v1::UploadReceipt {
     }
 }
 
-/// The metadata key a server's refusal names its [`ServiceError`] variant under
-/// ([`ServiceError::reason`]).
-pub const REFUSAL_KEY: &str = "tessera-refusal";
-
 /// How a client should treat a gRPC status: a refusal that names its variant
-/// ([`REFUSAL_KEY`]) is [`ApiError::Rejected`] with [`ServiceError::Remote`], whatever its code.
+/// ([`crate::refusal::REFUSAL_KEY`]) is [`ApiError::Rejected`] with [`ServiceError::Remote`],
+/// whatever its code.
 pub fn api_error_from_status(s: Status) -> ApiError {
     let text = format!("{:?}: {}", s.code(), s.message());
-    let reason = s
-        .metadata()
-        .get(REFUSAL_KEY)
-        .and_then(|v| v.to_str().ok())
-        .and_then(ServiceError::known_reason);
-    match (reason, s.code()) {
-        (Some(reason), _) => ApiError::Rejected(ServiceError::Remote {
-            reason,
-            message: s.message().to_string(),
-        }),
+    match (refusal_of::<ServiceError>(&s), s.code()) {
+        (Some(refusal), _) => ApiError::Rejected(refusal),
         (None, Code::NotFound) => ApiError::NotReady(text),
         (
             None,

@@ -11,6 +11,7 @@ pub mod client;
 pub mod convert;
 pub mod leader_client;
 pub mod mpc_client;
+pub mod refusal;
 pub mod server_client;
 
 pub use leader_client::GrpcLeader;

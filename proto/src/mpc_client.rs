@@ -12,11 +12,14 @@ use tessera_common::PartyId;
 use tessera_common::config::ClusterConfig;
 use tessera_common::identity::Identity;
 use tessera_common::seal::Sealer;
-use tessera_jobs::{ClientError, JobClient, MpcJobStatus, MpcServiceError, MpcTransport};
+use tessera_jobs::{
+    ClientError, Inconsistency, JobClient, MpcJobStatus, MpcServiceError, MpcTransport,
+};
 use tonic::Status;
 
 use crate::MAX_MESSAGE_BYTES;
 use crate::client::{CallerChannel, caller_channel, collect_envelopes, envelope_stream};
+use crate::refusal::refusal_of;
 use crate::v1::mpc_job_service_client::MpcJobServiceClient;
 use crate::v1::{FetchOutputRequest, MpcStatus, MpcStatusRequest, SealedChunk};
 
@@ -99,18 +102,8 @@ impl GrpcJobs {
 /// A gRPC failure as the client's error: the server's refusal if it sent one, else the
 /// transport's failure naming the server and address.
 fn from_status(server: PartyId, address: &str, s: Status) -> ClientError {
-    match s
-        .metadata()
-        .get("tessera-error")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(kind) => ClientError::Refused {
-            server,
-            reason: MpcServiceError::Remote {
-                kind: kind.to_string(),
-                message: s.message().to_string(),
-            },
-        },
+    match refusal_of::<MpcServiceError>(&s) {
+        Some(reason) => ClientError::Refused { server, reason },
         None => ClientError::Unreachable {
             server,
             reason: format!("{address}: {:?}: {}", s.code(), s.message()),
@@ -120,7 +113,11 @@ fn from_status(server: PartyId, address: &str, s: Status) -> ClientError {
 
 fn status_from_wire(server: PartyId, s: MpcStatus) -> Result<MpcJobStatus, ClientError> {
     serde_json::from_str(&s.status_json).map_err(|e| {
-        ClientError::Inconsistent(format!("{server} sent a status that does not parse: {e}"))
+        Inconsistency::Unparsable {
+            server,
+            detail: e.to_string(),
+        }
+        .into()
     })
 }
 
@@ -147,10 +144,13 @@ impl MpcTransport for GrpcTransport {
             .map_err(|s| from_status(server, address, s))?
             .into_inner();
         if receipt.chunks_accepted != count || !receipt.complete {
-            return Err(ClientError::Inconsistent(format!(
-                "{server} accepted {} of {count} chunks (complete: {})",
-                receipt.chunks_accepted, receipt.complete
-            )));
+            return Err(Inconsistency::Partial {
+                server,
+                accepted: receipt.chunks_accepted,
+                sent: count,
+                complete: receipt.complete,
+            }
+            .into());
         }
         Ok(())
     }

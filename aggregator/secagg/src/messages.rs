@@ -26,7 +26,7 @@
 use tessera_common::PartyId;
 pub use tessera_common::api::{JobStatus, RoundAnnouncement, RoundState, UploadReceipt};
 use tessera_common::net::Tag;
-use tessera_common::refusal::{HelperRefusal, ServiceError};
+use tessera_common::refusal::{HelperRefusal, Refusal, ServiceError};
 use tessera_common::upload::SEED_ENVELOPE_BYTES;
 
 /// Leader-to-helper messages of one round.
@@ -223,7 +223,7 @@ impl PeerReply {
             }
             HelperRefusal::Refused(e) => {
                 v.push(4);
-                let name = e.reason().as_bytes();
+                let name = e.name().as_bytes();
                 v.push(name.len() as u8);
                 v.extend_from_slice(name);
                 v.extend_from_slice(e.to_string().as_bytes());
@@ -265,16 +265,13 @@ impl PeerReply {
                 let (name, message) = rest
                     .split_at_checked(usize::from(n))
                     .ok_or(MalformedPeerMsg("refusal name longer than the reply"))?;
-                let reason = std::str::from_utf8(name)
-                    .ok()
-                    .and_then(ServiceError::known_reason)
-                    .ok_or(MalformedPeerMsg("unknown refusal name"))?;
                 let message = std::str::from_utf8(message)
                     .map_err(|_| MalformedPeerMsg("refusal message is not UTF-8"))?;
-                HelperRefusal::Refused(Box::new(ServiceError::Remote {
-                    reason,
-                    message: message.to_owned(),
-                }))
+                let refused = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|name| ServiceError::remote(name, message.to_owned()))
+                    .ok_or(MalformedPeerMsg("unknown refusal name"))?;
+                HelperRefusal::Refused(Box::new(refused))
             }
             0..=3 => return Err(MalformedPeerMsg("wrong length for its kind")),
             _ => return Err(MalformedPeerMsg("unknown refusal")),

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::ServiceError;
 use super::messages::RoundState;
+use tessera_common::refusal::Refusal;
 
 /// Counters of one server's federated rounds and uploads (all only grow).
 #[derive(Debug, Default)]
@@ -66,7 +67,7 @@ impl SecaggMetrics {
             .uploads_rejected
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        *map.entry(error.reason()).or_default() += 1;
+        *map.entry(error.name()).or_default() += 1;
     }
 
     /// The counts now.

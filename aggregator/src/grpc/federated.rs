@@ -8,6 +8,7 @@ use tessera_common::PartyId;
 use tessera_common::request::RequestKind;
 use tessera_common::seal::SealError;
 use tessera_proto::convert::{announcement_to_wire, receipt_to_wire, status_to_wire};
+use tessera_proto::refusal::refusal_status;
 use tessera_proto::v1::data_owner_service_server::DataOwnerService;
 use tessera_proto::v1::model_owner_service_server::ModelOwnerService;
 use tessera_proto::v1::{
@@ -16,7 +17,7 @@ use tessera_proto::v1::{
 };
 use tessera_secagg::local::FETCH_ROUND_WAIT;
 use tessera_secagg::{AggregatorService, ServiceError, Upload};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::warn;
 
 use super::stream::{ChunkStream, chunk_stream, next_chunk};
@@ -26,40 +27,36 @@ use crate::net::grpc::GrpcNetwork;
 pub type ServiceCell = Arc<OnceLock<Arc<AggregatorService<GrpcNetwork>>>>;
 
 /// The gRPC status of a refusal. A final one (not "not yet", "unreachable" or "busy", which a
-/// client retries) names its variant in the `tessera-refusal` metadata
-/// ([`tessera_proto::convert::REFUSAL_KEY`]) so the client maps it back.
+/// client retries) names its variant ([`tessera_proto::refusal::refusal_status`]) so the client
+/// maps it back.
 fn to_status(e: ServiceError) -> Status {
-    let reason = e.reason();
-    let mut status = code_of(e);
-    let retried = matches!(
-        status.code(),
-        tonic::Code::NotFound | tonic::Code::Unavailable | tonic::Code::ResourceExhausted
-    );
-    if !retried && let Ok(value) = reason.parse() {
-        status
-            .metadata_mut()
-            .insert(tessera_proto::convert::REFUSAL_KEY, value);
+    let code = code_of(&e);
+    if matches!(
+        code,
+        Code::NotFound | Code::Unavailable | Code::ResourceExhausted
+    ) {
+        Status::new(code, e.to_string())
+    } else {
+        refusal_status(code, &e)
     }
-    status
 }
 
-fn code_of(e: ServiceError) -> Status {
-    let msg = e.to_string();
+fn code_of(e: &ServiceError) -> Code {
     match e {
-        ServiceError::UnknownJob(_) | ServiceError::NotReady { .. } => Status::not_found(msg),
+        ServiceError::UnknownJob(_) | ServiceError::NotReady { .. } => Code::NotFound,
         ServiceError::Seal(
             SealError::UnknownSender(_)
             | SealError::AuthenticationFailed { .. }
             | SealError::NonContributory(_),
         )
-        | ServiceError::Request(_) => Status::unauthenticated(msg),
+        | ServiceError::Request(_) => Code::Unauthenticated,
         ServiceError::Seal(SealError::Replayed { .. })
         | ServiceError::DuplicateUpload(_)
-        | ServiceError::ReplayedChunk { .. } => Status::already_exists(msg),
-        ServiceError::Forbidden { .. } => Status::permission_denied(msg),
-        ServiceError::Peer(_) => Status::unavailable(msg),
-        ServiceError::Busy { .. } => Status::resource_exhausted(msg),
-        ServiceError::UploadInProgress(_) => Status::already_exists(msg),
+        | ServiceError::ReplayedChunk { .. } => Code::AlreadyExists,
+        ServiceError::Forbidden { .. } => Code::PermissionDenied,
+        ServiceError::Peer(_) => Code::Unavailable,
+        ServiceError::Busy { .. } => Code::ResourceExhausted,
+        ServiceError::UploadInProgress(_) => Code::AlreadyExists,
         ServiceError::Seal(_)
         | ServiceError::OutOfOrder { .. }
         | ServiceError::WrongLength { .. }
@@ -69,8 +66,8 @@ fn code_of(e: ServiceError) -> Status {
         | ServiceError::Incomplete(_)
         | ServiceError::HelperRejected { .. }
         | ServiceError::BadJob(_)
-        | ServiceError::Privacy(_) => Status::invalid_argument(msg),
-        _ => Status::failed_precondition(msg),
+        | ServiceError::Privacy(_) => Code::InvalidArgument,
+        _ => Code::FailedPrecondition,
     }
 }
 

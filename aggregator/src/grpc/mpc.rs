@@ -1,12 +1,13 @@
 //! `MpcJobService` over gRPC: a thin adapter over the transport-free
-//! [`crate::jobs::MpcService`]; every decision is the service's. Refusals carry the
-//! error's kind in the `tessera-error` metadata so clients can tell them apart.
+//! [`crate::jobs::MpcService`]; every decision is the service's. Refusals name their variant
+//! as secure aggregation's do (`tessera_proto::refusal`), so clients can tell them apart.
 
 use std::sync::{Arc, OnceLock};
 
+use tessera_proto::refusal::refusal_status;
 use tessera_proto::v1::mpc_job_service_server::MpcJobService;
 use tessera_proto::v1::{FetchOutputRequest, MpcReceipt, MpcStatus, MpcStatusRequest, SealedChunk};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::warn;
 
 use super::stream::{ChunkStream, chunk_stream, next_chunk};
@@ -17,33 +18,30 @@ use tessera_jobs::{MpcJobStatus, MpcServiceError};
 /// The MPC job service, set once the peer network is up.
 pub type MpcCell = Arc<OnceLock<Arc<MpcService<GrpcNetwork>>>>;
 
-/// The gRPC status of a refusal, with its kind in the `tessera-error` metadata.
+/// The gRPC status of a refusal, naming its variant
+/// ([`tessera_proto::refusal::refusal_status`]).
 pub fn mpc_status(e: &MpcServiceError) -> Status {
-    let msg = e.to_string();
-    let mut status = match e {
+    let code = match e {
         MpcServiceError::UnknownJob(_)
         | MpcServiceError::UnknownModel(_)
-        | MpcServiceError::NoSuchOutput { .. } => Status::not_found(msg),
+        | MpcServiceError::NoSuchOutput { .. } => Code::NotFound,
         MpcServiceError::Seal(_) | MpcServiceError::Request(_) | MpcServiceError::Stale { .. } => {
-            Status::unauthenticated(msg)
+            Code::Unauthenticated
         }
         MpcServiceError::Forbidden { .. } | MpcServiceError::NotAllowed { .. } => {
-            Status::permission_denied(msg)
+            Code::PermissionDenied
         }
         MpcServiceError::DuplicateJob(_) | MpcServiceError::DuplicateInput { .. } => {
-            Status::already_exists(msg)
+            Code::AlreadyExists
         }
-        MpcServiceError::NotReady { .. } => Status::unavailable(msg),
+        MpcServiceError::NotReady { .. } => Code::Unavailable,
         MpcServiceError::Busy { .. } | MpcServiceError::QueryBudget { .. } => {
-            Status::resource_exhausted(msg)
+            Code::ResourceExhausted
         }
-        MpcServiceError::Ended { .. } => Status::aborted(msg),
-        _ => Status::invalid_argument(msg),
+        MpcServiceError::Ended { .. } => Code::Aborted,
+        _ => Code::InvalidArgument,
     };
-    if let Ok(kind) = e.kind().parse() {
-        status.metadata_mut().insert("tessera-error", kind);
-    }
-    status
+    refusal_status(code, e)
 }
 
 fn service(cell: &MpcCell) -> Result<&Arc<MpcService<GrpcNetwork>>, Status> {

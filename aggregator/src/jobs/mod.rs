@@ -18,7 +18,7 @@
 //!    mode. An outside party never talks to the peer network.
 //! 3. **Outputs.** The program's `Protocol::output` to an outside party lands in the job's
 //!    outbox at each server; the receiver fetches each server's share with a request token and
-//!    gets it sealed for itself alone ([`tessera_jobs::client::open_output`], then
+//!    gets it sealed for itself alone ([`tessera_jobs::envelope::open_output`], then
 //!    [`tessera_common::sharing::outside::reconstruct`]).
 //! 4. **Status and abort.** Parties of the job ask for its state; the model owner aborts it at
 //!    every server. A finished, failed or aborted job's queued messages are dropped at once and

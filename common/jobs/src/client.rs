@@ -1,143 +1,28 @@
-//! The outside parties' end of the job service, transport-free: the sealed launch, abort and
-//! input envelopes a model owner or client sends each server, and the opening of the output
-//! chunks a server returns. The gRPC clients only carry these bytes.
+//! The outside parties' end of the job service, transport-free: [`JobClient`] launches a job at
+//! every server, shares inputs, fetches and reconstructs outputs, waits and aborts, over any
+//! [`MpcTransport`] (gRPC in `tessera-proto`, direct calls in the aggregator's `jobs::local`).
+//! The envelopes it exchanges are [`crate::envelope`]'s.
 
 use std::future::Future;
 use std::time::Duration;
 
 use tessera_common::PartyId;
-use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::ModelSpec;
 use tessera_common::protocol::ProtocolKind;
+use tessera_common::refusal::Refusal;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
 use tessera_common::ring::{Ring, RingTensor};
-use tessera_common::seal::{Context, Expected, Purpose, Sealer};
-use tessera_common::sharing::SharingError;
+use tessera_common::seal::Sealer;
 use tessera_common::sharing::outside::{input_payloads, reconstruct};
 
+use crate::client_error::{ClientError, Inconsistency};
+use crate::envelope::{open_output, seal_abort, seal_input, seal_launch};
 use crate::error::MpcServiceError as Error;
 use crate::job::{JobKind, JobSpec};
 use crate::state::JobState;
 use crate::status::{MpcJobStatus, TransferInfo};
-use crate::wire::{
-    ABORT_PLAINTEXT, ABORT_ROUND, LAUNCH_ROUND, chunk_all, fetch_round, job_ids_of, parse_chunk,
-};
-
-/// The launch envelope of job `job_id` for `server`.
-pub fn seal_launch(
-    sealer: &Sealer,
-    server: PartyId,
-    job_id: u64,
-    spec: &JobSpec,
-) -> Result<Vec<u8>, Error> {
-    let json = serde_json::to_vec(spec).map_err(|e| Error::Malformed(e.to_string()))?;
-    let context = Context {
-        purpose: Purpose::JobControl,
-        job_id,
-        round: LAUNCH_ROUND,
-        chunk: 0,
-    };
-    Ok(sealer.seal_for(server, &context, &json)?)
-}
-
-/// The abort envelope of job `job_id` for `server` (only the model owner's is obeyed), naming
-/// the launch it aborts by the digest the server reports ([`MpcJobStatus::launch_digest`]).
-pub fn seal_abort(
-    sealer: &Sealer,
-    server: PartyId,
-    job_id: u64,
-    launch_digest: &str,
-) -> Result<Vec<u8>, Error> {
-    let digest = hex_digest(launch_digest)
-        .ok_or_else(|| Error::Malformed(format!("launch digest {launch_digest:?}")))?;
-    let context = Context {
-        purpose: Purpose::JobControl,
-        job_id,
-        round: ABORT_ROUND,
-        chunk: 0,
-    };
-    let plaintext = [ABORT_PLAINTEXT, &digest].concat();
-    Ok(sealer.seal_for(server, &context, &plaintext)?)
-}
-
-/// The 32 bytes of a digest written as 64 hex digits.
-fn hex_digest(hex: &str) -> Option<[u8; 32]> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(bytes.chunks(2)) {
-        *o = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// The chunks of input `round` (its index in the job) carrying `payload` (this server's
-/// shares) to `server`, each in a forward-secret envelope.
-pub fn seal_input(
-    sealer: &Sealer,
-    server: PartyId,
-    job_id: u64,
-    round: u64,
-    payload: &[u8],
-) -> Result<Vec<Vec<u8>>, Error> {
-    let message = Message {
-        purpose: Purpose::Input,
-        job_id,
-        round,
-    };
-    let pieces = chunk_all(payload);
-    Ok(seal_chunks(
-        sealer,
-        server,
-        message,
-        Keys::Ephemeral,
-        &pieces,
-    )?)
-}
-
-/// Opens the output chunks `server` returned for the fetch `round` ([`fetch_round`]: an
-/// output and a value of it) of job `job_id` and joins them: every chunk must come from that
-/// server, for this job, output and value, in order, and all of them must be there.
-pub fn open_output(
-    sealer: &Sealer,
-    server: PartyId,
-    job_id: u64,
-    round: u64,
-    envelopes: &[Vec<u8>],
-) -> Result<Vec<u8>, Error> {
-    let expected = Expected {
-        purpose: Purpose::Output,
-        job_id,
-        round,
-        sender: Some(server),
-    };
-    let mut out = Vec::new();
-    let mut total = None;
-    for (i, envelope) in envelopes.iter().enumerate() {
-        let opened = sealer.open(envelope, &expected)?;
-        if opened.header.chunk != i as u64 {
-            return Err(Error::OutOfOrder {
-                expected: i as u64,
-                got: opened.header.chunk,
-            });
-        }
-        let (n, bytes) = parse_chunk(&opened.plaintext)?;
-        if *total.get_or_insert(n) != n {
-            return Err(Error::Malformed("chunks disagree on their count".into()));
-        }
-        out.extend_from_slice(bytes);
-    }
-    match total {
-        Some(n) if u64::from(n) == envelopes.len() as u64 => Ok(out),
-        _ => Err(Error::Malformed(format!(
-            "{} of the output's chunks from {server}",
-            envelopes.len()
-        ))),
-    }
-}
+use crate::wire::{fetch_round, job_ids_of};
 
 /// How an outside party reaches the servers' job services: gRPC in networked mode, direct
 /// calls in tests. Every method names the server it talks to.
@@ -175,71 +60,6 @@ pub trait MpcTransport: Send + Sync {
         server: PartyId,
         envelope: Vec<u8>,
     ) -> impl Future<Output = Result<MpcJobStatus, ClientError>> + Send;
-}
-
-/// Why an outside party's job failed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// A server refused a request (its reason as it gave it).
-    #[error("{server} refused: {reason}")]
-    Refused {
-        /// The server.
-        server: PartyId,
-        /// The refusal, as the server's error.
-        reason: Error,
-    },
-    /// A server could not be reached, or its connection broke.
-    #[error("{server} unreachable: {reason}")]
-    Unreachable {
-        /// The server.
-        server: PartyId,
-        /// What the transport reported.
-        reason: String,
-    },
-    /// The job failed or was aborted (as a server reports it).
-    #[error("job {job_id} at {server}: {state:?}")]
-    JobEnded {
-        /// The server.
-        server: PartyId,
-        /// The job.
-        job_id: u64,
-        /// How it ended.
-        state: JobState,
-    },
-    /// The servers describe the job differently, or not as asked.
-    #[error("inconsistent job: {0}")]
-    Inconsistent(String),
-    /// The job did not finish in time.
-    #[error("job {job_id} did not finish within {after:?} (waiting for {server})")]
-    Timeout {
-        /// The server waited for.
-        server: PartyId,
-        /// The job.
-        job_id: u64,
-        /// How long we waited.
-        after: Duration,
-    },
-    /// Sealing, encoding or reconstructing on this side.
-    #[error(transparent)]
-    Local(#[from] Error),
-    /// Sharing an input, or reconstructing an output: a server's share of the wrong length
-    /// ([`SharingError::ShareLength`] names it).
-    #[error(transparent)]
-    Sharing(#[from] SharingError),
-}
-
-impl ClientError {
-    /// The server this error names, if one.
-    pub fn server(&self) -> Option<PartyId> {
-        match self {
-            ClientError::Refused { server, .. }
-            | ClientError::Unreachable { server, .. }
-            | ClientError::JobEnded { server, .. }
-            | ClientError::Timeout { server, .. } => Some(*server),
-            _ => None,
-        }
-    }
 }
 
 /// An outside party's handle on the servers' job services.
@@ -328,13 +148,15 @@ impl<T: MpcTransport> JobClient<'_, T> {
                 None => agreed = Some(status),
                 Some(first) if *first == status => {}
                 Some(_) => {
-                    return Err(ClientError::Inconsistent(format!(
-                        "{server} describes job {job_id} differently"
-                    )));
+                    return Err(Inconsistency::Differs {
+                        server: *server,
+                        job_id,
+                    }
+                    .into());
                 }
             }
         }
-        let status = agreed.ok_or_else(|| ClientError::Inconsistent("no servers".into()))?;
+        let status = agreed.ok_or(Inconsistency::NoServers)?;
         Ok((job_id, status))
     }
 
@@ -362,9 +184,10 @@ impl<T: MpcTransport> JobClient<'_, T> {
             .inputs
             .get(round)
             .filter(|t| t.party == self.sealer.me())
-            .ok_or_else(|| {
-                ClientError::Inconsistent(format!("job has no input {round} for this party"))
-            })
+            .ok_or(ClientError::Inconsistent(Inconsistency::NoTransfer {
+                what: "input",
+                round,
+            }))
     }
 
     /// Secret-shares ring elements as input `round` of a job to the servers (exactly its
@@ -377,11 +200,11 @@ impl<T: MpcTransport> JobClient<'_, T> {
     ) -> Result<(), ClientError> {
         let input = self.my_input(status, round)?;
         if R::BITS != status.ring_bits {
-            return Err(ClientError::Inconsistent(format!(
-                "job computes in the {}-bit ring, not {}",
-                status.ring_bits,
-                R::BITS
-            )));
+            return Err(Inconsistency::Ring {
+                job: status.ring_bits,
+                given: R::BITS,
+            }
+            .into());
         }
         if !fits(input, values.len()) {
             return Err(Error::WrongLength {
@@ -441,14 +264,17 @@ impl<T: MpcTransport> JobClient<'_, T> {
             .outputs
             .get(round)
             .filter(|t| t.party == self.sealer.me())
-            .ok_or_else(|| {
-                ClientError::Inconsistent(format!("job has no output {round} for this party"))
+            .ok_or(Inconsistency::NoTransfer {
+                what: "output",
+                round,
             })?;
         let deadline = tokio::time::Instant::now() + self.timeout;
         let holders = status.protocol.scheme().holders();
         let mut shares = Vec::with_capacity(holders);
-        let index = u32::try_from(round)
-            .map_err(|_| ClientError::Inconsistent(format!("output index {round}")))?;
+        let index = u32::try_from(round).map_err(|_| Inconsistency::NoTransfer {
+            what: "output",
+            round,
+        })?;
         let fetch = fetch_round(index, seq);
         for server in self.servers.iter().take(holders) {
             let envelopes = loop {
@@ -467,7 +293,7 @@ impl<T: MpcTransport> JobClient<'_, T> {
                     .await
                 {
                     Ok(envelopes) => break envelopes,
-                    Err(ClientError::Refused { reason, .. }) if reason.kind() == "not_ready" => {
+                    Err(ClientError::Refused { reason, .. }) if reason.name() == "not_ready" => {
                         if tokio::time::Instant::now() >= deadline {
                             return Err(ClientError::Timeout {
                                 server: *server,

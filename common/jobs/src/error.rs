@@ -2,6 +2,7 @@
 
 use tessera_common::PartyId;
 use tessera_common::model_spec::SpecError;
+use tessera_common::refusal::Refusal;
 use tessera_common::request::RequestError;
 use tessera_common::seal::SealError;
 use tessera_common::train_job::TrainJobError;
@@ -182,20 +183,46 @@ pub enum MpcServiceError {
         /// Its bound.
         limit: usize,
     },
-    /// A refusal as a remote server reported it over gRPC: its [`MpcServiceError::kind`] and
-    /// message.
+    /// A refusal as a remote server reported it over gRPC: its variant's stable name
+    /// ([`Refusal::name`]) and message.
     #[error("{message}")]
     Remote {
-        /// The variant's kind at the server.
-        kind: String,
+        /// The variant's name at the server.
+        kind: &'static str,
         /// Its message.
         message: String,
     },
 }
 
-impl MpcServiceError {
-    /// The variant's name, stable on the wire (gRPC metadata `tessera-error`).
-    pub fn kind(&self) -> &str {
+impl Refusal for MpcServiceError {
+    const NAMES: &'static [&'static str] = &[
+        "unknown_job",
+        "duplicate_job",
+        "bad_job",
+        "forbidden",
+        "unknown_model",
+        "not_allowed",
+        "seal",
+        "not_forward_secret",
+        "request",
+        "stale",
+        "malformed",
+        "unexpected_input",
+        "duplicate_input",
+        "out_of_order",
+        "wrong_length",
+        "unencodable",
+        "no_such_output",
+        "released",
+        "training_policy",
+        "query_budget",
+        "abort_mismatch",
+        "not_ready",
+        "ended",
+        "busy",
+    ];
+
+    fn name(&self) -> &'static str {
         match self {
             MpcServiceError::UnknownJob(_) => "unknown_job",
             MpcServiceError::DuplicateJob(_) => "duplicate_job",
@@ -225,6 +252,12 @@ impl MpcServiceError {
         }
     }
 
+    fn remote(name: &str, message: String) -> Option<Self> {
+        Self::known(name).map(|kind| MpcServiceError::Remote { kind, message })
+    }
+}
+
+impl MpcServiceError {
     /// The error for a request about a job that is over.
     pub fn ended(job: u64, state: &JobState) -> Self {
         let state = match state {
@@ -279,4 +312,24 @@ pub enum BadJob {
         /// The most a job may declare.
         max: usize,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_comes_back_as_itself() {
+        for name in MpcServiceError::NAMES {
+            let back = MpcServiceError::remote(name, "m".into()).unwrap();
+            assert_eq!(back.name(), *name);
+            assert_eq!(back.to_string(), "m");
+        }
+        assert!(MpcServiceError::remote("no_such_variant", String::new()).is_none());
+        assert_eq!(MpcServiceError::UnknownJob(3).name(), "unknown_job");
+        assert_eq!(
+            MpcServiceError::BadJob(BadJob::NotKind("deploy")).name(),
+            "bad_job"
+        );
+    }
 }

@@ -11,7 +11,9 @@
 //! - [`error`]: [`MpcServiceError`], every refusal of the service, carried over the wire
 //!   ([`error::BadJob`]: why a description is refused).
 //! - [`client`]: [`JobClient`] over any [`MpcTransport`] (gRPC in `tessera-proto`, in-process in
-//!   the aggregator's `jobs::local`): launch, share inputs, fetch outputs, wait, abort.
+//!   the aggregator's `jobs::local`): launch, share inputs, fetch outputs, wait, abort;
+//!   [`envelope`]: the sealed envelopes it exchanges; [`client_error`]: [`ClientError`], why a
+//!   job failed on the client's side.
 //!
 //! It depends on `tessera-common` alone, not on the engine: what a client must share the way
 //! the servers read it (the protocol kinds, the sharing schemes, the model and training
@@ -20,13 +22,16 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod client_error;
+pub mod envelope;
 pub mod error;
 pub mod job;
 pub mod state;
 pub mod status;
 pub mod wire;
 
-pub use client::{ClientError, JobClient, MpcTransport};
+pub use client::{JobClient, MpcTransport};
+pub use client_error::{ClientError, Inconsistency};
 pub use error::MpcServiceError;
 pub use job::{JobKind, JobSpec};
 pub use state::JobState;

@@ -11,7 +11,7 @@ use tessera_common::PartyId;
 use tessera_common::model_spec::{LayerSpec, ModelSpec, SpecError};
 use tessera_common::protocol::ProtocolKind;
 use tessera_common::request::now_secs;
-use tessera_jobs::client::{open_output, seal_abort, seal_input, seal_launch};
+use tessera_jobs::envelope::{open_output, seal_abort, seal_input, seal_launch};
 use tessera_jobs::error::BadJob;
 use tessera_jobs::job::MAX_PREDICT_BATCH;
 use tessera_jobs::wire::{fetch_round, job_ids_of};
