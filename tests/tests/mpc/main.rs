@@ -16,6 +16,7 @@ mod securenn;
 mod service;
 mod service_refusals;
 mod train;
+mod train_job;
 mod views;
 
 use std::sync::Arc;

@@ -13,89 +13,22 @@ use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::dataset::Dataset;
 use tessera_common::job::JobSettings;
 use tessera_common::model_file::ModelChoice;
-use tessera_common::seal::{Context, Purpose, SealError, Sealer};
+use tessera_common::seal::{Context, Purpose, Sealer};
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
 use tessera_ml::{ModelError, evaluate};
 use tracing::{info, warn};
 
-use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::checkpoint::Checkpoint;
 use crate::optimizer::OptimizerState;
 use crate::report::{self, RoundMetrics};
-use crate::reveal::{RevealError, decode_aggregate, reveal_sum};
+use crate::reveal::{decode_aggregate, reveal_sum};
+
+mod error;
+
+pub use error::TrainError;
 
 /// How long the model owner waits for servers that are still starting.
 const STARTUP_WAIT: Duration = Duration::from_secs(120);
-
-/// Errors that stop training.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TrainError {
-    /// A server refused or could not be reached.
-    #[error("{server}: {source}")]
-    Api {
-        /// The server.
-        server: PartyId,
-        /// What it said.
-        source: ApiError,
-    },
-    /// Sealing failed.
-    #[error(transparent)]
-    Seal(#[from] SealError),
-    /// A round did not finish in time.
-    #[error("round {round} did not finish within {waited:?}")]
-    RoundTimeout {
-        /// The round.
-        round: u64,
-        /// How long we waited.
-        waited: Duration,
-    },
-    /// The result shares did not reveal.
-    #[error(transparent)]
-    Reveal(#[from] RevealError),
-    /// Evaluation failed.
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    /// Checkpoint or report I/O.
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    /// No round of the run had an aggregate: the model did not change. The metrics and the
-    /// checkpoint of the failed rounds are written all the same.
-    #[error(
-        "none of the {rounds} rounds had an aggregate (too few data owners contributed, or the aggregate was refused): the model did not train; see the rounds in {metrics}"
-    )]
-    NoContributions {
-        /// Rounds run.
-        rounds: u64,
-        /// The metrics file listing them.
-        metrics: PathBuf,
-    },
-    /// Data owners declined the job (their data does not fit the model) and too few are left to
-    /// reach the job's `min_clients`.
-    #[error(
-        "only {able} of the cluster's data owners can take part, the job needs {min_clients}: {}",
-        declined_list(declined)
-    )]
-    Declined {
-        /// Who declined, and why.
-        declined: Vec<(PartyId, String)>,
-        /// The data owners left.
-        able: usize,
-        /// The job's minimum.
-        min_clients: usize,
-    },
-    /// A failure inside this process (the evaluation task panicked, the settings would not
-    /// serialise).
-    #[error("internal error: {0}")]
-    Internal(String),
-    /// An output file or folder (`--out`, `--audit-dir`) cannot be written.
-    #[error("cannot write {}: {source}", path.display())]
-    Report {
-        /// The file or folder.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
 
 /// How to run training.
 #[derive(Debug, Clone)]
@@ -558,15 +491,6 @@ pub fn initial_checkpoint(settings: &JobSettings, weights: Vec<f32>) -> Checkpoi
         revealed_rounds: 0,
         settings: settings.clone(),
     }
-}
-
-/// `owner declined: reason; ...`.
-fn declined_list(declined: &[(PartyId, String)]) -> String {
-    let lines: Vec<String> = declined
-        .iter()
-        .map(|(p, reason)| format!("{p} declined: {reason}"))
-        .collect();
-    lines.join("; ")
 }
 
 /// At most this many missing owners are named in one line; the rest are counted.
