@@ -14,6 +14,7 @@ use tessera_common::PartyId;
 use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::job::JobSettings;
 use tessera_common::net::Network;
+use tessera_common::refusal::Malformed;
 use tessera_common::request::{RequestKind, now_secs, open_request};
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Expected, Header, Purpose, Sealer};
@@ -93,13 +94,11 @@ impl JobState {
         }
     }
 
-    /// The leader's machine (every leader-only request checked the role before).
-    pub(super) fn leader(&mut self) -> Result<&mut LeaderRounds, ServiceError> {
+    /// The leader's machine; none at a helper.
+    pub(super) fn leader(&mut self) -> Option<&mut LeaderRounds> {
         match &mut self.rounds {
-            Rounds::Leader(m) => Ok(m),
-            Rounds::Helper(_) => Err(ServiceError::Malformed(
-                "a helper's job has no leader rounds".into(),
-            )),
+            Rounds::Leader(m) => Some(m),
+            Rounds::Helper(_) => None,
         }
     }
 }
@@ -302,21 +301,24 @@ impl<N: Network + 'static> AggregatorService<N> {
             },
         )?;
         let settings: JobSettings = serde_json::from_slice(&opened.plaintext)
-            .map_err(|e| ServiceError::Malformed(format!("job settings: {e}")))?;
+            .map_err(|e| Malformed::Settings(e.to_string()))?;
         settings.validate()?;
         self.limits
             .privacy
             .check(settings.dp.as_ref(), settings.frac_bits)?;
         if settings.job_id != header.job_id {
-            return Err(ServiceError::Malformed(
-                "job id differs from the envelope's".into(),
-            ));
+            return Err(Malformed::SettingsJob {
+                envelope: header.job_id,
+                settings: settings.job_id,
+            }
+            .into());
         }
         if settings.num_servers != self.num_servers {
-            return Err(ServiceError::Malformed(format!(
-                "job wants {} servers, this cluster has {}",
-                settings.num_servers, self.num_servers
-            )));
+            return Err(Malformed::Servers {
+                job: settings.num_servers,
+                cluster: self.num_servers,
+            }
+            .into());
         }
         let job = {
             let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -483,8 +485,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                     dp.noise(&mut *rng, covered, settings.frac_bits)
                 };
                 let mut with = acc.clone();
-                with.add_signed(&noise)
-                    .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+                with.add_signed(&noise)?;
                 noised = with;
                 &noised
             }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use tessera_common::PartyId;
+use tessera_common::refusal::{Incomplete, Malformed};
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Expected, Header, Purpose, Sealer};
 use tessera_common::upload::{SEED_ENVELOPE_BYTES, UploadPart, share_chunk_count};
@@ -122,8 +123,7 @@ impl UploadSession {
         match (header.chunk, share_chunks) {
             (0, _) => {
                 let opened = open_forward_secret(sealer, envelope, &expected)?;
-                let part = UploadPart::from_bytes(&opened.plaintext)
-                    .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+                let part = UploadPart::from_bytes(&opened.plaintext).map_err(Malformed::Part)?;
                 let UploadPart::Manifest {
                     chunks,
                     elements,
@@ -131,9 +131,11 @@ impl UploadSession {
                     frac_bits,
                 } = part
                 else {
-                    return Err(ServiceError::Malformed(
-                        "chunk 0 must be the manifest".into(),
-                    ));
+                    return Err(Malformed::WrongPart {
+                        chunk: 0,
+                        expected: "the manifest",
+                    }
+                    .into());
                 };
                 let len = settings.update_len();
                 let want_chunks = share_chunk_count(len, settings.ring_bits as usize / 8);
@@ -173,24 +175,19 @@ impl UploadSession {
                         .reserve(len * (settings.ring_bits as usize / 8))?,
                 );
                 self.share_chunks = Some(u64::from(chunks));
-                self.staging = Some(
-                    RingVec::zeros(settings.ring_bits, len)
-                        .map_err(|e| ServiceError::Malformed(e.to_string()))?,
-                );
+                self.staging = Some(RingVec::zeros(settings.ring_bits, len)?);
             }
             (c, Some(k)) if c <= k => {
                 let opened = open_forward_secret(sealer, envelope, &expected)?;
-                let part = UploadPart::from_bytes(&opened.plaintext)
-                    .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+                let part = UploadPart::from_bytes(&opened.plaintext).map_err(Malformed::Part)?;
                 let UploadPart::Share { offset, bytes } = part else {
-                    return Err(ServiceError::Malformed(format!(
-                        "chunk {c} must be a share piece"
-                    )));
+                    return Err(Malformed::WrongPart {
+                        chunk: c,
+                        expected: "a share piece",
+                    }
+                    .into());
                 };
-                let staging = self
-                    .staging
-                    .as_mut()
-                    .ok_or_else(|| ServiceError::Malformed("no manifest".into()))?;
+                let staging = self.staging.as_mut().ok_or(Incomplete::NoManifest)?;
                 let per_chunk =
                     tessera_common::upload::UPLOAD_CHUNK_BYTES / staging.element_bytes();
                 let want_offset = (c - 1) * per_chunk as u64;
@@ -210,9 +207,7 @@ impl UploadSession {
                     });
                 }
                 // In place and of whole elements, checked above: the sum cannot fail.
-                staging
-                    .add_bytes_at(offset as usize, &bytes)
-                    .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+                staging.add_bytes_at(offset as usize, &bytes)?;
             }
             (c, Some(k)) if c < k + settings.num_servers as u64 => {
                 // A helper's seed: check the header and the exact length only; the helper opens
@@ -231,15 +226,17 @@ impl UploadSession {
                     || header.round != self.round
                     || header.sender != owner
                 {
-                    return Err(ServiceError::Malformed(format!(
-                        "chunk {c} must be a seed envelope for {helper} in round {}",
-                        self.round
-                    )));
+                    return Err(Malformed::SeedHeader {
+                        chunk: c,
+                        helper,
+                        round: self.round,
+                    }
+                    .into());
                 }
                 self.seed_envelopes.push(envelope.to_vec());
             }
             (c, _) => {
-                return Err(ServiceError::Malformed(format!("unexpected chunk {c}")));
+                return Err(Malformed::UnexpectedChunk(c).into());
             }
         }
         self.headers.push(header);
@@ -252,12 +249,12 @@ impl UploadSession {
         let helpers = self.job.settings.num_servers as u64 - 1;
         match self.share_chunks {
             Some(k) if self.next_chunk == 1 + k + helpers => Ok(()),
-            Some(k) => Err(ServiceError::Incomplete(format!(
-                "{} of {} envelopes",
-                self.next_chunk,
-                1 + k + helpers
-            ))),
-            None => Err(ServiceError::Incomplete("no manifest".into())),
+            Some(k) => Err(Incomplete::Envelopes {
+                got: self.next_chunk,
+                expected: 1 + k + helpers,
+            }
+            .into()),
+            None => Err(Incomplete::NoManifest.into()),
         }
     }
 }

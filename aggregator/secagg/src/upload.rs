@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tessera_common::PartyId;
 use tessera_common::api::UploadReceipt;
 use tessera_common::net::Network;
+use tessera_common::refusal::Incomplete;
 use tessera_common::seal::Header;
 
 use crate::{AggregatorService, ServiceError, UploadSession};
@@ -49,10 +50,9 @@ impl<N: Network + 'static> Upload<N> {
     /// Commits the complete upload. An upload without envelopes is
     /// [`ServiceError::Malformed`].
     pub async fn finish(self) -> Result<UploadReceipt, ServiceError> {
-        let session = self.session.ok_or_else(|| {
-            self.service
-                .refuse_upload(ServiceError::Malformed("empty upload".into()))
-        })?;
+        let session = self
+            .session
+            .ok_or_else(|| self.service.refuse_upload(Incomplete::NoEnvelopes.into()))?;
         self.service.finish_upload(session).await
     }
 }

@@ -55,6 +55,7 @@ fn code_of(e: &ServiceError) -> Code {
         | ServiceError::ReplayedChunk { .. } => Code::AlreadyExists,
         ServiceError::Forbidden { .. } => Code::PermissionDenied,
         ServiceError::Peer(_) => Code::Unavailable,
+        ServiceError::Ring(_) => Code::Internal,
         ServiceError::Busy { .. } => Code::ResourceExhausted,
         ServiceError::UploadInProgress(_) => Code::AlreadyExists,
         ServiceError::Seal(_)

@@ -23,7 +23,7 @@ use tessera_common::protocol::ProtocolKind;
 use tessera_common::sharing::outside::Scheme;
 use tessera_jobs::JobState;
 use tessera_jobs::MpcServiceError as Error;
-use tessera_jobs::error::BadJob;
+use tessera_jobs::error::{BadJob, BadMessage};
 use tessera_jobs::job::{JobKind, JobSpec};
 use tessera_jobs::status::MpcJobStatus;
 use tessera_jobs::wire::{
@@ -145,9 +145,7 @@ impl<N: Network + 'static> MpcService<N> {
     pub fn launch(self: &Arc<Self>, envelope: &[u8]) -> Result<MpcJobStatus, Error> {
         let (id, opened) = self.open_control(envelope, LAUNCH_ROUND)?;
         if id >= SECAGG_SESSIONS {
-            return Err(Error::Malformed(format!(
-                "job id {id}: ids from 2^63 up are secure aggregation's sessions"
-            )));
+            return Err(BadMessage::JobIdRange(id).into());
         }
         let launcher = opened.header.sender;
         if !job_ids_of(launcher).is_some_and(|ids| ids.contains(&id)) {
@@ -157,7 +155,7 @@ impl<N: Network + 'static> MpcService<N> {
             });
         }
         let spec: JobSpec = serde_json::from_slice(&opened.plaintext)
-            .map_err(|e| Error::Malformed(format!("job description: {e}")))?;
+            .map_err(|e| BadMessage::Description(e.to_string()))?;
         let skew_secs = spec.issued_at.abs_diff(now_secs());
         if skew_secs > MAX_CLOCK_SKEW_SECS {
             return Err(Error::Stale { skew_secs });
@@ -539,8 +537,8 @@ impl<N: Network + 'static> MpcService<N> {
             });
         }
         let mut status = job.status(&entry.digest, entry.io.state());
-        let description = serde_json::to_vec(&job.spec)
-            .map_err(|e| Error::Malformed(format!("job description: {e}")))?;
+        let description =
+            serde_json::to_vec(&job.spec).map_err(|e| BadMessage::Description(e.to_string()))?;
         let context = Context {
             purpose: Purpose::JobControl,
             job_id,
@@ -568,7 +566,7 @@ impl<N: Network + 'static> MpcService<N> {
             .plaintext
             .strip_prefix(ABORT_PLAINTEXT)
             .filter(|d| d.len() == 32)
-            .ok_or_else(|| Error::Malformed("abort envelope".into()))?;
+            .ok_or(BadMessage::Abort)?;
         let (io, job, task, digest) = {
             let mut reg = self.registry();
             let entry = reg.jobs.get_mut(&id).ok_or(Error::UnknownJob(id))?;

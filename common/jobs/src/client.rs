@@ -14,6 +14,7 @@ use tessera_common::refusal::Refusal;
 use tessera_common::request::{RequestKind, now_secs, seal_request};
 use tessera_common::ring::{Ring, RingTensor};
 use tessera_common::seal::Sealer;
+use tessera_common::sharing::SharingError;
 use tessera_common::sharing::outside::{input_payloads, reconstruct};
 
 use crate::client_error::{ClientError, Inconsistency};
@@ -216,8 +217,8 @@ impl<T: MpcTransport> JobClient<'_, T> {
             }
             .into());
         }
-        let x = RingTensor::from_vec(&[values.len()], values.to_vec())
-            .map_err(|e| Error::Malformed(e.to_string()))?;
+        let x =
+            RingTensor::from_vec(&[values.len()], values.to_vec()).map_err(SharingError::from)?;
         for (server, payload) in input_payloads(status.protocol.scheme(), &x)? {
             let envelopes = seal_input(self.sealer, server, status.job_id, round as u64, &payload)?;
             self.transport.submit(server, envelopes).await?;

@@ -6,7 +6,7 @@ use tessera_common::PartyId;
 use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::seal::{Context, Expected, Purpose, Sealer};
 
-use crate::error::MpcServiceError as Error;
+use crate::error::{BadMessage, MpcServiceError as Error};
 use crate::job::JobSpec;
 use crate::wire::{ABORT_PLAINTEXT, ABORT_ROUND, LAUNCH_ROUND, chunk_all, parse_chunk};
 
@@ -17,7 +17,7 @@ pub fn seal_launch(
     job_id: u64,
     spec: &JobSpec,
 ) -> Result<Vec<u8>, Error> {
-    let json = serde_json::to_vec(spec).map_err(|e| Error::Malformed(e.to_string()))?;
+    let json = serde_json::to_vec(spec).map_err(|e| BadMessage::Description(e.to_string()))?;
     let context = Context {
         purpose: Purpose::JobControl,
         job_id,
@@ -36,7 +36,7 @@ pub fn seal_abort(
     launch_digest: &str,
 ) -> Result<Vec<u8>, Error> {
     let digest = hex_digest(launch_digest)
-        .ok_or_else(|| Error::Malformed(format!("launch digest {launch_digest:?}")))?;
+        .ok_or_else(|| BadMessage::LaunchDigest(launch_digest.to_string()))?;
     let context = Context {
         purpose: Purpose::JobControl,
         job_id,
@@ -112,15 +112,16 @@ pub fn open_output(
         }
         let (n, bytes) = parse_chunk(&opened.plaintext)?;
         if *total.get_or_insert(n) != n {
-            return Err(Error::Malformed("chunks disagree on their count".into()));
+            return Err(BadMessage::CountsDisagree.into());
         }
         out.extend_from_slice(bytes);
     }
     match total {
         Some(n) if u64::from(n) == envelopes.len() as u64 => Ok(out),
-        _ => Err(Error::Malformed(format!(
-            "{} of the output's chunks from {server}",
-            envelopes.len()
-        ))),
+        _ => Err(BadMessage::MissingChunks {
+            server,
+            got: envelopes.len(),
+        }
+        .into()),
     }
 }

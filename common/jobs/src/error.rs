@@ -62,9 +62,9 @@ pub enum MpcServiceError {
         /// The distance in seconds.
         skew_secs: u64,
     },
-    /// A plaintext that does not parse.
+    /// A plaintext that does not parse, or is not the message its place requires.
     #[error("malformed: {0}")]
-    Malformed(String),
+    Malformed(#[from] BadMessage),
     /// An input this job does not expect from this party under this index.
     #[error("job {job} expects no input {round} from {party}")]
     UnexpectedInput {
@@ -268,6 +268,41 @@ impl MpcServiceError {
         };
         MpcServiceError::Ended { job, state }
     }
+}
+
+/// What is wrong with a message of the job service ([`MpcServiceError::Malformed`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadMessage {
+    /// A job description that does not parse, or cannot be written (the parser's message).
+    #[error("job description: {0}")]
+    Description(String),
+    /// A launch under a job id from secure aggregation's range (`2^63` up).
+    #[error("job id {0}: ids from 2^63 up are secure aggregation's sessions")]
+    JobIdRange(u64),
+    /// An abort whose plaintext is not the abort marker and a 32-byte launch digest.
+    #[error("abort envelope")]
+    Abort,
+    /// A launch digest that is not 64 hex digits.
+    #[error("launch digest {0:?}")]
+    LaunchDigest(String),
+    /// A chunk shorter than its 4-byte header.
+    #[error("chunk shorter than its header")]
+    ChunkHeader,
+    /// A chunk that counts zero chunks.
+    #[error("chunk count of zero")]
+    ZeroChunks,
+    /// Chunks of one message that count differently.
+    #[error("chunks disagree on their count")]
+    CountsDisagree,
+    /// A message from `server` of fewer or more chunks than its chunks count.
+    #[error("{got} of the output's chunks from {server}")]
+    MissingChunks {
+        /// The server.
+        server: PartyId,
+        /// Chunks it returned.
+        got: usize,
+    },
 }
 
 /// Why a server refuses a job's description ([`MpcServiceError::BadJob`]).

@@ -5,7 +5,7 @@
 use tessera_common::PartyId;
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
 
-use crate::error::MpcServiceError as Error;
+use crate::error::{BadMessage, MpcServiceError as Error};
 
 /// The `round` of a launch envelope (purpose `JobControl`).
 pub const LAUNCH_ROUND: u64 = 0;
@@ -58,12 +58,12 @@ pub fn chunk_plaintext(total: u32, bytes: &[u8]) -> Vec<u8> {
 /// Splits a chunk's plaintext into its total and bytes.
 pub fn parse_chunk(plaintext: &[u8]) -> Result<(u32, &[u8]), Error> {
     if plaintext.len() < 4 {
-        return Err(Error::Malformed("chunk shorter than its header".into()));
+        return Err(BadMessage::ChunkHeader.into());
     }
     let (head, bytes) = plaintext.split_at(4);
     let total = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     if total == 0 {
-        return Err(Error::Malformed("chunk count of zero".into()));
+        return Err(BadMessage::ZeroChunks.into());
     }
     Ok((total, bytes))
 }

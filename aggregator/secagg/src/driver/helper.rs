@@ -10,6 +10,7 @@ use tessera_common::PartyId;
 use tessera_common::job::JobSettings;
 use tessera_common::net::{NetError, Network};
 use tessera_common::prg::Seed;
+use tessera_common::refusal::Malformed;
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Expected, Purpose};
 use tessera_common::upload::UploadPart;
@@ -257,10 +258,13 @@ impl<N: Network + 'static> AggregatorService<N> {
                 sender: Some(owner),
             },
         )?;
-        let part = UploadPart::from_bytes(&opened.plaintext)
-            .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        let part = UploadPart::from_bytes(&opened.plaintext).map_err(Malformed::Part)?;
         let UploadPart::Seed { seed, elements } = part else {
-            return Err(ServiceError::Malformed("expected a seed".into()));
+            return Err(Malformed::WrongPart {
+                chunk: 0,
+                expected: "a seed",
+            }
+            .into());
         };
         if elements != settings.update_len() as u64 {
             return Err(ServiceError::WrongLength {
@@ -269,8 +273,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 expected: settings.update_len() as u64,
             });
         }
-        let mut expansion = RingVec::zeros(settings.ring_bits, settings.update_len())
-            .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        let mut expansion = RingVec::zeros(settings.ring_bits, settings.update_len())?;
         expansion.add_seed(&seed);
         let staged = Staged {
             expansion,

@@ -11,6 +11,7 @@ use tessera_common::PartyId;
 use tessera_common::chunks::{Keys, Message, seal_chunks};
 use tessera_common::net::Network;
 use tessera_common::notice::NoticeError;
+use tessera_common::refusal::{Incomplete, Malformed};
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Expected, Header, Purpose};
 use tessera_common::upload::UPLOAD_CHUNK_BYTES;
@@ -53,9 +54,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         self: &Arc<Self>,
         envelopes: &[Vec<u8>],
     ) -> Result<JobStatus, ServiceError> {
-        let first = envelopes
-            .first()
-            .ok_or_else(|| ServiceError::Incomplete("no envelopes".into()))?;
+        let first = envelopes.first().ok_or(Incomplete::NoEnvelopes)?;
         let mut opening = self.begin_open_round(first)?;
         for envelope in envelopes {
             self.push_weights(&mut opening, envelope)?;
@@ -129,14 +128,16 @@ impl<N: Network + 'static> AggregatorService<N> {
             .chunks_exact(4)
             .any(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
         {
-            return Err(ServiceError::Malformed("non-finite weight".into()));
+            return Err(Malformed::NonFiniteWeight.into());
         }
         let job_id = expected.job_id;
         let round = expected.round;
         let deadline = Duration::from_millis(job.settings.round_deadline_ms);
         {
             let mut st = job.state.lock().await;
-            st.leader()?.open(round)?;
+            st.leader()
+                .ok_or(ServiceError::NotLeader(self.me))?
+                .open(round)?;
             st.deadline_unix_ms = now_unix_ms() + deadline.as_millis() as u64;
             st.weights = Arc::new(weights);
             UploadSlots::open(&job.uploads, round);
@@ -227,8 +228,8 @@ impl<N: Network + 'static> AggregatorService<N> {
         };
         // Chunk 0 is the job's settings, sealed: the round announcement travels in clear, and an
         // owner trains and encodes only with settings the leader vouches for.
-        let settings = serde_json::to_vec(&job.settings)
-            .map_err(|e| ServiceError::Malformed(format!("job settings: {e}")))?;
+        let settings =
+            serde_json::to_vec(&job.settings).map_err(|e| Malformed::Settings(e.to_string()))?;
         let message = Message {
             purpose: Purpose::Control,
             job_id,
@@ -256,14 +257,14 @@ impl<N: Network + 'static> AggregatorService<N> {
                     party,
                     action: "decline a job",
                 },
-                other => ServiceError::Malformed(other.to_string()),
+                other => Malformed::Notice(other).into(),
             })?;
         let job = self.job(job_id)?;
         // One entry per data owner of the cluster (only they can seal a notice), each reason at
         // most `MAX_REASON_BYTES`: bounded.
         let open_and_full = {
             let mut st = job.state.lock().await;
-            let m = st.leader()?;
+            let m = st.leader().ok_or(ServiceError::NotLeader(self.me))?;
             // Owners repeat their notice at every round (a restarted leader learns it again).
             if m.declined().get(&party) != Some(&reason) {
                 warn!(me = %self.me, job = job_id, owner = %party, %reason, "a data owner declined the job");
@@ -315,7 +316,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         let receipt = match session.check_complete() {
             Ok(()) => tokio::spawn(async move { service.commit_upload(session).await })
                 .await
-                .map_err(|e| ServiceError::Incomplete(format!("upload task: {e}")))
+                .map_err(|_| Incomplete::TaskEnded.into())
                 .and_then(|r| r),
             Err(e) => Err(e),
         };
@@ -330,20 +331,16 @@ impl<N: Network + 'static> AggregatorService<N> {
         self: Arc<Self>,
         session: UploadSession,
     ) -> Result<UploadReceipt, ServiceError> {
-        let owner = session
-            .owner
-            .ok_or_else(|| ServiceError::Incomplete("empty upload".into()))?;
-        let staging = session
-            .staging
-            .as_ref()
-            .ok_or_else(|| ServiceError::Incomplete("no share".into()))?;
+        let owner = session.owner.ok_or(Incomplete::NoEnvelopes)?;
+        let staging = session.staging.as_ref().ok_or(Incomplete::NoManifest)?;
         let job = Arc::clone(&session.job);
         let job_id = job.settings.job_id;
         let round = session.round;
         let (seq, sent) = {
             let mut st = job.state.lock().await;
             let seq = st
-                .leader()?
+                .leader()
+                .ok_or(ServiceError::NotLeader(self.me))?
                 .forward(round, owner, &session.seed_envelopes)?;
             (seq, self.send_outbox(&job, st).await)
         };
@@ -367,7 +364,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         };
         let (decided, full, sent) = {
             let mut st = job.state.lock().await;
-            let m = st.leader()?;
+            let m = st.leader().ok_or(ServiceError::NotLeader(self.me))?;
             let decided = m.decide(seq, verdict, staging, &session.headers);
             if decided.is_err() {
                 // Kept for the close (clip, trimmed-mean, median) only if it joined.
@@ -422,8 +419,13 @@ impl<N: Network + 'static> AggregatorService<N> {
                 .await
                 .map_err(ServiceError::from)
                 .and_then(|bytes| {
-                    PeerReply::from_bytes(&bytes)
-                        .map_err(|e| ServiceError::Malformed(format!("reply from {helper}: {e}")))
+                    PeerReply::from_bytes(&bytes).map_err(|e| {
+                        Malformed::PeerReply {
+                            from: helper,
+                            what: e.0,
+                        }
+                        .into()
+                    })
                 });
             match answer {
                 Ok(PeerReply::Ok) => {}
@@ -444,7 +446,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         let mut changed = job.changed.subscribe();
         let step = {
             let mut st = job.state.lock().await;
-            let Ok(m) = st.leader() else { return };
+            let Some(m) = st.leader() else { return };
             let step = m.close(round);
             job.notify(&st);
             if let Err(e) = self.send_outbox(job, st).await {
@@ -465,7 +467,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 loop {
                     {
                         let mut st = job.state.lock().await;
-                        if let Some((seq, _)) = st.leader().ok().and_then(|m| m.close_sent()) {
+                        if let Some((seq, _)) = st.leader().and_then(|m| m.close_sent()) {
                             break seq;
                         }
                     }
@@ -481,7 +483,7 @@ impl<N: Network + 'static> AggregatorService<N> {
         // Replies that came after their wait gave up will never be asked for.
         self.network.forget(&round_prefix(job_id, round));
         let mut st = job.state.lock().await;
-        let Ok(m) = st.leader() else { return };
+        let Some(m) = st.leader() else { return };
         if let Some(mut sum) = m.finish_close(failure) {
             if job.settings.rule.keeps_uploads() {
                 // The helpers agreed on the contributors; the three sum or sort their kept
@@ -492,7 +494,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 match sorted {
                     Ok(share) => sum = share,
                     Err(e) => {
-                        if let Ok(m) = st.leader() {
+                        if let Some(m) = st.leader() {
                             m.sealed(Err(e));
                         }
                         self.metrics.round_closed(st.round_state());
@@ -506,7 +508,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             if let Ok(sealed) = sealed {
                 st.results.insert(round, sealed);
             }
-            if let Ok(m) = st.leader() {
+            if let Some(m) = st.leader() {
                 m.sealed(ok);
             }
         }

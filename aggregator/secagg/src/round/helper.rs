@@ -141,10 +141,7 @@ impl HelperRounds {
         if !self.state.is_final() && self.round > 0 {
             self.fail(format!("the leader moved on to round {round}"));
         }
-        self.acc = Some(
-            RingVec::zeros(self.ring_bits, self.len)
-                .map_err(|e| ServiceError::Malformed(e.to_string()))?,
-        );
+        self.acc = Some(RingVec::zeros(self.ring_bits, self.len)?);
         self.round = round;
         self.state = RoundState::Open;
         self.contributors.clear();

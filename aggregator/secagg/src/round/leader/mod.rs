@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tessera_common::PartyId;
 use tessera_common::job::JobSettings;
+use tessera_common::refusal::{Incomplete, RoundOrder};
 use tessera_common::ringvec::RingVec;
 use tessera_common::seal::{Header, ReplayGuard};
 
@@ -194,17 +195,21 @@ impl LeaderRounds {
         if !follows || !self.state.is_final() {
             return Err(ServiceError::BadRoundOrder {
                 requested: round,
-                reason: format!("round {} is {:?}", self.round, self.state),
+                reason: RoundOrder::NotNext {
+                    current: self.round,
+                    over: self.state.is_final(),
+                },
             });
         }
         if round > self.rounds {
             return Err(ServiceError::BadRoundOrder {
                 requested: round,
-                reason: format!("the job has {} rounds", self.rounds),
+                reason: RoundOrder::Beyond {
+                    rounds: self.rounds,
+                },
             });
         }
-        let acc = RingVec::zeros(self.ring_bits, self.len)
-            .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        let acc = RingVec::zeros(self.ring_bits, self.len)?;
         self.round = round;
         self.state = RoundState::Open;
         self.next_seq = 0;
@@ -261,11 +266,11 @@ impl LeaderRounds {
     ) -> Result<u64, ServiceError> {
         self.check_accepts(round, owner)?;
         if seed_envelopes.len() != self.helpers {
-            return Err(ServiceError::Incomplete(format!(
-                "{} seed envelopes for {} helpers",
-                seed_envelopes.len(),
-                self.helpers
-            )));
+            return Err(Incomplete::SeedEnvelopes {
+                got: seed_envelopes.len(),
+                helpers: self.helpers,
+            }
+            .into());
         }
         let seq = self.take_seq();
         for (i, envelope) in seed_envelopes.iter().enumerate() {
@@ -300,7 +305,7 @@ impl LeaderRounds {
         let flight = self
             .in_flight
             .remove(&seq)
-            .ok_or_else(|| ServiceError::Incomplete(format!("no upload in flight as {seq}")))?;
+            .ok_or(Incomplete::NotInFlight(seq))?;
         let verdict = verdict.and_then(|()| self.commit(flight.owner, staged, headers));
         if let Err(ServiceError::RuleRejected { .. }) = verdict {
             self.refused.insert(flight.owner);
@@ -349,8 +354,7 @@ impl LeaderRounds {
         // A replay inside one upload was refused as it arrived; across uploads the guard holds.
         self.guard.record_all(headers)?;
         // Same ring and length, checked above: the sum cannot fail.
-        acc.add_assign(staged)
-            .map_err(|e| ServiceError::Malformed(e.to_string()))?;
+        acc.add_assign(staged)?;
         self.contributors.push(owner);
         if self.state == RoundState::Open {
             self.state = RoundState::Collecting;

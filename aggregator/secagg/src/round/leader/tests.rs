@@ -2,7 +2,7 @@
 
 use super::*;
 use tessera_common::model_spec::ModelSpec;
-use tessera_common::refusal::HelperRefusal;
+use tessera_common::refusal::{HelperRefusal, Incomplete, Malformed, RoundOrder};
 use tessera_common::seal::SealError;
 
 pub(crate) fn settings(max_clients: usize, min_clients: usize) -> JobSettings {
@@ -100,15 +100,21 @@ fn every_refusal_is_typed_and_a_full_round_counts_uploads_in_flight() {
         m.forward(1, a, &env),
         Err(ServiceError::RoundClosed { .. })
     ));
-    assert!(matches!(
+    assert_eq!(
         m.open(0),
-        Err(ServiceError::BadRoundOrder { requested: 0, .. })
-    ));
+        Err(ServiceError::BadRoundOrder {
+            requested: 0,
+            reason: RoundOrder::NotNext {
+                current: 0,
+                over: true
+            }
+        })
+    );
     m.open(1).unwrap();
-    assert!(matches!(
+    assert_eq!(
         m.forward(1, a, &env[..1]),
-        Err(ServiceError::Incomplete(_))
-    ));
+        Err(Incomplete::SeedEnvelopes { got: 1, helpers: 2 }.into())
+    );
     let fa = m.forward(1, a, &env).unwrap();
     assert!(matches!(
         m.forward(1, a, &env),
@@ -121,10 +127,10 @@ fn every_refusal_is_typed_and_a_full_round_counts_uploads_in_flight() {
     ));
     m.decide(fa, Ok(()), &staged(&s, 1), &[]).unwrap();
     assert!(!m.is_full());
-    assert!(matches!(
+    assert_eq!(
         m.decide(fa, Ok(()), &staged(&s, 1), &[]),
-        Err(ServiceError::Incomplete(_))
-    ));
+        Err(Incomplete::NotInFlight(fa).into())
+    );
     assert!(matches!(
         m.check_accepts(1, a),
         Err(ServiceError::DuplicateUpload(p)) if p == a
@@ -142,19 +148,28 @@ fn a_fresh_machine_takes_up_the_job_at_any_round_then_rounds_follow() {
     let mut s = settings(2, 1);
     s.rounds = 5;
     let mut m = LeaderRounds::new(&s);
-    assert!(matches!(
+    assert_eq!(
         m.open(6),
-        Err(ServiceError::BadRoundOrder { requested: 6, .. })
-    ));
+        Err(ServiceError::BadRoundOrder {
+            requested: 6,
+            reason: RoundOrder::Beyond { rounds: 5 }
+        })
+    );
     m.open(3).unwrap();
     assert_eq!(m.round(), 3);
     m.fail(RoundFailure::Sealing(ServiceError::Malformed(
-        "test".into(),
+        Malformed::NonFiniteWeight,
     )));
-    assert!(matches!(
+    assert_eq!(
         m.open(5),
-        Err(ServiceError::BadRoundOrder { requested: 5, .. })
-    ));
+        Err(ServiceError::BadRoundOrder {
+            requested: 5,
+            reason: RoundOrder::NotNext {
+                current: 3,
+                over: true
+            }
+        })
+    );
     m.open(4).unwrap();
 }
 

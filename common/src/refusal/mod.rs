@@ -9,10 +9,15 @@
 //! rebuilds from a name and a message. `tessera-proto` carries either with the same two
 //! functions.
 
+mod detail;
+
+pub use detail::{Incomplete, Malformed, RoundOrder};
+
 use crate::PartyId;
 use crate::job::JobError;
 use crate::net::NetError;
 use crate::request::RequestError;
+use crate::ringvec::RingVecError;
 use crate::seal::SealError;
 
 /// Why a request to an aggregator failed.
@@ -94,12 +99,12 @@ pub enum ServiceError {
         /// The job's.
         job: u32,
     },
-    /// A plaintext that does not parse.
+    /// A plaintext that does not parse, or is not the message its place requires.
     #[error("malformed: {0}")]
-    Malformed(String),
-    /// The upload ended before all its parts arrived.
-    #[error("upload incomplete: {0}")]
-    Incomplete(String),
+    Malformed(#[from] Malformed),
+    /// The request or upload ended before all its parts arrived.
+    #[error("incomplete: {0}")]
+    Incomplete(#[from] Incomplete),
     /// The round already has `max_clients` contributors.
     #[error("round is full ({0} contributors)")]
     RoundFull(usize),
@@ -117,8 +122,12 @@ pub enum ServiceError {
         /// The round asked for.
         requested: u64,
         /// Why not.
-        reason: String,
+        reason: RoundOrder,
     },
+    /// Vectors of another ring or length than the job's (the service sizes them from the
+    /// checked settings, so this is its own bug, never the sender's).
+    #[error("ring vectors: {0}")]
+    Ring(#[from] RingVecError),
     /// The result of a round is not (yet) available.
     #[error("no result for round {round} of job {job}: {state}")]
     NotReady {
@@ -258,6 +267,7 @@ impl Refusal for ServiceError {
             ServiceError::AlreadyRefused(_) => "already_refused",
             ServiceError::CheckFailed(_) => "check_failed",
             ServiceError::Peer(_) => "peer",
+            ServiceError::Ring(_) => "ring",
             ServiceError::Remote { reason, .. } => reason,
         }
     }
@@ -297,4 +307,5 @@ const REASONS: &[&str] = &[
     "already_refused",
     "check_failed",
     "peer",
+    "ring",
 ];
