@@ -58,6 +58,9 @@ pub(super) struct JobState {
     pub(super) deadline_unix_ms: u64,
     /// Global weights of the current round, f32 little-endian (leader).
     pub(super) weights: Arc<Vec<u8>>,
+    /// The run of each helper when the current round opened (leader; `None` where the network
+    /// does not tell): a helper on another run since holds none of the round.
+    pub(super) helper_runs: Vec<Option<u64>>,
     /// Sealed result shares by round.
     pub(super) results: HashMap<u64, Vec<Vec<u8>>>,
     /// How often each data owner fetched the current round's weights, and that round (leader;
@@ -357,6 +360,7 @@ impl<N: Network + 'static> AggregatorService<N> {
                 state: Mutex::new(JobState {
                     rounds,
                     deadline_unix_ms: 0,
+                    helper_runs: Vec::new(),
                     weights: Arc::new(Vec::new()),
                     results: HashMap::new(),
                     weight_fetches: HashMap::new(),

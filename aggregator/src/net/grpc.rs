@@ -91,6 +91,10 @@ impl Network for GrpcNetwork {
         self.hub.0.me
     }
 
+    fn peer_run(&self, peer: PartyId) -> Option<u64> {
+        self.hub.peer_run(peer)
+    }
+
     fn parties(&self) -> &[PartyId] {
         &self.hub.0.servers
     }

@@ -240,6 +240,16 @@ impl PeerHub {
         debug!(me = %self.0.me, %peer, "peer connected");
     }
 
+    /// The run id `peer` gave in its last confirmed handshake.
+    pub(super) fn peer_run(&self, peer: PartyId) -> Option<u64> {
+        self.0
+            .peer_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer)
+            .copied()
+    }
+
     /// Seals and queues one frame to `to` (or delivers it here if `to` is this server).
     pub(super) async fn send_frame(
         &self,

@@ -131,6 +131,15 @@ pub trait Network: Send + Sync {
     /// Messages received and not yet asked for.
     fn queued(&self) -> usize;
 
+    /// Which run (process start) of `peer` this endpoint is linked to, if the network tells: a
+    /// new value means the peer restarted and holds none of the state its last run had, so a
+    /// message that needs that state will never be answered. `None` where peers never restart
+    /// (in memory, the default).
+    fn peer_run(&self, peer: PartyId) -> Option<u64> {
+        let _ = peer;
+        None
+    }
+
     /// Waits, at most `within`, until this party holds a live link to every other server, and
     /// fails naming one that is missing. A job started right after a peer restarted would
     /// otherwise fail at once on the link not yet back (the default: links are always up).

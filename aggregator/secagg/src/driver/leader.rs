@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tessera_common::PartyId;
 use tessera_common::chunks::{Keys, Message, seal_chunks};
-use tessera_common::net::Network;
+use tessera_common::net::{NetError, Network};
 use tessera_common::notice::NoticeError;
 use tessera_common::refusal::{Incomplete, Malformed};
 use tessera_common::ringvec::RingVec;
@@ -138,6 +138,7 @@ impl<N: Network + 'static> AggregatorService<N> {
             st.leader()
                 .ok_or(ServiceError::NotLeader(self.me))?
                 .open(round)?;
+            st.helper_runs = self.helper_runs();
             st.deadline_unix_ms = now_unix_ms() + deadline.as_millis() as u64;
             st.weights = Arc::new(weights);
             UploadSlots::open(&job.uploads, round);
@@ -338,10 +339,15 @@ impl<N: Network + 'static> AggregatorService<N> {
         let round = session.round;
         let (seq, sent) = {
             let mut st = job.state.lock().await;
-            let seq = st
-                .leader()
-                .ok_or(ServiceError::NotLeader(self.me))?
-                .forward(round, owner, &session.seed_envelopes)?;
+            let restarted = self.restarted_helper(&st.helper_runs);
+            let m = st.leader().ok_or(ServiceError::NotLeader(self.me))?;
+            if let Some(helper) = restarted {
+                m.helper_restarted(helper);
+                job.notify(&st);
+                warn!(job = job_id, round, %helper, "round failed: a helper restarted since it opened");
+                return Err(ServiceError::Peer(NetError::Disconnected(helper)));
+            }
+            let seq = m.forward(round, owner, &session.seed_envelopes)?;
             (seq, self.send_outbox(&job, st).await)
         };
         let verdict = match sent {
@@ -405,6 +411,22 @@ impl<N: Network + 'static> AggregatorService<N> {
                 Err(e)
             }
         }
+    }
+
+    /// Each helper's run now, as the network tells it.
+    fn helper_runs(&self) -> Vec<Option<u64>> {
+        (1..self.num_servers)
+            .map(|h| self.network.peer_run(PartyId::Server(h as u8)))
+            .collect()
+    }
+
+    /// A helper on another run than when the round opened (`at_open`), if one.
+    fn restarted_helper(&self, at_open: &[Option<u64>]) -> Option<PartyId> {
+        at_open
+            .iter()
+            .zip(self.helper_runs())
+            .position(|(then, now)| then.is_some() && *then != now)
+            .map(|i| PartyId::Server(i as u8 + 1))
     }
 
     /// Every helper's answer to the leader's message `seq` of `round`: `Ok` if all said yes,
@@ -475,11 +497,16 @@ impl<N: Network + 'static> AggregatorService<N> {
                 }
             }
         };
-        let failure = self
-            .collect_replies(job_id, round, seq)
-            .await
-            .err()
-            .map(|e| e.to_string());
+        let restarted = self.restarted_helper(&job.state.lock().await.helper_runs);
+        let failure = match restarted {
+            // Its answer to the close would never come.
+            Some(helper) => Some(format!("{helper} restarted since the round opened")),
+            None => self
+                .collect_replies(job_id, round, seq)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        };
         // Replies that came after their wait gave up will never be asked for.
         self.network.forget(&round_prefix(job_id, round));
         let mut st = job.state.lock().await;

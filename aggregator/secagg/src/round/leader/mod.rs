@@ -428,6 +428,17 @@ impl LeaderRounds {
         }
     }
 
+    /// `helper` restarted since the round opened: it holds none of the round (no staged
+    /// seed, no sum), so the round fails now rather than wait for answers that will not come.
+    pub fn helper_restarted(&mut self, helper: PartyId) {
+        if !self.state.is_final() {
+            self.fail(RoundFailure::HelperRestarted {
+                round: self.round,
+                helper,
+            });
+        }
+    }
+
     /// Fails the round.
     pub fn fail(&mut self, failure: RoundFailure) {
         self.state = RoundState::Failed;
@@ -463,6 +474,14 @@ pub enum RoundFailure {
     /// The result share could not be sealed.
     #[error("{0}")]
     Sealing(ServiceError),
+    /// A helper restarted since the round opened, losing its part of the round.
+    #[error("round {round} failed: {helper} restarted since it opened")]
+    HelperRestarted {
+        /// The round.
+        round: u64,
+        /// The helper.
+        helper: PartyId,
+    },
 }
 
 #[cfg(test)]

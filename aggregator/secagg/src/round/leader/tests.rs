@@ -141,6 +141,35 @@ fn every_refusal_is_typed_and_a_full_round_counts_uploads_in_flight() {
     ));
 }
 
+/// A helper that restarted mid-round fails the round at once: an upload in flight then finds
+/// the round closed, the failure names the helper, and a later report changes nothing.
+#[test]
+fn a_helper_restarted_mid_round_fails_it_at_once() {
+    let s = settings(3, 1);
+    let mut m = LeaderRounds::new(&s);
+    let env = vec![vec![0u8; 4], vec![1u8; 4]];
+    m.open(1).unwrap();
+    let seq = m.forward(1, PartyId::DataOwner(0), &env).unwrap();
+    m.helper_restarted(PartyId::Server(2));
+    assert_eq!(m.state(), RoundState::Failed);
+    let failed = RoundFailure::HelperRestarted {
+        round: 1,
+        helper: PartyId::Server(2),
+    };
+    assert_eq!(m.failure(), Some(&failed));
+    assert_eq!(
+        m.decide(seq, Ok(()), &staged(&s, 1), &[]),
+        Err(ServiceError::RoundClosed { job: 9, round: 1 })
+    );
+    m.helper_restarted(PartyId::Server(1));
+    assert_eq!(m.failure(), Some(&failed));
+    assert!(matches!(
+        m.forward(1, PartyId::DataOwner(1), &env),
+        Err(ServiceError::RoundClosed { .. })
+    ));
+    m.open(2).unwrap();
+}
+
 /// A restarted leader holds a fresh machine: it takes the job up at the model owner's round,
 /// and from there rounds follow one another again.
 #[test]
