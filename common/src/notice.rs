@@ -27,9 +27,12 @@ pub enum NoticeError {
     /// Only data owners decline jobs.
     #[error("{0} is not a data owner")]
     NotDataOwner(PartyId),
-    /// The reason is not UTF-8 or too long.
-    #[error("notice: {0}")]
-    Malformed(String),
+    /// A reason longer than [`MAX_REASON_BYTES`].
+    #[error("notice: reason of {0} bytes (at most {MAX_REASON_BYTES})")]
+    TooLong(usize),
+    /// A reason that is not UTF-8.
+    #[error("notice: reason is not UTF-8")]
+    NotUtf8,
 }
 
 /// A notice that `sealer`'s owner cannot take part in job `job_id` because of `reason`, sealed
@@ -68,13 +71,9 @@ pub fn open_decline(
         return Err(NoticeError::NotDataOwner(sender));
     }
     if opened.plaintext.len() > MAX_REASON_BYTES {
-        return Err(NoticeError::Malformed(format!(
-            "reason of {} bytes (at most {MAX_REASON_BYTES})",
-            opened.plaintext.len()
-        )));
+        return Err(NoticeError::TooLong(opened.plaintext.len()));
     }
-    let reason = String::from_utf8(opened.plaintext)
-        .map_err(|_| NoticeError::Malformed("reason is not UTF-8".into()))?;
+    let reason = String::from_utf8(opened.plaintext).map_err(|_| NoticeError::NotUtf8)?;
     Ok((sender, header.job_id, reason))
 }
 
@@ -132,5 +131,19 @@ mod tests {
             open_decline(&leader, &control),
             Err(NoticeError::Seal(_))
         ));
+        // A notice sealed by hand, past the bound or not UTF-8, is refused as such.
+        let notice = Context {
+            purpose: Purpose::Notice,
+            ..ctx
+        };
+        let seal = |reason: &[u8]| owner.seal_for(PartyId::Server(0), &notice, reason).unwrap();
+        assert_eq!(
+            open_decline(&leader, &seal(&[b'x'; MAX_REASON_BYTES + 1])),
+            Err(NoticeError::TooLong(MAX_REASON_BYTES + 1))
+        );
+        assert_eq!(
+            open_decline(&leader, &seal(&[0xff, 0xfe])),
+            Err(NoticeError::NotUtf8)
+        );
     }
 }
