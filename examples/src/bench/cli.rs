@@ -12,7 +12,8 @@ pub struct BenchCli {
     /// The suites to run, in order; `report` renders the tables of the JSON already written.
     #[arg(required = true, value_enum)]
     pub suites: Vec<Suite>,
-    /// Only this case: an operation (`mpc`), a rule family (`secagg-rules`) or a model (`train`).
+    /// Only this case: an operation (`mpc`), a rule family (`secagg-rules`) or a model (`train`,
+    /// `accuracy`).
     #[arg(long)]
     pub only: Option<String>,
     /// Parameters per update (`secagg-rules`).
@@ -49,6 +50,8 @@ pub enum Suite {
     Serve,
     /// Encrypted training steps.
     Train,
+    /// Whole encrypted trainings to test accuracy, beside burn's (minutes each).
+    Accuracy,
     /// The tables of the JSON already written (`--from`, `--guide`).
     Report,
 }
@@ -64,6 +67,7 @@ impl Suite {
             Suite::Owners => "owners",
             Suite::Serve => "serve",
             Suite::Train => "train",
+            Suite::Accuracy => "accuracy",
             Suite::Report => "report",
         }
     }

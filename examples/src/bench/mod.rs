@@ -4,6 +4,7 @@
 //! Timing is wall-clock over enough repetitions to fill a minimum duration (see [`time_it`]);
 //! the figures are throughputs, so a faster machine shows bigger numbers.
 
+pub mod accuracy;
 pub mod cli;
 pub mod floor;
 pub mod mpc;

@@ -195,6 +195,52 @@ fn serve() -> Vec<Column> {
     ]
 }
 
+fn accuracy() -> Vec<Column> {
+    vec![
+        col!("protocol", |r| text(r, "protocol")),
+        col!("model", |r| text(r, "model")),
+        col!("optimizer (learning rate, decay per epoch)", |r| format!(
+            "{} ({}, {})",
+            text(r, "optimizer"),
+            num(r, "learning_rate"),
+            num(r, "lr_decay")
+        )),
+        col!("epochs", |r| text(r, "epochs")),
+        col!("encrypted", |r| format!(
+            "{:.4}",
+            num(r, "encrypted_accuracy")
+        )),
+        col!("plaintext (burn)", |r| format!(
+            "{:.4}",
+            num(r, "plaintext_accuracy")
+        )),
+        col!("s/batch", |r| format!("{:.3}", num(r, "seconds_per_batch"))),
+    ]
+}
+
+fn predict() -> Vec<Column> {
+    vec![
+        col!("protocol", |r| text(r, "protocol")),
+        col!("ReLU", |r| text(r, "relu")),
+        col!("batch", |r| text(r, "batch")),
+        col!("seconds", |r| format!("{:.3}", num(r, "seconds"))),
+        col!("MB between servers", |r| format!(
+            "{:.2}",
+            num(r, "bytes") / 1e6
+        )),
+        col!("accuracy", |r| format!("{:.3}", num(r, "accuracy"))),
+        col!("plaintext", |r| format!(
+            "{:.3}",
+            num(r, "plaintext_accuracy")
+        )),
+        col!("agree with plaintext", |r| format!(
+            "{}/{}",
+            text(r, "agree"),
+            text(r, "batch")
+        )),
+    ]
+}
+
 fn train(with_accuracy: bool) -> Vec<Column> {
     let mut columns = vec![
         col!("protocol", |r| text(r, "protocol")),
@@ -236,6 +282,8 @@ pub const SUITES: &[&str] = &[
     "owners",
     "serve",
     "train",
+    "accuracy",
+    "predict",
 ];
 
 /// `suite`'s table of `rows`, in markdown; `None` for a suite this module does not know.
@@ -248,6 +296,8 @@ pub fn render(suite: &str, rows: &[Value]) -> Option<String> {
         "owners" => owners(),
         "serve" => serve(),
         "train" => train(rows.iter().any(|r| r.get("encrypted_accuracy").is_some())),
+        "predict" => predict(),
+        "accuracy" => accuracy(),
         _ => return None,
     };
     let headers: Vec<&str> = columns.iter().map(|c| c.header).collect();

@@ -27,6 +27,7 @@ use tessera_common::fixed::FixedPoint;
 use tessera_common::model_spec::{ModelSpec, ResolvedLayer};
 use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::prg::Seed;
+use tessera_common::protocol::ProtocolKind;
 use tessera_common::ring::RingTensor;
 use tessera_common::train_job::Optimizer;
 use tessera_ml::{TrainSettings, train_local};
@@ -185,8 +186,8 @@ fn plaintext_seconds(spec: &ModelSpec, data: &Dataset, start: &[f32]) -> f64 {
 }
 
 /// Test accuracies after `epochs` epochs of the encrypted and the plaintext run of a row (the
-/// whole `simulate --encrypted --compare-plaintext` job: 3 data owners, the 8,000 bundled
-/// digits, learning rate 0.5 decayed by 0.7 per epoch for SGD, 0.002 for Adam and AMSgrad).
+/// whole job of [`super::accuracy::run_job`], learning rate 0.5 decayed by 0.7 per epoch for
+/// SGD, 0.002 for Adam and AMSgrad).
 fn accuracy(
     runtime: &tokio::runtime::Runtime,
     protocol: &str,
@@ -194,35 +195,16 @@ fn accuracy(
     optimizer: Optimizer,
     epochs: usize,
 ) -> Option<(f64, f64)> {
-    use tessera_model_owner::encrypted::{EncryptedOptions, ProtocolKind, simulate_encrypted};
     let rate = match optimizer {
         Optimizer::Sgd { .. } => 0.5,
         _ => 0.002,
     };
-    let opts = EncryptedOptions {
-        protocol: match protocol {
-            "securenn" => ProtocolKind::SecureNn,
-            _ => ProtocolKind::Aby3,
-        },
-        model: spec.clone(),
-        optimizer: optimizer.with_learning_rate(rate),
-        epochs,
-        batch_size: BATCH,
-        data_owners: 3,
-        limit: None,
-        small_vs_large: false,
-        frac_bits: F,
-        compare_plaintext: true,
-        loss_every: 0,
-        dp: None,
-        seed: 1,
-        lr_decay: 0.7,
-        servers_init: false,
-        start: None,
-        out: super::report::bench_dir().join("train-run"),
-        interactive: false,
+    let protocol = match protocol {
+        "securenn" => ProtocolKind::SecureNn,
+        _ => ProtocolKind::Aby3,
     };
-    match runtime.block_on(simulate_encrypted(opts)) {
+    let optimizer = optimizer.with_learning_rate(rate);
+    match super::accuracy::run_job(runtime, protocol, spec, optimizer, 0.7, epochs) {
         Ok(s) => Some((
             s.encrypted_accuracy,
             s.plaintext_accuracy.unwrap_or(f64::NAN),

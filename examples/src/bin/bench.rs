@@ -20,7 +20,7 @@
 
 use clap::Parser;
 use tessera_examples::bench::cli::{BenchCli, Suite};
-use tessera_examples::bench::{mpc, owners, report, ring, secagg, serve, train};
+use tessera_examples::bench::{accuracy, mpc, owners, report, ring, secagg, serve, train};
 
 fn main() {
     tessera_alloc::init();
@@ -34,6 +34,7 @@ fn main() {
             Suite::Owners => owners::run(),
             Suite::Serve => serve::run(),
             Suite::Train => train::run(cli.accuracy.then_some(cli.epochs), cli.only.as_deref()),
+            Suite::Accuracy => accuracy::run(cli.only.as_deref()),
             Suite::Report => {
                 let from = cli.from.clone().unwrap_or_else(report::bench_dir);
                 if let Err(e) = report::report(&from, cli.guide.as_deref()) {

@@ -9,14 +9,16 @@
 //! The model owner trains network A in the clear on the bundled digits (burn), then, for each
 //! protocol, secret-shares its weights to the servers; the prediction client secret-shares a batch
 //! of test digits; the servers run the network on shares and reveal the logits to the client only.
-//! Printed per protocol: seconds, communication, the accuracy of the encrypted predictions and how
-//! many agree with the plaintext model's. Pond has no exact comparison, so it runs TF Encrypted's
+//! Printed per protocol, and written as `target/bench/predict.json` (the rows `bench report`
+//! renders into the guide's protocols chapter): seconds, communication, the accuracy of the
+//! encrypted predictions and how many agree with the plaintext model's. Pond has no exact comparison, so it runs TF Encrypted's
 //! polynomial ReLU (and shows what that costs in accuracy); SecureNN and ABY3 run exact ReLU.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
+use serde_json::json;
 use tessera_common::PartyId;
 use tessera_common::dataset::{Dataset, Split};
 use tessera_common::model_spec::ModelSpec;
@@ -24,7 +26,7 @@ use tessera_common::net::memory::MemoryNetwork;
 use tessera_common::net::{NetStats, Network};
 use tessera_common::ring::RingTensor;
 use tessera_common::sharing::outside::Scheme;
-use tessera_examples::bench::report::print_table;
+use tessera_examples::bench::report::{print_rows, write_json};
 use tessera_examples::private_predict::PrivatePredictArgs;
 use tessera_ml::{TrainSettings, initial_params, logits, train_local};
 use tessera_mpc::error::PartyError;
@@ -226,7 +228,7 @@ fn main() {
             accuracy(&plain_pred)
         );
         let runtime = tokio::runtime::Runtime::new()?;
-        let mut table = Vec::new();
+        let mut rows = Vec::new();
         for protocol in ["pond", "securenn", "aby3"] {
             let out = predict(
                 &runtime,
@@ -239,33 +241,20 @@ fn main() {
             let pred: Vec<usize> = out.logits.chunks(10).map(argmax).collect();
             let agree = pred.iter().zip(&plain_pred).filter(|(a, b)| a == b).count();
             let bytes: u64 = out.stats.iter().map(|s| s.bytes_sent).sum();
-            table.push(vec![
-                protocol.to_string(),
-                if protocol == "pond" {
-                    "polynomial"
-                } else {
-                    "exact"
-                }
-                .to_string(),
-                batch.to_string(),
-                format!("{:.3}", out.seconds),
-                format!("{:.2}", bytes as f64 / 1e6),
-                format!("{:.3}", accuracy(&pred)),
-                format!("{agree}/{batch}"),
-            ]);
+            rows.push(json!({
+                "protocol": protocol,
+                "relu": if protocol == "pond" { "polynomial" } else { "exact" },
+                "batch": batch,
+                "seconds": out.seconds,
+                "bytes": bytes,
+                "accuracy": accuracy(&pred),
+                "agree": agree,
+                "plaintext_accuracy": accuracy(&plain_pred),
+                "epochs": args.epochs,
+            }));
         }
-        print_table(
-            &[
-                "protocol",
-                "ReLU",
-                "batch",
-                "seconds",
-                "MB between servers",
-                "accuracy",
-                "agree with plaintext",
-            ],
-            &table,
-        );
+        print_rows("predict", &rows);
+        println!("wrote {}", write_json("predict", &rows)?.display());
         Ok(())
     };
     if let Err(e) = run() {
