@@ -10,7 +10,7 @@ use crate::error::MpcServiceError as Error;
 use crate::state::JobState;
 
 /// Why an outside party's job failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// A server refused a request (its reason as it gave it).

@@ -10,7 +10,7 @@ use tessera_common::train_job::TrainJobError;
 use crate::state::JobState;
 
 /// Why a request to a server's MPC job service failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MpcServiceError {
     /// No such job on this server (never launched here, or forgotten long ago).
@@ -360,7 +360,10 @@ mod tests {
             assert_eq!(back.name(), *name);
             assert_eq!(back.to_string(), "m");
         }
-        assert!(MpcServiceError::remote("no_such_variant", String::new()).is_none());
+        assert_eq!(
+            MpcServiceError::remote("no_such_variant", String::new()),
+            None
+        );
         assert_eq!(MpcServiceError::UnknownJob(3).name(), "unknown_job");
         assert_eq!(
             MpcServiceError::BadJob(BadJob::NotKind("deploy")).name(),
