@@ -16,6 +16,8 @@
 //!   [`chunks`]: a message bigger than one envelope as numbered chunk envelopes;
 //! - [`dataset`]: the bundled MNIST digits, IDX and CSV loaders, IID and label-skewed splits;
 //! - [`model_spec`] and [`job`]: the serde model description and a job's settings;
+//!   [`graph`]: a model as a graph of nodes (residual and concatenating networks), of which a
+//!   chain spec is the simplest case;
 //! - [`model_file`] and [`onnx`]: what `--model` names: a preset, a model-spec file, or an ONNX
 //!   model whose weights start training or are deployed for encrypted prediction;
 //! - [`dp`]: distributed differential privacy: the discrete Gaussian the servers add, the
@@ -42,6 +44,7 @@ pub mod config;
 pub mod dataset;
 pub mod dp;
 pub mod fixed;
+pub mod graph;
 pub mod identity;
 pub mod job;
 pub mod model_file;

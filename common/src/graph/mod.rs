@@ -1,0 +1,190 @@
+//! A model as a graph ([`ModelGraph`]): the one description every party shares once models are
+//! more than chains (residual additions, concatenations, depthwise convolutions). Nodes name
+//! their inputs and their output; the graph's input is the value [`INPUT`]; nodes are listed in
+//! a topological order (every input is the graph's or an earlier node's output).
+//!
+//! - [`op`]: the operators and their attributes;
+//! - [`shape`]: static shape inference of one node and its parameters' shapes;
+//!   [`ModelGraph::resolve`] walks the graph with it, every error naming its node
+//!   ([`GraphError`]);
+//! - [`ModelGraph::from_chain`]: a chain [`ModelSpec`] as a graph, so spec files and presets
+//!   are sugar for a chain graph.
+//!
+//! Parameters are one flat vector in a documented order: node by node, in the graph's order,
+//! each node's tensors in the order [`shape::param_shapes`] gives (a dense layer's `[inputs,
+//! units]` weight then its bias, a convolution's `[channels, in_channels / groups, kh, kw]`
+//! weight then its bias, an affine node's scale then shift). A chain graph's order is the
+//! chain's, so uploads, checkpoints and deployments keep their format.
+
+mod error;
+pub mod op;
+pub mod shape;
+
+pub use error::{GraphError, GraphProblem};
+pub use op::Op;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model_spec::{LayerSpec, ModelSpec};
+
+/// The name of the graph's input value.
+pub const INPUT: &str = "input";
+
+/// One node: an operator applied to named values, producing one named value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// The node's name (errors name it).
+    pub name: String,
+    /// What it computes.
+    pub op: Op,
+    /// The values it reads, in the operator's order.
+    pub inputs: Vec<String>,
+    /// The value it produces.
+    pub output: String,
+}
+
+/// A model as a graph of nodes over one input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelGraph {
+    /// The shape of one input sample: `[features]` or `[channels, height, width]`.
+    pub input_shape: Vec<usize>,
+    /// The nodes, in a topological order.
+    pub nodes: Vec<Node>,
+    /// The value that is the model's output (the logits).
+    pub output: String,
+}
+
+impl ModelGraph {
+    /// The chain `spec` as a graph: node `i` is layer `i`, reading the previous node's output
+    /// (the first reads [`INPUT`]); the last node's output is the graph's. Its parameters
+    /// are the chain's, in the chain's order.
+    pub fn from_chain(spec: &ModelSpec) -> ModelGraph {
+        let mut nodes = Vec::with_capacity(spec.layers.len());
+        let mut previous = INPUT.to_string();
+        for (i, layer) in spec.layers.iter().enumerate() {
+            let op = match *layer {
+                LayerSpec::Dense { units } => Op::Dense { units },
+                LayerSpec::Relu => Op::Relu,
+                LayerSpec::Sigmoid => Op::Sigmoid,
+                LayerSpec::Conv2d {
+                    channels,
+                    kernel,
+                    stride,
+                    padding,
+                } => Op::Conv2d(op::Conv {
+                    channels,
+                    kernel: [kernel, kernel],
+                    stride: [stride, stride],
+                    pads: [padding; 4],
+                    dilation: [1, 1],
+                    groups: 1,
+                }),
+                LayerSpec::MaxPool2d { kernel, stride } => {
+                    Op::MaxPool2d(op::Pool::square(kernel, stride))
+                }
+                LayerSpec::AvgPool2d { kernel, stride } => {
+                    Op::AvgPool2d(op::Pool::square(kernel, stride))
+                }
+                LayerSpec::Flatten => Op::Flatten,
+            };
+            let output = format!("{}{i}", op.name());
+            nodes.push(Node {
+                name: output.clone(),
+                op,
+                inputs: vec![previous],
+                output: output.clone(),
+            });
+            previous = output;
+        }
+        ModelGraph {
+            input_shape: spec.input_shape.clone(),
+            nodes,
+            output: previous,
+        }
+    }
+
+    /// Every value's shape, the output's, and the parameters' in their canonical order; the
+    /// first node that does not fit is a [`GraphError`] naming it.
+    pub fn resolve(&self) -> Result<Resolved, GraphError> {
+        let mut shapes = BTreeMap::new();
+        shapes.insert(INPUT.to_string(), self.input_shape.clone());
+        let mut params = Vec::new();
+        for node in &self.nodes {
+            let at = |problem| GraphError {
+                node: node.name.clone(),
+                problem,
+            };
+            let op = node.op.name();
+            let got = node.inputs.len();
+            match node.op.arity() {
+                Some(expected) if got != expected => {
+                    return Err(at(GraphProblem::Arity { op, expected, got }));
+                }
+                None if got == 0 => {
+                    return Err(at(GraphProblem::Arity {
+                        op,
+                        expected: 1,
+                        got,
+                    }));
+                }
+                _ => {}
+            }
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|name| {
+                    shapes
+                        .get(name)
+                        .map(Vec::as_slice)
+                        .ok_or_else(|| at(GraphProblem::Unknown(name.clone())))
+                })
+                .collect::<Result<Vec<&[usize]>, _>>()?;
+            let out = shape::output_shape(&node.op, &inputs).map_err(at)?;
+            params.extend(shape::param_shapes(&node.op, inputs[0]));
+            if shapes.contains_key(&node.output) {
+                return Err(at(GraphProblem::Duplicate(node.output.clone())));
+            }
+            shapes.insert(node.output.clone(), out);
+        }
+        let output_shape = shapes
+            .get(&self.output)
+            .cloned()
+            .ok_or_else(|| GraphError {
+                node: "output".into(),
+                problem: GraphProblem::Unknown(self.output.clone()),
+            })?;
+        Ok(Resolved {
+            shapes,
+            output_shape,
+            params,
+        })
+    }
+}
+
+/// A graph with its shapes known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Every value's per-sample shape, by name.
+    pub shapes: BTreeMap<String, Vec<usize>>,
+    /// The output's shape (the logits of one sample).
+    pub output_shape: Vec<usize>,
+    /// The parameters' shapes, in the canonical order.
+    pub params: Vec<Vec<usize>>,
+}
+
+impl Resolved {
+    /// Parameters in all.
+    pub fn num_params(&self) -> usize {
+        self.params
+            .iter()
+            .map(|s| s.iter().product::<usize>())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;
