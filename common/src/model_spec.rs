@@ -133,6 +133,33 @@ pub enum ResolvedLayer {
     Stateless(StatelessLayer),
 }
 
+impl ResolvedLayer {
+    /// The shapes of this layer's parameters, in the canonical order: a dense layer's
+    /// `[inputs, units]` weight then its bias, a convolution's `[channels, in_channels, kernel,
+    /// kernel]` weight then its bias, none for the others. A model's flat parameter vector is
+    /// its layers' in order.
+    pub fn param_shapes(&self) -> Vec<Vec<usize>> {
+        match *self {
+            ResolvedLayer::Dense { inputs, units } => vec![vec![inputs, units], vec![units]],
+            ResolvedLayer::Conv2d {
+                in_channels,
+                channels,
+                kernel,
+                ..
+            } => vec![vec![channels, in_channels, kernel, kernel], vec![channels]],
+            ResolvedLayer::Stateless(_) => Vec::new(),
+        }
+    }
+
+    /// How many parameters the layer has.
+    pub fn num_params(&self) -> usize {
+        self.param_shapes()
+            .iter()
+            .map(|s| s.iter().product::<usize>())
+            .sum()
+    }
+}
+
 /// The parameter-free layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatelessLayer {
@@ -389,16 +416,7 @@ impl ModelSpec {
             .resolve()?
             .0
             .iter()
-            .map(|l| match l {
-                ResolvedLayer::Dense { inputs, units } => inputs * units + units,
-                ResolvedLayer::Conv2d {
-                    in_channels,
-                    channels,
-                    kernel,
-                    ..
-                } => channels * in_channels * kernel * kernel + channels,
-                ResolvedLayer::Stateless(_) => 0,
-            })
+            .map(ResolvedLayer::num_params)
             .sum())
     }
 }

@@ -78,28 +78,13 @@ impl SecureModel {
         &self.output_shape
     }
 
-    /// The shapes of the parameters in canonical order.
+    /// The shapes of the parameters in canonical order
+    /// ([`ResolvedLayer::param_shapes`], layer by layer).
     pub fn param_shapes(&self) -> Vec<Vec<usize>> {
-        let mut out = Vec::new();
-        for layer in &self.layers {
-            match *layer {
-                ResolvedLayer::Dense { inputs, units } => {
-                    out.push(vec![inputs, units]);
-                    out.push(vec![units]);
-                }
-                ResolvedLayer::Conv2d {
-                    in_channels,
-                    channels,
-                    kernel,
-                    ..
-                } => {
-                    out.push(vec![channels, in_channels, kernel, kernel]);
-                    out.push(vec![channels]);
-                }
-                ResolvedLayer::Stateless(_) => {}
-            }
-        }
-        out
+        self.layers
+            .iter()
+            .flat_map(ResolvedLayer::param_shapes)
+            .collect()
     }
 
     /// The number of parameters.

@@ -49,16 +49,7 @@ fn a_chain_graph_has_the_chains_shapes_and_parameter_order() {
         assert_eq!(resolved.num_params(), spec.num_params().unwrap(), "{name}");
         let chain: Vec<Vec<usize>> = layers
             .iter()
-            .flat_map(|l| match *l {
-                ResolvedLayer::Dense { inputs, units } => vec![vec![inputs, units], vec![units]],
-                ResolvedLayer::Conv2d {
-                    in_channels,
-                    channels,
-                    kernel,
-                    ..
-                } => vec![vec![channels, in_channels, kernel, kernel], vec![channels]],
-                ResolvedLayer::Stateless(_) => Vec::new(),
-            })
+            .flat_map(ResolvedLayer::param_shapes)
             .collect();
         assert_eq!(resolved.params, chain, "{name}");
     }

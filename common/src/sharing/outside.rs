@@ -82,25 +82,28 @@ pub fn reconstruct<R: Ring>(
 mod tests {
     use super::*;
 
+    /// The value `payloads` share: the sum of every server's first component (under
+    /// [`Scheme::Replicated`], after checking that each pair's second component is the next
+    /// server's first).
     fn open<R: Ring>(scheme: Scheme, payloads: &[(PartyId, Vec<u8>)]) -> Vec<R> {
-        let n = match scheme {
-            Scheme::Additive => payloads.len(),
-            Scheme::Replicated => 2 * payloads.len(),
-        };
-        let mut firsts = Vec::new();
-        for (_, bytes) in payloads {
-            let words = decode_elements::<R>(bytes).unwrap();
-            let half = words.len() * payloads.len() / n;
-            firsts.push((words[..half].to_vec(), words[half..].to_vec()));
-        }
-        if scheme == Scheme::Replicated {
-            // Every pair's second component is the next server's first.
-            for i in 0..3 {
-                assert_eq!(firsts[i].1, firsts[(i + 1) % 3].0);
+        let words: Vec<Vec<R>> = payloads
+            .iter()
+            .map(|(_, bytes)| decode_elements::<R>(bytes).unwrap())
+            .collect();
+        let firsts: Vec<&[R]> = match scheme {
+            Scheme::Additive => words.iter().map(Vec::as_slice).collect(),
+            Scheme::Replicated => {
+                fn half<R>(w: &[R]) -> (&[R], &[R]) {
+                    w.split_at(w.len() / 2)
+                }
+                for i in 0..3 {
+                    assert_eq!(half(&words[i]).1, half(&words[(i + 1) % 3]).0);
+                }
+                words.iter().map(|w| half(w).0).collect()
             }
-        }
-        let mut sum = vec![R::ZERO; firsts[0].0.len()];
-        for (first, _) in &firsts {
+        };
+        let mut sum = vec![R::ZERO; firsts[0].len()];
+        for first in firsts {
             for (s, v) in sum.iter_mut().zip(first) {
                 *s = s.add(*v);
             }

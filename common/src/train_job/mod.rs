@@ -146,7 +146,7 @@ impl TrainJob {
         Ok(TrainShape {
             features: self.spec.input_shape.iter().product(),
             classes: output_shape.iter().product(),
-            params: self.spec.num_params()?,
+            params: layers.iter().map(ResolvedLayer::num_params).sum(),
         })
     }
 

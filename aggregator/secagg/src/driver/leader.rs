@@ -337,9 +337,10 @@ impl<N: Network + 'static> AggregatorService<N> {
         let job = Arc::clone(&session.job);
         let job_id = job.settings.job_id;
         let round = session.round;
-        let (seq, sent) = {
+        let (seq, sent, at_open) = {
             let mut st = job.state.lock().await;
-            let restarted = self.restarted_helper(&st.helper_runs);
+            let at_open = st.helper_runs.clone();
+            let restarted = self.restarted_helper(&at_open);
             let m = st.leader().ok_or(ServiceError::NotLeader(self.me))?;
             if let Some(helper) = restarted {
                 m.helper_restarted(helper);
@@ -348,10 +349,10 @@ impl<N: Network + 'static> AggregatorService<N> {
                 return Err(ServiceError::Peer(NetError::Disconnected(helper)));
             }
             let seq = m.forward(round, owner, &session.seed_envelopes)?;
-            (seq, self.send_outbox(&job, st).await)
+            (seq, self.send_outbox(&job, st).await, at_open)
         };
         let verdict = match sent {
-            Ok(()) => self.collect_replies(job_id, round, seq).await,
+            Ok(()) => self.collect_replies(job_id, round, seq, &at_open).await,
             Err(e) => Err(e),
         };
         // Under a robust rule the three servers check the upload once every helper holds it.
@@ -420,21 +421,41 @@ impl<N: Network + 'static> AggregatorService<N> {
             .collect()
     }
 
+    /// Whether `helper` is on another run than when the round opened (`at_open`, helpers
+    /// `server1` on): it holds none of the round, and will answer nothing of it.
+    fn restarted(&self, at_open: &[Option<u64>], helper: PartyId) -> bool {
+        let then = helper
+            .server_index()
+            .and_then(|i| at_open.get(i.checked_sub(1)?).copied())
+            .flatten();
+        then.is_some() && then != self.network.peer_run(helper)
+    }
+
     /// A helper on another run than when the round opened (`at_open`), if one.
     fn restarted_helper(&self, at_open: &[Option<u64>]) -> Option<PartyId> {
-        at_open
-            .iter()
-            .zip(self.helper_runs())
-            .position(|(then, now)| then.is_some() && *then != now)
-            .map(|i| PartyId::Server(i as u8 + 1))
+        (1..self.num_servers)
+            .map(|h| PartyId::Server(h as u8))
+            .find(|helper| self.restarted(at_open, *helper))
     }
 
     /// Every helper's answer to the leader's message `seq` of `round`: `Ok` if all said yes,
-    /// else the last refusal or network failure (all are awaited, none left behind).
-    async fn collect_replies(&self, job: u64, round: u64, seq: u64) -> Result<(), ServiceError> {
+    /// else the last refusal or network failure (all are awaited, none left behind). A helper
+    /// that restarted since the round opened (`at_open`) is not waited for: it is
+    /// disconnected from the round, whose state its new process never had.
+    async fn collect_replies(
+        &self,
+        job: u64,
+        round: u64,
+        seq: u64,
+        at_open: &[Option<u64>],
+    ) -> Result<(), ServiceError> {
         let mut verdict = Ok(());
         for h in 1..self.num_servers {
             let helper = PartyId::Server(h as u8);
+            if self.restarted(at_open, helper) {
+                verdict = Err(ServiceError::Peer(NetError::Disconnected(helper)));
+                continue;
+            }
             let answer = self
                 .network
                 .recv(helper, &reply_tag(job, round, seq))
@@ -497,16 +518,12 @@ impl<N: Network + 'static> AggregatorService<N> {
                 }
             }
         };
-        let restarted = self.restarted_helper(&job.state.lock().await.helper_runs);
-        let failure = match restarted {
-            // Its answer to the close would never come.
-            Some(helper) => Some(format!("{helper} restarted since the round opened")),
-            None => self
-                .collect_replies(job_id, round, seq)
-                .await
-                .err()
-                .map(|e| e.to_string()),
-        };
+        let at_open = job.state.lock().await.helper_runs.clone();
+        let failure = self
+            .collect_replies(job_id, round, seq, &at_open)
+            .await
+            .err()
+            .map(|e| e.to_string());
         // Replies that came after their wait gave up will never be asked for.
         self.network.forget(&round_prefix(job_id, round));
         let mut st = job.state.lock().await;
