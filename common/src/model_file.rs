@@ -28,6 +28,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
+use crate::graph::Node;
 use crate::model_spec::{DataMismatch, LayerSpec, ModelSpec};
 use crate::onnx::{ImportedModel, OnnxError};
 
@@ -35,14 +36,33 @@ use crate::onnx::{ImportedModel, OnnxError};
 pub const PRESETS: &str = "network-a, network-b, network-c, network-d, logreg";
 
 /// A model as a file describes it: the input shape may be left to the data.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelDraft {
     /// Shape of one input sample, if fixed by the file.
     #[serde(default)]
     pub input_shape: Option<Vec<usize>>,
-    /// Layers in order; the last one's outputs are the class logits.
+    /// A chain's layers in order; the last one's outputs are the class logits.
+    #[serde(default)]
     pub layers: Vec<LayerSpec>,
+    /// A graph's nodes in a topological order (instead of `layers`).
+    #[serde(default)]
+    pub nodes: Vec<Node>,
+    /// A graph's output value (the last node's when left out).
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+impl ModelDraft {
+    /// The spec over samples of `input_shape`.
+    fn spec(&self, input_shape: &[usize]) -> ModelSpec {
+        ModelSpec {
+            input_shape: input_shape.to_vec(),
+            layers: self.layers.clone(),
+            nodes: self.nodes.clone(),
+            output: self.output.clone(),
+        }
+    }
 }
 
 /// What `--model` names.
@@ -141,8 +161,8 @@ impl ModelChoice {
             Some("toml") => toml::from_str(text).map_err(|e| parse(e.to_string()))?,
             _ => return Err(ModelFileError::Unknown(path.display().to_string())),
         };
-        if draft.layers.is_empty() {
-            return Err(parse("no layers".into()));
+        if draft.layers.is_empty() && draft.nodes.is_empty() {
+            return Err(parse("no layers and no nodes".into()));
         }
         Ok(ModelChoice::File {
             path: path.to_owned(),
@@ -197,17 +217,11 @@ impl ModelChoice {
             ModelChoice::Spec(spec) => spec.clone(),
             ModelChoice::Onnx { model, .. } => model.spec.clone(),
             ModelChoice::File { draft, .. } => match &draft.input_shape {
-                Some(shape) => ModelSpec {
-                    input_shape: shape.clone(),
-                    layers: draft.layers.clone(),
-                },
-                None => ModelSpec {
-                    input_shape: sample_shape.to_vec(),
-                    layers: draft.layers.clone(),
-                },
+                Some(shape) => draft.spec(shape),
+                None => draft.spec(sample_shape),
             },
         };
-        spec.resolve().map_err(|e| mismatch(e.into()))?;
+        spec.resolve_graph().map_err(|e| mismatch(e.into()))?;
         spec.check_data(sample_shape, max_label).map_err(mismatch)?;
         Ok(spec)
     }

@@ -1,15 +1,21 @@
 //! Model descriptions shared by every party.
 //!
-//! A [`ModelSpec`] is a serde description of a feed-forward network: the shape of one input sample
-//! and a list of layers. The same spec builds the burn module the data owners train and the model
-//! owner evaluates (`tessera_data_owner::model`), and names how many parameters an update has, so
-//! the servers can check upload lengths without knowing anything else about the model.
+//! A [`ModelSpec`] is a serde description of a network: the shape of one input sample and either
+//! a chain of layers (`layers`: the presets, spec files, the models of SecureML and SecureNN) or
+//! a graph of nodes (`nodes` and `output`: residual, dense and depthwise networks, see
+//! [`crate::graph`]). A chain is sugar for a chain graph ([`ModelSpec::graph`]). The same spec
+//! builds the burn module the data owners train and the model owner evaluates, runs under MPC,
+//! and names how many parameters an update has, so the servers can check upload lengths
+//! without knowing anything else about the model.
 //!
-//! Parameters are counted (and flattened) layer by layer in spec order: a dense layer's weight
-//! (`in x out`, row-major) then its bias (`out`); a conv layer's weight
+//! Parameters are counted (and flattened) node by node in graph order
+//! ([`crate::graph::shape::param_shapes`]); for a chain that is layer by layer: a dense layer's
+//! weight (`in x out`, row-major) then its bias (`out`); a conv layer's weight
 //! (`out_channels x in_channels x k x k`) then its bias (`out_channels`).
 
 use serde::{Deserialize, Serialize};
+
+use crate::graph::{GraphError, INPUT, ModelGraph, Node, Op, Resolved, op};
 
 /// One layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,25 +59,50 @@ pub enum LayerSpec {
     Flatten,
 }
 
-/// A network: input sample shape and layers; the last layer's output is the class logits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A network: input sample shape and a chain of layers or a graph of nodes; the last layer's
+/// output (the graph's `output`) is the class logits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
     /// Shape of one input sample: `[features]` or `[channels, height, width]`.
     pub input_shape: Vec<usize>,
-    /// Layers in order.
+    /// A chain's layers in order (empty for a graph).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<LayerSpec>,
+    /// A graph's nodes in a topological order (empty for a chain).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<Node>,
+    /// A graph's output value (the last node's when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
 
-/// A spec whose layers do not fit their inputs.
+/// A spec that does not resolve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("model spec: layer {layer} ({kind}) cannot take input of shape {input:?}")]
-pub struct SpecError {
-    /// Index of the offending layer.
-    pub layer: usize,
-    /// Its kind.
-    pub kind: &'static str,
-    /// The shape it was given.
-    pub input: Vec<usize>,
+#[non_exhaustive]
+pub enum SpecError {
+    /// A chain's layer that does not fit its input.
+    #[error("model spec: layer {layer} ({kind}) cannot take input of shape {input:?}")]
+    Layer {
+        /// Index of the offending layer.
+        layer: usize,
+        /// Its kind.
+        kind: &'static str,
+        /// The shape it was given.
+        input: Vec<usize>,
+    },
+    /// A graph's node that does not resolve.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// Neither layers nor nodes, or both.
+    #[error("model spec: give either `layers` (a chain) or `nodes` (a graph), not {0}")]
+    Form(&'static str),
+    /// A graph where a chain is needed: `what` (encrypted training, until it covers graphs)
+    /// takes chains only.
+    #[error("model spec: {what} takes a chain of layers, and this model is a graph")]
+    NotAChain {
+        /// What needs the chain.
+        what: &'static str,
+    },
 }
 
 /// Data that does not fit a model: found by a data owner when it joins a job, and by the model
@@ -176,11 +207,68 @@ pub enum StatelessLayer {
 }
 
 impl ModelSpec {
+    /// A chain of `layers` over samples of `input_shape`.
+    pub fn chain(input_shape: Vec<usize>, layers: Vec<LayerSpec>) -> Self {
+        ModelSpec {
+            input_shape,
+            layers,
+            nodes: Vec::new(),
+            output: None,
+        }
+    }
+
+    /// `graph` as a spec (its nodes and output; a spec file with `nodes` reads as this).
+    pub fn from_graph(graph: ModelGraph) -> Self {
+        ModelSpec {
+            input_shape: graph.input_shape,
+            layers: Vec::new(),
+            nodes: graph.nodes,
+            output: Some(graph.output),
+        }
+    }
+
+    /// Whether the model is a graph (has `nodes`) rather than a chain of `layers`.
+    pub fn is_graph(&self) -> bool {
+        !self.nodes.is_empty()
+    }
+
+    /// The model as a graph: a graph spec's nodes (its output the last node's unless named),
+    /// or the chain as a chain graph, node `i` being layer `i` with the chain's shapes and
+    /// parameter order.
+    pub fn graph(&self) -> Result<ModelGraph, SpecError> {
+        match (self.layers.is_empty(), self.nodes.is_empty()) {
+            (false, false) => return Err(SpecError::Form("both")),
+            (true, true) => return Err(SpecError::Form("neither")),
+            _ => {}
+        }
+        if self.is_graph() {
+            let output = match &self.output {
+                Some(output) => output.clone(),
+                None => self.nodes[self.nodes.len() - 1].output.clone(),
+            };
+            return Ok(ModelGraph {
+                input_shape: self.input_shape.clone(),
+                nodes: self.nodes.clone(),
+                output,
+            });
+        }
+        Ok(chain_graph(&self.input_shape, &self.layers))
+    }
+
+    /// The graph with its shapes and parameters known. A chain is resolved as a chain first,
+    /// so its errors name the layer ([`SpecError::Layer`]).
+    pub fn resolve_graph(&self) -> Result<Resolved, SpecError> {
+        if !self.is_graph() {
+            self.resolve()?;
+        }
+        Ok(self.graph()?.resolve()?)
+    }
+
     /// MNIST network A of SecureML/SecureNN: FC 784-128, ReLU, FC 128-128, ReLU, FC 128-10.
     pub fn network_a() -> Self {
-        ModelSpec {
-            input_shape: vec![1, 28, 28],
-            layers: vec![
+        ModelSpec::chain(
+            vec![1, 28, 28],
+            vec![
                 LayerSpec::Flatten,
                 LayerSpec::Dense { units: 128 },
                 LayerSpec::Relu,
@@ -188,7 +276,7 @@ impl ModelSpec {
                 LayerSpec::Relu,
                 LayerSpec::Dense { units: 10 },
             ],
-        }
+        )
     }
 
     /// MNIST network B of SecureNN (Wagh et al. 2019, Fig. 10): conv 5x5 1-16, ReLU, max-pool 2,
@@ -214,9 +302,9 @@ impl ModelSpec {
             kernel: 2,
             stride: 2,
         };
-        ModelSpec {
-            input_shape: vec![1, 28, 28],
-            layers: vec![
+        ModelSpec::chain(
+            vec![1, 28, 28],
+            vec![
                 conv(c1),
                 LayerSpec::Relu,
                 pool.clone(),
@@ -228,15 +316,15 @@ impl ModelSpec {
                 LayerSpec::Relu,
                 LayerSpec::Dense { units: 10 },
             ],
-        }
+        )
     }
 
     /// MNIST network D of SecureML/SecureNN: conv 5x5 stride 2 padding 2, 1-5, ReLU,
     /// FC 980-100, ReLU, FC 100-10.
     pub fn network_d() -> Self {
-        ModelSpec {
-            input_shape: vec![1, 28, 28],
-            layers: vec![
+        ModelSpec::chain(
+            vec![1, 28, 28],
+            vec![
                 LayerSpec::Conv2d {
                     channels: 5,
                     kernel: 5,
@@ -249,24 +337,24 @@ impl ModelSpec {
                 LayerSpec::Relu,
                 LayerSpec::Dense { units: 10 },
             ],
-        }
+        )
     }
 
     /// Multinomial logistic regression on MNIST: FC 784-10.
     pub fn logistic_regression() -> Self {
-        ModelSpec {
-            input_shape: vec![1, 28, 28],
-            layers: vec![LayerSpec::Flatten, LayerSpec::Dense { units: 10 }],
-        }
+        ModelSpec::chain(
+            vec![1, 28, 28],
+            vec![LayerSpec::Flatten, LayerSpec::Dense { units: 10 }],
+        )
     }
 
     /// Binary logistic regression on MNIST (one logit; small digits against large ones, as TF
     /// Encrypted's benchmark): FC 784-1.
     pub fn binary_logistic_regression() -> Self {
-        ModelSpec {
-            input_shape: vec![1, 28, 28],
-            layers: vec![LayerSpec::Flatten, LayerSpec::Dense { units: 1 }],
-        }
+        ModelSpec::chain(
+            vec![1, 28, 28],
+            vec![LayerSpec::Flatten, LayerSpec::Dense { units: 1 }],
+        )
     }
 
     /// A preset by name (`network-a` to `network-d`, `logreg`).
@@ -281,12 +369,20 @@ impl ModelSpec {
         }
     }
 
-    /// Resolves every layer against its input shape; the output shape of the network with it.
+    /// Resolves every layer of a chain against its input shape; the output shape of the
+    /// network with it. What still takes chains only (encrypted training) reads this.
+    ///
+    /// A graph is [`SpecError::NotAChain`]: [`ModelSpec::resolve_graph`] takes both.
     pub fn resolve(&self) -> Result<(Vec<ResolvedLayer>, Vec<usize>), SpecError> {
+        if self.is_graph() || self.output.is_some() {
+            return Err(SpecError::NotAChain {
+                what: "encrypted training",
+            });
+        }
         let mut shape = self.input_shape.clone();
         let mut out = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
-            let err = |kind: &'static str, shape: &[usize]| SpecError {
+            let err = |kind: &'static str, shape: &[usize]| SpecError::Layer {
                 layer: i,
                 kind,
                 input: shape.to_vec(),
@@ -369,9 +465,9 @@ impl ModelSpec {
     pub fn with_input_shape(&self, input_shape: &[usize]) -> Result<Self, SpecError> {
         let spec = ModelSpec {
             input_shape: input_shape.to_vec(),
-            layers: self.layers.clone(),
+            ..self.clone()
         };
-        spec.resolve()?;
+        spec.resolve_graph()?;
         Ok(spec)
     }
 
@@ -383,10 +479,14 @@ impl ModelSpec {
                 && sample_shape.iter().product::<usize>() == self.input_shape[0])
     }
 
+    /// The width of the logits of one sample.
+    pub fn outputs(&self) -> Result<usize, SpecError> {
+        Ok(self.resolve_graph()?.output_shape.iter().product())
+    }
+
     /// Labels `0..classes()` the model's logits express: its output width, or 2 for one logit.
     pub fn classes(&self) -> Result<usize, SpecError> {
-        let (_, out) = self.resolve()?;
-        let width: usize = out.iter().product();
+        let width = self.outputs()?;
         Ok(if width == 1 { 2 } else { width })
     }
 
@@ -400,10 +500,9 @@ impl ModelSpec {
         }
         let classes = self.classes()?;
         if usize::from(max_label) >= classes {
-            let (_, out) = self.resolve()?;
             return Err(DataMismatch::Labels {
                 label: max_label,
-                outputs: out.iter().product(),
+                outputs: self.outputs()?,
                 classes,
             });
         }
@@ -412,12 +511,54 @@ impl ModelSpec {
 
     /// Total number of parameters.
     pub fn num_params(&self) -> Result<usize, SpecError> {
-        Ok(self
-            .resolve()?
-            .0
-            .iter()
-            .map(ResolvedLayer::num_params)
-            .sum())
+        Ok(self.resolve_graph()?.num_params())
+    }
+}
+
+/// A chain of `layers` as a graph: node `i` is layer `i`, reading the previous node's output
+/// (the first reads [`INPUT`]); the last node's output is the graph's.
+fn chain_graph(input_shape: &[usize], layers: &[LayerSpec]) -> ModelGraph {
+    let mut nodes = Vec::with_capacity(layers.len());
+    let mut previous = INPUT.to_string();
+    for (i, layer) in layers.iter().enumerate() {
+        let op = match *layer {
+            LayerSpec::Dense { units } => Op::Dense { units },
+            LayerSpec::Relu => Op::Relu,
+            LayerSpec::Sigmoid => Op::Sigmoid,
+            LayerSpec::Conv2d {
+                channels,
+                kernel,
+                stride,
+                padding,
+            } => Op::Conv2d(op::Conv {
+                channels,
+                kernel: [kernel, kernel],
+                stride: [stride, stride],
+                pads: [padding; 4],
+                dilation: [1, 1],
+                groups: 1,
+            }),
+            LayerSpec::MaxPool2d { kernel, stride } => {
+                Op::MaxPool2d(op::Pool::square(kernel, stride))
+            }
+            LayerSpec::AvgPool2d { kernel, stride } => {
+                Op::AvgPool2d(op::Pool::square(kernel, stride))
+            }
+            LayerSpec::Flatten => Op::Flatten,
+        };
+        let output = format!("{}{i}", op.name());
+        nodes.push(Node {
+            name: output.clone(),
+            op,
+            inputs: vec![previous],
+            output: output.clone(),
+        });
+        previous = output;
+    }
+    ModelGraph {
+        input_shape: input_shape.to_vec(),
+        nodes,
+        output: previous,
     }
 }
 
@@ -451,9 +592,9 @@ mod tests {
 
     #[test]
     fn conv_shapes_and_errors() {
-        let spec = ModelSpec {
-            input_shape: vec![1, 28, 28],
-            layers: vec![
+        let spec = ModelSpec::chain(
+            vec![1, 28, 28],
+            vec![
                 LayerSpec::Conv2d {
                     channels: 16,
                     kernel: 5,
@@ -468,16 +609,72 @@ mod tests {
                 LayerSpec::Flatten,
                 LayerSpec::Dense { units: 10 },
             ],
-        };
+        );
         let (_, out) = spec.resolve().unwrap();
         assert_eq!(out, vec![10]);
         assert_eq!(spec.num_params(), Ok(16 * 25 + 16 + 16 * 12 * 12 * 10 + 10));
-        let bad = ModelSpec {
-            input_shape: vec![1, 28, 28],
-            layers: vec![LayerSpec::Dense { units: 3 }],
-        };
-        assert_eq!(bad.num_params().unwrap_err().layer, 0);
+        let bad = ModelSpec::chain(vec![1, 28, 28], vec![LayerSpec::Dense { units: 3 }]);
+        assert!(matches!(
+            bad.num_params(),
+            Err(SpecError::Layer {
+                layer: 0,
+                kind: "dense",
+                ..
+            })
+        ));
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<ModelSpec>(&json).unwrap(), spec);
+    }
+
+    #[test]
+    fn a_chain_graph_has_the_chains_shapes_and_parameter_order() {
+        for name in ["a", "b", "c", "d", "logreg"] {
+            let spec = ModelSpec::preset(name).unwrap();
+            let (layers, output) = spec.resolve().unwrap();
+            let resolved = spec.graph().unwrap().resolve().unwrap();
+            assert_eq!(resolved.output_shape, output, "{name}");
+            assert_eq!(resolved.num_params(), spec.num_params().unwrap(), "{name}");
+            let chain: Vec<Vec<usize>> = layers
+                .iter()
+                .flat_map(ResolvedLayer::param_shapes)
+                .collect();
+            assert_eq!(resolved.params, chain, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_graph_spec_reads_from_json_and_refuses_chain_only_steps() {
+        let json = r#"{
+            "input_shape": [2, 4, 4],
+            "nodes": [
+                {"name": "c", "op": {"type": "conv2d", "channels": 2, "kernel": [3, 3],
+                 "stride": [1, 1], "pads": [1, 1, 1, 1], "dilation": [1, 1], "groups": 1},
+                 "inputs": ["input"], "output": "c"},
+                {"name": "sum", "op": {"type": "add"}, "inputs": ["input", "c"], "output": "sum"},
+                {"name": "f", "op": {"type": "flatten"}, "inputs": ["sum"], "output": "f"},
+                {"name": "fc", "op": {"type": "dense", "units": 3}, "inputs": ["f"], "output": "fc"}
+            ]
+        }"#;
+        let spec: ModelSpec = serde_json::from_str(json).unwrap();
+        assert!(spec.is_graph());
+        assert_eq!(spec.graph().unwrap().output, "fc");
+        assert_eq!(spec.num_params(), Ok(2 * 2 * 9 + 2 + 32 * 3 + 3));
+        assert_eq!(spec.classes(), Ok(3));
+        assert!(matches!(
+            spec.resolve(),
+            Err(SpecError::NotAChain {
+                what: "encrypted training"
+            })
+        ));
+        let round = serde_json::to_string(&spec).unwrap();
+        assert!(!round.contains("layers"), "{round}");
+        let mut both = spec.clone();
+        both.layers = vec![LayerSpec::Relu];
+        assert_eq!(both.num_params(), Err(SpecError::Form("both")));
+        let chain = serde_json::to_string(&ModelSpec::network_a()).unwrap();
+        assert!(
+            !chain.contains("nodes") && !chain.contains("output"),
+            "{chain}"
+        );
     }
 }

@@ -170,9 +170,9 @@ mod tests {
 
     #[test]
     fn conv_pool_specs_build_train_and_flatten() {
-        let spec = ModelSpec {
-            input_shape: vec![1, 28, 28],
-            layers: vec![
+        let spec = ModelSpec::chain(
+            vec![1, 28, 28],
+            vec![
                 LayerSpec::Conv2d {
                     channels: 4,
                     kernel: 5,
@@ -192,7 +192,7 @@ mod tests {
                 LayerSpec::Flatten,
                 LayerSpec::Dense { units: 10 },
             ],
-        };
+        );
         let start = initial_params(&spec).unwrap();
         assert_eq!(start.len(), spec.num_params().unwrap());
         let device = Device::flex();

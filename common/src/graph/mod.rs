@@ -7,8 +7,8 @@
 //! - [`shape`]: static shape inference of one node and its parameters' shapes;
 //!   [`ModelGraph::resolve`] walks the graph with it, every error naming its node
 //!   ([`GraphError`]);
-//! - [`ModelGraph::from_chain`]: a chain [`ModelSpec`] as a graph, so spec files and presets
-//!   are sugar for a chain graph.
+//! - a chain `ModelSpec` is sugar for a chain graph (`ModelSpec::graph`), so spec files and
+//!   presets keep working.
 //!
 //! Parameters are one flat vector in a documented order: node by node, in the graph's order,
 //! each node's tensors in the order [`shape::param_shapes`] gives (a dense layer's `[inputs,
@@ -26,8 +26,6 @@ pub use op::Op;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-
-use crate::model_spec::{LayerSpec, ModelSpec};
 
 /// The name of the graph's input value.
 pub const INPUT: &str = "input";
@@ -59,54 +57,6 @@ pub struct ModelGraph {
 }
 
 impl ModelGraph {
-    /// The chain `spec` as a graph: node `i` is layer `i`, reading the previous node's output
-    /// (the first reads [`INPUT`]); the last node's output is the graph's. Its parameters
-    /// are the chain's, in the chain's order.
-    pub fn from_chain(spec: &ModelSpec) -> ModelGraph {
-        let mut nodes = Vec::with_capacity(spec.layers.len());
-        let mut previous = INPUT.to_string();
-        for (i, layer) in spec.layers.iter().enumerate() {
-            let op = match *layer {
-                LayerSpec::Dense { units } => Op::Dense { units },
-                LayerSpec::Relu => Op::Relu,
-                LayerSpec::Sigmoid => Op::Sigmoid,
-                LayerSpec::Conv2d {
-                    channels,
-                    kernel,
-                    stride,
-                    padding,
-                } => Op::Conv2d(op::Conv {
-                    channels,
-                    kernel: [kernel, kernel],
-                    stride: [stride, stride],
-                    pads: [padding; 4],
-                    dilation: [1, 1],
-                    groups: 1,
-                }),
-                LayerSpec::MaxPool2d { kernel, stride } => {
-                    Op::MaxPool2d(op::Pool::square(kernel, stride))
-                }
-                LayerSpec::AvgPool2d { kernel, stride } => {
-                    Op::AvgPool2d(op::Pool::square(kernel, stride))
-                }
-                LayerSpec::Flatten => Op::Flatten,
-            };
-            let output = format!("{}{i}", op.name());
-            nodes.push(Node {
-                name: output.clone(),
-                op,
-                inputs: vec![previous],
-                output: output.clone(),
-            });
-            previous = output;
-        }
-        ModelGraph {
-            input_shape: spec.input_shape.clone(),
-            nodes,
-            output: previous,
-        }
-    }
-
     /// Every value's shape, the output's, and the parameters' in their canonical order; the
     /// first node that does not fit is a [`GraphError`] naming it.
     pub fn resolve(&self) -> Result<Resolved, GraphError> {

@@ -1,6 +1,5 @@
 use super::op::{Conv, Pool};
 use super::*;
-use crate::model_spec::ResolvedLayer;
 
 fn node(name: &str, op: Op, inputs: &[&str]) -> Node {
     Node {
@@ -36,22 +35,6 @@ fn residual() -> ModelGraph {
             node("fc", Op::Dense { units: 10 }, &["gap"]),
         ],
         output: "fc".into(),
-    }
-}
-
-#[test]
-fn a_chain_graph_has_the_chains_shapes_and_parameter_order() {
-    for name in ["a", "b", "c", "d", "logreg"] {
-        let spec = ModelSpec::preset(name).unwrap();
-        let (layers, output) = spec.resolve().unwrap();
-        let resolved = ModelGraph::from_chain(&spec).resolve().unwrap();
-        assert_eq!(resolved.output_shape, output, "{name}");
-        assert_eq!(resolved.num_params(), spec.num_params().unwrap(), "{name}");
-        let chain: Vec<Vec<usize>> = layers
-            .iter()
-            .flat_map(ResolvedLayer::param_shapes)
-            .collect();
-        assert_eq!(resolved.params, chain, "{name}");
     }
 }
 

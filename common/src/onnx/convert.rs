@@ -26,10 +26,7 @@ struct Walk {
 impl Walk {
     /// The shape of one sample after the layers so far.
     fn shape(&self) -> Result<Vec<usize>, OnnxError> {
-        let spec = ModelSpec {
-            input_shape: self.input_shape.clone(),
-            layers: self.layers.clone(),
-        };
+        let spec = ModelSpec::chain(self.input_shape.clone(), self.layers.clone());
         Ok(spec.resolve()?.1)
     }
 
@@ -482,10 +479,7 @@ pub(super) fn convert(
             "no Gemm, MatMul or Conv: nothing to train".into(),
         ));
     }
-    let spec = ModelSpec {
-        input_shape: walk.input_shape,
-        layers: walk.layers,
-    };
+    let spec = ModelSpec::chain(walk.input_shape, walk.layers);
     let mut weights = Vec::with_capacity(spec.num_params()?);
     for layer in walk.params {
         weights.extend(layer.weight);

@@ -39,10 +39,7 @@ const SERVERS: usize = 3;
 
 fn settings(owners: usize, params: usize, ring_bits: u32, rule: AggregationRule) -> JobSettings {
     // A dense layer [params - 1] -> 1 has exactly `params` parameters.
-    let model = ModelSpec {
-        input_shape: vec![params - 1],
-        layers: vec![LayerSpec::Dense { units: 1 }],
-    };
+    let model = ModelSpec::chain(vec![params - 1], vec![LayerSpec::Dense { units: 1 }]);
     let mut s = JobSettings {
         rounds: 1,
         ring_bits,

@@ -25,14 +25,14 @@ const FEATURES: usize = 6;
 const CLASSES: usize = 3;
 
 fn mlp() -> ModelSpec {
-    ModelSpec {
-        input_shape: vec![FEATURES],
-        layers: vec![
+    ModelSpec::chain(
+        vec![FEATURES],
+        vec![
             LayerSpec::Dense { units: 5 },
             LayerSpec::Relu,
             LayerSpec::Dense { units: CLASSES },
         ],
-    }
+    )
 }
 
 /// Rows `rows` of a `[n, width]` sharing.

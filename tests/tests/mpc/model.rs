@@ -11,9 +11,9 @@ use tessera_mpc::model::{Activations, SecureModel};
 use crate::{Aby3M, Make, PondM, SecureNnM, dec, enc, prog, reals, try_run};
 
 fn spec() -> ModelSpec {
-    ModelSpec {
-        input_shape: vec![2, 6, 6],
-        layers: vec![
+    ModelSpec::chain(
+        vec![2, 6, 6],
+        vec![
             LayerSpec::Conv2d {
                 channels: 3,
                 kernel: 3,
@@ -34,7 +34,7 @@ fn spec() -> ModelSpec {
             LayerSpec::Sigmoid,
             LayerSpec::Dense { units: 4 },
         ],
-    }
+    )
 }
 
 fn secure_logits<P: Make>(batch: usize) -> Result<(Vec<f64>, Vec<f32>), MpcError> {

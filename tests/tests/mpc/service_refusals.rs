@@ -89,7 +89,7 @@ fn bad_inputs_are_rejected_by_variant() {
             .unwrap_err();
         assert_refused!(
             err,
-            MpcServiceError::BadJob(BadJob::Model(SpecError {
+            MpcServiceError::BadJob(BadJob::Model(SpecError::Layer {
                 layer: 1,
                 kind: "dense",
                 ..

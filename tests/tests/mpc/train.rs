@@ -40,9 +40,9 @@ pub(super) fn dec_w(x: &RingTensor<u128>) -> Vec<f64> {
 /// Every layer kind: conv (padding), ReLU, max-pooling, average pooling, flatten, dense,
 /// sigmoid, dense.
 pub(super) fn spec() -> ModelSpec {
-    ModelSpec {
-        input_shape: vec![2, 6, 6],
-        layers: vec![
+    ModelSpec::chain(
+        vec![2, 6, 6],
+        vec![
             LayerSpec::Conv2d {
                 channels: 3,
                 kernel: 3,
@@ -63,7 +63,7 @@ pub(super) fn spec() -> ModelSpec {
             LayerSpec::Sigmoid,
             LayerSpec::Dense { units: 4 },
         ],
-    }
+    )
 }
 
 /// Shares the flat parameters (server 0), the batch (server 1) and the one-hot labels (server
@@ -284,10 +284,7 @@ fn small_spec(hidden: Option<usize>, outputs: usize) -> ModelSpec {
         layers.extend([LayerSpec::Dense { units: h }, LayerSpec::Sigmoid]);
     }
     layers.push(LayerSpec::Dense { units: outputs });
-    ModelSpec {
-        input_shape: vec![2, 6, 6],
-        layers,
-    }
+    ModelSpec::chain(vec![2, 6, 6], layers)
 }
 
 /// The gradients of `loss` through `spec` on a batch of 4 under protocol `P`, against burn's,

@@ -319,7 +319,7 @@ async fn a_table_and_a_model_file_train_in_simulate() {
     match simulate(conv).await {
         Err(SimulateError::Options(OptionsError::Model(ModelFileError::Data {
             model,
-            source: DataMismatch::Spec(SpecError { kind: "conv2d", .. }),
+            source: DataMismatch::Spec(SpecError::Layer { kind: "conv2d", .. }),
         }))) => assert_eq!(model, "network-b"),
         other => panic!("a convolutional model on a table: {other:?}"),
     }
