@@ -78,8 +78,8 @@ pub enum NetworkedError {
         checkpoint.display()
     )]
     Interrupted {
-        /// Why training stopped.
-        source: TrainError,
+        /// Why training stopped (boxed: the error stays small).
+        source: Box<TrainError>,
         /// The checkpoint written after the last round.
         checkpoint: std::path::PathBuf,
         /// Rounds it holds (this run's and those it resumed from).
@@ -99,7 +99,7 @@ fn interrupted(source: TrainError, out: &Path, job: u64) -> NetworkedError {
     match Checkpoint::load(&checkpoint) {
         Ok(cp) if resumable && cp.settings.job_id == job && !cp.metrics.is_empty() => {
             NetworkedError::Interrupted {
-                source,
+                source: Box::new(source),
                 rounds: cp.metrics.len(),
                 checkpoint,
             }

@@ -218,17 +218,17 @@ pub enum Invalid {
     },
     /// A window larger than its (padded) input.
     #[error(
-        "a {}x{} window of stride {stride} and padding {padding} does not fit a {h}x{w} input",
+        "a {}x{} window of stride {stride:?} and padding {pads:?} does not fit a {h}x{w} input",
         kernel.0,
         kernel.1
     )]
     Window {
         /// Kernel height and width.
         kernel: (usize, usize),
-        /// Its stride.
-        stride: usize,
-        /// Its padding.
-        padding: usize,
+        /// Its vertical and horizontal stride.
+        stride: (usize, usize),
+        /// Its padding: top, left, bottom, right.
+        pads: [usize; 4],
         /// Input height.
         h: usize,
         /// Input width.

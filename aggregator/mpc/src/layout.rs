@@ -34,6 +34,21 @@ impl Gather {
         out
     }
 
+    /// A gather from its positions, `None` reading zero.
+    pub fn with_zeros(idx: Vec<Option<usize>>) -> Self {
+        Gather { idx }
+    }
+
+    /// Whether any output reads zero (padding).
+    pub fn pads(&self) -> bool {
+        self.idx.iter().any(Option::is_none)
+    }
+
+    /// Per output element, whether it reads zero (padding).
+    pub fn padding(&self) -> impl Iterator<Item = bool> + '_ {
+        self.idx.iter().map(Option::is_none)
+    }
+
     /// Number of output elements.
     pub fn len(&self) -> usize {
         self.idx.len()
@@ -75,35 +90,45 @@ impl Gather {
 pub struct Window {
     /// Kernel height and width.
     pub kernel: (usize, usize),
-    /// Stride (both axes).
-    pub stride: usize,
-    /// Zero padding (both axes, both sides).
-    pub padding: usize,
+    /// Vertical and horizontal stride.
+    pub stride: (usize, usize),
+    /// Zero padding: top, left, bottom, right.
+    pub pads: [usize; 4],
+    /// Vertical and horizontal dilation (1: adjacent taps).
+    pub dilation: (usize, usize),
 }
 
 impl Window {
+    /// A `kernel` window with one stride and one padding on every side, no dilation.
+    pub fn square(kernel: (usize, usize), stride: usize, padding: usize) -> Window {
+        Window {
+            kernel,
+            stride: (stride, stride),
+            pads: [padding; 4],
+            dilation: (1, 1),
+        }
+    }
+
     /// Output height and width for an `h x w` input.
     pub fn output(&self, h: usize, w: usize) -> Result<(usize, usize), MpcError> {
         let (kh, kw) = self.kernel;
-        if self.stride == 0
-            || kh == 0
-            || kw == 0
-            || h + 2 * self.padding < kh
-            || w + 2 * self.padding < kw
-        {
+        let (sh, sw) = self.stride;
+        let (dh, dw) = self.dilation;
+        let [top, left, bottom, right] = self.pads;
+        // The span a dilated kernel covers.
+        let (eh, ew) = ((kh.max(1) - 1) * dh + 1, (kw.max(1) - 1) * dw + 1);
+        let (ph, pw) = (h + top + bottom, w + left + right);
+        if sh == 0 || sw == 0 || kh == 0 || kw == 0 || dh == 0 || dw == 0 || ph < eh || pw < ew {
             return Err(Invalid::Window {
                 kernel: self.kernel,
                 stride: self.stride,
-                padding: self.padding,
+                pads: self.pads,
                 h,
                 w,
             }
             .into());
         }
-        Ok((
-            (h + 2 * self.padding - kh) / self.stride + 1,
-            (w + 2 * self.padding - kw) / self.stride + 1,
-        ))
+        Ok(((ph - eh) / sh + 1, (pw - ew) / sw + 1))
     }
 
     fn dims(shape: &[usize]) -> Result<(usize, usize, usize, usize), MpcError> {
@@ -118,6 +143,19 @@ impl Window {
         }
     }
 
+    /// The input position tap `(dy, dx)` of output `(y, x)` reads in an `h x w` plane, if it is
+    /// inside (else padding).
+    fn tap(
+        &self,
+        (y, x): (usize, usize),
+        (dy, dx): (usize, usize),
+        (h, w): (usize, usize),
+    ) -> Option<usize> {
+        let iy = (y * self.stride.0 + dy * self.dilation.0).checked_sub(self.pads[0])?;
+        let ix = (x * self.stride.1 + dx * self.dilation.1).checked_sub(self.pads[1])?;
+        (iy < h && ix < w).then_some(iy * w + ix)
+    }
+
     /// im2col: `[n*oh*ow, c*kh*kw]` patches (padding reads zero) and `(n, oh, ow)`.
     pub fn im2col(&self, shape: &[usize]) -> Result<(Gather, (usize, usize, usize)), MpcError> {
         let (n, c, h, w) = Self::dims(shape)?;
@@ -128,17 +166,10 @@ impl Window {
             for y in 0..oh {
                 for x in 0..ow {
                     for ch in 0..c {
+                        let plane = (b * c + ch) * h * w;
                         for dy in 0..kh {
                             for dx in 0..kw {
-                                let iy = (y * self.stride + dy) as isize - self.padding as isize;
-                                let ix = (x * self.stride + dx) as isize - self.padding as isize;
-                                let inside =
-                                    iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
-                                idx.push(
-                                    inside.then(|| {
-                                        ((b * c + ch) * h + iy as usize) * w + ix as usize
-                                    }),
-                                );
+                                idx.push(self.tap((y, x), (dy, dx), (h, w)).map(|i| plane + i));
                             }
                         }
                     }
@@ -159,11 +190,10 @@ impl Window {
                 for x in 0..ow {
                     for dy in 0..kh {
                         for dx in 0..kw {
-                            let iy = (y * self.stride + dy) as isize - self.padding as isize;
-                            let ix = (x * self.stride + dx) as isize - self.padding as isize;
-                            let inside =
-                                iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
-                            idx.push(inside.then(|| (plane * h + iy as usize) * w + ix as usize));
+                            idx.push(
+                                self.tap((y, x), (dy, dx), (h, w))
+                                    .map(|i| plane * h * w + i),
+                            );
                         }
                     }
                 }
@@ -244,11 +274,7 @@ mod tests {
     #[test]
     fn scatter_add_is_the_adjoint_of_the_gather() {
         // <g(x), y> = <x, g^T(y)> for every x, y: the property backpropagation relies on.
-        let win = Window {
-            kernel: (3, 3),
-            stride: 2,
-            padding: 1,
-        };
+        let win = Window::square((3, 3), 2, 1);
         let (g, _) = win.im2col(&[2, 3, 5, 5]).unwrap();
         let x: Vec<u64> = (0..150u64).map(|i| i * 7 + 3).collect();
         let y: Vec<u64> = (0..g.len() as u64).map(|i| i * 13 + 1).collect();
@@ -277,21 +303,13 @@ mod tests {
 
     #[test]
     fn im2col_of_identity_kernel_reads_the_input() {
-        let win = Window {
-            kernel: (1, 1),
-            stride: 1,
-            padding: 0,
-        };
+        let win = Window::square((1, 1), 1, 0);
         let (g, (n, oh, ow)) = win.im2col(&[1, 2, 2, 3]).unwrap();
         assert_eq!((n, oh, ow), (1, 2, 3));
         let v: Vec<u64> = (0..12).collect();
         // rows are pixels, columns channels.
         assert_eq!(g.apply(&v), vec![0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5, 11]);
-        let padded = Window {
-            kernel: (3, 3),
-            stride: 1,
-            padding: 1,
-        };
+        let padded = Window::square((3, 3), 1, 1);
         let (g, _) = padded.im2col(&[1, 1, 2, 2]).unwrap();
         // the first patch (centred on pixel 0) has zeros above and to the left.
         assert_eq!(&g.apply(&[1, 2, 3, 4])[..9], &[0, 0, 0, 0, 1, 2, 0, 3, 4]);

@@ -28,8 +28,10 @@
 #![forbid(unsafe_code)]
 
 pub mod aby3;
+pub mod activations;
 pub mod approx;
 pub mod error;
+pub mod graph;
 pub mod harness;
 pub mod io;
 pub mod layout;

@@ -338,7 +338,22 @@ pub async fn conv2d<P: Protocol>(
     stride: usize,
     padding: usize,
 ) -> Result<P::Tensor, MpcError> {
-    Ok(conv2d_im2col(p, x, kernel, stride, padding).await?.0)
+    let (kh, kw) = match p.shape(kernel) {
+        &[_, _, kh, kw] => (kh, kw),
+        _ => (0, 0),
+    };
+    conv2d_window(p, x, kernel, Window::square((kh, kw), stride, padding)).await
+}
+
+/// [`conv2d`] over any window (per-axis stride, asymmetric padding, dilation); the window's
+/// kernel size is the kernel's.
+pub async fn conv2d_window<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    kernel: &P::Tensor,
+    window: Window,
+) -> Result<P::Tensor, MpcError> {
+    Ok(conv2d_im2col(p, x, kernel, window).await?.0)
 }
 
 /// A convolution's im2col form, kept by training's forward pass: the patches, the gather that
@@ -353,13 +368,12 @@ pub struct Im2col<T> {
     pub out: (usize, usize, usize),
 }
 
-/// [`conv2d`] and its [`Im2col`].
+/// [`conv2d_window`] and its [`Im2col`] (the window's kernel size is the kernel's).
 pub async fn conv2d_im2col<P: Protocol>(
     p: &P,
     x: &P::Tensor,
     kernel: &P::Tensor,
-    stride: usize,
-    padding: usize,
+    window: Window,
 ) -> Result<(P::Tensor, Im2col<P::Tensor>), MpcError> {
     let (o, c, kh, kw) = match p.shape(kernel) {
         &[o, c, kh, kw] => (o, c, kh, kw),
@@ -381,8 +395,7 @@ pub async fn conv2d_im2col<P: Protocol>(
     }
     let window = Window {
         kernel: (kh, kw),
-        stride,
-        padding,
+        ..window
     };
     let (g, (n, oh, ow)) = window.im2col(p.shape(x))?;
     let cols = gather(p, x, &g, &[n * oh * ow, c * kh * kw])?;

@@ -117,11 +117,7 @@ async fn apply<P: Protocol>(
         "relu" => nn::relu(p, &v[0]).await,
         "comparison" => nn::less(p, &v[0], &v[1]).await,
         "maxpool2d" => {
-            let window = Window {
-                kernel: (2, 2),
-                stride: 2,
-                padding: 0,
-            };
+            let window = Window::square((2, 2), 2, 0);
             nn::maxpool2d(p, &v[0], window).await
         }
         "exp" => approx::exp(p, &v[0]).await,

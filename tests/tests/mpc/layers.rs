@@ -58,11 +58,7 @@ fn max_argmax_maxpool_sort_are_exact<P: Make>() {
     }
     // Max-pooling 2x2 stride 2 over [1, 2, 4, 6].
     let img = RingTensor::from_vec(&[1, 2, 4, 6], ints(4, 48, 30).into_vec()).unwrap();
-    let win = Window {
-        kernel: (2, 2),
-        stride: 2,
-        padding: 0,
-    };
+    let win = Window::square((2, 2), 2, 0);
     let got = signed(&run::<P>(
         vec![img.clone()],
         prog!(P, |p, v| nn::maxpool2d(&*p, &v[0], win).await),
@@ -305,11 +301,7 @@ fn linear_layers_are_within_two_units<P: Make>() {
             }
         }
     }
-    let win = Window {
-        kernel: (2, 2),
-        stride: 1,
-        padding: 0,
-    };
+    let win = Window::square((2, 2), 1, 0);
     let got = dec(&run::<P>(
         vec![x.clone()],
         prog!(P, |p, v| nn::avgpool2d(&*p, &v[0], win).await),
@@ -411,11 +403,7 @@ fn pond_refuses_comparisons_and_approximates_sigmoid_by_polynomial() {
         "{err:?}"
     );
     let img = enc(&reals(42, 16, -4.0, 4.0), &[1, 1, 4, 4]);
-    let win = Window {
-        kernel: (2, 2),
-        stride: 2,
-        padding: 0,
-    };
+    let win = Window::square((2, 2), 2, 0);
     let err = try_run::<PondM>(
         vec![img],
         prog!(PondM, |p, v| nn::maxpool2d(&*p, &v[0], win).await),

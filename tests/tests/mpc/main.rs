@@ -5,6 +5,7 @@
 
 mod aby3;
 mod dp_sgd;
+mod graph;
 mod grpc;
 mod io;
 mod layers;

@@ -76,11 +76,7 @@ impl<T> Tape<T> {
 }
 
 fn window(k: usize, stride: usize) -> Window {
-    Window {
-        kernel: (k, k),
-        stride,
-        padding: 0,
-    }
+    Window::square((k, k), stride, 0)
 }
 
 /// Logits `[batch, outputs]` for `x` (`[batch, features...]`) and the [`Tape`] of the pass.
@@ -97,8 +93,9 @@ pub async fn forward<P: Protocol>(
     let mut h = p.reshape(x, &shape)?;
     let mut next = params.iter();
     let mut param = || next.next().ok_or(MpcError::Invalid(Invalid::FewerParams));
-    let mut saved = Vec::with_capacity(model.layers().len());
-    for layer in model.layers() {
+    let layers = model.layers()?;
+    let mut saved = Vec::with_capacity(layers.len());
+    for layer in layers {
         let in_shape = p.shape(&h).to_vec();
         let (y, keep) = match *layer {
             ResolvedLayer::Dense { inputs, .. } => {
@@ -108,10 +105,14 @@ pub async fn forward<P: Protocol>(
                 (y, Saved::Dense { x: flat })
             }
             ResolvedLayer::Conv2d {
-                stride, padding, ..
+                kernel,
+                stride,
+                padding,
+                ..
             } => {
                 let (w, b) = (param()?, param()?);
-                let (y, im2col) = nn::conv2d_im2col(p, &h, w, stride, padding).await?;
+                let window = Window::square((kernel, kernel), stride, padding);
+                let (y, im2col) = nn::conv2d_im2col(p, &h, w, window).await?;
                 let y = nn::add_channel_bias(p, &y, b)?;
                 (y, Saved::Conv { im2col, in_shape })
             }
@@ -208,7 +209,7 @@ async fn backward_with<P: Protocol>(
     // Under clipping, each dense layer's (parameter index, input, output gradient), for the
     // per-example norms once every layer's output gradient is known.
     let mut dense = Vec::new();
-    let layers = model.layers();
+    let layers = model.layers()?;
     if tape.saved.len() != layers.len() || params.len() != model.param_shapes().len() {
         return Err(Invalid::TapeModel.into());
     }

@@ -12,16 +12,19 @@
 //! [`Op::Affine`] node (scale and shift, trained and averaged as any parameter); no running
 //! statistics are kept, so there is nothing per owner to keep local.
 
+mod activation;
+mod layer;
 mod ops;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::{LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 use tessera_common::graph::{INPUT, ModelGraph, Op};
 use tessera_common::model_spec::{DataMismatch, ModelSpec, SpecError};
 
-use ops::Activation;
+use activation::Activation;
+pub use layer::{Affine, Layer};
 
 /// Errors of building, loading or running a model.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -47,48 +50,6 @@ pub enum ModelError {
     /// An input that is neither `[features]` nor `[channels, height, width]`.
     #[error("a model input of shape {0:?}: give [features] or [channels, height, width]")]
     InputRank(Vec<usize>),
-}
-
-/// A parameterised layer.
-#[derive(Module, Debug)]
-pub enum Layer {
-    /// Fully connected.
-    Dense(Linear),
-    /// 2-D convolution.
-    Conv(Conv2d),
-    /// Per-channel scale and shift.
-    Affine(Affine),
-}
-
-/// `scale * x + shift` per channel (axis 1 of the batch).
-#[derive(Module, Debug)]
-pub struct Affine {
-    /// One factor per channel.
-    pub scale: Param<Tensor<1>>,
-    /// One offset per channel.
-    pub shift: Param<Tensor<1>>,
-}
-
-impl Affine {
-    fn new(channels: usize, device: &Device) -> Self {
-        Affine {
-            scale: Param::from_tensor(Tensor::ones([channels], device)),
-            shift: Param::from_tensor(Tensor::zeros([channels], device)),
-        }
-    }
-
-    fn forward(&self, x: Activation) -> Activation {
-        let (scale, shift) = (self.scale.val(), self.shift.val());
-        let c = scale.dims()[0];
-        match x {
-            Activation::Flat(t) => {
-                Activation::Flat(t * scale.reshape([1, c]) + shift.reshape([1, c]))
-            }
-            Activation::Image(t) => {
-                Activation::Image(t * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1]))
-            }
-        }
-    }
 }
 
 /// One node as the walk runs it: where its inputs are in the value table, its layer if it has

@@ -8,45 +8,8 @@ use burn::tensor::activation::{leaky_relu, relu, sigmoid, tanh};
 use tessera_common::graph::Op;
 use tessera_common::graph::op::Pool;
 
-use super::Layer;
-
-/// An activation of a batch: `[n, features]` or `[n, c, h, w]`.
-#[derive(Clone, Debug)]
-pub(super) enum Activation {
-    /// `[n, features]`.
-    Flat(Tensor<2>),
-    /// `[n, c, h, w]`.
-    Image(Tensor<4>),
-}
-
-impl Activation {
-    /// `[n, everything else]`.
-    pub(super) fn flat(self) -> Tensor<2> {
-        match self {
-            Activation::Flat(t) => t,
-            Activation::Image(t) => t.flatten(1, 3),
-        }
-    }
-
-    /// The same elementwise function on either rank.
-    fn map(
-        self,
-        f2: impl FnOnce(Tensor<2>) -> Tensor<2>,
-        f4: impl FnOnce(Tensor<4>) -> Tensor<4>,
-    ) -> Self {
-        match self {
-            Activation::Flat(t) => Activation::Flat(f2(t)),
-            Activation::Image(t) => Activation::Image(f4(t)),
-        }
-    }
-
-    fn image(self) -> Tensor<4> {
-        match self {
-            Activation::Image(t) => t,
-            Activation::Flat(_) => unreachable!("shape inference gives windows [c, h, w] inputs"),
-        }
-    }
-}
+use super::activation::Activation;
+use super::layer::Layer;
 
 fn padding(pads: [usize; 4]) -> PaddingConfig2d {
     let [top, left, bottom, right] = pads;
