@@ -90,6 +90,12 @@ pub enum Op {
     GlobalAvgPool,
     /// `[d0, d1, ...] -> [d0 * d1 * ...]`.
     Flatten,
+    /// Zero padding of `[c, h, w]`: `[top, left, bottom, right]` (ONNX `Pad` in constant mode
+    /// with value 0 on the spatial axes).
+    Pad {
+        /// Top, left, bottom, right.
+        pads: [usize; 4],
+    },
     /// Elementwise sum of two values of one shape (a residual connection).
     Add,
     /// Concatenation along the channel axis (a sample's first).
@@ -112,6 +118,7 @@ impl Op {
             Op::AvgPool2d(_) => "avg_pool2d",
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Flatten => "flatten",
+            Op::Pad { .. } => "pad",
             Op::Add => "add",
             Op::Concat => "concat",
         }

@@ -66,6 +66,10 @@ pub fn output_shape(op: &Op, inputs: &[&[usize]]) -> Result<Vec<usize>, GraphPro
             _ => Err(bad_input()),
         },
         Op::Flatten => Ok(vec![first.iter().product()]),
+        Op::Pad { pads } => match first {
+            [c, h, w] => Ok(vec![*c, h + pads[0] + pads[2], w + pads[1] + pads[3]]),
+            _ => Err(bad_input()),
+        },
         Op::Add => {
             let second = inputs[1];
             if first == second {

@@ -1,35 +1,41 @@
-//! The node walk: each node of the chain becomes a layer (or is folded, dropped or refused).
+//! The node walk: each node that reads an activation becomes a graph node (or folds into the
+//! node before it, is dropped, or is refused); nodes that only compute constants or a reshape's
+//! target shape are left out.
+
+use std::collections::BTreeMap;
 
 use onnx_ir::padding::{AutoPad, PaddingConfig2d};
 use onnx_ir::{ArgType, Node, OnnxGraph};
 
+use super::chain::as_chain;
 use super::names::{FileNode, HELPER_OPS, align};
 use super::weights::{LayerWeights, batch_norm_affine, bias, constant, transpose};
 use super::{ImportedModel, OnnxError};
-use crate::model_spec::{LayerSpec, ModelSpec};
+use crate::graph::op::{Conv, Pool};
+use crate::graph::{GraphError, INPUT, ModelGraph, Node as GraphNode, Op, shape};
+use crate::model_spec::{ModelSpec, SpecError};
 
-/// The chain walked so far.
+/// The graph walked so far.
 struct Walk {
     input_shape: Vec<usize>,
-    layers: Vec<LayerSpec>,
-    /// One entry per parametric layer, in order.
-    params: Vec<LayerWeights>,
-    /// The tensor the next node must take.
-    current: String,
-    /// Whether the last node made a dense or convolutional layer (a batch norm may follow).
-    last_parametric: bool,
+    nodes: Vec<GraphNode>,
+    /// Per node, its parameters (dense, convolution, affine).
+    weights: Vec<Option<LayerWeights>>,
+    /// Every activation's per-sample shape, by its name in the graph.
+    shapes: BTreeMap<String, Vec<usize>>,
+    /// ONNX value names standing for another value (the input, what an identity, a dropout,
+    /// a folded batch norm or the last softmax passes on).
+    alias: BTreeMap<String, String>,
+    /// How many nodes (and the graph's output) read each ONNX value.
+    readers: BTreeMap<String, usize>,
+    /// Which node produced each graph value.
+    producer: BTreeMap<String, usize>,
     softmax: bool,
     /// The node being walked, as the file names it.
     here: FileNode,
 }
 
 impl Walk {
-    /// The shape of one sample after the layers so far.
-    fn shape(&self) -> Result<Vec<usize>, OnnxError> {
-        let spec = ModelSpec::chain(self.input_shape.clone(), self.layers.clone());
-        Ok(spec.resolve()?.1)
-    }
-
     fn unsupported(&self, reason: impl Into<String>) -> OnnxError {
         OnnxError::UnsupportedAttribute {
             op: self.here.op.clone(),
@@ -45,10 +51,72 @@ impl Walk {
         }
     }
 
-    fn push(&mut self, layer: LayerSpec, weights: Option<LayerWeights>) {
-        self.last_parametric = weights.is_some();
-        self.layers.push(layer);
-        self.params.extend(weights);
+    /// The graph value an ONNX value stands for, if it is an activation.
+    fn value(&self, onnx: &str) -> Option<String> {
+        let name = self.alias.get(onnx).map_or(onnx, String::as_str);
+        self.shapes.contains_key(name).then(|| name.to_owned())
+    }
+
+    /// The graph value of input `i`, which must be an activation.
+    fn activation(&self, node: &Node, i: usize) -> Result<String, OnnxError> {
+        let arg = node
+            .inputs()
+            .get(i)
+            .ok_or_else(|| self.unsupported(format!("has no input {i}")))?;
+        self.value(&arg.name).ok_or_else(|| {
+            self.unsupported(format!(
+                "input {:?} is a constant where an activation is expected",
+                arg.name
+            ))
+        })
+    }
+
+    fn shape_of(&self, value: &str) -> &[usize] {
+        &self.shapes[value]
+    }
+
+    /// Adds node `op` reading `inputs`, producing the ONNX output of `node`.
+    fn push(
+        &mut self,
+        node: &Node,
+        op: Op,
+        inputs: Vec<String>,
+        weights: Option<LayerWeights>,
+    ) -> Result<(), OnnxError> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|v| self.shape_of(v)).collect();
+        let out = shape::output_shape(&op, &shapes).map_err(|problem| {
+            SpecError::Graph(GraphError {
+                node: self.here.name.clone(),
+                problem,
+            })
+        })?;
+        let output = self.output_name(node)?;
+        self.shapes.insert(output.clone(), out);
+        self.producer.insert(output.clone(), self.nodes.len());
+        self.nodes.push(GraphNode {
+            name: self.here.name.clone(),
+            op,
+            inputs,
+            output,
+        });
+        self.weights.push(weights);
+        Ok(())
+    }
+
+    fn output_name(&self, node: &Node) -> Result<String, OnnxError> {
+        match node.outputs() {
+            [out, ..] => Ok(out.name.clone()),
+            [] => Err(OnnxError::Graph {
+                reason: format!("node {:?} has no output", self.here.name),
+            }),
+        }
+    }
+
+    /// The node's output stands for `value` (nothing is computed).
+    fn pass(&mut self, node: &Node, value: String) -> Result<(), OnnxError> {
+        let output = self.output_name(node)?;
+        self.alias.insert(output, value);
+        Ok(())
     }
 
     /// A dense layer from `weight` (`[units, inputs]` if `transposed`, else `[inputs, units]`),
@@ -60,11 +128,12 @@ impl Walk {
         alpha: f32,
         beta: f32,
     ) -> Result<(), OnnxError> {
+        let x = self.activation(node, 0)?;
         let name = self.here.name.clone();
         let name = name.as_str();
         let inputs = node.inputs();
         let (shape, values) = constant(name, &inputs[1], "weight")?;
-        let width: usize = match self.shape()?.as_slice() {
+        let width: usize = match self.shape_of(&x) {
             [w] => *w,
             other => {
                 return Err(self.unsupported(format!(
@@ -103,51 +172,83 @@ impl Walk {
             }
             None => vec![0.0; units],
         };
-        self.push(
-            LayerSpec::Dense { units },
-            Some(LayerWeights {
-                weight,
-                bias,
-                columns: true,
-            }),
-        );
-        Ok(())
+        let weights = LayerWeights {
+            weight,
+            bias,
+            columns: true,
+        };
+        self.push(node, Op::Dense { units }, vec![x], Some(weights))
+    }
+
+    /// `auto_pad` and `pads` as explicit `[top, left, bottom, right]` for an `h x w` input.
+    fn pads(
+        &self,
+        auto_pad: &AutoPad,
+        padding: &PaddingConfig2d,
+        (h, w): (usize, usize),
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Result<[usize; 4], OnnxError> {
+        let (top, left, bottom, right) = padding.as_tuple();
+        match auto_pad {
+            AutoPad::NotSet => Ok([top, left, bottom, right]),
+            AutoPad::Valid => Ok([0; 4]),
+            AutoPad::SameUpper | AutoPad::SameLower => {
+                // Output ceil(size / stride): the padding a dilated kernel needs for it, the odd
+                // unit at the end (upper) or the start (lower).
+                let total = |size: usize, k: usize, s: usize, d: usize| {
+                    let out = size.div_ceil(s.max(1));
+                    ((out - 1) * s + (k - 1) * d + 1).saturating_sub(size)
+                };
+                let th = total(h, kernel[0], stride[0], dilation[0]);
+                let tw = total(w, kernel[1], stride[1], dilation[1]);
+                let upper = matches!(auto_pad, AutoPad::SameUpper);
+                let split = |t: usize| {
+                    if upper {
+                        (t / 2, t - t / 2)
+                    } else {
+                        (t - t / 2, t / 2)
+                    }
+                };
+                let ((t, b), (l, r)) = (split(th), split(tw));
+                Ok([t, l, b, r])
+            }
+        }
+    }
+
+    fn image(&self, x: &str) -> Result<(usize, usize, usize), OnnxError> {
+        match self.shape_of(x) {
+            [c, h, w] => Ok((*c, *h, *w)),
+            other => Err(self.unsupported(format!(
+                "takes a sample of shape {other:?}, not [channels, height, width]"
+            ))),
+        }
     }
 
     fn conv(&mut self, node: &Node, c: &onnx_ir::conv2d::Conv2dConfig) -> Result<(), OnnxError> {
+        let x = self.activation(node, 0)?;
         let name = self.here.name.clone();
         let name = name.as_str();
-        if c.kernel_size[0] != c.kernel_size[1] {
-            return Err(self.unsupported(format!("kernel {:?} is not square", c.kernel_size)));
-        }
-        if c.stride[0] != c.stride[1] {
-            return Err(self.unsupported(format!("strides {:?} differ", c.stride)));
-        }
-        if c.dilation != [1, 1] || c.groups != 1 {
-            return Err(
-                self.unsupported(format!("dilation {:?} and groups {}", c.dilation, c.groups))
-            );
-        }
-        let padding = self.equal_padding(&c.padding)?;
-        if !matches!(c.auto_pad, AutoPad::NotSet | AutoPad::Valid) {
-            return Err(self.unsupported(format!("auto_pad {:?}; give explicit pads", c.auto_pad)));
-        }
+        let (in_channels, h, w) = self.image(&x)?;
+        let pads = self.pads(
+            &c.auto_pad,
+            &c.padding,
+            (h, w),
+            c.kernel_size,
+            c.stride,
+            c.dilation,
+        )?;
         let inputs = node.inputs();
         let (shape, weight) = constant(name, &inputs[1], "weight")?;
-        let in_channels = match self.shape()?.as_slice() {
-            [ch, _, _] => *ch,
-            other => {
-                return Err(self.unsupported(format!(
-                    "takes a sample of shape {other:?}, not [channels, height, width]"
-                )));
-            }
-        };
-        let k = c.kernel_size[0];
+        let groups = c.groups.max(1);
+        let [kh, kw] = c.kernel_size;
         let channels = match shape.as_slice() {
-            [o, i, kh, kw] if *i == in_channels && *kh == k && *kw == k => *o,
+            [o, i, a, b] if *i * groups == in_channels && *a == kh && *b == kw => *o,
             _ => {
                 return Err(self.bad_weights(format!(
-                    "a weight of shape {shape:?} is not [channels, {in_channels}, {k}, {k}]"
+                    "a weight of shape {shape:?} is not [channels, {}, {kh}, {kw}]",
+                    in_channels / groups
                 )));
             }
         };
@@ -158,30 +259,29 @@ impl Walk {
             }
             None => vec![0.0; channels],
         };
-        self.push(
-            LayerSpec::Conv2d {
-                channels,
-                kernel: k,
-                stride: c.stride[0],
-                padding,
-            },
-            Some(LayerWeights {
-                weight,
-                bias,
-                columns: false,
-            }),
-        );
-        Ok(())
+        let op = Op::Conv2d(Conv {
+            channels,
+            kernel: c.kernel_size,
+            stride: c.stride,
+            pads,
+            dilation: c.dilation,
+            groups,
+        });
+        let weights = LayerWeights {
+            weight,
+            bias,
+            columns: false,
+        };
+        self.push(node, op, vec![x], Some(weights))
     }
 
+    /// Folds into the dense, convolution or affine node that produced the input when nothing
+    /// else reads that node's output; otherwise becomes an affine node.
     fn batch_norm(&mut self, node: &Node, epsilon: f64) -> Result<(), OnnxError> {
+        let x = self.activation(node, 0)?;
         let name = self.here.name.clone();
         let name = name.as_str();
-        if !self.last_parametric {
-            return Err(self.unsupported(
-                "batch normalisation folds only into a Gemm, MatMul or Conv right before it",
-            ));
-        }
+        let channels = self.shape_of(&x).first().copied().unwrap_or(0);
         let inputs = node.inputs();
         let mut stats = Vec::with_capacity(4);
         for (arg, what) in inputs[1..]
@@ -190,10 +290,9 @@ impl Walk {
         {
             stats.push(constant(name, arg, what)?.1);
         }
-        let outputs = self.params.last().map_or(0, LayerWeights::outputs);
-        if stats.len() != 4 || stats.iter().any(|s| s.len() != outputs) {
+        if stats.len() != 4 || stats.iter().any(|s| s.len() != channels) {
             return Err(self.bad_weights(format!(
-                "needs scale, bias, mean and variance of {outputs} values each"
+                "needs scale, bias, mean and variance of {channels} values each"
             )));
         }
         if let Some(v) = stats[3].iter().find(|v| f64::from(**v) + epsilon <= 0.0) {
@@ -201,67 +300,158 @@ impl Walk {
                 self.bad_weights(format!("a variance of {v} (plus epsilon) is not positive"))
             );
         }
-        let layer = self.params.last_mut().expect("a parametric layer precedes");
         let (scale, shift) = batch_norm_affine(&stats[0], &stats[1], &stats[2], &stats[3], epsilon);
-        layer.scale_outputs(&scale, &shift);
-        // A second batch norm in a row folds too: the layer is still affine.
-        Ok(())
+        let onnx_input = &inputs[0].name;
+        let alone = self.readers.get(onnx_input).copied() == Some(1);
+        let foldable = self.producer.get(&x).copied().filter(|&i| {
+            alone
+                && matches!(
+                    self.nodes[i].op,
+                    Op::Dense { .. } | Op::Conv2d(_) | Op::Affine
+                )
+        });
+        if let Some(i) = foldable {
+            let layer = self.weights[i]
+                .as_mut()
+                .expect("parametric nodes hold weights");
+            layer.scale_outputs(&scale, &shift);
+            return self.pass(node, x);
+        }
+        let weights = LayerWeights {
+            weight: scale,
+            bias: shift,
+            columns: false,
+        };
+        self.push(node, Op::Affine, vec![x], Some(weights))
     }
 
-    /// A pooling window: square, one stride, no padding, no dilation.
+    #[allow(clippy::too_many_arguments)]
     fn pool(
         &mut self,
+        node: &Node,
         kernel: [usize; 2],
         strides: [usize; 2],
-        padding: &PaddingConfig2d,
+        (auto_pad, padding): (&AutoPad, &PaddingConfig2d),
         dilation: [usize; 2],
         ceil_mode: bool,
-        max: bool,
+        kind: Option<bool>,
     ) -> Result<(), OnnxError> {
-        if kernel[0] != kernel[1] || strides[0] != strides[1] {
-            return Err(self.unsupported(format!(
-                "window {kernel:?} with strides {strides:?}: only square windows with one stride"
-            )));
+        let x = self.activation(node, 0)?;
+        let (_, h, w) = self.image(&x)?;
+        if dilation != [1, 1] {
+            return Err(self.unsupported(format!("dilation {dilation:?}: pools take none")));
         }
-        if self.equal_padding(padding)? != 0 || dilation != [1, 1] {
-            return Err(self.unsupported(format!(
-                "padding {padding} and dilation {dilation:?}: pools take neither"
-            )));
-        }
-        let (k, s) = (kernel[0], strides[0]);
+        let pads = self.pads(auto_pad, padding, (h, w), kernel, strides, dilation)?;
+        let tiles = |size: usize, k: usize, s: usize, before: usize, after: usize| {
+            (size + before + after)
+                .saturating_sub(k)
+                .is_multiple_of(s.max(1))
+        };
         if ceil_mode
-            && let [_, h, w] = self.shape()?.as_slice()
-            && ((h.saturating_sub(k)) % s != 0 || (w.saturating_sub(k)) % s != 0)
+            && !(tiles(h, kernel[0], strides[0], pads[0], pads[2])
+                && tiles(w, kernel[1], strides[1], pads[1], pads[3]))
         {
             return Err(self.unsupported("ceil_mode with windows that do not tile the input"));
         }
-        let layer = if max {
-            LayerSpec::MaxPool2d {
-                kernel: k,
-                stride: s,
-            }
-        } else {
-            LayerSpec::AvgPool2d {
-                kernel: k,
-                stride: s,
-            }
+        let pool = Pool {
+            kernel,
+            stride: strides,
+            pads,
+            count_pad: kind == Some(true),
         };
-        self.push(layer, None);
-        Ok(())
+        let op = match kind {
+            None => Op::MaxPool2d(pool),
+            Some(_) => Op::AvgPool2d(pool),
+        };
+        self.push(node, op, vec![x], None)
     }
 
     /// Whether a reshape to `target` (ONNX semantics: 0 keeps a dimension, -1 takes the rest)
     /// keeps the batch axis and flattens the rest.
-    fn reshape_flattens(&self, target: &[i64]) -> Result<bool, OnnxError> {
-        let features = self.shape()?.iter().product::<usize>() as i64;
-        Ok(match target {
+    fn reshape_flattens(&self, x: &str, target: &[i64]) -> bool {
+        let features = self.shape_of(x).iter().product::<usize>() as i64;
+        match target {
             // [0 | 1 | -1, features] or [0 | 1, -1].
             [batch, rest] => {
                 (*rest == features && (-1..=1).contains(batch))
                     || (*rest == -1 && (0..=1).contains(batch))
             }
             _ => false,
-        })
+        }
+    }
+
+    fn reshape(&mut self, node: &Node, n: &onnx_ir::reshape::ReshapeNode) -> Result<(), OnnxError> {
+        let x = self.activation(node, 0)?;
+        let flattens = match &n.config.shape {
+            onnx_ir::reshape::ReshapeInput::Static(target) => self.reshape_flattens(&x, target),
+            onnx_ir::reshape::ReshapeInput::Runtime(_) => {
+                // A shape computed at run time (`x.view(x.size(0), -1)`): the reader's inferred
+                // output must be a matrix of the sample's values.
+                let features = self.shape_of(&x).iter().product::<usize>();
+                match &node.outputs()[0].ty {
+                    ArgType::Tensor(t) => {
+                        t.rank == 2
+                            && t.static_shape
+                                .as_ref()
+                                .is_none_or(|s| s.get(1) == Some(&Some(features)))
+                    }
+                    _ => false,
+                }
+            }
+        };
+        if !flattens {
+            return Err(self.unsupported(format!(
+                "{:?}: only a reshape to [batch, features]",
+                n.config.shape
+            )));
+        }
+        self.push(node, Op::Flatten, vec![x], None)
+    }
+
+    fn clip(&mut self, node: &Node, c: &onnx_ir::clip::ClipConfig) -> Result<(), OnnxError> {
+        use onnx_ir::clip::ClipInput;
+        let x = self.activation(node, 0)?;
+        let bound = |b: &Option<ClipInput>| match b {
+            None => Ok(None),
+            Some(ClipInput::Static(v)) => Ok(Some(*v)),
+            Some(ClipInput::Runtime(_)) => Err(self.unsupported("bounds that are not constants")),
+        };
+        match (bound(&c.min)?, bound(&c.max)?) {
+            (Some(min), Some(max)) if min <= max => {
+                self.push(node, Op::Clip { min, max }, vec![x], None)
+            }
+            (Some(0.0), None) => self.push(node, Op::Relu, vec![x], None),
+            (min, max) => Err(self.unsupported(format!(
+                "bounds {min:?} and {max:?}: give both, the lower not above the upper"
+            ))),
+        }
+    }
+
+    /// Zero padding of the spatial axes; none at all passes the input on.
+    fn pad(&mut self, node: &Node, c: &onnx_ir::pad::PadConfig) -> Result<(), OnnxError> {
+        use onnx_ir::pad::{ConstantValueInput, PadInput, PadMode};
+        let x = self.activation(node, 0)?;
+        if c.mode != PadMode::Constant {
+            return Err(self.unsupported(format!("mode {}: only constant", c.mode.as_str())));
+        }
+        if !matches!(c.constant_value, ConstantValueInput::Static(v) if v == 0.0) {
+            return Err(self.unsupported("a value other than a constant 0"));
+        }
+        let PadInput::Static(pads) = &c.pads else {
+            return Err(self.unsupported("pads that are not constants"));
+        };
+        let pads = match pads.as_slice() {
+            [(0, 0), (0, 0), (top, bottom), (left, right)] => [*top, *left, *bottom, *right],
+            _ => {
+                return Err(self.unsupported(format!(
+                    "pads {pads:?}: only the height and width of [batch, channels, h, w]"
+                )));
+            }
+        };
+        if pads == [0; 4] {
+            return self.pass(node, x);
+        }
+        self.push(node, Op::Pad { pads }, vec![x], None)
     }
 
     fn step(&mut self, node: &Node, last: bool) -> Result<(), OnnxError> {
@@ -283,96 +473,82 @@ impl Walk {
                 };
                 self.batch_norm(node, epsilon)
             }
-            Node::Relu(_) => {
-                self.push(LayerSpec::Relu, None);
-                Ok(())
-            }
-            Node::Sigmoid(_) => {
-                self.push(LayerSpec::Sigmoid, None);
-                Ok(())
-            }
+            Node::Relu(_) => self.unary(node, Op::Relu),
+            Node::Sigmoid(_) => self.unary(node, Op::Sigmoid),
+            Node::Tanh(_) => self.unary(node, Op::Tanh),
+            Node::LeakyRelu(n) => self.unary(
+                node,
+                Op::LeakyRelu {
+                    alpha: n.config.alpha,
+                },
+            ),
+            Node::Clip(n) => self.clip(node, &n.config),
             Node::MaxPool2d(n) => {
                 let c = &n.config;
                 self.pool(
+                    node,
                     c.kernel_size,
                     c.strides,
-                    &c.padding,
+                    (&c.auto_pad, &c.padding),
                     c.dilation,
                     c.ceil_mode,
-                    true,
+                    None,
                 )
             }
             Node::AveragePool2d(n) => {
                 let c = &n.config;
                 self.pool(
+                    node,
                     c.kernel_size,
                     c.strides,
-                    &c.padding,
+                    (&c.auto_pad, &c.padding),
                     c.dilation,
                     c.ceil_mode,
-                    false,
+                    Some(c.count_include_pad),
                 )
             }
-            Node::GlobalAveragePool(_) => match self.shape()?.as_slice() {
-                [_, h, w] if h == w => {
-                    self.push(
-                        LayerSpec::AvgPool2d {
-                            kernel: *h,
-                            stride: *h,
-                        },
-                        None,
-                    );
-                    Ok(())
-                }
-                other => Err(self.unsupported(format!(
-                    "input of shape {other:?}: only square [channels, side, side]"
-                ))),
-            },
-            Node::Flatten(n) if n.config.axis == 1 => {
-                self.push(LayerSpec::Flatten, None);
-                Ok(())
-            }
+            Node::GlobalAveragePool(_) => self.unary(node, Op::GlobalAvgPool),
+            Node::Flatten(n) if n.config.axis == 1 => self.unary(node, Op::Flatten),
             Node::Flatten(n) => Err(self.unsupported(format!(
                 "axis {}: only axis 1 keeps the batch",
                 n.config.axis
             ))),
-            Node::Reshape(n) => {
-                let flattens = match &n.config.shape {
-                    onnx_ir::reshape::ReshapeInput::Static(target) => {
-                        self.reshape_flattens(target)?
-                    }
-                    onnx_ir::reshape::ReshapeInput::Runtime(_) => {
-                        // A shape computed at run time (`x.view(x.size(0), -1)`): the reader's
-                        // inferred output must be a matrix of the sample's values.
-                        let features = self.shape()?.iter().product::<usize>();
-                        match &node.outputs()[0].ty {
-                            ArgType::Tensor(t) => {
-                                t.rank == 2
-                                    && t.static_shape
-                                        .as_ref()
-                                        .is_none_or(|s| s.get(1) == Some(&Some(features)))
-                            }
-                            _ => false,
-                        }
-                    }
-                };
-                if !flattens {
+            Node::Reshape(n) => self.reshape(node, n),
+            Node::Pad(n) => self.pad(node, &n.config),
+            Node::Add(_) => {
+                let (a, b) = (self.activation(node, 0), self.activation(node, 1));
+                match (a, b) {
+                    (Ok(a), Ok(b)) => self.push(node, Op::Add, vec![a, b], None),
+                    _ => Err(self.unsupported(
+                        "adds a constant: only the sum of two activations (a bias after a \
+                         MatMul folds into it)",
+                    )),
+                }
+            }
+            Node::Concat(n) => {
+                if n.config.axis != 1 {
                     return Err(self.unsupported(format!(
-                        "{:?}: only a reshape to [batch, features]",
-                        n.config.shape
+                        "axis {}: only the channel axis (1)",
+                        n.config.axis
                     )));
                 }
-                self.push(LayerSpec::Flatten, None);
-                Ok(())
+                let inputs = (0..node.inputs().len())
+                    .map(|i| self.activation(node, i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.push(node, Op::Concat, inputs, None)
             }
             Node::Softmax(_) if last => {
                 self.softmax = true;
-                Ok(())
+                let x = self.activation(node, 0)?;
+                self.pass(node, x)
             }
             Node::Softmax(_) => Err(self.unsupported(
                 "softmax only as the model's output (it is dropped: the outputs are logits)",
             )),
-            Node::Dropout(_) | Node::Identity(_) => Ok(()),
+            Node::Dropout(_) | Node::Identity(_) => {
+                let x = self.activation(node, 0)?;
+                self.pass(node, x)
+            }
             _ => Err(OnnxError::UnsupportedOp {
                 op: self.here.op.clone(),
                 node: self.here.name.clone(),
@@ -380,16 +556,30 @@ impl Walk {
         }
     }
 
-    /// The one padding of all four sides.
-    fn equal_padding(&self, padding: &PaddingConfig2d) -> Result<usize, OnnxError> {
-        let (t, l, b, r) = padding.as_tuple();
-        if t == l && l == b && b == r {
-            Ok(t)
-        } else {
-            Err(self.unsupported(format!(
-                "padding {padding}: only the same padding on every side"
-            )))
-        }
+    fn unary(&mut self, node: &Node, op: Op) -> Result<(), OnnxError> {
+        let x = self.activation(node, 0)?;
+        self.push(node, op, vec![x], None)
+    }
+}
+
+/// The per-sample input shape of the graph's one input.
+fn input_shape(input: &onnx_ir::Argument) -> Result<Vec<usize>, OnnxError> {
+    let graph_err = |reason: String| OnnxError::Graph { reason };
+    match &input.ty {
+        ArgType::Tensor(t) => match t.static_shape.as_deref() {
+            Some([_batch, rest @ ..]) if !rest.is_empty() && rest.iter().all(Option::is_some) => {
+                Ok(rest.iter().map(|d| d.unwrap_or(0)).collect())
+            }
+            _ => Err(graph_err(format!(
+                "input {:?} has shape {:?}: give [batch, features...] with every feature \
+                 dimension fixed",
+                input.name, t.static_shape
+            ))),
+        },
+        other => Err(graph_err(format!(
+            "input {:?} is {other:?}, not a tensor",
+            input.name
+        ))),
     }
 }
 
@@ -411,81 +601,86 @@ pub(super) fn convert(
             graph.outputs.len()
         )));
     };
-    let input_shape = match &input.ty {
-        ArgType::Tensor(t) => match t.static_shape.as_deref() {
-            Some([_batch, rest @ ..]) if !rest.is_empty() && rest.iter().all(Option::is_some) => {
-                rest.iter().map(|d| d.unwrap_or(0)).collect::<Vec<_>>()
-            }
-            _ => {
-                return Err(graph_err(format!(
-                    "input {:?} has shape {:?}: give [batch, features...] with every feature \
-                     dimension fixed",
-                    input.name, t.static_shape
-                )));
-            }
-        },
-        other => {
+    let input_shape = input_shape(input)?;
+    // The model's nodes: those that read an activation (the input, or what a model node
+    // made). `Shape` reads one but only computes a reshape's target, off the model, as do the
+    // helpers (initializers as `Constant` nodes, shape arithmetic the reader did not fold).
+    let mut activations = std::collections::BTreeSet::from([input.name.as_str()]);
+    let mut model: Vec<&Node> = Vec::new();
+    for node in &graph.nodes {
+        let kind = node.node_type().to_string();
+        let reads = node
+            .inputs()
+            .iter()
+            .any(|a| activations.contains(a.name.as_str()));
+        if kind == "Shape" || (!reads && HELPER_OPS.contains(&kind.as_str())) {
+            continue;
+        }
+        if !reads {
             return Err(graph_err(format!(
-                "input {:?} is {other:?}, not a tensor",
-                input.name
+                "node {:?} ({kind}) does not read the model's input or any node's output",
+                node.name()
             )));
         }
-    };
+        activations.extend(node.outputs().iter().map(|a| a.name.as_str()));
+        model.push(node);
+    }
+    let mut readers: BTreeMap<String, usize> = BTreeMap::new();
+    for node in &model {
+        for arg in node.inputs() {
+            *readers.entry(arg.name.clone()).or_default() += 1;
+        }
+    }
+    *readers.entry(output.name.clone()).or_default() += 1;
     let mut walk = Walk {
+        shapes: BTreeMap::from([(INPUT.to_string(), input_shape.clone())]),
+        alias: BTreeMap::from([(input.name.clone(), INPUT.to_string())]),
         input_shape,
-        layers: Vec::new(),
-        params: Vec::new(),
-        current: input.name.clone(),
-        last_parametric: false,
+        nodes: Vec::new(),
+        weights: Vec::new(),
+        readers,
+        producer: BTreeMap::new(),
         softmax: false,
         here: FileNode {
             op: String::new(),
             name: String::new(),
         },
     };
-    // Initializers appear as `Constant` nodes (the layers read them as their inputs' values);
-    // shape arithmetic the reader could not fold feeds a reshape's target, off the chain.
-    let chain: Vec<&Node> = graph
-        .nodes
-        .iter()
-        .filter(|n| !HELPER_OPS.contains(&n.node_type().to_string().as_str()))
-        .collect();
-    let names = align(&chain, file);
-    let count = chain.len();
-    for (i, (node, here)) in chain.into_iter().zip(names).enumerate() {
+    let names = align(&model, file);
+    for (node, here) in model.iter().zip(names) {
         walk.here = here;
-        let takes = node.inputs().first().map(|a| a.name.as_str());
-        if takes != Some(walk.current.as_str()) {
-            return Err(graph_err(format!(
-                "node {:?} ({}) does not take the output of the node before: only a chain of \
-                 layers imports",
-                walk.here.name, walk.here.op
-            )));
-        }
-        walk.step(node, i + 1 == count)?;
-        let [out, ..] = node.outputs() else {
-            return Err(graph_err(format!("node {:?} has no output", node.name())));
-        };
-        walk.current = out.name.clone();
+        let last = node.outputs().iter().any(|a| a.name == output.name);
+        walk.step(node, last)?;
     }
-    if output.name != walk.current {
-        return Err(graph_err(format!(
-            "the output {:?} is not the end of the chain ({:?})",
-            output.name, walk.current
-        )));
-    }
-    if walk.params.is_empty() {
+    let out = walk.value(&output.name).ok_or_else(|| {
+        graph_err(format!(
+            "the output {:?} is not computed from the input",
+            output.name
+        ))
+    })?;
+    if walk.weights.iter().all(Option::is_none) {
         return Err(graph_err(
             "no Gemm, MatMul or Conv: nothing to train".into(),
         ));
     }
-    let spec = ModelSpec::chain(walk.input_shape, walk.layers);
-    let mut weights = Vec::with_capacity(spec.num_params()?);
-    for layer in walk.params {
-        weights.extend(layer.weight);
-        weights.extend(layer.bias);
+    let mut weights = Vec::new();
+    for layer in walk.weights.iter().flatten() {
+        weights.extend(&layer.weight);
+        weights.extend(&layer.bias);
     }
-    debug_assert_eq!(Ok(weights.len()), spec.num_params());
+    let graph = ModelGraph {
+        input_shape: walk.input_shape,
+        nodes: walk.nodes,
+        output: out,
+    };
+    let spec = as_chain(&graph).unwrap_or_else(|| ModelSpec::from_graph(graph));
+    if spec.num_params()? != weights.len() {
+        return Err(graph_err(format!(
+            "{} weights for a model of {} parameters",
+            weights.len(),
+            spec.num_params()?
+        )));
+    }
     Ok(ImportedModel {
         spec,
         weights,

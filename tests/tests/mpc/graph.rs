@@ -1,7 +1,7 @@
 //! Graph models under MPC and in burn: a graph using every operator the model graph has (an
 //! asymmetrically padded, a depthwise and a dilated grouped convolution, an affine node,
-//! LeakyReLU, ReLU6, tanh, sigmoid, padded max and average pooling, global pooling, a residual
-//! addition and a concatenation) gives the same logits on shares under ABY3 and SecureNN as
+//! LeakyReLU, ReLU6, tanh, sigmoid, zero padding, padded max and average pooling, global
+//! pooling, a residual addition and a concatenation) gives the same logits on shares under ABY3 and SecureNN as
 //! burn's interpreter gives in the clear; Pond refuses its exact comparisons; the executor's
 //! schedule frees each activation after its last reader.
 
@@ -54,9 +54,11 @@ fn spec() -> ModelSpec {
             node("dw", conv(4, [1; 4], 1, 4), &["leaky"]),
             node("relu6", Op::Clip { min: 0.0, max: 6.0 }, &["dw"]),
             node("res", Op::Add, &[INPUT, "relu6"]),
+            node("padded", Op::Pad { pads: [0, 1, 2, 0] }, &["res"]),
+            node("unpad", conv(4, [0, 0, 0, 1], 1, 4), &["padded"]),
             node("t", Op::Tanh, &["res"]),
             node("mp", Op::MaxPool2d(pool(false)), &["t"]),
-            node("ap", Op::AvgPool2d(pool(false)), &["res"]),
+            node("ap", Op::AvgPool2d(pool(false)), &["unpad"]),
             node("apc", Op::AvgPool2d(pool(true)), &["res"]),
             node("cat", Op::Concat, &["mp", "ap", "apc"]),
             node("dil", conv(4, [2; 4], 2, 2), &["cat"]),

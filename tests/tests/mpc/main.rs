@@ -11,6 +11,7 @@ mod io;
 mod layers;
 mod model;
 mod onnx;
+mod onnx_graph;
 mod pond;
 mod robust;
 mod securenn;

@@ -16,21 +16,21 @@ use tessera_mpc::model::{Activations, SecureModel};
 
 use crate::{Aby3M, dec, enc, prog, run};
 
-fn fixture(name: &str) -> PathBuf {
+pub(super) fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/models/onnx")
         .join(name)
 }
 
 /// A model, the digits its reference names (pixels / 255, flattened) and onnxruntime's outputs.
-struct Reference {
-    model: ImportedModel,
-    inputs: Vec<f32>,
-    outputs: Vec<Vec<f64>>,
-    softmax: bool,
+pub(super) struct Reference {
+    pub(super) model: ImportedModel,
+    pub(super) inputs: Vec<f32>,
+    pub(super) outputs: Vec<Vec<f64>>,
+    pub(super) softmax: bool,
 }
 
-fn reference(name: &str) -> Reference {
+pub(super) fn reference(name: &str) -> Reference {
     let model = import(&fixture(&format!("{name}.onnx"))).expect("the fixture imports");
     let json: Value = serde_json::from_str(
         &std::fs::read_to_string(fixture(&format!("{name}.reference.json"))).unwrap(),
@@ -70,7 +70,7 @@ fn softmax(row: &[f64]) -> Vec<f64> {
     exps.iter().map(|e| e / sum).collect()
 }
 
-fn argmax(row: &[f64]) -> usize {
+pub(super) fn argmax(row: &[f64]) -> usize {
     (0..row.len())
         .max_by(|a, b| row[*a].total_cmp(&row[*b]))
         .unwrap()
@@ -78,7 +78,7 @@ fn argmax(row: &[f64]) -> usize {
 
 /// The imported model's outputs in burn (its logits, through a softmax when the ONNX model
 /// ended in one), one row per sample.
-fn plain_outputs(r: &Reference) -> Vec<Vec<f64>> {
+pub(super) fn plain_outputs(r: &Reference) -> Vec<Vec<f64>> {
     let n = r.outputs.len();
     let flat = logits(&r.model.spec, &r.model.weights, &r.inputs, n).unwrap();
     flat.chunks(flat.len() / n)

@@ -65,6 +65,20 @@ fn block_diagonal(o: usize, c: usize, groups: usize, k: usize) -> Gather {
     Gather::with_zeros(idx)
 }
 
+/// `[n, c, h, w]` to `[n, c, top + h + bottom, left + w + right]`, zeros around.
+fn zero_pad(shape: &[usize], [top, left, bottom, right]: [usize; 4]) -> Gather {
+    let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3]);
+    let (ph, pw) = (top + h + bottom, left + w + right);
+    let idx = (0..planes * ph * pw)
+        .map(|i| {
+            let (plane, y, x) = (i / (ph * pw), (i / pw) % ph, i % pw);
+            let (y, x) = (y.checked_sub(top)?, x.checked_sub(left)?);
+            (y < h && x < w).then(|| (plane * h + y) * w + x)
+        })
+        .collect();
+    Gather::with_zeros(idx)
+}
+
 /// Runs `op` on `inputs` (shares of a batch: `[n, per-sample shape...]`), with `params` the
 /// node's parameters in canonical order; `out` is the per-sample output shape.
 pub(crate) async fn apply<P: Protocol>(
@@ -158,6 +172,10 @@ pub(crate) async fn apply<P: Protocol>(
             nn::mean_axis(p, &planes, 2).await?
         }
         Op::Flatten => x.clone(),
+        Op::Pad { pads } => {
+            let g = zero_pad(&shape, *pads);
+            nn::gather(p, x, &g, &full)?
+        }
         Op::Add => p.add(x, inputs[1])?,
         Op::Concat => concat(p, inputs)?,
     };

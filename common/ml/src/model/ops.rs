@@ -5,6 +5,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
 use burn::tensor::Tensor;
 use burn::tensor::activation::{leaky_relu, relu, sigmoid, tanh};
+use burn::tensor::ops::PadMode;
 use tessera_common::graph::Op;
 use tessera_common::graph::op::Pool;
 
@@ -60,6 +61,13 @@ pub(super) fn apply(op: &Op, layer: Option<&Layer>, inputs: Vec<Activation>) -> 
             Activation::Flat(t.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]))
         }
         (Op::Flatten, _) => Activation::Flat(x.flat()),
+        (Op::Pad { pads }, _) => {
+            let [top, left, bottom, right] = *pads;
+            Activation::Image(
+                x.image()
+                    .pad([(top, bottom), (left, right)], PadMode::Constant(0.0)),
+            )
+        }
         (Op::Add, _) => match (x, inputs.next().expect("two inputs")) {
             (Activation::Flat(a), Activation::Flat(b)) => Activation::Flat(a + b),
             (Activation::Image(a), Activation::Image(b)) => Activation::Image(a + b),
