@@ -33,7 +33,7 @@ use crate::model_spec::{DataMismatch, LayerSpec, ModelSpec};
 use crate::onnx::{ImportedModel, OnnxError};
 
 /// The presets' names, as `--help` and errors list them.
-pub const PRESETS: &str = "network-a, network-b, network-c, network-d, logreg";
+pub const PRESETS: &str = "network-a, network-b, network-c, network-d, logreg, residual";
 
 /// A model as a file describes it: the input shape may be left to the data.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -102,13 +102,16 @@ pub struct TrainingArgs {
     /// Number of rounds.
     #[arg(long, default_value_t = 10)]
     pub rounds: u64,
-    /// The model: a preset, a model-spec file (`.json` or `.toml`, see the guide) or an ONNX
-    /// model (`.onnx`: its layers, and its weights to start from). Presets:
+    /// The model: a preset, a model-spec file (`.json` or `.toml`: a chain of `layers` or a
+    /// graph of `nodes`, see the guide) or an ONNX model (`.onnx`: its graph, and its weights
+    /// to start from). Presets:
     /// network-a (FC 784-128, ReLU, FC 128-128, ReLU, FC 128-10), network-b (two 5x5
     /// convolutions, 16 and 16, with max-pooling, FC 256-100-10), network-c (LeNet: 20 and 50,
     /// FC 800-500-10), network-d (a 5x5 stride-2 convolution of 5, FC 980-100-10), logreg (FC
-    /// 784-10; with --encrypted one logit, small digits against large ones). The input follows
-    /// the data (a table's features) unless the file fixes `input_shape`.
+    /// 784-10; with --encrypted one logit, small digits against large ones), residual (a 3x3
+    /// stride-2 convolution of 8, one residual block of two 3x3 convolutions, max-pooling, FC
+    /// 392-10). The input follows the data (a table's features) unless the file fixes
+    /// `input_shape`.
     #[arg(long, default_value = "network-a")]
     pub model: ModelChoice,
     /// The server optimizer.

@@ -157,8 +157,8 @@ fn agreement(a: &[usize], b: &[usize]) -> usize {
 /// Deploys network A under ABY3 and under SecureNN; two clients predict 100 digits each at
 /// the same time under ABY3 while a federated job runs two secure-aggregation rounds on the
 /// same servers (the three data owners serve that job), then both predict at the same time
-/// under SecureNN; an ONNX model deploys from its file and predicts onnxruntime's classes; a
-/// client the cluster file does not name is refused. The classes must match burn's on at least 99 of 100 digits (the secure
+/// under SecureNN; two ONNX models (a chain and a PyTorch ResNet-8 graph) deploy from their
+/// files and predict onnxruntime's classes; a client the cluster file does not name is refused. The classes must match burn's on at least 99 of 100 digits (the secure
 /// logits are within about 1e-3 of burn's, so only a digit whose top two logits are that close
 /// may differ), and the aggregation's revealed sums must be exact.
 #[test]
@@ -170,6 +170,7 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
             ("mnist", &["data-owner-0", "data-owner-1"]),
             ("mnist-snn", &["data-owner-0", "data-owner-1"]),
             ("onnx-cnn", &["data-owner-0"]),
+            ("onnx-resnet", &["data-owner-0"]),
         ],
     );
     let (spec, weights) = trained_checkpoint(&c);
@@ -217,21 +218,35 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
         );
     }
 
-    // An ONNX model deploys as it is (`--checkpoint mnist-cnn.onnx`): on the 8 of the first 10
-    // digits whose two largest outputs onnxruntime put at least 0.1 apart in logits (the
-    // fixture's reference; ABY3's logit error is below 0.02), the class is onnxruntime's.
+    // ONNX models deploy as they are (`--checkpoint mnist-cnn.onnx`), a chain and a graph
+    // (PyTorch's export of a ResNet-8: residual additions, batch norms folded).
+    deploys_onnx_and_predicts_its_classes(&c, "mnist-cnn", "onnx-cnn");
+    deploys_onnx_and_predicts_its_classes(&c, "resnet8", "onnx-resnet");
+
+    // data-owner-2 is not on the access list.
+    let refused = predict(&c, 2, "mnist", 1, 1);
+    assert!(!finish(&c, refused, "predict", Duration::from_secs(30)));
+    let log = std::fs::read_to_string(c.path("predict-data-owner-2-mnist.log")).unwrap();
+    assert!(log.contains("not allowed"), "{log}");
+}
+
+/// Deploys the ONNX fixture `name` under ABY3 as `model_id` and predicts the first 10 digits:
+/// on those of them the fixture's reference holds (inputs whose two largest outputs
+/// onnxruntime put at least 0.1 apart; ABY3's logit error is below 0.02), the class is
+/// onnxruntime's.
+fn deploys_onnx_and_predicts_its_classes(c: &Cluster, name: &str, model_id: &str) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models/onnx");
-    let onnx = fixtures.join("mnist-cnn.onnx");
+    let onnx = fixtures.join(format!("{name}.onnx"));
     must_finish(
-        &c,
-        deploy_from(&c, &onnx, "onnx-cnn", "aby3"),
+        c,
+        deploy_from(c, &onnx, model_id, "aby3"),
         "deploy onnx",
         60,
     );
-    must_finish(&c, predict(&c, 0, "onnx-cnn", 10, 10), "predict onnx", 60);
-    let got = classes(&c.path("data-owner-0-onnx-cnn.csv"));
+    must_finish(c, predict(c, 0, model_id, 10, 10), "predict onnx", 60);
+    let got = classes(&c.path(&format!("data-owner-0-{model_id}.csv")));
     let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures.join("mnist-cnn.reference.json")).unwrap(),
+        &std::fs::read_to_string(fixtures.join(format!("{name}.reference.json"))).unwrap(),
     )
     .unwrap();
     let mut checked = 0;
@@ -252,16 +267,10 @@ fn deployed_models_serve_concurrent_clients_beside_secure_aggregation() {
             .map(|v| v.as_f64().unwrap())
             .collect();
         let want = (0..row.len()).fold(0, |b, k| if row[k] > row[b] { k } else { b });
-        assert_eq!(got[i], want, "digit {i}: onnxruntime's class");
+        assert_eq!(got[i], want, "{name}: digit {i}: onnxruntime's class");
         checked += 1;
     }
-    assert_eq!(checked, 8);
-
-    // data-owner-2 is not on the access list.
-    let refused = predict(&c, 2, "mnist", 1, 1);
-    assert!(!finish(&c, refused, "predict", Duration::from_secs(30)));
-    let log = std::fs::read_to_string(c.path("predict-data-owner-2-mnist.log")).unwrap();
-    assert!(log.contains("not allowed"), "{log}");
+    assert_eq!(checked, 8, "{name}");
 }
 
 /// A server killed during a prediction job: the client fails within its timeout with an error
