@@ -371,12 +371,7 @@ impl ModelSpec {
                 groups: 1,
             })
         };
-        let node = |name: &str, op, inputs: &[&str]| Node {
-            name: name.into(),
-            op,
-            inputs: inputs.iter().map(|s| s.to_string()).collect(),
-            output: name.into(),
-        };
+        let node = Node::new;
         ModelSpec::from_graph(ModelGraph {
             input_shape: vec![1, 28, 28],
             nodes: vec![

@@ -44,6 +44,18 @@ pub struct Node {
     pub output: String,
 }
 
+impl Node {
+    /// A node `name` applying `op` to `inputs`, its output named as the node.
+    pub fn new(name: &str, op: Op, inputs: &[&str]) -> Node {
+        Node {
+            name: name.into(),
+            op,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            output: name.into(),
+        }
+    }
+}
+
 /// A model as a graph of nodes over one input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,6 +124,62 @@ impl ModelGraph {
             output_shape,
             params,
         })
+    }
+}
+
+/// The order a graph runs in and when each value can go: values are numbered by place (the
+/// input is 0, node `i`'s output `i + 1`), and each step reads some and is the last reader of
+/// some ([`ModelGraph::schedule`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// One step per node, in the graph's order.
+    pub steps: Vec<ScheduleStep>,
+    /// The output's place (never freed).
+    pub output: usize,
+}
+
+/// One node of a [`Schedule`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleStep {
+    /// The places of its inputs, in order.
+    pub inputs: Vec<usize>,
+    /// The places it reads last (sorted, once each): free after it ran.
+    pub frees: Vec<usize>,
+}
+
+impl ModelGraph {
+    /// The graph's [`Schedule`]. The graph must resolve ([`ModelGraph::resolve`]): every name
+    /// it reads is the input or an earlier node's output.
+    pub fn schedule(&self) -> Schedule {
+        let mut place = BTreeMap::new();
+        place.insert(INPUT, 0);
+        for (i, node) in self.nodes.iter().enumerate() {
+            place.insert(node.output.as_str(), i + 1);
+        }
+        let output = place[self.output.as_str()];
+        let mut last = vec![usize::MAX; self.nodes.len() + 1];
+        for (i, node) in self.nodes.iter().enumerate() {
+            for name in &node.inputs {
+                last[place[name.as_str()]] = i;
+            }
+        }
+        let steps = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let inputs: Vec<usize> = node.inputs.iter().map(|n| place[n.as_str()]).collect();
+                let mut frees: Vec<usize> = inputs
+                    .iter()
+                    .copied()
+                    .filter(|&v| last[v] == i && v != output)
+                    .collect();
+                frees.sort_unstable();
+                frees.dedup();
+                ScheduleStep { inputs, frees }
+            })
+            .collect();
+        Schedule { steps, output }
     }
 }
 

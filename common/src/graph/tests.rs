@@ -1,15 +1,6 @@
 use super::op::{Conv, Pool};
 use super::*;
 
-fn node(name: &str, op: Op, inputs: &[&str]) -> Node {
-    Node {
-        name: name.into(),
-        op,
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        output: name.into(),
-    }
-}
-
 fn conv3(channels: usize, groups: usize) -> Op {
     Op::Conv2d(Conv {
         channels,
@@ -27,12 +18,12 @@ fn residual() -> ModelGraph {
     ModelGraph {
         input_shape: vec![4, 8, 8],
         nodes: vec![
-            node("c1", conv3(4, 1), &[INPUT]),
-            node("r1", Op::Relu, &["c1"]),
-            node("c2", conv3(4, 1), &["r1"]),
-            node("sum", Op::Add, &[INPUT, "c2"]),
-            node("gap", Op::GlobalAvgPool, &["sum"]),
-            node("fc", Op::Dense { units: 10 }, &["gap"]),
+            Node::new("c1", conv3(4, 1), &[INPUT]),
+            Node::new("r1", Op::Relu, &["c1"]),
+            Node::new("c2", conv3(4, 1), &["r1"]),
+            Node::new("sum", Op::Add, &[INPUT, "c2"]),
+            Node::new("gap", Op::GlobalAvgPool, &["sum"]),
+            Node::new("fc", Op::Dense { units: 10 }, &["gap"]),
         ],
         output: "fc".into(),
     }
@@ -66,10 +57,10 @@ fn depthwise_dilated_and_asymmetric_convolutions_and_concatenation() {
     let graph = ModelGraph {
         input_shape: vec![6, 9, 9],
         nodes: vec![
-            node("dw", Op::Conv2d(depthwise), &[INPUT]),
-            node("pool", Op::MaxPool2d(Pool::square(2, 1)), &["dw"]),
-            node("cat", Op::Concat, &["dw", "dw"]),
-            node("six", Op::Clip { min: 0.0, max: 6.0 }, &["cat"]),
+            Node::new("dw", Op::Conv2d(depthwise), &[INPUT]),
+            Node::new("pool", Op::MaxPool2d(Pool::square(2, 1)), &["dw"]),
+            Node::new("cat", Op::Concat, &["dw", "dw"]),
+            Node::new("six", Op::Clip { min: 0.0, max: 6.0 }, &["cat"]),
         ],
         output: "six".into(),
     };

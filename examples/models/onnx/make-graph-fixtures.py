@@ -28,8 +28,11 @@ affine nodes are exercised with them).
 `<model>.reference.json` holds the chosen test digits (their two largest outputs at least
 `MARGIN` apart, so a fixed-point argmax must agree) and onnxruntime's outputs for them.
 
-`--resnet18 PATH` also writes torchvision's ResNet-18 (random weights, 3x32x32 input, no file
-committed: 45 MB) for the import check the guide describes; it needs torchvision==0.14.1.
+`resnet18 PATH` (as the arguments) also writes torchvision's ResNet-18 (its `resnet18` module, written out here
+because torchvision 0.14.1, the release beside torch 1.13.1, has no wheel for Python 3.11:
+the same modules in the same order, so the same export) with random weights and non-trivial
+batch-norm statistics, on 3x32x32 inputs with 10 classes (45 MB, not committed), and
+`PATH.reference.json` with onnxruntime's logits for 4 seeded random inputs.
 """
 
 import json
@@ -227,16 +230,75 @@ def reference(name, model, x, labels):
           f"{CANDIDATES} test digits {accuracy:.3f}, inputs {chosen}")
 
 
-def resnet18(path):
-    import torchvision
+class TorchvisionBasicBlock(nn.Module):
+    """torchvision.models.resnet.BasicBlock."""
 
-    model = statistics(torchvision.models.resnet18(num_classes=10))
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        return self.relu(out + identity)
+
+
+class TorchvisionResNet18(nn.Module):
+    """torchvision.models.resnet18: the stem, four stages of two basic blocks, pooling, fc."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = self._make_layer(64, 1)
+        self.layer2 = self._make_layer(128, 2)
+        self.layer3 = self._make_layer(256, 2)
+        self.layer4 = self._make_layer(512, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512, num_classes)
+
+    def _make_layer(self, planes, stride):
+        downsample = None
+        if stride != 1 or self.inplanes != planes:
+            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes, 1, stride, bias=False),
+                                       nn.BatchNorm2d(planes))
+        layers = [TorchvisionBasicBlock(self.inplanes, planes, stride, downsample),
+                  TorchvisionBasicBlock(planes, planes)]
+        self.inplanes = planes
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet18(path):
+    model = statistics(TorchvisionResNet18(num_classes=10))
     export(model, Path(path), [3, 32, 32])
-    print(f"{path}: torchvision {torchvision.__version__} ResNet-18")
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(5)).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"image": x})[0]
+    ref = {"inputs": [[float(v) for v in row.ravel()] for row in x],
+           "outputs": [[float(v) for v in row] for row in out]}
+    Path(f"{path}.reference.json").write_text(json.dumps(ref) + "\n")
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{path}: ResNet-18, {params} parameters")
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--resnet18":
+    if len(sys.argv) == 3 and sys.argv[1] == "resnet18":
         resnet18(sys.argv[2])
         return
     x, labels = digits("test")

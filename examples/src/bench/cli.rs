@@ -13,7 +13,7 @@ pub struct BenchCli {
     #[arg(required = true, value_enum)]
     pub suites: Vec<Suite>,
     /// Only this case: an operation (`mpc`), a rule family (`secagg-rules`) or a model (`train`,
-    /// `accuracy`).
+    /// `accuracy`, `infer`).
     #[arg(long)]
     pub only: Option<String>,
     /// Parameters per update (`secagg-rules`).
@@ -52,6 +52,8 @@ pub enum Suite {
     Train,
     /// Whole encrypted trainings to test accuracy, beside burn's (minutes each).
     Accuracy,
+    /// Encrypted inference of ResNet-18/50, VGG-19 and DenseNet-121 (minutes).
+    Infer,
     /// The tables of the JSON already written (`--from`, `--guide`).
     Report,
 }
@@ -68,6 +70,7 @@ impl Suite {
             Suite::Serve => "serve",
             Suite::Train => "train",
             Suite::Accuracy => "accuracy",
+            Suite::Infer => "infer",
             Suite::Report => "report",
         }
     }

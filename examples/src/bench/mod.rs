@@ -7,6 +7,7 @@
 pub mod accuracy;
 pub mod cli;
 pub mod floor;
+pub mod infer;
 pub mod mpc;
 pub mod owners;
 pub mod report;
@@ -15,6 +16,7 @@ pub mod secagg;
 pub mod serve;
 pub mod tables;
 pub mod train;
+pub mod zoo;
 
 use std::time::{Duration, Instant};
 

@@ -218,6 +218,33 @@ fn accuracy() -> Vec<Column> {
     ]
 }
 
+fn infer() -> Vec<Column> {
+    vec![
+        col!("model", |r| text(r, "model")),
+        col!("protocol", |r| text(r, "protocol")),
+        col!("batch", |r| text(r, "batch")),
+        col!("seconds", |r| format!("{:.2}", num(r, "seconds"))),
+        col!(
+            "TF Encrypted s",
+            |r| match r.get("tf_encrypted_seconds").and_then(Value::as_f64) {
+                Some(s) => format!("{s:.2}"),
+                None => "-".into(),
+            }
+        ),
+        col!("rounds", |r| text(r, "rounds")),
+        col!("bytes", |r| si(num(r, "bytes"))),
+        col!("peak activations", |r| si(num(r, "peak_bytes"))),
+        col!("process peak", |r| si(num(r, "rss_bytes"))),
+        col!("plaintext s", |r| format!(
+            "{:.3}",
+            num(r, "plaintext_seconds")
+        )),
+        col!("argmax agree", |r| format!("{:.2}", num(r, "argmax_agree"))),
+        col!("floor s", |r| format!("{:.2}", num(r, "floor_seconds"))),
+        col!("x floor", |r| format!("{:.1}", num(r, "x_floor"))),
+    ]
+}
+
 fn predict() -> Vec<Column> {
     vec![
         col!("protocol", |r| text(r, "protocol")),
@@ -284,6 +311,7 @@ pub const SUITES: &[&str] = &[
     "train",
     "accuracy",
     "predict",
+    "infer",
 ];
 
 /// `suite`'s table of `rows`, in markdown; `None` for a suite this module does not know.
@@ -298,6 +326,7 @@ pub fn render(suite: &str, rows: &[Value]) -> Option<String> {
         "train" => train(rows.iter().any(|r| r.get("encrypted_accuracy").is_some())),
         "predict" => predict(),
         "accuracy" => accuracy(),
+        "infer" => infer(),
         _ => return None,
     };
     let headers: Vec<&str> = columns.iter().map(|c| c.header).collect();

@@ -11,6 +11,7 @@
 //! cargo run --release -p tessera-examples --bin bench -- train
 //! cargo run --release -p tessera-examples --bin bench -- train --accuracy --epochs 1
 //! cargo run --release -p tessera-examples --bin bench -- train --only network_a
+//! cargo run --release -p tessera-examples --bin bench -- infer --only resnet18
 //! cargo run --release -p tessera-examples --bin bench -- report --guide examples/guide/benchmarks.md
 //! ```
 //!
@@ -20,7 +21,7 @@
 
 use clap::Parser;
 use tessera_examples::bench::cli::{BenchCli, Suite};
-use tessera_examples::bench::{accuracy, mpc, owners, report, ring, secagg, serve, train};
+use tessera_examples::bench::{accuracy, infer, mpc, owners, report, ring, secagg, serve, train};
 
 fn main() {
     tessera_alloc::init();
@@ -35,6 +36,7 @@ fn main() {
             Suite::Serve => serve::run(),
             Suite::Train => train::run(cli.accuracy.then_some(cli.epochs), cli.only.as_deref()),
             Suite::Accuracy => accuracy::run(cli.only.as_deref()),
+            Suite::Infer => infer::run(cli.only.as_deref()),
             Suite::Report => {
                 let from = cli.from.clone().unwrap_or_else(report::bench_dir);
                 if let Err(e) = report::report(&from, cli.guide.as_deref()) {

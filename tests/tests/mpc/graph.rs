@@ -8,20 +8,12 @@
 use tessera_common::graph::op::{Conv, Pool};
 use tessera_common::graph::{INPUT, ModelGraph, Node, Op};
 use tessera_common::model_spec::ModelSpec;
-use tessera_ml::{initial_params, logits};
+use tessera_ml::initial_params;
 use tessera_mpc::MpcError;
-use tessera_mpc::model::{Activations, SecureModel};
+use tessera_mpc::model::SecureModel;
 
-use crate::{Aby3M, Make, PondM, SecureNnM, dec, enc, prog, reals, try_run};
-
-fn node(name: &str, op: Op, inputs: &[&str]) -> Node {
-    Node {
-        name: name.into(),
-        op,
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        output: name.into(),
-    }
-}
+use super::model::secure_and_burn;
+use crate::{Aby3M, Make, PondM, SecureNnM};
 
 fn conv(channels: usize, pads: [usize; 4], dilation: usize, groups: usize) -> Op {
     Op::Conv2d(Conv {
@@ -48,27 +40,27 @@ fn spec() -> ModelSpec {
     ModelSpec::from_graph(ModelGraph {
         input_shape: vec![4, 6, 6],
         nodes: vec![
-            node("c1", conv(4, [1, 0, 1, 2], 1, 1), &[INPUT]),
-            node("bn", Op::Affine, &["c1"]),
-            node("leaky", Op::LeakyRelu { alpha: 0.1 }, &["bn"]),
-            node("dw", conv(4, [1; 4], 1, 4), &["leaky"]),
-            node("relu6", Op::Clip { min: 0.0, max: 6.0 }, &["dw"]),
-            node("res", Op::Add, &[INPUT, "relu6"]),
-            node("padded", Op::Pad { pads: [0, 1, 2, 0] }, &["res"]),
-            node("unpad", conv(4, [0, 0, 0, 1], 1, 4), &["padded"]),
-            node("t", Op::Tanh, &["res"]),
-            node("mp", Op::MaxPool2d(pool(false)), &["t"]),
-            node("ap", Op::AvgPool2d(pool(false)), &["unpad"]),
-            node("apc", Op::AvgPool2d(pool(true)), &["res"]),
-            node("cat", Op::Concat, &["mp", "ap", "apc"]),
-            node("dil", conv(4, [2; 4], 2, 2), &["cat"]),
-            node("r", Op::Relu, &["dil"]),
-            node("gap", Op::GlobalAvgPool, &["r"]),
-            node("sg", Op::Sigmoid, &["gap"]),
-            node("flat", Op::Flatten, &["cat"]),
-            node("fc1", Op::Dense { units: 4 }, &["flat"]),
-            node("sum", Op::Add, &["fc1", "sg"]),
-            node("fc2", Op::Dense { units: 3 }, &["sum"]),
+            Node::new("c1", conv(4, [1, 0, 1, 2], 1, 1), &[INPUT]),
+            Node::new("bn", Op::Affine, &["c1"]),
+            Node::new("leaky", Op::LeakyRelu { alpha: 0.1 }, &["bn"]),
+            Node::new("dw", conv(4, [1; 4], 1, 4), &["leaky"]),
+            Node::new("relu6", Op::Clip { min: 0.0, max: 6.0 }, &["dw"]),
+            Node::new("res", Op::Add, &[INPUT, "relu6"]),
+            Node::new("padded", Op::Pad { pads: [0, 1, 2, 0] }, &["res"]),
+            Node::new("unpad", conv(4, [0, 0, 0, 1], 1, 4), &["padded"]),
+            Node::new("t", Op::Tanh, &["res"]),
+            Node::new("mp", Op::MaxPool2d(pool(false)), &["t"]),
+            Node::new("ap", Op::AvgPool2d(pool(false)), &["unpad"]),
+            Node::new("apc", Op::AvgPool2d(pool(true)), &["res"]),
+            Node::new("cat", Op::Concat, &["mp", "ap", "apc"]),
+            Node::new("dil", conv(4, [2; 4], 2, 2), &["cat"]),
+            Node::new("r", Op::Relu, &["dil"]),
+            Node::new("gap", Op::GlobalAvgPool, &["r"]),
+            Node::new("sg", Op::Sigmoid, &["gap"]),
+            Node::new("flat", Op::Flatten, &["cat"]),
+            Node::new("fc1", Op::Dense { units: 4 }, &["flat"]),
+            Node::new("sum", Op::Add, &["fc1", "sg"]),
+            Node::new("fc2", Op::Dense { units: 3 }, &["sum"]),
         ],
         output: "fc2".into(),
     })
@@ -85,24 +77,7 @@ fn params(spec: &ModelSpec) -> Vec<f32> {
 }
 
 fn secure_logits<P: Make>(batch: usize) -> Result<(Vec<f64>, Vec<f32>), MpcError> {
-    let spec = spec();
-    let params = params(&spec);
-    let features: Vec<f64> = reals(82, batch * 144, -2.0, 2.0);
-    let f32s: Vec<f32> = features.iter().map(|v| *v as f32).collect();
-    let plain = logits(&spec, &params, &f32s, batch).expect("plaintext logits");
-    let model = SecureModel::new(&spec)?;
-    assert_eq!(model.num_params(), params.len());
-    let flat: Vec<f64> = params.iter().map(|v| f64::from(*v)).collect();
-    let x: Vec<f64> = f32s.iter().map(|v| f64::from(*v)).collect();
-    let got = try_run::<P>(
-        vec![enc(&flat, &[flat.len()]), enc(&x, &[batch, 144])],
-        prog!(P, |p, v| {
-            let model = SecureModel::new(&self::spec())?;
-            let params = model.split_params(&*p, &v[0])?;
-            model.forward(&*p, &params, &v[1], Activations::Exact).await
-        }),
-    )?;
-    Ok((dec(&got), plain))
+    secure_and_burn::<P>(spec, &params(&spec()), batch, (82, 2.0))
 }
 
 /// Bound: the fixed-point steps add a few units of 2^-16 each; the sigmoid approximation
@@ -147,11 +122,11 @@ fn the_executor_frees_each_activation_after_its_last_reader() {
     let spec = ModelSpec::from_graph(ModelGraph {
         input_shape: vec![1, 4, 4],
         nodes: vec![
-            node("c", conv(1, [1; 4], 1, 1), &[INPUT]),
-            node("r", Op::Relu, &["c"]),
-            node("s", Op::Add, &[INPUT, "r"]),
-            node("f", Op::Flatten, &["s"]),
-            node("fc", Op::Dense { units: 2 }, &["f"]),
+            Node::new("c", conv(1, [1; 4], 1, 1), &[INPUT]),
+            Node::new("r", Op::Relu, &["c"]),
+            Node::new("s", Op::Add, &[INPUT, "r"]),
+            Node::new("f", Op::Flatten, &["s"]),
+            Node::new("fc", Op::Dense { units: 2 }, &["f"]),
         ],
         output: "fc".into(),
     });

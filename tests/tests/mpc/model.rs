@@ -37,26 +37,37 @@ fn spec() -> ModelSpec {
     )
 }
 
-fn secure_logits<P: Make>(batch: usize) -> Result<(Vec<f64>, Vec<f32>), MpcError> {
+/// `spec`'s logits under protocol `P` and in burn, with parameters `params`, for `batch` seeded
+/// inputs uniform in `[-range, range)` (as f32 values, as burn sees them).
+pub(super) fn secure_and_burn<P: Make>(
+    spec: fn() -> ModelSpec,
+    params: &[f32],
+    batch: usize,
+    (seed, range): (u8, f64),
+) -> Result<(Vec<f64>, Vec<f32>), MpcError> {
     let model_spec = spec();
-    let params = initial_params(&model_spec).expect("initial parameters");
-    let features: Vec<f64> = reals(81, batch * 72, -1.0, 1.0);
+    let width: usize = model_spec.input_shape.iter().product();
+    let features: Vec<f64> = reals(seed, batch * width, -range, range);
     let f32s: Vec<f32> = features.iter().map(|v| *v as f32).collect();
-    let plain = logits(&model_spec, &params, &f32s, batch).expect("plaintext logits");
+    let plain = logits(&model_spec, params, &f32s, batch).expect("plaintext logits");
     let model = SecureModel::new(&model_spec)?;
     assert_eq!(model.num_params(), params.len());
     let flat: Vec<f64> = params.iter().map(|v| f64::from(*v)).collect();
-    // Inputs as f32 values, like burn sees them.
     let x: Vec<f64> = f32s.iter().map(|v| f64::from(*v)).collect();
     let got = try_run::<P>(
-        vec![enc(&flat, &[flat.len()]), enc(&x, &[batch, 72])],
+        vec![enc(&flat, &[flat.len()]), enc(&x, &[batch, width])],
         prog!(P, |p, v| {
-            let model = SecureModel::new(&self::spec())?;
+            let model = SecureModel::new(&spec())?;
             let params = model.split_params(&*p, &v[0])?;
             model.forward(&*p, &params, &v[1], Activations::Exact).await
         }),
     )?;
     Ok((dec(&got), plain))
+}
+
+fn secure_logits<P: Make>(batch: usize) -> Result<(Vec<f64>, Vec<f32>), MpcError> {
+    let params = initial_params(&spec()).expect("initial parameters");
+    secure_and_burn::<P>(spec, &params, batch, (81, 1.0))
 }
 
 /// Bound: each fixed-point layer adds a few units of 2^-16 (truncations, the rounding of the

@@ -89,6 +89,20 @@ pub(super) fn plain_outputs(r: &Reference) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// The imported model's outputs are onnxruntime's within 1e-4 (the callers argue the bound).
+pub(super) fn gives_onnxruntimes_outputs(name: &str, r: &Reference) {
+    let got = plain_outputs(r);
+    for (s, (g, want)) in got.iter().zip(&r.outputs).enumerate() {
+        assert_eq!(g.len(), want.len());
+        for (j, (g, w)) in g.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-4,
+                "{name}: sample {s} output {j}: {g} vs onnxruntime {w}"
+            );
+        }
+    }
+}
+
 /// Tolerance: both sides compute in f32; a logit sums at most 784 products of inputs in [0, 1]
 /// and weights below 0.1 in magnitude, so reordered sums differ by a few units of 2^-24 times
 /// the sum of magnitudes (below 80): under 1e-5; folding the batch norm rounds each weight once
@@ -161,16 +175,7 @@ fn imported_models_give_onnxruntimes_outputs() {
             r.model.spec.num_params(),
             "{name}"
         );
-        let got = plain_outputs(&r);
-        for (s, (g, want)) in got.iter().zip(&r.outputs).enumerate() {
-            assert_eq!(g.len(), want.len());
-            for (j, (g, w)) in g.iter().zip(want).enumerate() {
-                assert!(
-                    (g - w).abs() <= 1e-4,
-                    "{name}: sample {s} output {j}: {g} vs onnxruntime {w}"
-                );
-            }
-        }
+        gives_onnxruntimes_outputs(name, &r);
     }
 }
 

@@ -10,9 +10,7 @@
 
 mod ops;
 
-use std::collections::BTreeMap;
-
-use tessera_common::graph::{INPUT, ModelGraph, Op, Resolved};
+use tessera_common::graph::{ModelGraph, Op, Resolved};
 use tessera_common::model_spec::SpecError;
 
 use crate::MpcError;
@@ -50,29 +48,10 @@ impl SecureGraph {
     /// Resolves `graph`.
     pub fn new(graph: &ModelGraph) -> Result<Self, SpecError> {
         let resolved: Resolved = graph.resolve()?;
-        let mut place = BTreeMap::new();
-        place.insert(INPUT, 0);
-        for (i, node) in graph.nodes.iter().enumerate() {
-            place.insert(node.output.as_str(), i + 1);
-        }
-        let output = place[graph.output.as_str()];
-        let mut last = vec![usize::MAX; graph.nodes.len() + 1];
-        for (i, node) in graph.nodes.iter().enumerate() {
-            for name in &node.inputs {
-                last[place[name.as_str()]] = i;
-            }
-        }
+        let schedule = graph.schedule();
         let mut steps = Vec::with_capacity(graph.nodes.len());
         let mut next_param = 0;
-        for (i, node) in graph.nodes.iter().enumerate() {
-            let inputs: Vec<usize> = node.inputs.iter().map(|n| place[n.as_str()]).collect();
-            let mut frees: Vec<usize> = inputs
-                .iter()
-                .copied()
-                .filter(|&v| last[v] == i && v != output)
-                .collect();
-            frees.sort_unstable();
-            frees.dedup();
+        for (node, step) in graph.nodes.iter().zip(schedule.steps) {
             let count = tessera_common::graph::shape::param_shapes(
                 &node.op,
                 &resolved.shapes[&node.inputs[0]],
@@ -80,13 +59,14 @@ impl SecureGraph {
             .len();
             steps.push(Step {
                 op: node.op,
-                inputs,
+                inputs: step.inputs,
                 params: next_param..next_param + count,
                 out: resolved.shapes[&node.output].clone(),
-                frees,
+                frees: step.frees,
             });
             next_param += count;
         }
+        let output = schedule.output;
         let size = |v: usize| -> usize {
             let shape = if v == 0 {
                 &graph.input_shape

@@ -20,7 +20,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::{LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
-use tessera_common::graph::{INPUT, ModelGraph, Op};
+use tessera_common::graph::Op;
 use tessera_common::model_spec::{DataMismatch, ModelSpec, SpecError};
 
 use activation::Activation;
@@ -125,10 +125,10 @@ impl SpecModel {
         if !matches!(graph.input_shape.len(), 1 | 3) {
             return Err(ModelError::InputRank(graph.input_shape.clone()));
         }
-        let plan = plan(&graph);
+        let schedule = graph.schedule();
         let mut layers = Vec::new();
         let mut steps = Vec::with_capacity(graph.nodes.len());
-        for (node, (inputs, frees)) in graph.nodes.iter().zip(plan.steps) {
+        for (node, step) in graph.nodes.iter().zip(schedule.steps) {
             let input = &resolved.shapes[&node.inputs[0]];
             let layer = match node.op {
                 Op::Dense { units } => Some(Layer::Dense(
@@ -153,16 +153,16 @@ impl SpecModel {
             });
             steps.push(Step {
                 op: node.op,
-                inputs,
+                inputs: step.inputs,
                 layer: at,
-                frees,
+                frees: step.frees,
             });
         }
         Ok(SpecModel {
             layers,
             plan: steps,
             values: graph.nodes.len() + 1,
-            output: plan.output,
+            output: schedule.output,
             input_shape: graph.input_shape,
         })
     }
@@ -235,44 +235,6 @@ impl SpecModel {
     }
 }
 
-/// The walk of a graph: per node its inputs' places in the value table (the input is 0, node
-/// `i`'s output `i + 1`) and the values it reads last; the output's place.
-struct Plan {
-    steps: Vec<(Vec<usize>, Vec<usize>)>,
-    output: usize,
-}
-
-fn plan(graph: &ModelGraph) -> Plan {
-    let mut place = std::collections::BTreeMap::new();
-    place.insert(INPUT, 0);
-    for (i, node) in graph.nodes.iter().enumerate() {
-        place.insert(node.output.as_str(), i + 1);
-    }
-    let output = place[graph.output.as_str()];
-    let mut last = vec![usize::MAX; graph.nodes.len() + 1];
-    for (i, node) in graph.nodes.iter().enumerate() {
-        for name in &node.inputs {
-            last[place[name.as_str()]] = i;
-        }
-    }
-    let steps = graph
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let inputs: Vec<usize> = node.inputs.iter().map(|n| place[n.as_str()]).collect();
-            let mut frees: Vec<usize> = inputs
-                .iter()
-                .copied()
-                .filter(|&v| last[v] == i && v != output)
-                .collect();
-            frees.dedup();
-            (inputs, frees)
-        })
-        .collect();
-    Plan { steps, output }
-}
-
 /// Initial parameters for `spec` (burn's default initialisers) from a fresh module.
 pub fn initial_params(spec: &ModelSpec) -> Result<Vec<f32>, ModelError> {
     Ok(SpecModel::new(spec, &Device::flex())?.flatten())
@@ -280,6 +242,8 @@ pub fn initial_params(spec: &ModelSpec) -> Result<Vec<f32>, ModelError> {
 
 #[cfg(test)]
 mod tests {
+    use tessera_common::graph::{INPUT, ModelGraph, Node};
+
     use super::*;
 
     #[test]
@@ -306,15 +270,6 @@ mod tests {
         ));
     }
 
-    fn node(name: &str, op: Op, inputs: &[&str]) -> tessera_common::graph::Node {
-        tessera_common::graph::Node {
-            name: name.into(),
-            op,
-            inputs: inputs.iter().map(|s| s.to_string()).collect(),
-            output: name.into(),
-        }
-    }
-
     /// Every value of a small graph computed by hand: an affine node, a residual addition
     /// reading the input twice, a concatenation, global pooling and a dense head.
     #[test]
@@ -322,11 +277,11 @@ mod tests {
         let spec = ModelSpec::from_graph(ModelGraph {
             input_shape: vec![2, 2, 2],
             nodes: vec![
-                node("a", Op::Affine, &[INPUT]),
-                node("s", Op::Add, &[INPUT, "a"]),
-                node("cat", Op::Concat, &["s", INPUT]),
-                node("g", Op::GlobalAvgPool, &["cat"]),
-                node("fc", Op::Dense { units: 1 }, &["g"]),
+                Node::new("a", Op::Affine, &[INPUT]),
+                Node::new("s", Op::Add, &[INPUT, "a"]),
+                Node::new("cat", Op::Concat, &["s", INPUT]),
+                Node::new("g", Op::GlobalAvgPool, &["cat"]),
+                Node::new("fc", Op::Dense { units: 1 }, &["g"]),
             ],
             output: "fc".into(),
         });
