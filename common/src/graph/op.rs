@@ -82,12 +82,24 @@ pub enum Op {
     Sigmoid,
     /// `tanh(x)`.
     Tanh,
+    /// `max(0, min(1, alpha x + beta))` (ONNX `HardSigmoid`; PyTorch's is `alpha = 1/6`,
+    /// `beta = 1/2`).
+    HardSigmoid {
+        /// The slope.
+        alpha: f64,
+        /// The offset.
+        beta: f64,
+    },
+    /// `x * max(0, min(1, x / 6 + 1/2))` (MobileNetV3's activation).
+    HardSwish,
     /// 2-D max pooling.
     MaxPool2d(Pool),
     /// 2-D average pooling.
     AvgPool2d(Pool),
     /// The mean of each channel: `[c, h, w] -> [c]`.
     GlobalAvgPool,
+    /// The maximum of each channel: `[c, h, w] -> [c]`.
+    GlobalMaxPool,
     /// `[d0, d1, ...] -> [d0 * d1 * ...]`.
     Flatten,
     /// Zero padding of `[c, h, w]`: `[top, left, bottom, right]` (ONNX `Pad` in constant mode
@@ -98,6 +110,10 @@ pub enum Op {
     },
     /// Elementwise sum of two values of one shape (a residual connection).
     Add,
+    /// Elementwise difference of two values of one shape.
+    Sub,
+    /// Elementwise product of two values of one shape (a gate).
+    Mul,
     /// Concatenation along the channel axis (a sample's first).
     Concat,
 }
@@ -114,21 +130,26 @@ impl Op {
             Op::Clip { .. } => "clip",
             Op::Sigmoid => "sigmoid",
             Op::Tanh => "tanh",
+            Op::HardSigmoid { .. } => "hard_sigmoid",
+            Op::HardSwish => "hard_swish",
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",
             Op::GlobalAvgPool => "global_avg_pool",
+            Op::GlobalMaxPool => "global_max_pool",
             Op::Flatten => "flatten",
             Op::Pad { .. } => "pad",
             Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
             Op::Concat => "concat",
         }
     }
 
-    /// How many values it reads: two for `Add`, any number (at least one) for `Concat`, one
-    /// otherwise (`None`: any).
+    /// How many values it reads: two for `Add`, `Sub` and `Mul`, any number (at least one) for
+    /// `Concat`, one otherwise (`None`: any).
     pub fn arity(&self) -> Option<usize> {
         match self {
-            Op::Add => Some(2),
+            Op::Add | Op::Sub | Op::Mul => Some(2),
             Op::Concat => None,
             _ => Some(1),
         }

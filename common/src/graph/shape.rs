@@ -58,10 +58,17 @@ pub fn output_shape(op: &Op, inputs: &[&[usize]]) -> Result<Vec<usize>, GraphPro
         Op::Clip { min, max } if min.partial_cmp(&max).is_none_or(|o| o.is_gt()) => {
             Err(attribute("bounds"))
         }
-        Op::Relu | Op::LeakyRelu { .. } | Op::Clip { .. } | Op::Sigmoid | Op::Tanh => {
-            Ok(first.to_vec())
+        Op::HardSigmoid { alpha, beta } if !(alpha.is_finite() && beta.is_finite()) => {
+            Err(attribute("alpha or beta"))
         }
-        Op::GlobalAvgPool => match first {
+        Op::Relu
+        | Op::LeakyRelu { .. }
+        | Op::Clip { .. }
+        | Op::Sigmoid
+        | Op::Tanh
+        | Op::HardSigmoid { .. }
+        | Op::HardSwish => Ok(first.to_vec()),
+        Op::GlobalAvgPool | Op::GlobalMaxPool => match first {
             [c, h, w] if *h > 0 && *w > 0 => Ok(vec![*c]),
             _ => Err(bad_input()),
         },
@@ -70,7 +77,7 @@ pub fn output_shape(op: &Op, inputs: &[&[usize]]) -> Result<Vec<usize>, GraphPro
             [c, h, w] => Ok(vec![*c, h + pads[0] + pads[2], w + pads[1] + pads[3]]),
             _ => Err(bad_input()),
         },
-        Op::Add => {
+        Op::Add | Op::Sub | Op::Mul => {
             let second = inputs[1];
             if first == second {
                 Ok(first.to_vec())

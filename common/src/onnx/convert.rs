@@ -483,6 +483,15 @@ impl Walk {
                 },
             ),
             Node::Clip(n) => self.clip(node, &n.config),
+            Node::HardSigmoid(n) => self.unary(
+                node,
+                Op::HardSigmoid {
+                    alpha: n.config.alpha,
+                    beta: n.config.beta,
+                },
+            ),
+            Node::HardSwish(_) => self.unary(node, Op::HardSwish),
+            Node::GlobalMaxPool(_) => self.unary(node, Op::GlobalMaxPool),
             Node::MaxPool2d(n) => {
                 let c = &n.config;
                 self.pool(
@@ -515,16 +524,9 @@ impl Walk {
             ))),
             Node::Reshape(n) => self.reshape(node, n),
             Node::Pad(n) => self.pad(node, &n.config),
-            Node::Add(_) => {
-                let (a, b) = (self.activation(node, 0), self.activation(node, 1));
-                match (a, b) {
-                    (Ok(a), Ok(b)) => self.push(node, Op::Add, vec![a, b], None),
-                    _ => Err(self.unsupported(
-                        "adds a constant: only the sum of two activations (a bias after a \
-                         MatMul folds into it)",
-                    )),
-                }
-            }
+            Node::Add(_) => self.binary(node, Op::Add),
+            Node::Sub(_) => self.binary(node, Op::Sub),
+            Node::Mul(_) => self.binary(node, Op::Mul),
             Node::Concat(n) => {
                 if n.config.axis != 1 {
                     return Err(self.unsupported(format!(
@@ -553,6 +555,17 @@ impl Walk {
                 op: self.here.op.clone(),
                 node: self.here.name.clone(),
             }),
+        }
+    }
+
+    /// `op` of two activations of one shape (a constant operand is not imported yet).
+    fn binary(&mut self, node: &Node, op: Op) -> Result<(), OnnxError> {
+        match (self.activation(node, 0), self.activation(node, 1)) {
+            (Ok(a), Ok(b)) => self.push(node, op, vec![a, b], None),
+            _ => Err(self.unsupported(
+                "a constant operand: only two activations of one shape (a bias after a MatMul \
+                 folds into it)",
+            )),
         }
     }
 

@@ -14,11 +14,11 @@
 //! | `Gemm` (any `alpha`, `beta`, `transB`; `transA = 0`), `MatMul` + `Add`, `MatMul` | `dense` |
 //! | `Conv` (any kernel, strides, dilation and groups, depthwise included; asymmetric `pads`; `auto_pad`) | `conv2d` |
 //! | `BatchNormalization` | folded into the `Gemm`/`MatMul`/`Conv` before it when nothing else reads that layer's output, else `affine` |
-//! | `Relu`, `Sigmoid`, `Tanh`, `LeakyRelu`, `Clip` with constant bounds (ReLU6) | `relu`, `sigmoid`, `tanh`, `leaky_relu`, `clip` |
+//! | `Relu`, `Sigmoid`, `Tanh`, `LeakyRelu`, `Clip` with constant bounds (ReLU6), `HardSigmoid`, `HardSwish` | `relu`, `sigmoid`, `tanh`, `leaky_relu`, `clip`, `hard_sigmoid`, `hard_swish` |
 //! | `MaxPool`, `AveragePool` (any window and strides, padding, `count_include_pad`, `ceil_mode` where the windows tile) | `max_pool2d`, `avg_pool2d` |
-//! | `GlobalAveragePool` | `global_avg_pool` |
+//! | `GlobalAveragePool`, `GlobalMaxPool` | `global_avg_pool`, `global_max_pool` |
 //! | `Flatten` (axis 1), `Reshape` to `[batch, features]` (also computed at run time, `x.view(x.size(0), -1)`) | `flatten` |
-//! | `Add` of two activations (a residual connection) | `add` |
+//! | `Add`, `Sub`, `Mul` of two activations of one shape (a residual connection, a gate) | `add`, `sub`, `mul` |
 //! | `Concat` of activations on the channel axis | `concat` |
 //! | `Pad` (constant 0, height and width only; PyTorch writes one before some poolings) | `pad` (nothing when it pads nothing) |
 //! | `Softmax` producing the output | dropped: the model's outputs are its logits |
@@ -120,9 +120,10 @@ pub enum OnnxError {
 }
 
 /// The operators [`import`] takes, as errors list them.
-pub const SUPPORTED: &str = "Gemm, MatMul, Add, Conv, BatchNormalization, Relu, Sigmoid, Tanh, \
-    LeakyRelu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Concat, Pad, Softmax \
-    (last), Dropout, Identity";
+pub const SUPPORTED: &str = "Gemm, MatMul, Add, Sub, Mul, Conv, BatchNormalization, Relu, \
+    Sigmoid, Tanh, LeakyRelu, Clip, HardSigmoid, HardSwish, MaxPool, AveragePool, \
+    GlobalAveragePool, GlobalMaxPool, Flatten, Reshape, Concat, Pad, Softmax (last), Dropout, \
+    Identity";
 
 /// Imports the ONNX model in `path`.
 pub fn import(path: &Path) -> Result<ImportedModel, OnnxError> {

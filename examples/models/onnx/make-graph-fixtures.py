@@ -24,6 +24,8 @@ affine nodes are exercised with them).
   3x3 depthwise, 1x1 project, residual `Add`), global pooling and a head.
 - `ops-graph.onnx`: LeakyReLU, Tanh, average pooling padded without counting the padding, a
   dilated grouped convolution.
+- `mobilenetv3-ops.onnx`: Hardswish, a Hardsigmoid gate multiplied into its input, a
+  difference, global max pooling.
 
 `<model>.reference.json` holds the chosen test digits (their two largest outputs at least
 `MARGIN` apart, so a fixed-point argmax must agree) and onnxruntime's outputs for them.
@@ -56,6 +58,24 @@ torch.manual_seed(20261208)
 
 
 STEPS = 300
+
+
+class V3Ops(nn.Module):
+    """MobileNetV3's operators: Hardswish, a Hardsigmoid gate multiplied in, a difference,
+    global max pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(*conv_bn(1, 32, 3, 2), nn.Hardswish(),
+                                  *conv_bn(32, 32, 3, 2), nn.Hardswish())
+        self.gate = nn.Sequential(nn.Conv2d(32, 32, 1), nn.Hardsigmoid())
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = x * self.gate(x)
+        return self.fc(torch.flatten(self.pool(y - x), 1))
 
 
 def digits(split):
@@ -303,7 +323,8 @@ def main():
         return
     x, labels = digits("test")
     for name, model in [("resnet8", ResNet8()), ("densenet2", DenseNet2()),
-                        ("mobilenetv2-block", MobileNetV2Block()), ("ops-graph", OpsGraph())]:
+                        ("mobilenetv2-block", MobileNetV2Block()), ("ops-graph", OpsGraph()),
+                        ("mobilenetv3-ops", V3Ops())]:
         reference(name, trained(model), x, labels)
 
 

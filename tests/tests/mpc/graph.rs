@@ -1,7 +1,8 @@
 //! Graph models under MPC and in burn: a graph using every operator the model graph has (an
 //! asymmetrically padded, a depthwise and a dilated grouped convolution, an affine node,
-//! LeakyReLU, ReLU6, tanh, sigmoid, zero padding, padded max and average pooling, global
-//! pooling, a residual addition and a concatenation) gives the same logits on shares under ABY3 and SecureNN as
+//! LeakyReLU, ReLU6, tanh, sigmoid, hard sigmoid and hard swish, zero padding, padded max and
+//! average pooling, global average and max pooling, a residual addition, a difference, a
+//! product and a concatenation) gives the same logits on shares under ABY3 and SecureNN as
 //! burn's interpreter gives in the clear; Pond refuses its exact comparisons; the executor's
 //! schedule frees each activation after its last reader.
 
@@ -60,7 +61,19 @@ fn spec() -> ModelSpec {
             Node::new("flat", Op::Flatten, &["cat"]),
             Node::new("fc1", Op::Dense { units: 4 }, &["flat"]),
             Node::new("sum", Op::Add, &["fc1", "sg"]),
-            Node::new("fc2", Op::Dense { units: 3 }, &["sum"]),
+            Node::new("gmp", Op::GlobalMaxPool, &["r"]),
+            Node::new("hswish", Op::HardSwish, &["gmp"]),
+            Node::new(
+                "hsig",
+                Op::HardSigmoid {
+                    alpha: 0.2,
+                    beta: 0.5,
+                },
+                &["fc1"],
+            ),
+            Node::new("gate", Op::Mul, &["hswish", "hsig"]),
+            Node::new("diff", Op::Sub, &["sum", "gate"]),
+            Node::new("fc2", Op::Dense { units: 3 }, &["diff"]),
         ],
         output: "fc2".into(),
     })

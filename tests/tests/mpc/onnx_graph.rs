@@ -1,5 +1,6 @@
 //! Graph models exported from PyTorch (`examples/models/onnx/make-graph-fixtures.py`: a
-//! ResNet-8, a two-block DenseNet, a MobileNetV2 block, and a model of the remaining operators)
+//! ResNet-8, a two-block DenseNet, a MobileNetV2 block, a model of the remaining operators and
+//! one of MobileNetV3's)
 //! import as graphs, give onnxruntime's outputs in the clear, and keep the plaintext's argmax
 //! under ABY3 and SecureNN, their logits within the fixed-point error.
 
@@ -11,7 +12,13 @@ use tessera_mpc::model::{Activations, SecureModel};
 use super::onnx::{argmax, fixture, gives_onnxruntimes_outputs, reference};
 use crate::{Aby3M, Make, SecureNnM, dec, enc, prog, run};
 
-const MODELS: [&str; 4] = ["resnet8", "densenet2", "mobilenetv2-block", "ops-graph"];
+const MODELS: [&str; 5] = [
+    "resnet8",
+    "densenet2",
+    "mobilenetv2-block",
+    "ops-graph",
+    "mobilenetv3-ops",
+];
 
 /// Tolerance: both sides compute in f32 over at most a few thousand terms per output of
 /// magnitude below 10 (activations after batch norm), so reordered sums differ by a few units of

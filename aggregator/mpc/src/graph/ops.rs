@@ -9,7 +9,8 @@
 //! - LeakyReLU is `alpha x + (1 - alpha) relu(x)` and ReLU6 (any clip) `min + relu(x - min) -
 //!   relu(x - max)`: the comparison bits the ReLU computes, both halves of a clip in one batched
 //!   comparison, and one truncation for the public slopes.
-//! - Tanh is `2 sigmoid(2x) - 1` on the protocol's sigmoid.
+//! - Tanh is `2 sigmoid(2x) - 1` on the protocol's sigmoid; HardSigmoid the clip of a public
+//!   line, HardSwish `x` times it (one product); GlobalMaxPool the maximum tree of each plane.
 //! - Max pooling pads with a public `-2^20` (below any activation a fixed-point model holds), so
 //!   a padded position never wins; average pooling divides by the window's inside positions
 //!   unless the pool counts its padding (ONNX's `count_include_pad`).
@@ -126,6 +127,11 @@ pub(crate) async fn apply<P: Protocol>(
         }
         Op::Clip { min, max } => clip(p, x, *min, *max, activations).await?,
         Op::Sigmoid => activations.sigmoid(p, x).await?,
+        Op::HardSigmoid { alpha, beta } => hard_sigmoid(p, x, *alpha, *beta, activations).await?,
+        Op::HardSwish => {
+            let gate = hard_sigmoid(p, x, 1.0 / 6.0, 0.5, activations).await?;
+            p.mul_trunc(x, &gate, f).await?
+        }
         Op::Tanh => {
             let s = activations
                 .sigmoid(p, &p.scale(x, P::Elem::from_u64(2)))
@@ -171,12 +177,18 @@ pub(crate) async fn apply<P: Protocol>(
             let planes = p.reshape(x, &[n, shape[1], shape[2..].iter().product()])?;
             nn::mean_axis(p, &planes, 2).await?
         }
+        Op::GlobalMaxPool => {
+            let planes = p.reshape(x, &[n, shape[1], shape[2..].iter().product()])?;
+            nn::max_last_axis(p, &planes).await?
+        }
         Op::Flatten => x.clone(),
         Op::Pad { pads } => {
             let g = zero_pad(&shape, *pads);
             nn::gather(p, x, &g, &full)?
         }
         Op::Add => p.add(x, inputs[1])?,
+        Op::Sub => p.sub(x, inputs[1])?,
+        Op::Mul => p.mul_trunc(x, inputs[1], f).await?,
         Op::Concat => concat(p, inputs)?,
     };
     p.reshape(&y, &full)
@@ -214,6 +226,21 @@ async fn clip<P: Protocol>(
     let parts = p.split(&both, &[&[len], &[len]])?;
     let y = p.add_public(&p.sub(&parts[0], &parts[1])?, &vec![fx(min, f); len])?;
     p.reshape(&y, p.shape(x))
+}
+
+/// `clip(alpha x + beta, 0, 1)`: a public slope (one truncation) and offset, then [`clip`].
+async fn hard_sigmoid<P: Protocol>(
+    p: &P,
+    x: &P::Tensor,
+    alpha: f64,
+    beta: f64,
+    activations: Activations,
+) -> Result<P::Tensor, MpcError> {
+    let f = p.frac_bits();
+    let len = s_len(p, x);
+    let line = p.truncate(&p.scale(x, fx(alpha, f)), f).await?;
+    let line = p.add_public(&line, &vec![fx(beta, f); len])?;
+    clip(p, &line, 0.0, 1.0, activations).await
 }
 
 /// Concatenation along the channel axis of `[n, c_i, rest...]` values.

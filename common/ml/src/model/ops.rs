@@ -4,7 +4,7 @@
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
 use burn::tensor::Tensor;
-use burn::tensor::activation::{leaky_relu, relu, sigmoid, tanh};
+use burn::tensor::activation::{hard_sigmoid, hard_swish, leaky_relu, relu, sigmoid, tanh};
 use burn::tensor::ops::PadMode;
 use tessera_common::graph::Op;
 use tessera_common::graph::op::Pool;
@@ -53,12 +53,22 @@ pub(super) fn apply(op: &Op, layer: Option<&Layer>, inputs: Vec<Activation>) -> 
         (Op::Clip { min, max }, _) => x.map(|t| t.clamp(*min, *max), |t| t.clamp(*min, *max)),
         (Op::Sigmoid, _) => x.map(sigmoid, sigmoid),
         (Op::Tanh, _) => x.map(tanh, tanh),
+        (Op::HardSigmoid { alpha, beta }, _) => x.map(
+            |t| hard_sigmoid(t, *alpha, *beta),
+            |t| hard_sigmoid(t, *alpha, *beta),
+        ),
+        (Op::HardSwish, _) => x.map(hard_swish, hard_swish),
         (Op::MaxPool2d(pool), _) => Activation::Image(max_pool(pool, x.image())),
         (Op::AvgPool2d(pool), _) => Activation::Image(avg_pool(pool, x.image())),
         (Op::GlobalAvgPool, _) => {
             let t = x.image();
             let [n, c, h, w] = t.dims();
             Activation::Flat(t.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]))
+        }
+        (Op::GlobalMaxPool, _) => {
+            let t = x.image();
+            let [n, c, h, w] = t.dims();
+            Activation::Flat(t.reshape([n, c, h * w]).max_dim(2).reshape([n, c]))
         }
         (Op::Flatten, _) => Activation::Flat(x.flat()),
         (Op::Pad { pads }, _) => {
@@ -68,15 +78,42 @@ pub(super) fn apply(op: &Op, layer: Option<&Layer>, inputs: Vec<Activation>) -> 
                     .pad([(top, bottom), (left, right)], PadMode::Constant(0.0)),
             )
         }
-        (Op::Add, _) => match (x, inputs.next().expect("two inputs")) {
-            (Activation::Flat(a), Activation::Flat(b)) => Activation::Flat(a + b),
-            (Activation::Image(a), Activation::Image(b)) => Activation::Image(a + b),
-            _ => unreachable!("shape inference adds equal shapes"),
-        },
+        (Op::Add, _) => binary(
+            x,
+            inputs.next().expect("two inputs"),
+            |a, b| a + b,
+            |a, b| a + b,
+        ),
+        (Op::Sub, _) => binary(
+            x,
+            inputs.next().expect("two inputs"),
+            |a, b| a - b,
+            |a, b| a - b,
+        ),
+        (Op::Mul, _) => binary(
+            x,
+            inputs.next().expect("two inputs"),
+            |a, b| a * b,
+            |a, b| a * b,
+        ),
         (Op::Concat, _) => unreachable!("concatenated above"),
         (Op::Dense { .. } | Op::Conv2d(_) | Op::Affine, _) => {
             unreachable!("every parametric node has its layer")
         }
+    }
+}
+
+/// An elementwise function of two values of one shape.
+fn binary(
+    a: Activation,
+    b: Activation,
+    f2: impl FnOnce(Tensor<2>, Tensor<2>) -> Tensor<2>,
+    f4: impl FnOnce(Tensor<4>, Tensor<4>) -> Tensor<4>,
+) -> Activation {
+    match (a, b) {
+        (Activation::Flat(a), Activation::Flat(b)) => Activation::Flat(f2(a, b)),
+        (Activation::Image(a), Activation::Image(b)) => Activation::Image(f4(a, b)),
+        _ => unreachable!("shape inference combines equal shapes"),
     }
 }
 
