@@ -43,6 +43,7 @@
 
 mod chain;
 mod convert;
+mod layers;
 mod names;
 mod weights;
 

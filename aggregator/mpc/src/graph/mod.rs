@@ -14,8 +14,8 @@ use tessera_common::graph::{ModelGraph, Op, Resolved};
 use tessera_common::model_spec::SpecError;
 
 use crate::MpcError;
+use crate::activations::Activations;
 use crate::error::Invalid;
-use crate::model::Activations;
 use crate::protocol::Protocol;
 
 /// One node as the executor runs it.

@@ -20,8 +20,8 @@ use tessera_common::graph::Op;
 use tessera_common::graph::op::{Conv, Pool};
 use tessera_common::ring::Ring;
 
+use crate::activations::Activations;
 use crate::layout::{Gather, Window};
-use crate::model::Activations;
 use crate::protocol::Protocol;
 use crate::{MpcError, nn};
 
