@@ -49,6 +49,15 @@ pub enum GraphProblem {
         /// The other.
         right: Vec<usize>,
     },
+    /// A value or the parameters larger than a model may be ([`super::MAX_ELEMENTS`] values
+    /// a sample, [`super::MAX_PARAMS`] parameters, attributes up to
+    /// [`super::shape::MAX_ATTRIBUTE`]): the graph comes from another party, and its sizes
+    /// must neither overflow nor exhaust memory.
+    #[error("{what} too large")]
+    TooLarge {
+        /// What: a value, the parameters, an attribute.
+        what: &'static str,
+    },
     /// An attribute out of range (a zero kernel, stride or unit count, groups that do not
     /// divide the channels, a clip whose bounds are reversed).
     #[error("{op}: {attribute} out of range")]

@@ -27,6 +27,20 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The most elements one value of one sample may have.
+pub const MAX_ELEMENTS: usize = 1 << 32;
+
+/// The most parameters a model may have.
+pub const MAX_PARAMS: usize = 1 << 34;
+
+/// The elements of `shape`, if at most `max`.
+fn elements(shape: &[usize], max: usize) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, d| n.checked_mul(*d))
+        .filter(|n| *n <= max)
+}
+
 /// The name of the graph's input value.
 pub const INPUT: &str = "input";
 
@@ -72,9 +86,16 @@ impl ModelGraph {
     /// Every value's shape, the output's, and the parameters' in their canonical order; the
     /// first node that does not fit is a [`GraphError`] naming it.
     pub fn resolve(&self) -> Result<Resolved, GraphError> {
+        if elements(&self.input_shape, MAX_ELEMENTS).is_none() {
+            return Err(GraphError {
+                node: INPUT.into(),
+                problem: GraphProblem::TooLarge { what: "the input" },
+            });
+        }
         let mut shapes = BTreeMap::new();
         shapes.insert(INPUT.to_string(), self.input_shape.clone());
         let mut params = Vec::new();
+        let mut num_params = 0usize;
         for node in &self.nodes {
             let at = |problem| GraphError {
                 node: node.name.clone(),
@@ -106,7 +127,20 @@ impl ModelGraph {
                 })
                 .collect::<Result<Vec<&[usize]>, _>>()?;
             let out = shape::output_shape(&node.op, &inputs).map_err(at)?;
-            params.extend(shape::param_shapes(&node.op, inputs[0]));
+            if elements(&out, MAX_ELEMENTS).is_none() {
+                return Err(at(GraphProblem::TooLarge { what: "its output" }));
+            }
+            for param in shape::param_shapes(&node.op, inputs[0]) {
+                num_params = elements(&param, MAX_PARAMS)
+                    .and_then(|n| num_params.checked_add(n))
+                    .filter(|n| *n <= MAX_PARAMS)
+                    .ok_or_else(|| {
+                        at(GraphProblem::TooLarge {
+                            what: "the parameters",
+                        })
+                    })?;
+                params.push(param);
+            }
             if shapes.contains_key(&node.output) {
                 return Err(at(GraphProblem::Duplicate(node.output.clone())));
             }

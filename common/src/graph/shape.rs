@@ -29,8 +29,37 @@ pub fn param_shapes(op: &Op, input: &[usize]) -> Vec<Vec<usize>> {
     }
 }
 
+/// The largest size, stride, padding, dilation or group count an operator may have: the
+/// shape arithmetic on values of at most [`super::MAX_ELEMENTS`] elements stays far from
+/// overflowing.
+pub const MAX_ATTRIBUTE: usize = 1 << 24;
+
+/// Every size-like attribute of `op`.
+fn sizes(op: &Op) -> Vec<usize> {
+    match *op {
+        Op::Dense { units } => vec![units],
+        Op::Conv2d(c) => [c.channels, c.groups]
+            .into_iter()
+            .chain(c.kernel)
+            .chain(c.stride)
+            .chain(c.pads)
+            .chain(c.dilation)
+            .collect(),
+        Op::MaxPool2d(p) | Op::AvgPool2d(p) => {
+            p.kernel.into_iter().chain(p.stride).chain(p.pads).collect()
+        }
+        Op::Pad { pads } => pads.to_vec(),
+        _ => Vec::new(),
+    }
+}
+
 /// The shape `op` produces from `inputs` (each per sample).
 pub fn output_shape(op: &Op, inputs: &[&[usize]]) -> Result<Vec<usize>, GraphProblem> {
+    if sizes(op).into_iter().any(|s| s > MAX_ATTRIBUTE) {
+        return Err(GraphProblem::TooLarge {
+            what: "an attribute",
+        });
+    }
     let name = op.name();
     let first = inputs[0];
     let bad_input = || GraphProblem::Shape {

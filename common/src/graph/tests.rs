@@ -173,3 +173,52 @@ fn every_problem_names_its_node() {
         }
     );
 }
+
+/// Sizes a hostile party may write (the graph reaches every server and data owner) are refused
+/// with a typed error before any arithmetic on them can overflow or any memory is allocated.
+#[test]
+fn sizes_that_would_overflow_or_exhaust_memory_are_refused() {
+    let too_large = |g: &ModelGraph| match g.resolve() {
+        Err(GraphError {
+            node,
+            problem: GraphProblem::TooLarge { what },
+        }) => (node, what),
+        other => panic!("{other:?}"),
+    };
+    // A padding near usize::MAX (`h + pads` would overflow).
+    let mut g = residual();
+    g.nodes[0].op = Op::Conv2d(Conv {
+        channels: 4,
+        kernel: [3, 3],
+        stride: [1, 1],
+        pads: [usize::MAX, 1, 1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    });
+    assert_eq!(too_large(&g), ("c1".into(), "an attribute"));
+    // An input of 2^40 values a sample.
+    let mut g = residual();
+    g.input_shape = vec![4, 1 << 20, 1 << 20];
+    assert_eq!(too_large(&g), (INPUT.into(), "the input"));
+    // Within every attribute bound, a dense layer of 2^24 x 2^24 weights.
+    let mut g = residual();
+    g.input_shape = vec![1 << 16, 16, 16];
+    g.nodes = vec![
+        Node::new("flat", Op::Flatten, &[INPUT]),
+        Node::new("fc", Op::Dense { units: 1 << 24 }, &["flat"]),
+    ];
+    g.output = "fc".into();
+    assert_eq!(too_large(&g), ("fc".into(), "the parameters"));
+    // A padded output of 2^16 x 2^24 x 2^24 values.
+    let mut g = residual();
+    g.input_shape = vec![1 << 16, 1, 1];
+    g.nodes = vec![Node::new(
+        "pad",
+        Op::Pad {
+            pads: [1 << 23, 1 << 23, 1 << 23, 1 << 23],
+        },
+        &[INPUT],
+    )];
+    g.output = "pad".into();
+    assert_eq!(too_large(&g), ("pad".into(), "its output"));
+}
